@@ -1,0 +1,79 @@
+"""The one error type for bad specs: it names the file, the line, the YAML path, the value and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Issue", "SpecError", "format_path"]
+
+_MISSING = object()
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """``("stages", 2, "mixer", "kv_stride")`` -> ``"stages[2].mixer.kv_stride"``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<root>"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a spec: where it is, what was there, and what is allowed."""
+
+    path: tuple[str | int, ...]
+    message: str
+    value: Any = _MISSING
+    allowed: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+    @property
+    def location(self) -> str:
+        where = self.file or "<spec>"
+        if self.line is not None:
+            where += f":{self.line}"
+        return where
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {format_path(self.path)}: {self.message}"
+        if self.value is not _MISSING:
+            shown = repr(self.value)
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
+            text += f" (got {shown})"
+        if self.allowed:
+            text += f"; allowed: {self.allowed}"
+        return text
+
+
+class SpecError(ValueError):
+    """A spec (or space, or experiment) that cannot be loaded, validated or built.
+
+    ``issues`` lists every problem found; ``str(error)`` shows each on its own line as
+    ``file:line: yaml.path: message (got value); allowed: ...``.
+    """
+
+    def __init__(self, issues: Issue | Sequence[Issue]):
+        self.issues: tuple[Issue, ...] = (issues,) if isinstance(issues, Issue) else tuple(issues)
+        if not self.issues:
+            raise ValueError("SpecError needs at least one issue")
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+    @property
+    def path(self) -> str:
+        """The YAML path of the first issue, e.g. ``stages[2].mixer.kv_stride``."""
+        return format_path(self.issues[0].path)
+
+    @property
+    def line(self) -> int | None:
+        return self.issues[0].line
+
+    @property
+    def file(self) -> str | None:
+        return self.issues[0].file

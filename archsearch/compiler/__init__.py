@@ -1,0 +1,28 @@
+"""The compiler: one ``build(spec) -> nn.Module`` for every zoo model and every trial."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..spec import NormalizedSpec, Spec, load_spec, normalize
+from ._model import ArchNet, ClassifierHead, MapStage, TokenStage
+from ._registry import BLOCKS, EMBEDS, STEMS, Registry
+
+__all__ = ["BLOCKS", "EMBEDS", "STEMS", "ArchNet", "ClassifierHead", "MapStage", "Registry", "TokenStage",
+           "build", "create_model"]
+
+
+def build(spec: Spec | NormalizedSpec | str | os.PathLike[str]) -> ArchNet:
+    """Compile a spec (or a normalised spec, a YAML path or a zoo name) into a PyTorch model."""
+    if isinstance(spec, NormalizedSpec):
+        plan = spec
+    else:
+        plan = normalize(spec if isinstance(spec, Spec) else load_spec(spec))
+    return ArchNet(plan)
+
+
+def create_model(name: str | os.PathLike[str], **overrides: Any) -> ArchNet:
+    """Build a zoo model (or a YAML file) with overrides: ``num_classes``, ``input_size``,
+    ``in_chans``. ``create_model("cvt-13", num_classes=10, input_size=160)``."""
+    return build(load_spec(name, **overrides))

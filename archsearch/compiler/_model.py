@@ -1,0 +1,155 @@
+"""The one model class every spec compiles to: stem -> stages -> head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..ops import Bottleneck, TransformerBlock
+from ..ops._embed import conv_embed, patch_embed, resnet_stem
+from ..spec import NormalizedSpec, StagePlan
+from ._registry import BLOCKS, EMBEDS, STEMS
+
+__all__ = ["ArchNet", "ClassifierHead", "MapStage", "TokenStage"]
+
+STEMS.register("resnet")(resnet_stem)
+EMBEDS.register("conv")(conv_embed)
+EMBEDS.register("patch")(patch_embed)
+EMBEDS.register("block")(lambda embed, c_in, dim, eps: nn.Identity())
+EMBEDS.register("none")(lambda embed, c_in, dim, eps: nn.Identity())
+
+Features = tuple[torch.Tensor, torch.Tensor | None]  # (B, C, H, W) map, (B, n, C) class tokens
+
+
+class MapStage(nn.Module):
+    """A stage whose blocks work on the ``(B, C, H, W)`` map (bottleneck). Class tokens stop here."""
+
+    def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
+        super().__init__()
+        self.embed = embed
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
+        return self.blocks(self.embed(x)), None
+
+
+class TokenStage(nn.Module):
+    """A stage whose blocks work on ``(B, cls + H*W, C)`` tokens (transformer).
+
+    After the embedding, the map is flattened to tokens, the class token is prepended and the
+    absolute position embedding added; at the end the class tokens are split off again.
+    """
+
+    def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
+        super().__init__()
+        self.embed = embed
+        self.cls_tokens = plan.embed_shape.cls_tokens
+        self.cls_token = nn.Parameter(torch.zeros(1, self.cls_tokens, plan.dim)) if self.cls_tokens else None
+        self.pos_embed = None
+        if plan.pos_embed == "absolute":
+            self.pos_embed = nn.Parameter(torch.zeros(1, plan.embed_shape.tokens, plan.dim))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
+        x = self.embed(x)
+        b, c, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2)
+        if self.cls_token is not None:
+            t = torch.cat((self.cls_token.expand(b, -1, -1), t), dim=1)
+        if self.pos_embed is not None:
+            t = t + self.pos_embed
+        hw = (h, w)
+        for block in self.blocks:
+            t, hw = block(t, hw)
+        cls_out = t[:, : self.cls_tokens] if self.cls_tokens else None
+        fmap = t[:, self.cls_tokens :].transpose(1, 2).reshape(b, c, hw[0], hw[1])
+        return fmap, cls_out
+
+
+BLOCKS.register("bottleneck")((Bottleneck, MapStage))
+BLOCKS.register("transformer")((TransformerBlock, TokenStage))
+
+
+class ClassifierHead(nn.Module):
+    def __init__(self, plan: NormalizedSpec):
+        super().__init__()
+        head, dim = plan.head, plan.out_shape.channels
+        self.pool = head.pool
+        self.norm = nn.LayerNorm(dim, eps=plan.spec.norm_eps) if head.norm else None
+        self.drop = nn.Dropout(head.dropout)
+        self.fc = nn.Linear(dim, head.num_classes) if head.num_classes else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cls: torch.Tensor | None) -> torch.Tensor:
+        if self.pool == "cls":
+            assert cls is not None
+            x = cls[:, 0]
+            if self.norm is not None:
+                x = self.norm(x)
+        elif self.norm is not None:
+            x = self.norm(x.flatten(2).transpose(1, 2)).mean(dim=1)
+        else:
+            x = x.mean(dim=(2, 3))
+        return self.fc(self.drop(x))
+
+
+class ArchNet(nn.Module):
+    """A compiled spec. ``plan`` is its normalised spec; ``feature_info`` lists per-stage
+    channels and reduction (as timm's ``feature_info``)."""
+
+    def __init__(self, plan: NormalizedSpec):
+        super().__init__()
+        self.plan = plan
+        spec, source = plan.spec, plan.source
+        eps = spec.norm_eps
+        channels = plan.input_shape.channels
+        self.stem: nn.Module = nn.Identity()
+        if spec.stem is not None:
+            self.stem = STEMS.get(spec.stem.kind, ("stem", "kind"), source)(spec.stem, channels)
+            assert plan.stem_shape is not None
+            channels = plan.stem_shape.channels
+        stages = []
+        for stage in plan.stages:
+            embed_builder = EMBEDS.get(stage.embed.kind, ("stages", stage.index, "embed", "kind"), source)
+            embed = embed_builder(stage.embed, channels, stage.dim, eps)
+            block_cls, stage_cls = BLOCKS.get(stage.family, ("stages", stage.index, "block"), source)
+            stages.append(stage_cls(stage, embed, [block_cls(b) for b in stage.blocks]))
+            channels = stage.out_shape.channels
+        self.stages = nn.ModuleList(stages)
+        self.head = ClassifierHead(plan)
+        self.feature_info = [
+            {"num_chs": s.out_shape.channels, "reduction": s.reduction, "module": f"stages.{s.index}"}
+            for s in plan.stages
+        ]
+        self.apply(_init_weights)
+        for stage in self.stages:
+            for name in ("cls_token", "pos_embed"):
+                param = getattr(stage, name, None)
+                if param is not None:
+                    nn.init.trunc_normal_(param, std=0.02)
+
+    @property
+    def num_classes(self) -> int:
+        return self.plan.num_classes
+
+    def forward_features(self, x: torch.Tensor) -> Features:
+        x = self.stem(x)
+        cls = None
+        for stage in self.stages:
+            x, cls = stage(x, cls)
+        return x, cls
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, cls = self.forward_features(x)
+        return self.head(x, cls)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, Bottleneck):
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(module.bn3.weight)  # zero-init the last BN: each block starts as identity

@@ -1,0 +1,20 @@
+"""Layers and blocks that compiled models are made of."""
+
+from ._attention import MHSA2d, Attention, attend, fused_attention, set_fused_attention, uses_fused_attention
+from ._blocks import Bottleneck, TransformerBlock
+from ._layers import DropPath, LayerNorm2d, Mlp, QuickGELU
+
+__all__ = [
+    "MHSA2d",
+    "Attention",
+    "Bottleneck",
+    "DropPath",
+    "LayerNorm2d",
+    "Mlp",
+    "QuickGELU",
+    "TransformerBlock",
+    "attend",
+    "fused_attention",
+    "set_fused_attention",
+    "uses_fused_attention",
+]

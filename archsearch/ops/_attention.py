@@ -1,0 +1,168 @@
+"""Attention: the fused/explicit switch, global token attention (ViT, CvT) and BoTNet's MHSA."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Attention", "MHSA2d", "attend", "fused_attention", "set_fused_attention", "uses_fused_attention"]
+
+_FUSED = os.environ.get("ARCHSEARCH_FUSED_ATTN", "1") not in ("0", "false", "False")
+
+
+def set_fused_attention(enabled: bool) -> None:
+    """Run attention through ``F.scaled_dot_product_attention`` (True, the default) or the
+    explicit softmax path (False). ``ARCHSEARCH_FUSED_ATTN=0`` sets the default off."""
+    global _FUSED
+    _FUSED = bool(enabled)
+
+
+def uses_fused_attention() -> bool:
+    return _FUSED
+
+
+@contextlib.contextmanager
+def fused_attention(enabled: bool) -> Iterator[None]:
+    """Context manager form of :func:`set_fused_attention`."""
+    previous = _FUSED
+    set_fused_attention(enabled)
+    try:
+        yield
+    finally:
+        set_fused_attention(previous)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+           bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``softmax(q k^T * scale + bias) v`` over ``(B, heads, tokens, head_dim)`` tensors."""
+    if _FUSED:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    logits = (q * scale) @ k.transpose(-2, -1)
+    if bias is not None:
+        logits = logits + bias
+    return logits.softmax(dim=-1) @ v
+
+
+class _ConvProjection(nn.Module):
+    """CvT's projection of a token map before the Linear: depthwise conv + BN, or avg-pool."""
+
+    def __init__(self, method: str, dim: int, kernel: int, stride: int):
+        super().__init__()
+        if method == "dw_bn":
+            self.conv: nn.Module = nn.Conv2d(dim, dim, kernel, stride, kernel // 2, groups=dim, bias=False)
+            self.bn: nn.Module = nn.BatchNorm2d(dim)
+        else:
+            self.conv = nn.AvgPool2d(kernel, stride, kernel // 2, ceil_mode=True)
+            self.bn = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x)).flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Global multi-head attention over ``(B, cls + H*W, C)`` tokens.
+
+    ``qkv='linear'`` is ViT's single fused Linear. ``dw_bn``/``avg`` follow official CvT: the
+    map tokens go through a conv projection (strided for keys/values by ``kv_stride``, for
+    queries by ``q_stride``), the class tokens bypass it and are re-attached in front, then
+    separate Linear layers project q, k and v.
+    """
+
+    def __init__(self, dim: int, heads: int, *, qkv: str = "linear", kernel: int = 3, kv_stride: int = 1,
+                 q_stride: int = 1, qkv_bias: bool = True, scale: str = "head", cls_tokens: int = 0):
+        super().__init__()
+        self.heads = heads
+        self.cls_tokens = cls_tokens
+        self.scale = (dim if scale == "dim" else dim // heads) ** -0.5
+        self.method = qkv
+        if qkv == "linear":
+            self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        else:
+            self.conv_q = _ConvProjection("dw_bn", dim, kernel, q_stride) if qkv == "dw_bn" else None
+            self.conv_k = _ConvProjection(qkv, dim, kernel, kv_stride)
+            self.conv_v = _ConvProjection(qkv, dim, kernel, kv_stride)
+            self.proj_q = nn.Linear(dim, dim, bias=qkv_bias)
+            self.proj_k = nn.Linear(dim, dim, bias=qkv_bias)
+            self.proj_v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        return x.view(b, n, self.heads, c // self.heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        b, n, c = x.shape
+        if self.method == "linear":
+            q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        else:
+            cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
+            fmap = tokens.transpose(1, 2).reshape(b, c, hw[0], hw[1])
+
+            def project(conv: nn.Module | None, linear: nn.Module) -> torch.Tensor:
+                t = tokens if conv is None else conv(fmap)
+                if self.cls_tokens:
+                    t = torch.cat((cls, t), dim=1)
+                return self._heads(linear(t))
+
+            q = project(self.conv_q, self.proj_q)
+            k = project(self.conv_k, self.proj_k)
+            v = project(self.conv_v, self.proj_v)
+        out = attend(q, k, v, self.scale)
+        return self.proj(out.transpose(1, 2).reshape(b, -1, c))
+
+
+class MHSA2d(nn.Module):
+    """BoTNet multi-head self-attention on a ``(B, C, H, W)`` map.
+
+    Logits are content-content ``q.k * head_dim**-0.5`` plus content-position ``q.r`` where
+    ``r`` for a (query, key) pair is ``rel_h[dy] + rel_w[dx]``, learned per relative offset.
+    """
+
+    def __init__(self, dim: int, heads: int, size: tuple[int, int], *, relative: bool = True,
+                 qkv_bias: bool = False):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.size = size
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=qkv_bias)
+        self.relative = relative
+        if relative:
+            h, w = size
+            self.rel_h = nn.Parameter(torch.randn(2 * h - 1, self.head_dim) * self.scale)
+            self.rel_w = nn.Parameter(torch.randn(2 * w - 1, self.head_dim) * self.scale)
+            # index[i, j] = j - i + (n - 1): the offset of key j from query i
+            self.register_buffer("index_h", _offsets(h), persistent=False)
+            self.register_buffer("index_w", _offsets(w), persistent=False)
+
+    def position_logits(self, q: torch.Tensor) -> torch.Tensor:
+        """``(B, heads, H*W, H*W)`` logits of each query against each key position."""
+        b, heads, _, d = q.shape
+        h, w = self.size
+        q = q.reshape(b, heads, h, w, d)
+        rel_h = self.rel_h[self.index_h]  # (H query rows, H key rows, d)
+        rel_w = self.rel_w[self.index_w]
+        logits_h = torch.einsum("bnxyd,xpd->bnxyp", q, rel_h)
+        logits_w = torch.einsum("bnxyd,yqd->bnxyq", q, rel_w)
+        logits = logits_h[..., :, None] + logits_w[..., None, :]
+        return logits.reshape(b, heads, h * w, h * w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        if (h, w) != self.size:
+            raise ValueError(f"MHSA was built for a {self.size[0]}x{self.size[1]} map but got {h}x{w}; "
+                             "rebuild the model for this input size")
+        q, k, v = self.qkv(x).view(b, 3, self.heads, self.head_dim, h * w).transpose(-2, -1).unbind(1)
+        bias = self.position_logits(q) if self.relative else None
+        out = attend(q, k, v, self.scale, bias)
+        return out.transpose(-2, -1).reshape(b, c, h, w)
+
+
+def _offsets(n: int) -> torch.Tensor:
+    idx = torch.arange(n)
+    return idx[None, :] - idx[:, None] + n - 1

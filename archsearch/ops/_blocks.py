@@ -1,0 +1,96 @@
+"""Block families: the ResNet bottleneck (conv or MHSA mixer) and the pre-norm transformer block.
+
+Every block is built from its :class:`~archsearch.spec.BlockPlan` alone (one constructor
+contract), so the compiler and the cost model read the same resolved values.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..spec import AttentionMixer, BlockPlan, ConvMixer, MhsaMixer
+from ._attention import MHSA2d, Attention
+from ._layers import DropPath, Mlp, make_act
+
+__all__ = ["Bottleneck", "TransformerBlock"]
+
+
+class Bottleneck(nn.Module):
+    """ResNet v1.5 bottleneck: 1x1 reduce -> mixer -> 1x1 expand, plus shortcut; map in, map out.
+
+    The mixer is a kxk conv (strided when the block downsamples) or BoTNet MHSA followed by a
+    2x2 average pool when it downsamples. The shortcut is a strided 1x1 conv + BN when the
+    shape changes.
+    """
+
+    def __init__(self, plan: BlockPlan):
+        super().__init__()
+        width, stride = plan.width, plan.stride
+        self.conv1 = nn.Conv2d(plan.dim_in, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.act1 = make_act(plan.act)
+        mixer = plan.mixer
+        if isinstance(mixer, ConvMixer):
+            self.mixer: nn.Module = nn.Conv2d(width, width, mixer.kernel, stride, mixer.kernel // 2,
+                                              groups=mixer.groups, bias=False)
+        else:
+            assert isinstance(mixer, MhsaMixer)
+            size = (plan.in_shape.height, plan.in_shape.width)
+            attn = MHSA2d(width, mixer.heads, size, relative=plan.pos_embed == "relative", qkv_bias=mixer.qkv_bias)
+            self.mixer = nn.Sequential(attn, nn.AvgPool2d(stride, stride)) if stride > 1 else attn
+        self.bn2 = nn.BatchNorm2d(width)
+        self.act2 = make_act(plan.act)
+        self.conv3 = nn.Conv2d(width, plan.dim, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(plan.dim)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or plan.dim_in != plan.dim:
+            self.shortcut = nn.Sequential(nn.Conv2d(plan.dim_in, plan.dim, 1, stride, bias=False),
+                                          nn.BatchNorm2d(plan.dim))
+        self.drop_path = DropPath(plan.drop_path)
+        self.act3 = make_act(plan.act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.act2(self.bn2(self.mixer(out)))
+        out = self.bn3(self.conv3(out))
+        return self.act3(self.drop_path(out) + self.shortcut(x))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block on tokens: ``x + mixer(norm(x))``, ``x + mlp(norm(x))``.
+
+    With ``q_stride > 1`` the token map shrinks, and the shortcut is max-pooled to match
+    (class tokens pass through unchanged).
+    """
+
+    def __init__(self, plan: BlockPlan):
+        super().__init__()
+        mixer = plan.mixer
+        assert isinstance(mixer, AttentionMixer) and plan.mlp_ratio is not None
+        self.cls_tokens = plan.in_shape.cls_tokens
+        self.norm1 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
+        self.attn = Attention(plan.dim, mixer.heads, qkv=mixer.qkv, kernel=mixer.kernel,
+                              kv_stride=mixer.kv_stride, q_stride=mixer.q_stride, qkv_bias=mixer.qkv_bias,
+                              scale=mixer.scale, cls_tokens=self.cls_tokens)
+        self.drop_path = DropPath(plan.drop_path)
+        self.norm2 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
+        self.mlp = Mlp(plan.dim, int(plan.dim * plan.mlp_ratio), plan.act)
+        self.q_stride = mixer.q_stride
+        self.pool: nn.Module | None = None
+        if mixer.q_stride > 1:
+            self.pool = nn.MaxPool2d(mixer.kernel, mixer.q_stride, mixer.kernel // 2)
+
+    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+        shortcut, out_hw = (x, hw) if self.pool is None else self._pool_tokens(x, hw)
+        x = shortcut + self.drop_path(self.attn(self.norm1(x), hw))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return x, out_hw
+
+    def _pool_tokens(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+        assert self.pool is not None
+        b, _, c = x.shape
+        cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
+        pooled = self.pool(tokens.transpose(1, 2).reshape(b, c, hw[0], hw[1]))
+        out_hw = (pooled.shape[2], pooled.shape[3])
+        return torch.cat((cls, pooled.flatten(2).transpose(1, 2)), dim=1), out_hw

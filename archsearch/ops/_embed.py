@@ -1,0 +1,34 @@
+"""Stems and token embeddings: map in, map out."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..spec import ConvEmbed, PatchEmbed, ResNetStem
+from ._layers import make_norm2d
+
+__all__ = ["conv_embed", "patch_embed", "resnet_stem"]
+
+
+def resnet_stem(stem: ResNetStem, in_channels: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, stem.channels, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(stem.channels),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2, 1),
+    )
+
+
+def conv_embed(embed: ConvEmbed, in_channels: int, dim: int, eps: float) -> nn.Module:
+    assert embed.padding is not None  # filled in by normalisation
+    return nn.Sequential(
+        nn.Conv2d(in_channels, dim, embed.kernel, embed.stride, embed.padding, bias=embed.bias),
+        make_norm2d(embed.norm, dim, eps),
+    )
+
+
+def patch_embed(embed: PatchEmbed, in_channels: int, dim: int, eps: float) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, dim, embed.stride, embed.stride, bias=embed.bias),
+        make_norm2d(embed.norm, dim, eps),
+    )

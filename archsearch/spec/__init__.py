@@ -1,0 +1,46 @@
+"""The spec grammar: schema, YAML loading with lines, normalisation."""
+
+from ._load import ZOO_DIR, load_spec, spec_from_dict, validate_spec, zoo_names
+from ._normalize import BlockPlan, FeatureShape, NormalizedSpec, StagePlan, normalize
+from ._schema import (
+    AttentionMixer,
+    BlockEmbed,
+    ConvEmbed,
+    ConvMixer,
+    Head,
+    InputSpec,
+    MhsaMixer,
+    NoEmbed,
+    PatchEmbed,
+    ResNetStem,
+    Spec,
+    Stage,
+)
+from ._yaml import SourceMap, load_yaml_text
+
+__all__ = [
+    "ZOO_DIR",
+    "AttentionMixer",
+    "BlockEmbed",
+    "BlockPlan",
+    "ConvEmbed",
+    "ConvMixer",
+    "FeatureShape",
+    "Head",
+    "InputSpec",
+    "MhsaMixer",
+    "NoEmbed",
+    "NormalizedSpec",
+    "PatchEmbed",
+    "ResNetStem",
+    "SourceMap",
+    "Spec",
+    "Stage",
+    "StagePlan",
+    "load_spec",
+    "load_yaml_text",
+    "normalize",
+    "spec_from_dict",
+    "validate_spec",
+    "zoo_names",
+]

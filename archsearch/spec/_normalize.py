@@ -1,0 +1,428 @@
+"""Normalisation: a validated :class:`Spec` -> one flat list of fully resolved blocks.
+
+Every stage is resolved (family, defaults, per-block lists) and the feature shape is carried
+through it, so impossible shapes are caught here with the YAML path and line, before any module
+is built. The compiler, the cost model and the reports all read the :class:`NormalizedSpec`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .._errors import Issue, SpecError
+from ._schema import (
+    AttentionMixer,
+    BlockEmbed,
+    ConvEmbed,
+    ConvMixer,
+    Embed,
+    Head,
+    MhsaMixer,
+    Mixer,
+    NoEmbed,
+    PatchEmbed,
+    Spec,
+    Stage,
+)
+from ._yaml import SourceMap
+
+__all__ = ["BlockPlan", "FeatureShape", "NormalizedSpec", "StagePlan", "normalize"]
+
+Family = Literal["bottleneck", "transformer"]
+Path = tuple[str | int, ...]
+
+#: Which mixer kinds each block family accepts, and which family a mixer implies.
+FAMILY_MIXERS: dict[str, tuple[str, ...]] = {
+    "bottleneck": ("conv", "mhsa"),
+    "transformer": ("attention",),
+}
+#: Which embeddings each family accepts.
+FAMILY_EMBEDS: dict[str, tuple[str, ...]] = {
+    "bottleneck": ("conv", "patch", "block", "none"),
+    "transformer": ("conv", "patch", "none"),
+}
+#: Which position embeddings each mixer accepts; the first is the default.
+MIXER_POS_EMBEDS: dict[str, tuple[str, ...]] = {
+    "conv": ("none",),
+    "mhsa": ("relative", "none"),
+    "attention": ("none", "absolute"),
+}
+#: Mixer fields that may be given per block (a list of length ``depth``).
+PER_BLOCK_MIXER_FIELDS = ("kv_stride", "q_stride")
+
+
+@dataclass(frozen=True)
+class FeatureShape:
+    """The feature map between layers: channels x height x width, plus class tokens."""
+
+    channels: int
+    height: int
+    width: int
+    cls_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.height * self.width + self.cls_tokens
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    def __str__(self) -> str:
+        extra = f"+{self.cls_tokens}cls" if self.cls_tokens else ""
+        return f"{self.channels}x{self.height}x{self.width}{extra}"
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """One block, fully resolved: every value a scalar, shapes in and out known."""
+
+    index: int
+    """Position in the whole network (0-based)."""
+    stage: int
+    position: int
+    """Position within its stage."""
+    family: Family
+    mixer: Mixer
+    """The mixer with per-block lists resolved to this block's values."""
+    dim_in: int
+    dim: int
+    stride: int
+    """Spatial stride of the block itself (bottleneck first block under ``embed: block``)."""
+    mlp_ratio: float | None
+    expansion: int | None
+    act: str
+    pos_embed: str
+    in_shape: FeatureShape
+    out_shape: FeatureShape
+    drop_path: float
+    norm_eps: float
+
+    @property
+    def path(self) -> Path:
+        return ("stages", self.stage, "blocks", self.position)
+
+    @property
+    def width(self) -> int:
+        """Bottleneck width (channels the mixer sees) or the transformer dim."""
+        return self.dim // self.expansion if self.expansion else self.dim
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    index: int
+    family: Family
+    embed: Embed
+    """The embedding with defaults filled in (e.g. ``padding``)."""
+    dim: int
+    depth: int
+    cls_token: bool
+    pos_embed: str
+    in_shape: FeatureShape
+    embed_shape: FeatureShape
+    """Shape after the embedding, before the blocks."""
+    out_shape: FeatureShape
+    reduction: int
+    """Total spatial stride from the input to this stage's output."""
+    blocks: tuple[BlockPlan, ...]
+
+
+@dataclass(frozen=True)
+class NormalizedSpec:
+    spec: Spec
+    name: str
+    input_shape: FeatureShape
+    stem_shape: FeatureShape | None
+    stages: tuple[StagePlan, ...]
+    head: Head
+    """The head with ``norm`` resolved to a bool."""
+    source: SourceMap
+
+    @property
+    def blocks(self) -> tuple[BlockPlan, ...]:
+        return tuple(b for s in self.stages for b in s.blocks)
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    @property
+    def out_shape(self) -> FeatureShape:
+        return self.stages[-1].out_shape
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution (floor mode)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def pool_out_ceil(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a ``ceil_mode=True`` pooling, as PyTorch computes it."""
+    out = math.ceil((size + 2 * padding - kernel) / stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+class _Normalizer:
+    def __init__(self, spec: Spec, source: SourceMap):
+        self.spec = spec
+        self.source = source
+        self.issues: list[Issue] = []
+
+    def fail(self, path: Path, message: str, **kwargs: Any) -> None:
+        self.issues.append(self.source.issue(path, message, **kwargs))
+
+    def raise_issues(self) -> None:
+        if self.issues:
+            raise SpecError(self.issues)
+
+    # ------------------------------------------------------------------ the whole spec
+    def run(self, name: str) -> NormalizedSpec:
+        spec = self.spec
+        depths = self.resolve_depths()
+        self.raise_issues()
+        height, width = spec.input.hw
+        shape = FeatureShape(spec.input.channels, height, width)
+        input_shape = shape
+        stem_shape = None
+        if spec.stem is not None:
+            h = conv_out(conv_out(height, 7, 2, 3), 3, 2, 1)
+            w = conv_out(conv_out(width, 7, 2, 3), 3, 2, 1)
+            if h < 1 or w < 1:
+                self.fail(("stem",), f"the {height}x{width} input is too small for the ResNet stem (stride 4)")
+                self.raise_issues()
+            shape = stem_shape = FeatureShape(spec.stem.channels, h, w)
+        total_blocks = sum(depths)
+        stages: list[StagePlan] = []
+        first_block = 0
+        for i, (stage, depth) in enumerate(zip(spec.stages, depths, strict=True)):
+            plan = self.stage(i, stage, depth, shape, first_block, total_blocks)
+            self.raise_issues()  # later stages depend on this one's shape
+            assert plan is not None
+            stages.append(plan)
+            shape = FeatureShape(plan.out_shape.channels, plan.out_shape.height, plan.out_shape.width)
+            first_block += depth
+        head = self.head(stages[-1])
+        self.raise_issues()
+        return NormalizedSpec(spec, name, input_shape, stem_shape, tuple(stages), head, self.source)
+
+    def resolve_depths(self) -> list[int]:
+        spec = self.spec
+        if spec.depths is not None and len(spec.depths) != len(spec.stages):
+            self.fail(("depths",), f"needs one depth per stage ({len(spec.stages)} stages)",
+                      value=spec.depths)
+            return []
+        depths = []
+        for i, stage in enumerate(spec.stages):
+            given = spec.depths[i] if spec.depths is not None else None
+            if stage.depth is not None and given is not None:
+                self.fail(("stages", i, "depth"), "depth is given both here and in the spec's 'depths'",
+                          value=stage.depth)
+            elif stage.depth is None and given is None:
+                self.fail(("stages", i), "missing 'depth' (give it here or as the spec's 'depths' list)")
+            depths.append(stage.depth or given or 0)
+        return depths
+
+    # ------------------------------------------------------------------ one stage
+    def stage(self, i: int, stage: Stage, depth: int, shape: FeatureShape,
+              first_block: int, total_blocks: int) -> StagePlan | None:
+        path: Path = ("stages", i)
+        mixer_kind = stage.mixer.kind
+        family: Family
+        if stage.block is not None:
+            family = stage.block
+            if mixer_kind not in FAMILY_MIXERS[family]:
+                self.fail((*path, "mixer", "kind"), f"mixer {mixer_kind!r} does not fit a {family} block",
+                          value=mixer_kind, allowed=", ".join(FAMILY_MIXERS[family]))
+                return None
+        else:
+            family = next(f for f, kinds in FAMILY_MIXERS.items() if mixer_kind in kinds)  # type: ignore[assignment]
+
+        self.check_family_fields(path, stage, family)
+        if stage.embed.kind not in FAMILY_EMBEDS[family]:
+            self.fail((*path, "embed", "kind"), f"embedding {stage.embed.kind!r} does not fit a {family} stage",
+                      value=stage.embed.kind, allowed=", ".join(FAMILY_EMBEDS[family]))
+        pos_allowed = MIXER_POS_EMBEDS[mixer_kind]
+        pos_embed = stage.pos_embed or pos_allowed[0]
+        if pos_embed not in pos_allowed:
+            self.fail((*path, "pos_embed"), f"position embedding {pos_embed!r} does not fit mixer {mixer_kind!r}",
+                      value=pos_embed, allowed=", ".join(pos_allowed))
+        mlp_ratios = self.per_block((*path, "mlp_ratio"), stage.mlp_ratio, depth,
+                                    4.0 if family == "transformer" else None)
+        mixer_values = {
+            name: self.per_block((*path, "mixer", name), getattr(stage.mixer, name), depth, None)
+            for name in PER_BLOCK_MIXER_FIELDS
+            if hasattr(stage.mixer, name)
+        }
+        if self.issues:
+            return None
+
+        embed, embed_shape, block_stride = self.embed(path, stage, family, shape)
+        if embed_shape is None:
+            return None
+        cls_tokens = 1 if stage.cls_token else 0
+        embed_shape = FeatureShape(embed_shape.channels, embed_shape.height, embed_shape.width, cls_tokens)
+        expansion = (stage.expansion or 4) if family == "bottleneck" else None
+        act = stage.act or ("relu" if family == "bottleneck" else "gelu")
+        self.check_mixer(path, stage.mixer, stage.dim, expansion, family)
+        if self.issues:
+            return None
+
+        blocks: list[BlockPlan] = []
+        current = embed_shape
+        for j in range(depth):
+            mixer = stage.mixer
+            if mixer_values:
+                mixer = mixer.model_copy(update={name: vals[j] for name, vals in mixer_values.items()})
+            stride = block_stride if j == 0 else 1
+            out = self.block_shape((*path, "mixer"), j, mixer, family, stride, stage.dim, current)
+            if out is None:
+                return None
+            index = first_block + j
+            drop = self.spec.drop_path * index / max(total_blocks - 1, 1)
+            blocks.append(BlockPlan(
+                index=index, stage=i, position=j, family=family, mixer=mixer,
+                dim_in=current.channels, dim=stage.dim, stride=stride,
+                mlp_ratio=mlp_ratios[j] if mlp_ratios else None, expansion=expansion, act=act,
+                pos_embed=pos_embed, in_shape=current, out_shape=out, drop_path=drop,
+                norm_eps=self.spec.norm_eps,
+            ))
+            current = out
+        stage_reduction = max(1, round(self.spec.input.hw[0] / current.height))
+        return StagePlan(
+            index=i, family=family, embed=embed, dim=stage.dim, depth=depth, cls_token=stage.cls_token,
+            pos_embed=pos_embed, in_shape=shape, embed_shape=embed_shape, out_shape=current,
+            reduction=stage_reduction, blocks=tuple(blocks),
+        )
+
+    def check_family_fields(self, path: Path, stage: Stage, family: Family) -> None:
+        only: dict[str, tuple[Family, Any]] = {
+            "mlp_ratio": ("transformer", None),
+            "cls_token": ("transformer", False),
+            "expansion": ("bottleneck", None),
+        }
+        for name, (owner, unset) in only.items():
+            value = getattr(stage, name)
+            if family != owner and value != unset:
+                self.fail((*path, name),
+                          f"{name} applies to {owner} stages, but this stage is a {family} stage "
+                          f"(mixer {stage.mixer.kind!r})", value=value)
+
+    def per_block(self, path: Path, value: Any, depth: int, default: Any) -> list[Any] | None:
+        if value is None:
+            return None if default is None else [default] * depth
+        if isinstance(value, list):
+            if len(value) != depth:
+                self.fail(path, f"a per-block list needs exactly depth={depth} items, one per block",
+                          value=value)
+                return None
+            return list(value)
+        return [value] * depth
+
+    # ------------------------------------------------------------------ embedding
+    def embed(self, path: Path, stage: Stage, family: Family,
+              shape: FeatureShape) -> tuple[Embed, FeatureShape | None, int]:
+        embed = stage.embed
+        h, w = shape.height, shape.width
+        epath = (*path, "embed")
+        if isinstance(embed, ConvEmbed):
+            padding = embed.kernel // 2 if embed.padding is None else embed.padding
+            embed = embed.model_copy(update={"padding": padding})
+            oh, ow = (conv_out(s, embed.kernel, embed.stride, padding) for s in (h, w))
+            if oh < 1 or ow < 1:
+                self.fail((*epath, "stride"),
+                          f"the {embed.kernel}x{embed.kernel} conv with stride {embed.stride} and padding "
+                          f"{padding} leaves no tokens from the {h}x{w} map",
+                          value=embed.stride)
+                return embed, None, 1
+            return embed, FeatureShape(stage.dim, oh, ow), 1
+        if isinstance(embed, PatchEmbed):
+            if h % embed.stride or w % embed.stride:
+                self.fail((*epath, "stride"),
+                          f"the {h}x{w} map is not divisible into {embed.stride}x{embed.stride} patches",
+                          value=embed.stride,
+                          allowed="strides dividing both sides: "
+                          + ", ".join(str(d) for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0))
+                return embed, None, 1
+            return embed, FeatureShape(stage.dim, h // embed.stride, w // embed.stride), 1
+        if isinstance(embed, BlockEmbed):
+            return embed, FeatureShape(shape.channels, h, w), embed.stride
+        assert isinstance(embed, NoEmbed)
+        if family == "transformer" and shape.channels != stage.dim:
+            self.fail((*path, "dim"),
+                      f"embed 'none' keeps the {shape.channels} incoming channels, so dim must be "
+                      f"{shape.channels} (or use a conv/patch embedding)", value=stage.dim)
+            return embed, None, 1
+        return embed, FeatureShape(shape.channels, h, w), 1
+
+    # ------------------------------------------------------------------ mixers and block shapes
+    def check_mixer(self, path: Path, mixer: Mixer, dim: int, expansion: int | None, family: Family) -> None:
+        mpath = (*path, "mixer")
+        width = dim // expansion if expansion else dim
+        if expansion and dim % expansion:
+            self.fail((*path, "expansion"), f"expansion {expansion} does not divide dim {dim}", value=expansion)
+            return
+        if isinstance(mixer, AttentionMixer | MhsaMixer) and width % mixer.heads:
+            what = "bottleneck width" if expansion else "dim"
+            self.fail((*mpath, "heads"), f"heads must divide the {what} {width}", value=mixer.heads,
+                      allowed=", ".join(str(d) for d in range(1, width + 1) if width % d == 0 and d <= 64))
+        if isinstance(mixer, ConvMixer) and width % mixer.groups:
+            self.fail((*mpath, "groups"), f"groups must divide the bottleneck width {width}", value=mixer.groups)
+        if isinstance(mixer, AttentionMixer):
+            strided = [name for name in PER_BLOCK_MIXER_FIELDS
+                       if any(v > 1 for v in _as_list(getattr(mixer, name)))]
+            if mixer.qkv == "linear" and strided:
+                self.fail((*mpath, strided[0]),
+                          f"{strided[0]} > 1 needs a convolutional projection", value=getattr(mixer, strided[0]),
+                          allowed="qkv: dw_bn or avg (or stride 1)")
+            if mixer.qkv == "avg" and "q_stride" in strided:
+                self.fail((*mpath, "q_stride"), "the avg projection keeps queries linear (official CvT), so "
+                          "q_stride must be 1", value=mixer.q_stride, allowed="qkv: dw_bn for a strided query")
+
+    def block_shape(self, mpath: Path, j: int, mixer: Mixer, family: Family, stride: int, dim: int,
+                    shape: FeatureShape) -> FeatureShape | None:
+        h, w = shape.height, shape.width
+        if isinstance(mixer, ConvMixer):
+            pad = mixer.kernel // 2
+            oh, ow = conv_out(h, mixer.kernel, stride, pad), conv_out(w, mixer.kernel, stride, pad)
+        elif isinstance(mixer, MhsaMixer):
+            if stride > min(h, w):
+                self.fail(("stages", mpath[1], "embed", "stride"),
+                          f"the {stride}x{stride} pool after MHSA leaves no tokens from the {h}x{w} map",
+                          value=stride)
+                return None
+            oh, ow = h // stride, w // stride
+        else:
+            assert isinstance(mixer, AttentionMixer)
+            for name in PER_BLOCK_MIXER_FIELDS:
+                value = getattr(mixer, name)
+                if value > min(h, w):
+                    given = getattr(self.spec.stages[mpath[1]].mixer, name)  # type: ignore[index]
+                    at = (*mpath, name, j) if isinstance(given, list) else (*mpath, name)
+                    self.fail(at, f"{name} {value} leaves no tokens: block {j} sees a {h}x{w} token map",
+                              value=value, allowed=f"at most {min(h, w)}")
+                    return None
+            oh, ow = conv_out(h, mixer.kernel, mixer.q_stride, mixer.kernel // 2), conv_out(
+                w, mixer.kernel, mixer.q_stride, mixer.kernel // 2)
+        return FeatureShape(dim, oh, ow, shape.cls_tokens)
+
+    # ------------------------------------------------------------------ head
+    def head(self, last: StagePlan) -> Head:
+        head = self.spec.head
+        if head.pool == "cls" and not last.cls_token:
+            self.fail(("head", "pool"), "pool 'cls' needs a class token in the last stage (cls_token: true)",
+                      value="cls", allowed="avg, or cls_token: true in the last stage")
+        norm = head.norm if head.norm is not None else last.family == "transformer"
+        return head.model_copy(update={"norm": norm})
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def normalize(spec: Spec, source: SourceMap | None = None, name: str | None = None) -> NormalizedSpec:
+    """Resolve ``spec`` into stages and blocks with shapes; raise :class:`SpecError` if impossible."""
+    source = source or getattr(spec, "_source", None) or SourceMap()
+    return _Normalizer(spec, source).run(name or spec.name or "spec")

@@ -1,0 +1,272 @@
+"""The spec schema: typed, strict, discriminated on ``kind``, self-documenting.
+
+Every model forbids unknown keys (listing the allowed ones), takes no type coercion (``"3"`` is
+not a depth) and is frozen, so a validated spec can be hashed and shared. Per-field checks live
+here; checks that need several fields or the running feature shape live in
+:mod:`archsearch.spec._normalize`, which every consumer goes through.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "AttentionMixer",
+    "BlockEmbed",
+    "ConvEmbed",
+    "ConvMixer",
+    "Embed",
+    "Head",
+    "InputSpec",
+    "MhsaMixer",
+    "Mixer",
+    "NoEmbed",
+    "PatchEmbed",
+    "ResNetStem",
+    "Spec",
+    "Stage",
+    "Stem",
+]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+#: A value that is either one scalar for the whole stage or a list with one item per block.
+PerBlockInt = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1)]
+PerBlockFloat = Annotated[float, Field(gt=0)] | Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    allowed = ", ".join(cls.model_fields)
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key {key!r} in {model}",
+                        {"key": key, "model": _describe(cls), "allowed": allowed},
+                    )
+        return data
+
+
+def _describe(cls: type[BaseModel]) -> str:
+    kind = cls.model_fields.get("kind")
+    if kind is not None and kind.default is not None:
+        return f"{cls.__name__} (kind {kind.default!r})"
+    return cls.__name__
+
+
+def _shorthand_kind(value: Any) -> Any:
+    """``mixer: conv`` is short for ``mixer: {kind: conv}``."""
+    return {"kind": value} if isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------------- input and stem
+
+
+class InputSpec(_Model):
+    """The image the network takes."""
+
+    size: PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = 224
+    """Side of a square image, or ``[height, width]``."""
+    channels: PositiveInt = 3
+    """Colour channels."""
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return (self.size, self.size) if isinstance(self.size, int) else (self.size[0], self.size[1])
+
+
+class ResNetStem(_Model):
+    """ResNet stem: 7x7/2 conv (no bias), BatchNorm, ReLU, 3x3/2 max-pool."""
+
+    kind: Literal["resnet"] = "resnet"
+    channels: PositiveInt = 64
+    """Output channels of the 7x7 conv."""
+
+
+Stem = Annotated[ResNetStem, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- token embeddings
+
+
+class ConvEmbed(_Model):
+    """Overlapping convolutional token embedding (CvT, PVT): conv, then a norm."""
+
+    kind: Literal["conv"] = "conv"
+    kernel: PositiveInt = 3
+    stride: PositiveInt = 2
+    """Spatial stride of the embedding (one of the five first-class choices)."""
+    padding: Annotated[int, Field(ge=0)] | None = None
+    """Zero padding; default ``kernel // 2``."""
+    norm: Literal["layer", "batch", "none"] = "layer"
+    """Norm after the conv: LayerNorm over channels (CvT), BatchNorm, or none."""
+    bias: bool = True
+
+
+class PatchEmbed(_Model):
+    """Non-overlapping patchify (ViT): a conv whose kernel equals its stride."""
+
+    kind: Literal["patch"] = "patch"
+    stride: PositiveInt = 16
+    """Patch side, which is also the stride; must divide the feature map."""
+    norm: Literal["layer", "batch", "none"] = "none"
+    bias: bool = True
+
+
+class BlockEmbed(_Model):
+    """No separate embedding: the stage's first block downsamples (ResNet stages).
+
+    A ``bottleneck`` block strides its 3x3 conv (ResNet v1.5) or 2x2 average-pools after MHSA
+    (BoTNet), with a strided 1x1 conv + BatchNorm on the shortcut.
+    """
+
+    kind: Literal["block"] = "block"
+    stride: PositiveInt = 1
+
+
+class NoEmbed(_Model):
+    """No embedding: the stage continues on the previous feature map unchanged."""
+
+    kind: Literal["none"] = "none"
+
+
+Embed = Annotated[ConvEmbed | PatchEmbed | BlockEmbed | NoEmbed, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- token mixers
+
+
+class ConvMixer(_Model):
+    """A kxk convolution (the 3x3 of a ResNet bottleneck). Family: ``bottleneck``."""
+
+    kind: Literal["conv"] = "conv"
+    kernel: PositiveInt = 3
+    groups: PositiveInt = 1
+    """Groups of the conv; must divide the bottleneck width."""
+
+
+class MhsaMixer(_Model):
+    """BoTNet multi-head self-attention over the 2-D map, with relative position logits.
+
+    Content-content ``q.k`` plus content-position ``q.r`` logits (``pos_embed: relative``, the
+    default) where ``r`` sums learned height and width offset embeddings. Family: ``bottleneck``.
+    """
+
+    kind: Literal["mhsa"] = "mhsa"
+    heads: PositiveInt = 4
+    qkv_bias: bool = False
+
+
+class AttentionMixer(_Model):
+    """Global multi-head attention over tokens (ViT, CvT). Family: ``transformer``.
+
+    ``qkv: linear`` projects tokens with Linear layers (ViT). ``dw_bn`` first applies a
+    depthwise kxk conv (no bias) + BatchNorm on the token map, then Linear (CvT); ``avg``
+    average-pools keys and values. The strides subsample keys/values and queries on the map;
+    a cls token bypasses the conv projection.
+    """
+
+    kind: Literal["attention"] = "attention"
+    heads: PositiveInt = 1
+    qkv: Literal["linear", "dw_bn", "avg"] = "linear"
+    """How tokens are projected to queries, keys and values."""
+    kernel: PositiveInt = 3
+    """Kernel of the ``dw_bn``/``avg`` projection (padding ``kernel // 2``)."""
+    kv_stride: PerBlockInt = 1
+    """Stride of the key/value projection; a list gives one per block."""
+    q_stride: PerBlockInt = 1
+    """Stride of the query projection (the shortcut is max-pooled to match)."""
+    qkv_bias: bool = True
+    scale: Literal["head", "dim"] = "head"
+    """Logit scale: ``head_dim ** -0.5`` (ViT) or ``dim ** -0.5`` (official CvT)."""
+
+
+Mixer = Annotated[ConvMixer | MhsaMixer | AttentionMixer, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- stages and head
+
+
+class Stage(_Model):
+    """A token embedding / downsampling step followed by ``depth`` blocks of one family.
+
+    The family follows from the mixer (``conv``/``mhsa``: ``bottleneck``; ``attention``:
+    ``transformer``) unless ``block`` names it.
+    """
+
+    embed: Embed = NoEmbed()
+    """Token embedding / downsampling at the start of the stage."""
+    dim: PositiveInt
+    """Output channels (embedding dimension) of the stage."""
+    depth: PositiveInt | None = None
+    """Number of blocks (may instead come from the spec's ``depths``)."""
+    block: Literal["bottleneck", "transformer"] | None = None
+    """Block family; inferred from the mixer when omitted."""
+    mixer: Mixer
+    """Token mixer: ``conv``, ``mhsa`` or ``attention`` (a bare string is short for ``{kind: ...}``)."""
+    mlp_ratio: PerBlockFloat | None = None
+    """Hidden/embedding ratio of the transformer MLP (default 4); a list gives one per block."""
+    expansion: PositiveInt | None = None
+    """Bottleneck: output channels / bottleneck width (default 4)."""
+    pos_embed: Literal["none", "absolute", "relative"] | None = None
+    """Position embedding: ``absolute`` (learned, added after the embedding), ``relative``
+    (BoTNet logits, the default for ``mhsa``) or ``none`` (the default otherwise)."""
+    cls_token: bool = False
+    """Prepend a learned class token (transformer stages)."""
+    act: Literal["relu", "gelu", "quick_gelu", "silu"] | None = None
+    """Activation: default ``relu`` in bottlenecks, ``gelu`` in transformer MLPs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("mixer"), str):
+            data = {**data, "mixer": _shorthand_kind(data["mixer"])}
+        if isinstance(data, dict) and isinstance(data.get("embed"), str):
+            data = {**data, "embed": _shorthand_kind(data["embed"])}
+        return data
+
+
+class Head(_Model):
+    """Classifier head: pooling, optional LayerNorm, dropout, Linear."""
+
+    pool: Literal["avg", "cls"] = "avg"
+    """``avg`` averages the last feature map; ``cls`` takes the class token."""
+    num_classes: Annotated[int, Field(ge=0)] = 1000
+    """Output classes; 0 gives a feature extractor."""
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    norm: bool | None = None
+    """LayerNorm before the classifier; default: on when the last stage is a transformer."""
+
+
+class Spec(_Model):
+    """A concrete architecture: input, optional stem, stages, head."""
+
+    name: str | None = None
+    """Name of the architecture (defaults to the file name)."""
+    input: InputSpec = InputSpec()
+    stem: Stem | None = None
+    depths: list[PositiveInt] | None = None
+    """Shorthand for every stage's ``depth``, one per stage."""
+    stages: Annotated[list[Stage], Field(min_length=1)]
+    head: Head = Head()
+    norm_eps: Annotated[float, Field(gt=0)] = 1e-5
+    """Epsilon of every LayerNorm."""
+    drop_path: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    """Stochastic depth rate, rising linearly over all blocks to this value."""
+
+    _source: Any = PrivateAttr(default=None)  # the SourceMap it was loaded from, for error lines
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("stem"), str):
+            data = {**data, "stem": _shorthand_kind(data["stem"])}
+        return data
