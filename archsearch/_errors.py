@@ -35,13 +35,14 @@ class Issue:
 
     @property
     def location(self) -> str:
-        where = self.file or "<spec>"
-        if self.line is not None:
-            where += f":{self.line}"
-        return where
+        """``file:line``, ``file``, ``line N`` or empty, as far as they are known."""
+        if self.file:
+            return f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"line {self.line}" if self.line is not None else ""
 
     def __str__(self) -> str:
-        text = f"{self.location}: {format_path(self.path)}: {self.message}"
+        head = [part for part in (self.location, format_path(self.path) if self.path else "") if part]
+        text = ": ".join([*head, self.message])
         if self.value is not _MISSING:
             shown = repr(self.value)
             if len(shown) > 80:

@@ -1,0 +1,177 @@
+"""The ``archsearch`` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._errors import SpecError
+from .spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
+
+app = typer.Typer(
+    name="archsearch",
+    help="Neural architecture search and hybrid design for vision backbones.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+SpecArg = Annotated[str, typer.Argument(help="A spec YAML file or a zoo name (see `archsearch zoo`).")]
+ResolutionOpt = Annotated[int | None, typer.Option("--resolution", "-r", help="Override the input size.")]
+ClassesOpt = Annotated[int | None, typer.Option("--num-classes", help="Override the number of classes.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")]
+
+
+def _friendly(fn: F) -> F:
+    """Turn a SpecError into one clear message on stderr and exit status 2, no traceback."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as exc:
+            for issue in exc.issues:
+                err.print(f"[bold red]error:[/] {issue}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return run  # type: ignore[return-value]
+
+
+def _load(spec: str, resolution: int | None = None, num_classes: int | None = None) -> Spec:
+    overrides: dict[str, Any] = {}
+    if resolution is not None:
+        overrides["input_size"] = resolution
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    return load_spec(spec, **overrides)
+
+
+def _count_params(plan: NormalizedSpec) -> tuple[int, list[int], int, int]:
+    """Total, per-stage, stem and head parameter counts, from a model built on the meta device."""
+    import torch
+
+    from .compiler import build
+
+    with torch.device("meta"):
+        model = build(plan)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    return count(model), [count(s) for s in model.stages], count(model.stem), count(model.head)
+
+
+@app.command()
+@_friendly
+def validate(specs: Annotated[list[str], typer.Argument(help="Spec YAML files or zoo names.")]) -> None:
+    """Check specs against the schema and their shapes; print a one-line summary of each."""
+    for path in specs:
+        plan = normalize(load_spec(path))
+        shape = plan.out_shape
+        out.print(f"[green]ok[/] {path}: {plan.name}, {len(plan.stages)} stages, {len(plan.blocks)} blocks, "
+                  f"input {plan.input_shape}, output {shape}", highlight=False)
+
+
+@app.command(name="compile")
+@_friendly
+def compile_(spec: SpecArg, resolution: ResolutionOpt = None, num_classes: ClassesOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Compile a spec into a model and show it stage by stage: blocks, output shape, params."""
+    plan = normalize(_load(spec, resolution, num_classes))
+    total, per_stage, stem, head = _count_params(plan)
+    rows = []
+    for stage, params in zip(plan.stages, per_stage, strict=True):
+        mixers = sorted({_mixer_label(b.mixer) for b in stage.blocks})
+        rows.append({
+            "stage": stage.index, "family": stage.family, "embed": _embed_label(stage.embed),
+            "mixer": " | ".join(mixers), "blocks": stage.depth,
+            "output": list(stage.out_shape.as_tuple()), "cls_tokens": stage.out_shape.cls_tokens,
+            "tokens": stage.out_shape.tokens, "reduction": stage.reduction, "params": params,
+        })
+    if as_json:
+        print(json.dumps({
+            "name": plan.name, "input": list(plan.input_shape.as_tuple()), "num_classes": plan.num_classes,
+            "params": total, "stem_params": stem, "head_params": head, "stages": rows,
+        }, indent=2))
+        return
+    table = Table(title=f"{plan.name} @ {plan.input_shape.height}x{plan.input_shape.width}")
+    for col, justify in [("stage", "right"), ("family", "left"), ("embed", "left"), ("mixer", "left"),
+                         ("blocks", "right"), ("output (CxHxW)", "left"), ("params", "right")]:
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    if plan.spec.stem is not None:
+        assert plan.stem_shape is not None
+        table.add_row("stem", plan.spec.stem.kind, "", "", "", str(plan.stem_shape), f"{stem:,}")
+    for r, stage in zip(rows, plan.stages, strict=True):
+        table.add_row(str(r["stage"]), r["family"], r["embed"], r["mixer"], str(r["blocks"]),
+                      str(stage.out_shape), f"{r['params']:,}")
+    table.add_row("head", f"{plan.head.pool} pool", "", "", "", str(plan.num_classes), f"{head:,}")
+    table.add_section()
+    table.add_row("total", "", "", "", str(len(plan.blocks)), "", f"{total:,}")
+    out.print(table)
+
+
+@app.command()
+@_friendly
+def zoo(as_json: JsonOpt = False) -> None:
+    """List the architectures shipped with archsearch, with their parameter counts."""
+    rows = []
+    for name in zoo_names():
+        plan = normalize(load_spec(name))
+        rows.append({"name": name, "params": _count_params(plan)[0],
+                     "resolution": plan.input_shape.height, "stages": len(plan.stages),
+                     "blocks": len(plan.blocks)})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="archsearch zoo")
+    for col in ("name", "params", "resolution", "stages", "blocks"):
+        table.add_column(col, justify="left" if col == "name" else "right")
+    for r in rows:
+        table.add_row(r["name"], f"{r['params']:,}", str(r["resolution"]), str(r["stages"]), str(r["blocks"]))
+    out.print(table)
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file instead.")] = None,
+) -> None:
+    """Print the JSON Schema of specs, for editors to complete and check YAML."""
+    text = json.dumps(Spec.model_json_schema(), indent=2)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+def _mixer_label(mixer: Any) -> str:
+    label = mixer.kind
+    if getattr(mixer, "qkv", "linear") != "linear":
+        label += f" {mixer.qkv}"
+    if getattr(mixer, "kv_stride", 1) != 1:
+        label += f" kv/{mixer.kv_stride}"
+    return label
+
+
+def _embed_label(embed: Any) -> str:
+    if embed.kind == "none":
+        return "-"
+    if embed.kind == "conv":
+        return f"conv {embed.kernel}x{embed.kernel}/{embed.stride}"
+    return f"{embed.kind} /{embed.stride}"
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        err.print("interrupted")
+        sys.exit(130)
