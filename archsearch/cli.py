@@ -110,7 +110,7 @@ def compile_(spec: SpecArg, resolution: ResolutionOpt = None, num_classes: Class
         assert plan.stem_shape is not None
         table.add_row("stem", plan.spec.stem.kind, "", "", "", str(plan.stem_shape), f"{stem:,}")
     for r, stage in zip(rows, plan.stages, strict=True):
-        table.add_row(str(r["stage"]), r["family"], r["embed"], r["mixer"], str(r["blocks"]),
+        table.add_row(str(r["stage"]), str(r["family"]), str(r["embed"]), str(r["mixer"]), str(r["blocks"]),
                       str(stage.out_shape), f"{r['params']:,}")
     table.add_row("head", f"{plan.head.pool} pool", "", "", "", str(plan.num_classes), f"{head:,}")
     table.add_section()
@@ -135,16 +135,19 @@ def zoo(as_json: JsonOpt = False) -> None:
     for col in ("name", "params", "resolution", "stages", "blocks"):
         table.add_column(col, justify="left" if col == "name" else "right")
     for r in rows:
-        table.add_row(r["name"], f"{r['params']:,}", str(r["resolution"]), str(r["stages"]), str(r["blocks"]))
+        table.add_row(str(r["name"]), f"{r['params']:,}", str(r["resolution"]), str(r["stages"]), str(r["blocks"]))
     out.print(table)
 
 
 @app.command()
 def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file instead.")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Reference tables instead of JSON Schema.")] = False,
 ) -> None:
     """Print the JSON Schema of specs, for editors to complete and check YAML."""
-    text = json.dumps(Spec.model_json_schema(), indent=2)
+    from .spec._docs import schema_markdown
+
+    text = schema_markdown() if markdown else json.dumps(Spec.model_json_schema(), indent=2)
     if output is None:
         print(text)
     else:

@@ -108,12 +108,12 @@ class ArchNet(nn.Module):
             assert plan.stem_shape is not None
             channels = plan.stem_shape.channels
         stages = []
-        for stage in plan.stages:
-            embed_builder = EMBEDS.get(stage.embed.kind, ("stages", stage.index, "embed", "kind"), source)
-            embed = embed_builder(stage.embed, channels, stage.dim, eps)
-            block_cls, stage_cls = BLOCKS.get(stage.family, ("stages", stage.index, "block"), source)
-            stages.append(stage_cls(stage, embed, [block_cls(b) for b in stage.blocks]))
-            channels = stage.out_shape.channels
+        for sp in plan.stages:
+            embed_builder = EMBEDS.get(sp.embed.kind, ("stages", sp.index, "embed", "kind"), source)
+            embed = embed_builder(sp.embed, channels, sp.dim, eps)
+            block_cls, stage_cls = BLOCKS.get(sp.family, ("stages", sp.index, "block"), source)
+            stages.append(stage_cls(sp, embed, [block_cls(b) for b in sp.blocks]))
+            channels = sp.out_shape.channels
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(plan)
         self.feature_info = [

@@ -1,15 +1,15 @@
 """Layers and blocks that compiled models are made of."""
 
-from ._attention import MHSA2d, Attention, attend, fused_attention, set_fused_attention, uses_fused_attention
+from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
 from ._blocks import Bottleneck, TransformerBlock
 from ._layers import DropPath, LayerNorm2d, Mlp, QuickGELU
 
 __all__ = [
-    "MHSA2d",
     "Attention",
     "Bottleneck",
     "DropPath",
     "LayerNorm2d",
+    "MHSA2d",
     "Mlp",
     "QuickGELU",
     "TransformerBlock",

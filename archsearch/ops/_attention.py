@@ -137,6 +137,8 @@ class MHSA2d(nn.Module):
             self.rel_h = nn.Parameter(torch.randn(2 * h - 1, self.head_dim) * self.scale)
             self.rel_w = nn.Parameter(torch.randn(2 * w - 1, self.head_dim) * self.scale)
             # index[i, j] = j - i + (n - 1): the offset of key j from query i
+            self.index_h: torch.Tensor
+            self.index_w: torch.Tensor
             self.register_buffer("index_h", _offsets(h), persistent=False)
             self.register_buffer("index_w", _offsets(w), persistent=False)
 

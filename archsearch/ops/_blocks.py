@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..spec import AttentionMixer, BlockPlan, ConvMixer, MhsaMixer
-from ._attention import MHSA2d, Attention
+from ._attention import Attention, MHSA2d
 from ._layers import DropPath, Mlp, make_act
 
 __all__ = ["Bottleneck", "TransformerBlock"]
@@ -71,15 +71,14 @@ class TransformerBlock(nn.Module):
         self.cls_tokens = plan.in_shape.cls_tokens
         self.norm1 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
         self.attn = Attention(plan.dim, mixer.heads, qkv=mixer.qkv, kernel=mixer.kernel,
-                              kv_stride=mixer.kv_stride, q_stride=mixer.q_stride, qkv_bias=mixer.qkv_bias,
+                              kv_stride=plan.kv_stride, q_stride=plan.q_stride, qkv_bias=mixer.qkv_bias,
                               scale=mixer.scale, cls_tokens=self.cls_tokens)
         self.drop_path = DropPath(plan.drop_path)
         self.norm2 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
         self.mlp = Mlp(plan.dim, int(plan.dim * plan.mlp_ratio), plan.act)
-        self.q_stride = mixer.q_stride
         self.pool: nn.Module | None = None
-        if mixer.q_stride > 1:
-            self.pool = nn.MaxPool2d(mixer.kernel, mixer.q_stride, mixer.kernel // 2)
+        if plan.q_stride > 1:
+            self.pool = nn.MaxPool2d(mixer.kernel, plan.q_stride, mixer.kernel // 2)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         shortcut, out_hw = (x, hw) if self.pool is None else self._pool_tokens(x, hw)

@@ -104,6 +104,16 @@ class BlockPlan:
         return ("stages", self.stage, "blocks", self.position)
 
     @property
+    def kv_stride(self) -> int:
+        """This block's key/value stride (1 for mixers without one)."""
+        return _scalar(getattr(self.mixer, "kv_stride", 1))
+
+    @property
+    def q_stride(self) -> int:
+        """This block's query stride (1 for mixers without one)."""
+        return _scalar(getattr(self.mixer, "q_stride", 1))
+
+    @property
     def width(self) -> int:
         """Bottleneck width (channels the mixer sees) or the transformer dim."""
         return self.dim // self.expansion if self.expansion else self.dim
@@ -238,7 +248,7 @@ class _Normalizer:
                           value=mixer_kind, allowed=", ".join(FAMILY_MIXERS[family]))
                 return None
         else:
-            family = next(f for f, kinds in FAMILY_MIXERS.items() if mixer_kind in kinds)  # type: ignore[assignment]
+            family = "bottleneck" if mixer_kind in FAMILY_MIXERS["bottleneck"] else "transformer"
 
         self.check_family_fields(path, stage, family)
         if stage.embed.kind not in FAMILY_EMBEDS[family]:
@@ -275,7 +285,9 @@ class _Normalizer:
         for j in range(depth):
             mixer = stage.mixer
             if mixer_values:
-                mixer = mixer.model_copy(update={name: vals[j] for name, vals in mixer_values.items()})
+                mixer = mixer.model_copy(
+                    update={name: vals[j] for name, vals in mixer_values.items() if vals is not None}
+                )
             stride = block_stride if j == 0 else 1
             out = self.block_shape((*path, "mixer"), j, mixer, family, stride, stage.dim, current)
             if out is None:
@@ -285,7 +297,7 @@ class _Normalizer:
             blocks.append(BlockPlan(
                 index=index, stage=i, position=j, family=family, mixer=mixer,
                 dim_in=current.channels, dim=stage.dim, stride=stride,
-                mlp_ratio=mlp_ratios[j] if mlp_ratios else None, expansion=expansion, act=act,
+                mlp_ratio=mlp_ratios[j] if mlp_ratios is not None else None, expansion=expansion, act=act,
                 pos_embed=pos_embed, in_shape=current, out_shape=out, drop_path=drop,
                 norm_eps=self.spec.norm_eps,
             ))
@@ -397,15 +409,15 @@ class _Normalizer:
         else:
             assert isinstance(mixer, AttentionMixer)
             for name in PER_BLOCK_MIXER_FIELDS:
-                value = getattr(mixer, name)
+                value = _scalar(getattr(mixer, name))
                 if value > min(h, w):
                     given = getattr(self.spec.stages[mpath[1]].mixer, name)  # type: ignore[index]
                     at = (*mpath, name, j) if isinstance(given, list) else (*mpath, name)
                     self.fail(at, f"{name} {value} leaves no tokens: block {j} sees a {h}x{w} token map",
                               value=value, allowed=f"at most {min(h, w)}")
                     return None
-            oh, ow = conv_out(h, mixer.kernel, mixer.q_stride, mixer.kernel // 2), conv_out(
-                w, mixer.kernel, mixer.q_stride, mixer.kernel // 2)
+            q_stride, pad = _scalar(mixer.q_stride), mixer.kernel // 2
+            oh, ow = conv_out(h, mixer.kernel, q_stride, pad), conv_out(w, mixer.kernel, q_stride, pad)
         return FeatureShape(dim, oh, ow, shape.cls_tokens)
 
     # ------------------------------------------------------------------ head
@@ -416,6 +428,11 @@ class _Normalizer:
                       value="cls", allowed="avg, or cls_token: true in the last stage")
         norm = head.norm if head.norm is not None else last.family == "transformer"
         return head.model_copy(update={"norm": norm})
+
+
+def _scalar(value: int | list[int]) -> int:
+    assert not isinstance(value, list), "per-block lists are resolved by normalisation"
+    return value
 
 
 def _as_list(value: Any) -> list[Any]:

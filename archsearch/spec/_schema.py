@@ -102,6 +102,7 @@ class ConvEmbed(_Model):
 
     kind: Literal["conv"] = "conv"
     kernel: PositiveInt = 3
+    """Kernel side of the conv."""
     stride: PositiveInt = 2
     """Spatial stride of the embedding (one of the five first-class choices)."""
     padding: Annotated[int, Field(ge=0)] | None = None
@@ -109,6 +110,7 @@ class ConvEmbed(_Model):
     norm: Literal["layer", "batch", "none"] = "layer"
     """Norm after the conv: LayerNorm over channels (CvT), BatchNorm, or none."""
     bias: bool = True
+    """Bias in the conv."""
 
 
 class PatchEmbed(_Model):
@@ -118,7 +120,9 @@ class PatchEmbed(_Model):
     stride: PositiveInt = 16
     """Patch side, which is also the stride; must divide the feature map."""
     norm: Literal["layer", "batch", "none"] = "none"
+    """Norm after the patchify conv (Swin: layer)."""
     bias: bool = True
+    """Bias in the patchify conv."""
 
 
 class BlockEmbed(_Model):
@@ -130,6 +134,7 @@ class BlockEmbed(_Model):
 
     kind: Literal["block"] = "block"
     stride: PositiveInt = 1
+    """Spatial stride of the stage's first block."""
 
 
 class NoEmbed(_Model):
@@ -149,6 +154,7 @@ class ConvMixer(_Model):
 
     kind: Literal["conv"] = "conv"
     kernel: PositiveInt = 3
+    """Kernel side (padding ``kernel // 2``)."""
     groups: PositiveInt = 1
     """Groups of the conv; must divide the bottleneck width."""
 
@@ -162,7 +168,9 @@ class MhsaMixer(_Model):
 
     kind: Literal["mhsa"] = "mhsa"
     heads: PositiveInt = 4
+    """Attention heads; must divide the bottleneck width."""
     qkv_bias: bool = False
+    """Bias in the 1x1 q/k/v projection."""
 
 
 class AttentionMixer(_Model):
@@ -176,6 +184,7 @@ class AttentionMixer(_Model):
 
     kind: Literal["attention"] = "attention"
     heads: PositiveInt = 1
+    """Attention heads; must divide the stage dim."""
     qkv: Literal["linear", "dw_bn", "avg"] = "linear"
     """How tokens are projected to queries, keys and values."""
     kernel: PositiveInt = 3
@@ -185,6 +194,7 @@ class AttentionMixer(_Model):
     q_stride: PerBlockInt = 1
     """Stride of the query projection (the shortcut is max-pooled to match)."""
     qkv_bias: bool = True
+    """Bias in the q/k/v Linear layers."""
     scale: Literal["head", "dim"] = "head"
     """Logit scale: ``head_dim ** -0.5`` (ViT) or ``dim ** -0.5`` (official CvT)."""
 
@@ -242,6 +252,7 @@ class Head(_Model):
     num_classes: Annotated[int, Field(ge=0)] = 1000
     """Output classes; 0 gives a feature extractor."""
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    """Dropout before the classifier."""
     norm: bool | None = None
     """LayerNorm before the classifier; default: on when the last stage is a transformer."""
 
@@ -252,11 +263,15 @@ class Spec(_Model):
     name: str | None = None
     """Name of the architecture (defaults to the file name)."""
     input: InputSpec = InputSpec()
+    """The input image: size and channels."""
     stem: Stem | None = None
+    """Optional stem before the first stage (a bare string is short for ``{kind: ...}``)."""
     depths: list[PositiveInt] | None = None
     """Shorthand for every stage's ``depth``, one per stage."""
     stages: Annotated[list[Stage], Field(min_length=1)]
+    """The stages, in order; each hands a feature map to the next."""
     head: Head = Head()
+    """The classifier head."""
     norm_eps: Annotated[float, Field(gt=0)] = 1e-5
     """Epsilon of every LayerNorm."""
     drop_path: Annotated[float, Field(ge=0, lt=1)] = 0.0

@@ -1,0 +1,92 @@
+"""Reference tables of the grammar, generated from the schema so the docs cannot drift."""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from ._schema import (
+    AttentionMixer,
+    BlockEmbed,
+    ConvEmbed,
+    ConvMixer,
+    Head,
+    InputSpec,
+    MhsaMixer,
+    NoEmbed,
+    PatchEmbed,
+    ResNetStem,
+    Spec,
+    Stage,
+)
+
+__all__ = ["schema_markdown"]
+
+_SECTIONS: list[tuple[str, type[BaseModel]]] = [
+    ("spec (the root)", Spec),
+    ("input", InputSpec),
+    ("stem: resnet", ResNetStem),
+    ("stages[i]", Stage),
+    ("embed: conv", ConvEmbed),
+    ("embed: patch", PatchEmbed),
+    ("embed: block", BlockEmbed),
+    ("embed: none", NoEmbed),
+    ("mixer: conv", ConvMixer),
+    ("mixer: mhsa", MhsaMixer),
+    ("mixer: attention", AttentionMixer),
+    ("head", Head),
+]
+
+
+_NAMES: dict[type, str] = {InputSpec: "input", Stage: "stage", Head: "head"}
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(get_args(annotation)[0])
+    if origin is Literal:
+        return " \\| ".join(str(a) for a in get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in get_args(annotation) if a is not type(None)]
+        return " or ".join(dict.fromkeys(names))
+    if origin is list:
+        return f"list of {_type_name(get_args(annotation)[0])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        kind = annotation.model_fields.get("kind")
+        return f"{{kind: {kind.default}}}" if kind is not None else _NAMES.get(annotation, annotation.__name__)
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default
+    if value is PydanticUndefined or value is None:
+        return "—"
+    if isinstance(value, BaseModel):
+        kind = getattr(value, "kind", None)
+        return f"`{{kind: {kind}}}`" if kind else "`{}`"
+    return f"`{value}`"
+
+
+def schema_markdown() -> str:
+    """Markdown tables: one per schema object, each field with its type, default and meaning."""
+    parts = []
+    for title, model in _SECTIONS:
+        doc = inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        rows = [f"#### `{title}`", "", doc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            if name == "kind":
+                continue
+            text = (field.description or "").replace("\n", " ").replace("|", "\\|")
+            rows.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {text} |")
+        if len(rows) == 6:
+            rows.append("| — | | | no keys besides `kind` |")
+        parts.append("\n".join(rows))
+    return ("\n\n".join(parts) + "\n").replace("``", "`")
