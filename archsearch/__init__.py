@@ -1,9 +1,9 @@
 """archsearch: neural architecture search and hybrid design for vision backbones.
 
-    >>> import archsearch
-    >>> spec = archsearch.load_spec("cvt-13")          # a zoo name or a YAML path
-    >>> model = archsearch.build(spec)                 # torch.nn.Module
-    >>> model = archsearch.create_model("resnet-50", num_classes=10, input_size=160)
+>>> import archsearch
+>>> spec = archsearch.load_spec("cvt-13")          # a zoo name or a YAML path
+>>> model = archsearch.build(spec)                 # torch.nn.Module
+>>> model = archsearch.create_model("resnet-50", num_classes=10, input_size=160)
 """
 
 from ._errors import Issue, SpecError

@@ -1,4 +1,7 @@
-"""The one error type for bad specs: it names the file, the line, the YAML path, the value and what is allowed."""
+"""The one error type for bad specs.
+
+It names the file, the line, the YAML path, the value and what is allowed.
+"""
 
 from __future__ import annotations
 
@@ -44,13 +47,20 @@ class Issue:
         head = [part for part in (self.location, format_path(self.path) if self.path else "") if part]
         text = ": ".join([*head, self.message])
         if self.value is not _MISSING:
-            shown = repr(self.value)
-            if len(shown) > 80:
-                shown = shown[:77] + "..."
-            text += f" (got {shown})"
+            text += f" (got {_show(self.value)})"
         if self.allowed:
             text += f"; allowed: {self.allowed}"
         return text
+
+
+def _show(value: Any) -> str:
+    """A value as the YAML author wrote it: ``null``/``true``/``false`` rather than Python's names."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 class SpecError(ValueError):

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ._errors import SpecError
@@ -42,7 +43,7 @@ def _friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except SpecError as exc:
             for issue in exc.issues:
-                err.print(f"[bold red]error:[/] {issue}", highlight=False, markup=True, soft_wrap=True)
+                err.print(f"[bold red]error:[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
@@ -76,42 +77,78 @@ def validate(specs: Annotated[list[str], typer.Argument(help="Spec YAML files or
     for path in specs:
         plan = normalize(load_spec(path))
         shape = plan.out_shape
-        out.print(f"[green]ok[/] {path}: {plan.name}, {len(plan.stages)} stages, {len(plan.blocks)} blocks, "
-                  f"input {plan.input_shape}, output {shape}", highlight=False)
+        out.print(
+            f"[green]ok[/] {path}: {plan.name}, {len(plan.stages)} stages, {len(plan.blocks)} blocks, "
+            f"input {plan.input_shape}, output {shape}",
+            highlight=False,
+        )
 
 
 @app.command(name="compile")
 @_friendly
-def compile_(spec: SpecArg, resolution: ResolutionOpt = None, num_classes: ClassesOpt = None,
-             as_json: JsonOpt = False) -> None:
+def compile_(
+    spec: SpecArg, resolution: ResolutionOpt = None, num_classes: ClassesOpt = None, as_json: JsonOpt = False
+) -> None:
     """Compile a spec into a model and show it stage by stage: blocks, output shape, params."""
     plan = normalize(_load(spec, resolution, num_classes))
     total, per_stage, stem, head = _count_params(plan)
     rows = []
     for stage, params in zip(plan.stages, per_stage, strict=True):
         mixers = sorted({_mixer_label(b.mixer) for b in stage.blocks})
-        rows.append({
-            "stage": stage.index, "family": stage.family, "embed": _embed_label(stage.embed),
-            "mixer": " | ".join(mixers), "blocks": stage.depth,
-            "output": list(stage.out_shape.as_tuple()), "cls_tokens": stage.out_shape.cls_tokens,
-            "tokens": stage.out_shape.tokens, "reduction": stage.reduction, "params": params,
-        })
+        rows.append(
+            {
+                "stage": stage.index,
+                "family": stage.family,
+                "embed": _embed_label(stage.embed),
+                "mixer": " | ".join(mixers),
+                "blocks": stage.depth,
+                "output": list(stage.out_shape.as_tuple()),
+                "cls_tokens": stage.out_shape.cls_tokens,
+                "tokens": stage.out_shape.tokens,
+                "reduction": stage.reduction,
+                "params": params,
+            }
+        )
     if as_json:
-        print(json.dumps({
-            "name": plan.name, "input": list(plan.input_shape.as_tuple()), "num_classes": plan.num_classes,
-            "params": total, "stem_params": stem, "head_params": head, "stages": rows,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "name": plan.name,
+                    "input": list(plan.input_shape.as_tuple()),
+                    "num_classes": plan.num_classes,
+                    "params": total,
+                    "stem_params": stem,
+                    "head_params": head,
+                    "stages": rows,
+                },
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"{plan.name} @ {plan.input_shape.height}x{plan.input_shape.width}")
-    for col, justify in [("stage", "right"), ("family", "left"), ("embed", "left"), ("mixer", "left"),
-                         ("blocks", "right"), ("output (CxHxW)", "left"), ("params", "right")]:
+    for col, justify in [
+        ("stage", "right"),
+        ("family", "left"),
+        ("embed", "left"),
+        ("mixer", "left"),
+        ("blocks", "right"),
+        ("output (CxHxW)", "left"),
+        ("params", "right"),
+    ]:
         table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     if plan.spec.stem is not None:
         assert plan.stem_shape is not None
         table.add_row("stem", plan.spec.stem.kind, "", "", "", str(plan.stem_shape), f"{stem:,}")
     for r, stage in zip(rows, plan.stages, strict=True):
-        table.add_row(str(r["stage"]), str(r["family"]), str(r["embed"]), str(r["mixer"]), str(r["blocks"]),
-                      str(stage.out_shape), f"{r['params']:,}")
+        table.add_row(
+            str(r["stage"]),
+            str(r["family"]),
+            str(r["embed"]),
+            str(r["mixer"]),
+            str(r["blocks"]),
+            str(stage.out_shape),
+            f"{r['params']:,}",
+        )
     table.add_row("head", f"{plan.head.pool} pool", "", "", "", str(plan.num_classes), f"{head:,}")
     table.add_section()
     table.add_row("total", "", "", "", str(len(plan.blocks)), "", f"{total:,}")
@@ -125,9 +162,15 @@ def zoo(as_json: JsonOpt = False) -> None:
     rows = []
     for name in zoo_names():
         plan = normalize(load_spec(name))
-        rows.append({"name": name, "params": _count_params(plan)[0],
-                     "resolution": plan.input_shape.height, "stages": len(plan.stages),
-                     "blocks": len(plan.blocks)})
+        rows.append(
+            {
+                "name": name,
+                "params": _count_params(plan)[0],
+                "resolution": plan.input_shape.height,
+                "stages": len(plan.stages),
+                "blocks": len(plan.blocks),
+            }
+        )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -135,14 +178,18 @@ def zoo(as_json: JsonOpt = False) -> None:
     for col in ("name", "params", "resolution", "stages", "blocks"):
         table.add_column(col, justify="left" if col == "name" else "right")
     for r in rows:
-        table.add_row(str(r["name"]), f"{r['params']:,}", str(r["resolution"]), str(r["stages"]), str(r["blocks"]))
+        table.add_row(
+            str(r["name"]), f"{r['params']:,}", str(r["resolution"]), str(r["stages"]), str(r["blocks"])
+        )
     out.print(table)
 
 
 @app.command()
 def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file instead.")] = None,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Reference tables instead of JSON Schema.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Reference tables instead of JSON Schema.")
+    ] = False,
 ) -> None:
     """Print the JSON Schema of specs, for editors to complete and check YAML."""
     from .spec._docs import schema_markdown

@@ -20,5 +20,3 @@ def _fused_attention_restored():
     before = archsearch.ops.uses_fused_attention()
     yield
     archsearch.set_fused_attention(before)
-
-

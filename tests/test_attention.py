@@ -23,8 +23,16 @@ def _randomise_batchnorm(module: torch.nn.Module) -> None:
             m.bias.data.normal_()
 
 
-def cvt_attention_reference(attn: Attention, x: torch.Tensor, h: int, w: int, cls_tokens: int,
-                            kernel: int, kv_stride: int, q_stride: int) -> torch.Tensor:
+def cvt_attention_reference(
+    attn: Attention,
+    x: torch.Tensor,
+    h: int,
+    w: int,
+    cls_tokens: int,
+    kernel: int,
+    kv_stride: int,
+    q_stride: int,
+) -> torch.Tensor:
     """Official CvT ``Attention.forward`` re-written from its description (REFERENCE.md)."""
     b, _n, c = x.shape
     heads = attn.heads
@@ -63,8 +71,9 @@ def cvt_attention_reference(attn: Attention, x: torch.Tensor, h: int, w: int, cl
 def test_cvt_attention_matches_official_semantics(qkv, kv_stride, cls_tokens, fused):
     dim, heads, h, w = 24, 3, 7, 5
     q_stride = 2 if qkv == "dw_bn" and kv_stride == 3 else 1
-    attn = Attention(dim, heads, qkv=qkv, kv_stride=kv_stride, q_stride=q_stride, scale="dim",
-                     cls_tokens=cls_tokens).eval()
+    attn = Attention(
+        dim, heads, qkv=qkv, kv_stride=kv_stride, q_stride=q_stride, scale="dim", cls_tokens=cls_tokens
+    ).eval()
     _randomise_batchnorm(attn)
     x = torch.randn(2, cls_tokens + h * w, dim)
     with torch.no_grad(), fused_attention(fused):
@@ -120,8 +129,10 @@ def test_fused_and_explicit_attention_agree_on_the_zoo(name):
     _randomise_batchnorm(model)
     x = torch.randn(2, 3, *spec.input.hw)
     has_attention = any(b.mixer.kind in ("attention", "mhsa") for b in model.plan.blocks)
-    with torch.no_grad(), mock.patch.object(F, "scaled_dot_product_attention",
-                                            wraps=F.scaled_dot_product_attention) as sdpa:
+    with (
+        torch.no_grad(),
+        mock.patch.object(F, "scaled_dot_product_attention", wraps=F.scaled_dot_product_attention) as sdpa,
+    ):
         with fused_attention(True):
             fused = model(x)
         assert sdpa.called == has_attention

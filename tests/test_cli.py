@@ -27,7 +27,9 @@ def test_compile_json_agrees_with_the_built_model():
     assert data["params"] == sum(p.numel() for p in model.parameters())
     assert [s["blocks"] for s in data["stages"]] == [1, 2, 10]
     assert [s["output"] for s in data["stages"]] == [[64, 40, 40], [192, 20, 20], [384, 10, 10]]
-    assert data["stem_params"] + data["head_params"] + sum(s["params"] for s in data["stages"]) == data["params"]
+    assert (
+        data["stem_params"] + data["head_params"] + sum(s["params"] for s in data["stages"]) == data["params"]
+    )
 
 
 def test_compile_table_lists_every_stage():

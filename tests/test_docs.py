@@ -34,4 +34,6 @@ def test_readme_zoo_table_matches_the_zoo():
     assert set(rows) == set(archsearch.zoo_names())
     with torch.device("meta"):
         for name, count in rows.items():
-            assert sum(p.numel() for p in archsearch.create_model(name).parameters()) == int(count.replace(",", ""))
+            assert sum(p.numel() for p in archsearch.create_model(name).parameters()) == int(
+                count.replace(",", "")
+            )

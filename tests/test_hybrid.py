@@ -40,10 +40,22 @@ def test_four_stage_hybrid_builds_and_trains(tmp_path):
     spec = archsearch.load_spec(_write(tmp_path, HYBRID))
     plan = normalize(spec)
     assert [s.family for s in plan.stages] == ["bottleneck", "bottleneck", "transformer", "transformer"]
-    assert [b.mixer.kind for b in plan.blocks] == ["conv", "mhsa", "mhsa", "attention", "attention", "attention"]
+    assert [b.mixer.kind for b in plan.blocks] == [
+        "conv",
+        "mhsa",
+        "mhsa",
+        "attention",
+        "attention",
+        "attention",
+    ]
     strides = [s.in_shape.height // s.embed_shape.height for s in plan.stages]
     assert strides == [2, 1, 4, 8] and len(set(strides)) == 4
-    assert [s.out_shape.as_tuple() for s in plan.stages] == [(32, 32, 32), (64, 32, 32), (96, 8, 8), (128, 1, 1)]
+    assert [s.out_shape.as_tuple() for s in plan.stages] == [
+        (32, 32, 32),
+        (64, 32, 32),
+        (96, 8, 8),
+        (128, 1, 1),
+    ]
 
     model = archsearch.build(spec)
     assert sum(isinstance(m, MHSA2d) for m in model.modules()) == 2
@@ -99,9 +111,12 @@ head: {pool: cls, num_classes: 5}
 @pytest.mark.parametrize("after", ["conv", "mhsa", "attention"])
 def test_any_mixer_follows_any_mixer(tmp_path, mixer, after):
     """Stages hand a map to the next whatever their families: every ordered pair builds and runs."""
+
     def stage(kind, stride):
         embed = f"{{kind: conv, kernel: 3, stride: {stride}}}"
-        mix = {"conv": "conv", "mhsa": "{kind: mhsa, heads: 2}", "attention": "{kind: attention, heads: 2}"}[kind]
+        mix = {"conv": "conv", "mhsa": "{kind: mhsa, heads: 2}", "attention": "{kind: attention, heads: 2}"}[
+            kind
+        ]
         return f"  - {{embed: {embed}, dim: 32, depth: 1, mixer: {mix}}}\n"
 
     text = "input: {size: 32}\nhead: {num_classes: 3}\nstages:\n" + stage(mixer, 2) + stage(after, 2)

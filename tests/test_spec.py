@@ -67,7 +67,10 @@ def test_json_schema_documents_defaults_and_forbids_extras():
     assert attention["properties"]["kv_stride"]["default"] == 1
     assert "key/value" in attention["properties"]["kv_stride"]["description"]
     assert set(schema["$defs"]["Stage"]["properties"]["mixer"]["discriminator"]["mapping"]) == {
-        "conv", "mhsa", "attention"}
+        "conv",
+        "mhsa",
+        "attention",
+    }
     json.dumps(schema)
 
 

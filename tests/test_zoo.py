@@ -97,8 +97,11 @@ def test_zoo_yaml_is_short(name):
 def test_cvt21_differs_from_cvt13_in_one_line():
     a = (ZOO_DIR / "cvt-13.yaml").read_text().splitlines()
     b = (ZOO_DIR / "cvt-21.yaml").read_text().splitlines()
-    changed = [line for line in difflib.unified_diff(a, b, lineterm="", n=0)
-               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    changed = [
+        line
+        for line in difflib.unified_diff(a, b, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
     assert len(changed) == 2, changed  # one line out, one line in
     plan13, plan21 = normalize(archsearch.load_spec("cvt-13")), normalize(archsearch.load_spec("cvt-21"))
     assert [s.depth for s in plan13.stages] == [1, 2, 10]

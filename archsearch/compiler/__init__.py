@@ -9,8 +9,18 @@ from ..spec import NormalizedSpec, Spec, load_spec, normalize
 from ._model import ArchNet, ClassifierHead, MapStage, TokenStage
 from ._registry import BLOCKS, EMBEDS, STEMS, Registry
 
-__all__ = ["BLOCKS", "EMBEDS", "STEMS", "ArchNet", "ClassifierHead", "MapStage", "Registry", "TokenStage",
-           "build", "create_model"]
+__all__ = [
+    "BLOCKS",
+    "EMBEDS",
+    "STEMS",
+    "ArchNet",
+    "ClassifierHead",
+    "MapStage",
+    "Registry",
+    "TokenStage",
+    "build",
+    "create_model",
+]
 
 
 def build(spec: Spec | NormalizedSpec | str | os.PathLike[str]) -> ArchNet:

@@ -37,8 +37,9 @@ def fused_attention(enabled: bool) -> Iterator[None]:
         set_fused_attention(previous)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-           bias: torch.Tensor | None = None) -> torch.Tensor:
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """``softmax(q k^T * scale + bias) v`` over ``(B, heads, tokens, head_dim)`` tensors."""
     if _FUSED:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
@@ -73,8 +74,19 @@ class Attention(nn.Module):
     separate Linear layers project q, k and v.
     """
 
-    def __init__(self, dim: int, heads: int, *, qkv: str = "linear", kernel: int = 3, kv_stride: int = 1,
-                 q_stride: int = 1, qkv_bias: bool = True, scale: str = "head", cls_tokens: int = 0):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        *,
+        qkv: str = "linear",
+        kernel: int = 3,
+        kv_stride: int = 1,
+        q_stride: int = 1,
+        qkv_bias: bool = True,
+        scale: str = "head",
+        cls_tokens: int = 0,
+    ):
         super().__init__()
         self.heads = heads
         self.cls_tokens = cls_tokens
@@ -123,8 +135,9 @@ class MHSA2d(nn.Module):
     ``r`` for a (query, key) pair is ``rel_h[dy] + rel_w[dx]``, learned per relative offset.
     """
 
-    def __init__(self, dim: int, heads: int, size: tuple[int, int], *, relative: bool = True,
-                 qkv_bias: bool = False):
+    def __init__(
+        self, dim: int, heads: int, size: tuple[int, int], *, relative: bool = True, qkv_bias: bool = False
+    ):
         super().__init__()
         self.heads = heads
         self.head_dim = dim // heads
@@ -157,8 +170,10 @@ class MHSA2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         if (h, w) != self.size:
-            raise ValueError(f"MHSA was built for a {self.size[0]}x{self.size[1]} map but got {h}x{w}; "
-                             "rebuild the model for this input size")
+            raise ValueError(
+                f"MHSA was built for a {self.size[0]}x{self.size[1]} map but got {h}x{w}; "
+                "rebuild the model for this input size"
+            )
         q, k, v = self.qkv(x).view(b, 3, self.heads, self.head_dim, h * w).transpose(-2, -1).unbind(1)
         bias = self.position_logits(q) if self.relative else None
         out = attend(q, k, v, self.scale, bias)

@@ -32,12 +32,15 @@ class Bottleneck(nn.Module):
         self.act1 = make_act(plan.act)
         mixer = plan.mixer
         if isinstance(mixer, ConvMixer):
-            self.mixer: nn.Module = nn.Conv2d(width, width, mixer.kernel, stride, mixer.kernel // 2,
-                                              groups=mixer.groups, bias=False)
+            self.mixer: nn.Module = nn.Conv2d(
+                width, width, mixer.kernel, stride, mixer.kernel // 2, groups=mixer.groups, bias=False
+            )
         else:
             assert isinstance(mixer, MhsaMixer)
             size = (plan.in_shape.height, plan.in_shape.width)
-            attn = MHSA2d(width, mixer.heads, size, relative=plan.pos_embed == "relative", qkv_bias=mixer.qkv_bias)
+            attn = MHSA2d(
+                width, mixer.heads, size, relative=plan.pos_embed == "relative", qkv_bias=mixer.qkv_bias
+            )
             self.mixer = nn.Sequential(attn, nn.AvgPool2d(stride, stride)) if stride > 1 else attn
         self.bn2 = nn.BatchNorm2d(width)
         self.act2 = make_act(plan.act)
@@ -45,8 +48,9 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(plan.dim)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or plan.dim_in != plan.dim:
-            self.shortcut = nn.Sequential(nn.Conv2d(plan.dim_in, plan.dim, 1, stride, bias=False),
-                                          nn.BatchNorm2d(plan.dim))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(plan.dim_in, plan.dim, 1, stride, bias=False), nn.BatchNorm2d(plan.dim)
+            )
         self.drop_path = DropPath(plan.drop_path)
         self.act3 = make_act(plan.act)
 
@@ -70,9 +74,17 @@ class TransformerBlock(nn.Module):
         assert isinstance(mixer, AttentionMixer) and plan.mlp_ratio is not None
         self.cls_tokens = plan.in_shape.cls_tokens
         self.norm1 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
-        self.attn = Attention(plan.dim, mixer.heads, qkv=mixer.qkv, kernel=mixer.kernel,
-                              kv_stride=plan.kv_stride, q_stride=plan.q_stride, qkv_bias=mixer.qkv_bias,
-                              scale=mixer.scale, cls_tokens=self.cls_tokens)
+        self.attn = Attention(
+            plan.dim,
+            mixer.heads,
+            qkv=mixer.qkv,
+            kernel=mixer.kernel,
+            kv_stride=plan.kv_stride,
+            q_stride=plan.q_stride,
+            qkv_bias=mixer.qkv_bias,
+            scale=mixer.scale,
+            cls_tokens=self.cls_tokens,
+        )
         self.drop_path = DropPath(plan.drop_path)
         self.norm2 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
         self.mlp = Mlp(plan.dim, int(plan.dim * plan.mlp_ratio), plan.act)

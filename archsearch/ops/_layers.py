@@ -16,7 +16,12 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-_ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "quick_gelu": QuickGELU, "silu": nn.SiLU}
+_ACTS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "quick_gelu": QuickGELU,
+    "silu": nn.SiLU,
+}
 
 
 def make_act(name: str) -> nn.Module:

@@ -59,7 +59,9 @@ def _type_name(annotation: Any) -> str:
         return f"list of {_type_name(get_args(annotation)[0])}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         kind = annotation.model_fields.get("kind")
-        return f"{{kind: {kind.default}}}" if kind is not None else _NAMES.get(annotation, annotation.__name__)
+        return (
+            f"{{kind: {kind.default}}}" if kind is not None else _NAMES.get(annotation, annotation.__name__)
+        )
     return getattr(annotation, "__name__", str(annotation))
 
 

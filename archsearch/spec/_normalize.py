@@ -197,12 +197,9 @@ class _Normalizer:
         shape = FeatureShape(spec.input.channels, height, width)
         input_shape = shape
         stem_shape = None
-        if spec.stem is not None:
+        if spec.stem is not None:  # 7x7/2 conv then 3x3/2 max-pool, both padded: never empty
             h = conv_out(conv_out(height, 7, 2, 3), 3, 2, 1)
             w = conv_out(conv_out(width, 7, 2, 3), 3, 2, 1)
-            if h < 1 or w < 1:
-                self.fail(("stem",), f"the {height}x{width} input is too small for the ResNet stem (stride 4)")
-                self.raise_issues()
             shape = stem_shape = FeatureShape(spec.stem.channels, h, w)
         total_blocks = sum(depths)
         stages: list[StagePlan] = []
@@ -221,46 +218,68 @@ class _Normalizer:
     def resolve_depths(self) -> list[int]:
         spec = self.spec
         if spec.depths is not None and len(spec.depths) != len(spec.stages):
-            self.fail(("depths",), f"needs one depth per stage ({len(spec.stages)} stages)",
-                      value=spec.depths)
+            n = len(spec.stages)
+            self.fail(
+                ("depths",),
+                f"needs one depth per stage: {n} stage{'s' if n != 1 else ''}, "
+                f"{len(spec.depths)} depth{'s' if len(spec.depths) != 1 else ''}",
+                value=spec.depths,
+            )
             return []
         depths = []
         for i, stage in enumerate(spec.stages):
             given = spec.depths[i] if spec.depths is not None else None
             if stage.depth is not None and given is not None:
-                self.fail(("stages", i, "depth"), "depth is given both here and in the spec's 'depths'",
-                          value=stage.depth)
+                self.fail(
+                    ("stages", i, "depth"),
+                    "depth is given both here and in the spec's 'depths'",
+                    value=stage.depth,
+                )
             elif stage.depth is None and given is None:
                 self.fail(("stages", i), "missing 'depth' (give it here or as the spec's 'depths' list)")
             depths.append(stage.depth or given or 0)
         return depths
 
     # ------------------------------------------------------------------ one stage
-    def stage(self, i: int, stage: Stage, depth: int, shape: FeatureShape,
-              first_block: int, total_blocks: int) -> StagePlan | None:
+    def stage(
+        self, i: int, stage: Stage, depth: int, shape: FeatureShape, first_block: int, total_blocks: int
+    ) -> StagePlan | None:
         path: Path = ("stages", i)
         mixer_kind = stage.mixer.kind
         family: Family
         if stage.block is not None:
             family = stage.block
             if mixer_kind not in FAMILY_MIXERS[family]:
-                self.fail((*path, "mixer", "kind"), f"mixer {mixer_kind!r} does not fit a {family} block",
-                          value=mixer_kind, allowed=", ".join(FAMILY_MIXERS[family]))
+                self.fail(
+                    (*path, "mixer", "kind"),
+                    f"mixer {mixer_kind!r} does not fit a {family} block",
+                    value=mixer_kind,
+                    allowed=", ".join(FAMILY_MIXERS[family]),
+                )
                 return None
         else:
             family = "bottleneck" if mixer_kind in FAMILY_MIXERS["bottleneck"] else "transformer"
 
         self.check_family_fields(path, stage, family)
         if stage.embed.kind not in FAMILY_EMBEDS[family]:
-            self.fail((*path, "embed", "kind"), f"embedding {stage.embed.kind!r} does not fit a {family} stage",
-                      value=stage.embed.kind, allowed=", ".join(FAMILY_EMBEDS[family]))
+            self.fail(
+                (*path, "embed", "kind"),
+                f"embedding {stage.embed.kind!r} does not fit a {family} stage",
+                value=stage.embed.kind,
+                allowed=", ".join(FAMILY_EMBEDS[family]),
+            )
         pos_allowed = MIXER_POS_EMBEDS[mixer_kind]
         pos_embed = stage.pos_embed or pos_allowed[0]
         if pos_embed not in pos_allowed:
-            self.fail((*path, "pos_embed"), f"position embedding {pos_embed!r} does not fit mixer {mixer_kind!r}",
-                      value=pos_embed, allowed=", ".join(pos_allowed))
-        mlp_ratios = self.per_block((*path, "mlp_ratio"), stage.mlp_ratio, depth,
-                                    4.0 if family == "transformer" else None)
+            self.fail(
+                (*path, "pos_embed"),
+                f"position embedding {pos_embed!r} does not fit mixer {mixer_kind!r}",
+                value=pos_embed,
+                allowed=", ".join(pos_allowed),
+            )
+        mlp_ratios = self.per_block(
+            (*path, "mlp_ratio"), stage.mlp_ratio, depth, 4.0 if family == "transformer" else None
+        )
         mixer_values = {
             name: self.per_block((*path, "mixer", name), getattr(stage.mixer, name), depth, None)
             for name in PER_BLOCK_MIXER_FIELDS
@@ -294,19 +313,41 @@ class _Normalizer:
                 return None
             index = first_block + j
             drop = self.spec.drop_path * index / max(total_blocks - 1, 1)
-            blocks.append(BlockPlan(
-                index=index, stage=i, position=j, family=family, mixer=mixer,
-                dim_in=current.channels, dim=stage.dim, stride=stride,
-                mlp_ratio=mlp_ratios[j] if mlp_ratios is not None else None, expansion=expansion, act=act,
-                pos_embed=pos_embed, in_shape=current, out_shape=out, drop_path=drop,
-                norm_eps=self.spec.norm_eps,
-            ))
+            blocks.append(
+                BlockPlan(
+                    index=index,
+                    stage=i,
+                    position=j,
+                    family=family,
+                    mixer=mixer,
+                    dim_in=current.channels,
+                    dim=stage.dim,
+                    stride=stride,
+                    mlp_ratio=mlp_ratios[j] if mlp_ratios is not None else None,
+                    expansion=expansion,
+                    act=act,
+                    pos_embed=pos_embed,
+                    in_shape=current,
+                    out_shape=out,
+                    drop_path=drop,
+                    norm_eps=self.spec.norm_eps,
+                )
+            )
             current = out
         stage_reduction = max(1, round(self.spec.input.hw[0] / current.height))
         return StagePlan(
-            index=i, family=family, embed=embed, dim=stage.dim, depth=depth, cls_token=stage.cls_token,
-            pos_embed=pos_embed, in_shape=shape, embed_shape=embed_shape, out_shape=current,
-            reduction=stage_reduction, blocks=tuple(blocks),
+            index=i,
+            family=family,
+            embed=embed,
+            dim=stage.dim,
+            depth=depth,
+            cls_token=stage.cls_token,
+            pos_embed=pos_embed,
+            in_shape=shape,
+            embed_shape=embed_shape,
+            out_shape=current,
+            reduction=stage_reduction,
+            blocks=tuple(blocks),
         )
 
     def check_family_fields(self, path: Path, stage: Stage, family: Family) -> None:
@@ -318,24 +359,29 @@ class _Normalizer:
         for name, (owner, unset) in only.items():
             value = getattr(stage, name)
             if family != owner and value != unset:
-                self.fail((*path, name),
-                          f"{name} applies to {owner} stages, but this stage is a {family} stage "
-                          f"(mixer {stage.mixer.kind!r})", value=value)
+                self.fail(
+                    (*path, name),
+                    f"{name} applies to {owner} stages, but this stage is a {family} stage "
+                    f"(mixer {stage.mixer.kind!r})",
+                    value=value,
+                )
 
     def per_block(self, path: Path, value: Any, depth: int, default: Any) -> list[Any] | None:
         if value is None:
             return None if default is None else [default] * depth
         if isinstance(value, list):
             if len(value) != depth:
-                self.fail(path, f"a per-block list needs exactly depth={depth} items, one per block",
-                          value=value)
+                self.fail(
+                    path, f"a per-block list needs exactly depth={depth} items, one per block", value=value
+                )
                 return None
             return list(value)
         return [value] * depth
 
     # ------------------------------------------------------------------ embedding
-    def embed(self, path: Path, stage: Stage, family: Family,
-              shape: FeatureShape) -> tuple[Embed, FeatureShape | None, int]:
+    def embed(
+        self, path: Path, stage: Stage, family: Family, shape: FeatureShape
+    ) -> tuple[Embed, FeatureShape | None, int]:
         embed = stage.embed
         h, w = shape.height, shape.width
         epath = (*path, "embed")
@@ -344,28 +390,35 @@ class _Normalizer:
             embed = embed.model_copy(update={"padding": padding})
             oh, ow = (conv_out(s, embed.kernel, embed.stride, padding) for s in (h, w))
             if oh < 1 or ow < 1:
-                self.fail((*epath, "stride"),
-                          f"the {embed.kernel}x{embed.kernel} conv with stride {embed.stride} and padding "
-                          f"{padding} leaves no tokens from the {h}x{w} map",
-                          value=embed.stride)
+                self.fail(
+                    (*epath, "stride"),
+                    f"the {embed.kernel}x{embed.kernel} conv with stride {embed.stride} and padding "
+                    f"{padding} leaves no tokens from the {h}x{w} map",
+                    value=embed.stride,
+                )
                 return embed, None, 1
             return embed, FeatureShape(stage.dim, oh, ow), 1
         if isinstance(embed, PatchEmbed):
             if h % embed.stride or w % embed.stride:
-                self.fail((*epath, "stride"),
-                          f"the {h}x{w} map is not divisible into {embed.stride}x{embed.stride} patches",
-                          value=embed.stride,
-                          allowed="strides dividing both sides: "
-                          + ", ".join(str(d) for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0))
+                self.fail(
+                    (*epath, "stride"),
+                    f"the {h}x{w} map is not divisible into {embed.stride}x{embed.stride} patches",
+                    value=embed.stride,
+                    allowed="strides dividing both sides: "
+                    + ", ".join(str(d) for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0),
+                )
                 return embed, None, 1
             return embed, FeatureShape(stage.dim, h // embed.stride, w // embed.stride), 1
         if isinstance(embed, BlockEmbed):
             return embed, FeatureShape(shape.channels, h, w), embed.stride
         assert isinstance(embed, NoEmbed)
         if family == "transformer" and shape.channels != stage.dim:
-            self.fail((*path, "dim"),
-                      f"embed 'none' keeps the {shape.channels} incoming channels, so dim must be "
-                      f"{shape.channels} (or use a conv/patch embedding)", value=stage.dim)
+            self.fail(
+                (*path, "dim"),
+                f"embed 'none' keeps the {shape.channels} incoming channels, so dim must be "
+                f"{shape.channels} (or use a conv/patch embedding)",
+                value=stage.dim,
+            )
             return embed, None, 1
         return embed, FeatureShape(shape.channels, h, w), 1
 
@@ -374,36 +427,55 @@ class _Normalizer:
         mpath = (*path, "mixer")
         width = dim // expansion if expansion else dim
         if expansion and dim % expansion:
-            self.fail((*path, "expansion"), f"expansion {expansion} does not divide dim {dim}", value=expansion)
+            self.fail(
+                (*path, "expansion"), f"expansion {expansion} does not divide dim {dim}", value=expansion
+            )
             return
         if isinstance(mixer, AttentionMixer | MhsaMixer) and width % mixer.heads:
             what = "bottleneck width" if expansion else "dim"
-            self.fail((*mpath, "heads"), f"heads must divide the {what} {width}", value=mixer.heads,
-                      allowed=", ".join(str(d) for d in range(1, width + 1) if width % d == 0 and d <= 64))
+            self.fail(
+                (*mpath, "heads"),
+                f"heads must divide the {what} {width}",
+                value=mixer.heads,
+                allowed=", ".join(str(d) for d in range(1, width + 1) if width % d == 0),
+            )
         if isinstance(mixer, ConvMixer) and width % mixer.groups:
-            self.fail((*mpath, "groups"), f"groups must divide the bottleneck width {width}", value=mixer.groups)
+            self.fail(
+                (*mpath, "groups"), f"groups must divide the bottleneck width {width}", value=mixer.groups
+            )
         if isinstance(mixer, AttentionMixer):
-            strided = [name for name in PER_BLOCK_MIXER_FIELDS
-                       if any(v > 1 for v in _as_list(getattr(mixer, name)))]
+            strided = [
+                name for name in PER_BLOCK_MIXER_FIELDS if any(v > 1 for v in _as_list(getattr(mixer, name)))
+            ]
             if mixer.qkv == "linear" and strided:
-                self.fail((*mpath, strided[0]),
-                          f"{strided[0]} > 1 needs a convolutional projection", value=getattr(mixer, strided[0]),
-                          allowed="qkv: dw_bn or avg (or stride 1)")
+                self.fail(
+                    (*mpath, strided[0]),
+                    f"{strided[0]} > 1 needs a convolutional projection",
+                    value=getattr(mixer, strided[0]),
+                    allowed="qkv: dw_bn or avg (or stride 1)",
+                )
             if mixer.qkv == "avg" and "q_stride" in strided:
-                self.fail((*mpath, "q_stride"), "the avg projection keeps queries linear (official CvT), so "
-                          "q_stride must be 1", value=mixer.q_stride, allowed="qkv: dw_bn for a strided query")
+                self.fail(
+                    (*mpath, "q_stride"),
+                    "the avg projection keeps queries linear (official CvT), so q_stride must be 1",
+                    value=mixer.q_stride,
+                    allowed="qkv: dw_bn for a strided query",
+                )
 
-    def block_shape(self, mpath: Path, j: int, mixer: Mixer, family: Family, stride: int, dim: int,
-                    shape: FeatureShape) -> FeatureShape | None:
+    def block_shape(
+        self, mpath: Path, j: int, mixer: Mixer, family: Family, stride: int, dim: int, shape: FeatureShape
+    ) -> FeatureShape | None:
         h, w = shape.height, shape.width
         if isinstance(mixer, ConvMixer):
             pad = mixer.kernel // 2
             oh, ow = conv_out(h, mixer.kernel, stride, pad), conv_out(w, mixer.kernel, stride, pad)
         elif isinstance(mixer, MhsaMixer):
             if stride > min(h, w):
-                self.fail(("stages", mpath[1], "embed", "stride"),
-                          f"the {stride}x{stride} pool after MHSA leaves no tokens from the {h}x{w} map",
-                          value=stride)
+                self.fail(
+                    ("stages", mpath[1], "embed", "stride"),
+                    f"the {stride}x{stride} pool after MHSA leaves no tokens from the {h}x{w} map",
+                    value=stride,
+                )
                 return None
             oh, ow = h // stride, w // stride
         else:
@@ -413,8 +485,13 @@ class _Normalizer:
                 if value > min(h, w):
                     given = getattr(self.spec.stages[mpath[1]].mixer, name)  # type: ignore[index]
                     at = (*mpath, name, j) if isinstance(given, list) else (*mpath, name)
-                    self.fail(at, f"{name} {value} leaves no tokens: block {j} sees a {h}x{w} token map",
-                              value=value, allowed=f"at most {min(h, w)}")
+                    self.fail(
+                        at,
+                        f"{name} {value} is larger than the {h}x{w} token map block {j} sees, "
+                        "so the projection would only sample its first row and column",
+                        value=value,
+                        allowed=f"at most {min(h, w)}",
+                    )
                     return None
             q_stride, pad = _scalar(mixer.q_stride), mixer.kernel // 2
             oh, ow = conv_out(h, mixer.kernel, q_stride, pad), conv_out(w, mixer.kernel, q_stride, pad)
@@ -424,8 +501,12 @@ class _Normalizer:
     def head(self, last: StagePlan) -> Head:
         head = self.spec.head
         if head.pool == "cls" and not last.cls_token:
-            self.fail(("head", "pool"), "pool 'cls' needs a class token in the last stage (cls_token: true)",
-                      value="cls", allowed="avg, or cls_token: true in the last stage")
+            self.fail(
+                ("head", "pool"),
+                "pool 'cls' needs a class token in the last stage (cls_token: true)",
+                value="cls",
+                allowed="avg, or cls_token: true in the last stage",
+            )
         norm = head.norm if head.norm is not None else last.family == "transformer"
         return head.model_copy(update={"norm": norm})
 

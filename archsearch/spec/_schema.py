@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
-from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AttentionMixer",
@@ -34,28 +33,17 @@ __all__ = [
 PositiveInt = Annotated[int, Field(gt=0)]
 #: A value that is either one scalar for the whole stage or a list with one item per block.
 PerBlockInt = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1)]
-PerBlockFloat = Annotated[float, Field(gt=0)] | Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+PerBlockFloat = (
+    Annotated[float, Field(gt=0)] | Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+)
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in data:
-                if key not in cls.model_fields:
-                    allowed = ", ".join(cls.model_fields)
-                    raise PydanticCustomError(
-                        "unknown_key",
-                        "unknown key {key!r} in {model}",
-                        {"key": key, "model": _describe(cls), "allowed": allowed},
-                    )
-        return data
 
-
-def _describe(cls: type[BaseModel]) -> str:
+def describe_model(cls: type[BaseModel]) -> str:
+    """``ConvMixer (kind 'conv')``: how error messages name a schema object."""
     kind = cls.model_fields.get("kind")
     if kind is not None and kind.default is not None:
         return f"{cls.__name__} (kind {kind.default!r})"

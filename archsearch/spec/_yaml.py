@@ -22,6 +22,11 @@ __all__ = ["SourceMap", "load_yaml_text"]
 class _Loader(yaml.SafeLoader):
     """SafeLoader that reads ``1e-5`` as a float (YAML 1.2), not as a string (YAML 1.1)."""
 
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        #: id of a mapping node -> ids of its own (not merged) key nodes, taken before flattening.
+        self.explicit_keys: dict[int, set[int]] = {}
+
 
 _Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _Loader.add_implicit_resolver(
@@ -69,16 +74,15 @@ def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
     try:
         node = loader.get_single_node()
         if node is None:
-            raise source.error((), "the file is empty; a spec is a mapping with at least 'stages'")
+            what = "has only comments" if text.strip() else "is empty"
+            raise SpecError(
+                Issue((), f"the file {what}; a spec is a mapping with at least 'stages'", file=file, line=1)
+            )
         source.lines[()] = node.start_mark.line + 1
         value = _convert(loader, node, (), source)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or str(exc)
-        if exc.context:
-            problem = f"{exc.context}, {problem}"
-        raise SpecError(Issue((), f"YAML syntax error: {problem}", file=file, line=line)) from None
+        line, message = _syntax_error(exc)
+        raise SpecError(Issue((), f"YAML syntax error: {message}", file=file, line=line)) from None
     except yaml.YAMLError as exc:  # pragma: no cover - other reader errors (bad encoding, ...)
         raise SpecError(Issue((), f"YAML error: {exc}", file=file)) from None
     finally:
@@ -86,22 +90,107 @@ def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
     return value, source
 
 
+#: PyYAML's token names, as a reader would say them.
+_TOKENS = {
+    "<block end>": "the end of the block",
+    "<block mapping start>": "a new key",
+    "<block sequence start>": "a new list",
+    "<stream end>": "the end of the file",
+    "?": "a new key",
+    "-": "a list item",
+}
+
+
+def _words(problem: str) -> str:
+    for token, words in _TOKENS.items():
+        problem = problem.replace(f"'{token}'", words)
+        if token.startswith("<"):
+            problem = problem.replace(token, words)
+    return problem
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    """The line to blame and a plain-words message for a YAML scanner, parser or composer error.
+
+    PyYAML marks where it gave up; for an unclosed bracket or quote, or a key without its
+    ``:``, the mistake is where the construct began, so that line is named instead.
+    """
+    problem, context = exc.problem or "", exc.context or ""
+    at, start = exc.problem_mark, exc.context_mark
+    line = at.line + 1 if at is not None else (start.line + 1 if start is not None else None)
+    col = f"column {at.column + 1}" if at is not None else "the end"
+    where = f"line {at.line + 1}, {col}" if at is not None else "the end"
+    problem = _words(problem)
+    if start is not None and context.startswith("while parsing a flow "):
+        bracket = "{" if "mapping" in context else "["
+        closing = "}" if bracket == "{" else "]"
+        got = problem.split("but got ", 1)[-1]
+        found = "the file ends" if got == "the end of the file" else f"found {got} on {where}"
+        return start.line + 1, (
+            f"the '{bracket}' at column {start.column + 1} is never closed: "
+            f"expected ',' or '{closing}', but {found}"
+        )
+    if start is not None and context == "while scanning a quoted scalar":
+        ends = "the file ends" if "end of stream" in problem else f"{problem} on {where}"
+        return start.line + 1, (
+            f"the quoted string starting at column {start.column + 1} is never closed ({ends})"
+        )
+    if start is not None and context == "while scanning a simple key":
+        return start.line + 1, (
+            f"the key at column {start.column + 1} is not followed by ':' "
+            "(or a value spans several lines without quotes)"
+        )
+    if "character '\\t'" in problem:
+        return line, f"a tab character at {col}; YAML indents with spaces only"
+    if problem == "mapping values are not allowed here":
+        return line, (
+            f"unexpected ':' at {col}; check this line's indentation, or quote a value that contains ': '"
+        )
+    block_end = context.startswith("while parsing a block") and "the end of the block" in problem
+    if start is not None and block_end:
+        found = problem.partition(", but found ")[2] or "more"
+        return line, (
+            f"bad indentation at {col}: expected the end of the block that starts on line "
+            f"{start.line + 1}, but found {found}"
+        )
+    if problem.startswith("could not determine a constructor for the tag"):
+        tag = problem.rpartition(" ")[2].replace("tag:yaml.org,2002:", "!!")
+        return line, f"the tag {tag} at {col} is not supported; a spec holds only plain YAML values"
+    if context == "expected a single document in the stream":
+        return line, "a second YAML document ('---'); a spec file holds exactly one"
+    text = f"{problem} ({context})" if context and problem else problem or context or str(exc)
+    return line, f"{text} at {col}" if at is not None else text
+
+
 def _convert(loader: _Loader, node: yaml.Node, path: tuple[str | int, ...], source: SourceMap) -> Any:
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves '<<' merge keys
+        explicit = loader.explicit_keys.setdefault(
+            id(node), {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        )
+        loader.flatten_mapping(node)  # resolves '<<' merge keys: merged pairs first, then the explicit ones
         out: dict[Any, Any] = {}
+        given: dict[Any, int] = {}  # explicit keys -> their line
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise source.error(path, "mapping keys must be plain names", value=key)
-            child = (*path, key) if isinstance(key, str | int) else (*path, str(key))
-            if key in out:
-                first = source.lines.get(child)
-                raise SpecError(
-                    Issue(child, f"duplicate key {key!r} (first given on line {first})",
-                          file=source.file, line=key_node.start_mark.line + 1)
-                )
-            source.lines[child] = key_node.start_mark.line + 1
+            child = (*path, key if isinstance(key, str) else str(key))
+            line = key_node.start_mark.line + 1
+            if id(key_node) in explicit:
+                if key in given:
+                    raise SpecError(
+                        Issue(
+                            child,
+                            f"duplicate key {key!r} (first given on line {given[key]})",
+                            file=source.file,
+                            line=line,
+                        )
+                    )
+                given[key] = line
+            if key in out:  # a later merge, or an explicit key, overrides a merged one
+                for stale in [p for p in source.lines if p[: len(child)] == child]:
+                    del source.lines[stale]
+            source.lines[child] = line
             out[key] = _convert(loader, value_node, child, source)
         return out
     if isinstance(node, yaml.SequenceNode):
