@@ -174,7 +174,10 @@ class MHSA2d(nn.Module):
                 f"MHSA was built for a {self.size[0]}x{self.size[1]} map but got {h}x{w}; "
                 "rebuild the model for this input size"
             )
-        q, k, v = self.qkv(x).view(b, 3, self.heads, self.head_dim, h * w).transpose(-2, -1).unbind(1)
+        # (B, 3, heads, tokens, head_dim) with head_dim contiguous: the fused CPU kernel needs it
+        # (a strided head_dim silently falls back to the math path and materialises the logits).
+        qkv = self.qkv(x).view(b, 3, self.heads, self.head_dim, h * w).transpose(-2, -1).contiguous()
+        q, k, v = qkv.unbind(1)
         bias = self.position_logits(q) if self.relative else None
         out = attend(q, k, v, self.scale, bias)
         return out.transpose(-2, -1).reshape(b, c, h, w)

@@ -41,7 +41,9 @@ class Bottleneck(nn.Module):
             attn = MHSA2d(
                 width, mixer.heads, size, relative=plan.pos_embed == "relative", qkv_bias=mixer.qkv_bias
             )
-            self.mixer = nn.Sequential(attn, nn.AvgPool2d(stride, stride)) if stride > 1 else attn
+            self.mixer = (
+                nn.Sequential(attn, nn.AvgPool2d(stride, stride, ceil_mode=True)) if stride > 1 else attn
+            )
         self.bn2 = nn.BatchNorm2d(width)
         self.act2 = make_act(plan.act)
         self.conv3 = nn.Conv2d(width, plan.dim, 1, bias=False)

@@ -431,6 +431,14 @@ class _Normalizer:
                 (*path, "expansion"), f"expansion {expansion} does not divide dim {dim}", value=expansion
             )
             return
+        if isinstance(mixer, ConvMixer | AttentionMixer) and mixer.kernel % 2 == 0:
+            self.fail(
+                (*mpath, "kernel"),
+                "the kernel must be odd: with padding kernel // 2 an even kernel changes the map "
+                "size and the residual would not match",
+                value=mixer.kernel,
+                allowed="odd kernels: 1, 3, 5, 7, ...",
+            )
         if isinstance(mixer, AttentionMixer | MhsaMixer) and width % mixer.heads:
             what = "bottleneck width" if expansion else "dim"
             self.fail(
@@ -477,7 +485,7 @@ class _Normalizer:
                     value=stride,
                 )
                 return None
-            oh, ow = h // stride, w // stride
+            oh, ow = -(-h // stride), -(-w // stride)  # ceil-mode pool, like the strided shortcut
         else:
             assert isinstance(mixer, AttentionMixer)
             for name in PER_BLOCK_MIXER_FIELDS:

@@ -1,0 +1,250 @@
+"""Analytic costs: parameters, MACs and activations of a normalised spec, no module built.
+
+Each block's figures follow from its :class:`~archsearch.spec.BlockPlan` by the same conventions
+as :mod:`archsearch.cost._traced` (fvcore's unit), so the two agree: parameters exactly, MACs to
+rounding. ``activations`` counts the output elements of every op that carries MACs, with
+attention maps not materialised (the fused path): a proxy for activation memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..spec import (
+    AttentionMixer,
+    BlockPlan,
+    ConvEmbed,
+    ConvMixer,
+    MhsaMixer,
+    NormalizedSpec,
+    PatchEmbed,
+    StagePlan,
+)
+from ..spec._normalize import conv_out, pool_out_ceil
+
+__all__ = ["Cost", "CostReport", "analytic_costs"]
+
+
+@dataclass
+class Cost:
+    """Parameters, multiply-accumulates and activation elements (per image) of a part."""
+
+    params: int = 0
+    macs: int = 0
+    activations: int = 0
+
+    def op(self, macs: int, out: int, params: int = 0) -> None:
+        self.params += params
+        self.macs += macs
+        if macs:
+            self.activations += out
+
+    def __iadd__(self, other: Cost) -> Cost:
+        self.params += other.params
+        self.macs += other.macs
+        self.activations += other.activations
+        return self
+
+
+@dataclass
+class CostReport:
+    """Costs of a whole network at batch 1, with the parts they come from."""
+
+    name: str
+    params: int
+    macs: int
+    activations: int
+    stem: Cost
+    stages: list[Cost]
+    head: Cost
+    blocks: list[Cost] = field(default_factory=list)
+
+    @property
+    def by_scope(self) -> dict[str, int]:
+        """MACs per part, named as :func:`count_traced` names them."""
+        out = {"stem": self.stem.macs, "head": self.head.macs}
+        out.update({f"stages.{i}": s.macs for i, s in enumerate(self.stages)})
+        return {k: v for k, v in out.items() if v}
+
+    def activation_bytes(self, batch: int = 1, bytes_per_element: int = 4) -> int:
+        return self.activations * batch * bytes_per_element
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _conv(
+    cost: Cost,
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    h_out: int,
+    w_out: int,
+    groups: int = 1,
+    bias: bool = False,
+) -> None:
+    per_output = (c_in // groups) * kernel * kernel
+    cost.op(
+        h_out * w_out * c_out * per_output, c_out * h_out * w_out, c_out * per_output + (c_out if bias else 0)
+    )
+
+
+def _batch_norm(cost: Cost, channels: int, elements: int) -> None:
+    cost.op(2 * elements, elements, 2 * channels)  # eval mode, affine
+
+
+def _layer_norm(cost: Cost, channels: int, elements: int) -> None:
+    cost.op(5 * elements, elements, 2 * channels)
+
+
+def _linear(cost: Cost, tokens: int, c_in: int, c_out: int, bias: bool = True) -> None:
+    cost.op(tokens * c_in * c_out, tokens * c_out, c_in * c_out + (c_out if bias else 0))
+
+
+def _norm2d(cost: Cost, kind: str, channels: int, elements: int) -> None:
+    if kind == "layer":
+        _layer_norm(cost, channels, elements)
+    elif kind == "batch":
+        _batch_norm(cost, channels, elements)
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def _stem(plan: NormalizedSpec) -> Cost:
+    cost = Cost()
+    stem = plan.spec.stem
+    if stem is None:
+        return cost
+    h1, w1 = conv_out(plan.input_shape.height, 7, 2, 3), conv_out(plan.input_shape.width, 7, 2, 3)
+    _conv(cost, plan.input_shape.channels, stem.channels, 7, h1, w1)
+    _batch_norm(cost, stem.channels, stem.channels * h1 * w1)
+    return cost
+
+
+def _embed(stage: StagePlan, c_in: int) -> Cost:
+    cost = Cost()
+    embed, shape = stage.embed, stage.embed_shape
+    if isinstance(embed, ConvEmbed | PatchEmbed):
+        kernel = embed.kernel if isinstance(embed, ConvEmbed) else embed.stride
+        _conv(cost, c_in, stage.dim, kernel, shape.height, shape.width, bias=embed.bias)
+        _norm2d(cost, embed.norm, stage.dim, stage.dim * shape.height * shape.width)
+    if stage.cls_token:
+        cost.params += stage.dim * shape.cls_tokens
+    if stage.pos_embed == "absolute":
+        cost.params += stage.dim * shape.tokens
+    return cost
+
+
+def _bottleneck(block: BlockPlan) -> Cost:
+    cost = Cost()
+    c_in, width, dim = block.dim_in, block.width, block.dim
+    h, w = block.in_shape.height, block.in_shape.width
+    ho, wo = block.out_shape.height, block.out_shape.width
+    _conv(cost, c_in, width, 1, h, w)
+    _batch_norm(cost, width, width * h * w)
+    mixer = block.mixer
+    if isinstance(mixer, ConvMixer):
+        _conv(cost, width, width, mixer.kernel, ho, wo, groups=mixer.groups)
+    else:
+        assert isinstance(mixer, MhsaMixer)
+        n, head_dim = h * w, width // mixer.heads
+        _conv(cost, width, 3 * width, 1, h, w, bias=mixer.qkv_bias)
+        if block.pos_embed == "relative":
+            cost.params += (2 * h - 1 + 2 * w - 1) * head_dim
+            cost.op(n * h * width, n * h * mixer.heads)  # q . rel_h for every key row
+            cost.op(n * w * width, n * w * mixer.heads)  # q . rel_w for every key column
+        cost.op(2 * n * n * width, n * width)  # q k^T and attn v (heads x head_dim = width)
+    _batch_norm(cost, width, width * ho * wo)
+    _conv(cost, width, dim, 1, ho, wo)
+    _batch_norm(cost, dim, dim * ho * wo)
+    if block.stride != 1 or c_in != dim:
+        _conv(cost, c_in, dim, 1, ho, wo)
+        _batch_norm(cost, dim, dim * ho * wo)
+    return cost
+
+
+def _transformer(block: BlockPlan) -> Cost:
+    cost = Cost()
+    mixer = block.mixer
+    assert isinstance(mixer, AttentionMixer) and block.mlp_ratio is not None
+    c, cls = block.dim, block.in_shape.cls_tokens
+    h, w = block.in_shape.height, block.in_shape.width
+    n = h * w + cls
+    _layer_norm(cost, c, n * c)
+    if mixer.qkv == "linear":
+        nq = nk = n
+        _linear(cost, n, c, 3 * c, mixer.qkv_bias)
+    else:
+        k = mixer.kernel
+        if mixer.qkv == "dw_bn":
+            hq, wq = conv_out(h, k, block.q_stride, k // 2), conv_out(w, k, block.q_stride, k // 2)
+            hk, wk = conv_out(h, k, block.kv_stride, k // 2), conv_out(w, k, block.kv_stride, k // 2)
+            _conv(cost, c, c, k, hq, wq, groups=c)
+            _batch_norm(cost, c, c * hq * wq)
+            for _ in range(2):
+                _conv(cost, c, c, k, hk, wk, groups=c)
+                _batch_norm(cost, c, c * hk * wk)
+        else:  # avg: queries stay unprojected; pooling counts zero by convention
+            hq, wq = h, w
+            hk, wk = (
+                pool_out_ceil(h, k, block.kv_stride, k // 2),
+                pool_out_ceil(w, k, block.kv_stride, k // 2),
+            )
+        nq, nk = hq * wq + cls, hk * wk + cls
+        _linear(cost, nq, c, c, mixer.qkv_bias)
+        _linear(cost, nk, c, c, mixer.qkv_bias)
+        _linear(cost, nk, c, c, mixer.qkv_bias)
+    cost.op(2 * nq * nk * c, nq * c)  # q k^T and attn v over all heads
+    _linear(cost, nq, c, c)
+    _layer_norm(cost, c, nq * c)
+    hidden = int(c * block.mlp_ratio)
+    _linear(cost, nq, c, hidden)
+    _linear(cost, nq, hidden, c)
+    return cost
+
+
+_BLOCKS = {"bottleneck": _bottleneck, "transformer": _transformer}
+
+
+def _head(plan: NormalizedSpec) -> Cost:
+    cost = Cost()
+    head, out = plan.head, plan.out_shape
+    c = out.channels
+    if head.pool == "cls":
+        if head.norm:
+            _layer_norm(cost, c, c)
+    elif head.norm:
+        _layer_norm(cost, c, out.height * out.width * c)
+    else:
+        cost.op(c * out.height * out.width, c)  # global average pooling
+    if head.num_classes:
+        _linear(cost, 1, c, head.num_classes)
+    return cost
+
+
+def analytic_costs(plan: NormalizedSpec) -> CostReport:
+    """Parameters, MACs and activation elements of ``plan`` at batch 1, per block and stage."""
+    stem = _stem(plan)
+    stages, blocks = [], []
+    channels = plan.stem_shape.channels if plan.stem_shape else plan.input_shape.channels
+    for stage in plan.stages:
+        cost = _embed(stage, channels)
+        for block in stage.blocks:
+            block_cost = _BLOCKS[block.family](block)
+            blocks.append(block_cost)
+            cost += block_cost
+        stages.append(cost)
+        channels = stage.out_shape.channels
+    head = _head(plan)
+    parts = [stem, *stages, head]
+    return CostReport(
+        name=plan.name,
+        params=sum(p.params for p in parts),
+        macs=sum(p.macs for p in parts),
+        activations=sum(p.activations for p in parts),
+        stem=stem,
+        stages=stages,
+        head=head,
+        blocks=blocks,
+    )

@@ -1,0 +1,90 @@
+"""Random hybrid specs for property tests: every family, mixer, embedding and stride varied."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import archsearch
+from archsearch import SpecError
+
+
+def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
+    mixer_kind = rng.choice(["conv", "mhsa", "attention", "attention"])
+    heads = rng.choice([1, 2, 4])
+    dim = heads * rng.choice([4, 8, 12, 16])
+    depth = rng.randint(1, 3)
+    stage: dict[str, Any] = {"dim": dim, "depth": depth}
+    embeds = ["conv", "patch", "none"] + (["block"] if mixer_kind != "attention" else [])
+    kind = rng.choice(embeds)
+    if kind == "conv":
+        kernel = rng.choice([1, 2, 3, 5, 7])
+        embed: dict[str, Any] = {"kind": "conv", "kernel": kernel, "stride": rng.choice([1, 2, 2, 3, 4])}
+        if rng.random() < 0.4:
+            embed["padding"] = rng.randint(0, kernel // 2)
+        embed["norm"] = rng.choice(["layer", "batch", "none"])
+    elif kind == "patch":
+        embed = {"kind": "patch", "stride": rng.choice([1, 2, 4]), "norm": rng.choice(["layer", "none"])}
+    elif kind == "block":
+        embed = {"kind": "block", "stride": rng.choice([1, 2])}
+    else:
+        embed = {"kind": "none"}
+    stage["embed"] = embed
+    if mixer_kind == "conv":
+        stage["mixer"] = {"kind": "conv", "kernel": rng.choice([1, 3, 5]), "groups": rng.choice([1, 2])}
+        stage["expansion"] = rng.choice([1, 2, 4])
+    elif mixer_kind == "mhsa":
+        stage["mixer"] = {"kind": "mhsa", "heads": heads, "qkv_bias": rng.random() < 0.5}
+        stage["expansion"] = 1
+        stage["pos_embed"] = rng.choice(["relative", "none"])
+    else:
+        qkv = rng.choice(["linear", "dw_bn", "avg"])
+        mixer: dict[str, Any] = {
+            "kind": "attention",
+            "heads": heads,
+            "qkv": qkv,
+            "scale": rng.choice(["head", "dim"]),
+            "qkv_bias": rng.random() < 0.7,
+        }
+        if qkv != "linear":
+            mixer["kernel"] = rng.choice([1, 3, 5])
+            per_block = [rng.choice([1, 2, 3]) for _ in range(depth)]
+            mixer["kv_stride"] = per_block if rng.random() < 0.5 else per_block[0]
+        if qkv == "dw_bn" and rng.random() < 0.3:
+            mixer["q_stride"] = [rng.choice([1, 2])] + [1] * (depth - 1)
+        stage["mixer"] = mixer
+        ratios = [rng.choice([1, 2, 3.5, 4]) for _ in range(depth)]
+        stage["mlp_ratio"] = ratios if rng.random() < 0.5 else ratios[0]
+        stage["pos_embed"] = rng.choice(["none", "absolute"])
+        stage["cls_token"] = rng.random() < 0.3
+        stage["act"] = rng.choice(["gelu", "quick_gelu", "relu", "silu"])
+    return stage
+
+
+def random_spec_dict(seed: int) -> dict[str, Any]:
+    """One random hybrid spec as plain data (it may be invalid; see :func:`random_spec`)."""
+    rng = random.Random(seed)
+    size = rng.choice([24, 32, 40, 48, 64])
+    spec: dict[str, Any] = {"name": f"random-{seed}", "input": {"size": size, "channels": rng.choice([1, 3])}}
+    if size >= 48 and rng.random() < 0.2:
+        spec["stem"] = {"kind": "resnet", "channels": rng.choice([8, 16])}
+    spec["stages"] = [_stage(rng, i == 0) for i in range(rng.randint(1, 4))]
+    last = spec["stages"][-1]
+    pool = "cls" if last.get("cls_token") and rng.random() < 0.7 else "avg"
+    spec["head"] = {
+        "pool": pool,
+        "num_classes": rng.choice([0, 3, 10]),
+        "norm": rng.choice([True, False, None]),
+    }
+    spec["norm_eps"] = rng.choice([1e-5, 1e-6])
+    return spec
+
+
+def random_spec(seed: int) -> archsearch.Spec:
+    """The first valid random spec from ``seed`` onwards (invalid ones must raise SpecError)."""
+    for attempt in range(1000):
+        try:
+            return archsearch.load_spec(random_spec_dict(seed * 1000 + attempt))
+        except SpecError:
+            continue
+    raise AssertionError(f"no valid random spec near seed {seed}")

@@ -1,0 +1,117 @@
+"""Costs: traced counts against the reference figures, torch's counter, and the analytic model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import archsearch
+from archsearch.cost import analytic_costs, count_traced
+from archsearch.spec import normalize
+
+from .random_specs import random_spec, random_spec_dict
+
+ZOO = archsearch.zoo_names()
+
+# GMACs of the reference implementations, fvcore with attention matmuls counted (REFERENCE.md).
+REFERENCE_GMACS = {
+    "resnet-50": 4.112,
+    "vit-b16": 17.583,
+    "deit-s": 4.608,
+    "deit-ti": 1.258,
+    "cvt-13": 4.585,
+    "cvt-21": 7.206,
+}
+MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
+
+
+def test_every_reference_figure_names_a_zoo_model():
+    assert set(REFERENCE_GMACS) <= set(ZOO)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_GMACS))
+def test_traced_macs_match_reference(name):
+    model = archsearch.create_model(name)
+    counts = count_traced(model, (1, 3, 224, 224))
+    assert counts.macs / 1e9 == pytest.approx(REFERENCE_GMACS[name], rel=0.005)
+    assert not counts.uncounted
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_fused_attention_is_counted_like_the_explicit_path(name):
+    model = archsearch.create_model(name, input_size=96)
+    with archsearch.fused_attention(True):
+        fused = count_traced(model, (1, 3, 96, 96))
+    with archsearch.fused_attention(False):
+        explicit = count_traced(model, (1, 3, 96, 96))
+    assert fused.macs == explicit.macs
+    assert fused.by_scope == explicit.by_scope
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_analytic_costs_equal_traced_on_the_zoo(name):
+    model = archsearch.create_model(name)
+    traced = count_traced(model, (1, 3, 224, 224))
+    analytic = analytic_costs(model.plan)
+    assert analytic.params == traced.params
+    assert analytic.macs == pytest.approx(traced.macs, rel=0.005)
+    assert analytic.by_scope == pytest.approx(traced.by_scope, rel=0.005)
+    assert analytic.activations == traced.activations
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_cross_check_against_torch_flop_counter(name):
+    """torch.utils.flop_counter counts 2 per multiply-add, no norms, and (torch 2.13 on CPU) not
+    the fused attention kernel: on the explicit path the matmul part must agree exactly."""
+    model = archsearch.create_model(name, input_size=64).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with archsearch.fused_attention(False):
+        ours = count_traced(model, x)
+        with torch.no_grad(), FlopCounterMode(display=False) as torch_counter:
+            model(x)
+    matmuls = sum(v for k, v in ours.by_op.items() if k in MATMUL_OPS)
+    assert torch_counter.get_total_flops() == 2 * matmuls
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_analytic_equals_traced_on_random_hybrids(seed):
+    spec = random_spec(seed)
+    plan = normalize(spec)
+    model = archsearch.build(plan)
+    shape = (2, plan.input_shape.channels, plan.input_shape.height, plan.input_shape.width)
+    traced = count_traced(model, shape)
+    analytic = analytic_costs(plan)
+    assert analytic.params == traced.params
+    assert analytic.macs * 2 == pytest.approx(traced.macs, rel=0.005)  # traced at batch 2
+    assert {k: 2 * v for k, v in analytic.by_scope.items()} == pytest.approx(traced.by_scope, rel=0.005)
+    assert analytic.activations * 2 == traced.activations
+    assert not traced.uncounted
+
+
+def test_random_hybrids_cover_the_grammar():
+    """The 200 random specs really vary what they claim to vary."""
+    plans = [normalize(random_spec(seed)) for seed in range(200)]
+    blocks = [b for p in plans for b in p.blocks]
+    assert {b.mixer.kind for b in blocks} == {"conv", "mhsa", "attention"}
+    assert {getattr(b.mixer, "qkv", None) for b in blocks} >= {"linear", "dw_bn", "avg"}
+    assert {b.kv_stride for b in blocks} >= {1, 2, 3}
+    assert {b.q_stride for b in blocks} >= {1, 2}
+    assert {b.mlp_ratio for b in blocks} >= {1, 2, 3.5, 4}
+    assert {s.embed.kind for p in plans for s in p.stages} == {"conv", "patch", "block", "none"}
+    assert {p.input_shape.height for p in plans} >= {24, 32, 40, 48, 64}
+    assert {len(p.stages) for p in plans} == {1, 2, 3, 4}
+    assert any(p.spec.stem is not None for p in plans)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_invalid_random_specs_fail_with_spec_error_only(seed):
+    """A generated spec is either valid and builds, or raises SpecError — never anything else."""
+    data = random_spec_dict(seed)
+    try:
+        spec = archsearch.load_spec(data)
+    except archsearch.SpecError:
+        return
+    model = archsearch.build(spec)
+    size = spec.input.hw
+    assert model(torch.randn(1, spec.input.channels, *size)).shape[0] == 1
