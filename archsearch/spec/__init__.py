@@ -1,5 +1,6 @@
 """The spec grammar: schema, YAML loading with lines, normalisation."""
 
+from ._hash import canonical_spec, spec_hash
 from ._load import ZOO_DIR, load_spec, spec_from_dict, validate_spec, zoo_names
 from ._normalize import BlockPlan, FeatureShape, NormalizedSpec, StagePlan, normalize
 from ._schema import (
@@ -37,10 +38,12 @@ __all__ = [
     "Spec",
     "Stage",
     "StagePlan",
+    "canonical_spec",
     "load_spec",
     "load_yaml_text",
     "normalize",
     "spec_from_dict",
+    "spec_hash",
     "validate_spec",
     "zoo_names",
 ]

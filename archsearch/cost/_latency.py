@@ -1,0 +1,156 @@
+"""Latency measured properly: warm-up, fixed threads, inference mode, repeated runs, statistics.
+
+On CPU each run is timed with ``perf_counter``; on CUDA with events around the run and a
+synchronisation after each, so queued work cannot hide. Results carry the median, the
+interquartile range and the coefficient of variation, and can be cached by spec hash, device,
+dtype, batch and thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["LatencyCache", "LatencyResult", "device_name", "measure_latency"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    device: str
+    """Device kind and name, e.g. ``cpu (AMD EPYC 7B13)`` or ``cuda (NVIDIA H100 80GB HBM3)``."""
+    dtype: str
+    batch: int
+    threads: int
+    warmup: int
+    runs: int
+    median_ms: float
+    iqr_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    cv: float
+    """Coefficient of variation: standard deviation over mean."""
+    samples_ms: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def device_name(device: str | torch.device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{device.type} ({name})"
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[int]:
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _stats(samples: list[float]) -> dict[str, float]:
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    mean = statistics.fmean(samples)
+    std = statistics.pstdev(samples)
+    return {"median_ms": statistics.median(samples), "iqr_ms": q3 - q1, "mean_ms": mean, "std_ms": std,
+            "min_ms": min(samples), "cv": std / mean if mean else 0.0}
+
+
+def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, device: str = "cpu",
+                    dtype: str = "float32", warmup: int = 10, runs: int = 50,
+                    threads: int | None = None) -> LatencyResult:
+    """Median latency of ``model`` on one batch of ``input_shape`` (batch first).
+
+    The model is put in eval mode and moved to ``device``/``dtype`` (in place). ``threads`` fixes
+    the CPU thread count for the measurement (default: the current setting).
+    """
+    if runs < 4:
+        raise ValueError(f"`runs >= 4` must hold for quartiles, but got runs={runs}")
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(_DTYPES)}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA latency was asked for, but no CUDA device is available")
+    model = model.eval().to(device=dev, dtype=_DTYPES[dtype])
+    x = torch.randn(input_shape, device=dev, dtype=_DTYPES[dtype])
+    samples: list[float] = []
+    with _threads(threads) as used, torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            for _ in range(runs):
+                start.record()
+                model(x)
+                end.record()
+                end.synchronize()
+                samples.append(start.elapsed_time(end))
+        else:
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                model(x)
+                samples.append((time.perf_counter() - t0) * 1e3)
+    return LatencyResult(device=device_name(dev), dtype=dtype, batch=input_shape[0], threads=used,
+                         warmup=warmup, runs=runs, samples_ms=tuple(samples), **_stats(samples))
+
+
+class LatencyCache:
+    """Latency results in a JSON file, keyed by spec hash, device, dtype, batch and threads."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        default = Path(os.environ.get("ARCHSEARCH_CACHE", Path.home() / ".cache" / "archsearch"))
+        self.path = Path(path) if path is not None else default / "latency.json"
+
+    @staticmethod
+    def key(spec_hash: str, device: str, dtype: str, batch: int, threads: int) -> str:
+        return f"{spec_hash}|{device}|{dtype}|b{batch}|t{threads}"
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, key: str) -> LatencyResult | None:
+        entry = self._load().get(key)
+        if entry is None:
+            return None
+        try:
+            return LatencyResult(**{**entry, "samples_ms": tuple(entry["samples_ms"])})
+        except (TypeError, KeyError):
+            return None  # an entry from another version: measure again
+
+    def put(self, key: str, result: LatencyResult) -> None:
+        data = self._load()
+        data[key] = result.to_dict()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.path)  # atomic: a crash never leaves half a file

@@ -1,0 +1,38 @@
+"""A stable hash of what a spec builds, independent of its name and of how it was written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ._normalize import normalize
+from ._schema import Spec
+
+__all__ = ["canonical_spec", "spec_hash"]
+
+
+def canonical_spec(spec: Spec) -> dict[str, Any]:
+    """The spec as plain data with every default filled in, ``depths`` folded into the stages and
+    the name dropped: two specs that build the same network have the same canonical form."""
+    plan = normalize(spec)
+    data = spec.model_dump(mode="json", exclude={"name", "depths"})
+    for stage, resolved in zip(data["stages"], plan.stages, strict=True):
+        stage["depth"] = resolved.depth
+        stage["block"] = resolved.family
+        stage["embed"] = resolved.embed.model_dump(mode="json")
+        stage["pos_embed"] = resolved.pos_embed
+        stage["act"] = resolved.blocks[0].act
+        stage["mlp_ratio"] = [b.mlp_ratio for b in resolved.blocks] if resolved.family == "transformer" else None
+        stage["expansion"] = resolved.blocks[0].expansion
+        for name in ("kv_stride", "q_stride"):
+            if name in stage["mixer"]:
+                stage["mixer"][name] = [getattr(b, name) for b in resolved.blocks]
+    data["head"]["norm"] = plan.head.norm
+    return data
+
+
+def spec_hash(spec: Spec) -> str:
+    """SHA-256 (hex, first 16 characters) of :func:`canonical_spec`."""
+    text = json.dumps(canonical_spec(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
