@@ -189,14 +189,18 @@ def zoo(as_json: JsonOpt = False) -> None:
 def profile_(
     spec: SpecArg,
     resolution: ResolutionOpt = None,
-    batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size for latency and memory.")] = 1,
+    batch: Annotated[
+        int, typer.Option("--batch", "-b", min=1, help="Batch size for latency and memory.")
+    ] = 1,
     device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or cuda:N.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
     runs: Annotated[int, typer.Option(min=4, help="Timed runs after warm-up.")] = 30,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 10,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's setting).")] = None,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Measure even if a cached result exists.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Measure even if a cached result exists.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Params and MACs per stage (traced and analytic), latency and memory of a spec or zoo model."""
@@ -216,8 +220,17 @@ def profile_(
         err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
         raise typer.Exit(2)
     plan = normalize(_load(spec, resolution))
-    result = profile(plan, batch=batch, device=device, dtype=dtype, runs=runs, warmup=warmup, threads=threads,
-                     latency=not no_latency, cache=None if no_cache else LatencyCache())
+    result = profile(
+        plan,
+        batch=batch,
+        device=device,
+        dtype=dtype,
+        runs=runs,
+        warmup=warmup,
+        threads=threads,
+        latency=not no_latency,
+        cache=None if no_cache else LatencyCache(),
+    )
     data = result.to_dict()
     if as_json:
         print(json.dumps(data, indent=2))
@@ -225,26 +238,47 @@ def profile_(
     h, w = result.resolution
     table = Table(title=f"{result.name} @ {h}x{w}  (MACs per image; fvcore's unit, 1 multiply-add = 1)")
     for col in ("stage", "family", "blocks", "output (CxHxW)", "params", "MACs", "MACs (analytic)"):
-        table.add_column(col, justify="left" if col in ("family", "output (CxHxW)") else "right", no_wrap=True)
+        table.add_column(
+            col, justify="left" if col in ("family", "output (CxHxW)") else "right", no_wrap=True
+        )
     for row, stage in zip(result.stages, plan.stages, strict=True):
-        table.add_row(str(row["stage"]), row["family"], str(row["blocks"]), str(stage.out_shape),
-                      f"{row['params']:,}", _giga(row["macs"]), _giga(row["macs_analytic"]))
+        table.add_row(
+            str(row["stage"]),
+            row["family"],
+            str(row["blocks"]),
+            str(stage.out_shape),
+            f"{row['params']:,}",
+            _giga(row["macs"]),
+            _giga(row["macs_analytic"]),
+        )
     table.add_section()
-    table.add_row("total", "", str(len(plan.blocks)), "", f"{result.params:,}", _giga(result.macs),
-                  _giga(result.macs_analytic))
+    table.add_row(
+        "total",
+        "",
+        str(len(plan.blocks)),
+        "",
+        f"{result.params:,}",
+        _giga(result.macs),
+        _giga(result.macs_analytic),
+    )
     out.print(table)
-    lines = [f"params: {result.params:,} ({result.trainable_params:,} trainable); analytic {result.params_analytic:,}"]
+    params = f"params: {result.params:,} ({result.trainable_params:,} trainable)"
+    lines = [f"{params}; analytic {result.params_analytic:,}"]
     if result.latency is not None:
         lat = result.latency
-        lines.append(f"latency: {lat.median_ms:.2f} ms median, IQR {lat.iqr_ms:.2f} ms, CV {lat.cv:.1%} "
-                     f"({lat.runs} runs after {lat.warmup} warm-up; batch {lat.batch}, {lat.dtype}, "
-                     f"{lat.threads} threads, {lat.device})")
+        lines.append(
+            f"latency: {lat.median_ms:.2f} ms median, IQR {lat.iqr_ms:.2f} ms, CV {lat.cv:.1%} "
+            f"({lat.runs} runs after {lat.warmup} warm-up; batch {lat.batch}, {lat.dtype}, "
+            f"{lat.threads} threads, {lat.device})"
+        )
     mem = [f"activations (analytic, fp32) {_mib(result.activation_bytes_analytic)}"]
     if result.saved_activation_bytes is not None:
         mem.append(f"saved for backward (measured) {_mib(result.saved_activation_bytes)}")
     if result.cuda_peak_inference_bytes is not None:
-        mem.append(f"CUDA peak: inference {_mib(result.cuda_peak_inference_bytes)}, "
-                   f"train step {_mib(result.cuda_peak_train_bytes or 0)}")
+        mem.append(
+            f"CUDA peak: inference {_mib(result.cuda_peak_inference_bytes)}, "
+            f"train step {_mib(result.cuda_peak_train_bytes or 0)}"
+        )
     lines.append(f"memory at batch {result.batch}: " + "; ".join(mem))
     for line in lines:
         out.print(line, highlight=False)

@@ -39,7 +39,9 @@ def test_latency_statistics_describe_the_samples():
     assert result.median_ms == pytest.approx(statistics.median(result.samples_ms))
     q1, _, q3 = statistics.quantiles(result.samples_ms, n=4, method="inclusive")
     assert result.iqr_ms == pytest.approx(q3 - q1)
-    assert result.cv == pytest.approx(statistics.pstdev(result.samples_ms) / statistics.fmean(result.samples_ms))
+    assert result.cv == pytest.approx(
+        statistics.pstdev(result.samples_ms) / statistics.fmean(result.samples_ms)
+    )
     assert result.min_ms <= result.median_ms and result.device.startswith("cpu")
 
 
@@ -64,7 +66,9 @@ def test_spec_hash_ignores_names_and_spelling_but_not_architecture():
 def test_profile_caches_latency_by_spec_device_dtype_batch_and_threads(tmp_path):
     cache = LatencyCache(tmp_path / "latency.json")
     spec = archsearch.load_spec(TINY, input_size=32)
-    with mock.patch.object(profile_module, "measure_latency", wraps=profile_module.measure_latency) as measured:
+    with mock.patch.object(
+        profile_module, "measure_latency", wraps=profile_module.measure_latency
+    ) as measured:
         first = profile(spec, runs=4, warmup=1, threads=1, cache=cache, memory=False)
         again = profile(spec, runs=4, warmup=1, threads=1, cache=cache, memory=False)
         assert measured.call_count == 1
@@ -94,12 +98,34 @@ def test_saved_activations_grow_with_the_batch():
 
 
 def test_cli_profile_json():
-    result = CliRunner().invoke(app, ["profile", TINY, "-r", "64", "--runs", "4", "--warmup", "1",
-                                      "--threads", "1", "--no-cache", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            TINY,
+            "-r",
+            "64",
+            "--runs",
+            "4",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--no-cache",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    for key in ("params", "trainable_params", "macs", "macs_analytic", "params_analytic", "latency_ms",
-                "latency_iqr_ms"):
+    for key in (
+        "params",
+        "trainable_params",
+        "macs",
+        "macs_analytic",
+        "params_analytic",
+        "latency_ms",
+        "latency_iqr_ms",
+    ):
         assert key in data
     model = archsearch.create_model(TINY, input_size=64)
     assert data["params"] == data["params_analytic"] == sum(p.numel() for p in model.parameters())

@@ -8,6 +8,7 @@ attention maps not materialised (the fused path): a proxy for activation memory.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from ..spec import (
@@ -207,6 +208,30 @@ def _transformer(block: BlockPlan) -> Cost:
 _BLOCKS = {"bottleneck": _bottleneck, "transformer": _transformer}
 
 
+def _block_cost(block: BlockPlan) -> Cost:
+    """A block's cost, memoised on what determines it (not its position): candidates of a search
+    share most blocks, so filtering millions of them costs little more than a few thousand."""
+    key = (
+        block.family,
+        block.mixer,
+        block.dim_in,
+        block.dim,
+        block.stride,
+        block.mlp_ratio,
+        block.expansion,
+        block.pos_embed,
+        block.in_shape,
+        block.out_shape,
+    )
+    return Cost(*_cached_block_cost(key, block))
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_block_cost(key: tuple[object, ...], block: BlockPlan) -> tuple[int, int, int]:
+    cost = _BLOCKS[block.family](block)
+    return cost.params, cost.macs, cost.activations
+
+
 def _head(plan: NormalizedSpec) -> Cost:
     cost = Cost()
     head, out = plan.head, plan.out_shape
@@ -231,7 +256,7 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
     for stage in plan.stages:
         cost = _embed(stage, channels)
         for block in stage.blocks:
-            block_cost = _BLOCKS[block.family](block)
+            block_cost = _block_cost(block)
             blocks.append(block_cost)
             cost += block_cost
         stages.append(cost)

@@ -77,13 +77,26 @@ def _stats(samples: list[float]) -> dict[str, float]:
     q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
     mean = statistics.fmean(samples)
     std = statistics.pstdev(samples)
-    return {"median_ms": statistics.median(samples), "iqr_ms": q3 - q1, "mean_ms": mean, "std_ms": std,
-            "min_ms": min(samples), "cv": std / mean if mean else 0.0}
+    return {
+        "median_ms": statistics.median(samples),
+        "iqr_ms": q3 - q1,
+        "mean_ms": mean,
+        "std_ms": std,
+        "min_ms": min(samples),
+        "cv": std / mean if mean else 0.0,
+    }
 
 
-def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, device: str = "cpu",
-                    dtype: str = "float32", warmup: int = 10, runs: int = 50,
-                    threads: int | None = None) -> LatencyResult:
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    warmup: int = 10,
+    runs: int = 50,
+    threads: int | None = None,
+) -> LatencyResult:
     """Median latency of ``model`` on one batch of ``input_shape`` (batch first).
 
     The model is put in eval mode and moved to ``device``/``dtype`` (in place). ``threads`` fixes
@@ -116,8 +129,16 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, device: s
                 t0 = time.perf_counter()
                 model(x)
                 samples.append((time.perf_counter() - t0) * 1e3)
-    return LatencyResult(device=device_name(dev), dtype=dtype, batch=input_shape[0], threads=used,
-                         warmup=warmup, runs=runs, samples_ms=tuple(samples), **_stats(samples))
+    return LatencyResult(
+        device=device_name(dev),
+        dtype=dtype,
+        batch=input_shape[0],
+        threads=used,
+        warmup=warmup,
+        runs=runs,
+        samples_ms=tuple(samples),
+        **_stats(samples),
+    )
 
 
 class LatencyCache:

@@ -23,7 +23,9 @@ def canonical_spec(spec: Spec) -> dict[str, Any]:
         stage["embed"] = resolved.embed.model_dump(mode="json")
         stage["pos_embed"] = resolved.pos_embed
         stage["act"] = resolved.blocks[0].act
-        stage["mlp_ratio"] = [b.mlp_ratio for b in resolved.blocks] if resolved.family == "transformer" else None
+        stage["mlp_ratio"] = (
+            [b.mlp_ratio for b in resolved.blocks] if resolved.family == "transformer" else None
+        )
         stage["expansion"] = resolved.blocks[0].expansion
         for name in ("kv_stride", "q_stride"):
             if name in stage["mixer"]:

@@ -301,14 +301,20 @@ class _Normalizer:
 
         blocks: list[BlockPlan] = []
         current = embed_shape
+        mixer_key = _mixer_key(stage.mixer) if mixer_values else ()
+        shapes: dict[tuple[Any, ...], FeatureShape | None] = {}  # blocks alike share their shape
         for j in range(depth):
             mixer = stage.mixer
             if mixer_values:
-                mixer = mixer.model_copy(
-                    update={name: vals[j] for name, vals in mixer_values.items() if vals is not None}
-                )
+                values = tuple((name, vals[j]) for name, vals in mixer_values.items() if vals is not None)
+                mixer = _mixer_for_block(mixer, mixer_key, values)
             stride = block_stride if j == 0 else 1
-            out = self.block_shape((*path, "mixer"), j, mixer, family, stride, stage.dim, current)
+            shape_key = (id(mixer), stride, current)
+            out = shapes.get(shape_key)
+            if out is None:
+                out = shapes[shape_key] = self.block_shape(
+                    (*path, "mixer"), j, mixer, family, stride, stage.dim, current
+                )
             if out is None:
                 return None
             index = first_block + j
@@ -517,6 +523,25 @@ class _Normalizer:
             )
         norm = head.norm if head.norm is not None else last.family == "transformer"
         return head.model_copy(update={"norm": norm})
+
+
+_MIXERS: dict[tuple[Any, ...], Mixer] = {}
+
+
+def _mixer_key(mixer: Mixer) -> tuple[Any, ...]:
+    return (type(mixer), *((k, tuple(v) if isinstance(v, list) else v) for k, v in mixer.__dict__.items()))
+
+
+def _mixer_for_block(mixer: Mixer, mixer_key: tuple[Any, ...], values: tuple[tuple[str, Any], ...]) -> Mixer:
+    """The stage's mixer with one block's per-block values, shared between blocks and specs
+    (mixers are frozen); normalising a search's candidates copies each variant once."""
+    key = (*mixer_key, values)
+    found = _MIXERS.get(key)
+    if found is None:
+        if len(_MIXERS) > 4096:
+            _MIXERS.clear()
+        found = _MIXERS[key] = mixer.model_copy(update=dict(values))
+    return found
 
 
 def _scalar(value: int | list[int]) -> int:
