@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import archsearch
-from archsearch.cost import analytic_costs, count_traced
+from archsearch.cost import UncountedOpsWarning, analytic_costs, count_traced
 from archsearch.spec import normalize
 
 from .random_specs import random_spec, random_spec_dict
@@ -115,3 +115,23 @@ def test_invalid_random_specs_fail_with_spec_error_only(seed):
     model = archsearch.build(spec)
     size = spec.input.hw
     assert model(torch.randn(1, spec.input.channels, *size)).shape[0] == 1
+
+
+def test_ops_that_carry_compute_and_are_not_counted_are_named_in_a_warning():
+    class Spectral(torch.nn.Module):
+        def forward(self, x):
+            return torch.fft.fft2(x).real.cumsum(dim=-1)
+
+    with pytest.warns(UncountedOpsWarning, match=r"_fft_r2c.*\(x1\)|cumsum"):
+        counts = count_traced(Spectral(), (1, 2, 8, 8))
+    assert counts.macs == 0 and "cumsum" in counts.uncounted
+
+
+def test_counting_restores_the_model_mode_and_counts_training_norms():
+    model = archsearch.create_model("resnet-50", input_size=64).train()
+    eval_counts = count_traced(model, (1, 3, 64, 64))
+    assert model.training
+    train_counts = count_traced(model, (2, 3, 64, 64), train=True)
+    # batch norm counts 2 per element in eval, 5 in training (fvcore); everything else doubles with the batch
+    assert train_counts.by_op["native_batch_norm"] == 5 * eval_counts.by_op["native_batch_norm"]
+    assert train_counts.by_op["convolution"] == 2 * eval_counts.by_op["convolution"]
