@@ -7,6 +7,7 @@ from torch import nn
 
 from ..ops import Bottleneck, TransformerBlock
 from ..ops._embed import conv_embed, patch_embed, resnet_stem
+from ..ops._layers import tokens_to_map
 from ..spec import NormalizedSpec, StagePlan
 from ._registry import BLOCKS, EMBEDS, STEMS
 
@@ -52,7 +53,7 @@ class TokenStage(nn.Module):
 
     def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
         x = self.embed(x)
-        b, c, h, w = x.shape
+        b, _, h, w = x.shape
         t = x.flatten(2).transpose(1, 2)
         if self.cls_token is not None:
             t = torch.cat((self.cls_token.expand(b, -1, -1), t), dim=1)
@@ -62,7 +63,7 @@ class TokenStage(nn.Module):
         for block in self.blocks:
             t, hw = block(t, hw)
         cls_out = t[:, : self.cls_tokens] if self.cls_tokens else None
-        fmap = t[:, self.cls_tokens :].transpose(1, 2).reshape(b, c, hw[0], hw[1])
+        fmap = tokens_to_map(t[:, self.cls_tokens :], hw)
         return fmap, cls_out
 
 

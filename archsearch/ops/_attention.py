@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._layers import tokens_to_map
+
 __all__ = ["Attention", "MHSA2d", "attend", "fused_attention", "set_fused_attention", "uses_fused_attention"]
 
 _FUSED = os.environ.get("ARCHSEARCH_FUSED_ATTN", "1") not in ("0", "false", "False")
@@ -113,7 +115,7 @@ class Attention(nn.Module):
             q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         else:
             cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
-            fmap = tokens.transpose(1, 2).reshape(b, c, hw[0], hw[1])
+            fmap = tokens_to_map(tokens, hw)
 
             def project(conv: nn.Module | None, linear: nn.Module) -> torch.Tensor:
                 t = tokens if conv is None else conv(fmap)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..spec import AttentionMixer, BlockPlan, ConvMixer, MhsaMixer
 from ._attention import Attention, MHSA2d
-from ._layers import DropPath, Mlp, make_act
+from ._layers import DropPath, Mlp, make_act, tokens_to_map
 
 __all__ = ["Bottleneck", "TransformerBlock"]
 
@@ -102,8 +102,7 @@ class TransformerBlock(nn.Module):
 
     def _pool_tokens(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         assert self.pool is not None
-        b, _, c = x.shape
         cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
-        pooled = self.pool(tokens.transpose(1, 2).reshape(b, c, hw[0], hw[1]))
+        pooled = self.pool(tokens_to_map(tokens, hw))
         out_hw = (pooled.shape[2], pooled.shape[3])
         return torch.cat((cls, pooled.flatten(2).transpose(1, 2)), dim=1), out_hw

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DropPath", "LayerNorm2d", "Mlp", "QuickGELU", "make_act", "make_norm2d"]
+__all__ = ["DropPath", "LayerNorm2d", "Mlp", "QuickGELU", "make_act", "make_norm2d", "tokens_to_map"]
 
 
 class QuickGELU(nn.Module):
@@ -76,3 +76,14 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
+
+
+def tokens_to_map(tokens: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """``(B, H*W, C)`` tokens -> a ``(B, C, H, W)`` view in channels-last memory.
+
+    ``tokens.transpose(1, 2).reshape(...)`` gives the same values, but at batch 1 its batch stride
+    is C, which makes PyTorch pick the channels-first conv path and copy (official CvT's einops
+    rearrange keeps channels-last); this view keeps the batch stride H*W*C.
+    """
+    b, _, c = tokens.shape
+    return tokens.reshape(b, hw[0], hw[1], c).permute(0, 3, 1, 2)
