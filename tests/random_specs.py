@@ -15,7 +15,7 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
     dim = heads * rng.choice([4, 8, 12, 16])
     depth = rng.randint(1, 3)
     stage: dict[str, Any] = {"dim": dim, "depth": depth}
-    embeds = ["conv", "patch", "none"] + (["block"] if mixer_kind != "attention" else [])
+    embeds = ["conv", "patch", "none", "t2t"] + (["block"] if mixer_kind != "attention" else [])
     kind = rng.choice(embeds)
     if kind == "conv":
         kernel = rng.choice([1, 2, 3, 5, 7])
@@ -25,6 +25,14 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         embed["norm"] = rng.choice(["layer", "batch", "none"])
     elif kind == "patch":
         embed = {"kind": "patch", "stride": rng.choice([1, 2, 4]), "norm": rng.choice(["layer", "none"])}
+    elif kind == "t2t":  # the first soft split strides 2 to keep the token transformers small
+        splits = rng.randint(1, 3)
+        kernels = [rng.choice([1, 2, 3, 5]) for _ in range(splits)]
+        embed = {"kind": "t2t", "kernels": kernels, "strides": [2] + [rng.choice([1, 2])] * (splits - 1)}
+        if rng.random() < 0.4:
+            embed["paddings"] = [rng.randint(0, k // 2) for k in kernels]
+        embed.update(token_dim=rng.choice([4, 8, 16]), heads=rng.choice([1, 2]), mlp_ratio=rng.choice([1, 2]))
+        embed["qkv_bias"] = rng.random() < 0.5
     elif kind == "block":
         embed = {"kind": "block", "stride": rng.choice([1, 2])}
     else:
@@ -55,7 +63,7 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         stage["mixer"] = mixer
         ratios = [rng.choice([1, 2, 3.5, 4]) for _ in range(depth)]
         stage["mlp_ratio"] = ratios if rng.random() < 0.5 else ratios[0]
-        stage["pos_embed"] = rng.choice(["none", "absolute"])
+        stage["pos_embed"] = rng.choice(["none", "absolute", "sinusoidal"])
         stage["cls_token"] = rng.random() < 0.3
         stage["act"] = rng.choice(["gelu", "quick_gelu", "relu", "silu"])
     return stage

@@ -22,6 +22,7 @@ REFERENCE_GMACS = {
     "deit-ti": 1.258,
     "cvt-13": 4.585,
     "cvt-21": 7.206,
+    "t2t-vit-t-14": 6.106,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 
@@ -55,6 +56,7 @@ def test_analytic_costs_equal_traced_on_the_zoo(name):
     traced = count_traced(model, (1, 3, 224, 224))
     analytic = analytic_costs(model.plan)
     assert analytic.params == traced.params
+    assert analytic.trainable_params == traced.trainable_params
     assert analytic.macs == pytest.approx(traced.macs, rel=0.005)
     assert analytic.by_scope == pytest.approx(traced.by_scope, rel=0.005)
     assert analytic.activations == traced.activations
@@ -83,6 +85,7 @@ def test_analytic_equals_traced_on_random_hybrids(seed):
     traced = count_traced(model, shape)
     analytic = analytic_costs(plan)
     assert analytic.params == traced.params
+    assert analytic.trainable_params == traced.trainable_params
     assert analytic.macs * 2 == pytest.approx(traced.macs, rel=0.005)  # traced at batch 2
     assert {k: 2 * v for k, v in analytic.by_scope.items()} == pytest.approx(traced.by_scope, rel=0.005)
     assert analytic.activations * 2 == traced.activations
@@ -98,7 +101,8 @@ def test_random_hybrids_cover_the_grammar():
     assert {b.kv_stride for b in blocks} >= {1, 2, 3}
     assert {b.q_stride for b in blocks} >= {1, 2}
     assert {b.mlp_ratio for b in blocks} >= {1, 2, 3.5, 4}
-    assert {s.embed.kind for p in plans for s in p.stages} == {"conv", "patch", "block", "none"}
+    assert {s.embed.kind for p in plans for s in p.stages} == {"conv", "patch", "block", "t2t", "none"}
+    assert {s.pos_embed for p in plans for s in p.stages} >= {"none", "absolute", "sinusoidal", "relative"}
     assert {p.input_shape.height for p in plans} >= {24, 32, 40, 48, 64}
     assert {len(p.stages) for p in plans} == {1, 2, 3, 4}
     assert any(p.spec.stem is not None for p in plans)

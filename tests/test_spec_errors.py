@@ -387,7 +387,7 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         3,
-        r"unknown kind 'pixel'; allowed: conv, patch, block, none$",
+        r"unknown kind 'pixel'; allowed: conv, patch, block, t2t, none$",
     ),
     case(
         "unknown-stem-kind-with-suggestion",
@@ -415,7 +415,7 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         4,
-        r"expected a kind name \(got null\); allowed: conv, patch, block, none$",
+        r"expected a kind name \(got null\); allowed: conv, patch, block, t2t, none$",
     ),
     case(
         "missing-mixer-kind",
@@ -442,7 +442,7 @@ CORPUS = [
         """,
         "stages[0].embed",
         3,
-        r"missing 'kind'; allowed: conv, patch, block, none$",
+        r"missing 'kind'; allowed: conv, patch, block, t2t, none$",
     ),
     case(
         "mixer-not-fitting-block",
@@ -470,7 +470,8 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         3,
-        r"embedding 'block' does not fit a transformer stage \(got 'block'\); allowed: conv, patch, none$",
+        r"embedding 'block' does not fit a transformer stage \(got 'block'\); "
+        r"allowed: conv, patch, t2t, none$",
     ),
     # ------------------------------------------------------------------ numbers out of range
     case(

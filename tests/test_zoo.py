@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import archsearch
+from archsearch.cost import analytic_costs
 from archsearch.spec import ZOO_DIR, normalize
 
 ZOO = archsearch.zoo_names()
@@ -21,7 +22,10 @@ REFERENCE_PARAMS = {
     "deit-ti": 5_717_416,
     "cvt-13": 19_997_480,
     "cvt-21": 31_622_696,
+    "t2t-vit-t-14": 21_541_070,
 }
+# Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
+REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}
 # No reference code exists for BoT50; the paper gives 20.8M, REFERENCE.md 20.86M +-0.5%.
 APPROXIMATE_PARAMS = {"bot-50": (20.86e6, 0.005)}
 
@@ -46,6 +50,17 @@ def test_parameter_count_matches_reference(name):
         assert abs(count - target) <= tolerance * target, f"{name}: {count:,} vs {target:,.0f}"
 
 
+@pytest.mark.parametrize("name", ZOO)
+def test_trainable_parameter_count_matches_reference(name):
+    with torch.device("meta"):
+        model = archsearch.create_model(name)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert analytic_costs(model.plan).trainable_params == trainable
+    expected = REFERENCE_TRAINABLE.get(name, REFERENCE_PARAMS.get(name))
+    if expected is not None:
+        assert trainable == expected
+
+
 def _forward_backward(model: torch.nn.Module, size: int, classes: int) -> None:
     model.train()
     x = torch.randn(2, 3, size, size)
@@ -54,9 +69,9 @@ def _forward_backward(model: torch.nn.Module, size: int, classes: int) -> None:
     assert torch.isfinite(y).all()
     loss = torch.nn.functional.cross_entropy(y, torch.tensor([0, 1]))
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    missing = [n for n, p in model.named_parameters() if p.grad is None and p.requires_grad]
     assert not missing, f"parameters without gradient: {missing[:5]}"
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -8,6 +8,7 @@ from torch import nn
 from ..ops import Bottleneck, TransformerBlock
 from ..ops._embed import conv_embed, patch_embed, resnet_stem
 from ..ops._layers import tokens_to_map
+from ..ops._t2t import sinusoid_table, t2t_embed
 from ..spec import NormalizedSpec, StagePlan
 from ._registry import BLOCKS, EMBEDS, STEMS
 
@@ -16,6 +17,7 @@ __all__ = ["ArchNet", "ClassifierHead", "MapStage", "TokenStage"]
 STEMS.register("resnet")(resnet_stem)
 EMBEDS.register("conv")(conv_embed)
 EMBEDS.register("patch")(patch_embed)
+EMBEDS.register("t2t")(t2t_embed)
 EMBEDS.register("block")(lambda embed, c_in, dim, eps: nn.Identity())
 EMBEDS.register("none")(lambda embed, c_in, dim, eps: nn.Identity())
 
@@ -38,7 +40,8 @@ class TokenStage(nn.Module):
     """A stage whose blocks work on ``(B, cls + H*W, C)`` tokens (transformer).
 
     After the embedding, the map is flattened to tokens, the class token is prepended and the
-    absolute position embedding added; at the end the class tokens are split off again.
+    position embedding (learned, or the fixed sinusoidal table as a frozen parameter) added; at
+    the end the class tokens are split off again.
     """
 
     def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
@@ -49,6 +52,9 @@ class TokenStage(nn.Module):
         self.pos_embed = None
         if plan.pos_embed == "absolute":
             self.pos_embed = nn.Parameter(torch.zeros(1, plan.embed_shape.tokens, plan.dim))
+        elif plan.pos_embed == "sinusoidal":
+            table = sinusoid_table(plan.embed_shape.tokens, plan.dim)
+            self.pos_embed = nn.Parameter(table, requires_grad=False)
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
@@ -125,7 +131,7 @@ class ArchNet(nn.Module):
         for stage in self.stages:
             for name in ("cls_token", "pos_embed"):
                 param = getattr(stage, name, None)
-                if param is not None:
+                if param is not None and param.requires_grad:  # a fixed table stays as it is
                     nn.init.trunc_normal_(param, std=0.02)
 
     @property

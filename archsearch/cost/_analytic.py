@@ -20,6 +20,7 @@ from ..spec import (
     NormalizedSpec,
     PatchEmbed,
     StagePlan,
+    T2TEmbed,
 )
 from ..spec._normalize import conv_out, pool_out_ceil
 
@@ -59,6 +60,12 @@ class CostReport:
     stages: list[Cost]
     head: Cost
     blocks: list[Cost] = field(default_factory=list)
+    frozen_params: int = 0
+    """Parameters that do not train (a fixed sinusoidal position table); included in ``params``."""
+
+    @property
+    def trainable_params(self) -> int:
+        return self.params - self.frozen_params
 
     @property
     def by_scope(self) -> dict[str, int]:
@@ -130,11 +137,35 @@ def _embed(stage: StagePlan, c_in: int) -> Cost:
         kernel = embed.kernel if isinstance(embed, ConvEmbed) else embed.stride
         _conv(cost, c_in, stage.dim, kernel, shape.height, shape.width, bias=embed.bias)
         _norm2d(cost, embed.norm, stage.dim, stage.dim * shape.height * shape.width)
+    elif isinstance(embed, T2TEmbed):
+        _t2t(cost, embed, c_in, stage.dim, stage.in_shape.height, stage.in_shape.width)
     if stage.cls_token:
         cost.params += stage.dim * shape.cls_tokens
-    if stage.pos_embed == "absolute":
+    if stage.pos_embed in ("absolute", "sinusoidal"):
         cost.params += stage.dim * shape.tokens
     return cost
+
+
+def _t2t(cost: Cost, embed: T2TEmbed, c_in: int, dim: int, h: int, w: int) -> None:
+    """Soft splits (unfold: data movement, zero) with a token transformer after all but the last,
+    then the Linear projection."""
+    assert embed.paddings is not None
+    channels, td, last = c_in, embed.token_dim, len(embed.kernels) - 1
+    for j, (k, s, p) in enumerate(zip(embed.kernels, embed.strides, embed.paddings, strict=True)):
+        h, w = conv_out(h, k, s, p), conv_out(w, k, s, p)
+        n, width = h * w, channels * k * k
+        if j == last:
+            _linear(cost, n, width, dim)
+            return
+        _layer_norm(cost, width, n * width)
+        _linear(cost, n, width, 3 * td, embed.qkv_bias)
+        cost.op(2 * n * n * td, n * td)  # q k^T and attn v over all heads
+        _linear(cost, n, td, td)
+        _layer_norm(cost, td, n * td)
+        hidden = int(td * embed.mlp_ratio)
+        _linear(cost, n, td, hidden)
+        _linear(cost, n, hidden, td)
+        channels = td
 
 
 def _bottleneck(block: BlockPlan) -> Cost:
@@ -263,6 +294,7 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
         channels = stage.out_shape.channels
     head = _head(plan)
     parts = [stem, *stages, head]
+    frozen = sum(s.dim * s.embed_shape.tokens for s in plan.stages if s.pos_embed == "sinusoidal")
     return CostReport(
         name=plan.name,
         params=sum(p.params for p in parts),
@@ -272,4 +304,5 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
         stages=stages,
         head=head,
         blocks=blocks,
+        frozen_params=frozen,
     )

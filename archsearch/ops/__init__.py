@@ -3,6 +3,7 @@
 from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
 from ._blocks import Bottleneck, TransformerBlock
 from ._layers import DropPath, LayerNorm2d, Mlp, QuickGELU
+from ._t2t import TokensToToken, TokenTransformer, sinusoid_table
 
 __all__ = [
     "Attention",
@@ -12,9 +13,12 @@ __all__ = [
     "MHSA2d",
     "Mlp",
     "QuickGELU",
+    "TokenTransformer",
+    "TokensToToken",
     "TransformerBlock",
     "attend",
     "fused_attention",
     "set_fused_attention",
+    "sinusoid_table",
     "uses_fused_attention",
 ]

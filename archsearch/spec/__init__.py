@@ -16,6 +16,7 @@ from ._schema import (
     ResNetStem,
     Spec,
     Stage,
+    T2TEmbed,
 )
 from ._yaml import SourceMap, load_yaml_text
 
@@ -38,6 +39,7 @@ __all__ = [
     "Spec",
     "Stage",
     "StagePlan",
+    "T2TEmbed",
     "canonical_spec",
     "load_spec",
     "load_yaml_text",

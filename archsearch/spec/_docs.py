@@ -23,6 +23,7 @@ from ._schema import (
     ResNetStem,
     Spec,
     Stage,
+    T2TEmbed,
 )
 
 __all__ = ["schema_markdown"]
@@ -35,6 +36,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("embed: conv", ConvEmbed),
     ("embed: patch", PatchEmbed),
     ("embed: block", BlockEmbed),
+    ("embed: t2t", T2TEmbed),
     ("embed: none", NoEmbed),
     ("mixer: conv", ConvMixer),
     ("mixer: mhsa", MhsaMixer),

@@ -25,6 +25,7 @@ from ._schema import (
     PatchEmbed,
     Spec,
     Stage,
+    T2TEmbed,
 )
 from ._yaml import SourceMap
 
@@ -40,14 +41,14 @@ FAMILY_MIXERS: dict[str, tuple[str, ...]] = {
 }
 #: Which embeddings each family accepts.
 FAMILY_EMBEDS: dict[str, tuple[str, ...]] = {
-    "bottleneck": ("conv", "patch", "block", "none"),
-    "transformer": ("conv", "patch", "none"),
+    "bottleneck": ("conv", "patch", "block", "t2t", "none"),
+    "transformer": ("conv", "patch", "t2t", "none"),
 }
 #: Which position embeddings each mixer accepts; the first is the default.
 MIXER_POS_EMBEDS: dict[str, tuple[str, ...]] = {
     "conv": ("none",),
     "mhsa": ("relative", "none"),
-    "attention": ("none", "absolute"),
+    "attention": ("none", "absolute", "sinusoidal"),
 }
 #: Mixer fields that may be given per block (a list of length ``depth``).
 PER_BLOCK_MIXER_FIELDS = ("kv_stride", "q_stride")
@@ -417,6 +418,9 @@ class _Normalizer:
             return embed, FeatureShape(stage.dim, h // embed.stride, w // embed.stride), 1
         if isinstance(embed, BlockEmbed):
             return embed, FeatureShape(shape.channels, h, w), embed.stride
+        if isinstance(embed, T2TEmbed):
+            t2t, out = self.t2t_embed(epath, embed, stage.dim, shape)
+            return t2t, out, 1
         assert isinstance(embed, NoEmbed)
         if family == "transformer" and shape.channels != stage.dim:
             self.fail(
@@ -427,6 +431,74 @@ class _Normalizer:
             )
             return embed, None, 1
         return embed, FeatureShape(shape.channels, h, w), 1
+
+    def t2t_embed(
+        self, epath: Path, embed: T2TEmbed, dim: int, shape: FeatureShape
+    ) -> tuple[T2TEmbed, FeatureShape | None]:
+        """Resolve the paddings and carry the map through every soft split of a t2t embedding."""
+        n, ok = len(embed.kernels), True
+        for name in ("strides", "paddings"):
+            given = getattr(embed, name)
+            if given is not None and len(given) != n:
+                self.fail(
+                    (*epath, name),
+                    f"needs one value per soft split: {n} kernel{'s' if n != 1 else ''}, "
+                    f"{len(given)} {name if len(given) != 1 else name[:-1]}",
+                    value=given,
+                )
+                ok = False
+        if embed.token_dim % embed.heads:
+            self.fail(
+                (*epath, "heads"),
+                f"heads must divide the token_dim {embed.token_dim}",
+                value=embed.heads,
+                allowed=", ".join(str(d) for d in range(1, embed.token_dim + 1) if embed.token_dim % d == 0),
+            )
+            ok = False
+        h, w = shape.height, shape.width
+        stride = embed.stride
+        if ok and (h % stride or w % stride):
+            self.fail(
+                (*epath, "strides"),
+                f"the soft splits stride {stride} in all (the product of the strides), which must "
+                f"divide the {h}x{w} map",
+                value=embed.strides,
+                allowed="strides whose product divides both sides: "
+                + ", ".join(str(d) for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0),
+            )
+            ok = False
+        if not ok:
+            return embed, None
+        paddings = (
+            embed.paddings
+            if embed.paddings is not None
+            else [max(0, (k - s + 1) // 2) for k, s in zip(embed.kernels, embed.strides, strict=True)]
+        )
+        embed = embed.model_copy(update={"paddings": paddings})
+        channels = shape.channels
+        for j, (k, s, p) in enumerate(zip(embed.kernels, embed.strides, paddings, strict=True)):
+            oh, ow = conv_out(h, k, s, p), conv_out(w, k, s, p)
+            if oh < 1 or ow < 1:
+                self.fail(
+                    (*epath, "kernels", j),
+                    f"soft split {j}: the {k}x{k} unfold with stride {s} and padding {p} leaves no "
+                    f"tokens from the {h}x{w} map",
+                    value=k,
+                    allowed=f"kernels up to {min(h, w) + 2 * p}",
+                )
+                return embed, None
+            width = channels * k * k
+            if j < n - 1 and width < embed.heads:
+                self.fail(
+                    (*epath, "heads"),
+                    f"soft split {j} makes {width}-wide tokens, fewer than the heads: the token "
+                    "transformer's logit scale (width // heads) ** -0.5 needs heads <= width",
+                    value=embed.heads,
+                    allowed=f"at most {width}",
+                )
+                return embed, None
+            h, w, channels = oh, ow, embed.token_dim
+        return embed, FeatureShape(dim, h, w)
 
     # ------------------------------------------------------------------ mixers and block shapes
     def check_mixer(self, path: Path, mixer: Mixer, dim: int, expansion: int | None, family: Family) -> None:

@@ -8,6 +8,7 @@ here; checks that need several fields or the running feature shape live in
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -28,6 +29,7 @@ __all__ = [
     "Spec",
     "Stage",
     "Stem",
+    "T2TEmbed",
 ]
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -125,13 +127,48 @@ class BlockEmbed(_Model):
     """Spatial stride of the stage's first block."""
 
 
+class T2TEmbed(_Model):
+    """Tokens-to-Token embedding (T2T-ViT): soft splits with a token transformer between them.
+
+    Each soft split unfolds the map into overlapping ``kernel x kernel`` patches, one token per
+    patch (``channels * kernel**2`` wide). Between soft splits a token transformer (LayerNorm,
+    attention projecting to ``token_dim`` with the skip connection through its values, then a
+    pre-norm GELU MLP) re-structures the tokens into a ``token_dim``-channel map; after the last
+    soft split a Linear projects the tokens to the stage dim. The embedding's stride is the
+    product of the soft-split strides, and must divide the map.
+    """
+
+    kind: Literal["t2t"] = "t2t"
+    kernels: Annotated[list[PositiveInt], Field(min_length=1)] = [7, 3, 3]
+    """Kernel side of each soft split, in order."""
+    strides: Annotated[list[PositiveInt], Field(min_length=1)] = [4, 2, 2]
+    """Stride of each soft split; their product is the embedding's stride (``embed.stride``) and
+    must divide the map."""
+    paddings: list[Annotated[int, Field(ge=0)]] | None = None
+    """Zero padding of each soft split; default ``(kernel - stride + 1) // 2`` (at least 0), the
+    least that shrinks a map by exactly the stride (T2T-ViT: 2, 1, 1)."""
+    token_dim: PositiveInt = 64
+    """Channels of the tokens the token transformers produce."""
+    heads: PositiveInt = 1
+    """Attention heads of the token transformers; must divide ``token_dim``."""
+    mlp_ratio: Annotated[float, Field(gt=0)] = 1.0
+    """Hidden/``token_dim`` ratio of the token transformers' MLP."""
+    qkv_bias: bool = False
+    """Bias in the token transformers' q/k/v Linear."""
+
+    @property
+    def stride(self) -> int:
+        """Spatial stride of the whole embedding: the product of the soft-split strides."""
+        return math.prod(self.strides)
+
+
 class NoEmbed(_Model):
     """No embedding: the stage continues on the previous feature map unchanged."""
 
     kind: Literal["none"] = "none"
 
 
-Embed = Annotated[ConvEmbed | PatchEmbed | BlockEmbed | NoEmbed, Field(discriminator="kind")]
+Embed = Annotated[ConvEmbed | PatchEmbed | BlockEmbed | T2TEmbed | NoEmbed, Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------- token mixers
@@ -214,8 +251,9 @@ class Stage(_Model):
     """Hidden/embedding ratio of the transformer MLP (default 4); a list gives one per block."""
     expansion: PositiveInt | None = None
     """Bottleneck: output channels / bottleneck width (default 4)."""
-    pos_embed: Literal["none", "absolute", "relative"] | None = None
-    """Position embedding: ``absolute`` (learned, added after the embedding), ``relative``
+    pos_embed: Literal["none", "absolute", "sinusoidal", "relative"] | None = None
+    """Position embedding: ``absolute`` (learned, added after the embedding), ``sinusoidal``
+    (T2T-ViT's fixed sin/cos table, a frozen parameter, added after the embedding), ``relative``
     (BoTNet logits, the default for ``mhsa``) or ``none`` (the default otherwise)."""
     cls_token: bool = False
     """Prepend a learned class token (transformer stages)."""
