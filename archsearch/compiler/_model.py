@@ -37,7 +37,8 @@ class TokenStage(nn.Module):
     """A stage whose blocks work on ``(B, cls + H*W, C)`` tokens (transformer).
 
     After the embedding, the map is flattened to tokens, the class token is prepended and the
-    absolute position embedding added; at the end the class tokens are split off again.
+    absolute position embedding added; at the end (after the ``norm_out`` LayerNorm, if any) the
+    class tokens are split off again.
     """
 
     def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
@@ -49,6 +50,7 @@ class TokenStage(nn.Module):
         if plan.pos_embed == "absolute":
             self.pos_embed = nn.Parameter(torch.zeros(1, plan.embed_shape.tokens, plan.dim))
         self.blocks = nn.ModuleList(blocks)
+        self.norm_out = nn.LayerNorm(plan.dim, eps=plan.blocks[0].norm_eps) if plan.norm_out else None
 
     def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
         x = self.embed(x)
@@ -61,6 +63,8 @@ class TokenStage(nn.Module):
         hw = (h, w)
         for block in self.blocks:
             t, hw = block(t, hw)
+        if self.norm_out is not None:
+            t = self.norm_out(t)
         cls_out = t[:, : self.cls_tokens] if self.cls_tokens else None
         fmap = t[:, self.cls_tokens :].transpose(1, 2).reshape(b, c, hw[0], hw[1])
         return fmap, cls_out

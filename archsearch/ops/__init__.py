@@ -2,7 +2,7 @@
 
 from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
 from ._blocks import Bottleneck, TransformerBlock
-from ._layers import DropPath, LayerNorm2d, Mlp, QuickGELU
+from ._layers import DropPath, LayerNorm2d, Mlp, MlpDwConv, QuickGELU
 
 __all__ = [
     "Attention",
@@ -11,6 +11,7 @@ __all__ = [
     "LayerNorm2d",
     "MHSA2d",
     "Mlp",
+    "MlpDwConv",
     "QuickGELU",
     "TransformerBlock",
     "attend",
