@@ -23,6 +23,8 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         if rng.random() < 0.4:
             embed["padding"] = rng.randint(0, kernel // 2)
         embed["norm"] = rng.choice(["layer", "batch", "none"])
+        if embed["norm"] == "layer" and rng.random() < 0.3:
+            embed["norm_eps"] = 1e-5
     elif kind == "patch":
         embed = {"kind": "patch", "stride": rng.choice([1, 2, 4]), "norm": rng.choice(["layer", "none"])}
     elif kind == "t2t":  # the first soft split strides 2 to keep the token transformers small
@@ -46,7 +48,7 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         stage["expansion"] = 1
         stage["pos_embed"] = rng.choice(["relative", "none"])
     else:
-        qkv = rng.choice(["linear", "dw_bn", "avg"])
+        qkv = rng.choice(["linear", "dw_bn", "avg", "sr"])
         mixer: dict[str, Any] = {
             "kind": "attention",
             "heads": heads,
@@ -55,7 +57,10 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
             "qkv_bias": rng.random() < 0.7,
         }
         if qkv != "linear":
-            mixer["kernel"] = rng.choice([1, 3, 5])
+            if qkv != "sr":  # sr: the conv's kernel is its stride
+                mixer["kernel"] = rng.choice([1, 3, 5])
+            elif rng.random() < 0.3:
+                mixer["norm_eps"] = 1e-5
             per_block = [rng.choice([1, 2, 3]) for _ in range(depth)]
             mixer["kv_stride"] = per_block if rng.random() < 0.5 else per_block[0]
         if qkv == "dw_bn" and rng.random() < 0.3:
@@ -66,6 +71,8 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         stage["pos_embed"] = rng.choice(["none", "absolute", "sinusoidal"])
         stage["cls_token"] = rng.random() < 0.3
         stage["act"] = rng.choice(["gelu", "quick_gelu", "relu", "silu"])
+        stage["mlp_dwconv"] = rng.random() < 0.3
+        stage["norm_out"] = rng.random() < 0.3
     return stage
 
 

@@ -23,6 +23,7 @@ REFERENCE_GMACS = {
     "cvt-13": 4.585,
     "cvt-21": 7.206,
     "t2t-vit-t-14": 6.106,
+    "pvt-v2-b1": 2.120,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 
@@ -97,7 +98,13 @@ def test_random_hybrids_cover_the_grammar():
     plans = [normalize(random_spec(seed)) for seed in range(200)]
     blocks = [b for p in plans for b in p.blocks]
     assert {b.mixer.kind for b in blocks} == {"conv", "mhsa", "attention"}
-    assert {getattr(b.mixer, "qkv", None) for b in blocks} >= {"linear", "dw_bn", "avg"}
+    assert {getattr(b.mixer, "qkv", None) for b in blocks} >= {"linear", "dw_bn", "avg", "sr"}
+    assert {(b.mixer.qkv, b.kv_stride) for b in blocks if b.mixer.kind == "attention"} >= {
+        ("sr", 1),
+        ("sr", 2),
+    }
+    assert {b.mlp_dwconv for b in blocks} == {True, False}
+    assert {s.norm_out for p in plans for s in p.stages} == {True, False}
     assert {b.kv_stride for b in blocks} >= {1, 2, 3}
     assert {b.q_stride for b in blocks} >= {1, 2}
     assert {b.mlp_ratio for b in blocks} >= {1, 2, 3.5, 4}
@@ -118,7 +125,8 @@ def test_invalid_random_specs_fail_with_spec_error_only(seed):
         return
     model = archsearch.build(spec)
     size = spec.input.hw
-    assert model(torch.randn(1, spec.input.channels, *size)).shape[0] == 1
+    # batch 2: train-mode BatchNorm on a 1x1 map needs more than one value per channel
+    assert model(torch.randn(2, spec.input.channels, *size)).shape[0] == 2
 
 
 def test_ops_that_carry_compute_and_are_not_counted_are_named_in_a_warning():

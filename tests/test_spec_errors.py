@@ -719,7 +719,7 @@ CORPUS = [
         """,
         "stages[0].mixer.kv_stride",
         6,
-        r"kv_stride > 1 needs a convolutional projection \(got 2\); allowed: qkv: dw_bn or avg",
+        r"kv_stride > 1 needs a convolutional projection \(got 2\); allowed: qkv: dw_bn, avg or sr",
     ),
     case(
         "mlp-ratio-list-wrong-length",
@@ -866,7 +866,7 @@ CORPUS = [
         """,
         "stages[0].mixer.qkv",
         6,
-        r"mixer\.qkv: not an allowed value \(got 'conv'\); allowed: linear, dw_bn, avg$",
+        r"mixer\.qkv: not an allowed value \(got 'conv'\); allowed: linear, dw_bn, avg, sr$",
     ),
     case(
         "invalid-head-pool-with-suggestion",

@@ -41,7 +41,7 @@ class TokenStage(nn.Module):
 
     After the embedding, the map is flattened to tokens, the class token is prepended and the
     position embedding (learned, or the fixed sinusoidal table as a frozen parameter) added; at
-    the end the class tokens are split off again.
+    the end (after the ``norm_out`` LayerNorm, if any) the class tokens are split off again.
     """
 
     def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
@@ -56,6 +56,7 @@ class TokenStage(nn.Module):
             table = sinusoid_table(plan.embed_shape.tokens, plan.dim)
             self.pos_embed = nn.Parameter(table, requires_grad=False)
         self.blocks = nn.ModuleList(blocks)
+        self.norm_out = nn.LayerNorm(plan.dim, eps=plan.blocks[0].norm_eps) if plan.norm_out else None
 
     def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
         x = self.embed(x)
@@ -68,6 +69,8 @@ class TokenStage(nn.Module):
         hw = (h, w)
         for block in self.blocks:
             t, hw = block(t, hw)
+        if self.norm_out is not None:
+            t = self.norm_out(t)
         cls_out = t[:, : self.cls_tokens] if self.cls_tokens else None
         fmap = tokens_to_map(t[:, self.cls_tokens :], hw)
         return fmap, cls_out

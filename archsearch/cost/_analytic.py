@@ -207,6 +207,16 @@ def _transformer(block: BlockPlan) -> Cost:
     if mixer.qkv == "linear":
         nq = nk = n
         _linear(cost, n, c, 3 * c, mixer.qkv_bias)
+    elif mixer.qkv == "sr":  # PVT v2: q = Linear(x); kv = Linear(LN(conv s x s / s (map)))
+        s = block.kv_stride
+        nq = nk = n
+        _linear(cost, n, c, c, mixer.qkv_bias)
+        if s > 1:
+            hk, wk = conv_out(h, s, s, 0), conv_out(w, s, s, 0)
+            _conv(cost, c, c, s, hk, wk, bias=True)
+            _layer_norm(cost, c, c * hk * wk)
+            nk = hk * wk + cls
+        _linear(cost, nk, c, 2 * c, mixer.qkv_bias)
     else:
         k = mixer.kernel
         if mixer.qkv == "dw_bn":
@@ -232,6 +242,9 @@ def _transformer(block: BlockPlan) -> Cost:
     _layer_norm(cost, c, nq * c)
     hidden = int(c * block.mlp_ratio)
     _linear(cost, nq, c, hidden)
+    if block.mlp_dwconv:  # depthwise 3x3 on the output map; class tokens bypass it
+        out = block.out_shape
+        _conv(cost, hidden, hidden, 3, out.height, out.width, groups=hidden, bias=True)
     _linear(cost, nq, hidden, c)
     return cost
 
@@ -253,6 +266,7 @@ def _block_cost(block: BlockPlan) -> Cost:
         block.pos_embed,
         block.in_shape,
         block.out_shape,
+        block.mlp_dwconv,
     )
     return Cost(*_cached_block_cost(key, block))
 
@@ -290,6 +304,8 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
             block_cost = _block_cost(block)
             blocks.append(block_cost)
             cost += block_cost
+        if stage.norm_out:
+            _layer_norm(cost, stage.dim, stage.dim * stage.out_shape.tokens)
         stages.append(cost)
         channels = stage.out_shape.channels
     head = _head(plan)

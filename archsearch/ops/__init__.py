@@ -2,7 +2,7 @@
 
 from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
 from ._blocks import Bottleneck, TransformerBlock
-from ._layers import DropPath, LayerNorm2d, Mlp, QuickGELU
+from ._layers import DropPath, LayerNorm2d, Mlp, MlpDwConv, QuickGELU
 from ._t2t import TokensToToken, TokenTransformer, sinusoid_table
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "LayerNorm2d",
     "MHSA2d",
     "Mlp",
+    "MlpDwConv",
     "QuickGELU",
     "TokenTransformer",
     "TokensToToken",

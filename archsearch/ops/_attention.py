@@ -73,7 +73,11 @@ class Attention(nn.Module):
     ``qkv='linear'`` is ViT's single fused Linear. ``dw_bn``/``avg`` follow official CvT: the
     map tokens go through a conv projection (strided for keys/values by ``kv_stride``, for
     queries by ``q_stride``), the class tokens bypass it and are re-attached in front, then
-    separate Linear layers project q, k and v.
+    separate Linear layers project q, k and v. ``sr`` is PVT v2's spatial reduction (timm
+    ``pvt_v2.Attention``, ``linear=False``): ``q = Linear(x)``; for keys and values the map is
+    reduced by a ``kv_stride`` x ``kv_stride`` conv of the same stride (with bias) and a
+    LayerNorm (none of it at stride 1), the class tokens re-attached in front, then
+    ``k, v = Linear(C, 2C)``.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class Attention(nn.Module):
         qkv_bias: bool = True,
         scale: str = "head",
         cls_tokens: int = 0,
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
         self.heads = heads
@@ -96,6 +101,9 @@ class Attention(nn.Module):
         self.method = qkv
         if qkv == "linear":
             self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        elif qkv == "sr":
+            self.q = nn.Linear(dim, dim, bias=qkv_bias)
+            self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
         else:
             self.conv_q = _ConvProjection("dw_bn", dim, kernel, q_stride) if qkv == "dw_bn" else None
             self.conv_k = _ConvProjection(qkv, dim, kernel, kv_stride)
@@ -104,6 +112,11 @@ class Attention(nn.Module):
             self.proj_k = nn.Linear(dim, dim, bias=qkv_bias)
             self.proj_v = nn.Linear(dim, dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        self.sr: nn.Module | None = None
+        self.sr_norm: nn.Module | None = None
+        if qkv == "sr" and kv_stride > 1:  # registered after proj, in timm's order
+            self.sr = nn.Conv2d(dim, dim, kv_stride, kv_stride)
+            self.sr_norm = nn.LayerNorm(dim, eps=norm_eps)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -113,6 +126,17 @@ class Attention(nn.Module):
         b, n, c = x.shape
         if self.method == "linear":
             q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        elif self.method == "sr":
+            q = self._heads(self.q(x))
+            kv_in = x
+            if self.sr is not None:
+                assert self.sr_norm is not None
+                cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
+                fmap = tokens.transpose(1, 2).reshape(b, c, hw[0], hw[1])
+                kv_in = self.sr_norm(self.sr(fmap).flatten(2).transpose(1, 2))
+                if self.cls_tokens:
+                    kv_in = torch.cat((cls, kv_in), dim=1)
+            k, v = self.kv(kv_in).view(b, -1, 2, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         else:
             cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
             fmap = tokens_to_map(tokens, hw)

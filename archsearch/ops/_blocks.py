@@ -11,7 +11,7 @@ from torch import nn
 
 from ..spec import AttentionMixer, BlockPlan, ConvMixer, MhsaMixer
 from ._attention import Attention, MHSA2d
-from ._layers import DropPath, Mlp, make_act, tokens_to_map
+from ._layers import DropPath, Mlp, MlpDwConv, make_act, tokens_to_map
 
 __all__ = ["Bottleneck", "TransformerBlock"]
 
@@ -67,7 +67,8 @@ class TransformerBlock(nn.Module):
     """Pre-norm transformer block on tokens: ``x + mixer(norm(x))``, ``x + mlp(norm(x))``.
 
     With ``q_stride > 1`` the token map shrinks, and the shortcut is max-pooled to match
-    (class tokens pass through unchanged).
+    (class tokens pass through unchanged). With ``mlp_dwconv`` the MLP is PVT v2's, with a
+    depthwise 3x3 conv on the (output) token map.
     """
 
     def __init__(self, plan: BlockPlan):
@@ -86,10 +87,17 @@ class TransformerBlock(nn.Module):
             qkv_bias=mixer.qkv_bias,
             scale=mixer.scale,
             cls_tokens=self.cls_tokens,
+            norm_eps=plan.norm_eps if mixer.norm_eps is None else mixer.norm_eps,
         )
         self.drop_path = DropPath(plan.drop_path)
         self.norm2 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
-        self.mlp = Mlp(plan.dim, int(plan.dim * plan.mlp_ratio), plan.act)
+        hidden = int(plan.dim * plan.mlp_ratio)
+        self.mlp_dwconv = plan.mlp_dwconv
+        self.mlp: nn.Module = (
+            MlpDwConv(plan.dim, hidden, plan.act, self.cls_tokens)
+            if plan.mlp_dwconv
+            else Mlp(plan.dim, hidden, plan.act)
+        )
         self.pool: nn.Module | None = None
         if plan.q_stride > 1:
             self.pool = nn.MaxPool2d(mixer.kernel, plan.q_stride, mixer.kernel // 2)
@@ -97,7 +105,8 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         shortcut, out_hw = (x, hw) if self.pool is None else self._pool_tokens(x, hw)
         x = shortcut + self.drop_path(self.attn(self.norm1(x), hw))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        y = self.norm2(x)
+        x = x + self.drop_path(self.mlp(y, out_hw) if self.mlp_dwconv else self.mlp(y))
         return x, out_hw
 
     def _pool_tokens(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -23,7 +23,7 @@ def conv_embed(embed: ConvEmbed, in_channels: int, dim: int, eps: float) -> nn.M
     assert embed.padding is not None  # filled in by normalisation
     return nn.Sequential(
         nn.Conv2d(in_channels, dim, embed.kernel, embed.stride, embed.padding, bias=embed.bias),
-        make_norm2d(embed.norm, dim, eps),
+        make_norm2d(embed.norm, dim, eps if embed.norm_eps is None else embed.norm_eps),
     )
 
 

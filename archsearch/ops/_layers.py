@@ -6,7 +6,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DropPath", "LayerNorm2d", "Mlp", "QuickGELU", "make_act", "make_norm2d", "tokens_to_map"]
+__all__ = [
+    "DropPath",
+    "LayerNorm2d",
+    "Mlp",
+    "MlpDwConv",
+    "QuickGELU",
+    "make_act",
+    "make_norm2d",
+    "tokens_to_map",
+]
 
 
 class QuickGELU(nn.Module):
@@ -87,3 +96,23 @@ def tokens_to_map(tokens: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """
     b, _, c = tokens.shape
     return tokens.reshape(b, hw[0], hw[1], c).permute(0, 3, 1, 2)
+
+
+class MlpDwConv(nn.Module):
+    """PVT v2's MLP on tokens: Linear -> depthwise 3x3 conv (with bias) on the map -> activation
+    -> Linear (timm ``MlpWithDepthwiseConv``). Class tokens in front bypass the conv."""
+
+    def __init__(self, dim: int, hidden: int, act: str, cls_tokens: int = 0):
+        super().__init__()
+        self.cls_tokens = cls_tokens
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden)
+        self.act = make_act(act)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        x = self.fc1(x)
+        cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
+        tokens = self.dwconv(tokens_to_map(tokens, hw)).flatten(2).transpose(1, 2)
+        x = torch.cat((cls, tokens), dim=1) if self.cls_tokens else tokens
+        return self.fc2(self.act(x))

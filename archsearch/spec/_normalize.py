@@ -99,6 +99,8 @@ class BlockPlan:
     out_shape: FeatureShape
     drop_path: float
     norm_eps: float
+    mlp_dwconv: bool = False
+    """Depthwise 3x3 conv in the MLP (PVT v2)."""
 
     @property
     def path(self) -> Path:
@@ -137,6 +139,8 @@ class StagePlan:
     reduction: int
     """Total spatial stride from the input to this stage's output."""
     blocks: tuple[BlockPlan, ...]
+    norm_out: bool = False
+    """LayerNorm on the stage's output tokens (PVT v2)."""
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,7 @@ class _Normalizer:
                     out_shape=out,
                     drop_path=drop,
                     norm_eps=self.spec.norm_eps,
+                    mlp_dwconv=stage.mlp_dwconv,
                 )
             )
             current = out
@@ -355,6 +360,7 @@ class _Normalizer:
             out_shape=current,
             reduction=stage_reduction,
             blocks=tuple(blocks),
+            norm_out=stage.norm_out,
         )
 
     def check_family_fields(self, path: Path, stage: Stage, family: Family) -> None:
@@ -362,6 +368,8 @@ class _Normalizer:
             "mlp_ratio": ("transformer", None),
             "cls_token": ("transformer", False),
             "expansion": ("bottleneck", None),
+            "mlp_dwconv": ("transformer", False),
+            "norm_out": ("transformer", False),
         }
         for name, (owner, unset) in only.items():
             value = getattr(stage, name)
@@ -394,7 +402,17 @@ class _Normalizer:
         epath = (*path, "embed")
         if isinstance(embed, ConvEmbed):
             padding = embed.kernel // 2 if embed.padding is None else embed.padding
-            embed = embed.model_copy(update={"padding": padding})
+            eps = embed.norm_eps
+            if eps is not None and embed.norm != "layer":
+                self.fail(
+                    (*epath, "norm_eps"),
+                    f"norm_eps applies to the layer norm, but this embedding's norm is {embed.norm!r}",
+                    value=eps,
+                    allowed="norm: layer, or leave norm_eps out",
+                )
+            elif embed.norm == "layer" and eps is None:
+                eps = self.spec.norm_eps
+            embed = embed.model_copy(update={"padding": padding, "norm_eps": eps})
             oh, ow = (conv_out(s, embed.kernel, embed.stride, padding) for s in (h, w))
             if oh < 1 or ow < 1:
                 self.fail(
@@ -538,7 +556,9 @@ class _Normalizer:
                     (*mpath, strided[0]),
                     f"{strided[0]} > 1 needs a convolutional projection",
                     value=getattr(mixer, strided[0]),
-                    allowed="qkv: dw_bn or avg (or stride 1)",
+                    allowed="qkv: dw_bn, avg or sr (or stride 1)"
+                    if strided[0] == "kv_stride"
+                    else "qkv: dw_bn (or stride 1)",
                 )
             if mixer.qkv == "avg" and "q_stride" in strided:
                 self.fail(
@@ -547,6 +567,32 @@ class _Normalizer:
                     value=mixer.q_stride,
                     allowed="qkv: dw_bn for a strided query",
                 )
+            if mixer.qkv == "sr":
+                self.check_sr(mpath, mixer, strided)
+            elif mixer.norm_eps is not None:
+                self.fail(
+                    (*mpath, "norm_eps"),
+                    f"norm_eps is the epsilon of the sr projection's LayerNorm; qkv {mixer.qkv!r} has none",
+                    value=mixer.norm_eps,
+                    allowed="qkv: sr, or leave norm_eps out",
+                )
+
+    def check_sr(self, mpath: Path, mixer: AttentionMixer, strided: list[str]) -> None:
+        """PVT v2's spatial reduction: queries are a plain Linear, the conv's kernel is its stride."""
+        if "q_stride" in strided:
+            self.fail(
+                (*mpath, "q_stride"),
+                "the sr projection keeps queries at full resolution (PVT v2), so q_stride must be 1",
+                value=mixer.q_stride,
+                allowed="qkv: dw_bn for a strided query",
+            )
+        if "kernel" in mixer.model_fields_set:
+            self.fail(
+                (*mpath, "kernel"),
+                "the sr projection's conv has kernel = stride = kv_stride; 'kernel' does not apply",
+                value=mixer.kernel,
+                allowed="leave kernel out (set kv_stride)",
+            )
 
     def block_shape(
         self, mpath: Path, j: int, mixer: Mixer, family: Family, stride: int, dim: int, shape: FeatureShape
@@ -571,10 +617,14 @@ class _Normalizer:
                 if value > min(h, w):
                     given = getattr(self.spec.stages[mpath[1]].mixer, name)  # type: ignore[index]
                     at = (*mpath, name, j) if isinstance(given, list) else (*mpath, name)
+                    why = (
+                        f"the {value}x{value} spatial-reduction conv would leave no keys"
+                        if mixer.qkv == "sr"
+                        else "the projection would only sample its first row and column"
+                    )
                     self.fail(
                         at,
-                        f"{name} {value} is larger than the {h}x{w} token map block {j} sees, "
-                        "so the projection would only sample its first row and column",
+                        f"{name} {value} is larger than the {h}x{w} token map block {j} sees, so {why}",
                         value=value,
                         allowed=f"at most {min(h, w)}",
                     )

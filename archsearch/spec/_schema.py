@@ -101,6 +101,9 @@ class ConvEmbed(_Model):
     """Norm after the conv: LayerNorm over channels (CvT), BatchNorm, or none."""
     bias: bool = True
     """Bias in the conv."""
+    norm_eps: Annotated[float, Field(gt=0)] | None = None
+    """Epsilon of the ``layer`` norm; default the spec's ``norm_eps`` (PVT v2: ``1e-5`` here, ``1e-6``
+    in the blocks)."""
 
 
 class PatchEmbed(_Model):
@@ -199,21 +202,25 @@ class MhsaMixer(_Model):
 
 
 class AttentionMixer(_Model):
-    """Global multi-head attention over tokens (ViT, CvT). Family: ``transformer``.
+    """Global multi-head attention over tokens (ViT, CvT, PVT v2). Family: ``transformer``.
 
     ``qkv: linear`` projects tokens with Linear layers (ViT). ``dw_bn`` first applies a
     depthwise kxk conv (no bias) + BatchNorm on the token map, then Linear (CvT); ``avg``
-    average-pools keys and values. The strides subsample keys/values and queries on the map;
-    a cls token bypasses the conv projection.
+    average-pools keys and values. ``sr`` is PVT v2's spatial-reduction attention: queries are a
+    Linear of the tokens; keys and values a Linear (C -> 2C) of the map reduced by a conv whose
+    kernel and stride are ``kv_stride`` (with bias), then a LayerNorm (with ``kv_stride: 1`` no
+    conv and no norm; a map side that is not a multiple of the stride drops its last rows, as in
+    PVT). The strides subsample keys/values and queries on the map; a cls token bypasses the conv
+    projection.
     """
 
     kind: Literal["attention"] = "attention"
     heads: PositiveInt = 1
     """Attention heads; must divide the stage dim."""
-    qkv: Literal["linear", "dw_bn", "avg"] = "linear"
-    """How tokens are projected to queries, keys and values."""
+    qkv: Literal["linear", "dw_bn", "avg", "sr"] = "linear"
+    """How tokens are projected to queries, keys and values (``sr``: PVT v2 spatial reduction)."""
     kernel: PositiveInt = 3
-    """Kernel of the ``dw_bn``/``avg`` projection (padding ``kernel // 2``)."""
+    """Kernel of the ``dw_bn``/``avg`` projection (padding ``kernel // 2``); ``sr`` takes ``kv_stride``."""
     kv_stride: PerBlockInt = 1
     """Stride of the key/value projection; a list gives one per block."""
     q_stride: PerBlockInt = 1
@@ -222,6 +229,9 @@ class AttentionMixer(_Model):
     """Bias in the q/k/v Linear layers."""
     scale: Literal["head", "dim"] = "head"
     """Logit scale: ``head_dim ** -0.5`` (ViT) or ``dim ** -0.5`` (official CvT)."""
+    norm_eps: Annotated[float, Field(gt=0)] | None = None
+    """Epsilon of the LayerNorm of the ``sr`` projection (none at ``kv_stride: 1``); default the
+    spec's ``norm_eps``."""
 
 
 Mixer = Annotated[ConvMixer | MhsaMixer | AttentionMixer, Field(discriminator="kind")]
@@ -259,6 +269,11 @@ class Stage(_Model):
     """Prepend a learned class token (transformer stages)."""
     act: Literal["relu", "gelu", "quick_gelu", "silu"] | None = None
     """Activation: default ``relu`` in bottlenecks, ``gelu`` in transformer MLPs."""
+    mlp_dwconv: bool = False
+    """Transformer MLP with a depthwise 3x3 conv (with bias) on the token map between the first
+    Linear and the activation (PVT v2); class tokens bypass the conv."""
+    norm_out: bool = False
+    """LayerNorm on the stage's output tokens, class tokens included (PVT v2)."""
 
     @model_validator(mode="before")
     @classmethod
