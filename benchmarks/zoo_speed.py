@@ -66,6 +66,12 @@ REFERENCES: dict[str, str | None] = {
     "deit-ti": "timm:deit_tiny_patch16_224",
     "cvt-13": "cvt:1,2,10",
     "cvt-21": "cvt:1,4,16",
+    "t2t-vit-t-14": None,  # yitu-opensource/T2T-ViT: not in timm (equivalence checked in its tests' notes)
+    "pvt-v2-b1": "timm:pvt_v2_b1",
+    "swin-t": "timm:swin_tiny_patch4_window7_224",
+    "convnext-t": "timm:convnext_tiny",
+    "mobilevit-s": "timm:mobilevit_s",
+    "mobilevit-xxs": "timm:mobilevit_xxs",
 }
 
 HERE = Path(__file__).resolve().parent
