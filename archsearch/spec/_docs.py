@@ -15,6 +15,7 @@ from ._schema import (
     BlockEmbed,
     ConvEmbed,
     ConvMixer,
+    DwConvMixer,
     Head,
     InputSpec,
     MhsaMixer,
@@ -39,6 +40,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("mixer: conv", ConvMixer),
     ("mixer: mhsa", MhsaMixer),
     ("mixer: attention", AttentionMixer),
+    ("mixer: dwconv", DwConvMixer),
     ("head", Head),
 ]
 
