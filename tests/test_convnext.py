@@ -297,7 +297,7 @@ def test_existing_heads_are_unchanged():
 # --------------------------------------------------------------------------- the zoo model
 
 
-@pytest.mark.parametrize("size", [224, 160])
+@pytest.mark.parametrize("size", [224, 160, 112])  # 112: the last map floors 7 -> 3, as in timm
 def test_convnext_t_shapes_and_costs(size):
     model = archsearch.create_model("convnext-t", input_size=size)
     plan = model.plan
@@ -308,7 +308,8 @@ def test_convnext_t_shapes_and_costs(size):
         (384, side // 4, side // 4),
         (768, side // 8, side // 8),
     ]
-    assert [f["reduction"] for f in model.feature_info] == [4, 8, 16, 32]
+    if size % 32 == 0:  # (feature_info's reduction is input / map side, rounded)
+        assert [f["reduction"] for f in model.feature_info] == [4, 8, 16, 32]
     assert sum(p.numel() for p in model.parameters()) == 28_589_128
     traced = count_traced(model, (1, 3, size, size))
     analytic = analytic_costs(plan)
