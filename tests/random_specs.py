@@ -10,12 +10,12 @@ from archsearch import SpecError
 
 
 def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
-    mixer_kind = rng.choice(["conv", "mhsa", "attention", "attention"])
+    mixer_kind = rng.choice(["conv", "mhsa", "attention", "attention", "dwconv"])
     heads = rng.choice([1, 2, 4])
     dim = heads * rng.choice([4, 8, 12, 16])
     depth = rng.randint(1, 3)
     stage: dict[str, Any] = {"dim": dim, "depth": depth}
-    embeds = ["conv", "patch", "none", "t2t"] + (["block"] if mixer_kind != "attention" else [])
+    embeds = ["conv", "patch", "none", "t2t"] + (["block"] if mixer_kind in ("conv", "mhsa") else [])
     kind = rng.choice(embeds)
     if kind == "conv":
         kernel = rng.choice([1, 2, 3, 5, 7])
@@ -39,6 +39,8 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         embed = {"kind": "block", "stride": rng.choice([1, 2])}
     else:
         embed = {"kind": "none"}
+    if embed.get("norm", "none") != "none" and rng.random() < 0.3:
+        embed["norm_first"] = True
     stage["embed"] = embed
     if mixer_kind == "conv":
         stage["mixer"] = {"kind": "conv", "kernel": rng.choice([1, 3, 5]), "groups": rng.choice([1, 2])}
@@ -47,6 +49,15 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         stage["mixer"] = {"kind": "mhsa", "heads": heads, "qkv_bias": rng.random() < 0.5}
         stage["expansion"] = 1
         stage["pos_embed"] = rng.choice(["relative", "none"])
+    elif mixer_kind == "dwconv":
+        stage["mixer"] = {
+            "kind": "dwconv",
+            "kernel": rng.choice([1, 3, 5, 7]),
+            "layer_scale": rng.choice([1e-6, 0.5, 0.0, None]),
+        }
+        ratios = [rng.choice([1, 2, 3.5, 4]) for _ in range(depth)]
+        stage["mlp_ratio"] = ratios if rng.random() < 0.5 else ratios[0]
+        stage["act"] = rng.choice(["gelu", "relu", "silu"])
     else:
         qkv = rng.choice(["linear", "dw_bn", "avg", "sr"])
         mixer: dict[str, Any] = {
@@ -89,7 +100,7 @@ def random_spec_dict(seed: int) -> dict[str, Any]:
     spec["head"] = {
         "pool": pool,
         "num_classes": rng.choice([0, 3, 10]),
-        "norm": rng.choice([True, False, None]),
+        "norm": rng.choice([True, False, None, "tokens", "pooled"]),
     }
     spec["norm_eps"] = rng.choice([1e-5, 1e-6])
     return spec

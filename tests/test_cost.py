@@ -24,6 +24,7 @@ REFERENCE_GMACS = {
     "cvt-21": 7.206,
     "t2t-vit-t-14": 6.106,
     "pvt-v2-b1": 2.120,
+    "convnext-t": 4.470,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 
@@ -97,7 +98,10 @@ def test_random_hybrids_cover_the_grammar():
     """The 200 random specs really vary what they claim to vary."""
     plans = [normalize(random_spec(seed)) for seed in range(200)]
     blocks = [b for p in plans for b in p.blocks]
-    assert {b.mixer.kind for b in blocks} == {"conv", "mhsa", "attention"}
+    assert {b.mixer.kind for b in blocks} == {"conv", "mhsa", "attention", "dwconv"}
+    assert {getattr(b.mixer, "layer_scale", 1) or None for b in blocks} >= {1e-6, 0.5, None}
+    assert any(getattr(s.embed, "norm_first", False) for p in plans for s in p.stages)
+    assert {p.head.norm for p in plans if p.head.pool == "avg"} == {"tokens", "pooled", False}
     assert {getattr(b.mixer, "qkv", None) for b in blocks} >= {"linear", "dw_bn", "avg", "sr"}
     assert {(b.mixer.qkv, b.kv_stride) for b in blocks if b.mixer.kind == "attention"} >= {
         ("sr", 1),

@@ -99,7 +99,8 @@ CORPUS = [
         """,
         "stages[0].embed.kernel",
         6,
-        r"unknown key 'kernel' in PatchEmbed \(kind 'patch'\); allowed: kind, stride, norm, bias$",
+        r"unknown key 'kernel' in PatchEmbed \(kind 'patch'\); "
+        r"allowed: kind, stride, norm, norm_first, bias$",
     ),
     case(
         "unknown-key-head-with-suggestion",
@@ -259,7 +260,7 @@ CORPUS = [
         "stages[0].mixer",
         5,
         r"expected a mapping \(got \['conv'\]\); "
-        r"allowed: a kind name \(conv, mhsa, attention\) or a mapping",
+        r"allowed: a kind name \(conv, mhsa, attention, dwconv\) or a mapping",
     ),
     case(
         "mixer-empty",
@@ -272,7 +273,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"expected a mapping \(got null\); allowed: a kind name \(conv, mhsa, attention\)",
+        r"expected a mapping \(got null\); allowed: a kind name \(conv, mhsa, attention, dwconv\)",
     ),
     case(
         "cls-token-quoted",
@@ -360,7 +361,7 @@ CORPUS = [
         """,
         "stages[0].mixer.kind",
         6,
-        r"unknown kind 'lstm'; allowed: conv, mhsa, attention$",
+        r"unknown kind 'lstm'; allowed: conv, mhsa, attention, dwconv$",
     ),
     case(
         "unknown-mixer-kind-shorthand",
@@ -373,7 +374,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"stages\[0\]\.mixer: unknown kind 'lstm'; allowed: conv, mhsa, attention$",
+        r"stages\[0\]\.mixer: unknown kind 'lstm'; allowed: conv, mhsa, attention, dwconv$",
     ),
     case(
         "unknown-embed-kind",
@@ -428,7 +429,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"missing 'kind'; allowed: conv, mhsa, attention$",
+        r"missing 'kind'; allowed: conv, mhsa, attention, dwconv$",
     ),
     case(
         "missing-embed-kind",
@@ -807,7 +808,8 @@ CORPUS = [
         """,
         "stages[0].mlp_ratio",
         6,
-        r"mlp_ratio applies to transformer stages, but this stage is a bottleneck stage \(mixer 'conv'\)",
+        r"mlp_ratio applies to transformer and convnext stages, "
+        r"but this stage is a bottleneck stage \(mixer 'conv'\)",
     ),
     case(
         "cls-token-on-bottleneck",

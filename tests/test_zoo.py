@@ -24,6 +24,7 @@ REFERENCE_PARAMS = {
     "cvt-21": 31_622_696,
     "t2t-vit-t-14": 21_541_070,
     "pvt-v2-b1": 14_009_000,
+    "convnext-t": 28_589_128,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops import Bottleneck, TransformerBlock
+from ..ops import Bottleneck, ConvNeXtBlock, TransformerBlock
 from ..ops._embed import conv_embed, patch_embed, resnet_stem
 from ..ops._layers import tokens_to_map
 from ..ops._t2t import sinusoid_table, t2t_embed
@@ -25,7 +25,8 @@ Features = tuple[torch.Tensor, torch.Tensor | None]  # (B, C, H, W) map, (B, n, 
 
 
 class MapStage(nn.Module):
-    """A stage whose blocks work on the ``(B, C, H, W)`` map (bottleneck). Class tokens stop here."""
+    """A stage whose blocks work on the ``(B, C, H, W)`` map (bottleneck, convnext). Class tokens
+    stop here."""
 
     def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
         super().__init__()
@@ -78,14 +79,19 @@ class TokenStage(nn.Module):
 
 BLOCKS.register("bottleneck")((Bottleneck, MapStage))
 BLOCKS.register("transformer")((TransformerBlock, TokenStage))
+BLOCKS.register("convnext")((ConvNeXtBlock, MapStage))
 
 
 class ClassifierHead(nn.Module):
+    """Pool (class token or average), LayerNorm per token before the average (``norm: tokens``)
+    or on the pooled vector (``norm: pooled``), dropout, Linear."""
+
     def __init__(self, plan: NormalizedSpec):
         super().__init__()
         head, dim = plan.head, plan.out_shape.channels
         self.pool = head.pool
         self.norm = nn.LayerNorm(dim, eps=plan.spec.norm_eps) if head.norm else None
+        self.norm_tokens = head.norm == "tokens" and head.pool == "avg"
         self.drop = nn.Dropout(head.dropout)
         self.fc = nn.Linear(dim, head.num_classes) if head.num_classes else nn.Identity()
 
@@ -93,12 +99,13 @@ class ClassifierHead(nn.Module):
         if self.pool == "cls":
             assert cls is not None
             x = cls[:, 0]
-            if self.norm is not None:
-                x = self.norm(x)
-        elif self.norm is not None:
+        elif self.norm_tokens:
+            assert self.norm is not None
             x = self.norm(x.flatten(2).transpose(1, 2)).mean(dim=1)
         else:
             x = x.mean(dim=(2, 3))
+        if self.norm is not None and not self.norm_tokens:
+            x = self.norm(x)
         return self.fc(self.drop(x))
 
 

@@ -16,6 +16,7 @@ from ..spec import (
     BlockPlan,
     ConvEmbed,
     ConvMixer,
+    DwConvMixer,
     MhsaMixer,
     NormalizedSpec,
     PatchEmbed,
@@ -135,8 +136,11 @@ def _embed(stage: StagePlan, c_in: int) -> Cost:
     embed, shape = stage.embed, stage.embed_shape
     if isinstance(embed, ConvEmbed | PatchEmbed):
         kernel = embed.kernel if isinstance(embed, ConvEmbed) else embed.stride
+        if embed.norm_first:
+            _norm2d(cost, embed.norm, c_in, c_in * stage.in_shape.height * stage.in_shape.width)
         _conv(cost, c_in, stage.dim, kernel, shape.height, shape.width, bias=embed.bias)
-        _norm2d(cost, embed.norm, stage.dim, stage.dim * shape.height * shape.width)
+        if not embed.norm_first:
+            _norm2d(cost, embed.norm, stage.dim, stage.dim * shape.height * shape.width)
     elif isinstance(embed, T2TEmbed):
         _t2t(cost, embed, c_in, stage.dim, stage.in_shape.height, stage.in_shape.width)
     if stage.cls_token:
@@ -249,7 +253,22 @@ def _transformer(block: BlockPlan) -> Cost:
     return cost
 
 
-_BLOCKS = {"bottleneck": _bottleneck, "transformer": _transformer}
+def _convnext(block: BlockPlan) -> Cost:
+    cost = Cost()
+    mixer = block.mixer
+    assert isinstance(mixer, DwConvMixer) and block.mlp_ratio is not None
+    c, h, w = block.dim, block.in_shape.height, block.in_shape.width
+    _conv(cost, c, c, mixer.kernel, h, w, groups=c, bias=True)
+    _layer_norm(cost, c, c * h * w)
+    hidden = int(c * block.mlp_ratio)
+    _linear(cost, h * w, c, hidden)
+    _linear(cost, h * w, hidden, c)
+    if mixer.layer_scale:
+        cost.params += c  # gamma; its multiply counts zero (elementwise)
+    return cost
+
+
+_BLOCKS = {"bottleneck": _bottleneck, "transformer": _transformer, "convnext": _convnext}
 
 
 def _block_cost(block: BlockPlan) -> Cost:
@@ -284,10 +303,12 @@ def _head(plan: NormalizedSpec) -> Cost:
     if head.pool == "cls":
         if head.norm:
             _layer_norm(cost, c, c)
-    elif head.norm:
+    elif head.norm == "tokens":
         _layer_norm(cost, c, out.height * out.width * c)
     else:
         cost.op(c * out.height * out.width, c)  # global average pooling
+        if head.norm:
+            _layer_norm(cost, c, c)
     if head.num_classes:
         _linear(cost, 1, c, head.num_classes)
     return cost

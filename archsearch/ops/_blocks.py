@@ -1,4 +1,5 @@
-"""Block families: the ResNet bottleneck (conv or MHSA mixer) and the pre-norm transformer block.
+"""Block families: the ResNet bottleneck (conv or MHSA mixer), the pre-norm transformer block and
+the ConvNeXt block.
 
 Every block is built from its :class:`~archsearch.spec.BlockPlan` alone (one constructor
 contract), so the compiler and the cost model read the same resolved values.
@@ -9,11 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..spec import AttentionMixer, BlockPlan, ConvMixer, MhsaMixer
+from ..spec import AttentionMixer, BlockPlan, ConvMixer, DwConvMixer, MhsaMixer
 from ._attention import Attention, MHSA2d
 from ._layers import DropPath, Mlp, MlpDwConv, make_act, tokens_to_map
 
-__all__ = ["Bottleneck", "TransformerBlock"]
+__all__ = ["Bottleneck", "ConvNeXtBlock", "TransformerBlock"]
 
 
 class Bottleneck(nn.Module):
@@ -115,3 +116,33 @@ class TransformerBlock(nn.Module):
         pooled = self.pool(tokens_to_map(tokens, hw))
         out_hw = (pooled.shape[2], pooled.shape[3])
         return torch.cat((cls, pooled.flatten(2).transpose(1, 2)), dim=1), out_hw
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt block (timm ``ConvNeXtBlock``, ``conv_mlp=False``); map in, map out.
+
+    Depthwise kxk conv (with bias) on the ``(B, C, H, W)`` map, then channels-last
+    ``(B, H, W, C)``: LayerNorm -> Linear -> activation -> Linear; the branch is scaled per channel
+    by ``gamma`` (layer scale, when on), dropped per sample (drop path) and added to the input.
+    """
+
+    def __init__(self, plan: BlockPlan):
+        super().__init__()
+        mixer = plan.mixer
+        assert isinstance(mixer, DwConvMixer) and plan.mlp_ratio is not None
+        dim = plan.dim
+        # gamma first: the state dict then lists the tensors in timm's order
+        self.gamma = nn.Parameter(torch.full((dim,), mixer.layer_scale)) if mixer.layer_scale else None
+        self.conv_dw = nn.Conv2d(dim, dim, mixer.kernel, 1, mixer.kernel // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=plan.norm_eps)
+        self.mlp = Mlp(dim, int(dim * plan.mlp_ratio), plan.act)
+        self.drop_path = DropPath(plan.drop_path)
+        nn.init.trunc_normal_(self.conv_dw.weight, std=0.02)  # timm's init of the ConvNeXt conv
+        nn.init.zeros_(self.conv_dw.bias)  # type: ignore[arg-type]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv_dw(x).permute(0, 2, 3, 1)
+        out = self.mlp(self.norm(out))
+        if self.gamma is not None:
+            out = out * self.gamma
+        return x + self.drop_path(out.permute(0, 3, 1, 2))

@@ -19,16 +19,19 @@ def resnet_stem(stem: ResNetStem, in_channels: int) -> nn.Module:
     )
 
 
+def _conv_norm(conv: nn.Conv2d, norm: str, norm_first: bool, eps: float) -> nn.Module:
+    """conv -> norm on the output channels, or norm on the input channels -> conv (``norm_first``)."""
+    if norm_first:
+        return nn.Sequential(make_norm2d(norm, conv.in_channels, eps), conv)
+    return nn.Sequential(conv, make_norm2d(norm, conv.out_channels, eps))
+
+
 def conv_embed(embed: ConvEmbed, in_channels: int, dim: int, eps: float) -> nn.Module:
     assert embed.padding is not None  # filled in by normalisation
-    return nn.Sequential(
-        nn.Conv2d(in_channels, dim, embed.kernel, embed.stride, embed.padding, bias=embed.bias),
-        make_norm2d(embed.norm, dim, eps if embed.norm_eps is None else embed.norm_eps),
-    )
+    conv = nn.Conv2d(in_channels, dim, embed.kernel, embed.stride, embed.padding, bias=embed.bias)
+    return _conv_norm(conv, embed.norm, embed.norm_first, eps if embed.norm_eps is None else embed.norm_eps)
 
 
 def patch_embed(embed: PatchEmbed, in_channels: int, dim: int, eps: float) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, dim, embed.stride, embed.stride, bias=embed.bias),
-        make_norm2d(embed.norm, dim, eps),
-    )
+    conv = nn.Conv2d(in_channels, dim, embed.stride, embed.stride, bias=embed.bias)
+    return _conv_norm(conv, embed.norm, embed.norm_first, eps)

@@ -15,6 +15,7 @@ from ._schema import (
     BlockEmbed,
     ConvEmbed,
     ConvMixer,
+    DwConvMixer,
     Head,
     InputSpec,
     MhsaMixer,
@@ -41,6 +42,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("mixer: conv", ConvMixer),
     ("mixer: mhsa", MhsaMixer),
     ("mixer: attention", AttentionMixer),
+    ("mixer: dwconv", DwConvMixer),
     ("head", Head),
 ]
 

@@ -17,6 +17,7 @@ from ._schema import (
     BlockEmbed,
     ConvEmbed,
     ConvMixer,
+    DwConvMixer,
     Embed,
     Head,
     MhsaMixer,
@@ -31,25 +32,30 @@ from ._yaml import SourceMap
 
 __all__ = ["BlockPlan", "FeatureShape", "NormalizedSpec", "StagePlan", "normalize"]
 
-Family = Literal["bottleneck", "transformer"]
+Family = Literal["bottleneck", "transformer", "convnext"]
 Path = tuple[str | int, ...]
 
 #: Which mixer kinds each block family accepts, and which family a mixer implies.
-FAMILY_MIXERS: dict[str, tuple[str, ...]] = {
+FAMILY_MIXERS: dict[Family, tuple[str, ...]] = {
     "bottleneck": ("conv", "mhsa"),
     "transformer": ("attention",),
+    "convnext": ("dwconv",),
 }
 #: Which embeddings each family accepts.
-FAMILY_EMBEDS: dict[str, tuple[str, ...]] = {
+FAMILY_EMBEDS: dict[Family, tuple[str, ...]] = {
     "bottleneck": ("conv", "patch", "block", "t2t", "none"),
     "transformer": ("conv", "patch", "t2t", "none"),
+    "convnext": ("conv", "patch", "none"),
 }
 #: Which position embeddings each mixer accepts; the first is the default.
 MIXER_POS_EMBEDS: dict[str, tuple[str, ...]] = {
     "conv": ("none",),
     "mhsa": ("relative", "none"),
     "attention": ("none", "absolute", "sinusoidal"),
+    "dwconv": ("none",),
 }
+#: Families whose blocks have an MLP (``mlp_ratio`` applies, default 4).
+MLP_FAMILIES: tuple[Family, ...] = ("transformer", "convnext")
 #: Mixer fields that may be given per block (a list of length ``depth``).
 PER_BLOCK_MIXER_FIELDS = ("kv_stride", "q_stride")
 
@@ -151,7 +157,7 @@ class NormalizedSpec:
     stem_shape: FeatureShape | None
     stages: tuple[StagePlan, ...]
     head: Head
-    """The head with ``norm`` resolved to a bool."""
+    """The head with ``norm`` resolved to ``"tokens"``, ``"pooled"`` or ``False``."""
     source: SourceMap
 
     @property
@@ -263,7 +269,7 @@ class _Normalizer:
                 )
                 return None
         else:
-            family = "bottleneck" if mixer_kind in FAMILY_MIXERS["bottleneck"] else "transformer"
+            family = next(f for f, kinds in FAMILY_MIXERS.items() if mixer_kind in kinds)
 
         self.check_family_fields(path, stage, family)
         if stage.embed.kind not in FAMILY_EMBEDS[family]:
@@ -283,7 +289,7 @@ class _Normalizer:
                 allowed=", ".join(pos_allowed),
             )
         mlp_ratios = self.per_block(
-            (*path, "mlp_ratio"), stage.mlp_ratio, depth, 4.0 if family == "transformer" else None
+            (*path, "mlp_ratio"), stage.mlp_ratio, depth, 4.0 if family in MLP_FAMILIES else None
         )
         mixer_values = {
             name: self.per_block((*path, "mixer", name), getattr(stage.mixer, name), depth, None)
@@ -364,19 +370,19 @@ class _Normalizer:
         )
 
     def check_family_fields(self, path: Path, stage: Stage, family: Family) -> None:
-        only: dict[str, tuple[Family, Any]] = {
-            "mlp_ratio": ("transformer", None),
-            "cls_token": ("transformer", False),
-            "expansion": ("bottleneck", None),
-            "mlp_dwconv": ("transformer", False),
-            "norm_out": ("transformer", False),
+        only: dict[str, tuple[tuple[Family, ...], Any]] = {
+            "mlp_ratio": (MLP_FAMILIES, None),
+            "cls_token": (("transformer",), False),
+            "expansion": (("bottleneck",), None),
+            "mlp_dwconv": (("transformer",), False),
+            "norm_out": (("transformer",), False),
         }
-        for name, (owner, unset) in only.items():
+        for name, (owners, unset) in only.items():
             value = getattr(stage, name)
-            if family != owner and value != unset:
+            if family not in owners and value != unset:
                 self.fail(
                     (*path, name),
-                    f"{name} applies to {owner} stages, but this stage is a {family} stage "
+                    f"{name} applies to {' and '.join(owners)} stages, but this stage is a {family} stage "
                     f"(mixer {stage.mixer.kind!r})",
                     value=value,
                 )
@@ -400,6 +406,14 @@ class _Normalizer:
         embed = stage.embed
         h, w = shape.height, shape.width
         epath = (*path, "embed")
+        if isinstance(embed, ConvEmbed | PatchEmbed) and embed.norm_first and embed.norm == "none":
+            self.fail(
+                (*epath, "norm_first"),
+                "norm_first puts the norm before the conv, but this embedding has no norm",
+                value=True,
+                allowed="norm: layer or batch (or norm_first: false)",
+            )
+            return embed, None, 1
         if isinstance(embed, ConvEmbed):
             padding = embed.kernel // 2 if embed.padding is None else embed.padding
             eps = embed.norm_eps
@@ -440,7 +454,7 @@ class _Normalizer:
             t2t, out = self.t2t_embed(epath, embed, stage.dim, shape)
             return t2t, out, 1
         assert isinstance(embed, NoEmbed)
-        if family == "transformer" and shape.channels != stage.dim:
+        if family != "bottleneck" and shape.channels != stage.dim:
             self.fail(
                 (*path, "dim"),
                 f"embed 'none' keeps the {shape.channels} incoming channels, so dim must be "
@@ -527,7 +541,7 @@ class _Normalizer:
                 (*path, "expansion"), f"expansion {expansion} does not divide dim {dim}", value=expansion
             )
             return
-        if isinstance(mixer, ConvMixer | AttentionMixer) and mixer.kernel % 2 == 0:
+        if isinstance(mixer, ConvMixer | AttentionMixer | DwConvMixer) and mixer.kernel % 2 == 0:
             self.fail(
                 (*mpath, "kernel"),
                 "the kernel must be odd: with padding kernel // 2 an even kernel changes the map "
@@ -601,6 +615,8 @@ class _Normalizer:
         if isinstance(mixer, ConvMixer):
             pad = mixer.kernel // 2
             oh, ow = conv_out(h, mixer.kernel, stride, pad), conv_out(w, mixer.kernel, stride, pad)
+        elif isinstance(mixer, DwConvMixer):
+            oh, ow = h, w  # odd kernel, padding kernel // 2, stride 1
         elif isinstance(mixer, MhsaMixer):
             if stride > min(h, w):
                 self.fail(
@@ -643,7 +659,11 @@ class _Normalizer:
                 value="cls",
                 allowed="avg, or cls_token: true in the last stage",
             )
-        norm = head.norm if head.norm is not None else last.family == "transformer"
+        norm: bool | str = head.norm if head.norm is not None else last.family in ("transformer", "convnext")
+        if norm is True:
+            norm = "pooled" if last.family == "convnext" else "tokens"
+        if norm and head.pool == "cls":
+            norm = "tokens"  # the class token is the only token: both placements are the same
         return head.model_copy(update={"norm": norm})
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "BlockEmbed",
     "ConvEmbed",
     "ConvMixer",
+    "DwConvMixer",
     "Embed",
     "Head",
     "InputSpec",
@@ -99,6 +100,8 @@ class ConvEmbed(_Model):
     """Zero padding; default ``kernel // 2``."""
     norm: Literal["layer", "batch", "none"] = "layer"
     """Norm after the conv: LayerNorm over channels (CvT), BatchNorm, or none."""
+    norm_first: bool = False
+    """Apply the norm before the conv, on the incoming channels, instead of after it."""
     bias: bool = True
     """Bias in the conv."""
     norm_eps: Annotated[float, Field(gt=0)] | None = None
@@ -113,7 +116,10 @@ class PatchEmbed(_Model):
     stride: PositiveInt = 16
     """Patch side, which is also the stride; must divide the feature map."""
     norm: Literal["layer", "batch", "none"] = "none"
-    """Norm after the patchify conv (Swin: layer)."""
+    """Norm after the patchify conv (Swin, the ConvNeXt stem: layer)."""
+    norm_first: bool = False
+    """Apply the norm before the conv, on the incoming channels (ConvNeXt downsampling: LayerNorm,
+    then a 2x2/2 conv)."""
     bias: bool = True
     """Bias in the patchify conv."""
 
@@ -234,7 +240,22 @@ class AttentionMixer(_Model):
     spec's ``norm_eps``."""
 
 
-Mixer = Annotated[ConvMixer | MhsaMixer | AttentionMixer, Field(discriminator="kind")]
+class DwConvMixer(_Model):
+    """Depthwise kxk convolution (with bias) of a ConvNeXt block. Family: ``convnext``.
+
+    The block (timm ``ConvNeXtBlock``): depthwise conv -> LayerNorm over channels -> Linear to
+    ``mlp_ratio * dim`` -> activation -> Linear back -> layer scale -> drop path -> + shortcut.
+    """
+
+    kind: Literal["dwconv"] = "dwconv"
+    kernel: PositiveInt = 7
+    """Kernel side (padding ``kernel // 2``); must be odd."""
+    layer_scale: Annotated[float, Field(ge=0)] | None = 1e-6
+    """Initial value of the learned per-channel scale on the block's branch (ConvNeXt: 1e-6);
+    ``null`` or 0 leaves the scale out."""
+
+
+Mixer = Annotated[ConvMixer | MhsaMixer | AttentionMixer | DwConvMixer, Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------- stages and head
@@ -244,7 +265,7 @@ class Stage(_Model):
     """A token embedding / downsampling step followed by ``depth`` blocks of one family.
 
     The family follows from the mixer (``conv``/``mhsa``: ``bottleneck``; ``attention``:
-    ``transformer``) unless ``block`` names it.
+    ``transformer``; ``dwconv``: ``convnext``) unless ``block`` names it.
     """
 
     embed: Embed = NoEmbed()
@@ -253,12 +274,14 @@ class Stage(_Model):
     """Output channels (embedding dimension) of the stage."""
     depth: PositiveInt | None = None
     """Number of blocks (may instead come from the spec's ``depths``)."""
-    block: Literal["bottleneck", "transformer"] | None = None
+    block: Literal["bottleneck", "transformer", "convnext"] | None = None
     """Block family; inferred from the mixer when omitted."""
     mixer: Mixer
-    """Token mixer: ``conv``, ``mhsa`` or ``attention`` (a bare string is short for ``{kind: ...}``)."""
+    """Token mixer: ``conv``, ``mhsa``, ``attention`` or ``dwconv`` (a bare string is short for
+    ``{kind: ...}``)."""
     mlp_ratio: PerBlockFloat | None = None
-    """Hidden/embedding ratio of the transformer MLP (default 4); a list gives one per block."""
+    """Hidden/embedding ratio of the transformer or ConvNeXt MLP (default 4); a list gives one per
+    block."""
     expansion: PositiveInt | None = None
     """Bottleneck: output channels / bottleneck width (default 4)."""
     pos_embed: Literal["none", "absolute", "sinusoidal", "relative"] | None = None
@@ -268,7 +291,7 @@ class Stage(_Model):
     cls_token: bool = False
     """Prepend a learned class token (transformer stages)."""
     act: Literal["relu", "gelu", "quick_gelu", "silu"] | None = None
-    """Activation: default ``relu`` in bottlenecks, ``gelu`` in transformer MLPs."""
+    """Activation: default ``relu`` in bottlenecks, ``gelu`` in transformer and ConvNeXt MLPs."""
     mlp_dwconv: bool = False
     """Transformer MLP with a depthwise 3x3 conv (with bias) on the token map between the first
     Linear and the activation (PVT v2); class tokens bypass the conv."""
@@ -286,7 +309,12 @@ class Stage(_Model):
 
 
 class Head(_Model):
-    """Classifier head: pooling, optional LayerNorm, dropout, Linear."""
+    """Classifier head: pooling, optional LayerNorm, dropout, Linear.
+
+    The LayerNorm sits either on every token of the last map before they are averaged
+    (``norm: tokens``: ViT, CvT, Swin) or on the pooled vector (``norm: pooled``: ConvNeXt); with
+    ``pool: cls`` both normalise the class token alone.
+    """
 
     pool: Literal["avg", "cls"] = "avg"
     """``avg`` averages the last feature map; ``cls`` takes the class token."""
@@ -294,8 +322,10 @@ class Head(_Model):
     """Output classes; 0 gives a feature extractor."""
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     """Dropout before the classifier."""
-    norm: bool | None = None
-    """LayerNorm before the classifier; default: on when the last stage is a transformer."""
+    norm: bool | Literal["tokens", "pooled"] | None = None
+    """LayerNorm before the classifier: ``tokens`` (per token, then pooled), ``pooled`` (on the
+    pooled vector), ``true`` (where the last stage's family puts it: ``pooled`` after ``convnext``,
+    else ``tokens``) or ``false``; default: on after a transformer or convnext last stage."""
 
 
 class Spec(_Model):
