@@ -7,6 +7,7 @@ from torch import nn
 
 from ..ops import Bottleneck, TransformerBlock
 from ..ops._embed import conv_embed, patch_embed, resnet_stem
+from ..ops._window import merge_embed
 from ..spec import NormalizedSpec, StagePlan
 from ._registry import BLOCKS, EMBEDS, STEMS
 
@@ -15,6 +16,7 @@ __all__ = ["ArchNet", "ClassifierHead", "MapStage", "TokenStage"]
 STEMS.register("resnet")(resnet_stem)
 EMBEDS.register("conv")(conv_embed)
 EMBEDS.register("patch")(patch_embed)
+EMBEDS.register("merge")(merge_embed)
 EMBEDS.register("block")(lambda embed, c_in, dim, eps: nn.Identity())
 EMBEDS.register("none")(lambda embed, c_in, dim, eps: nn.Identity())
 

@@ -16,10 +16,13 @@ from ..spec import (
     BlockPlan,
     ConvEmbed,
     ConvMixer,
+    MergeEmbed,
     MhsaMixer,
     NormalizedSpec,
     PatchEmbed,
     StagePlan,
+    WindowMixer,
+    window_geometry,
 )
 from ..spec._normalize import conv_out, pool_out_ceil
 
@@ -130,6 +133,10 @@ def _embed(stage: StagePlan, c_in: int) -> Cost:
         kernel = embed.kernel if isinstance(embed, ConvEmbed) else embed.stride
         _conv(cost, c_in, stage.dim, kernel, shape.height, shape.width, bias=embed.bias)
         _norm2d(cost, embed.norm, stage.dim, stage.dim * shape.height * shape.width)
+    elif isinstance(embed, MergeEmbed):  # LayerNorm(4C) and Linear(4C -> dim) per merged token
+        tokens = shape.height * shape.width
+        _layer_norm(cost, 4 * c_in, 4 * c_in * tokens)
+        _linear(cost, tokens, 4 * c_in, stage.dim, bias=False)
     if stage.cls_token:
         cost.params += stage.dim * shape.cls_tokens
     if stage.pos_embed == "absolute":
@@ -165,7 +172,32 @@ def _bottleneck(block: BlockPlan) -> Cost:
     return cost
 
 
+def _window_transformer(block: BlockPlan) -> Cost:
+    """Swin block: q/k/v on every padded window token, attention within windows, the output
+    projection after cropping (per real token), then the MLP."""
+    cost = Cost()
+    mixer = block.mixer
+    assert isinstance(mixer, WindowMixer) and block.mlp_ratio is not None
+    c, h, w = block.dim, block.in_shape.height, block.in_shape.width
+    (wh, ww), _ = window_geometry(mixer.window, bool(mixer.shift), h, w)
+    n = wh * ww
+    padded = -(-h // wh) * wh * -(-w // ww) * ww
+    _layer_norm(cost, c, h * w * c)
+    _linear(cost, padded, c, 3 * c, mixer.qkv_bias)
+    if block.pos_embed == "relative_bias":
+        cost.params += (2 * wh - 1) * (2 * ww - 1) * mixer.heads
+    cost.op(2 * padded * n * c, padded * c)  # q k^T and attn v in each window, all heads
+    _linear(cost, h * w, c, c)
+    _layer_norm(cost, c, h * w * c)
+    hidden = int(c * block.mlp_ratio)
+    _linear(cost, h * w, c, hidden)
+    _linear(cost, h * w, hidden, c)
+    return cost
+
+
 def _transformer(block: BlockPlan) -> Cost:
+    if isinstance(block.mixer, WindowMixer):
+        return _window_transformer(block)
     cost = Cost()
     mixer = block.mixer
     assert isinstance(mixer, AttentionMixer) and block.mlp_ratio is not None

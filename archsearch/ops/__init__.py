@@ -3,6 +3,7 @@
 from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
 from ._blocks import Bottleneck, TransformerBlock
 from ._layers import DropPath, LayerNorm2d, Mlp, QuickGELU
+from ._window import PatchMerging, WindowAttention
 
 __all__ = [
     "Attention",
@@ -11,8 +12,10 @@ __all__ = [
     "LayerNorm2d",
     "MHSA2d",
     "Mlp",
+    "PatchMerging",
     "QuickGELU",
     "TransformerBlock",
+    "WindowAttention",
     "attend",
     "fused_attention",
     "set_fused_attention",

@@ -9,9 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..spec import AttentionMixer, BlockPlan, ConvMixer, MhsaMixer
+from ..spec import AttentionMixer, BlockPlan, ConvMixer, MhsaMixer, WindowMixer, window_geometry
 from ._attention import Attention, MHSA2d
 from ._layers import DropPath, Mlp, make_act
+from ._window import WindowAttention
 
 __all__ = ["Bottleneck", "TransformerBlock"]
 
@@ -66,32 +67,46 @@ class Bottleneck(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm transformer block on tokens: ``x + mixer(norm(x))``, ``x + mlp(norm(x))``.
 
-    With ``q_stride > 1`` the token map shrinks, and the shortcut is max-pooled to match
-    (class tokens pass through unchanged).
+    The mixer is global attention (ViT, CvT) or Swin window attention. With ``q_stride > 1`` the
+    token map shrinks, and the shortcut is max-pooled to match (class tokens pass through unchanged).
     """
 
     def __init__(self, plan: BlockPlan):
         super().__init__()
         mixer = plan.mixer
-        assert isinstance(mixer, AttentionMixer) and plan.mlp_ratio is not None
+        assert isinstance(mixer, AttentionMixer | WindowMixer) and plan.mlp_ratio is not None
         self.cls_tokens = plan.in_shape.cls_tokens
         self.norm1 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
-        self.attn = Attention(
-            plan.dim,
-            mixer.heads,
-            qkv=mixer.qkv,
-            kernel=mixer.kernel,
-            kv_stride=plan.kv_stride,
-            q_stride=plan.q_stride,
-            qkv_bias=mixer.qkv_bias,
-            scale=mixer.scale,
-            cls_tokens=self.cls_tokens,
-        )
+        self.attn: nn.Module
+        if isinstance(mixer, WindowMixer):
+            size = (plan.in_shape.height, plan.in_shape.width)
+            window, shift = window_geometry(mixer.window, bool(mixer.shift), *size)
+            self.attn = WindowAttention(
+                plan.dim,
+                mixer.heads,
+                size,
+                window,
+                shift,
+                relative=plan.pos_embed == "relative_bias",
+                qkv_bias=mixer.qkv_bias,
+            )
+        else:
+            self.attn = Attention(
+                plan.dim,
+                mixer.heads,
+                qkv=mixer.qkv,
+                kernel=mixer.kernel,
+                kv_stride=plan.kv_stride,
+                q_stride=plan.q_stride,
+                qkv_bias=mixer.qkv_bias,
+                scale=mixer.scale,
+                cls_tokens=self.cls_tokens,
+            )
         self.drop_path = DropPath(plan.drop_path)
         self.norm2 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
         self.mlp = Mlp(plan.dim, int(plan.dim * plan.mlp_ratio), plan.act)
         self.pool: nn.Module | None = None
-        if plan.q_stride > 1:
+        if isinstance(mixer, AttentionMixer) and plan.q_stride > 1:
             self.pool = nn.MaxPool2d(mixer.kernel, plan.q_stride, mixer.kernel // 2)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 from ._hash import canonical_spec, spec_hash
 from ._load import ZOO_DIR, load_spec, spec_from_dict, validate_spec, zoo_names
-from ._normalize import BlockPlan, FeatureShape, NormalizedSpec, StagePlan, normalize
+from ._normalize import BlockPlan, FeatureShape, NormalizedSpec, StagePlan, normalize, window_geometry
 from ._schema import (
     AttentionMixer,
     BlockEmbed,
@@ -10,12 +10,14 @@ from ._schema import (
     ConvMixer,
     Head,
     InputSpec,
+    MergeEmbed,
     MhsaMixer,
     NoEmbed,
     PatchEmbed,
     ResNetStem,
     Spec,
     Stage,
+    WindowMixer,
 )
 from ._yaml import SourceMap, load_yaml_text
 
@@ -29,6 +31,7 @@ __all__ = [
     "FeatureShape",
     "Head",
     "InputSpec",
+    "MergeEmbed",
     "MhsaMixer",
     "NoEmbed",
     "NormalizedSpec",
@@ -38,6 +41,7 @@ __all__ = [
     "Spec",
     "Stage",
     "StagePlan",
+    "WindowMixer",
     "canonical_spec",
     "load_spec",
     "load_yaml_text",
@@ -45,5 +49,6 @@ __all__ = [
     "spec_from_dict",
     "spec_hash",
     "validate_spec",
+    "window_geometry",
     "zoo_names",
 ]

@@ -17,12 +17,14 @@ from ._schema import (
     ConvMixer,
     Head,
     InputSpec,
+    MergeEmbed,
     MhsaMixer,
     NoEmbed,
     PatchEmbed,
     ResNetStem,
     Spec,
     Stage,
+    WindowMixer,
 )
 
 __all__ = ["schema_markdown"]
@@ -35,10 +37,12 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("embed: conv", ConvEmbed),
     ("embed: patch", PatchEmbed),
     ("embed: block", BlockEmbed),
+    ("embed: merge", MergeEmbed),
     ("embed: none", NoEmbed),
     ("mixer: conv", ConvMixer),
     ("mixer: mhsa", MhsaMixer),
     ("mixer: attention", AttentionMixer),
+    ("mixer: window", WindowMixer),
     ("head", Head),
 ]
 
