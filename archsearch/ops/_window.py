@@ -15,7 +15,14 @@ from torch import nn
 from ..spec import MergeEmbed
 from ._attention import attend
 
-__all__ = ["PatchMerging", "WindowAttention", "merge_embed", "relative_position_index", "shift_mask"]
+__all__ = [
+    "PatchMerging",
+    "WindowAttention",
+    "merge_embed",
+    "relative_position_index",
+    "shift_mask",
+    "window_order",
+]
 
 #: The additive logit mask of pairs a shift brought together (timm, official Swin: -100, not -inf).
 MASKED = -100.0
@@ -41,6 +48,19 @@ def _region_labels(size: int, window: int, shift: int) -> torch.Tensor:
     return labels
 
 
+def window_order(
+    size: tuple[int, int], padded: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]
+) -> torch.Tensor:
+    """``(H*W,)``: where each token of the row-major ``size`` map lands among the windows of the
+    rolled (by ``-shift``) and zero-padded map, windows row-major, tokens row-major in each."""
+    (h, w), wp, (wh, ww) = size, padded[1], window
+    rows = (torch.arange(h) - shift[0]) % h  # the row each token is rolled to
+    cols = (torch.arange(w) - shift[1]) % w
+    win = (rows // wh)[:, None] * (wp // ww) + (cols // ww)[None, :]
+    within = (rows % wh)[:, None] * ww + (cols % ww)[None, :]
+    return (win * (wh * ww) + within).reshape(-1)
+
+
 def shift_mask(padded: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor:
     """``(windows, N, N)`` additive mask: ``MASKED`` where query and key lie in different shift
     regions of the ``padded`` map (timm's ``get_attn_mask``), 0 elsewhere."""
@@ -57,7 +77,8 @@ class WindowAttention(nn.Module):
     ``window`` and ``shift`` are the effective (height, width) values for the ``size`` map the
     block is built for (:func:`archsearch.spec.window_geometry`). The relative position bias table
     (``relative``) and, for shifted blocks, the region mask are added to the logits; the mask and
-    the table index are buffers, computed once.
+    the table index are buffers, computed once. Rolling, padding and partitioning the map is one
+    gather of the tokens into window order (and its inverse one gather back), by a precomputed index.
     """
 
     def __init__(
@@ -81,6 +102,19 @@ class WindowAttention(nn.Module):
         self.pad = (-size[0] % wh, -size[1] % ww)
         padded = (size[0] + self.pad[0], size[1] + self.pad[1])
         self.grid = (padded[0] // wh, padded[1] // ww)
+        self.padded_tokens = padded[0] * padded[1]
+        # window_order: token -> its place among the windows; window_source: place -> token (no
+        # padding). Both None where the windows are the map's own order (no shift or padding, and
+        # windows spanning whole rows).
+        self.window_order: torch.Tensor | None
+        self.window_source: torch.Tensor | None
+        order = source = None
+        if any(shift) or any(self.pad) or ww != size[1]:
+            order = window_order(size, padded, window, shift)
+            if not any(self.pad):
+                source = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel()))
+        self.register_buffer("window_order", order, persistent=False)
+        self.register_buffer("window_source", source, persistent=False)
         self.relative_position_bias_table: nn.Parameter | None = None
         self.relative_position_index: torch.Tensor | None
         if relative:
@@ -102,7 +136,8 @@ class WindowAttention(nn.Module):
             assert self.relative_position_index is not None
             n = self.tokens
             table = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-            bias = table.view(n, n, self.heads).permute(2, 0, 1).unsqueeze(0)
+            # contiguous while small, so that the sum with the mask and SDPA need no copy
+            bias = table.view(n, n, self.heads).permute(2, 0, 1).contiguous().unsqueeze(0)
         if self.attn_mask is not None:
             bias = self.attn_mask if bias is None else bias + self.attn_mask
         return bias
@@ -115,28 +150,24 @@ class WindowAttention(nn.Module):
                 f"window attention was built for a {self.size[0]}x{self.size[1]} map but got {h}x{w}; "
                 "rebuild the model for this input size"
             )
-        (wh, ww), (sh, sw), (ph, pw), (gh, gw) = self.window, self.shift, self.pad, self.grid
-        x = x.view(b, h, w, c)
-        if sh or sw:
-            x = torch.roll(x, (-sh, -sw), (1, 2))
-        if ph or pw:
-            x = F.pad(x, (0, 0, 0, pw, 0, ph))
-        # windows: (B * windows, N, C), windows in row-major order, tokens row-major in each
-        x = x.view(b, gh, wh, gw, ww, c).transpose(2, 3).reshape(b * gh * gw, self.tokens, c)
-        qkv = self.qkv(x).view(x.shape[0], self.tokens, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # (B * windows, heads, N, head_dim), head_dim contiguous
+        order, source = self.window_order, self.window_source
+        if order is None:
+            windows = x
+        elif source is not None:
+            windows = x.index_select(1, source)  # roll + partition in one copy
+        else:  # roll + pad + partition: padded places stay zero
+            windows = x.new_zeros(b, self.padded_tokens, c).index_copy_(1, order, x)
+        count = self.grid[0] * self.grid[1]
+        qkv = self.qkv(windows).view(b * count, self.tokens, 3, self.heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B * windows, heads, N, head_dim)
         bias = self.logit_bias()
         if bias is not None and bias.shape[0] > 1 and b > 1:  # per-window mask: one copy per image
             bias = bias.expand(b, *bias.shape).reshape(-1, *bias.shape[1:])
-        out = attend(q, k, v, self.scale, bias)
-        out = out.transpose(1, 2).reshape(b, gh, gw, wh, ww, c).transpose(2, 3)
-        out = out.reshape(b, gh * wh, gw * ww, c)
-        if ph or pw:
-            out = out[:, :h, :w]
-        if sh or sw:
-            out = torch.roll(out, (sh, sw), (1, 2))
+        out = attend(q, k, v, self.scale, bias).transpose(1, 2).reshape(b, self.padded_tokens, c)
+        if order is not None:  # back to map order: unpartition, crop, roll back
+            out = out.index_select(1, order)
         # the projection is per token: after cropping, so padded tokens cost nothing
-        return self.proj(out.reshape(b, h * w, c))
+        return self.proj(out)
 
 
 class PatchMerging(nn.Module):
