@@ -416,3 +416,14 @@ def test_a_model_built_for_one_size_rejects_another():
     model = archsearch.build(_swin(64))
     with pytest.raises(ValueError, match="built for a 16x16 map but got 24x24"):
         model(torch.randn(1, 3, 96, 96))
+
+
+def test_cli_compile_table_names_the_swin_parts():
+    from typer.testing import CliRunner
+
+    from archsearch.cli import app
+
+    result = CliRunner().invoke(app, ["compile", "swin-t"])
+    assert result.exit_code == 0, result.output
+    for text in ("merge 2x2/2", "window 7x7", "768x7x7", "28,288,354"):
+        assert text in result.output
