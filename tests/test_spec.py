@@ -70,6 +70,7 @@ def test_json_schema_documents_defaults_and_forbids_extras():
         "conv",
         "mhsa",
         "attention",
+        "window",
     }
     json.dumps(schema)
 
