@@ -316,6 +316,8 @@ def _mixer_label(mixer: Any) -> str:
         label += f" {mixer.qkv}"
     if getattr(mixer, "kv_stride", 1) != 1:
         label += f" kv/{mixer.kv_stride}"
+    if mixer.kind == "window":
+        label += f" {mixer.window}x{mixer.window}"
     return label
 
 
@@ -324,6 +326,8 @@ def _embed_label(embed: Any) -> str:
         return "-"
     if embed.kind == "conv":
         return f"conv {embed.kernel}x{embed.kernel}/{embed.stride}"
+    if embed.kind == "merge":
+        return "merge 2x2/2"
     return f"{embed.kind} /{embed.stride}"
 
 

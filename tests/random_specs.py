@@ -10,12 +10,12 @@ from archsearch import SpecError
 
 
 def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
-    mixer_kind = rng.choice(["conv", "mhsa", "attention", "attention", "dwconv"])
+    mixer_kind = rng.choice(["conv", "mhsa", "attention", "attention", "dwconv", "window"])
     heads = rng.choice([1, 2, 4])
     dim = heads * rng.choice([4, 8, 12, 16])
     depth = rng.randint(1, 3)
     stage: dict[str, Any] = {"dim": dim, "depth": depth}
-    embeds = ["conv", "patch", "none", "t2t"] + (["block"] if mixer_kind in ("conv", "mhsa") else [])
+    embeds = ["conv", "patch", "none", "t2t", "merge"] + (["block"] if mixer_kind in ("conv", "mhsa") else [])
     kind = rng.choice(embeds)
     if kind == "conv":
         kernel = rng.choice([1, 2, 3, 5, 7])
@@ -35,6 +35,8 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
             embed["paddings"] = [rng.randint(0, k // 2) for k in kernels]
         embed.update(token_dim=rng.choice([4, 8, 16]), heads=rng.choice([1, 2]), mlp_ratio=rng.choice([1, 2]))
         embed["qkv_bias"] = rng.random() < 0.5
+    elif kind == "merge":  # fails (SpecError, retried) on a map under 2x2
+        embed = {"kind": "merge"}
     elif kind == "block":
         embed = {"kind": "block", "stride": rng.choice([1, 2])}
     else:
@@ -58,6 +60,18 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         ratios = [rng.choice([1, 2, 3.5, 4]) for _ in range(depth)]
         stage["mlp_ratio"] = ratios if rng.random() < 0.5 else ratios[0]
         stage["act"] = rng.choice(["gelu", "relu", "silu"])
+    elif mixer_kind == "window":  # small windows on small maps: shifts, padding and shrinking all occur
+        shift = [rng.random() < 0.5 for _ in range(depth)]
+        stage["mixer"] = {
+            "kind": "window",
+            "heads": heads,
+            "window": rng.choice([1, 2, 3, 4, 5, 7]),
+            "shift": rng.choice([True, False, shift]),
+            "qkv_bias": rng.random() < 0.7,
+        }
+        stage["mlp_ratio"] = rng.choice([1, 2, 3.5, 4])
+        stage["pos_embed"] = rng.choice(["relative_bias", "relative_bias", "none", "absolute"])
+        stage["act"] = rng.choice(["gelu", "relu"])
     else:
         qkv = rng.choice(["linear", "dw_bn", "avg", "sr"])
         mixer: dict[str, Any] = {

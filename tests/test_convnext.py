@@ -447,7 +447,7 @@ P2 = "{kind: patch, stride: 2}"
             "{}",
             "stages[1].mixer.kind",
             4,
-            r"mixer 'dwconv' does not fit a transformer block \(got 'dwconv'\); allowed: attention$",
+            r"mixer 'dwconv' does not fit a transformer block \(got 'dwconv'\); allowed: attention, window$",
         ),
         (
             "  - {embed: {kind: patch, stride: 2}, dim: 32, depth: 1, mixer: {kind: dwconv, kernal: 3}}",

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archsearch
 from archsearch.cost import UncountedOpsWarning, analytic_costs, count_traced
-from archsearch.spec import normalize
+from archsearch.spec import WindowMixer, normalize, window_geometry
 
 from .random_specs import random_spec, random_spec_dict
 
@@ -25,6 +25,7 @@ REFERENCE_GMACS = {
     "t2t-vit-t-14": 6.106,
     "pvt-v2-b1": 2.120,
     "convnext-t": 4.470,
+    "swin-t": 4.509,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 
@@ -114,6 +115,18 @@ def test_random_hybrids_cover_the_grammar():
     assert {b.mlp_ratio for b in blocks} >= {1, 2, 3.5, 4}
     assert {s.embed.kind for p in plans for s in p.stages} == {"conv", "patch", "block", "t2t", "none"}
     assert {s.pos_embed for p in plans for s in p.stages} >= {"none", "absolute", "sinusoidal", "relative"}
+    assert {b.mixer.kind for b in blocks} == {"conv", "mhsa", "attention", "window"}
+    assert {getattr(b.mixer, "qkv", None) for b in blocks} >= {"linear", "dw_bn", "avg"}
+    assert {b.kv_stride for b in blocks} >= {1, 2, 3}
+    assert {b.q_stride for b in blocks} >= {1, 2}
+    assert {b.mlp_ratio for b in blocks} >= {1, 2, 3.5, 4}
+    assert {s.embed.kind for p in plans for s in p.stages} == {"conv", "patch", "block", "merge", "none"}
+    windows = [b for b in blocks if isinstance(b.mixer, WindowMixer)]
+    geometry = [window_geometry(b.mixer.window, b.mixer.shift, *b.in_shape.as_tuple()[1:]) for b in windows]
+    assert any(any(shift) for _, shift in geometry)  # shifted windows
+    sides = [(b.in_shape.height, b.in_shape.width) for b in windows]
+    padded = [h % wh or w % ww for (h, w), ((wh, ww), _) in zip(sides, geometry, strict=True)]
+    assert any(padded)  # windows on maps that are not a multiple of them
     assert {p.input_shape.height for p in plans} >= {24, 32, 40, 48, 64}
     assert {len(p.stages) for p in plans} == {1, 2, 3, 4}
     assert any(p.spec.stem is not None for p in plans)
@@ -127,7 +140,7 @@ def test_invalid_random_specs_fail_with_spec_error_only(seed):
         spec = archsearch.load_spec(data)
     except archsearch.SpecError:
         return
-    model = archsearch.build(spec)
+    model = archsearch.build(spec).eval()  # batch 1: BatchNorm on a 1x1 map cannot train
     size = spec.input.hw
     # batch 2: train-mode BatchNorm on a 1x1 map needs more than one value per channel
     assert model(torch.randn(2, spec.input.channels, *size)).shape[0] == 2

@@ -71,6 +71,7 @@ def test_json_schema_documents_defaults_and_forbids_extras():
         "mhsa",
         "attention",
         "dwconv",
+        "window",
     }
     json.dumps(schema)
 

@@ -260,7 +260,7 @@ CORPUS = [
         "stages[0].mixer",
         5,
         r"expected a mapping \(got \['conv'\]\); "
-        r"allowed: a kind name \(conv, mhsa, attention, dwconv\) or a mapping",
+        r"allowed: a kind name \(conv, mhsa, attention, window, dwconv\) or a mapping",
     ),
     case(
         "mixer-empty",
@@ -273,7 +273,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"expected a mapping \(got null\); allowed: a kind name \(conv, mhsa, attention, dwconv\)",
+        r"expected a mapping \(got null\); allowed: a kind name \(conv, mhsa, attention, window, dwconv\)",
     ),
     case(
         "cls-token-quoted",
@@ -361,7 +361,7 @@ CORPUS = [
         """,
         "stages[0].mixer.kind",
         6,
-        r"unknown kind 'lstm'; allowed: conv, mhsa, attention, dwconv$",
+        r"unknown kind 'lstm'; allowed: conv, mhsa, attention, window, dwconv$",
     ),
     case(
         "unknown-mixer-kind-shorthand",
@@ -374,7 +374,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"stages\[0\]\.mixer: unknown kind 'lstm'; allowed: conv, mhsa, attention, dwconv$",
+        r"stages\[0\]\.mixer: unknown kind 'lstm'; allowed: conv, mhsa, attention, window, dwconv$",
     ),
     case(
         "unknown-embed-kind",
@@ -388,7 +388,7 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         3,
-        r"unknown kind 'pixel'; allowed: conv, patch, block, t2t, none$",
+        r"unknown kind 'pixel'; allowed: conv, patch, block, t2t, merge, none$",
     ),
     case(
         "unknown-stem-kind-with-suggestion",
@@ -416,7 +416,7 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         4,
-        r"expected a kind name \(got null\); allowed: conv, patch, block, t2t, none$",
+        r"expected a kind name \(got null\); allowed: conv, patch, block, t2t, merge, none$",
     ),
     case(
         "missing-mixer-kind",
@@ -429,7 +429,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"missing 'kind'; allowed: conv, mhsa, attention, dwconv$",
+        r"missing 'kind'; allowed: conv, mhsa, attention, window, dwconv$",
     ),
     case(
         "missing-embed-kind",
@@ -443,7 +443,7 @@ CORPUS = [
         """,
         "stages[0].embed",
         3,
-        r"missing 'kind'; allowed: conv, patch, block, t2t, none$",
+        r"missing 'kind'; allowed: conv, patch, block, t2t, merge, none$",
     ),
     case(
         "mixer-not-fitting-block",
@@ -472,7 +472,7 @@ CORPUS = [
         "stages[0].embed.kind",
         3,
         r"embedding 'block' does not fit a transformer stage \(got 'block'\); "
-        r"allowed: conv, patch, t2t, none$",
+        r"allowed: conv, patch, t2t, merge, none$",
     ),
     # ------------------------------------------------------------------ numbers out of range
     case(

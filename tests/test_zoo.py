@@ -25,6 +25,7 @@ REFERENCE_PARAMS = {
     "t2t-vit-t-14": 21_541_070,
     "pvt-v2-b1": 14_009_000,
     "convnext-t": 28_589_128,
+    "swin-t": 28_288_354,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

@@ -9,6 +9,7 @@ from ..ops import Bottleneck, ConvNeXtBlock, TransformerBlock
 from ..ops._embed import conv_embed, patch_embed, resnet_stem
 from ..ops._layers import tokens_to_map
 from ..ops._t2t import sinusoid_table, t2t_embed
+from ..ops._window import merge_embed
 from ..spec import NormalizedSpec, StagePlan
 from ._registry import BLOCKS, EMBEDS, STEMS
 
@@ -18,6 +19,7 @@ STEMS.register("resnet")(resnet_stem)
 EMBEDS.register("conv")(conv_embed)
 EMBEDS.register("patch")(patch_embed)
 EMBEDS.register("t2t")(t2t_embed)
+EMBEDS.register("merge")(merge_embed)
 EMBEDS.register("block")(lambda embed, c_in, dim, eps: nn.Identity())
 EMBEDS.register("none")(lambda embed, c_in, dim, eps: nn.Identity())
 

@@ -17,11 +17,14 @@ from ..spec import (
     ConvEmbed,
     ConvMixer,
     DwConvMixer,
+    MergeEmbed,
     MhsaMixer,
     NormalizedSpec,
     PatchEmbed,
     StagePlan,
     T2TEmbed,
+    WindowMixer,
+    window_geometry,
 )
 from ..spec._normalize import conv_out, pool_out_ceil
 
@@ -143,6 +146,10 @@ def _embed(stage: StagePlan, c_in: int) -> Cost:
             _norm2d(cost, embed.norm, stage.dim, stage.dim * shape.height * shape.width)
     elif isinstance(embed, T2TEmbed):
         _t2t(cost, embed, c_in, stage.dim, stage.in_shape.height, stage.in_shape.width)
+    elif isinstance(embed, MergeEmbed):  # LayerNorm(4C) and Linear(4C -> dim) per merged token
+        tokens = shape.height * shape.width
+        _layer_norm(cost, 4 * c_in, 4 * c_in * tokens)
+        _linear(cost, tokens, 4 * c_in, stage.dim, bias=False)
     if stage.cls_token:
         cost.params += stage.dim * shape.cls_tokens
     if stage.pos_embed in ("absolute", "sinusoidal"):
@@ -200,7 +207,32 @@ def _bottleneck(block: BlockPlan) -> Cost:
     return cost
 
 
+def _window_transformer(block: BlockPlan) -> Cost:
+    """Swin block: q/k/v on every padded window token, attention within windows, the output
+    projection after cropping (per real token), then the MLP."""
+    cost = Cost()
+    mixer = block.mixer
+    assert isinstance(mixer, WindowMixer) and block.mlp_ratio is not None
+    c, h, w = block.dim, block.in_shape.height, block.in_shape.width
+    (wh, ww), _ = window_geometry(mixer.window, bool(mixer.shift), h, w)
+    n = wh * ww
+    padded = -(-h // wh) * wh * -(-w // ww) * ww
+    _layer_norm(cost, c, h * w * c)
+    _linear(cost, padded, c, 3 * c, mixer.qkv_bias)
+    if block.pos_embed == "relative_bias":
+        cost.params += (2 * wh - 1) * (2 * ww - 1) * mixer.heads
+    cost.op(2 * padded * n * c, padded * c)  # q k^T and attn v in each window, all heads
+    _linear(cost, h * w, c, c)
+    _layer_norm(cost, c, h * w * c)
+    hidden = int(c * block.mlp_ratio)
+    _linear(cost, h * w, c, hidden)
+    _linear(cost, h * w, hidden, c)
+    return cost
+
+
 def _transformer(block: BlockPlan) -> Cost:
+    if isinstance(block.mixer, WindowMixer):
+        return _window_transformer(block)
     cost = Cost()
     mixer = block.mixer
     assert isinstance(mixer, AttentionMixer) and block.mlp_ratio is not None

@@ -4,6 +4,7 @@ from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_at
 from ._blocks import Bottleneck, ConvNeXtBlock, TransformerBlock
 from ._layers import DropPath, LayerNorm2d, Mlp, MlpDwConv, QuickGELU
 from ._t2t import TokensToToken, TokenTransformer, sinusoid_table
+from ._window import PatchMerging, WindowAttention
 
 __all__ = [
     "Attention",
@@ -14,10 +15,12 @@ __all__ = [
     "MHSA2d",
     "Mlp",
     "MlpDwConv",
+    "PatchMerging",
     "QuickGELU",
     "TokenTransformer",
     "TokensToToken",
     "TransformerBlock",
+    "WindowAttention",
     "attend",
     "fused_attention",
     "set_fused_attention",

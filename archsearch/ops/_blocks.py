@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..spec import AttentionMixer, BlockPlan, ConvMixer, DwConvMixer, MhsaMixer
+from ..spec import AttentionMixer, BlockPlan, ConvMixer, DwConvMixer, MhsaMixer, WindowMixer, window_geometry
 from ._attention import Attention, MHSA2d
 from ._layers import DropPath, Mlp, MlpDwConv, make_act, tokens_to_map
+from ._window import WindowAttention
 
 __all__ = ["Bottleneck", "ConvNeXtBlock", "TransformerBlock"]
 
@@ -67,29 +68,44 @@ class Bottleneck(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm transformer block on tokens: ``x + mixer(norm(x))``, ``x + mlp(norm(x))``.
 
-    With ``q_stride > 1`` the token map shrinks, and the shortcut is max-pooled to match
-    (class tokens pass through unchanged). With ``mlp_dwconv`` the MLP is PVT v2's, with a
-    depthwise 3x3 conv on the (output) token map.
+    The mixer is global attention (ViT, CvT, PVT) or Swin window attention. With ``q_stride > 1``
+    the token map shrinks, and the shortcut is max-pooled to match (class tokens pass through
+    unchanged). With ``mlp_dwconv`` the MLP is PVT v2's, with a depthwise 3x3 conv on the (output)
+    token map.
     """
 
     def __init__(self, plan: BlockPlan):
         super().__init__()
         mixer = plan.mixer
-        assert isinstance(mixer, AttentionMixer) and plan.mlp_ratio is not None
+        assert isinstance(mixer, AttentionMixer | WindowMixer) and plan.mlp_ratio is not None
         self.cls_tokens = plan.in_shape.cls_tokens
         self.norm1 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
-        self.attn = Attention(
-            plan.dim,
-            mixer.heads,
-            qkv=mixer.qkv,
-            kernel=mixer.kernel,
-            kv_stride=plan.kv_stride,
-            q_stride=plan.q_stride,
-            qkv_bias=mixer.qkv_bias,
-            scale=mixer.scale,
-            cls_tokens=self.cls_tokens,
-            norm_eps=plan.norm_eps if mixer.norm_eps is None else mixer.norm_eps,
-        )
+        self.attn: nn.Module
+        if isinstance(mixer, WindowMixer):
+            size = (plan.in_shape.height, plan.in_shape.width)
+            window, shift = window_geometry(mixer.window, bool(mixer.shift), *size)
+            self.attn = WindowAttention(
+                plan.dim,
+                mixer.heads,
+                size,
+                window,
+                shift,
+                relative=plan.pos_embed == "relative_bias",
+                qkv_bias=mixer.qkv_bias,
+            )
+        else:
+            self.attn = Attention(
+                plan.dim,
+                mixer.heads,
+                qkv=mixer.qkv,
+                kernel=mixer.kernel,
+                kv_stride=plan.kv_stride,
+                q_stride=plan.q_stride,
+                qkv_bias=mixer.qkv_bias,
+                scale=mixer.scale,
+                cls_tokens=self.cls_tokens,
+                norm_eps=plan.norm_eps if mixer.norm_eps is None else mixer.norm_eps,
+            )
         self.drop_path = DropPath(plan.drop_path)
         self.norm2 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
         hidden = int(plan.dim * plan.mlp_ratio)
@@ -100,7 +116,7 @@ class TransformerBlock(nn.Module):
             else Mlp(plan.dim, hidden, plan.act)
         )
         self.pool: nn.Module | None = None
-        if plan.q_stride > 1:
+        if isinstance(mixer, AttentionMixer) and plan.q_stride > 1:
             self.pool = nn.MaxPool2d(mixer.kernel, plan.q_stride, mixer.kernel // 2)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 from ._hash import canonical_spec, spec_hash
 from ._load import ZOO_DIR, load_spec, spec_from_dict, validate_spec, zoo_names
-from ._normalize import BlockPlan, FeatureShape, NormalizedSpec, StagePlan, normalize
+from ._normalize import BlockPlan, FeatureShape, NormalizedSpec, StagePlan, normalize, window_geometry
 from ._schema import (
     AttentionMixer,
     BlockEmbed,
@@ -11,6 +11,7 @@ from ._schema import (
     DwConvMixer,
     Head,
     InputSpec,
+    MergeEmbed,
     MhsaMixer,
     NoEmbed,
     PatchEmbed,
@@ -18,6 +19,7 @@ from ._schema import (
     Spec,
     Stage,
     T2TEmbed,
+    WindowMixer,
 )
 from ._yaml import SourceMap, load_yaml_text
 
@@ -32,6 +34,7 @@ __all__ = [
     "FeatureShape",
     "Head",
     "InputSpec",
+    "MergeEmbed",
     "MhsaMixer",
     "NoEmbed",
     "NormalizedSpec",
@@ -42,6 +45,7 @@ __all__ = [
     "Stage",
     "StagePlan",
     "T2TEmbed",
+    "WindowMixer",
     "canonical_spec",
     "load_spec",
     "load_yaml_text",
@@ -49,5 +53,6 @@ __all__ = [
     "spec_from_dict",
     "spec_hash",
     "validate_spec",
+    "window_geometry",
     "zoo_names",
 ]

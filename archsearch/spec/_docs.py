@@ -18,6 +18,7 @@ from ._schema import (
     DwConvMixer,
     Head,
     InputSpec,
+    MergeEmbed,
     MhsaMixer,
     NoEmbed,
     PatchEmbed,
@@ -25,6 +26,7 @@ from ._schema import (
     Spec,
     Stage,
     T2TEmbed,
+    WindowMixer,
 )
 
 __all__ = ["schema_markdown"]
@@ -38,11 +40,13 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("embed: patch", PatchEmbed),
     ("embed: block", BlockEmbed),
     ("embed: t2t", T2TEmbed),
+    ("embed: merge", MergeEmbed),
     ("embed: none", NoEmbed),
     ("mixer: conv", ConvMixer),
     ("mixer: mhsa", MhsaMixer),
     ("mixer: attention", AttentionMixer),
     ("mixer: dwconv", DwConvMixer),
+    ("mixer: window", WindowMixer),
     ("head", Head),
 ]
 

@@ -191,8 +191,10 @@ def _place(err: Any, data: Any) -> _Error:
     path: list[str | int] = []
     current = data
     out = _Error((), err)
+    tagged = None  # the mapping whose union tag was skipped (a field may share the kind's name)
     for part in err["loc"]:
-        if isinstance(current, dict) and current.get("kind") == part:
+        if isinstance(current, dict) and current.get("kind") == part and tagged is not current:
+            tagged = current
             continue  # the tag of a discriminated union (mixer, embed, stem): the kind itself
         if isinstance(current, str) and part == current:
             continue  # the same, for the ``mixer: conv`` shorthand
@@ -348,12 +350,14 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     options: list[Any] = [Spec]
     for part in loc:
         found: list[Any] = []
-        for t in (u for option in options for u in _members(option)):
+        members = [u for option in options for u in _members(option)]
+        union = len(members) > 1
+        for t in members:
             if isinstance(t, type) and issubclass(t, BaseModel):
-                if isinstance(part, str) and part in t.model_fields:
-                    found.append(t.model_fields[part].annotation)
-                elif "kind" in t.model_fields and t.model_fields["kind"].default == part:
+                if union and "kind" in t.model_fields and t.model_fields["kind"].default == part:
                     found.append(t)  # the tag pydantic inserts for a discriminated union
+                elif isinstance(part, str) and part in t.model_fields:
+                    found.append(t.model_fields[part].annotation)
             elif get_origin(t) is list and isinstance(part, int):
                 found.append(get_args(t)[0])
         options = found

@@ -20,6 +20,7 @@ from ._schema import (
     DwConvMixer,
     Embed,
     Head,
+    MergeEmbed,
     MhsaMixer,
     Mixer,
     NoEmbed,
@@ -27,10 +28,11 @@ from ._schema import (
     Spec,
     Stage,
     T2TEmbed,
+    WindowMixer,
 )
 from ._yaml import SourceMap
 
-__all__ = ["BlockPlan", "FeatureShape", "NormalizedSpec", "StagePlan", "normalize"]
+__all__ = ["BlockPlan", "FeatureShape", "NormalizedSpec", "StagePlan", "normalize", "window_geometry"]
 
 Family = Literal["bottleneck", "transformer", "convnext"]
 Path = tuple[str | int, ...]
@@ -38,13 +40,13 @@ Path = tuple[str | int, ...]
 #: Which mixer kinds each block family accepts, and which family a mixer implies.
 FAMILY_MIXERS: dict[Family, tuple[str, ...]] = {
     "bottleneck": ("conv", "mhsa"),
-    "transformer": ("attention",),
+    "transformer": ("attention", "window"),
     "convnext": ("dwconv",),
 }
 #: Which embeddings each family accepts.
 FAMILY_EMBEDS: dict[Family, tuple[str, ...]] = {
-    "bottleneck": ("conv", "patch", "block", "t2t", "none"),
-    "transformer": ("conv", "patch", "t2t", "none"),
+    "bottleneck": ("conv", "patch", "block", "t2t", "merge", "none"),
+    "transformer": ("conv", "patch", "t2t", "merge", "none"),
     "convnext": ("conv", "patch", "none"),
 }
 #: Which position embeddings each mixer accepts; the first is the default.
@@ -53,6 +55,7 @@ MIXER_POS_EMBEDS: dict[str, tuple[str, ...]] = {
     "mhsa": ("relative", "none"),
     "attention": ("none", "absolute", "sinusoidal"),
     "dwconv": ("none",),
+    "window": ("relative_bias", "none", "absolute"),
 }
 #: Families whose blocks have an MLP (``mlp_ratio`` applies, default 4).
 MLP_FAMILIES: tuple[Family, ...] = ("transformer", "convnext")
@@ -296,6 +299,8 @@ class _Normalizer:
             for name in PER_BLOCK_MIXER_FIELDS
             if hasattr(stage.mixer, name)
         }
+        if isinstance(stage.mixer, WindowMixer):
+            mixer_values["shift"] = self.window_shifts(path, stage, depth)
         if self.issues:
             return None
 
@@ -387,6 +392,21 @@ class _Normalizer:
                     value=value,
                 )
 
+    def window_shifts(self, path: Path, stage: Stage, depth: int) -> list[bool] | None:
+        """Each block's ``shift`` (``true``: Swin's alternation, odd blocks); window-only checks."""
+        mixer = stage.mixer
+        assert isinstance(mixer, WindowMixer)
+        if stage.cls_token:
+            self.fail(
+                (*path, "cls_token"),
+                "window attention partitions the token map into windows and has no place for class tokens",
+                value=True,
+                allowed="false (with head pool 'avg')",
+            )
+        if isinstance(mixer.shift, list):
+            return self.per_block((*path, "mixer", "shift"), mixer.shift, depth, None)
+        return [mixer.shift and j % 2 == 1 for j in range(depth)]
+
     def per_block(self, path: Path, value: Any, depth: int, default: Any) -> list[Any] | None:
         if value is None:
             return None if default is None else [default] * depth
@@ -453,6 +473,16 @@ class _Normalizer:
         if isinstance(embed, T2TEmbed):
             t2t, out = self.t2t_embed(epath, embed, stage.dim, shape)
             return t2t, out, 1
+        if isinstance(embed, MergeEmbed):
+            if h < 2 or w < 2:
+                self.fail(
+                    (*epath, "kind"),
+                    f"patch merging concatenates 2x2 neighbourhoods, but the map here is only {h}x{w}",
+                    value="merge",
+                    allowed="a map of at least 2x2 (merge earlier, or use embed 'none')",
+                )
+                return embed, None, 1
+            return embed, FeatureShape(stage.dim, -(-h // 2), -(-w // 2)), 1
         assert isinstance(embed, NoEmbed)
         if family != "bottleneck" and shape.channels != stage.dim:
             self.fail(
@@ -549,7 +579,7 @@ class _Normalizer:
                 value=mixer.kernel,
                 allowed="odd kernels: 1, 3, 5, 7, ...",
             )
-        if isinstance(mixer, AttentionMixer | MhsaMixer) and width % mixer.heads:
+        if isinstance(mixer, AttentionMixer | MhsaMixer | WindowMixer) and width % mixer.heads:
             what = "bottleneck width" if expansion else "dim"
             self.fail(
                 (*mpath, "heads"),
@@ -626,6 +656,8 @@ class _Normalizer:
                 )
                 return None
             oh, ow = -(-h // stride), -(-w // stride)  # ceil-mode pool, like the strided shortcut
+        elif isinstance(mixer, WindowMixer):
+            oh, ow = h, w
         else:
             assert isinstance(mixer, AttentionMixer)
             for name in PER_BLOCK_MIXER_FIELDS:
@@ -684,6 +716,19 @@ def _mixer_for_block(mixer: Mixer, mixer_key: tuple[Any, ...], values: tuple[tup
             _MIXERS.clear()
         found = _MIXERS[key] = mixer.model_copy(update=dict(values))
     return found
+
+
+def window_geometry(
+    window: int, shift: bool, height: int, width: int
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The (height, width) window and (height, width) shift a window-attention block uses on a
+    ``height`` x ``width`` map, as timm's ``_calc_window_shift``: a side no larger than the window
+    makes the window that side and is not shifted; otherwise the shift is ``window // 2``."""
+    shift_by = window // 2 if shift else 0
+    return (
+        (min(window, height), min(window, width)),
+        (shift_by if height > window else 0, shift_by if width > window else 0),
+    )
 
 
 def _scalar(value: int | list[int]) -> int:

@@ -22,6 +22,7 @@ __all__ = [
     "Embed",
     "Head",
     "InputSpec",
+    "MergeEmbed",
     "MhsaMixer",
     "Mixer",
     "NoEmbed",
@@ -31,6 +32,7 @@ __all__ = [
     "Stage",
     "Stem",
     "T2TEmbed",
+    "WindowMixer",
 ]
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -171,13 +173,25 @@ class T2TEmbed(_Model):
         return math.prod(self.strides)
 
 
+class MergeEmbed(_Model):
+    """Swin patch merging: each 2x2 neighbourhood concatenated (4C), LayerNorm, Linear to ``dim``.
+
+    Halves the map (an odd side is zero-padded at the bottom/right first, as timm does); the
+    Linear has no bias. Needs a map of at least 2x2.
+    """
+
+    kind: Literal["merge"] = "merge"
+
+
 class NoEmbed(_Model):
     """No embedding: the stage continues on the previous feature map unchanged."""
 
     kind: Literal["none"] = "none"
 
 
-Embed = Annotated[ConvEmbed | PatchEmbed | BlockEmbed | T2TEmbed | NoEmbed, Field(discriminator="kind")]
+Embed = Annotated[
+    ConvEmbed | PatchEmbed | BlockEmbed | T2TEmbed | MergeEmbed | NoEmbed, Field(discriminator="kind")
+]
 
 
 # --------------------------------------------------------------------------- token mixers
@@ -255,7 +269,32 @@ class DwConvMixer(_Model):
     ``null`` or 0 leaves the scale out."""
 
 
-Mixer = Annotated[ConvMixer | MhsaMixer | AttentionMixer | DwConvMixer, Field(discriminator="kind")]
+class WindowMixer(_Model):
+    """Swin (shifted) window attention over the token map. Family: ``transformer``.
+
+    Tokens attend within non-overlapping ``window`` x ``window`` windows; a shifted block first
+    rolls the map by ``window // 2`` and masks pairs that the roll brought together. A learned
+    relative position bias, a ``(2w-1)^2`` x heads table per block (``pos_embed: relative_bias``,
+    the default), is added to the logits. As timm: where a side of the map is no larger than the
+    window, the window shrinks to it and that side is not shifted; a side that is not a multiple
+    of the window is zero-padded at the bottom/right after the roll. No class tokens.
+    """
+
+    kind: Literal["window"] = "window"
+    heads: PositiveInt = 1
+    """Attention heads; must divide the stage dim."""
+    window: PositiveInt = 7
+    """Side of the square attention window, in tokens."""
+    shift: bool | Annotated[list[bool], Field(min_length=1)] = True
+    """Cyclic shift by ``window // 2``: ``true`` shifts the odd blocks of the stage (Swin's
+    alternation), ``false`` none; a list gives one per block."""
+    qkv_bias: bool = True
+    """Bias in the q/k/v Linear."""
+
+
+Mixer = Annotated[
+    ConvMixer | MhsaMixer | AttentionMixer | WindowMixer | DwConvMixer, Field(discriminator="kind")
+]
 
 
 # --------------------------------------------------------------------------- stages and head
@@ -264,7 +303,7 @@ Mixer = Annotated[ConvMixer | MhsaMixer | AttentionMixer | DwConvMixer, Field(di
 class Stage(_Model):
     """A token embedding / downsampling step followed by ``depth`` blocks of one family.
 
-    The family follows from the mixer (``conv``/``mhsa``: ``bottleneck``; ``attention``:
+    The family follows from the mixer (``conv``/``mhsa``: ``bottleneck``; ``attention``/``window``:
     ``transformer``; ``dwconv``: ``convnext``) unless ``block`` names it.
     """
 
@@ -277,17 +316,18 @@ class Stage(_Model):
     block: Literal["bottleneck", "transformer", "convnext"] | None = None
     """Block family; inferred from the mixer when omitted."""
     mixer: Mixer
-    """Token mixer: ``conv``, ``mhsa``, ``attention`` or ``dwconv`` (a bare string is short for
+    """Token mixer: ``conv``, ``mhsa``, ``attention``, ``window`` or ``dwconv`` (a bare string is short for
     ``{kind: ...}``)."""
     mlp_ratio: PerBlockFloat | None = None
     """Hidden/embedding ratio of the transformer or ConvNeXt MLP (default 4); a list gives one per
     block."""
     expansion: PositiveInt | None = None
     """Bottleneck: output channels / bottleneck width (default 4)."""
-    pos_embed: Literal["none", "absolute", "sinusoidal", "relative"] | None = None
+    pos_embed: Literal["none", "absolute", "sinusoidal", "relative", "relative_bias"] | None = None
     """Position embedding: ``absolute`` (learned, added after the embedding), ``sinusoidal``
     (T2T-ViT's fixed sin/cos table, a frozen parameter, added after the embedding), ``relative``
-    (BoTNet logits, the default for ``mhsa``) or ``none`` (the default otherwise)."""
+    (BoTNet logits, the default for ``mhsa``), ``relative_bias`` (Swin's learned bias per window
+    offset, the default for ``window``) or ``none`` (the default otherwise)."""
     cls_token: bool = False
     """Prepend a learned class token (transformer stages)."""
     act: Literal["relu", "gelu", "quick_gelu", "silu"] | None = None
