@@ -122,3 +122,43 @@ def test_any_mixer_follows_any_mixer(tmp_path, mixer, after):
     text = "input: {size: 32}\nhead: {num_classes: 3}\nstages:\n" + stage(mixer, 2) + stage(after, 2)
     model = archsearch.build(archsearch.load_spec(_write(tmp_path, text)))
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+WINDOW_ATTENTION_DWCONV = """
+name: window-global-dwconv
+input: {size: 64}
+stages:
+  - {embed: {kind: patch, stride: 4, norm: layer}, dim: 32, depth: 2, mixer: {kind: window, heads: 2,
+     window: 4}}
+  - {embed: merge, dim: 64, depth: 2, mixer: {kind: window, heads: 4, window: 4}}
+  - {embed: {kind: conv, kernel: 3, stride: 2}, dim: 96, depth: 2, mixer: {kind: attention, heads: 3}}
+  - {embed: {kind: conv, kernel: 2, stride: 2, padding: 0, norm_first: true}, dim: 128, depth: 2,
+     mixer: dwconv}
+head: {num_classes: 10}
+"""
+
+
+def test_window_then_global_attention_then_dwconv(tmp_path):
+    """Swin windows in stages 1-2, global attention in stage 3, ConvNeXt blocks in stage 4."""
+    from archsearch.cost import analytic_costs, count_traced
+    from archsearch.ops import ConvNeXtBlock, WindowAttention
+
+    spec = archsearch.load_spec(_write(tmp_path, WINDOW_ATTENTION_DWCONV))
+    plan = normalize(spec)
+    assert [s.family for s in plan.stages] == ["transformer", "transformer", "transformer", "convnext"]
+    assert [b.mixer.kind for b in plan.blocks] == ["window"] * 4 + ["attention"] * 2 + ["dwconv"] * 2
+    assert [s.out_shape.as_tuple() for s in plan.stages] == [
+        (32, 16, 16),
+        (64, 8, 8),
+        (96, 4, 4),
+        (128, 2, 2),
+    ]
+    model = archsearch.build(spec)
+    windows = [m for m in model.modules() if isinstance(m, WindowAttention)]
+    assert len(windows) == 4 and sum(isinstance(m, ConvNeXtBlock) for m in model.modules()) == 2
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 10)
+    out.logsumexp(dim=1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    traced, analytic = count_traced(model, (1, 3, 64, 64)), analytic_costs(plan)
+    assert (traced.params, traced.macs) == (analytic.params, analytic.macs)
