@@ -8,7 +8,7 @@ attention maps not materialised (the fused path): a proxy for activation memory.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..spec import (
@@ -303,29 +303,50 @@ def _convnext(block: BlockPlan) -> Cost:
 _BLOCKS = {"bottleneck": _bottleneck, "transformer": _transformer, "convnext": _convnext}
 
 
-def _block_cost(block: BlockPlan) -> Cost:
-    """A block's cost, memoised on what determines it (not its position): candidates of a search
-    share most blocks, so filtering millions of them costs little more than a few thousand."""
-    key = (
+_BLOCK_COSTS: dict[tuple[object, ...], tuple[int, int, int]] = {}
+#: Everything about a block but where it sits and what costs nothing (stochastic depth, norm eps):
+#: two blocks alike in these cost the same. ``_key`` reads them; the check below keeps the two in step.
+_NOT_IN_KEY = ("index", "stage", "position", "drop_path", "norm_eps")
+_KEY_FIELDS = (
+    "family", "mixer", "dim_in", "dim", "stride", "mlp_ratio", "expansion", "act", "pos_embed",
+    "in_shape", "out_shape", "mlp_dwconv",
+)  # fmt: skip
+if set(_KEY_FIELDS) != {f.name for f in dataclasses.fields(BlockPlan)} - set(_NOT_IN_KEY):  # pragma: no cover
+    raise RuntimeError("BlockPlan gained or lost a field: update _KEY_FIELDS and _key in cost/_analytic.py")
+
+
+def _key(block: BlockPlan) -> tuple[object, ...]:
+    """Plain values only (no models or dataclasses), so hashing and comparing the key is cheap."""
+    mixer, i, o = block.mixer, block.in_shape, block.out_shape
+    return (
         block.family,
-        block.mixer,
+        type(mixer),
+        *(tuple(v) if isinstance(v, list) else v for v in mixer.__dict__.values()),
         block.dim_in,
         block.dim,
         block.stride,
         block.mlp_ratio,
         block.expansion,
+        block.act,
         block.pos_embed,
-        block.in_shape,
-        block.out_shape,
+        i.channels, i.height, i.width, i.cls_tokens,
+        o.channels, o.height, o.width, o.cls_tokens,
         block.mlp_dwconv,
-    )
-    return Cost(*_cached_block_cost(key, block))
+    )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=65536)
-def _cached_block_cost(key: tuple[object, ...], block: BlockPlan) -> tuple[int, int, int]:
-    cost = _BLOCKS[block.family](block)
-    return cost.params, cost.macs, cost.activations
+def _block_cost(block: BlockPlan) -> Cost:
+    """A block's cost, memoised on what determines it (not its position): candidates of a search
+    share most blocks, so filtering millions of them costs little more than a few thousand.
+    The key holds plain values only, so looking it up is cheap."""
+    key = _key(block)
+    found = _BLOCK_COSTS.get(key)
+    if found is None:
+        if len(_BLOCK_COSTS) > 65536:
+            _BLOCK_COSTS.clear()
+        cost = _BLOCKS[block.family](block)
+        found = _BLOCK_COSTS[key] = (cost.params, cost.macs, cost.activations)
+    return Cost(*found)
 
 
 def _head(plan: NormalizedSpec) -> Cost:
