@@ -70,6 +70,8 @@ def test_json_schema_documents_defaults_and_forbids_extras():
         "conv",
         "mhsa",
         "attention",
+        "mbconv",
+        "mobilevit",
     }
     json.dumps(schema)
 

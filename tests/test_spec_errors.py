@@ -259,7 +259,7 @@ CORPUS = [
         "stages[0].mixer",
         5,
         r"expected a mapping \(got \['conv'\]\); "
-        r"allowed: a kind name \(conv, mhsa, attention\) or a mapping",
+        r"allowed: a kind name \(conv, mhsa, attention, mbconv, mobilevit\) or a mapping",
     ),
     case(
         "mixer-empty",
@@ -272,7 +272,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"expected a mapping \(got null\); allowed: a kind name \(conv, mhsa, attention\)",
+        r"expected a mapping \(got null\); allowed: a kind name \(conv, mhsa, attention, mbconv, mobilevit\)",
     ),
     case(
         "cls-token-quoted",
@@ -360,7 +360,7 @@ CORPUS = [
         """,
         "stages[0].mixer.kind",
         6,
-        r"unknown kind 'lstm'; allowed: conv, mhsa, attention$",
+        r"unknown kind 'lstm'; allowed: conv, mhsa, attention, mbconv, mobilevit$",
     ),
     case(
         "unknown-mixer-kind-shorthand",
@@ -373,7 +373,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"stages\[0\]\.mixer: unknown kind 'lstm'; allowed: conv, mhsa, attention$",
+        r"stages\[0\]\.mixer: unknown kind 'lstm'; allowed: conv, mhsa, attention, mbconv, mobilevit$",
     ),
     case(
         "unknown-embed-kind",
@@ -387,7 +387,7 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         3,
-        r"unknown kind 'pixel'; allowed: conv, patch, block, none$",
+        r"unknown kind 'pixel'; allowed: conv, patch, block, mbconv, none$",
     ),
     case(
         "unknown-stem-kind-with-suggestion",
@@ -400,7 +400,7 @@ CORPUS = [
         """,
         "stem.kind",
         3,
-        r"unknown kind 'resnett' \(did you mean 'resnet'\?\); allowed: resnet$",
+        r"unknown kind 'resnett' \(did you mean 'resnet'\?\); allowed: resnet, conv$",
     ),
     case(
         "null-embed-kind",
@@ -415,7 +415,7 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         4,
-        r"expected a kind name \(got null\); allowed: conv, patch, block, none$",
+        r"expected a kind name \(got null\); allowed: conv, patch, block, mbconv, none$",
     ),
     case(
         "missing-mixer-kind",
@@ -428,7 +428,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"missing 'kind'; allowed: conv, mhsa, attention$",
+        r"missing 'kind'; allowed: conv, mhsa, attention, mbconv, mobilevit$",
     ),
     case(
         "missing-embed-kind",
@@ -442,7 +442,7 @@ CORPUS = [
         """,
         "stages[0].embed",
         3,
-        r"missing 'kind'; allowed: conv, patch, block, none$",
+        r"missing 'kind'; allowed: conv, patch, block, mbconv, none$",
     ),
     case(
         "mixer-not-fitting-block",
@@ -470,7 +470,8 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         3,
-        r"embedding 'block' does not fit a transformer stage \(got 'block'\); allowed: conv, patch, none$",
+        r"embedding 'block' does not fit a transformer stage \(got 'block'\); "
+        r"allowed: conv, patch, mbconv, none$",
     ),
     # ------------------------------------------------------------------ numbers out of range
     case(
@@ -806,7 +807,8 @@ CORPUS = [
         """,
         "stages[0].mlp_ratio",
         6,
-        r"mlp_ratio applies to transformer stages, but this stage is a bottleneck stage \(mixer 'conv'\)",
+        r"mlp_ratio applies to transformer and mobilevit stages, but this stage is a bottleneck stage "
+        r"\(mixer 'conv'\)",
     ),
     case(
         "cls-token-on-bottleneck",

@@ -21,6 +21,8 @@ REFERENCE_PARAMS = {
     "deit-ti": 5_717_416,
     "cvt-13": 19_997_480,
     "cvt-21": 31_622_696,
+    "mobilevit-s": 5_578_632,
+    "mobilevit-xxs": 1_272_024,
 }
 # No reference code exists for BoT50; the paper gives 20.8M, REFERENCE.md 20.86M +-0.5%.
 APPROXIMATE_PARAMS = {"bot-50": (20.86e6, 0.005)}
