@@ -10,12 +10,16 @@ from archsearch import SpecError
 
 
 def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
-    mixer_kind = rng.choice(["conv", "mhsa", "attention", "attention", "dwconv", "window"])
+    mixer_kind = rng.choice(
+        ["conv", "mhsa", "attention", "attention", "dwconv", "window", "mbconv", "mobilevit"]
+    )
     heads = rng.choice([1, 2, 4])
     dim = heads * rng.choice([4, 8, 12, 16])
     depth = rng.randint(1, 3)
     stage: dict[str, Any] = {"dim": dim, "depth": depth}
-    embeds = ["conv", "patch", "none", "t2t", "merge"] + (["block"] if mixer_kind in ("conv", "mhsa") else [])
+    embeds = ["conv", "patch", "none", "t2t", "merge", "mbconv"] + (
+        ["block"] if mixer_kind in ("conv", "mhsa", "mbconv") else []
+    )
     kind = rng.choice(embeds)
     if kind == "conv":
         kernel = rng.choice([1, 2, 3, 5, 7])
@@ -39,6 +43,9 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         embed = {"kind": "merge"}
     elif kind == "block":
         embed = {"kind": "block", "stride": rng.choice([1, 2])}
+    elif kind == "mbconv":
+        embed = {"kind": "mbconv", "stride": rng.choice([1, 2]), "expansion": rng.choice([1, 2, 4])}
+        embed["kernel"] = rng.choice([3, 5])
     else:
         embed = {"kind": "none"}
     if embed.get("norm", "none") != "none" and rng.random() < 0.3:
@@ -47,6 +54,21 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
     if mixer_kind == "conv":
         stage["mixer"] = {"kind": "conv", "kernel": rng.choice([1, 3, 5]), "groups": rng.choice([1, 2])}
         stage["expansion"] = rng.choice([1, 2, 4])
+    elif mixer_kind == "mbconv":
+        stage["mixer"] = {"kind": "mbconv", "kernel": rng.choice([1, 3, 5])}
+        stage["expansion"] = rng.choice([1, 2, 4, 6])
+        stage["act"] = rng.choice(["silu", "relu"])
+    elif mixer_kind == "mobilevit":
+        stage["mixer"] = {
+            "kind": "mobilevit",
+            "transformer_dim": heads * rng.choice([4, 8]),
+            "heads": heads,
+            "patch": rng.choice([1, 2, 2, 3]),  # 3 rarely divides the map: the resized path
+            "kernel": rng.choice([1, 3]),
+            "qkv_bias": rng.random() < 0.7,
+        }
+        ratios = [rng.choice([1, 2, 3.5]) for _ in range(depth)]
+        stage["mlp_ratio"] = ratios if rng.random() < 0.5 else ratios[0]
     elif mixer_kind == "mhsa":
         stage["mixer"] = {"kind": "mhsa", "heads": heads, "qkv_bias": rng.random() < 0.5}
         stage["expansion"] = 1
@@ -108,6 +130,8 @@ def random_spec_dict(seed: int) -> dict[str, Any]:
     spec: dict[str, Any] = {"name": f"random-{seed}", "input": {"size": size, "channels": rng.choice([1, 3])}}
     if size >= 48 and rng.random() < 0.2:
         spec["stem"] = {"kind": "resnet", "channels": rng.choice([8, 16])}
+    elif rng.random() < 0.15:
+        spec["stem"] = {"kind": "conv", "channels": rng.choice([8, 16]), "stride": rng.choice([1, 2])}
     spec["stages"] = [_stage(rng, i == 0) for i in range(rng.randint(1, 4))]
     last = spec["stages"][-1]
     pool = "cls" if last.get("cls_token") and rng.random() < 0.7 else "avg"
@@ -116,6 +140,8 @@ def random_spec_dict(seed: int) -> dict[str, Any]:
         "num_classes": rng.choice([0, 3, 10]),
         "norm": rng.choice([True, False, None, "tokens", "pooled"]),
     }
+    if pool == "avg" and rng.random() < 0.2:
+        spec["head"]["conv"] = rng.choice([8, 24])
     spec["norm_eps"] = rng.choice([1e-5, 1e-6])
     return spec
 

@@ -128,7 +128,9 @@ def test_fused_and_explicit_attention_agree_on_the_zoo(name):
     model = archsearch.build(spec).eval()
     _randomise_batchnorm(model)
     x = torch.randn(2, 3, *spec.input.hw)
-    has_attention = any(b.mixer.kind in ("attention", "mhsa", "window") for b in model.plan.blocks)
+    has_attention = any(
+        b.mixer.kind in ("attention", "mhsa", "window", "mobilevit") for b in model.plan.blocks
+    )
     with (
         torch.no_grad(),
         mock.patch.object(F, "scaled_dot_product_attention", wraps=F.scaled_dot_product_attention) as sdpa,

@@ -412,7 +412,8 @@ P2 = "{kind: patch, stride: 2}"
             "{}",
             "stages[1].expansion",
             4,
-            r"expansion applies to bottleneck stages, but this stage is a convnext stage \(mixer 'dwconv'\)",
+            r"expansion applies to bottleneck and mbconv stages, "
+            r"but this stage is a convnext stage \(mixer 'dwconv'\)",
         ),
         (
             "  - {embed: {kind: patch, stride: 2}, dim: 32, depth: 1, mixer: dwconv, cls_token: true}",

@@ -26,8 +26,15 @@ REFERENCE_GMACS = {
     "pvt-v2-b1": 2.120,
     "convnext-t": 4.470,
     "swin-t": 4.509,
+    "mobilevit-s": 2.033,
+    "mobilevit-xxs": 0.418,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
+
+
+def _native_input(model: torch.nn.Module) -> tuple[int, ...]:
+    shape = model.plan.input_shape
+    return (1, shape.channels, shape.height, shape.width)
 
 
 def test_every_reference_figure_names_a_zoo_model():
@@ -37,7 +44,7 @@ def test_every_reference_figure_names_a_zoo_model():
 @pytest.mark.parametrize("name", sorted(REFERENCE_GMACS))
 def test_traced_macs_match_reference(name):
     model = archsearch.create_model(name)
-    counts = count_traced(model, (1, 3, 224, 224))
+    counts = count_traced(model, _native_input(model))
     assert counts.macs / 1e9 == pytest.approx(REFERENCE_GMACS[name], rel=0.005)
     assert not counts.uncounted
 
@@ -56,7 +63,7 @@ def test_fused_attention_is_counted_like_the_explicit_path(name):
 @pytest.mark.parametrize("name", ZOO)
 def test_analytic_costs_equal_traced_on_the_zoo(name):
     model = archsearch.create_model(name)
-    traced = count_traced(model, (1, 3, 224, 224))
+    traced = count_traced(model, _native_input(model))
     analytic = analytic_costs(model.plan)
     assert analytic.params == traced.params
     assert analytic.trainable_params == traced.trainable_params
@@ -134,9 +141,23 @@ def test_random_hybrids_cover_the_grammar():
     sides = [(b.in_shape.height, b.in_shape.width) for b in windows]
     padded = [h % wh or w % ww for (h, w), ((wh, ww), _) in zip(sides, geometry, strict=True)]
     assert any(padded)  # windows on maps that are not a multiple of them
+    assert {b.mixer.kind for b in blocks} == {"conv", "mhsa", "attention", "mbconv", "mobilevit"}
+    assert any(
+        b.in_shape.height != s.embed_shape.height
+        for p in plans
+        for s in p.stages
+        if s.family == "mobilevit"
+        for b in s.blocks[:1]
+    )  # resized
+    assert {getattr(b.mixer, "qkv", None) for b in blocks} >= {"linear", "dw_bn", "avg"}
+    assert {b.kv_stride for b in blocks} >= {1, 2, 3}
+    assert {b.q_stride for b in blocks} >= {1, 2}
+    assert {b.mlp_ratio for b in blocks} >= {1, 2, 3.5, 4}
+    assert {s.embed.kind for p in plans for s in p.stages} == {"conv", "patch", "block", "mbconv", "none"}
     assert {p.input_shape.height for p in plans} >= {24, 32, 40, 48, 64}
     assert {len(p.stages) for p in plans} == {1, 2, 3, 4}
-    assert any(p.spec.stem is not None for p in plans)
+    assert {p.spec.stem.kind for p in plans if p.spec.stem is not None} == {"resnet", "conv"}
+    assert any(p.head.conv for p in plans)
 
 
 @pytest.mark.parametrize("seed", range(40))

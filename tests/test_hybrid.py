@@ -107,16 +107,23 @@ head: {pool: cls, num_classes: 5}
     assert fmap.shape == (2, 32, 8, 8) and cls.shape == (2, 1, 32)
 
 
-@pytest.mark.parametrize("mixer", ["conv", "mhsa", "attention"])
-@pytest.mark.parametrize("after", ["conv", "mhsa", "attention"])
+MIXERS = ["conv", "mhsa", "attention", "mbconv", "mobilevit"]
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+@pytest.mark.parametrize("after", MIXERS)
 def test_any_mixer_follows_any_mixer(tmp_path, mixer, after):
     """Stages hand a map to the next whatever their families: every ordered pair builds and runs."""
 
     def stage(kind, stride):
         embed = f"{{kind: conv, kernel: 3, stride: {stride}}}"
-        mix = {"conv": "conv", "mhsa": "{kind: mhsa, heads: 2}", "attention": "{kind: attention, heads: 2}"}[
-            kind
-        ]
+        mix = {
+            "conv": "conv",
+            "mhsa": "{kind: mhsa, heads: 2}",
+            "attention": "{kind: attention, heads: 2}",
+            "mbconv": "mbconv",
+            "mobilevit": "{kind: mobilevit, heads: 2}",
+        }[kind]
         return f"  - {{embed: {embed}, dim: 32, depth: 1, mixer: {mix}}}\n"
 
     text = "input: {size: 32}\nhead: {num_classes: 3}\nstages:\n" + stage(mixer, 2) + stage(after, 2)

@@ -72,6 +72,8 @@ def test_json_schema_documents_defaults_and_forbids_extras():
         "attention",
         "dwconv",
         "window",
+        "mbconv",
+        "mobilevit",
     }
     json.dumps(schema)
 

@@ -260,7 +260,7 @@ CORPUS = [
         "stages[0].mixer",
         5,
         r"expected a mapping \(got \['conv'\]\); "
-        r"allowed: a kind name \(conv, mhsa, attention, window, dwconv\) or a mapping",
+        r"allowed: a kind name \(conv, mhsa, attention, window, dwconv, mbconv, mobilevit\) or a mapping",
     ),
     case(
         "mixer-empty",
@@ -273,7 +273,8 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"expected a mapping \(got null\); allowed: a kind name \(conv, mhsa, attention, window, dwconv\)",
+        r"expected a mapping \(got null\); allowed: a kind name "
+        r"\(conv, mhsa, attention, window, dwconv, mbconv, mobilevit\)",
     ),
     case(
         "cls-token-quoted",
@@ -361,7 +362,7 @@ CORPUS = [
         """,
         "stages[0].mixer.kind",
         6,
-        r"unknown kind 'lstm'; allowed: conv, mhsa, attention, window, dwconv$",
+        r"unknown kind 'lstm'; allowed: conv, mhsa, attention, window, dwconv, mbconv, mobilevit$",
     ),
     case(
         "unknown-mixer-kind-shorthand",
@@ -374,7 +375,8 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"stages\[0\]\.mixer: unknown kind 'lstm'; allowed: conv, mhsa, attention, window, dwconv$",
+        r"stages\[0\]\.mixer: unknown kind 'lstm'; "
+        r"allowed: conv, mhsa, attention, window, dwconv, mbconv, mobilevit$",
     ),
     case(
         "unknown-embed-kind",
@@ -388,7 +390,7 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         3,
-        r"unknown kind 'pixel'; allowed: conv, patch, block, t2t, merge, none$",
+        r"unknown kind 'pixel'; allowed: conv, patch, block, t2t, merge, mbconv, none$",
     ),
     case(
         "unknown-stem-kind-with-suggestion",
@@ -401,7 +403,7 @@ CORPUS = [
         """,
         "stem.kind",
         3,
-        r"unknown kind 'resnett' \(did you mean 'resnet'\?\); allowed: resnet$",
+        r"unknown kind 'resnett' \(did you mean 'resnet'\?\); allowed: resnet, conv$",
     ),
     case(
         "null-embed-kind",
@@ -416,7 +418,7 @@ CORPUS = [
         """,
         "stages[0].embed.kind",
         4,
-        r"expected a kind name \(got null\); allowed: conv, patch, block, t2t, merge, none$",
+        r"expected a kind name \(got null\); allowed: conv, patch, block, t2t, merge, mbconv, none$",
     ),
     case(
         "missing-mixer-kind",
@@ -429,7 +431,7 @@ CORPUS = [
         """,
         "stages[0].mixer",
         5,
-        r"missing 'kind'; allowed: conv, mhsa, attention, window, dwconv$",
+        r"missing 'kind'; allowed: conv, mhsa, attention, window, dwconv, mbconv, mobilevit$",
     ),
     case(
         "missing-embed-kind",
@@ -443,7 +445,7 @@ CORPUS = [
         """,
         "stages[0].embed",
         3,
-        r"missing 'kind'; allowed: conv, patch, block, t2t, merge, none$",
+        r"missing 'kind'; allowed: conv, patch, block, t2t, merge, mbconv, none$",
     ),
     case(
         "mixer-not-fitting-block",
@@ -472,7 +474,7 @@ CORPUS = [
         "stages[0].embed.kind",
         3,
         r"embedding 'block' does not fit a transformer stage \(got 'block'\); "
-        r"allowed: conv, patch, t2t, merge, none$",
+        r"allowed: conv, patch, t2t, merge, mbconv, none$",
     ),
     # ------------------------------------------------------------------ numbers out of range
     case(
@@ -808,7 +810,7 @@ CORPUS = [
         """,
         "stages[0].mlp_ratio",
         6,
-        r"mlp_ratio applies to transformer and convnext stages, "
+        r"mlp_ratio applies to transformer, convnext and mobilevit stages, "
         r"but this stage is a bottleneck stage \(mixer 'conv'\)",
     ),
     case(

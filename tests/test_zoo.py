@@ -26,6 +26,8 @@ REFERENCE_PARAMS = {
     "pvt-v2-b1": 14_009_000,
     "convnext-t": 28_589_128,
     "swin-t": 28_288_354,
+    "mobilevit-s": 5_578_632,
+    "mobilevit-xxs": 1_272_024,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}
@@ -85,7 +87,8 @@ def test_forward_backward_native_resolution(name):
 
 
 # A second resolution for every zoo model: 160 divides into 16-pixel patches and keeps
-# every CvT stage and the BoTNet c5 map (5x5) valid.
+# every CvT stage and the BoTNet c5 map (5x5) valid; MobileViT resizes its last 5x5 map to
+# 6x6 for the 2x2 patches and back, as timm does.
 @pytest.mark.parametrize("name", ZOO)
 def test_forward_backward_second_resolution(name):
     model = archsearch.create_model(name, input_size=160, num_classes=10)

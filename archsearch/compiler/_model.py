@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops import Bottleneck, ConvNeXtBlock, TransformerBlock
+from ..ops import Bottleneck, ConvNeXtBlock, MBConvBlock, MobileViTLayer, MobileViTStage, TransformerBlock
 from ..ops._embed import conv_embed, patch_embed, resnet_stem
 from ..ops._layers import tokens_to_map
+from ..ops._mobile import ConvBnAct, conv_stem, mbconv_embed
 from ..ops._t2t import sinusoid_table, t2t_embed
 from ..ops._window import merge_embed
 from ..spec import NormalizedSpec, StagePlan
@@ -16,19 +17,21 @@ from ._registry import BLOCKS, EMBEDS, STEMS
 __all__ = ["ArchNet", "ClassifierHead", "MapStage", "TokenStage"]
 
 STEMS.register("resnet")(resnet_stem)
+STEMS.register("conv")(conv_stem)
 EMBEDS.register("conv")(conv_embed)
 EMBEDS.register("patch")(patch_embed)
 EMBEDS.register("t2t")(t2t_embed)
 EMBEDS.register("merge")(merge_embed)
 EMBEDS.register("block")(lambda embed, c_in, dim, eps: nn.Identity())
+EMBEDS.register("mbconv")(mbconv_embed)
 EMBEDS.register("none")(lambda embed, c_in, dim, eps: nn.Identity())
 
 Features = tuple[torch.Tensor, torch.Tensor | None]  # (B, C, H, W) map, (B, n, C) class tokens
 
 
 class MapStage(nn.Module):
-    """A stage whose blocks work on the ``(B, C, H, W)`` map (bottleneck, convnext). Class tokens
-    stop here."""
+    """A stage whose blocks work on the ``(B, C, H, W)`` map (bottleneck, convnext, mbconv). Class
+    tokens stop here."""
 
     def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
         super().__init__()
@@ -82,6 +85,8 @@ class TokenStage(nn.Module):
 BLOCKS.register("bottleneck")((Bottleneck, MapStage))
 BLOCKS.register("transformer")((TransformerBlock, TokenStage))
 BLOCKS.register("convnext")((ConvNeXtBlock, MapStage))
+BLOCKS.register("mbconv")((MBConvBlock, MapStage))
+BLOCKS.register("mobilevit")((MobileViTLayer, MobileViTStage))
 
 
 class ClassifierHead(nn.Module):
@@ -91,6 +96,10 @@ class ClassifierHead(nn.Module):
     def __init__(self, plan: NormalizedSpec):
         super().__init__()
         head, dim = plan.head, plan.out_shape.channels
+        self.conv: nn.Module = nn.Identity()
+        if head.conv is not None:  # MobileViT's final 1x1 conv
+            self.conv = ConvBnAct(dim, head.conv, 1, act=plan.blocks[-1].act)
+            dim = head.conv
         self.pool = head.pool
         self.norm = nn.LayerNorm(dim, eps=plan.spec.norm_eps) if head.norm else None
         self.norm_tokens = head.norm == "tokens" and head.pool == "avg"
@@ -98,6 +107,7 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(dim, head.num_classes) if head.num_classes else nn.Identity()
 
     def forward(self, x: torch.Tensor, cls: torch.Tensor | None) -> torch.Tensor:
+        x = self.conv(x)
         if self.pool == "cls":
             assert cls is not None
             x = cls[:, 0]

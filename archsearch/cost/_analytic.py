@@ -16,9 +16,13 @@ from ..spec import (
     BlockPlan,
     ConvEmbed,
     ConvMixer,
+    ConvStem,
     DwConvMixer,
+    MBConvEmbed,
+    MBConvMixer,
     MergeEmbed,
     MhsaMixer,
+    MobileViTMixer,
     NormalizedSpec,
     PatchEmbed,
     StagePlan,
@@ -26,7 +30,7 @@ from ..spec import (
     WindowMixer,
     window_geometry,
 )
-from ..spec._normalize import conv_out, pool_out_ceil
+from ..spec._normalize import conv_out, make_divisible, pool_out_ceil
 
 __all__ = ["Cost", "CostReport", "analytic_costs"]
 
@@ -128,6 +132,12 @@ def _stem(plan: NormalizedSpec) -> Cost:
     stem = plan.spec.stem
     if stem is None:
         return cost
+    if isinstance(stem, ConvStem):
+        assert plan.stem_shape is not None
+        h1, w1 = plan.stem_shape.height, plan.stem_shape.width
+        _conv(cost, plan.input_shape.channels, stem.channels, stem.kernel, h1, w1)
+        _batch_norm(cost, stem.channels, stem.channels * h1 * w1)
+        return cost
     h1, w1 = conv_out(plan.input_shape.height, 7, 2, 3), conv_out(plan.input_shape.width, 7, 2, 3)
     _conv(cost, plan.input_shape.channels, stem.channels, 7, h1, w1)
     _batch_norm(cost, stem.channels, stem.channels * h1 * w1)
@@ -150,6 +160,10 @@ def _embed(stage: StagePlan, c_in: int) -> Cost:
         tokens = shape.height * shape.width
         _layer_norm(cost, 4 * c_in, 4 * c_in * tokens)
         _linear(cost, tokens, 4 * c_in, stage.dim, bias=False)
+    elif isinstance(embed, MBConvEmbed):
+        h, w = stage.in_shape.height, stage.in_shape.width
+        hidden = make_divisible(c_in * embed.expansion)
+        _inverted_residual(cost, c_in, hidden, stage.dim, embed.kernel, (h, w), (shape.height, shape.width))
     if stage.cls_token:
         cost.params += stage.dim * shape.cls_tokens
     if stage.pos_embed in ("absolute", "sinusoidal"):
@@ -300,7 +314,75 @@ def _convnext(block: BlockPlan) -> Cost:
     return cost
 
 
-_BLOCKS = {"bottleneck": _bottleneck, "transformer": _transformer, "convnext": _convnext}
+def _inverted_residual(
+    cost: Cost, c_in: int, hidden: int, c_out: int, kernel: int, hw: tuple[int, int], out: tuple[int, int]
+) -> None:
+    (h, w), (ho, wo) = hw, out
+    _conv(cost, c_in, hidden, 1, h, w)
+    _batch_norm(cost, hidden, hidden * h * w)
+    _conv(cost, hidden, hidden, kernel, ho, wo, groups=hidden)
+    _batch_norm(cost, hidden, hidden * ho * wo)
+    _conv(cost, hidden, c_out, 1, ho, wo)
+    _batch_norm(cost, c_out, c_out * ho * wo)
+
+
+def _mbconv(block: BlockPlan) -> Cost:
+    cost = Cost()
+    assert isinstance(block.mixer, MBConvMixer)
+    hw, out = (block.in_shape.height, block.in_shape.width), (block.out_shape.height, block.out_shape.width)
+    _inverted_residual(cost, block.dim_in, block.width, block.dim, block.mixer.kernel, hw, out)
+    return cost
+
+
+def _mobilevit_layer(block: BlockPlan) -> Cost:
+    """One transformer layer of a MobileViT block: attention within each patch-position sequence."""
+    cost = Cost()
+    mixer = block.mixer
+    assert isinstance(mixer, MobileViTMixer) and block.mlp_ratio is not None
+    c, h, w = block.dim, block.in_shape.height, block.in_shape.width
+    tokens, seq = h * w, h * w // mixer.patch**2  # all tokens; tokens per sequence
+    _layer_norm(cost, c, tokens * c)
+    _linear(cost, tokens, c, 3 * c, mixer.qkv_bias)
+    cost.op(2 * tokens * seq * c, tokens * c)  # q k^T and attn v, every sequence, all heads
+    _linear(cost, tokens, c, c)
+    _layer_norm(cost, c, tokens * c)
+    hidden = int(c * block.mlp_ratio)
+    _linear(cost, tokens, c, hidden)
+    _linear(cost, tokens, hidden, c)
+    return cost
+
+
+def _mobilevit_stage(stage: StagePlan) -> Cost:
+    """The parts of a MobileViT stage around its transformer layers (the blocks)."""
+    cost = Cost()
+    mixer = stage.blocks[0].mixer
+    assert isinstance(mixer, MobileViTMixer) and mixer.transformer_dim is not None
+    c, d, dim, k = stage.embed_shape.channels, mixer.transformer_dim, stage.dim, mixer.kernel
+    h, w = stage.embed_shape.height, stage.embed_shape.width
+    hp, wp = stage.blocks[0].in_shape.height, stage.blocks[0].in_shape.width
+    _conv(cost, c, c, k, h, w)
+    _batch_norm(cost, c, c * h * w)
+    _conv(cost, c, d, 1, h, w)
+    if (hp, wp) != (h, w):  # bilinear resize to a multiple of the patch and back (4 per output)
+        cost.op(4 * d * hp * wp, d * hp * wp)
+        cost.op(4 * d * h * w, d * h * w)
+    _layer_norm(cost, d, d * hp * wp)
+    _conv(cost, d, dim, 1, h, w)
+    _batch_norm(cost, dim, dim * h * w)
+    _conv(cost, c + dim, dim, k, h, w)
+    _batch_norm(cost, dim, dim * h * w)
+    return cost
+
+
+_BLOCKS = {
+    "bottleneck": _bottleneck,
+    "transformer": _transformer,
+    "mbconv": _mbconv,
+    "mobilevit": _mobilevit_layer,
+    "convnext": _convnext,
+}
+#: Costs of a family's stage outside its embedding and blocks.
+_STAGES = {"mobilevit": _mobilevit_stage}
 
 
 _BLOCK_COSTS: dict[tuple[object, ...], tuple[int, int, int]] = {}
@@ -353,6 +435,10 @@ def _head(plan: NormalizedSpec) -> Cost:
     cost = Cost()
     head, out = plan.head, plan.out_shape
     c = out.channels
+    if head.conv is not None:
+        _conv(cost, c, head.conv, 1, out.height, out.width)
+        c = head.conv
+        _batch_norm(cost, c, c * out.height * out.width)
     if head.pool == "cls":
         if head.norm:
             _layer_norm(cost, c, c)
@@ -374,6 +460,8 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
     channels = plan.stem_shape.channels if plan.stem_shape else plan.input_shape.channels
     for stage in plan.stages:
         cost = _embed(stage, channels)
+        if stage.family in _STAGES:
+            cost += _STAGES[stage.family](stage)
         for block in stage.blocks:
             block_cost = _block_cost(block)
             blocks.append(block_cost)

@@ -33,9 +33,11 @@ _ACTS: dict[str, type[nn.Module]] = {
 }
 
 
-def make_act(name: str) -> nn.Module:
+def make_act(name: str, inplace: bool = False) -> nn.Module:
     if name == "relu":
         return nn.ReLU(inplace=True)
+    if name == "silu":
+        return nn.SiLU(inplace=inplace)
     return _ACTS[name]()
 
 

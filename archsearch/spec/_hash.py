@@ -26,6 +26,8 @@ def canonical_spec(spec: Spec) -> dict[str, Any]:
         stage["mlp_ratio"] = (
             [b.mlp_ratio for b in resolved.blocks] if resolved.blocks[0].mlp_ratio is not None else None
         )
+        if "transformer_dim" in stage["mixer"]:  # mobilevit: the default is the stage dim
+            stage["mixer"]["transformer_dim"] = resolved.blocks[0].dim
         stage["expansion"] = resolved.blocks[0].expansion
         for name in ("kv_stride", "q_stride"):
             if name in stage["mixer"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .._errors import Issue, SpecError
 from ._schema import (
@@ -17,12 +17,16 @@ from ._schema import (
     BlockEmbed,
     ConvEmbed,
     ConvMixer,
+    ConvStem,
     DwConvMixer,
     Embed,
     Head,
+    MBConvEmbed,
+    MBConvMixer,
     MergeEmbed,
     MhsaMixer,
     Mixer,
+    MobileViTMixer,
     NoEmbed,
     PatchEmbed,
     Spec,
@@ -32,9 +36,17 @@ from ._schema import (
 )
 from ._yaml import SourceMap
 
-__all__ = ["BlockPlan", "FeatureShape", "NormalizedSpec", "StagePlan", "normalize", "window_geometry"]
+__all__ = [
+    "BlockPlan",
+    "FeatureShape",
+    "NormalizedSpec",
+    "StagePlan",
+    "make_divisible",
+    "normalize",
+    "window_geometry",
+]
 
-Family = Literal["bottleneck", "transformer", "convnext"]
+Family = Literal["bottleneck", "transformer", "convnext", "mbconv", "mobilevit"]
 Path = tuple[str | int, ...]
 
 #: Which mixer kinds each block family accepts, and which family a mixer implies.
@@ -42,13 +54,27 @@ FAMILY_MIXERS: dict[Family, tuple[str, ...]] = {
     "bottleneck": ("conv", "mhsa"),
     "transformer": ("attention", "window"),
     "convnext": ("dwconv",),
+    "mbconv": ("mbconv",),
+    "mobilevit": ("mobilevit",),
 }
 #: Which embeddings each family accepts.
 FAMILY_EMBEDS: dict[Family, tuple[str, ...]] = {
-    "bottleneck": ("conv", "patch", "block", "t2t", "merge", "none"),
-    "transformer": ("conv", "patch", "t2t", "merge", "none"),
+    "bottleneck": ("conv", "patch", "block", "t2t", "merge", "mbconv", "none"),
+    "transformer": ("conv", "patch", "t2t", "merge", "mbconv", "none"),
     "convnext": ("conv", "patch", "none"),
+    "mbconv": ("conv", "patch", "block", "mbconv", "none"),
+    "mobilevit": ("conv", "patch", "mbconv", "none"),
 }
+#: Per-family defaults of the stage keys that mean something to the family.
+FAMILY_ACT = {
+    "bottleneck": "relu",
+    "transformer": "gelu",
+    "convnext": "gelu",
+    "mbconv": "silu",
+    "mobilevit": "silu",
+}
+FAMILY_MLP_RATIO = {"transformer": 4.0, "convnext": 4.0, "mobilevit": 2.0}
+FAMILY_EXPANSION = {"bottleneck": 4, "mbconv": 4}
 #: Which position embeddings each mixer accepts; the first is the default.
 MIXER_POS_EMBEDS: dict[str, tuple[str, ...]] = {
     "conv": ("none",),
@@ -56,6 +82,8 @@ MIXER_POS_EMBEDS: dict[str, tuple[str, ...]] = {
     "attention": ("none", "absolute", "sinusoidal"),
     "dwconv": ("none",),
     "window": ("relative_bias", "none", "absolute"),
+    "mbconv": ("none",),
+    "mobilevit": ("none",),
 }
 #: Families whose blocks have an MLP (``mlp_ratio`` applies, default 4).
 MLP_FAMILIES: tuple[Family, ...] = ("transformer", "convnext")
@@ -127,7 +155,11 @@ class BlockPlan:
 
     @property
     def width(self) -> int:
-        """Bottleneck width (channels the mixer sees) or the transformer dim."""
+        """Channels the mixer sees: the bottleneck width, the MBConv hidden width or the
+        transformer dim."""
+        if self.family == "mbconv":
+            assert self.expansion is not None
+            return make_divisible(self.dim_in * self.expansion)
         return self.dim // self.expansion if self.expansion else self.dim
 
 
@@ -176,6 +208,13 @@ class NormalizedSpec:
         return self.stages[-1].out_shape
 
 
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, at least ``divisor`` and never
+    below 90% of ``value`` (MobileNetV2's and timm's rule for channel counts)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     """Output length of a convolution (floor mode)."""
     return (size + 2 * padding - kernel) // stride + 1
@@ -211,7 +250,11 @@ class _Normalizer:
         shape = FeatureShape(spec.input.channels, height, width)
         input_shape = shape
         stem_shape = None
-        if spec.stem is not None:  # 7x7/2 conv then 3x3/2 max-pool, both padded: never empty
+        if isinstance(spec.stem, ConvStem):  # padded kernel // 2: never empty
+            k, s = spec.stem.kernel, spec.stem.stride
+            h, w = conv_out(height, k, s, k // 2), conv_out(width, k, s, k // 2)
+            shape = stem_shape = FeatureShape(spec.stem.channels, h, w)
+        elif spec.stem is not None:  # 7x7/2 conv then 3x3/2 max-pool, both padded: never empty
             h = conv_out(conv_out(height, 7, 2, 3), 3, 2, 1)
             w = conv_out(conv_out(width, 7, 2, 3), 3, 2, 1)
             shape = stem_shape = FeatureShape(spec.stem.channels, h, w)
@@ -272,7 +315,7 @@ class _Normalizer:
                 )
                 return None
         else:
-            family = next(f for f, kinds in FAMILY_MIXERS.items() if mixer_kind in kinds)
+            family = cast(Family, next(f for f, kinds in FAMILY_MIXERS.items() if mixer_kind in kinds))
 
         self.check_family_fields(path, stage, family)
         if stage.embed.kind not in FAMILY_EMBEDS[family]:
@@ -292,7 +335,7 @@ class _Normalizer:
                 allowed=", ".join(pos_allowed),
             )
         mlp_ratios = self.per_block(
-            (*path, "mlp_ratio"), stage.mlp_ratio, depth, 4.0 if family in MLP_FAMILIES else None
+            (*path, "mlp_ratio"), stage.mlp_ratio, depth, FAMILY_MLP_RATIO.get(family)
         )
         mixer_values = {
             name: self.per_block((*path, "mixer", name), getattr(stage.mixer, name), depth, None)
@@ -304,23 +347,29 @@ class _Normalizer:
         if self.issues:
             return None
 
-        embed, embed_shape, block_stride = self.embed(path, stage, family, shape)
+        act = stage.act or FAMILY_ACT[family]
+        embed, embed_shape, block_stride = self.embed(path, stage, family, shape, act)
         if embed_shape is None:
             return None
         cls_tokens = 1 if stage.cls_token else 0
         embed_shape = FeatureShape(embed_shape.channels, embed_shape.height, embed_shape.width, cls_tokens)
-        expansion = (stage.expansion or 4) if family == "bottleneck" else None
-        act = stage.act or ("relu" if family == "bottleneck" else "gelu")
+        expansion = (stage.expansion or FAMILY_EXPANSION[family]) if family in FAMILY_EXPANSION else None
         self.check_mixer(path, stage.mixer, stage.dim, expansion, family)
         if self.issues:
             return None
 
         blocks: list[BlockPlan] = []
         current = embed_shape
-        mixer_key = _mixer_key(stage.mixer) if mixer_values else ()
+        stage_mixer = stage.mixer
+        if isinstance(stage_mixer, MobileViTMixer):  # blocks: transformer layers on the (resized) map
+            dim = stage_mixer.transformer_dim or stage.dim
+            stage_mixer = stage_mixer.model_copy(update={"transformer_dim": dim})
+            p = stage_mixer.patch
+            current = FeatureShape(dim, -(-current.height // p) * p, -(-current.width // p) * p)
+        mixer_key = _mixer_key(stage_mixer) if mixer_values else ()
         shapes: dict[tuple[Any, ...], FeatureShape | None] = {}  # blocks alike share their shape
         for j in range(depth):
-            mixer = stage.mixer
+            mixer = stage_mixer
             if mixer_values:
                 values = tuple((name, vals[j]) for name, vals in mixer_values.items() if vals is not None)
                 mixer = _mixer_for_block(mixer, mixer_key, values)
@@ -343,7 +392,7 @@ class _Normalizer:
                     family=family,
                     mixer=mixer,
                     dim_in=current.channels,
-                    dim=stage.dim,
+                    dim=out.channels,
                     stride=stride,
                     mlp_ratio=mlp_ratios[j] if mlp_ratios is not None else None,
                     expansion=expansion,
@@ -357,6 +406,8 @@ class _Normalizer:
                 )
             )
             current = out
+        if family == "mobilevit":  # folded back to the embedded map, projected to the stage dim
+            current = FeatureShape(stage.dim, embed_shape.height, embed_shape.width)
         stage_reduction = max(1, round(self.spec.input.hw[0] / current.height))
         return StagePlan(
             index=i,
@@ -375,10 +426,10 @@ class _Normalizer:
         )
 
     def check_family_fields(self, path: Path, stage: Stage, family: Family) -> None:
-        only: dict[str, tuple[tuple[Family, ...], Any]] = {
-            "mlp_ratio": (MLP_FAMILIES, None),
+        only: dict[str, tuple[tuple[str, ...], Any]] = {
+            "mlp_ratio": (tuple(FAMILY_MLP_RATIO), None),
             "cls_token": (("transformer",), False),
-            "expansion": (("bottleneck",), None),
+            "expansion": (tuple(FAMILY_EXPANSION), None),
             "mlp_dwconv": (("transformer",), False),
             "norm_out": (("transformer",), False),
         }
@@ -387,8 +438,8 @@ class _Normalizer:
             if family not in owners and value != unset:
                 self.fail(
                     (*path, name),
-                    f"{name} applies to {' and '.join(owners)} stages, but this stage is a {family} stage "
-                    f"(mixer {stage.mixer.kind!r})",
+                    f"{name} applies to {_and(owners)} stages, but this stage is a {family} "
+                    f"stage (mixer {stage.mixer.kind!r})",
                     value=value,
                 )
 
@@ -421,7 +472,7 @@ class _Normalizer:
 
     # ------------------------------------------------------------------ embedding
     def embed(
-        self, path: Path, stage: Stage, family: Family, shape: FeatureShape
+        self, path: Path, stage: Stage, family: Family, shape: FeatureShape, act: str
     ) -> tuple[Embed, FeatureShape | None, int]:
         embed = stage.embed
         h, w = shape.height, shape.width
@@ -483,8 +534,24 @@ class _Normalizer:
                 )
                 return embed, None, 1
             return embed, FeatureShape(stage.dim, -(-h // 2), -(-w // 2)), 1
+        if isinstance(embed, MBConvEmbed):
+            embed = embed.model_copy(update={"act": embed.act or act})
+            if embed.kernel % 2 == 0:
+                self.fail(
+                    (*epath, "kernel"),
+                    "the depthwise kernel must be odd (padding kernel // 2)",
+                    value=embed.kernel,
+                    allowed="odd kernels: 1, 3, 5, 7, ...",
+                )
+                return embed, None, 1
+            pad = embed.kernel // 2
+            oh, ow = (
+                conv_out(h, embed.kernel, embed.stride, pad),
+                conv_out(w, embed.kernel, embed.stride, pad),
+            )
+            return embed, FeatureShape(stage.dim, oh, ow), 1
         assert isinstance(embed, NoEmbed)
-        if family != "bottleneck" and shape.channels != stage.dim:
+        if family in ("transformer", "convnext") and shape.channels != stage.dim:
             self.fail(
                 (*path, "dim"),
                 f"embed 'none' keeps the {shape.channels} incoming channels, so dim must be "
@@ -565,13 +632,18 @@ class _Normalizer:
     # ------------------------------------------------------------------ mixers and block shapes
     def check_mixer(self, path: Path, mixer: Mixer, dim: int, expansion: int | None, family: Family) -> None:
         mpath = (*path, "mixer")
-        width = dim // expansion if expansion else dim
-        if expansion and dim % expansion:
+        width = dim // expansion if expansion and family == "bottleneck" else dim
+        if isinstance(mixer, MobileViTMixer):
+            width = mixer.transformer_dim or dim
+        if expansion and family == "bottleneck" and dim % expansion:
             self.fail(
                 (*path, "expansion"), f"expansion {expansion} does not divide dim {dim}", value=expansion
             )
             return
-        if isinstance(mixer, ConvMixer | AttentionMixer | DwConvMixer) and mixer.kernel % 2 == 0:
+        if (
+            isinstance(mixer, ConvMixer | AttentionMixer | DwConvMixer | MBConvMixer | MobileViTMixer)
+            and mixer.kernel % 2 == 0
+        ):
             self.fail(
                 (*mpath, "kernel"),
                 "the kernel must be odd: with padding kernel // 2 an even kernel changes the map "
@@ -579,8 +651,11 @@ class _Normalizer:
                 value=mixer.kernel,
                 allowed="odd kernels: 1, 3, 5, 7, ...",
             )
-        if isinstance(mixer, AttentionMixer | MhsaMixer | WindowMixer) and width % mixer.heads:
-            what = "bottleneck width" if expansion else "dim"
+        if (
+            isinstance(mixer, AttentionMixer | MhsaMixer | WindowMixer | MobileViTMixer)
+            and width % mixer.heads
+        ):
+            what = {"bottleneck": "bottleneck width", "mobilevit": "transformer_dim"}.get(family, "dim")
             self.fail(
                 (*mpath, "heads"),
                 f"heads must divide the {what} {width}",
@@ -642,11 +717,13 @@ class _Normalizer:
         self, mpath: Path, j: int, mixer: Mixer, family: Family, stride: int, dim: int, shape: FeatureShape
     ) -> FeatureShape | None:
         h, w = shape.height, shape.width
-        if isinstance(mixer, ConvMixer):
+        if isinstance(mixer, ConvMixer | MBConvMixer):
             pad = mixer.kernel // 2
             oh, ow = conv_out(h, mixer.kernel, stride, pad), conv_out(w, mixer.kernel, stride, pad)
         elif isinstance(mixer, DwConvMixer):
             oh, ow = h, w  # odd kernel, padding kernel // 2, stride 1
+        elif isinstance(mixer, MobileViTMixer):
+            return shape  # transformer layers keep the unfolded map
         elif isinstance(mixer, MhsaMixer):
             if stride > min(h, w):
                 self.fail(
@@ -691,6 +768,13 @@ class _Normalizer:
                 value="cls",
                 allowed="avg, or cls_token: true in the last stage",
             )
+        if head.conv is not None and head.pool == "cls":
+            self.fail(
+                ("head", "conv"),
+                "the final conv works on the map, but pool 'cls' takes the class token",
+                value=head.conv,
+                allowed="pool: avg with a conv, or no conv",
+            )
         norm: bool | str = head.norm if head.norm is not None else last.family in ("transformer", "convnext")
         if norm is True:
             norm = "pooled" if last.family == "convnext" else "tokens"
@@ -729,6 +813,11 @@ def window_geometry(
         (min(window, height), min(window, width)),
         (shift_by if height > window else 0, shift_by if width > window else 0),
     )
+
+
+def _and(words: tuple[str, ...] | list[str]) -> str:
+    """``("a", "b", "c")`` -> ``"a, b and c"``."""
+    return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _scalar(value: int | list[int]) -> int:

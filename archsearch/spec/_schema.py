@@ -18,13 +18,17 @@ __all__ = [
     "BlockEmbed",
     "ConvEmbed",
     "ConvMixer",
+    "ConvStem",
     "DwConvMixer",
     "Embed",
     "Head",
     "InputSpec",
+    "MBConvEmbed",
+    "MBConvMixer",
     "MergeEmbed",
     "MhsaMixer",
     "Mixer",
+    "MobileViTMixer",
     "NoEmbed",
     "PatchEmbed",
     "ResNetStem",
@@ -38,6 +42,7 @@ __all__ = [
 PositiveInt = Annotated[int, Field(gt=0)]
 #: A value that is either one scalar for the whole stage or a list with one item per block.
 PerBlockInt = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1)]
+Act = Literal["relu", "gelu", "quick_gelu", "silu"]
 PerBlockFloat = (
     Annotated[float, Field(gt=0)] | Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
 )
@@ -84,7 +89,21 @@ class ResNetStem(_Model):
     """Output channels of the 7x7 conv."""
 
 
-Stem = Annotated[ResNetStem, Field(discriminator="kind")]
+class ConvStem(_Model):
+    """Convolutional stem: one kxk conv (no bias), BatchNorm, activation (MobileViT: 3x3/2, SiLU)."""
+
+    kind: Literal["conv"] = "conv"
+    channels: PositiveInt = 16
+    """Output channels of the conv."""
+    kernel: PositiveInt = 3
+    """Kernel side (padding ``kernel // 2``)."""
+    stride: PositiveInt = 2
+    """Spatial stride."""
+    act: Act = "relu"
+    """Activation after the BatchNorm."""
+
+
+Stem = Annotated[ResNetStem | ConvStem, Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------- token embeddings
@@ -183,6 +202,25 @@ class MergeEmbed(_Model):
     kind: Literal["merge"] = "merge"
 
 
+class MBConvEmbed(_Model):
+    """One MobileNetV2 inverted residual block as the embedding (MobileViT's strided MV2).
+
+    1x1 expand conv + BN + act, kxk depthwise conv (strided) + BN + act, 1x1 project conv + BN to
+    the stage dim; residual only where the shape is unchanged. The hidden width is the input
+    channels times ``expansion``, rounded to a multiple of 8 as timm and MobileNetV2 do.
+    """
+
+    kind: Literal["mbconv"] = "mbconv"
+    stride: PositiveInt = 2
+    """Spatial stride of the depthwise conv."""
+    expansion: PositiveInt = 4
+    """Hidden width / input channels."""
+    kernel: PositiveInt = 3
+    """Kernel side of the depthwise conv (padding ``kernel // 2``); must be odd."""
+    act: Act | None = None
+    """Activation; default: the stage's ``act``."""
+
+
 class NoEmbed(_Model):
     """No embedding: the stage continues on the previous feature map unchanged."""
 
@@ -190,7 +228,8 @@ class NoEmbed(_Model):
 
 
 Embed = Annotated[
-    ConvEmbed | PatchEmbed | BlockEmbed | T2TEmbed | MergeEmbed | NoEmbed, Field(discriminator="kind")
+    ConvEmbed | PatchEmbed | BlockEmbed | T2TEmbed | MergeEmbed | MBConvEmbed | NoEmbed,
+    Field(discriminator="kind"),
 ]
 
 
@@ -292,8 +331,47 @@ class WindowMixer(_Model):
     """Bias in the q/k/v Linear."""
 
 
+class MBConvMixer(_Model):
+    """MobileNetV2 inverted residual (MBConv without squeeze-excitation). Family: ``mbconv``.
+
+    1x1 expand conv + BN + act to ``expansion`` x the input channels (rounded to a multiple of 8,
+    as timm), kxk depthwise conv + BN + act (strided in the first block under ``embed: block``),
+    1x1 project conv + BN (linear output); residual where stride is 1 and the channels match.
+    """
+
+    kind: Literal["mbconv"] = "mbconv"
+    kernel: PositiveInt = 3
+    """Kernel side of the depthwise conv (padding ``kernel // 2``); must be odd."""
+
+
+class MobileViTMixer(_Model):
+    """MobileViT block: local kxk conv, attention over patches, fusion; the stage's ``depth`` counts
+    its transformer layers (the paper's L). Family: ``mobilevit``.
+
+    kxk conv + BN + act, 1x1 conv to ``transformer_dim``; the map is unfolded into
+    ``patch`` x ``patch`` patches and the pixels at the same position of every patch form one
+    sequence; ``depth`` pre-norm transformer layers (the stage's blocks) run on them, then a
+    LayerNorm; the map is folded back, projected by a 1x1 conv + BN + act to the stage dim and
+    fused with the stage input by a kxk conv + BN + act on their concatenation. A map not divisible
+    by the patch is resized bilinearly to the next multiple and back, as timm does.
+    """
+
+    kind: Literal["mobilevit"] = "mobilevit"
+    transformer_dim: PositiveInt | None = None
+    """Width of the transformer layers (the paper's d); default: the stage dim."""
+    heads: PositiveInt = 4
+    """Attention heads; must divide ``transformer_dim``."""
+    patch: PositiveInt = 2
+    """Patch side: attention runs among pixels at the same position of each patch."""
+    kernel: PositiveInt = 3
+    """Kernel of the local and the fusion conv (padding ``kernel // 2``); must be odd."""
+    qkv_bias: bool = True
+    """Bias in the q/k/v Linear layer."""
+
+
 Mixer = Annotated[
-    ConvMixer | MhsaMixer | AttentionMixer | WindowMixer | DwConvMixer, Field(discriminator="kind")
+    ConvMixer | MhsaMixer | AttentionMixer | WindowMixer | DwConvMixer | MBConvMixer | MobileViTMixer,
+    Field(discriminator="kind"),
 ]
 
 
@@ -304,7 +382,8 @@ class Stage(_Model):
     """A token embedding / downsampling step followed by ``depth`` blocks of one family.
 
     The family follows from the mixer (``conv``/``mhsa``: ``bottleneck``; ``attention``/``window``:
-    ``transformer``; ``dwconv``: ``convnext``) unless ``block`` names it.
+    ``transformer``; ``dwconv``: ``convnext``; ``mbconv``: ``mbconv``; ``mobilevit``: ``mobilevit``,
+    whose blocks are the transformer layers of one MobileViT block) unless ``block`` names it.
     """
 
     embed: Embed = NoEmbed()
@@ -313,16 +392,17 @@ class Stage(_Model):
     """Output channels (embedding dimension) of the stage."""
     depth: PositiveInt | None = None
     """Number of blocks (may instead come from the spec's ``depths``)."""
-    block: Literal["bottleneck", "transformer", "convnext"] | None = None
+    block: Literal["bottleneck", "transformer", "convnext", "mbconv", "mobilevit"] | None = None
     """Block family; inferred from the mixer when omitted."""
     mixer: Mixer
-    """Token mixer: ``conv``, ``mhsa``, ``attention``, ``window`` or ``dwconv`` (a bare string is short for
-    ``{kind: ...}``)."""
+    """Token mixer: ``conv``, ``mhsa``, ``attention``, ``window``, ``dwconv``, ``mbconv`` or
+    ``mobilevit`` (a bare string is short for ``{kind: ...}``)."""
     mlp_ratio: PerBlockFloat | None = None
-    """Hidden/embedding ratio of the transformer or ConvNeXt MLP (default 4); a list gives one per
-    block."""
+    """Hidden/embedding ratio of the transformer or ConvNeXt MLP (default 4; mobilevit 2); a list
+    gives one per block."""
     expansion: PositiveInt | None = None
-    """Bottleneck: output channels / bottleneck width (default 4)."""
+    """Bottleneck: output channels / bottleneck width (default 4). MBConv: hidden width / input
+    channels (default 4)."""
     pos_embed: Literal["none", "absolute", "sinusoidal", "relative", "relative_bias"] | None = None
     """Position embedding: ``absolute`` (learned, added after the embedding), ``sinusoidal``
     (T2T-ViT's fixed sin/cos table, a frozen parameter, added after the embedding), ``relative``
@@ -330,8 +410,9 @@ class Stage(_Model):
     offset, the default for ``window``) or ``none`` (the default otherwise)."""
     cls_token: bool = False
     """Prepend a learned class token (transformer stages)."""
-    act: Literal["relu", "gelu", "quick_gelu", "silu"] | None = None
-    """Activation: default ``relu`` in bottlenecks, ``gelu`` in transformer and ConvNeXt MLPs."""
+    act: Act | None = None
+    """Activation: default ``relu`` in bottlenecks, ``gelu`` in transformer and ConvNeXt MLPs,
+    ``silu`` in mbconv and mobilevit stages (every conv and the MLP)."""
     mlp_dwconv: bool = False
     """Transformer MLP with a depthwise 3x3 conv (with bias) on the token map between the first
     Linear and the activation (PVT v2); class tokens bypass the conv."""
@@ -349,7 +430,7 @@ class Stage(_Model):
 
 
 class Head(_Model):
-    """Classifier head: pooling, optional LayerNorm, dropout, Linear.
+    """Classifier head: optional 1x1 conv, pooling, optional LayerNorm, dropout, Linear.
 
     The LayerNorm sits either on every token of the last map before they are averaged
     (``norm: tokens``: ViT, CvT, Swin) or on the pooled vector (``norm: pooled``: ConvNeXt); with
@@ -366,6 +447,9 @@ class Head(_Model):
     """LayerNorm before the classifier: ``tokens`` (per token, then pooled), ``pooled`` (on the
     pooled vector), ``true`` (where the last stage's family puts it: ``pooled`` after ``convnext``,
     else ``tokens``) or ``false``; default: on after a transformer or convnext last stage."""
+    conv: PositiveInt | None = None
+    """Channels of a 1x1 conv (no bias) + BatchNorm + the last stage's activation on the map
+    before pooling (MobileViT's final conv)."""
 
 
 class Spec(_Model):
