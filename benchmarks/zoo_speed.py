@@ -164,13 +164,21 @@ def _build_ref(name: str, cvt_dir: str) -> tuple[nn.Module, tuple[int, int]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _time_forward(model: nn.Module, x: torch.Tensor, warmup: int, runs: int) -> list[float]:
+def _time_forward(
+    model: nn.Module, x: torch.Tensor, warmup: int, runs: int, warmup_s: float = 0.0
+) -> list[float]:
+    """``warmup`` untimed forwards, continued until ``warmup_s`` seconds have passed, then ``runs``
+    timed ones. The time floor matters for the first, fast model of a run: a few forwards of a
+    fresh process are not enough to reach steady state (allocator, oneDNN primitive caches)."""
     import torch
 
     times: list[float] = []
     with torch.inference_mode():
-        for _ in range(warmup):
+        start = time.perf_counter()
+        done = 0
+        while done < warmup or (warmup and time.perf_counter() - start < warmup_s):
             model(x)
+            done += 1
         for _ in range(runs):
             start = time.perf_counter()
             model(x)
@@ -225,7 +233,8 @@ def _worker_main(args: argparse.Namespace) -> int:
             if cmd == "time":
                 gen = torch.Generator().manual_seed(SEED)
                 x = torch.randn(req["batch"], 3, *size, generator=gen)
-                reply({"ok": True, "times_ms": _time_forward(model, x, req["warmup"], req["runs"])})
+                times = _time_forward(model, x, req["warmup"], req["runs"], req.get("warmup_s", 0.0))
+                reply({"ok": True, "times_ms": times})
             elif cmd == "save":  # reference side of the equivalence check
                 _perturb_(model, SEED + 1)
                 gen = torch.Generator().manual_seed(SEED + 2)
@@ -497,7 +506,9 @@ def _bench_model(
             round_ratios: list[float] = []
             t0 = time.perf_counter()
             for _, w in sides:  # warm-up, ours then ref
-                w.request(cmd="time", batch=row.batch, warmup=args.warmup, runs=0)
+                w.request(
+                    cmd="time", batch=row.batch, warmup=args.warmup, runs=0, warmup_s=args.warmup_seconds
+                )
             meter = CpuMeter([w.pid for _, w in sides])
             for r in range(rounds):
                 if args.wait_quiet > 0:
@@ -559,6 +570,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=_csv_ints, default="1,8", help="comma-separated batch sizes")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in each measuring process")
     p.add_argument("--warmup", type=int, default=5, help="warm-up forwards before the first round")
+    p.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=2.0,
+        help="keep warming up until this many seconds have passed",
+    )
     p.add_argument("--runs", type=int, default=20, help="timed forwards per model, batch and side (at least)")
     p.add_argument(
         "--rounds",
