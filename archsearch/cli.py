@@ -63,10 +63,11 @@ def _count_params(plan: NormalizedSpec) -> tuple[int, list[int], int, int]:
     import torch
 
     from .compiler import build
+    from .cost import count_params
 
     with torch.device("meta"):
         model = build(plan)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: count_params(m)[0]  # noqa: E731
     return count(model), [count(s) for s in model.stages], count(model.stem), count(model.head)
 
 

@@ -12,7 +12,7 @@ from ..spec import NormalizedSpec, Spec, normalize, spec_hash
 from ._analytic import analytic_costs
 from ._latency import LatencyCache, LatencyResult, device_name, measure_latency
 from ._memory import cuda_peak_memory, saved_activation_bytes
-from ._traced import count_traced
+from ._traced import count_params, count_traced
 
 __all__ = ["Profile", "profile"]
 
@@ -94,7 +94,7 @@ def profile(
                 "blocks": stage.depth,
                 "output": list(stage.out_shape.as_tuple()),
                 "cls_tokens": stage.out_shape.cls_tokens,
-                "params": sum(p.numel() for p in model.stages[stage.index].parameters()),
+                "params": count_params(model.stages[stage.index])[0],
                 "macs": traced.by_scope.get(f"stages.{stage.index}", 0),
                 "params_analytic": cost.params,
                 "macs_analytic": cost.macs,

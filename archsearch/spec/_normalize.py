@@ -85,8 +85,6 @@ MIXER_POS_EMBEDS: dict[str, tuple[str, ...]] = {
     "mbconv": ("none",),
     "mobilevit": ("none",),
 }
-#: Families whose blocks have an MLP (``mlp_ratio`` applies, default 4).
-MLP_FAMILIES: tuple[Family, ...] = ("transformer", "convnext")
 #: Mixer fields that may be given per block (a list of length ``depth``).
 PER_BLOCK_MIXER_FIELDS = ("kv_stride", "q_stride")
 
