@@ -103,8 +103,9 @@ def _apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
     return data
 
 
-def spec_from_dict(data: Any, source: SourceMap | None = None) -> Spec:
-    """Validate plain data (as loaded from YAML) into a :class:`Spec`, then check its shapes."""
+def spec_from_dict(data: Any, source: SourceMap | None = None, *, shapes: bool = True) -> Spec:
+    """Validate plain data (as loaded from YAML) into a :class:`Spec`, then (unless ``shapes`` is
+    false) check its shapes."""
     source = source or SourceMap()
     if not isinstance(data, dict):
         shown = {} if data is None else {"value": data}
@@ -115,7 +116,8 @@ def spec_from_dict(data: Any, source: SourceMap | None = None) -> Spec:
     except ValidationError as exc:
         raise SpecError(_issues(exc, data, source)) from None
     spec._source = source
-    normalize(spec, source)
+    if shapes:
+        normalize(spec, source)
     return spec
 
 

@@ -75,6 +75,16 @@ FAMILY_ACT = {
 }
 FAMILY_MLP_RATIO = {"transformer": 4.0, "convnext": 4.0, "mobilevit": 2.0}
 FAMILY_EXPANSION = {"bottleneck": 4, "mbconv": 4}
+#: Stage keys that only some families use: key -> (those families, the value meaning "unset").
+FAMILY_ONLY_FIELDS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "mlp_ratio": (tuple(FAMILY_MLP_RATIO), None),
+    "cls_token": (("transformer",), False),
+    "expansion": (tuple(FAMILY_EXPANSION), None),
+    "mlp_dwconv": (("transformer",), False),
+    "norm_out": (("transformer",), False),
+}
+#: The family each mixer kind implies when a stage names none.
+MIXER_FAMILY: dict[str, Family] = {m: f for f, kinds in FAMILY_MIXERS.items() for m in kinds}
 #: Which position embeddings each mixer accepts; the first is the default.
 MIXER_POS_EMBEDS: dict[str, tuple[str, ...]] = {
     "conv": ("none",),
@@ -424,14 +434,7 @@ class _Normalizer:
         )
 
     def check_family_fields(self, path: Path, stage: Stage, family: Family) -> None:
-        only: dict[str, tuple[tuple[str, ...], Any]] = {
-            "mlp_ratio": (tuple(FAMILY_MLP_RATIO), None),
-            "cls_token": (("transformer",), False),
-            "expansion": (tuple(FAMILY_EXPANSION), None),
-            "mlp_dwconv": (("transformer",), False),
-            "norm_out": (("transformer",), False),
-        }
-        for name, (owners, unset) in only.items():
+        for name, (owners, unset) in FAMILY_ONLY_FIELDS.items():
             value = getattr(stage, name)
             if family not in owners and value != unset:
                 self.fail(

@@ -1,0 +1,184 @@
+"""Choice nodes: the values of a search space that are still to be decided.
+
+Anywhere a spec takes a value, a space may instead write::
+
+    {choice: [a, b, c]}                 # categorical; options may be whole mappings (nested)
+    {int: [low, high], step: 1}         # integer range, inclusive (``log: true`` for log-uniform)
+    {float: [low, high], log: true}     # real range (``step`` makes it discrete)
+
+and add ``per_block: true`` inside a stage to draw one value per block of that stage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import Issue, SpecError
+from ..spec import SourceMap
+
+__all__ = ["NODE_KEYS", "Choice", "FloatRange", "IntRange", "Node", "parse_tree"]
+
+NODE_KEYS = ("choice", "int", "float")
+_MODIFIERS = {"choice": ("per_block",), "int": ("step", "log", "per_block"), "float": ("step", "log", "per_block")}
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Pick one of ``options``; ``labels`` are what the sampler sees (scalars)."""
+
+    options: tuple[Any, ...]
+    labels: tuple[Any, ...]
+    per_block: bool
+    path: Path
+
+    @property
+    def nested(self) -> bool:
+        """Whether an option holds further choices (their names then carry this option's label)."""
+        return any(_has_nodes(o) for o in self.options)
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+    step: int
+    log: bool
+    per_block: bool
+    path: Path
+
+    @property
+    def count(self) -> int:
+        return (self.high - self.low) // self.step + 1
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    low: float
+    high: float
+    step: float | None
+    log: bool
+    per_block: bool
+    path: Path
+
+    @property
+    def count(self) -> float:
+        return math.inf if self.step is None else math.floor((self.high - self.low) / self.step + 1e-9) + 1
+
+
+Node = Choice | IntRange | FloatRange
+
+
+def _has_nodes(value: Any) -> bool:
+    if isinstance(value, Choice | IntRange | FloatRange):
+        return True
+    if isinstance(value, dict):
+        return any(_has_nodes(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nodes(v) for v in value)
+    return False
+
+
+def parse_tree(value: Any, path: Path, source: SourceMap, *, in_stage: bool = False) -> Any:
+    """Replace every node mapping in ``value`` by a :data:`Node`, checking its syntax."""
+    if isinstance(value, dict):
+        keys = [k for k in NODE_KEYS if k in value]
+        if len(keys) > 1:
+            raise source.error(path, f"a choice node has exactly one of {', '.join(NODE_KEYS)}", value=keys)
+        if keys:
+            return _parse_node(keys[0], value, path, source, in_stage=in_stage)
+        return {
+            k: parse_tree(v, (*path, k), source, in_stage=in_stage or (len(path) == 2 and path[0] == "stages"))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [parse_tree(v, (*path, i), source, in_stage=in_stage) for i, v in enumerate(value)]
+    return value
+
+
+def _parse_node(kind: str, raw: dict[str, Any], path: Path, source: SourceMap, *, in_stage: bool) -> Node:
+    allowed = (kind, *_MODIFIERS[kind])
+    for key in raw:
+        if key not in allowed:
+            raise source.error((*path, key), f"unknown key {key!r} in a {kind!r} node", allowed=", ".join(allowed))
+    per_block = raw.get("per_block", False)
+    if not isinstance(per_block, bool):
+        raise source.error((*path, "per_block"), "expected true or false", value=per_block)
+    if per_block and not in_stage:
+        raise source.error((*path, "per_block"), "per_block draws one value per block, so it belongs inside a stage")
+    if kind == "choice":
+        return _parse_choice(raw["choice"], per_block, path, source)
+    return _parse_range(kind, raw, per_block, path, source)
+
+
+def _parse_choice(options: Any, per_block: bool, path: Path, source: SourceMap) -> Choice:
+    where = (*path, "choice")
+    if not isinstance(options, list) or not options:
+        raise source.error(where, "expected a non-empty list of options", value=options)
+    parsed = tuple(parse_tree(o, (*where, i), source) for i, o in enumerate(options))
+    if per_block and any(isinstance(o, dict | list) for o in parsed):
+        raise source.error(where, "per_block options must be plain values (one per block goes into a list)")
+    labels = _labels(parsed, where, source)
+    return Choice(parsed, labels, per_block, path)
+
+
+def _labels(options: tuple[Any, ...], where: Path, source: SourceMap) -> tuple[Any, ...]:
+    """Scalars label themselves; a mapping by its ``kind`` (or ``i:kind`` where kinds repeat)."""
+    kinds = [o.get("kind") if isinstance(o, dict) else None for o in options]
+    labels: list[Any] = []
+    for i, option in enumerate(options):
+        if isinstance(option, dict):
+            kind = kinds[i]
+            unique = isinstance(kind, str) and kinds.count(kind) == 1
+            labels.append(kind if unique else f"{i}:{kind}" if isinstance(kind, str) else f"{i}")
+        elif isinstance(option, list):
+            labels.append(str(option))
+        else:
+            labels.append(option)
+    seen: set[Any] = set()
+    for i, label in enumerate(labels):
+        key = (type(label), label)
+        if key in seen:
+            raise source.error((*where, i), "the same option appears twice", value=options[i])
+        seen.add(key)
+    return tuple(labels)
+
+
+def _parse_range(kind: str, raw: dict[str, Any], per_block: bool, path: Path, source: SourceMap) -> Node:
+    bounds = raw[kind]
+    number = int if kind == "int" else (int, float)
+    shape = "[low, high] of integers" if kind == "int" else "[low, high] of numbers"
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or any(isinstance(b, bool) or not isinstance(b, number) for b in bounds)
+    ):
+        raise source.error((*path, kind), f"expected {shape}", value=bounds)
+    low, high = bounds
+    if low > high:
+        raise source.error((*path, kind), "`low <= high` must hold", value=bounds)
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise source.error((*path, "log"), "expected true or false", value=log)
+    if log and low <= 0:
+        raise source.error((*path, kind), "a log range needs `low > 0`", value=bounds)
+    step = raw.get("step")
+    if kind == "int":
+        step = 1 if step is None else step
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise source.error((*path, "step"), "expected a positive integer", value=step)
+        if log and step != 1:
+            raise source.error((*path, "step"), "a log range takes no step (Optuna's rule)", value=step)
+        return IntRange(low, high, step, log, per_block, path)
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int | float) or step <= 0):
+        raise source.error((*path, "step"), "expected a positive number", value=step)
+    if step is not None and log:
+        raise source.error((*path, "step"), "a log range takes no step (Optuna's rule)", value=step)
+    return FloatRange(float(low), float(high), None if step is None else float(step), log, per_block, path)
+
+
+def node_error(node: Node, source: SourceMap, message: str, **kwargs: Any) -> SpecError:
+    return SpecError(Issue(node.path, message, file=source.file, line=source.line_of(node.path), **kwargs))
