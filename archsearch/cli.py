@@ -338,3 +338,5 @@ def main() -> None:
     except KeyboardInterrupt:  # pragma: no cover
         err.print("interrupted")
         sys.exit(130)
+
+from . import _cli_search  # noqa: E402, F401  (registers space, search, trials)

@@ -165,7 +165,9 @@ class _Error:
     at_site: bool = False  # about the union's value itself, not an item inside it
 
 
-def _issues(exc: ValidationError, data: Any, source: SourceMap) -> list[Issue]:
+def _issues(exc: ValidationError, data: Any, source: SourceMap, root: type[BaseModel] | None = None) -> list[Issue]:
+    """pydantic's errors as :class:`Issue` objects placed on the YAML; ``root`` is the model
+    validated (default :class:`Spec`)."""
     errors = [_place(err, data) for err in exc.errors(include_url=False)]
     issues: list[Issue] = []
     done: set[tuple[Any, ...]] = set()
@@ -180,7 +182,7 @@ def _issues(exc: ValidationError, data: Any, source: SourceMap) -> list[Issue]:
                 continue
             if err in wrong_type:  # another alternative fits the type; its own error is the one to show
                 continue
-        issue = _issue(err, data, source)
+        issue = _issue(err, data, source, root or Spec)
         key = (issue.path, issue.message)
         if key not in done:
             done.add(key)
@@ -219,7 +221,7 @@ def _place(err: Any, data: Any) -> _Error:
 _UNION_TAGS = {"int", "float", "str", "bool", "list", "dict"}
 
 
-def _issue(err: _Error, data: Any, source: SourceMap) -> Issue:
+def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> Issue:
     raw, path = err.raw, err.path
     kind, ctx, value = raw["type"], raw.get("ctx") or {}, raw.get("input")
     extra: dict[str, Any] = {}
@@ -228,7 +230,7 @@ def _issue(err: _Error, data: Any, source: SourceMap) -> Issue:
         if path and path[-1] == key:
             path = path[:-1]
         path = (*path, key if isinstance(key, str) else str(key))  # ``3:`` is a key, not an index
-        model = _model_at(raw["loc"][:-1])
+        model = _model_at(raw["loc"][:-1], root)
         allowed = list(model.model_fields) if model is not None else []
         message = f"unknown key {key!r}" + (f" in {describe_model(model)}" if model is not None else "")
         message += _did_you_mean(key, allowed)
@@ -271,6 +273,8 @@ def _issue(err: _Error, data: Any, source: SourceMap) -> Issue:
         limit = ctx["min_length" if kind == "too_short" else "max_length"]
         message = f"needs {word} {limit} item{'s' if limit != 1 else ''}, not {ctx['actual_length']}"
         extra = {"value": value}
+    elif kind == "value_error":
+        message = raw["msg"].removeprefix("Value error, ")
     else:
         message = raw["msg"].removeprefix("Input should be ")
         message = message[0].lower() + message[1:]
@@ -347,9 +351,9 @@ def _mapping_allowed(path: tuple[str | int, ...], ctx: dict[str, Any]) -> str:
     return ""
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The schema object at pydantic's error location ``loc`` (union tags included), if one."""
-    options: list[Any] = [Spec]
+    options: list[Any] = [root or Spec]
     for part in loc:
         found: list[Any] = []
         members = [u for option in options for u in _members(option)]

@@ -1,0 +1,242 @@
+"""CLI commands of the search engine: ``space``, ``search``, ``trials`` (registered on the app)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from .cli import _friendly, app, err, out
+
+SourceArg = Annotated[str, typer.Argument(help="An experiment YAML, a storage URL, or a .db / journal file.")]
+
+
+@app.command()
+@_friendly
+def space(
+    path: Annotated[str, typer.Argument(help="A search-space YAML file.")],
+    samples: Annotated[int, typer.Option("--samples", "-n", help="Random members to show.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the random members.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show a search space: its dimensions, its size, and a few members with their costs."""
+    from .space import load_space
+
+    sp = load_space(path)
+    dims = sp.dimensions()
+    probe = sp.random_samples(200, seed=seed + 1)
+    valid = sum(c.spec is not None for c in probe)
+    fits = sum(c.rejected is None for c in probe)
+    shown = sp.random_samples(samples, seed=seed)
+    if as_json:
+        print(json.dumps({
+            "name": sp.name,
+            "size": sp.size() if sp.size() != math.inf else "inf",
+            "dimensions": [d.__dict__ for d in dims],
+            "valid_fraction": valid / len(probe),
+            "within_constraints_fraction": fits / len(probe),
+            "samples": [{"params": c.sample.params, "macs": c.costs.macs if c.costs else None,
+                         "params_count": c.costs.params if c.costs else None, "rejected": c.rejected} for c in shown],
+        }, indent=2, default=str))
+        return
+    size = sp.size()
+    exp = f" = 2^{math.log2(size):.0f}" if isinstance(size, int) and size > 1 and size & (size - 1) == 0 else ""
+    out.print(f"[bold]{escape(sp.name)}[/]: {len(dims)} dimensions, "
+              f"{'infinite' if size == math.inf else f'{size:,}{exp}'} architectures", highlight=False)
+    table = Table(title="dimensions")
+    for col in ("name", "kind", "options", "draws", "when"):
+        table.add_column(col)
+    for d in dims:
+        draws = "1" if d.name.find(".blocks.*.") < 0 else f"per block ({d.blocks if d.blocks else 'depth'})"
+        table.add_row(escape(d.name), d.kind, escape(d.domain), draws, escape(d.condition or ""))
+    out.print(table)
+    out.print(f"of 200 random members: {valid} valid shapes, {fits} within the constraints", highlight=False)
+    st = Table(title=f"{len(shown)} random members (seed {seed})")
+    for col, justify in (("#", "right"), ("MACs", "right"), ("params", "right"), ("choices", "left")):
+        st.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for i, c in enumerate(shown):
+        choices = ", ".join(f"{k}={v}" for k, v in c.sample.params.items() if ".blocks." not in k)
+        blocks = sum(".blocks." in k for k in c.sample.params)
+        if blocks:
+            choices += f" (+{blocks} per-block draws)"
+        macs = f"{c.costs.macs / 1e6:,.1f}M" if c.costs else "-"
+        params = f"{c.costs.params / 1e6:,.2f}M" if c.costs else "-"
+        st.add_row(str(i), macs, params, escape(choices if c.rejected is None else f"{choices}\n[rejected] {c.rejected}"))
+    out.print(st)
+
+
+class _RichProgress:
+    """Trials done/total with ETA, the running trial, and the best so far."""
+
+    def __init__(self, objectives: list[Any]):
+        self.objectives = objectives
+        self.bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("ETA"), TimeRemainingColumn(), console=out)
+        self.status = Text("")
+        self.best = Text("")
+        self.live = Live(Group(self.bar, self.status, self.best), console=out, refresh_per_second=4, transient=False)
+        self.task = self.bar.add_task("trials", total=1)
+        self.current: dict[str, Any] = {}
+        self.study: Any = None
+
+    def __enter__(self) -> _RichProgress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.__exit__(*exc)
+
+    def start(self, total: int, done: int, study: Any) -> None:
+        self.study = study
+        self.bar.update(self.task, total=total, completed=done)
+        self._best(study)
+
+    def trial_started(self, number: int, params: dict[str, Any], costs: dict[str, float]) -> None:
+        mixers = [str(v) for k, v in params.items() if k.endswith(".mixer")]
+        what = "·".join(mixers) if mixers else f"{len(params)} choices"
+        self.current = {"number": number, "what": what, "macs": costs.get("macs", 0)}
+        self.status.plain = f"running trial {number}: {what}, {costs.get('macs', 0) / 1e6:.1f}M MACs"
+
+    def epoch(self, number: int, epoch: int, accuracy: float) -> None:
+        self.status.plain = (f"running trial {number}: {self.current.get('what', '')}, "
+                             f"{self.current.get('macs', 0) / 1e6:.1f}M MACs - epoch {epoch}: accuracy {accuracy:.3f}")
+
+    def trial_finished(self, trial: Any, evaluated: int) -> None:
+        self.bar.update(self.task, completed=min(evaluated, self.bar.tasks[0].total or evaluated))
+        outcome = trial.user_attrs.get("outcome")
+        if outcome != "complete":
+            reason = trial.user_attrs.get("reason") or ""
+            self.status.plain = f"trial {trial.number} {outcome}" + (f": {reason[:150]}" if reason else "")
+        self._best(self.study)
+
+    def _best(self, study: Any) -> None:
+        try:
+            best = study.best_trials
+        except Exception:
+            best = []
+        if best:
+            names = [o.metric for o in self.objectives]
+            top = max(best, key=lambda t: t.values[0] * (1 if self.objectives[0].sense == "maximize" else -1))
+            values = ", ".join(f"{n} {_fmt(n, v)}" for n, v in zip(names, top.values, strict=True))
+            self.best.plain = f"best so far ({len(best)} on the front): trial {top.number}: {values}"
+
+
+def _fmt(metric: str, value: float) -> str:
+    if metric == "accuracy":
+        return f"{value:.4f}"
+    if metric in ("macs", "params"):
+        return f"{value / 1e6:,.2f}M"
+    return f"{value:.3g}"
+
+
+def _front_table(study: Any, objectives: list[Any]) -> Table:
+    from .search import trials_table
+
+    best = {t.number for t in study.best_trials} if study.get_trials(deepcopy=False) else set()
+    frame = trials_table(study)
+    frame = frame[frame["trial"].isin(best) & (frame["outcome"] == "complete")]
+    metric_names = [o.metric for o in objectives]
+    table = Table(title=f"Pareto front ({len(frame)} trials)")
+    for col in ("trial", *metric_names, "mixers"):
+        table.add_column(col, justify="left" if col == "mixers" else "right")
+    frame = frame.sort_values(metric_names[0], ascending=objectives[0].sense == "minimize")
+    for _, row in frame.iterrows():
+        table.add_row(str(row["trial"]), *[_fmt(m, row[m]) for m in metric_names], escape(_mixers(row["spec"])))
+    return table
+
+
+def _mixers(spec_json: Any) -> str:
+    try:
+        stages = json.loads(spec_json)["stages"]
+    except (TypeError, ValueError, KeyError):
+        return ""
+    kinds = [s.get("mixer") if isinstance(s.get("mixer"), str) else s.get("mixer", {}).get("kind") for s in stages]
+    return "·".join(str(k) for k in kinds)
+
+
+@app.command()
+@_friendly
+def search(
+    experiment: Annotated[str, typer.Argument(help="An experiment YAML file (see experiments/).")],
+    trials: Annotated[int | None, typer.Option("--trials", "-n", help="Override the trial budget.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Only continue an existing study (error if none).")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Move the old study file aside and start over.")] = False,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report at the end.")] = True,
+) -> None:
+    """Run a search; re-running the same experiment resumes it (completed trials are kept)."""
+    from .search import SearchError, load_experiment, run_search
+
+    if resume and fresh:
+        err.print("[bold red]error:[/] --resume and --fresh contradict each other")
+        raise typer.Exit(2)
+    exp = load_experiment(experiment)
+    out.print(f"[bold]{escape(exp.study_name)}[/]: {len(exp.objectives)} objective(s) "
+              f"({', '.join(f'{o.metric} {o.sense}' for o in exp.objectives)}), storage {escape(exp.storage_url)}",
+              highlight=False)
+    start = time.perf_counter()
+    try:
+        with _RichProgress(list(exp.objectives)) as progress:
+            summary = run_search(exp, trials=trials, fresh=fresh, resume_only=resume, progress=progress)
+    except SearchError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing new"
+    out.print(f"{summary.evaluated} evaluated in the study; this run: {outcomes} in {time.perf_counter() - start:.0f} s "
+              f"(time outside evaluation {100 * summary.overhead_fraction:.1f}%)", highlight=False)
+    out.print(_front_table(summary.study, list(exp.objectives)))
+    if report:
+        _write_report(summary)
+    if summary.interrupted:
+        err.print("interrupted: completed trials are stored; run the same command again to resume")
+        raise typer.Exit(130)
+
+
+def _write_report(summary: Any) -> None:
+    try:
+        from .report import write_report
+        from .search import load_results
+    except ImportError:
+        return
+    path = summary.experiment.report_path
+    write_report(load_results(summary.study), path)
+    out.print(f"report: {escape(str(path / 'index.html'))}", highlight=False)
+
+
+@app.command(name="trials")
+@_friendly
+def trials_(
+    source: SourceArg,
+    csv: Annotated[str | None, typer.Option("--csv", help="Write every trial and column to this CSV file.")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="The study, where the storage holds several.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Rows to print (the last ones).")] = 50,
+) -> None:
+    """List the trials of a study (through pandas): outcome, metrics, reason."""
+    from .search import load_study, trials_table
+
+    frame = trials_table(load_study(source, study))
+    if csv:
+        frame.to_csv(csv, index=False)
+        out.print(f"wrote {len(frame)} trials to {escape(csv)}", highlight=False)
+    metrics = [m for m in ("accuracy", "macs", "params", "latency_ms", "synflow", "naswot", "grad_norm")
+               if m in frame and frame[m].notna().any()]
+    table = Table(title=f"{len(frame)} trials")
+    for col in ("trial", "outcome", *metrics, "mixers", "reason"):
+        table.add_column(col, justify="right" if col in metrics or col == "trial" else "left")
+    for _, row in frame.tail(limit).iterrows():
+        cells = ["" if _missing(row[m]) else _fmt(m, float(row[m])) for m in metrics]
+        reason = row["reason"] if isinstance(row["reason"], str) else ""
+        table.add_row(str(row["trial"]), str(row["outcome"]), *cells, escape(_mixers(row["spec"])), escape(reason[:120]))
+    out.print(table)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

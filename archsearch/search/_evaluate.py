@@ -1,0 +1,98 @@
+"""Evaluating one candidate: its costs (before training), then proxy training or zero-cost scores."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..compiler import build
+from ..cost import CostReport, LatencyCache, measure_latency
+from ..data import Dataset
+from ..evaluate import TrainConfig, ZeroCostConfig, train_and_evaluate, zero_cost_scores
+from ..spec import Spec
+from ._experiment import COST_METRICS, Experiment
+
+__all__ = ["Evaluation", "Evaluator"]
+
+
+@dataclass
+class Evaluation:
+    """What one trial measured."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    curve: list[float] = field(default_factory=list)
+    epochs: int = 0
+    seconds: float = 0.0
+
+
+class Evaluator:
+    """Measures candidates of one experiment: costs first, then the evaluator."""
+
+    def __init__(self, experiment: Experiment, dataset: Dataset, *, latency_cache: LatencyCache | None = None):
+        self.experiment = experiment
+        self.dataset = dataset
+        self.latency_cache = latency_cache
+        self.latency = next((o for o in experiment.objectives if o.metric == "latency_ms"), None)
+
+    def costs(self, spec: Spec, costs: CostReport, spec_hash: str, model: torch.nn.Module) -> dict[str, float]:
+        """MACs, params, the training-memory estimate and, if it is an objective, latency."""
+        out: dict[str, float] = {"macs": float(costs.macs), "params": float(costs.params)}
+        evaluator = self.experiment.evaluator
+        batch = evaluator.batch_size if isinstance(evaluator, TrainConfig) else 1
+        out["memory_mb"] = (16 * costs.params + costs.activation_bytes(batch)) / 2**20
+        if self.latency is not None:
+            out["latency_ms"] = self._latency(spec, spec_hash, model)
+        return out
+
+    def _latency(self, spec: Spec, spec_hash: str, model: torch.nn.Module) -> float:
+        assert self.latency is not None
+        o = self.latency
+        channels = spec.input.channels
+        size = spec.input.size
+        h, w = (size, size) if isinstance(size, int) else size
+        threads = o.threads or torch.get_num_threads()
+        key = LatencyCache.key(spec_hash, o.device, "float32", o.batch, threads)
+        if self.latency_cache is not None and (hit := self.latency_cache.get(key)) is not None:
+            return hit.median_ms
+        result = measure_latency(model, (o.batch, channels, h, w), device=o.device, runs=o.runs, threads=threads)
+        model.to("cpu")
+        if self.latency_cache is not None:
+            self.latency_cache.put(key, result)
+        return result.median_ms
+
+    def build(self, spec: Spec) -> torch.nn.Module:
+        torch.manual_seed(self.experiment.sampler.seed)
+        return build(spec)
+
+    def evaluate(self, model: torch.nn.Module, on_epoch: Callable[[int, float], None] | None = None) -> Evaluation:
+        """Train (or score) ``model``; ``on_epoch`` may raise to stop it early."""
+        evaluator = self.experiment.evaluator
+        start = time.perf_counter()
+        if isinstance(evaluator, ZeroCostConfig):
+            scores = zero_cost_scores(model, self.dataset, evaluator)
+            return Evaluation(dict(scores), seconds=time.perf_counter() - start)
+        result = train_and_evaluate(model, self.dataset, evaluator, on_epoch=on_epoch)
+        return Evaluation(
+            {"accuracy": result.accuracy, "train_loss": result.train_loss},
+            curve=list(result.curve),
+            epochs=result.epochs,
+            seconds=time.perf_counter() - start,
+        )
+
+
+def objective_values(experiment: Experiment, metrics: dict[str, Any]) -> list[float]:
+    return [float(metrics[o.metric]) for o in experiment.objectives]
+
+
+def cost_vector(experiment: Experiment, metrics: dict[str, Any]) -> list[float]:
+    """The cost objectives (known before training), all as "lower is better"."""
+    out = []
+    for o in experiment.objectives:
+        if o.metric in COST_METRICS:
+            value = float(metrics[o.metric])
+            out.append(value if o.sense == "minimize" else -value)
+    return out

@@ -1,0 +1,247 @@
+"""The experiment file: a space, a dataset, an evaluator, objectives, a sampler, a budget, a backend.
+
+Like the spec grammar, it is strict (unknown keys are errors listing the allowed ones), and every
+default is documented here, where ``archsearch schema --experiment`` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .._errors import Issue, SpecError
+from ..data import DataConfig, DigitsData
+from ..evaluate import EvaluatorConfig, TrainConfig
+from ..spec import SourceMap, load_yaml_text
+from ..spec import _load
+from ..spec._load import _issues
+
+__all__ = [
+    "COST_METRICS",
+    "METRICS",
+    "EarlyStopping",
+    "Experiment",
+    "Objective",
+    "OptunaBackend",
+    "Sampler",
+    "load_experiment",
+]
+
+#: Metrics an objective may name, with the direction they take by default.
+METRICS: dict[str, Literal["minimize", "maximize"]] = {
+    "accuracy": "maximize",
+    "macs": "minimize",
+    "params": "minimize",
+    "latency_ms": "minimize",
+    "memory_mb": "minimize",
+    "synflow": "maximize",
+    "naswot": "maximize",
+    "grad_norm": "maximize",
+}
+#: Metrics known before an architecture is trained (they cost no evaluation).
+COST_METRICS = ("macs", "params", "latency_ms", "memory_mb")
+ZERO_COST_METRICS = ("synflow", "naswot", "grad_norm")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
+
+
+class Objective(_Model):
+    """One objective: a metric and a direction (``latency_ms`` also where and how it is timed)."""
+
+    metric: Literal["accuracy", "macs", "params", "latency_ms", "memory_mb", "synflow", "naswot", "grad_norm"]
+    """``accuracy`` (validation top-1, a fraction), ``macs`` (multiply-accumulates at batch 1, what
+    papers call FLOPs), ``params``, ``latency_ms`` (median forward time), ``memory_mb`` (training
+    memory estimate: 16 bytes per parameter for weights, gradients and AdamW state, plus the
+    activations kept for the backward pass at the training batch size), or a zero-cost proxy score
+    (``synflow``, ``naswot``, ``grad_norm``)."""
+    direction: Literal["minimize", "maximize", "min", "max"] | None = None
+    """Default: maximize accuracy and the proxies, minimize the costs."""
+    device: str = "cpu"
+    """``latency_ms`` only: where to time the forward pass (``cpu``, ``cuda``, ``cuda:1``)."""
+    batch: Annotated[int, Field(gt=0)] = 1
+    """``latency_ms`` only: the batch size timed."""
+    threads: Annotated[int, Field(gt=0)] | None = None
+    """``latency_ms`` on CPU only: threads used while timing (default: all of torch's threads)."""
+    runs: Annotated[int, Field(ge=4)] = 20
+    """``latency_ms`` only: timed runs after warm-up; the median is the objective."""
+
+    @property
+    def sense(self) -> Literal["minimize", "maximize"]:
+        if self.direction is None:
+            return METRICS[self.metric]
+        return {"min": "minimize", "max": "maximize"}.get(self.direction, self.direction)  # type: ignore[return-value]
+
+
+class Sampler(_Model):
+    """How the next architecture is chosen."""
+
+    kind: Literal["nsga2", "tpe", "random"] | None = None
+    """``nsga2`` (default with several objectives), ``tpe`` (default with one), ``random``."""
+    seed: int = 0
+    """Seeds the sampler: the same seed suggests the same sequence of architectures."""
+    population_size: Annotated[int, Field(ge=2)] = 10
+    """NSGA-II's population (its first generation is random)."""
+    startup_trials: Annotated[int, Field(ge=0)] = 10
+    """TPE's random trials before it models the space."""
+
+
+class EarlyStopping(_Model):
+    """Stopping unpromising trials while they train (needs the ``train`` evaluator).
+
+    ``dominance`` (the default with several objectives; Optuna cannot prune those): after
+    ``warmup_epochs`` epochs, a trial stops when some completed trial had, at the same epoch, an
+    accuracy at least ``margin`` higher while costing no more on every cost objective (MACs,
+    params, latency, memory: all known before training). ``median`` and ``hyperband`` are
+    Optuna's pruners for single-objective studies; ``none`` trains every trial to its budget.
+    """
+
+    kind: Literal["dominance", "median", "hyperband", "none"] | None = None
+    """Default: ``dominance`` with several objectives, ``median`` with one."""
+    warmup_epochs: Annotated[int, Field(ge=0)] = 1
+    """Epochs every trial trains before it may be stopped."""
+    min_trials: Annotated[int, Field(ge=1)] = 3
+    """Completed trials needed before any trial is stopped."""
+    margin: Annotated[float, Field(ge=0)] = 0.0
+    """``dominance``: how much higher (accuracy fraction) the dominating trial must be."""
+
+
+class OptunaBackend(_Model):
+    """Optuna in this process: a file storage by default (resumable, no services)."""
+
+    kind: Literal["optuna"] = "optuna"
+    storage: str | None = None
+    """An Optuna storage URL (``sqlite:///path.db``, ``postgresql://...``) or a path: ``*.db``
+    opens SQLite, anything else an append-only journal file. Default: ``study.db`` in the run
+    directory."""
+    study_name: str | None = None
+    """Default: the experiment's name."""
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    """Stop starting new trials after this many seconds."""
+
+
+class Experiment(_Model):
+    """A search: what to search, on what data, judged how, for how long, and where it is kept."""
+
+    name: str | None = None
+    """The study's name (default: the experiment file's name)."""
+    space: str | dict[str, Any]
+    """A search-space YAML file (relative to this file) or the space itself."""
+    input_size: Annotated[int, Field(gt=0)] | None = None
+    """Overrides the space's input size (e.g. to search a 224-pixel space at 64 pixels)."""
+    data: DataConfig = DigitsData()
+    """The dataset; its classes set every candidate's ``num_classes``."""
+    evaluator: EvaluatorConfig = TrainConfig()
+    """``train`` (proxy training) or ``zero_cost`` (training-free scores)."""
+    objectives: Annotated[list[Objective], Field(min_length=1)]
+    """What to optimise; several objectives make a multi-objective (Pareto) study."""
+    sampler: Sampler = Sampler()
+    """How architectures are suggested."""
+    early_stopping: EarlyStopping = EarlyStopping()
+    """Stopping unpromising trials early."""
+    trials: Annotated[int, Field(gt=0)] = 20
+    """Architectures to evaluate (rejected, duplicate and failed candidates do not count)."""
+    backend: OptunaBackend = OptunaBackend()
+    """Where the search runs and its trials are stored."""
+    run_dir: str | None = None
+    """Directory for the study's files (default ``runs/<name>`` under the working directory)."""
+    report: str | None = None
+    """Directory for the report written at the end (default ``reports/<name>``)."""
+
+    _file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Experiment:
+        metrics = [o.metric for o in self.objectives]
+        twice = sorted({m for m in metrics if metrics.count(m) > 1})
+        if twice:
+            raise ValueError(f"each metric may be an objective once, but {twice} appear twice")
+        kind = self.evaluator.kind
+        if kind == "zero_cost":
+            proxies = set(self.evaluator.proxies)  # type: ignore[union-attr]
+            if "accuracy" in metrics:
+                raise ValueError("the accuracy objective needs the train evaluator, not zero_cost")
+            missing = sorted({m for m in metrics if m in ZERO_COST_METRICS} - proxies)
+            if missing:
+                raise ValueError(f"objectives {missing} are not among the evaluator's proxies {sorted(proxies)}")
+        elif any(m in ZERO_COST_METRICS for m in metrics):
+            raise ValueError("a zero-cost objective needs `evaluator: {kind: zero_cost, proxies: [...]}`")
+        return self
+
+    # ------------------------------------------------------------------ resolved values
+
+    @property
+    def study_name(self) -> str:
+        return self.backend.study_name or self.name or "study"
+
+    @property
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
+        return [o.sense for o in self.objectives]
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else Path("runs") / (self.name or "study")
+
+    @property
+    def report_path(self) -> Path:
+        return Path(self.report) if self.report else Path("reports") / (self.name or "study")
+
+    @property
+    def storage_url(self) -> str:
+        """The storage as an Optuna URL, or a journal path prefixed ``journal:``."""
+        storage = self.backend.storage
+        if storage is None:
+            return f"sqlite:///{self.run_path / 'study.db'}"
+        if "://" in storage:
+            return storage
+        path = Path(storage) if Path(storage).is_absolute() or self._file is None else self._file.parent / storage
+        return f"sqlite:///{path}" if path.suffix == ".db" else f"journal:{path}"
+
+    def space_source(self) -> str | dict[str, Any]:
+        """The space as a path to load (relative to the experiment file) or a mapping."""
+        if isinstance(self.space, dict):
+            return self.space
+        path = Path(self.space)
+        if path.is_absolute() or self._file is None:
+            return str(path)
+        beside = self._file.parent / path  # relative to the experiment file, else to the working directory
+        return str(beside if beside.exists() or not path.exists() else path)
+
+
+def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experiment:
+    """Read and validate an experiment file; errors name the file, line and key."""
+    if isinstance(source, dict):
+        data, smap, file = dict(source), SourceMap(), None
+    else:
+        file = Path(source)
+        if not file.is_file():
+            what = "is a directory, not an experiment file" if file.is_dir() else "does not exist"
+            raise SpecError(Issue((), f"experiment file {what}", file=str(source)))
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(Issue((), f"cannot read the experiment file: {exc}", file=str(source))) from None
+        data, smap = load_yaml_text(text, file=str(source))
+        if isinstance(data, dict):
+            data.setdefault("name", file.stem)
+    if not isinstance(data, dict):
+        raise smap.error((), "an experiment is a mapping (space, data, evaluator, objectives, ...)", value=data)
+    try:
+        experiment = Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_issues(exc, data, smap, Experiment)) from None
+    experiment._file = file
+    return experiment
+
+
+def _register_for_errors() -> None:
+    """Let the spec loader's error messages list the keys and kinds of the experiment's objects."""
+    _load._MODELS.update({m.__name__: m for m in (Experiment, Objective, Sampler, EarlyStopping, OptunaBackend)})
+    _load._KINDS.update({"data": _load._kinds(DataConfig), "evaluator": _load._kinds(EvaluatorConfig)})
+
+
+_register_for_errors()

@@ -1,0 +1,406 @@
+"""The embedded backend: an Optuna study in this process, on a file storage by default.
+
+One loop, ask -> check -> evaluate -> tell:
+
+1. ask Optuna for a trial and sample the space through it;
+2. validate the candidate's shapes and check the constraints with the analytic cost model: a
+   candidate that fails is stored as *rejected* (state PRUNED, with the reason) and never built;
+3. a candidate whose spec hash was evaluated before is not trained again: it is stored with the
+   first one's values as a *duplicate*;
+4. measure the costs, train (or score), and tell Optuna the objective values. An exception is
+   stored as a FAIL with its reason and the study goes on; Ctrl-C stores the running trial as
+   *interrupted* (retried on resume) and stops with every completed trial kept.
+
+Every trial carries user attributes: ``outcome`` (complete, early-stopped, rejected, duplicate,
+failed, interrupted), ``reason``, ``spec`` (the concrete spec as JSON), ``spec_hash``, the
+metrics (``macs``, ``params``, ``memory_mb``, ``latency_ms``, ``accuracy``, proxy scores),
+``curve`` (validation accuracy per epoch), ``epochs``, ``eval_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .._errors import SpecError
+from ..cost import LatencyCache
+from ..data import load_dataset
+from ..evaluate import TrainingDiverged
+from ..space import OptunaSuggest, SearchSpace, load_space
+from ..spec import spec_hash
+from ._early_stop import Curve, dominated_at
+from ._evaluate import Evaluator, cost_vector, objective_values
+from ._experiment import Experiment
+
+__all__ = ["SearchError", "SearchProgress", "SearchSummary", "open_storage", "open_study", "run_search"]
+
+#: Outcomes that spent an evaluation (they count towards the trial budget).
+EVALUATED = ("complete", "early-stopped", "failed")
+#: Candidates in a row that may be rejected or duplicates before the search gives up.
+MAX_UNEVALUATED_STREAK = 500
+
+
+class SearchError(RuntimeError):
+    """The search cannot go on (a study that does not match the experiment, an exhausted space)."""
+
+
+class SearchProgress(Protocol):
+    """What a search reports as it goes (the CLI draws it with rich)."""
+
+    def start(self, total: int, done: int, study: optuna.Study) -> None: ...
+
+    def trial_started(self, number: int, params: dict[str, Any], costs: dict[str, float]) -> None: ...
+
+    def epoch(self, number: int, epoch: int, accuracy: float) -> None: ...
+
+    def trial_finished(self, trial: FrozenTrial, evaluated: int) -> None: ...
+
+
+@dataclass
+class SearchSummary:
+    """How a call to :func:`run_search` went."""
+
+    study: optuna.Study
+    experiment: Experiment
+    space: SearchSpace
+    outcomes: dict[str, int] = field(default_factory=dict)
+    evaluated: int = 0
+    seconds: float = 0.0
+    eval_seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def overhead_fraction(self) -> float:
+        """Wall time spent outside evaluation (sampling, checks, storage), as a fraction."""
+        return 1.0 - self.eval_seconds / self.seconds if self.seconds else 0.0
+
+
+class _Stop(Exception):
+    """Raised from the epoch callback to stop a trial early."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage from an URL (``sqlite:///...``, ``postgresql://...``) or ``journal:PATH``."""
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        return optuna.storages.JournalStorage(backend)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+
+
+def _sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
+    cfg = experiment.sampler
+    kind = cfg.kind or ("nsga2" if len(experiment.objectives) > 1 else "tpe")
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.startup_trials, multivariate=True)
+    return optuna.samplers.RandomSampler(seed=cfg.seed)
+
+
+def _stopping_kind(experiment: Experiment) -> str:
+    kind = experiment.early_stopping.kind
+    if kind is None:
+        kind = "dominance" if len(experiment.objectives) > 1 else "median"
+    metrics = [o.metric for o in experiment.objectives]
+    if experiment.evaluator.kind != "train" or "accuracy" not in metrics:
+        return "none"  # nothing is learned epoch by epoch to judge
+    if len(metrics) > 1 and kind in ("median", "hyperband"):
+        raise SearchError(f"early_stopping {kind!r} is one of Optuna's pruners, which cannot stop "
+                          "multi-objective trials; use 'dominance' or 'none'")
+    return kind
+
+
+def _pruner(experiment: Experiment, kind: str) -> optuna.pruners.BasePruner:
+    cfg = experiment.early_stopping
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=cfg.min_trials, n_warmup_steps=cfg.warmup_epochs)
+    if kind == "hyperband":
+        epochs = getattr(experiment.evaluator, "epochs", None) or 10
+        return optuna.pruners.HyperbandPruner(min_resource=max(cfg.warmup_epochs, 1), max_resource=epochs)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
+    """The experiment's study in its storage (created if ``create``); its objectives must match."""
+    storage = open_storage(experiment.storage_url)
+    name = experiment.study_name
+    try:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=_sampler(experiment),
+                                  pruner=_pruner(experiment, _stopping_kind(experiment)))
+    except KeyError:
+        if not create:
+            raise SearchError(f"no study named {name!r} in {experiment.storage_url}") from None
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            directions=experiment.directions,
+            sampler=_sampler(experiment),
+            pruner=_pruner(experiment, _stopping_kind(experiment)),
+        )
+        study.set_user_attr("objectives", [o.model_dump(mode="json") for o in experiment.objectives])
+        return study
+    stored = [d.name.lower() for d in study.directions]
+    metrics = [o["metric"] for o in study.user_attrs.get("objectives", [])]
+    if stored != experiment.directions or metrics != [o.metric for o in experiment.objectives]:
+        raise SearchError(
+            f"study {name!r} in {experiment.storage_url} has objectives {metrics} ({', '.join(stored)}); "
+            f"the experiment asks for {[o.metric for o in experiment.objectives]} "
+            f"({', '.join(experiment.directions)}): give it another name or storage, or start afresh with --fresh"
+        )
+    return study
+
+
+def _fresh(experiment: Experiment) -> None:
+    """Move an existing file storage aside (never delete data): ``study.db`` -> ``study.<time>.db``."""
+    url = experiment.storage_url
+    path = Path(url.removeprefix("sqlite:///").removeprefix("journal:"))
+    if url.startswith(("sqlite:///", "journal:")) and path.exists():
+        path.rename(path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"))
+    elif not url.startswith(("sqlite:///", "journal:")):
+        try:
+            optuna.delete_study(study_name=experiment.study_name, storage=open_storage(url))
+        except KeyError:
+            pass
+
+
+def run_search(
+    experiment: Experiment,
+    *,
+    trials: int | None = None,
+    fresh: bool = False,
+    resume_only: bool = False,
+    progress: SearchProgress | None = None,
+    latency_cache: LatencyCache | None = None,
+) -> SearchSummary:
+    """Run (or resume) the experiment's search until ``trials`` architectures are evaluated."""
+    start = time.perf_counter()
+    budget = trials or experiment.trials
+    if fresh:
+        _fresh(experiment)
+    space = load_space(experiment.space_source(), **_size_override(experiment))
+    first = space.default().data
+    channels = int(first.get("input", {}).get("channels", 3))
+    size = first.get("input", {}).get("size", 224)
+    hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    dataset = load_dataset(experiment.data, input_size=hw, channels=channels)
+    space = load_space(experiment.space_source(), num_classes=dataset.num_classes, **_size_override(experiment))
+    if resume_only:
+        study = open_study(experiment, create=False)
+    else:
+        study = open_study(experiment)
+    study.set_user_attr("experiment", {
+        "name": experiment.name, "space": space.name, "dataset": dataset.name,
+        "input_size": list(hw), "channels": channels, "num_classes": dataset.num_classes,
+    })
+    evaluator = Evaluator(experiment, dataset, latency_cache=latency_cache)
+    loop = _Loop(experiment, study, space, evaluator, progress, _stopping_kind(experiment))
+    summary = SearchSummary(study, experiment, space)
+    try:
+        loop.run(budget, experiment.backend.timeout_s)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    summary.outcomes = dict(loop.outcomes)
+    summary.evaluated = loop.evaluated
+    summary.eval_seconds = loop.eval_seconds
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _size_override(experiment: Experiment) -> dict[str, Any]:
+    return {"input_size": experiment.input_size} if experiment.input_size else {}
+
+
+class _Loop:
+    def __init__(self, experiment: Experiment, study: optuna.Study, space: SearchSpace, evaluator: Evaluator,
+                 progress: SearchProgress | None, stopping: str):
+        self.experiment, self.study, self.space, self.evaluator = experiment, study, space, evaluator
+        self.progress, self.stopping = progress, stopping
+        self.outcomes: dict[str, int] = {}
+        self.eval_seconds = 0.0
+        self.by_hash: dict[str, FrozenTrial] = {}
+        self.curves: list[Curve] = []
+        self.evaluated = 0
+        self._recover()
+
+    # ------------------------------------------------------------------ resume
+
+    def _recover(self) -> None:
+        """Index the stored trials; fail and re-queue trials a dead run left RUNNING."""
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        local = self.experiment.storage_url.startswith(("sqlite:///", "journal:"))
+        for t in trials:
+            if t.state == TrialState.RUNNING and local:  # one process owns a file storage
+                self.study._storage.set_trial_user_attr(t._trial_id, "outcome", "interrupted")
+                self.study._storage.set_trial_user_attr(t._trial_id, "reason", "left running by a run that stopped")
+                self.study.tell(t.number, state=TrialState.FAIL)
+                outcome = "interrupted"
+            else:
+                outcome = t.user_attrs.get("outcome", "")
+            if outcome == "interrupted" and t.number not in retried and t.params:
+                self.study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        for t in self.study.get_trials(deepcopy=False):
+            self._index(t)
+
+    def _index(self, t: FrozenTrial) -> None:
+        outcome = t.user_attrs.get("outcome")
+        if outcome in EVALUATED:
+            self.evaluated += 1
+            h = t.user_attrs.get("spec_hash")
+            if h and (outcome != "failed" or h not in self.by_hash):
+                self.by_hash.setdefault(h, t)
+        if outcome == "complete" and t.user_attrs.get("curve"):
+            self.curves.append(Curve(t.number, tuple(cost_vector(self.experiment, t.user_attrs)),
+                                     tuple(t.user_attrs["curve"])))
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, budget: int, timeout_s: float | None) -> None:
+        if self.progress:
+            self.progress.start(budget, min(self.evaluated, budget), self.study)
+        started = time.monotonic()
+        streak = 0
+        while self.evaluated < budget:
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                break
+            spent = self._trial()
+            streak = 0 if spent else streak + 1
+            if streak >= MAX_UNEVALUATED_STREAK:
+                raise SearchError(
+                    f"the last {streak} candidates were all rejected or already evaluated: the space may be "
+                    f"exhausted ({self.space.size():,} members) or its constraints too tight"
+                )
+
+    def _finish(self, trial: optuna.Trial, outcome: str, *, values: list[float] | None = None,
+                state: TrialState = TrialState.COMPLETE, **attrs: Any) -> None:
+        for key, value in {"outcome": outcome, **attrs}.items():
+            trial.set_user_attr(key, value)
+        frozen = self.study.tell(trial, values, state=state if values is None else None)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self._index(frozen)
+        if self.progress:
+            self.progress.trial_finished(frozen, self.evaluated)
+
+    def _trial(self) -> bool:
+        """One ask/tell cycle; whether it spent an evaluation."""
+        trial = self.study.ask()
+        candidate = self.space.candidate(OptunaSuggest(trial))
+        if candidate.rejected is not None or candidate.spec is None:
+            self._finish(trial, "rejected", state=TrialState.PRUNED, reason=candidate.rejected)
+            return False
+        spec = candidate.spec
+        h = spec_hash(spec)
+        trial.set_user_attr("spec_hash", h)
+        data = {**candidate.sample.data, "name": f"{self.experiment.study_name}-t{trial.number}"}
+        trial.set_user_attr("spec", json.dumps(data, separators=(",", ":")))
+        seen = self.by_hash.get(h)
+        if seen is not None:
+            metrics = {k: v for k, v in seen.user_attrs.items() if k not in ("outcome", "reason", "retry_of")}
+            if seen.state == TrialState.COMPLETE and seen.values is not None:
+                self._finish(trial, "duplicate", values=list(seen.values), duplicate_of=seen.number,
+                             **{k: v for k, v in metrics.items() if k not in ("spec", "spec_hash")})
+            else:
+                self._finish(trial, "duplicate", state=TrialState.PRUNED if seen.state == TrialState.PRUNED
+                             else TrialState.FAIL, duplicate_of=seen.number,
+                             reason=f"the same architecture as trial {seen.number} ({seen.user_attrs.get('outcome')})")
+            return False
+        self._evaluate(trial, candidate.costs)
+        return True
+
+    def _evaluate(self, trial: optuna.Trial, costs: Any) -> None:
+        t0 = time.perf_counter()
+        metrics: dict[str, Any] = {}
+        curve: list[float] = []
+        try:
+            spec = self.space.spec_from_params(trial.params)  # the same spec, rebuilt from what was stored
+            model = self.evaluator.build(spec)
+            metrics.update(self.evaluator.costs(spec, costs, trial.user_attrs["spec_hash"], model))
+            for key, value in metrics.items():
+                trial.set_user_attr(key, value)
+            if self.progress:
+                self.progress.trial_started(trial.number, dict(trial.params), dict(metrics))
+            result = self.evaluator.evaluate(model, self._on_epoch(trial, metrics, curve))
+            metrics.update(result.metrics)
+            metrics.update(curve=result.curve or curve, epochs=result.epochs)
+        except _Stop as stop:
+            self.eval_seconds += time.perf_counter() - t0
+            metrics.update(curve=curve, epochs=len(curve), accuracy=curve[-1] if curve else math.nan)
+            self._finish(trial, "early-stopped", state=TrialState.PRUNED, reason=stop.reason,
+                         eval_s=time.perf_counter() - t0, **metrics)
+            return
+        except KeyboardInterrupt:
+            self.eval_seconds += time.perf_counter() - t0
+            self._finish(trial, "interrupted", state=TrialState.FAIL, reason="interrupted (Ctrl-C); retried on resume",
+                         **_plain(metrics))
+            raise
+        except Exception as exc:  # a crashed trial is data, not the end of the search
+            self.eval_seconds += time.perf_counter() - t0
+            reason = _reason(exc)
+            self._finish(trial, "failed", state=TrialState.FAIL, reason=reason,
+                         traceback=traceback.format_exc(limit=8)[-4000:], eval_s=time.perf_counter() - t0,
+                         **_plain(metrics))
+            return
+        self.eval_seconds += time.perf_counter() - t0
+        values = objective_values(self.experiment, metrics)
+        if not all(math.isfinite(v) for v in values):
+            self._finish(trial, "failed", state=TrialState.FAIL, reason=f"non-finite objective values {values}",
+                         eval_s=time.perf_counter() - t0, **_plain(metrics))
+            return
+        self._finish(trial, "complete", values=values, eval_s=time.perf_counter() - t0, **_plain(metrics))
+
+    def _on_epoch(self, trial: optuna.Trial, metrics: dict[str, Any], curve: list[float]) -> Callable[[int, float], None]:
+        costs = cost_vector(self.experiment, metrics)
+        cfg = self.experiment.early_stopping
+
+        def on_epoch(epoch: int, accuracy: float) -> None:
+            curve.append(accuracy)
+            trial.set_user_attr("curve", list(curve))
+            if self.progress:
+                self.progress.epoch(trial.number, epoch, accuracy)
+            if self.stopping in ("median", "hyperband"):
+                trial.report(accuracy, epoch)
+                if trial.should_prune():
+                    raise _Stop(f"stopped by Optuna's {self.stopping} pruner at epoch {epoch} (accuracy {accuracy:.4f})")
+            elif self.stopping == "dominance":
+                hit = dominated_at(epoch, accuracy, costs, self.curves, warmup_epochs=cfg.warmup_epochs,
+                                   min_trials=cfg.min_trials, margin=cfg.margin)
+                if hit is not None:
+                    other, theirs = hit
+                    raise _Stop(f"dominated at epoch {epoch}: trial {other.number} had accuracy {theirs:.4f} "
+                                f">= {accuracy:.4f} at no greater cost")
+
+        return on_epoch
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float | str | list | bool)}
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TrainingDiverged):
+        return f"diverged: {exc}"
+    if isinstance(exc, SpecError):
+        return f"invalid: {exc}"
+    if "out of memory" in str(exc).lower():
+        return f"out of memory: {str(exc).splitlines()[0][:300]}"
+    text = str(exc).splitlines()[0][:500] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+

@@ -1,0 +1,84 @@
+"""Trials as one table: the same columns whichever backend ran them.
+
+Columns: ``trial``, ``state``, ``outcome``, ``spec_hash``, ``spec`` (the concrete spec as JSON),
+the metrics (``accuracy``, ``macs``, ``params``, ``latency_ms``, ``memory_mb``, proxy scores, as
+far as measured), ``epochs``, ``duration_s``, ``eval_s``, ``reason``, ``duplicate_of``, then one
+``choice.<name>`` column per sampled parameter (empty where a nested choice did not exist).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial
+
+from .._errors import Issue, SpecError
+from ._experiment import METRICS, load_experiment
+from ._optuna import open_storage, open_study
+
+__all__ = ["BASE_COLUMNS", "load_study", "trials_table"]
+
+BASE_COLUMNS = ["trial", "state", "outcome", "spec_hash", "spec", *METRICS, "epochs", "duration_s", "eval_s",
+                "reason", "duplicate_of"]
+
+
+def _row(t: FrozenTrial) -> dict[str, Any]:
+    attrs = t.user_attrs
+    duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else math.nan
+    row: dict[str, Any] = {
+        "trial": t.number,
+        "state": t.state.name,
+        "outcome": attrs.get("outcome", t.state.name.lower()),
+        "spec_hash": attrs.get("spec_hash"),
+        "spec": attrs.get("spec"),
+        **{m: attrs.get(m, math.nan) for m in METRICS},
+        "epochs": attrs.get("epochs", math.nan),
+        "duration_s": duration,
+        "eval_s": attrs.get("eval_s", math.nan),
+        "reason": attrs.get("reason"),
+        "duplicate_of": attrs.get("duplicate_of"),
+    }
+    row.update({f"choice.{k}": v for k, v in t.params.items()})
+    return row
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """Every trial of ``study`` as a row (see the module docstring for the columns)."""
+    rows = [_row(t) for t in study.get_trials(deepcopy=False)]
+    frame = pd.DataFrame(rows, columns=None if rows else BASE_COLUMNS)
+    for column in BASE_COLUMNS:
+        if column not in frame:
+            frame[column] = math.nan
+    choices = sorted(c for c in frame.columns if c.startswith("choice."))
+    frame = frame[[*BASE_COLUMNS, *choices]]
+    return frame.astype({"duplicate_of": "Int64"}) if len(frame) else frame
+
+
+def load_study(source: str, study_name: str | None = None) -> optuna.Study:
+    """The study behind ``source``: an experiment YAML, a storage URL, a ``.db`` SQLite file or a
+    journal file. A storage holding several studies needs ``study_name``."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml"):
+        experiment = load_experiment(path)
+        return open_study(experiment, create=False)
+    if "://" in source or source.startswith("journal:"):
+        url = source
+    elif path.is_file():
+        url = f"sqlite:///{path}" if path.suffix in (".db", ".sqlite", ".sqlite3") else f"journal:{path}"
+    else:
+        raise SpecError(Issue((), "no experiment file, storage URL or storage file here", file=source,
+                              allowed="an experiment .yaml, sqlite:///path.db, postgresql://..., a .db or journal file"))
+    storage = open_storage(url)
+    names = [s.study_name for s in optuna.get_all_studies(storage)]
+    if study_name is None:
+        if len(names) != 1:
+            raise SpecError(Issue((), f"the storage holds {len(names)} studies; name one with --study", file=source,
+                                  allowed=", ".join(names) or "none"))
+        study_name = names[0]
+    if study_name not in names:
+        raise SpecError(Issue((), f"no study named {study_name!r} in the storage", file=source, allowed=", ".join(names)))
+    return optuna.load_study(study_name=study_name, storage=storage)
