@@ -178,6 +178,9 @@ def search(
     if resume and fresh:
         err.print("[bold red]error:[/] --resume and --fresh contradict each other")
         raise typer.Exit(2)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp = load_experiment(experiment)
     out.print(f"[bold]{escape(exp.study_name)}[/]: {len(exp.objectives)} objective(s) "
               f"({', '.join(f'{o.metric} {o.sense}' for o in exp.objectives)}), storage {escape(exp.storage_url)}",
@@ -186,6 +189,7 @@ def search(
     try:
         with _RichProgress(list(exp.objectives)) as progress:
             summary = run_search(exp, trials=trials, fresh=fresh, resume_only=resume, progress=progress)
+        out.print()
     except SearchError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None

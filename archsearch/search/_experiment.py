@@ -116,8 +116,9 @@ class OptunaBackend(_Model):
     kind: Literal["optuna"] = "optuna"
     storage: str | None = None
     """An Optuna storage URL (``sqlite:///path.db``, ``postgresql://...``) or a path: ``*.db``
-    opens SQLite, anything else an append-only journal file. Default: ``study.db`` in the run
-    directory."""
+    opens SQLite, anything else an append-only journal file. Default: ``study.journal`` in the
+    run directory (a journal file: several times faster per trial than SQLite, and safe against
+    a crash mid-write)."""
     study_name: str | None = None
     """Default: the experiment's name."""
     timeout_s: Annotated[float, Field(gt=0)] | None = None
@@ -195,7 +196,7 @@ class Experiment(_Model):
         """The storage as an Optuna URL, or a journal path prefixed ``journal:``."""
         storage = self.backend.storage
         if storage is None:
-            return f"sqlite:///{self.run_path / 'study.db'}"
+            return f"journal:{self.run_path / 'study.journal'}"
         if "://" in storage:
             return storage
         path = Path(storage) if Path(storage).is_absolute() or self._file is None else self._file.parent / storage

@@ -169,7 +169,7 @@ def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
 
 
 def _fresh(experiment: Experiment) -> None:
-    """Move an existing file storage aside (never delete data): ``study.db`` -> ``study.<time>.db``."""
+    """Move an existing file storage aside (never delete data): ``study.journal`` -> ``study.<time>.journal``."""
     url = experiment.storage_url
     path = Path(url.removeprefix("sqlite:///").removeprefix("journal:"))
     if url.startswith(("sqlite:///", "journal:")) and path.exists():

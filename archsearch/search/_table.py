@@ -73,7 +73,7 @@ def load_study(source: str, study_name: str | None = None) -> optuna.Study:
         raise SpecError(Issue((), "no experiment file, storage URL or storage file here", file=source,
                               allowed="an experiment .yaml, sqlite:///path.db, postgresql://..., a .db or journal file"))
     storage = open_storage(url)
-    names = [s.study_name for s in optuna.get_all_studies(storage)]
+    names = optuna.get_all_study_names(storage)
     if study_name is None:
         if len(names) != 1:
             raise SpecError(Issue((), f"the storage holds {len(names)} studies; name one with --study", file=source,
