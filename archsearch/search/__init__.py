@@ -12,7 +12,7 @@ from ._experiment import (
     load_experiment,
 )
 from ._optuna import SearchError, SearchProgress, SearchSummary, open_storage, open_study, run_search
-from ._table import BASE_COLUMNS, load_study, trials_table
+from ._table import BASE_COLUMNS, load_results, load_study, trials_table
 
 __all__ = [
     "BASE_COLUMNS",
@@ -29,6 +29,7 @@ __all__ = [
     "SearchSummary",
     "dominated_at",
     "load_experiment",
+    "load_results",
     "load_study",
     "open_storage",
     "open_study",

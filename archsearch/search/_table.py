@@ -20,7 +20,7 @@ from .._errors import Issue, SpecError
 from ._experiment import METRICS, load_experiment
 from ._optuna import open_storage, open_study
 
-__all__ = ["BASE_COLUMNS", "load_study", "trials_table"]
+__all__ = ["BASE_COLUMNS", "load_results", "load_study", "trials_table"]
 
 BASE_COLUMNS = ["trial", "state", "outcome", "spec_hash", "spec", *METRICS, "epochs", "duration_s", "eval_s",
                 "reason", "duplicate_of"]
@@ -82,3 +82,28 @@ def load_study(source: str, study_name: str | None = None) -> optuna.Study:
     if study_name not in names:
         raise SpecError(Issue((), f"no study named {study_name!r} in the storage", file=source, allowed=", ".join(names)))
     return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def load_results(source: str | optuna.Study, study_name: str | None = None) -> Any:
+    """A study as :class:`archsearch.report.StudyResults`: objectives, the trial table, and what
+    was searched (input size, channels, classes, dataset), from the study alone."""
+    from ..report import Objective, StudyResults
+
+    study = source if isinstance(source, optuna.Study) else load_study(source, study_name)
+    stored = study.user_attrs.get("objectives") or [{"metric": f"value_{i}"} for i in range(len(study.directions))]
+    objectives = [
+        Objective(o["metric"], "maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize")
+        for o, d in zip(stored, study.directions, strict=True)
+    ]
+    meta = study.user_attrs.get("experiment", {})
+    size = meta.get("input_size", [224, 224])
+    return StudyResults(
+        study_name=study.study_name,
+        objectives=objectives,
+        trials=trials_table(study),
+        input_size=(int(size[0]), int(size[1])),
+        channels=int(meta.get("channels", 3)),
+        num_classes=int(meta.get("num_classes", 1000)),
+        dataset=str(meta.get("dataset", "unknown")),
+        study=study,
+    )
