@@ -120,11 +120,14 @@ def train_and_evaluate(
 ) -> TrainResult:
     """Train ``model`` in place on ``data`` and return its validation accuracy per epoch.
 
-    ``on_epoch(epoch, accuracy)`` (epoch counted from 1) runs after each validation; whatever it
-    raises (a pruner's signal) propagates unchanged. The model is moved to the device and left
-    there, in eval mode. On the CPU the run is deterministic for a seed; the global RNG state and
-    the thread count are restored afterwards. Raises :class:`TrainingDiverged` on a NaN/inf loss
-    and :class:`~archsearch.SpecError` when model and data disagree.
+    Each batch is cropped and flipped as uint8 (zero padding is black), then normalised per channel
+    with the training set's own mean and std (:attr:`Dataset.mean`, ``std``); validation images are
+    only normalised. ``on_epoch(epoch, accuracy)`` (epoch counted from 1) runs after each
+    validation; whatever it raises (a pruner's signal) propagates unchanged. The model is moved to
+    the device and left there, in eval mode. On the CPU the run is deterministic for a seed; the
+    global RNG state and the thread count are restored afterwards. Raises
+    :class:`TrainingDiverged` on a NaN/inf loss and :class:`~archsearch.SpecError` when model and
+    data disagree.
     """
     device = resolve_device(config.device)
     check_model_fits(model, data)
