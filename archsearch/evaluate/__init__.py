@@ -1,0 +1,34 @@
+"""Evaluators that score a candidate network on a :class:`~archsearch.data.Dataset`.
+
+``TrainConfig`` + :func:`train_and_evaluate` train it briefly and report validation accuracy per
+epoch; ``ZeroCostConfig`` + :func:`zero_cost_scores` score it untrained. ``EvaluatorConfig`` is
+their union, discriminated on ``kind``.
+"""
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ._augment import augment_batch, normalize_images, random_crop, random_flip
+from ._common import resolve_device
+from ._train import TrainConfig, TrainingDiverged, TrainResult, lr_at, train_and_evaluate
+from ._zero_cost import Proxy, ZeroCostConfig, zero_cost_scores
+
+EvaluatorConfig = Annotated[TrainConfig | ZeroCostConfig, Field(discriminator="kind")]
+
+__all__ = [
+    "EvaluatorConfig",
+    "Proxy",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "ZeroCostConfig",
+    "augment_batch",
+    "lr_at",
+    "normalize_images",
+    "random_crop",
+    "random_flip",
+    "resolve_device",
+    "train_and_evaluate",
+    "zero_cost_scores",
+]
