@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -91,6 +92,8 @@ class ReportData:
     choices: list[str]
     """``choice.*`` columns."""
     state_counts: dict[str, int]
+    reasons: list[tuple[str, str, int]] = field(default_factory=list)
+    """(state, reason, trials) for the trials that did not complete, most frequent first."""
     reference: np.ndarray | None = None
     reference_source: str = ""
     hypervolume: float | None = None
@@ -103,7 +106,7 @@ class ReportData:
     zoo_skipped: dict[str, str] = field(default_factory=dict)
     """Zoo models that do not fit the study's input, with why."""
     mixer_colors: dict[str, str] = field(default_factory=dict)
-    """Mixer label -> colour, most frequent among scored trials first; ``trials["group"]`` holds
+    """Mixer label -> colour, most frequent on the front first; ``trials["group"]`` holds
     each trial's label, or ``other`` past the palette."""
     winner_files: dict[int, str] = field(default_factory=dict)
     """Front trial -> its spec YAML, relative to the report folder."""
@@ -179,6 +182,13 @@ def compute_report(
     }
     names = [o.metric for o in objectives]
     complete = trials[trials["state"] == "COMPLETE"]
+    reasons = Counter(
+        (str(state), _reason(reason))
+        for state, reason in zip(
+            trials["state"], trials.get("reason", pd.Series([None] * len(trials))), strict=True
+        )
+        if state not in ("COMPLETE", "RUNNING", "WAITING")
+    )
     finite = np.isfinite(complete[names].to_numpy(dtype=float)).all(axis=1)
     scored = complete[finite]
     data = ReportData(
@@ -190,6 +200,7 @@ def compute_report(
         metrics=metrics,
         choices=[c for c in trials.columns if c.startswith("choice.")],
         state_counts=state_counts,
+        reasons=[(state, reason, n) for (state, reason), n in reasons.most_common()],
     )
     if len(complete) == 0:
         data.notes.append("No trial completed yet: there is no Pareto front to show.")
@@ -236,6 +247,13 @@ def _prepare(table: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
     trials["rank"] = -1
     trials["front"] = False
     return trials
+
+
+def _reason(reason: Any) -> str:
+    """A failure reason without trial-specific detail, so alike reasons are counted together."""
+    if not isinstance(reason, str) or not reason.strip():
+        return "no reason given"
+    return re.sub(r"\btrial \d+", "trial N", reason.strip().splitlines()[0])[:160]
 
 
 def mixer_label(spec_json: Any) -> str:
@@ -293,8 +311,11 @@ def _front(data: ReportData, reference: Sequence[float] | None) -> None:
 
 
 def _colours(data: ReportData) -> None:
-    counts = Counter(data.scored["mixers"] if not data.scored.empty else data.trials["mixers"])
-    ranked = [label for label, _ in counts.most_common()]
+    # The front's labels first (those points matter most), then the rest of the complete trials'.
+    pool = data.scored if not data.scored.empty else data.trials
+    counts = Counter(pool["mixers"])
+    on_front = Counter(data.front["mixers"])
+    ranked = sorted(counts, key=lambda label: (-on_front[label], -counts[label], label))
     if len(ranked) > len(PALETTE):
         ranked = ranked[: len(PALETTE) - 1]
     data.mixer_colors = dict(zip(ranked, PALETTE, strict=False))

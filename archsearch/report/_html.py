@@ -110,6 +110,10 @@ def _facts(data: ReportData) -> str:
         best = data.front.iloc[0]
         m = data.objectives[0].metric
         rows.append(("best", f"trial {int(best['trial'])}: {m} {format_metric(m, best[m])}"))
+    if data.reasons:
+        listed = "; ".join(f"{escape(state)}: {escape(reason)} ×{n}" for state, reason, n in data.reasons[:6])
+        more = len(data.reasons) - 6
+        rows.append(("not completed", listed + (f"; {more} more reasons in trials.csv" if more > 0 else "")))
     body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     return f'<dl class="facts">{body}</dl>'
 
@@ -201,6 +205,11 @@ def render_html(data: ReportData, figures: dict[str, Any], plotly_js: str) -> st
             '<section id="front"><h2>Pareto front</h2><div class="plots">'
             + "".join(plots)
             + "</div></section>"
+        )
+    if data.scored.empty:
+        sections.append(
+            '<section id="front"><h2>Pareto front</h2><p>No trial has completed with every objective '
+            f"({escape(', '.join(data.objective_metrics))}) yet: there is no front to show.</p></section>"
         )
     if not data.front.empty:
         sections.append(

@@ -25,6 +25,11 @@ def render_markdown(data: ReportData, figures: list[str]) -> str:
         f"- **objectives**: {objectives}",
         f"- **Pareto front**: {len(data.front)} of {len(data.scored)} complete trials with every objective",
     ]
+    if data.reasons:
+        listed = "; ".join(f"{state}: {reason} ×{n}" for state, reason, n in data.reasons[:6])
+        lines.append(
+            f"- **not completed**: {listed}" + ("; more in trials.csv" if len(data.reasons) > 6 else "")
+        )
     if data.hypervolume is not None and data.reference is not None:
         ref = ", ".join(
             f"{m} {format_metric(m, v)}" for m, v in zip(data.objective_metrics, data.reference, strict=True)

@@ -205,6 +205,7 @@ def parallel_figure(data: ReportData) -> Any:
                 "showscale": True,
                 "colorbar": {"title": {"text": metric_label(first.metric)}},
             },
+            domain={"x": [0.0, 0.94]},  # room for the colour bar
             labelangle=-30,
             labelfont={"size": 11},
             tickfont={"size": 10},
