@@ -311,6 +311,69 @@ def schema(
         err.print(f"wrote {output}")
 
 
+# --------------------------------------------------------------------------- report
+
+
+def _reference(text: str | None) -> list[float] | None:
+    """``"0.5,2e8,30"`` -> ``[0.5, 2e8, 30.0]``."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        err.print(
+            f"[bold red]error:[/] --reference {escape(text)}: not a list of numbers; "
+            "allowed: one number per objective, comma-separated, e.g. --reference=0.5,2e8,30"
+        )
+        raise typer.Exit(2) from None
+
+
+@app.command()
+@_friendly
+def report(
+    source: Annotated[
+        str, typer.Argument(help="An experiment YAML, or the storage URL of a study (sqlite:///..., ...).")
+    ],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder to write into (default: reports/<study>).")
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Hypervolume reference point, one value per objective in their order, comma-separated "
+            "(write --reference=-1,5e6 when the first is negative). Default: the nadir of the complete "
+            "trials pushed out by 10% of each range.",
+        ),
+    ] = None,
+) -> None:
+    """Write a study's Pareto report: index.html (works offline), report.md, trials.csv and
+    trials.parquet, figures/*.png, and winners/*.yaml that `archsearch compile` rebuilds."""
+    from .report import write_report
+    from .report._format import slug
+
+    ref = _reference(reference)
+    try:
+        from .search import load_results  # the search engine resolves experiments and storages
+    except ImportError as exc:
+        err.print(
+            f"[bold red]error:[/] reading studies needs archsearch.search.load_results: {escape(str(exc))}"
+        )
+        raise typer.Exit(2) from None
+    results = load_results(source)
+    target = out_dir if out_dir is not None else Path("reports") / slug(results.study_name)
+    try:
+        files = write_report(results, target, reference=ref)
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(
+        f"wrote {files.index_html} ({len(files.winners)} winner spec(s) in {target / 'winners'}, "
+        f"{len(files.figures)} figure(s), report.md, trials.csv, trials.parquet)",
+        highlight=False,
+    )
+
+
 def _mixer_label(mixer: Any) -> str:
     label = mixer.kind
     if getattr(mixer, "qkv", "linear") != "linear":

@@ -1,0 +1,103 @@
+"""``write_report``: compute the report's data once, then write every file from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._compute import compute_report
+from ._results import StudyResults
+from ._winners import write_winners
+
+__all__ = ["ReportFiles", "write_report"]
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The files :func:`write_report` wrote."""
+
+    out_dir: Path
+    index_html: Path
+    report_md: Path
+    trials_csv: Path
+    trials_parquet: Path
+    winners: list[Path] = field(default_factory=list)
+    """One YAML spec per Pareto member."""
+    figures: list[Path] = field(default_factory=list)
+    """PNGs: the Pareto scatters and the hypervolume history."""
+
+
+def write_report(
+    results: StudyResults,
+    out_dir: str | Path,
+    *,
+    reference: Sequence[float] | None = None,
+    zoo: bool = True,
+) -> ReportFiles:
+    """Write a study's report into ``out_dir``.
+
+    ``index.html`` (self-contained, works offline), ``report.md``, ``trials.csv`` and
+    ``trials.parquet``, ``figures/*.png``, and ``winners/<study>-t<trial>.yaml`` for every Pareto
+    member. ``reference`` is the hypervolume's reference point, one value per objective (default:
+    the nadir of the complete trials pushed out by 10% of each range); ``zoo`` marks the zoo's
+    architectures at the study's input size. Raises ValueError for an objective that is not a
+    column of the trials, or a reference of the wrong length.
+    """
+    import plotly.offline
+
+    from ._figures import history_png, scatter_png
+    from ._html import render_html
+    from ._markdown import render_markdown
+    from ._plots import history_figure, importance_figure, parallel_figure, scatter_figure
+
+    out = Path(out_dir)
+    data = compute_report(results, reference=reference, zoo=zoo)
+    for sub, pattern in (("winners", "*.yaml"), ("figures", "*.png")):  # no stale files of an older run
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for stale in (out / sub).glob(pattern):
+            stale.unlink()
+    winners = write_winners(data, out)
+
+    figures: dict[str, Any] = {}
+    pngs: list[Path] = []
+    for x, y in data.scatter_pairs():
+        figures[f"scatter:{x}:{y}"] = scatter_figure(data, x, y)
+        pngs.append(scatter_png(data, x, y, out / "figures" / f"pareto-{y}-vs-{x}.png"))
+    if data.history is not None and not data.history.empty:
+        figures["history"] = history_figure(data)
+        name = "hypervolume" if data.history_label == "hypervolume" else "best-so-far"
+        pngs.append(history_png(data, out / "figures" / f"{name}.png"))
+    if data.choices and not data.scored.empty:
+        figures["parallel"] = parallel_figure(data)
+    elif not data.choices:
+        data.notes.append("The trials have no choice.* columns: no parallel coordinates.")
+    if data.importances:
+        figures["importance"] = importance_figure(data)
+
+    index = out / "index.html"
+    index.write_text(render_html(data, figures, plotly.offline.get_plotlyjs()), encoding="utf-8")
+    report_md = out / "report.md"
+    report_md.write_text(
+        render_markdown(data, [p.relative_to(out).as_posix() for p in pngs]), encoding="utf-8"
+    )
+    csv, parquet = out / "trials.csv", out / "trials.parquet"
+    table = results.trials.sort_values("trial", kind="stable")
+    table.to_csv(csv, index=False)
+    _for_parquet(table).to_parquet(parquet, index=False)
+    return ReportFiles(out, index, report_md, csv, parquet, winners, pngs)
+
+
+def _for_parquet(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns that mix value types (a choice of 2 or "auto") as strings, which Parquet can store."""
+    table = table.copy()
+    for column in table.columns:
+        if table[column].dtype != object:
+            continue
+        types = {type(v) for v in table[column] if v is not None and v == v}
+        if len(types) > 1 and not types <= {int, float}:
+            table[column] = [None if v is None or v != v else str(v) for v in table[column]]
+    return table
