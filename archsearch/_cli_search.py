@@ -11,7 +11,14 @@ import typer
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -38,20 +45,38 @@ def space(
     fits = sum(c.rejected is None for c in probe)
     shown = sp.random_samples(samples, seed=seed)
     if as_json:
-        print(json.dumps({
-            "name": sp.name,
-            "size": sp.size() if sp.size() != math.inf else "inf",
-            "dimensions": [d.__dict__ for d in dims],
-            "valid_fraction": valid / len(probe),
-            "within_constraints_fraction": fits / len(probe),
-            "samples": [{"params": c.sample.params, "macs": c.costs.macs if c.costs else None,
-                         "params_count": c.costs.params if c.costs else None, "rejected": c.rejected} for c in shown],
-        }, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "name": sp.name,
+                    "size": sp.size() if sp.size() != math.inf else "inf",
+                    "dimensions": [d.__dict__ for d in dims],
+                    "valid_fraction": valid / len(probe),
+                    "within_constraints_fraction": fits / len(probe),
+                    "samples": [
+                        {
+                            "params": c.sample.params,
+                            "macs": c.costs.macs if c.costs else None,
+                            "params_count": c.costs.params if c.costs else None,
+                            "rejected": c.rejected,
+                        }
+                        for c in shown
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return
     size = sp.size()
-    exp = f" = 2^{math.log2(size):.0f}" if isinstance(size, int) and size > 1 and size & (size - 1) == 0 else ""
-    out.print(f"[bold]{escape(sp.name)}[/]: {len(dims)} dimensions, "
-              f"{'infinite' if size == math.inf else f'{size:,}{exp}'} architectures", highlight=False)
+    exp = (
+        f" = 2^{math.log2(size):.0f}" if isinstance(size, int) and size > 1 and size & (size - 1) == 0 else ""
+    )
+    out.print(
+        f"[bold]{escape(sp.name)}[/]: {len(dims)} dimensions, "
+        f"{'infinite' if size == math.inf else f'{size:,}{exp}'} architectures",
+        highlight=False,
+    )
     table = Table(title="dimensions")
     for col in ("name", "kind", "options", "draws", "when"):
         table.add_column(col)
@@ -70,7 +95,12 @@ def space(
             choices += f" (+{blocks} per-block draws)"
         macs = f"{c.costs.macs / 1e6:,.1f}M" if c.costs else "-"
         params = f"{c.costs.params / 1e6:,.2f}M" if c.costs else "-"
-        st.add_row(str(i), macs, params, escape(choices if c.rejected is None else f"{choices}\n[rejected] {c.rejected}"))
+        st.add_row(
+            str(i),
+            macs,
+            params,
+            escape(choices if c.rejected is None else f"{choices}\n[rejected] {c.rejected}"),
+        )
     out.print(st)
 
 
@@ -79,11 +109,20 @@ class _RichProgress:
 
     def __init__(self, objectives: list[Any]):
         self.objectives = objectives
-        self.bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("ETA"), TimeRemainingColumn(), console=out)
+        self.bar = Progress(
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=out,
+        )
         self.status = Text("")
         self.best = Text("")
-        self.live = Live(Group(self.bar, self.status, self.best), console=out, refresh_per_second=4, transient=False)
+        self.live = Live(
+            Group(self.bar, self.status, self.best), console=out, refresh_per_second=4, transient=False
+        )
         self.task = self.bar.add_task("trials", total=1)
         self.current: dict[str, Any] = {}
         self.study: Any = None
@@ -107,8 +146,10 @@ class _RichProgress:
         self.status.plain = f"running trial {number}: {what}, {costs.get('macs', 0) / 1e6:.1f}M MACs"
 
     def epoch(self, number: int, epoch: int, accuracy: float) -> None:
-        self.status.plain = (f"running trial {number}: {self.current.get('what', '')}, "
-                             f"{self.current.get('macs', 0) / 1e6:.1f}M MACs - epoch {epoch}: accuracy {accuracy:.3f}")
+        self.status.plain = (
+            f"running trial {number}: {self.current.get('what', '')}, "
+            f"{self.current.get('macs', 0) / 1e6:.1f}M MACs - epoch {epoch}: accuracy {accuracy:.3f}"
+        )
 
     def trial_finished(self, trial: Any, evaluated: int) -> None:
         self.bar.update(self.task, completed=min(evaluated, self.bar.tasks[0].total or evaluated))
@@ -150,7 +191,9 @@ def _front_table(study: Any, objectives: list[Any]) -> Table:
         table.add_column(col, justify="left" if col == "mixers" else "right")
     frame = frame.sort_values(metric_names[0], ascending=objectives[0].sense == "minimize")
     for _, row in frame.iterrows():
-        table.add_row(str(row["trial"]), *[_fmt(m, row[m]) for m in metric_names], escape(_mixers(row["spec"])))
+        table.add_row(
+            str(row["trial"]), *[_fmt(m, row[m]) for m in metric_names], escape(_mixers(row["spec"]))
+        )
     return table
 
 
@@ -159,7 +202,9 @@ def _mixers(spec_json: Any) -> str:
         stages = json.loads(spec_json)["stages"]
     except (TypeError, ValueError, KeyError):
         return ""
-    kinds = [s.get("mixer") if isinstance(s.get("mixer"), str) else s.get("mixer", {}).get("kind") for s in stages]
+    kinds = [
+        s.get("mixer") if isinstance(s.get("mixer"), str) else s.get("mixer", {}).get("kind") for s in stages
+    ]
     return "·".join(str(k) for k in kinds)
 
 
@@ -168,8 +213,12 @@ def _mixers(spec_json: Any) -> str:
 def search(
     experiment: Annotated[str, typer.Argument(help="An experiment YAML file (see experiments/).")],
     trials: Annotated[int | None, typer.Option("--trials", "-n", help="Override the trial budget.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Only continue an existing study (error if none).")] = False,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Move the old study file aside and start over.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Only continue an existing study (error if none).")
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Move the old study file aside and start over.")
+    ] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report at the end.")] = True,
 ) -> None:
     """Run a search; re-running the same experiment resumes it (completed trials are kept)."""
@@ -182,9 +231,11 @@ def search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp = load_experiment(experiment)
-    out.print(f"[bold]{escape(exp.study_name)}[/]: {len(exp.objectives)} objective(s) "
-              f"({', '.join(f'{o.metric} {o.sense}' for o in exp.objectives)}), storage {escape(exp.storage_url)}",
-              highlight=False)
+    out.print(
+        f"[bold]{escape(exp.study_name)}[/]: {len(exp.objectives)} objective(s) "
+        f"({', '.join(f'{o.metric} {o.sense}' for o in exp.objectives)}), storage {escape(exp.storage_url)}",
+        highlight=False,
+    )
     start = time.perf_counter()
     try:
         with _RichProgress(list(exp.objectives)) as progress:
@@ -194,8 +245,12 @@ def search(
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing new"
-    out.print(f"{summary.evaluated} evaluated in the study; this run: {outcomes} in {time.perf_counter() - start:.0f} s "
-              f"(time outside evaluation {100 * summary.overhead_fraction:.1f}%)", highlight=False)
+    out.print(
+        f"{summary.evaluated} evaluated in the study; this run: {outcomes} "
+        f"in {time.perf_counter() - start:.0f} s "
+        f"(time outside evaluation {100 * summary.overhead_fraction:.1f}%)",
+        highlight=False,
+    )
     out.print(_front_table(summary.study, list(exp.objectives)))
     if report:
         _write_report(summary)
@@ -219,8 +274,12 @@ def _write_report(summary: Any) -> None:
 @_friendly
 def trials_(
     source: SourceArg,
-    csv: Annotated[str | None, typer.Option("--csv", help="Write every trial and column to this CSV file.")] = None,
-    study: Annotated[str | None, typer.Option("--study", help="The study, where the storage holds several.")] = None,
+    csv: Annotated[
+        str | None, typer.Option("--csv", help="Write every trial and column to this CSV file.")
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="The study, where the storage holds several.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Rows to print (the last ones).")] = 50,
 ) -> None:
     """List the trials of a study (through pandas): outcome, metrics, reason."""
@@ -230,15 +289,20 @@ def trials_(
     if csv:
         frame.to_csv(csv, index=False)
         out.print(f"wrote {len(frame)} trials to {escape(csv)}", highlight=False)
-    metrics = [m for m in ("accuracy", "macs", "params", "latency_ms", "synflow", "naswot", "grad_norm")
-               if m in frame and frame[m].notna().any()]
+    metrics = [
+        m
+        for m in ("accuracy", "macs", "params", "latency_ms", "synflow", "naswot", "grad_norm")
+        if m in frame and frame[m].notna().any()
+    ]
     table = Table(title=f"{len(frame)} trials")
     for col in ("trial", "outcome", *metrics, "mixers", "reason"):
         table.add_column(col, justify="right" if col in metrics or col == "trial" else "left")
     for _, row in frame.tail(limit).iterrows():
         cells = ["" if _missing(row[m]) else _fmt(m, float(row[m])) for m in metrics]
         reason = row["reason"] if isinstance(row["reason"], str) else ""
-        table.add_row(str(row["trial"]), str(row["outcome"]), *cells, escape(_mixers(row["spec"])), escape(reason[:120]))
+        table.add_row(
+            str(row["trial"]), str(row["outcome"]), *cells, escape(_mixers(row["spec"])), escape(reason[:120])
+        )
     out.print(table)
 
 

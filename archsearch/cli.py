@@ -395,11 +395,12 @@ def _embed_label(embed: Any) -> str:
     return f"{embed.kind} /{embed.stride}"
 
 
+from . import _cli_search  # noqa: E402, F401  (registers space, search, trials)
+
+
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover
         err.print("interrupted")
         sys.exit(130)
-
-from . import _cli_search  # noqa: E402, F401  (registers space, search, trials)

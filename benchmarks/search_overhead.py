@@ -55,18 +55,22 @@ def quickstart(trials: int | None) -> dict[str, float]:
     }
 
 
-def zero_cost_run(sampler: str, trials: int, seed: int, input_size: int, tmp: Path) -> tuple[np.ndarray, float]:
-    exp = load_experiment({
-        "name": f"{sampler}-{seed}",
-        "space": str(ROOT / "search_spaces" / "cvt13_nas.yaml"),
-        "input_size": input_size,
-        "data": {"kind": "digits"},
-        "evaluator": {"kind": "zero_cost", "proxies": ["synflow"], "batch_size": 16},
-        "objectives": [{"metric": "synflow"}, {"metric": "macs"}],
-        "sampler": {"kind": sampler, "seed": seed, "population_size": 20},
-        "trials": trials,
-        "run_dir": str(tmp / f"{sampler}-{seed}"),
-    })
+def zero_cost_run(
+    sampler: str, trials: int, seed: int, input_size: int, tmp: Path
+) -> tuple[np.ndarray, float]:
+    exp = load_experiment(
+        {
+            "name": f"{sampler}-{seed}",
+            "space": str(ROOT / "search_spaces" / "cvt13_nas.yaml"),
+            "input_size": input_size,
+            "data": {"kind": "digits"},
+            "evaluator": {"kind": "zero_cost", "proxies": ["synflow"], "batch_size": 16},
+            "objectives": [{"metric": "synflow"}, {"metric": "macs"}],
+            "sampler": {"kind": sampler, "seed": seed, "population_size": 20},
+            "trials": trials,
+            "run_dir": str(tmp / f"{sampler}-{seed}"),
+        }
+    )
     start = time.perf_counter()
     summary = run_search(exp)
     wall = time.perf_counter() - start
@@ -76,16 +80,26 @@ def zero_cost_run(sampler: str, trials: int, seed: int, input_size: int, tmp: Pa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--skip-quickstart", action="store_true")
-    parser.add_argument("--quickstart-trials", type=int, default=None, help="default: the experiment's budget")
+    parser.add_argument(
+        "--quickstart-trials", type=int, default=None, help="default: the experiment's budget"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--input-size", type=int, default=64, help="resolution of the cvt13_nas members scored")
+    parser.add_argument(
+        "--input-size", type=int, default=64, help="resolution of the cvt13_nas members scored"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(2)
-    out: dict[str, object] = {"machine": platform.platform(), "torch": torch.__version__,
-                              "date": time.strftime("%Y-%m-%d"), "threads": torch.get_num_threads()}
+    out: dict[str, object] = {
+        "machine": platform.platform(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": torch.get_num_threads(),
+    }
 
     if not args.skip_quickstart:
         q = quickstart(args.quickstart_trials)
@@ -94,8 +108,11 @@ def main() -> None:
         print(f"  {'trials evaluated / asked':<28}{q['trials_evaluated']} / {q['trials_asked']}")
         print(f"  {'wall':<28}{q['wall_s']:.1f} s")
         print(f"  {'inside evaluation':<28}{q['eval_s']:.1f} s")
-        print(f"  {'outside evaluation':<28}{q['outside_eval_s']:.2f} s = {100 * q['outside_eval_fraction']:.2f} %"
-              "  (target <= 2 %)")
+        print(
+            f"  {'outside evaluation':<28}{q['outside_eval_s']:.2f} s"
+            f" = {100 * q['outside_eval_fraction']:.2f} %"
+            "  (target <= 2 %)"
+        )
         print(f"  {'best validation accuracy':<28}{q['best_accuracy']:.4f}")
 
     directions = ["maximize", "minimize"]
@@ -110,18 +127,40 @@ def main() -> None:
         every = np.concatenate([np.concatenate([n, r]) for _, n, r, _, _ in raw])
         ref = reference_point(every, directions)
         for seed, nsga, rand, t_nsga, t_rand in raw:
-            runs["nsga2"].append({"seed": seed, "hv_100": hypervolume(nsga[:100], directions, ref), "wall_s": t_nsga})
-            runs["random"].append({"seed": seed, "hv_100": hypervolume(rand[:100], directions, ref),
-                                   "hv_200": hypervolume(rand[:200], directions, ref), "wall_s": t_rand})
-    out["zero_cost"] = {"space": "cvt13_nas", "input_size": args.input_size, "objectives": "synflow max, macs min",
-                        "reference_point": ref.tolist(), "runs": runs}
+            runs["nsga2"].append(
+                {"seed": seed, "hv_100": hypervolume(nsga[:100], directions, ref), "wall_s": t_nsga}
+            )
+            runs["random"].append(
+                {
+                    "seed": seed,
+                    "hv_100": hypervolume(rand[:100], directions, ref),
+                    "hv_200": hypervolume(rand[:200], directions, ref),
+                    "wall_s": t_rand,
+                }
+            )
+    out["zero_cost"] = {
+        "space": "cvt13_nas",
+        "input_size": args.input_size,
+        "objectives": "synflow max, macs min",
+        "reference_point": ref.tolist(),
+        "runs": runs,
+    }
     med = lambda rows, key: statistics.median(r[key] for r in rows)  # noqa: E731
-    nsga100, rand100, rand200 = med(runs["nsga2"], "hv_100"), med(runs["random"], "hv_100"), med(runs["random"], "hv_200")
-    print(f"\nzero-cost search over cvt13_nas at {args.input_size} px (synflow max, MACs min), "
-          f"seeds {args.seeds}, median hypervolume; reference point {ref.tolist()}")
+    nsga100, rand100, rand200 = (
+        med(runs["nsga2"], "hv_100"),
+        med(runs["random"], "hv_100"),
+        med(runs["random"], "hv_200"),
+    )
+    print(
+        f"\nzero-cost search over cvt13_nas at {args.input_size} px (synflow max, MACs min), "
+        f"seeds {args.seeds}, median hypervolume; reference point {ref.tolist()}"
+    )
     print(f"  {'sampler':<22}{'hypervolume':>16}{'vs NSGA-II@100':>16}")
-    for label, value in (("NSGA-II, 100 trials", nsga100), ("random, 100 trials", rand100),
-                         ("random, 200 trials", rand200)):
+    for label, value in (
+        ("NSGA-II, 100 trials", nsga100),
+        ("random, 100 trials", rand100),
+        ("random, 200 trials", rand200),
+    ):
         print(f"  {label:<22}{value:>16.6g}{value / nsga100:>16.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "search_overhead.json").write_text(json.dumps(out, indent=2))

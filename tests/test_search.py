@@ -31,10 +31,20 @@ SPACE = {
             "embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1},
             "dim": {"choice": [8, 16]},
             "depth": 1,
-            "mixer": {"choice": ["conv", {"kind": "attention", "heads": 2, "qkv": "dw_bn", "kv_stride": {"choice": [1, 2]}}]},
+            "mixer": {
+                "choice": [
+                    "conv",
+                    {"kind": "attention", "heads": 2, "qkv": "dw_bn", "kv_stride": {"choice": [1, 2]}},
+                ]
+            },
             "mlp_ratio": {"choice": [2, 4], "per_block": True},
         },
-        {"embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1}, "dim": 32, "depth": 1, "mixer": "conv"},
+        {
+            "embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1},
+            "dim": 32,
+            "depth": 1,
+            "mixer": "conv",
+        },
     ],
 }
 
@@ -55,8 +65,10 @@ def _experiment(tmp_path: Path, **changes):
 
 
 #: A real but quick evaluation (one batch): for the tests about the loop rather than the training.
-QUICK = {"evaluator": {"kind": "zero_cost", "proxies": ["grad_norm"], "batch_size": 16},
-         "objectives": [{"metric": "grad_norm"}, {"metric": "macs"}]}
+QUICK = {
+    "evaluator": {"kind": "zero_cost", "proxies": ["grad_norm"], "batch_size": 16},
+    "objectives": [{"metric": "grad_norm"}, {"metric": "macs"}],
+}
 
 
 def _spy(monkeypatch, name: str, fail_at: int | None = None, exc: BaseException | None = None) -> list:
@@ -174,7 +186,12 @@ def test_resume_keeps_completed_trials_and_does_not_repeat_them(tmp_path, score_
 
 
 def test_a_failing_trial_is_stored_with_its_reason_and_the_study_goes_on(tmp_path, monkeypatch):
-    _spy(monkeypatch, "zero_cost_scores", fail_at=2, exc=RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    _spy(
+        monkeypatch,
+        "zero_cost_scores",
+        fail_at=2,
+        exc=RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    )
     summary = run_search(_experiment(tmp_path, trials=3, **QUICK))
     failed = [t for t in summary.study.trials if t.user_attrs["outcome"] == "failed"]
     assert len(failed) == 1 and failed[0].state == optuna.trial.TrialState.FAIL
@@ -184,7 +201,9 @@ def test_a_failing_trial_is_stored_with_its_reason_and_the_study_goes_on(tmp_pat
 
 
 def test_a_diverging_trial_fails_with_the_reason(tmp_path):
-    summary = run_search(_experiment(tmp_path, trials=1, evaluator={"kind": "train", "steps": 3, "lr": 1.0e6}))
+    summary = run_search(
+        _experiment(tmp_path, trials=1, evaluator={"kind": "train", "steps": 3, "lr": 1.0e6})
+    )
     (trial,) = summary.study.trials
     assert trial.user_attrs["outcome"] == "failed" and trial.user_attrs["reason"].startswith("diverged")
 
@@ -209,12 +228,23 @@ def test_multi_objective_early_stopping_stops_dominated_trials(tmp_path, monkeyp
         curve = [round(q - size / 1e5, 6) for q in (0.5, 0.7, 0.8, 0.9)]  # bigger: costlier and worse
         for epoch, acc in enumerate(curve, 1):
             on_epoch(epoch, acc)
-        return TrainResult(accuracy=curve[-1], curve=curve, epochs=4, steps=4, seconds=0.0, train_loss=1.0,
-                           images_per_second=1.0)
+        return TrainResult(
+            accuracy=curve[-1],
+            curve=curve,
+            epochs=4,
+            steps=4,
+            seconds=0.0,
+            train_loss=1.0,
+            images_per_second=1.0,
+        )
 
     monkeypatch.setattr(evaluate_module, "train_and_evaluate", fake_train)
-    exp = _experiment(tmp_path, trials=6, early_stopping={"kind": "dominance", "warmup_epochs": 2, "min_trials": 1},
-                      evaluator={"kind": "train", "epochs": 4})
+    exp = _experiment(
+        tmp_path,
+        trials=6,
+        early_stopping={"kind": "dominance", "warmup_epochs": 2, "min_trials": 1},
+        evaluator={"kind": "train", "epochs": 4},
+    )
     summary = run_search(exp)
     trials = summary.study.trials
     stopped = [t for t in trials if t.user_attrs["outcome"] == "early-stopped"]
@@ -251,9 +281,14 @@ def test_the_same_seed_suggests_the_same_architectures(tmp_path):
 
 
 def test_single_objective_studies_prune_with_optuna(tmp_path):
-    exp = _experiment(tmp_path, objectives=[{"metric": "accuracy"}], sampler={"kind": "tpe", "seed": 0},
-                      early_stopping={"kind": "median", "min_trials": 1, "warmup_epochs": 0}, trials=3,
-                      evaluator={"kind": "train", "epochs": 2, "batch_size": 256, "flip": False})
+    exp = _experiment(
+        tmp_path,
+        objectives=[{"metric": "accuracy"}],
+        sampler={"kind": "tpe", "seed": 0},
+        early_stopping={"kind": "median", "min_trials": 1, "warmup_epochs": 0},
+        trials=3,
+        evaluator={"kind": "train", "epochs": 2, "batch_size": 256, "flip": False},
+    )
     summary = run_search(exp)
     assert summary.study.directions == [optuna.study.StudyDirection.MAXIMIZE]
     for t in summary.study.trials:
@@ -275,11 +310,17 @@ def test_shipped_experiments_validate(path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("space: s.yaml\nobjectives: [{metric: acuracy}]\n", "objectives[0].metric: not an allowed value (did you mean 'accuracy'?)"),
+        (
+            "space: s.yaml\nobjectives: [{metric: acuracy}]\n",
+            "objectives[0].metric: not an allowed value (did you mean 'accuracy'?)",
+        ),
         ("space: s.yaml\nobjectives: [{metric: accuracy}]\ntrails: 3\n", "unknown key 'trails'"),
         ("space: s.yaml\nobjectives: []\n", "objectives: needs at least 1 item"),
         ("space: s.yaml\nobjectives: [{metric: accuracy}, {metric: accuracy}]\n", "appear twice"),
-        ("space: s.yaml\nevaluator: {kind: zero_cost}\nobjectives: [{metric: accuracy}]\n", "needs the train evaluator"),
+        (
+            "space: s.yaml\nevaluator: {kind: zero_cost}\nobjectives: [{metric: accuracy}]\n",
+            "needs the train evaluator",
+        ),
         ("space: s.yaml\ndata: {kind: mnist}\nobjectives: [{metric: accuracy}]\n", "unknown kind 'mnist'"),
         ("space: s.yaml\nobjectives: [{metric: macs, direction: down}]\n", "direction: not an allowed value"),
     ],
@@ -295,7 +336,11 @@ def test_experiment_errors_name_the_line(tmp_path, text, message):
 def test_a_study_with_other_objectives_is_not_silently_reused(tmp_path):
     run_search(_experiment(tmp_path, trials=1, **QUICK))
     with pytest.raises(archsearch.search.SearchError, match="has objectives"):
-        run_search(_experiment(tmp_path, trials=1, **{**QUICK, "objectives": [{"metric": "grad_norm"}, {"metric": "params"}]}))
+        run_search(
+            _experiment(
+                tmp_path, trials=1, **{**QUICK, "objectives": [{"metric": "grad_norm"}, {"metric": "params"}]}
+            )
+        )
 
 
 # --------------------------------------------------------------------------- CLI
@@ -307,11 +352,18 @@ def test_cli_space_search_and_trials(tmp_path):
     assert result.exit_code == 0, result.output
     assert "67,108,864 = 2^26 architectures" in result.output
     exp = tmp_path / "exp.yaml"
-    exp.write_text(yaml.safe_dump({
-        "space": SPACE, "evaluator": {"kind": "train", "epochs": 1, "batch_size": 128},
-        "objectives": [{"metric": "accuracy"}, {"metric": "macs"}], "trials": 2, "run_dir": str(tmp_path / "run"),
-        "report": str(tmp_path / "report"),
-    }))
+    exp.write_text(
+        yaml.safe_dump(
+            {
+                "space": SPACE,
+                "evaluator": {"kind": "train", "epochs": 1, "batch_size": 128},
+                "objectives": [{"metric": "accuracy"}, {"metric": "macs"}],
+                "trials": 2,
+                "run_dir": str(tmp_path / "run"),
+                "report": str(tmp_path / "report"),
+            }
+        )
+    )
     result = runner.invoke(app, ["search", str(exp), "--no-report"])
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output

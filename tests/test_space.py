@@ -90,7 +90,9 @@ def test_nested_choices_exist_only_under_their_option():
 
 def test_per_block_draws_one_value_per_block_with_readable_names():
     space = load_space(TINY)
-    trial, sample = next((t, s) for t, s in _optuna_samples(space, 20, seed=2) if "mlp_ratio" in s.data["stages"][0])
+    trial, sample = next(
+        (t, s) for t, s in _optuna_samples(space, 20, seed=2) if "mlp_ratio" in s.data["stages"][0]
+    )
     names = [n for n in trial.params if n.endswith("mlp_ratio")]
     assert names == ["stages.0.blocks.0.mlp_ratio", "stages.0.blocks.1.mlp_ratio"]
     assert sample.data["stages"][0]["mlp_ratio"] == [trial.params[n] for n in names]
@@ -165,7 +167,7 @@ def test_params_round_trip_to_yaml_and_the_same_model(tmp_path):
 def test_replaying_wrong_params_is_a_clear_error():
     space = load_space(TINY)
     params = space.default().params
-    with pytest.raises(SpecError, match="no value for 'stages.0.dim'"):
+    with pytest.raises(SpecError, match=r"no value for 'stages\.0\.dim'"):
         space.spec_from_params({k: v for k, v in params.items() if k != "stages.0.dim"})
     with pytest.raises(SpecError, match="not one of its options"):
         space.spec_from_params({**params, "stages.0.mixer": "lstm"})
@@ -220,12 +222,24 @@ stages:
         ("    mixer: {choice: [conv], bogus: 1}\n", 6, "unknown key 'bogus' in a 'choice' node"),
         ("    mixer: {choice: []}\n", 6, "expected a non-empty list of options"),
         ("    mixer: conv\n    expansion: {int: [4, 2]}\n", 7, "`low <= high` must hold"),
-        ("    mixer: conv\n    expansion: {int: [1, 4], log: true, step: 2}\n", 7, "a log range takes no step"),
-        ("    mixer: {choice: [conv, {kind: attention, heads: 2, kv_strde: 1}]}\n", 6, "unknown key 'kv_strde'"),
+        (
+            "    mixer: conv\n    expansion: {int: [1, 4], log: true, step: 2}\n",
+            7,
+            "a log range takes no step",
+        ),
+        (
+            "    mixer: {choice: [conv, {kind: attention, heads: 2, kv_strde: 1}]}\n",
+            6,
+            "unknown key 'kv_strde'",
+        ),
         ("    mixer: {choice: [conv, {kind: lstm}]}\n", 6, "unknown kind 'lstm'"),
         ("    mixer: {choice: [conv, conv]}\n", 6, "the same option appears twice"),
         ("    mixer: {choice: [conv, mhsa], int: [1, 2]}\n", 6, "exactly one of choice, int, float"),
-        ("    mixer: conv\nhead: {dropout: {float: [0.0, 0.5], per_block: true}}\n", 7, "belongs inside a stage"),
+        (
+            "    mixer: conv\nhead: {dropout: {float: [0.0, 0.5], per_block: true}}\n",
+            7,
+            "belongs inside a stage",
+        ),
         ("    mixer: conv\nconstraints: {macs: {maximum: 3}}\n", 7, "unknown key"),
     ],
 )
@@ -238,8 +252,14 @@ def test_space_errors_name_the_line_and_what_is_allowed(tmp_path, tail, line, me
 def test_an_impossible_member_is_rejected_with_the_line_of_its_option():
     data = {
         "input": {"size": 8, "channels": 1},
-        "stages": [{"embed": {"kind": "patch", "stride": 4}, "dim": 16, "depth": 1,
-                    "mixer": {"choice": [{"kind": "attention", "heads": 2}, {"kind": "attention", "heads": 3}]}}],
+        "stages": [
+            {
+                "embed": {"kind": "patch", "stride": 4},
+                "dim": 16,
+                "depth": 1,
+                "mixer": {"choice": [{"kind": "attention", "heads": 2}, {"kind": "attention", "heads": 3}]},
+            }
+        ],
     }
     space = load_space(data)
     bad = space.candidate(DefaultSuggest({"stages.0.mixer": "1:attention"}))
@@ -259,7 +279,12 @@ def test_shipped_spaces_load_and_describe_themselves(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
-@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_any_member_of_a_shipped_space_builds_runs_and_costs_as_traced(path, seed):
     space = load_space(path)

@@ -49,7 +49,11 @@ def dominated_at(
         if any(c_other > c for c_other, c in zip(other.costs, costs, strict=True)):
             continue  # it costs more somewhere: no dominance
         cheaper = any(c_other < c for c_other, c in zip(other.costs, costs, strict=True))
-        better = theirs >= accuracy + margin if margin > 0 else theirs > accuracy or (cheaper and theirs >= accuracy)
+        better = (
+            theirs >= accuracy + margin
+            if margin > 0
+            else theirs > accuracy or (cheaper and theirs >= accuracy)
+        )
         if better and (best is None or theirs > best[1]):
             best = (other, theirs)
     return best

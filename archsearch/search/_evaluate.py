@@ -32,13 +32,17 @@ class Evaluation:
 class Evaluator:
     """Measures candidates of one experiment: costs first, then the evaluator."""
 
-    def __init__(self, experiment: Experiment, dataset: Dataset, *, latency_cache: LatencyCache | None = None):
+    def __init__(
+        self, experiment: Experiment, dataset: Dataset, *, latency_cache: LatencyCache | None = None
+    ):
         self.experiment = experiment
         self.dataset = dataset
         self.latency_cache = latency_cache
         self.latency = next((o for o in experiment.objectives if o.metric == "latency_ms"), None)
 
-    def costs(self, spec: Spec, costs: CostReport, spec_hash: str, model: torch.nn.Module) -> dict[str, float]:
+    def costs(
+        self, spec: Spec, costs: CostReport, spec_hash: str, model: torch.nn.Module
+    ) -> dict[str, float]:
         """MACs, params, the training-memory estimate and, if it is an objective, latency."""
         out: dict[str, float] = {"macs": float(costs.macs), "params": float(costs.params)}
         evaluator = self.experiment.evaluator
@@ -58,7 +62,9 @@ class Evaluator:
         key = LatencyCache.key(spec_hash, o.device, "float32", o.batch, threads)
         if self.latency_cache is not None and (hit := self.latency_cache.get(key)) is not None:
             return hit.median_ms
-        result = measure_latency(model, (o.batch, channels, h, w), device=o.device, runs=o.runs, threads=threads)
+        result = measure_latency(
+            model, (o.batch, channels, h, w), device=o.device, runs=o.runs, threads=threads
+        )
         model.to("cpu")
         if self.latency_cache is not None:
             self.latency_cache.put(key, result)
@@ -68,7 +74,9 @@ class Evaluator:
         torch.manual_seed(self.experiment.sampler.seed)
         return build(spec)
 
-    def evaluate(self, model: torch.nn.Module, on_epoch: Callable[[int, float], None] | None = None) -> Evaluation:
+    def evaluate(
+        self, model: torch.nn.Module, on_epoch: Callable[[int, float], None] | None = None
+    ) -> Evaluation:
         """Train (or score) ``model``; ``on_epoch`` may raise to stop it early."""
         evaluator = self.experiment.evaluator
         start = time.perf_counter()

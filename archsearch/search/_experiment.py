@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .._errors import Issue, SpecError
 from ..data import DataConfig, DigitsData
 from ..evaluate import EvaluatorConfig, TrainConfig
-from ..spec import SourceMap, load_yaml_text
-from ..spec import _load
+from ..spec import SourceMap, _load, load_yaml_text
 from ..spec._load import _issues
 
 __all__ = [
@@ -168,7 +167,9 @@ class Experiment(_Model):
                 raise ValueError("the accuracy objective needs the train evaluator, not zero_cost")
             missing = sorted({m for m in metrics if m in ZERO_COST_METRICS} - proxies)
             if missing:
-                raise ValueError(f"objectives {missing} are not among the evaluator's proxies {sorted(proxies)}")
+                raise ValueError(
+                    f"objectives {missing} are not among the evaluator's proxies {sorted(proxies)}"
+                )
         elif any(m in ZERO_COST_METRICS for m in metrics):
             raise ValueError("a zero-cost objective needs `evaluator: {kind: zero_cost, proxies: [...]}`")
         return self
@@ -199,7 +200,11 @@ class Experiment(_Model):
             return f"journal:{self.run_path / 'study.journal'}"
         if "://" in storage:
             return storage
-        path = Path(storage) if Path(storage).is_absolute() or self._file is None else self._file.parent / storage
+        path = (
+            Path(storage)
+            if Path(storage).is_absolute() or self._file is None
+            else self._file.parent / storage
+        )
         return f"sqlite:///{path}" if path.suffix == ".db" else f"journal:{path}"
 
     def space_source(self) -> str | dict[str, Any]:
@@ -230,7 +235,9 @@ def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experime
         if isinstance(data, dict):
             data.setdefault("name", file.stem)
     if not isinstance(data, dict):
-        raise smap.error((), "an experiment is a mapping (space, data, evaluator, objectives, ...)", value=data)
+        raise smap.error(
+            (), "an experiment is a mapping (space, data, evaluator, objectives, ...)", value=data
+        )
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
@@ -241,7 +248,9 @@ def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experime
 
 def _register_for_errors() -> None:
     """Let the spec loader's error messages list the keys and kinds of the experiment's objects."""
-    _load._MODELS.update({m.__name__: m for m in (Experiment, Objective, Sampler, EarlyStopping, OptunaBackend)})
+    _load._MODELS.update(
+        {m.__name__: m for m in (Experiment, Objective, Sampler, EarlyStopping, OptunaBackend)}
+    )
     _load._KINDS.update({"data": _load._kinds(DataConfig), "evaluator": _load._kinds(EvaluatorConfig)})
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from .._errors import SpecError
@@ -97,7 +98,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        backend = JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +112,9 @@ def _sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed)
     if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.startup_trials, multivariate=True)
+        return optuna.samplers.TPESampler(
+            seed=cfg.seed, n_startup_trials=cfg.startup_trials, multivariate=True
+        )
     return optuna.samplers.RandomSampler(seed=cfg.seed)
 
 
@@ -123,8 +126,10 @@ def _stopping_kind(experiment: Experiment) -> str:
     if experiment.evaluator.kind != "train" or "accuracy" not in metrics:
         return "none"  # nothing is learned epoch by epoch to judge
     if len(metrics) > 1 and kind in ("median", "hyperband"):
-        raise SearchError(f"early_stopping {kind!r} is one of Optuna's pruners, which cannot stop "
-                          "multi-objective trials; use 'dominance' or 'none'")
+        raise SearchError(
+            f"early_stopping {kind!r} is one of Optuna's pruners, which cannot stop "
+            "multi-objective trials; use 'dominance' or 'none'"
+        )
     return kind
 
 
@@ -143,8 +148,12 @@ def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
     storage = open_storage(experiment.storage_url)
     name = experiment.study_name
     try:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=_sampler(experiment),
-                                  pruner=_pruner(experiment, _stopping_kind(experiment)))
+        study = optuna.load_study(
+            study_name=name,
+            storage=storage,
+            sampler=_sampler(experiment),
+            pruner=_pruner(experiment, _stopping_kind(experiment)),
+        )
     except KeyError:
         if not create:
             raise SearchError(f"no study named {name!r} in {experiment.storage_url}") from None
@@ -161,24 +170,26 @@ def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
     metrics = [o["metric"] for o in study.user_attrs.get("objectives", [])]
     if stored != experiment.directions or metrics != [o.metric for o in experiment.objectives]:
         raise SearchError(
-            f"study {name!r} in {experiment.storage_url} has objectives {metrics} ({', '.join(stored)}); "
-            f"the experiment asks for {[o.metric for o in experiment.objectives]} "
-            f"({', '.join(experiment.directions)}): give it another name or storage, or start afresh with --fresh"
+            f"study {name!r} in {experiment.storage_url} has objectives {metrics} "
+            f"({', '.join(stored)}); the experiment asks for {[o.metric for o in experiment.objectives]} "
+            f"({', '.join(experiment.directions)}): give it another name or storage, "
+            "or start afresh with --fresh"
         )
     return study
 
 
 def _fresh(experiment: Experiment) -> None:
-    """Move an existing file storage aside (never delete data): ``study.journal`` -> ``study.<time>.journal``."""
+    """Move an existing file storage aside, never deleting data (``study.journal`` ->
+    ``study.<time>.journal``); a database storage is never touched."""
     url = experiment.storage_url
+    if not url.startswith(("sqlite:///", "journal:")):
+        raise SearchError(
+            "--fresh moves a study file aside; with a database storage, give the experiment "
+            "another backend.study_name instead (nothing stored is deleted)"
+        )
     path = Path(url.removeprefix("sqlite:///").removeprefix("journal:"))
-    if url.startswith(("sqlite:///", "journal:")) and path.exists():
+    if path.exists():
         path.rename(path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"))
-    elif not url.startswith(("sqlite:///", "journal:")):
-        try:
-            optuna.delete_study(study_name=experiment.study_name, storage=open_storage(url))
-        except KeyError:
-            pass
 
 
 def run_search(
@@ -201,15 +212,21 @@ def run_search(
     size = first.get("input", {}).get("size", 224)
     hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     dataset = load_dataset(experiment.data, input_size=hw, channels=channels)
-    space = load_space(experiment.space_source(), num_classes=dataset.num_classes, **_size_override(experiment))
-    if resume_only:
-        study = open_study(experiment, create=False)
-    else:
-        study = open_study(experiment)
-    study.set_user_attr("experiment", {
-        "name": experiment.name, "space": space.name, "dataset": dataset.name,
-        "input_size": list(hw), "channels": channels, "num_classes": dataset.num_classes,
-    })
+    space = load_space(
+        experiment.space_source(), num_classes=dataset.num_classes, **_size_override(experiment)
+    )
+    study = open_study(experiment, create=not resume_only)
+    study.set_user_attr(
+        "experiment",
+        {
+            "name": experiment.name,
+            "space": space.name,
+            "dataset": dataset.name,
+            "input_size": list(hw),
+            "channels": channels,
+            "num_classes": dataset.num_classes,
+        },
+    )
     evaluator = Evaluator(experiment, dataset, latency_cache=latency_cache)
     loop = _Loop(experiment, study, space, evaluator, progress, _stopping_kind(experiment))
     summary = SearchSummary(study, experiment, space)
@@ -229,8 +246,15 @@ def _size_override(experiment: Experiment) -> dict[str, Any]:
 
 
 class _Loop:
-    def __init__(self, experiment: Experiment, study: optuna.Study, space: SearchSpace, evaluator: Evaluator,
-                 progress: SearchProgress | None, stopping: str):
+    def __init__(
+        self,
+        experiment: Experiment,
+        study: optuna.Study,
+        space: SearchSpace,
+        evaluator: Evaluator,
+        progress: SearchProgress | None,
+        stopping: str,
+    ):
         self.experiment, self.study, self.space, self.evaluator = experiment, study, space, evaluator
         self.progress, self.stopping = progress, stopping
         self.outcomes: dict[str, int] = {}
@@ -250,7 +274,9 @@ class _Loop:
         for t in trials:
             if t.state == TrialState.RUNNING and local:  # one process owns a file storage
                 self.study._storage.set_trial_user_attr(t._trial_id, "outcome", "interrupted")
-                self.study._storage.set_trial_user_attr(t._trial_id, "reason", "left running by a run that stopped")
+                self.study._storage.set_trial_user_attr(
+                    t._trial_id, "reason", "left running by a run that stopped"
+                )
                 self.study.tell(t.number, state=TrialState.FAIL)
                 outcome = "interrupted"
             else:
@@ -268,8 +294,11 @@ class _Loop:
             if h and (outcome != "failed" or h not in self.by_hash):
                 self.by_hash.setdefault(h, t)
         if outcome == "complete" and t.user_attrs.get("curve"):
-            self.curves.append(Curve(t.number, tuple(cost_vector(self.experiment, t.user_attrs)),
-                                     tuple(t.user_attrs["curve"])))
+            self.curves.append(
+                Curve(
+                    t.number, tuple(cost_vector(self.experiment, t.user_attrs)), tuple(t.user_attrs["curve"])
+                )
+            )
 
     # ------------------------------------------------------------------ the loop
 
@@ -289,8 +318,15 @@ class _Loop:
                     f"exhausted ({self.space.size():,} members) or its constraints too tight"
                 )
 
-    def _finish(self, trial: optuna.Trial, outcome: str, *, values: list[float] | None = None,
-                state: TrialState = TrialState.COMPLETE, **attrs: Any) -> None:
+    def _finish(
+        self,
+        trial: optuna.Trial,
+        outcome: str,
+        *,
+        values: list[float] | None = None,
+        state: TrialState = TrialState.COMPLETE,
+        **attrs: Any,
+    ) -> None:
         for key, value in {"outcome": outcome, **attrs}.items():
             trial.set_user_attr(key, value)
         frozen = self.study.tell(trial, values, state=state if values is None else None)
@@ -315,12 +351,21 @@ class _Loop:
         if seen is not None:
             metrics = {k: v for k, v in seen.user_attrs.items() if k not in ("outcome", "reason", "retry_of")}
             if seen.state == TrialState.COMPLETE and seen.values is not None:
-                self._finish(trial, "duplicate", values=list(seen.values), duplicate_of=seen.number,
-                             **{k: v for k, v in metrics.items() if k not in ("spec", "spec_hash")})
+                self._finish(
+                    trial,
+                    "duplicate",
+                    values=list(seen.values),
+                    duplicate_of=seen.number,
+                    **{k: v for k, v in metrics.items() if k not in ("spec", "spec_hash")},
+                )
             else:
-                self._finish(trial, "duplicate", state=TrialState.PRUNED if seen.state == TrialState.PRUNED
-                             else TrialState.FAIL, duplicate_of=seen.number,
-                             reason=f"the same architecture as trial {seen.number} ({seen.user_attrs.get('outcome')})")
+                self._finish(
+                    trial,
+                    "duplicate",
+                    state=TrialState.PRUNED if seen.state == TrialState.PRUNED else TrialState.FAIL,
+                    duplicate_of=seen.number,
+                    reason=f"the same architecture as trial {seen.number} ({seen.user_attrs.get('outcome')})",
+                )
             return False
         self._evaluate(trial, candidate.costs)
         return True
@@ -343,30 +388,55 @@ class _Loop:
         except _Stop as stop:
             self.eval_seconds += time.perf_counter() - t0
             metrics.update(curve=curve, epochs=len(curve), accuracy=curve[-1] if curve else math.nan)
-            self._finish(trial, "early-stopped", state=TrialState.PRUNED, reason=stop.reason,
-                         eval_s=time.perf_counter() - t0, **metrics)
+            self._finish(
+                trial,
+                "early-stopped",
+                state=TrialState.PRUNED,
+                reason=stop.reason,
+                eval_s=time.perf_counter() - t0,
+                **metrics,
+            )
             return
         except KeyboardInterrupt:
             self.eval_seconds += time.perf_counter() - t0
-            self._finish(trial, "interrupted", state=TrialState.FAIL, reason="interrupted (Ctrl-C); retried on resume",
-                         **_plain(metrics))
+            self._finish(
+                trial,
+                "interrupted",
+                state=TrialState.FAIL,
+                reason="interrupted (Ctrl-C); retried on resume",
+                **_plain(metrics),
+            )
             raise
         except Exception as exc:  # a crashed trial is data, not the end of the search
             self.eval_seconds += time.perf_counter() - t0
             reason = _reason(exc)
-            self._finish(trial, "failed", state=TrialState.FAIL, reason=reason,
-                         traceback=traceback.format_exc(limit=8)[-4000:], eval_s=time.perf_counter() - t0,
-                         **_plain(metrics))
+            self._finish(
+                trial,
+                "failed",
+                state=TrialState.FAIL,
+                reason=reason,
+                traceback=traceback.format_exc(limit=8)[-4000:],
+                eval_s=time.perf_counter() - t0,
+                **_plain(metrics),
+            )
             return
         self.eval_seconds += time.perf_counter() - t0
         values = objective_values(self.experiment, metrics)
         if not all(math.isfinite(v) for v in values):
-            self._finish(trial, "failed", state=TrialState.FAIL, reason=f"non-finite objective values {values}",
-                         eval_s=time.perf_counter() - t0, **_plain(metrics))
+            self._finish(
+                trial,
+                "failed",
+                state=TrialState.FAIL,
+                reason=f"non-finite objective values {values}",
+                eval_s=time.perf_counter() - t0,
+                **_plain(metrics),
+            )
             return
         self._finish(trial, "complete", values=values, eval_s=time.perf_counter() - t0, **_plain(metrics))
 
-    def _on_epoch(self, trial: optuna.Trial, metrics: dict[str, Any], curve: list[float]) -> Callable[[int, float], None]:
+    def _on_epoch(
+        self, trial: optuna.Trial, metrics: dict[str, Any], curve: list[float]
+    ) -> Callable[[int, float], None]:
         costs = cost_vector(self.experiment, metrics)
         cfg = self.experiment.early_stopping
 
@@ -378,14 +448,26 @@ class _Loop:
             if self.stopping in ("median", "hyperband"):
                 trial.report(accuracy, epoch)
                 if trial.should_prune():
-                    raise _Stop(f"stopped by Optuna's {self.stopping} pruner at epoch {epoch} (accuracy {accuracy:.4f})")
+                    raise _Stop(
+                        f"stopped by Optuna's {self.stopping} pruner at epoch {epoch} "
+                        f"(accuracy {accuracy:.4f})"
+                    )
             elif self.stopping == "dominance":
-                hit = dominated_at(epoch, accuracy, costs, self.curves, warmup_epochs=cfg.warmup_epochs,
-                                   min_trials=cfg.min_trials, margin=cfg.margin)
+                hit = dominated_at(
+                    epoch,
+                    accuracy,
+                    costs,
+                    self.curves,
+                    warmup_epochs=cfg.warmup_epochs,
+                    min_trials=cfg.min_trials,
+                    margin=cfg.margin,
+                )
                 if hit is not None:
                     other, theirs = hit
-                    raise _Stop(f"dominated at epoch {epoch}: trial {other.number} had accuracy {theirs:.4f} "
-                                f">= {accuracy:.4f} at no greater cost")
+                    raise _Stop(
+                        f"dominated at epoch {epoch}: trial {other.number} had accuracy {theirs:.4f} "
+                        f">= {accuracy:.4f} at no greater cost"
+                    )
 
         return on_epoch
 
@@ -403,4 +485,3 @@ def _reason(exc: BaseException) -> str:
         return f"out of memory: {str(exc).splitlines()[0][:300]}"
     text = str(exc).splitlines()[0][:500] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-

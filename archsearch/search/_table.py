@@ -22,13 +22,28 @@ from ._optuna import open_storage, open_study
 
 __all__ = ["BASE_COLUMNS", "load_results", "load_study", "trials_table"]
 
-BASE_COLUMNS = ["trial", "state", "outcome", "spec_hash", "spec", *METRICS, "epochs", "duration_s", "eval_s",
-                "reason", "duplicate_of"]
+BASE_COLUMNS = [
+    "trial",
+    "state",
+    "outcome",
+    "spec_hash",
+    "spec",
+    *METRICS,
+    "epochs",
+    "duration_s",
+    "eval_s",
+    "reason",
+    "duplicate_of",
+]
 
 
 def _row(t: FrozenTrial) -> dict[str, Any]:
     attrs = t.user_attrs
-    duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else math.nan
+    duration = (
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        if t.datetime_complete and t.datetime_start
+        else math.nan
+    )
     row: dict[str, Any] = {
         "trial": t.number,
         "state": t.state.name,
@@ -70,17 +85,31 @@ def load_study(source: str, study_name: str | None = None) -> optuna.Study:
     elif path.is_file():
         url = f"sqlite:///{path}" if path.suffix in (".db", ".sqlite", ".sqlite3") else f"journal:{path}"
     else:
-        raise SpecError(Issue((), "no experiment file, storage URL or storage file here", file=source,
-                              allowed="an experiment .yaml, sqlite:///path.db, postgresql://..., a .db or journal file"))
+        raise SpecError(
+            Issue(
+                (),
+                "no experiment file, storage URL or storage file here",
+                file=source,
+                allowed="an experiment .yaml, sqlite:///path.db, postgresql://..., a .db or journal file",
+            )
+        )
     storage = open_storage(url)
     names = optuna.get_all_study_names(storage)
     if study_name is None:
         if len(names) != 1:
-            raise SpecError(Issue((), f"the storage holds {len(names)} studies; name one with --study", file=source,
-                                  allowed=", ".join(names) or "none"))
+            raise SpecError(
+                Issue(
+                    (),
+                    f"the storage holds {len(names)} studies; name one with --study",
+                    file=source,
+                    allowed=", ".join(names) or "none",
+                )
+            )
         study_name = names[0]
     if study_name not in names:
-        raise SpecError(Issue((), f"no study named {study_name!r} in the storage", file=source, allowed=", ".join(names)))
+        raise SpecError(
+            Issue((), f"no study named {study_name!r} in the storage", file=source, allowed=", ".join(names))
+        )
     return optuna.load_study(study_name=study_name, storage=storage)
 
 
@@ -90,17 +119,24 @@ def load_results(source: str | optuna.Study, study_name: str | None = None) -> A
     from ..report import Objective, StudyResults
 
     study = source if isinstance(source, optuna.Study) else load_study(source, study_name)
-    stored = study.user_attrs.get("objectives") or [{"metric": f"value_{i}"} for i in range(len(study.directions))]
+    stored = study.user_attrs.get("objectives") or [
+        {"metric": f"value_{i}"} for i in range(len(study.directions))
+    ]
     objectives = [
         Objective(o["metric"], "maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize")
         for o, d in zip(stored, study.directions, strict=True)
     ]
     meta = study.user_attrs.get("experiment", {})
     size = meta.get("input_size", [224, 224])
+    trials = trials_table(study)
+    # a duplicate carries its original's values: one architecture is one point on the front
+    duplicate = trials["outcome"] == "duplicate"
+    trials.loc[duplicate, "state"] = "PRUNED"
+    trials.loc[duplicate & trials["reason"].isna(), "reason"] = "the same architecture as an earlier trial"
     return StudyResults(
         study_name=study.study_name,
         objectives=objectives,
-        trials=trials_table(study),
+        trials=trials,
         input_size=(int(size[0]), int(size[1])),
         channels=int(meta.get("channels", 3)),
         num_classes=int(meta.get("num_classes", 1000)),

@@ -21,7 +21,11 @@ from ..spec import SourceMap
 __all__ = ["NODE_KEYS", "Choice", "FloatRange", "IntRange", "Node", "parse_tree"]
 
 NODE_KEYS = ("choice", "int", "float")
-_MODIFIERS = {"choice": ("per_block",), "int": ("step", "log", "per_block"), "float": ("step", "log", "per_block")}
+_MODIFIERS = {
+    "choice": ("per_block",),
+    "int": ("step", "log", "per_block"),
+    "float": ("step", "log", "per_block"),
+}
 
 Path = tuple[str | int, ...]
 
@@ -91,7 +95,9 @@ def parse_tree(value: Any, path: Path, source: SourceMap, *, in_stage: bool = Fa
         if keys:
             return _parse_node(keys[0], value, path, source, in_stage=in_stage)
         return {
-            k: parse_tree(v, (*path, k), source, in_stage=in_stage or (len(path) == 2 and path[0] == "stages"))
+            k: parse_tree(
+                v, (*path, k), source, in_stage=in_stage or (len(path) == 2 and path[0] == "stages")
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -103,12 +109,16 @@ def _parse_node(kind: str, raw: dict[str, Any], path: Path, source: SourceMap, *
     allowed = (kind, *_MODIFIERS[kind])
     for key in raw:
         if key not in allowed:
-            raise source.error((*path, key), f"unknown key {key!r} in a {kind!r} node", allowed=", ".join(allowed))
+            raise source.error(
+                (*path, key), f"unknown key {key!r} in a {kind!r} node", allowed=", ".join(allowed)
+            )
     per_block = raw.get("per_block", False)
     if not isinstance(per_block, bool):
         raise source.error((*path, "per_block"), "expected true or false", value=per_block)
     if per_block and not in_stage:
-        raise source.error((*path, "per_block"), "per_block draws one value per block, so it belongs inside a stage")
+        raise source.error(
+            (*path, "per_block"), "per_block draws one value per block, so it belongs inside a stage"
+        )
     if kind == "choice":
         return _parse_choice(raw["choice"], per_block, path, source)
     return _parse_range(kind, raw, per_block, path, source)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import Issue, SpecError
 from ..cost import CostReport, analytic_costs
@@ -126,7 +126,9 @@ class SearchSpace:
         self.constraints = self._constraints(data.pop("constraints", None))
         self.name: str = name or data.get("name") or "space"
         if not isinstance(data.get("stages"), list):
-            raise self.source.error(("stages",), "a search space needs a list of 'stages'", value=data.get("stages"))
+            raise self.source.error(
+                ("stages",), "a search space needs a list of 'stages'", value=data.get("stages")
+            )
         self.tree: dict[str, Any] = parse_tree(data, (), self.source)
         self._check_options()
 
@@ -137,12 +139,14 @@ class SearchSpace:
             return Constraints()
         try:
             return Constraints.model_validate(raw)
-        except Exception as exc:  # pydantic's ValidationError, restated with the line
-            errors = getattr(exc, "errors", lambda **_: [])(include_url=False)
+        except ValidationError as exc:  # restated with the line and what is allowed
+            errors = exc.errors(include_url=False)
             issues = [
                 self.source.issue(
                     ("constraints", *err["loc"]),
-                    err["msg"].removeprefix("Input should be ").replace("Extra inputs are not permitted", "unknown key"),
+                    err["msg"]
+                    .removeprefix("Input should be ")
+                    .replace("Extra inputs are not permitted", "unknown key"),
                     value=err.get("input"),
                     allowed="params, macs (or flops), each {min, max}",
                 )
@@ -167,7 +171,9 @@ class SearchSpace:
         origins: dict[SpacePath, SpacePath] = {}
         recorder = _Recorder(suggest, params)
         data = self._resolve(self.tree, (), (), _Ctx([]), recorder, origins)
-        lines = {path: line for path, src in origins.items() if (line := self.source.line_of(src)) is not None}
+        lines = {
+            path: line for path, src in origins.items() if (line := self.source.line_of(src)) is not None
+        }
         return Sample(params, data, SourceMap(file=self.source.file, lines=lines))
 
     def default(self) -> Sample:
@@ -242,7 +248,8 @@ class SearchSpace:
         if node.per_block:
             if ctx.depth is None:
                 raise self.source.error(
-                    node.path, "per_block needs the stage's depth: give the stage a 'depth' or the spec 'depths'"
+                    node.path,
+                    "per_block needs the stage's depth: give the stage a 'depth' or the spec 'depths'",
                 )
             names = [_block_name(ctx.name, b) for b in range(ctx.depth)]
             for b in range(ctx.depth):
@@ -250,15 +257,21 @@ class SearchSpace:
             return [self._draw_one(node, name, path, ctx, suggest, origins) for name in names]
         return self._draw_one(node, ".".join(ctx.name), path, ctx, suggest, origins)
 
-    def _draw_one(self, node: Node, name: str, path: SpacePath, ctx: _Ctx, suggest: Suggest, origins: dict) -> Any:
+    def _draw_one(
+        self, node: Node, name: str, path: SpacePath, ctx: _Ctx, suggest: Suggest, origins: dict
+    ) -> Any:
         if isinstance(node, IntRange):
             return suggest.integer(name, node.low, node.high, step=node.step, log=node.log)
         if isinstance(node, FloatRange):
             return suggest.real(name, node.low, node.high, step=node.step, log=node.log)
         label = suggest.categorical(name, node.labels)
         index = node.labels.index(label)
-        inner = _Ctx([*ctx.name[:-1], f"{ctx.name[-1]}[{label}]"] if ctx.name else [f"[{label}]"], ctx.stage, ctx.depth)
-        return self._resolve(node.options[index], path, (*node.path, "choice", index), inner, suggest, origins)
+        inner = _Ctx(
+            [*ctx.name[:-1], f"{ctx.name[-1]}[{label}]"] if ctx.name else [f"[{label}]"], ctx.stage, ctx.depth
+        )
+        return self._resolve(
+            node.options[index], path, (*node.path, "choice", index), inner, suggest, origins
+        )
 
     # ------------------------------------------------------------------ describing
 
@@ -286,21 +299,33 @@ class SearchSpace:
         requires = requires or {}
         if isinstance(value, list):
             for i, v in enumerate(value):
-                sub = _Ctx(["stages", str(i)], i, self._fixed_depth(i)) if ctx.name == ["stages"] else _Ctx([*ctx.name, str(i)], ctx.stage, ctx.depth)
+                sub = (
+                    _Ctx(["stages", str(i)], i, self._fixed_depth(i))
+                    if ctx.name == ["stages"]
+                    else _Ctx([*ctx.name, str(i)], ctx.stage, ctx.depth)
+                )
                 self._walk(v, sub, condition, dims, draws, requires)
             return
         if isinstance(value, dict):
             stage = ctx.stage is not None and ctx.name == ["stages", str(ctx.stage)]
             if stage:
                 depth = value.get("depth")
-                ctx = _Ctx(ctx.name, ctx.stage, depth if isinstance(depth, int) else ctx.depth if depth is None else None)
+                ctx = _Ctx(
+                    ctx.name,
+                    ctx.stage,
+                    depth if isinstance(depth, int) else ctx.depth if depth is None else None,
+                )
             for k, v in value.items():
                 sub = _Ctx([*ctx.name, k], ctx.stage, ctx.depth)
                 if not stage or k == "mixer":
                     self._walk(v, sub, condition, dims, draws, requires)
                     continue
                 mixer = value.get("mixer")
-                options = list(zip(mixer.labels, mixer.options, strict=True)) if isinstance(mixer, Choice) else [(None, mixer)]
+                options = (
+                    list(zip(mixer.labels, mixer.options, strict=True))
+                    if isinstance(mixer, Choice)
+                    else [(None, mixer)]
+                )
                 users = [label for label, option in options if _applies(k, {**value, "mixer": option}, v)]
                 if not users:
                     continue
@@ -322,11 +347,19 @@ class SearchSpace:
             values: list[Any] = list(value.labels)
         elif isinstance(value, IntRange):
             kind, count = "int", float(value.count)
-            domain = f"{value.low}..{value.high}" + (f" step {value.step}" if value.step != 1 else "") + (" log" if value.log else "")
+            domain = (
+                f"{value.low}..{value.high}"
+                + (f" step {value.step}" if value.step != 1 else "")
+                + (" log" if value.log else "")
+            )
             values = sorted({value.low, value.high})
         else:
             kind, count = "float", value.count
-            domain = f"{value.low:g}..{value.high:g}" + (f" step {value.step:g}" if value.step else "") + (" log" if value.log else "")
+            domain = (
+                f"{value.low:g}..{value.high:g}"
+                + (f" step {value.step:g}" if value.step else "")
+                + (" log" if value.log else "")
+            )
             values = sorted({value.low, value.high})
         blocks = ctx.depth if value.per_block else None
         dims.append(Dimension(name, kind, domain, count, blocks, condition))
@@ -340,7 +373,7 @@ class SearchSpace:
     def _fixed_depth(self, stage: int) -> int | None:
         depths = self.tree.get("depths")
         if isinstance(depths, list) and stage < len(depths) and isinstance(depths[stage], int):
-            return depths[stage]  # type: ignore[no-any-return]
+            return depths[stage]
         return None
 
     def size(self) -> int | float:
@@ -390,7 +423,9 @@ class _Recorder:
         self.params[name] = value = self.inner.integer(name, low, high, step=step, log=log)
         return value
 
-    def real(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+    def real(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
         self.params[name] = value = self.inner.real(name, low, high, step=step, log=log)
         return value
 
@@ -468,7 +503,9 @@ def _count(value: Any, depth: int | None) -> int | float:
     return 1
 
 
-def load_space(source: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, **overrides: Any) -> SearchSpace:
+def load_space(
+    source: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, **overrides: Any
+) -> SearchSpace:
     """Load a search space from a YAML file or a mapping; ``overrides`` as :func:`~archsearch.load_spec`
     (``num_classes``, ``input_size``, ``in_chans``, ``name``) replace values of the space."""
     if isinstance(source, SearchSpace):

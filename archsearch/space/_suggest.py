@@ -28,7 +28,9 @@ class Suggest(Protocol):
 
     def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
 
-    def real(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float: ...
+    def real(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
 
 
 class OptunaSuggest:
@@ -38,12 +40,14 @@ class OptunaSuggest:
         self.trial = trial
 
     def categorical(self, name: str, choices: Sequence[Scalar]) -> Scalar:
-        return self.trial.suggest_categorical(name, list(choices))  # type: ignore[no-any-return]
+        return self.trial.suggest_categorical(name, list(choices))
 
     def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
         return int(self.trial.suggest_int(name, low, high, step=step, log=log))
 
-    def real(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+    def real(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
         return float(self.trial.suggest_float(name, low, high, step=step, log=log))
 
 
@@ -58,12 +62,18 @@ class RandomSuggest:
 
     def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
         if log:
-            return int(min(high, max(low, round(math.exp(self.rng.uniform(math.log(low), math.log(high + 1)) - 0.5)))))
+            return int(
+                min(
+                    high, max(low, round(math.exp(self.rng.uniform(math.log(low), math.log(high + 1)) - 0.5)))
+                )
+            )
         return low + step * int(self.rng.integers((high - low) // step + 1))
 
-    def real(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+    def real(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
         if step is not None:
-            return low + step * int(self.rng.integers(int(round((high - low) / step)) + 1))
+            return low + step * int(self.rng.integers(round((high - low) / step) + 1))
         if log:
             return float(math.exp(self.rng.uniform(math.log(low), math.log(high))))
         return float(self.rng.uniform(low, high))
@@ -81,7 +91,9 @@ class DefaultSuggest:
     def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
         return int(self.overrides.get(name, low))
 
-    def real(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+    def real(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
         return float(self.overrides.get(name, low))
 
 
@@ -103,7 +115,7 @@ class FixedSuggest:
         value = self._get(name)
         if value not in choices:
             raise SpecError(Issue((), f"parameter {name!r} is not one of its options", value, _list(choices)))
-        return value  # type: ignore[no-any-return]
+        return value
 
     def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
         value = self._get(name)
@@ -111,7 +123,9 @@ class FixedSuggest:
             raise SpecError(Issue((), f"parameter {name!r} is out of its range", value, f"{low}..{high}"))
         return value
 
-    def real(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+    def real(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
         value = self._get(name)
         if not isinstance(value, int | float) or not low <= value <= high:
             raise SpecError(Issue((), f"parameter {name!r} is out of its range", value, f"{low}..{high}"))

@@ -165,7 +165,9 @@ class _Error:
     at_site: bool = False  # about the union's value itself, not an item inside it
 
 
-def _issues(exc: ValidationError, data: Any, source: SourceMap, root: type[BaseModel] | None = None) -> list[Issue]:
+def _issues(
+    exc: ValidationError, data: Any, source: SourceMap, root: type[BaseModel] | None = None
+) -> list[Issue]:
     """pydantic's errors as :class:`Issue` objects placed on the YAML; ``root`` is the model
     validated (default :class:`Spec`)."""
     errors = [_place(err, data) for err in exc.errors(include_url=False)]
