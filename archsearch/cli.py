@@ -404,3 +404,7 @@ def main() -> None:
     except KeyboardInterrupt:  # pragma: no cover
         err.print("interrupted")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
