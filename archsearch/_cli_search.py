@@ -260,11 +260,9 @@ def search(
 
 
 def _write_report(summary: Any) -> None:
-    try:
-        from .report import write_report
-        from .search import load_results
-    except ImportError:
-        return
+    from .report import write_report
+    from .search import load_results
+
     path = summary.experiment.report_path
     write_report(load_results(summary.study), path)
     out.print(f"report: {escape(str(path / 'index.html'))}", highlight=False)

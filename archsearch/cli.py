@@ -353,13 +353,8 @@ def report(
     from .report._format import slug
 
     ref = _reference(reference)
-    try:
-        from .search import load_results  # the search engine resolves experiments and storages
-    except ImportError as exc:
-        err.print(
-            f"[bold red]error:[/] reading studies needs archsearch.search.load_results: {escape(str(exc))}"
-        )
-        raise typer.Exit(2) from None
+    from .search import load_results  # the search engine resolves experiments and storages
+
     results = load_results(source)
     target = out_dir if out_dir is not None else Path("reports") / slug(results.study_name)
     try:

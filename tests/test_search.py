@@ -364,9 +364,11 @@ def test_cli_space_search_and_trials(tmp_path):
             }
         )
     )
-    result = runner.invoke(app, ["search", str(exp), "--no-report"])
+    result = runner.invoke(app, ["search", str(exp)])
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output
+    assert (tmp_path / "report" / "index.html").is_file()  # the search writes its report at the end
+    assert list((tmp_path / "report" / "winners").glob("*.yaml"))
     csv = tmp_path / "t.csv"
     result = runner.invoke(app, ["trials", str(exp), "--csv", str(csv)])
     assert result.exit_code == 0, result.output
