@@ -6,11 +6,14 @@ import re
 from pathlib import Path
 
 import torch
+import yaml
 
 import archsearch
+from archsearch.space import RandomSuggest, load_space
 from archsearch.spec._docs import schema_markdown
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
 
 
 def test_readme_grammar_reference_is_generated_from_the_schema():
@@ -19,14 +22,31 @@ def test_readme_grammar_reference_is_generated_from_the_schema():
 
 
 def test_readme_yaml_examples_build(tmp_path):
+    """Spec examples build and run; space examples load and sample; the experiment shown is the
+    shipped quickstart."""
     blocks = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
-    assert len(blocks) >= 2
+    kinds = {"spec": 0, "space": 0, "experiment": 0}
     for i, text in enumerate(blocks):
         path = tmp_path / f"example{i}.yaml"
         path.write_text(text)
-        model = archsearch.build(archsearch.load_spec(path))
+        if "objectives:" in text:
+            kinds["experiment"] += 1
+            shipped = (ROOT / "experiments" / "quickstart.yaml").read_text()
+            assert yaml.safe_load(text) == yaml.safe_load(shipped)
+            continue
+        if "choice:" in text or "constraints:" in text:
+            kinds["space"] += 1
+            space = load_space(path)
+            assert space.size() > 1
+            spec = space.candidate(RandomSuggest(0)).spec
+            assert spec is not None
+        else:
+            kinds["spec"] += 1
+            spec = archsearch.load_spec(path)
+        model = archsearch.build(spec)
         size = model.plan.input_shape
         assert model(torch.randn(1, size.channels, size.height, size.width)).shape == (1, model.num_classes)
+    assert kinds["spec"] >= 2 and kinds["space"] >= 1 and kinds["experiment"] >= 1
 
 
 def test_readme_zoo_table_matches_the_zoo():
