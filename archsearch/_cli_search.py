@@ -159,6 +159,9 @@ class _RichProgress:
             self.status.plain = f"trial {trial.number} {outcome}" + (f": {reason[:150]}" if reason else "")
         self._best(self.study)
 
+    def waiting(self, taken: int, budget: int) -> None:
+        self.status.plain = f"waiting: the last {taken} of {budget} trials are running on other workers"
+
     def _best(self, study: Any) -> None:
         try:
             best = study.best_trials
