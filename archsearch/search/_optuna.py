@@ -32,6 +32,7 @@ import math
 import time
 import traceback
 import warnings
+import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -162,16 +163,19 @@ def open_storage(url: str, *, heartbeats: Heartbeats | None = None) -> optuna.st
     return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
 
 
-def _sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
+def _sampler(experiment: Experiment, worker: str | None = None) -> optuna.samplers.BaseSampler:
+    """The experiment's sampler; a ``worker``'s is seeded by the seed and its name, or every worker
+    would suggest the same architectures (duplicates) in the random phases."""
     cfg = experiment.sampler
     kind = cfg.kind or ("nsga2" if len(experiment.objectives) > 1 else "tpe")
+    seed = cfg.seed
+    if worker is not None:
+        seed = zlib.crc32(f"{cfg.seed}:{worker}".encode())
     if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed)
+        return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=seed)
     if kind == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=cfg.seed, n_startup_trials=cfg.startup_trials, multivariate=True
-        )
-    return optuna.samplers.RandomSampler(seed=cfg.seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.startup_trials, multivariate=True)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def _stopping_kind(experiment: Experiment) -> str:
@@ -297,6 +301,8 @@ def run_search(
         }
         if study.user_attrs.get("experiment") != meta:
             study.set_user_attr("experiment", meta)
+    if shared is not None:
+        study.sampler = _sampler(experiment, shared.worker)
     evaluator = Evaluator(experiment, dataset, latency_cache=latency_cache)
     loop = _Loop(experiment, study, space, evaluator, progress, _stopping_kind(experiment), shared)
     summary = SearchSummary(study, experiment, space)
@@ -455,7 +461,9 @@ class _Loop:
 
     def _trial(self) -> bool:
         """One ask/tell cycle; whether it spent an evaluation."""
-        trial = self.study.ask()
+        with warnings.catch_warnings():  # "heartbeats are meant for Study.optimize": these are ours
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            trial = self.study.ask()
         beating: AbstractContextManager[Any] = (
             self.shared.heartbeat(self.study._storage, trial._trial_id) if self.shared else nullcontext()
         )

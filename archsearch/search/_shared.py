@@ -285,12 +285,17 @@ class SharedStudy:
         import sqlalchemy
 
         self.heartbeats = heartbeats
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = self.worker_name()
         self._key = lock_key(study_name)
         self._engine = sqlalchemy.create_engine(
             sqlalchemy_url(url), pool_pre_ping=True, pool_size=1, max_overflow=1
         )
         self._text = sqlalchemy.text
+
+    @staticmethod
+    def worker_name() -> str:
+        """This process, as ``host:pid``."""
+        return f"{socket.gethostname()}:{os.getpid()}"
 
     @contextmanager
     def lock(self) -> Iterator[None]:
