@@ -287,8 +287,15 @@ class SharedStudy:
         self.heartbeats = heartbeats
         self.worker = self.worker_name()
         self._key = lock_key(study_name)
+        # a worker that vanishes holding the lock (its machine gone, no TCP reset) loses it after
+        # ``grace`` s idle: the server ends that session, as it does at once for a killed process
+        idle = f"-c idle_in_transaction_session_timeout={heartbeats.grace_s * 1000}"
         self._engine = sqlalchemy.create_engine(
-            sqlalchemy_url(url), pool_pre_ping=True, pool_size=1, max_overflow=1
+            sqlalchemy_url(url),
+            pool_pre_ping=True,
+            pool_size=1,
+            max_overflow=1,
+            connect_args={"options": idle},
         )
         self._text = sqlalchemy.text
 
