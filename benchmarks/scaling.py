@@ -132,6 +132,8 @@ def optuna_postgres(worker_counts: list[int], trials: int, steps: int) -> list[d
                     "workers": n,
                     "asked": len(study.trials),
                     **_rates(len(done), wall, (last - first).total_seconds()),
+                    # the architectures differ between runs (each worker samples its own): compare this too
+                    "mean_eval_s": sum(t.user_attrs.get("eval_s", 0.0) for t in done) / max(len(done), 1),
                 }
             )
             print(f"optuna-postgres, {n} worker(s): {len(done)} trials in {wall:.1f} s", flush=True)
@@ -149,6 +151,7 @@ BACKENDS: dict[str, Callable[[list[int], int, int], list[dict[str, Any]]]] = {
 def print_table(rows: list[dict[str, Any]]) -> None:
     """One line per backend and worker count, with the speed-up over that backend's fewest workers."""
     head = ("workers", 8), ("trials", 8), ("wall s", 9), ("/h wall", 10), ("/h study", 10), ("ratio", 8)
+    head += (("eval s/trial", 14),)
     print(f"{'backend':<18}" + "".join(f"{name:>{width}}" for name, width in head))
     for row in rows:
         base = min((r for r in rows if r["backend"] == row["backend"]), key=lambda r: r["workers"])
@@ -156,6 +159,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(
             f"{row['backend']:<18}{row['workers']:>8}{row['evaluated']:>8}{row['wall_s']:>9.1f}"
             f"{row['trials_per_hour_wall']:>10.0f}{row['trials_per_hour_study']:>10.0f}{ratio:>8.2f}"
+            f"{row['mean_eval_s']:>14.2f}"
         )
 
 
