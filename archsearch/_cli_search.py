@@ -1,4 +1,5 @@
-"""CLI commands of the search engine: ``space``, ``search``, ``trials`` (registered on the app)."""
+"""CLI commands of the search engine: ``space``, ``search``, ``worker``, ``trials`` (registered on
+the app)."""
 
 from __future__ import annotations
 
@@ -159,6 +160,9 @@ class _RichProgress:
             self.status.plain = f"trial {trial.number} {outcome}" + (f": {reason[:150]}" if reason else "")
         self._best(self.study)
 
+    def waiting(self, taken: int, budget: int) -> None:
+        self.status.plain = f"waiting: the last {taken} of {budget} trials are running on other workers"
+
     def _best(self, study: Any) -> None:
         try:
             best = study.best_trials
@@ -256,6 +260,105 @@ def search(
         _write_report(summary)
     if summary.interrupted:
         err.print("interrupted: completed trials are stored; run the same command again to resume")
+        raise typer.Exit(130)
+
+
+class _LineProgress:
+    """One plain line per event, each naming the worker: several workers share a terminal or a log."""
+
+    def __init__(self, worker: str):
+        self.worker = worker
+        self.total = 0
+
+    def _say(self, text: str) -> None:
+        print(f"[{self.worker}] {text}", flush=True)
+
+    def start(self, total: int, done: int, study: Any) -> None:
+        self.total = total
+        self._say(f"study {study.study_name}: {done}/{total} evaluated")
+
+    def trial_started(self, number: int, params: dict[str, Any], costs: dict[str, float]) -> None:
+        self._say(f"trial {number} started: {costs.get('macs', 0) / 1e6:.1f}M MACs")
+
+    def epoch(self, number: int, epoch: int, accuracy: float) -> None:
+        pass
+
+    def trial_finished(self, trial: Any, evaluated: int) -> None:
+        outcome = trial.user_attrs.get("outcome")
+        values = ", ".join(f"{v:.4g}" for v in trial.values) if trial.values else ""
+        reason = trial.user_attrs.get("reason") or ""
+        detail = f" [{values}]" if values else (f": {reason[:150]}" if reason else "")
+        self._say(f"trial {trial.number} {outcome}{detail} ({evaluated}/{self.total} evaluated)")
+
+    def waiting(self, taken: int, budget: int) -> None:
+        self._say(f"waiting: the last {taken} of {budget} trials are running on other workers")
+
+
+@app.command()
+@_friendly
+def worker(
+    experiment: Annotated[str, typer.Argument(help="An experiment YAML file (see experiments/).")],
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="The study's PostgreSQL URL, postgresql://user@host:port/db (default: backend.storage).",
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option("--trials", "-n", help="Override the study's trial budget.")
+    ] = None,
+    heartbeat: Annotated[
+        int, typer.Option("--heartbeat", min=1, help="Seconds between a running trial's heartbeats.")
+    ] = 10,
+    grace: Annotated[
+        int,
+        typer.Option(
+            "--grace", min=2, help="Seconds without a heartbeat before a trial is failed and retried."
+        ),
+    ] = 60,
+    max_retry: Annotated[
+        int, typer.Option("--max-retry", min=0, help="Retries of one interrupted architecture.")
+    ] = 3,
+) -> None:
+    """Evaluate trials of a study that other workers share (on PostgreSQL) until its budget is met."""
+    import optuna
+
+    from .search import SearchError, load_experiment, run_search
+    from .search._shared import Heartbeats, SharedStudy, is_shared
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    exp = load_experiment(experiment)
+    if storage is not None:
+        file = exp._file
+        exp = exp.model_copy(update={"backend": exp.backend.model_copy(update={"storage": storage})})
+        exp._file = file
+    if not is_shared(exp.storage_url):
+        err.print(
+            f"[bold red]error:[/] workers share a study on PostgreSQL: give --storage postgresql://... "
+            f"(the experiment's storage is {escape(exp.storage_url)}; "
+            "for one process, use archsearch search)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    try:
+        beats = Heartbeats(heartbeat, grace, max_retry)
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    progress = _LineProgress(SharedStudy.worker_name())
+    try:
+        summary = run_search(exp, trials=trials, progress=progress, heartbeats=beats)
+    except SearchError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing"
+    progress._say(
+        f"done: {summary.evaluated} evaluated in the study; "
+        f"this worker: {outcomes} in {summary.seconds:.0f} s"
+    )
+    if summary.interrupted:
+        err.print("interrupted: this worker's trial is queued again for the other workers")
         raise typer.Exit(130)
 
 

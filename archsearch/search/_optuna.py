@@ -11,19 +11,30 @@ One loop, ask -> check -> evaluate -> tell:
    stored as a FAIL with its reason and the study goes on; Ctrl-C stores the running trial as
    *interrupted* (retried on resume) and stops with every completed trial kept.
 
+On a file storage one process owns the study, and trials a dead run left RUNNING are failed as
+interrupted and retried when it resumes. On a ``postgresql://`` storage several workers share the
+study: a candidate claims a budget slot before it is evaluated, and dead workers are found by
+heartbeats (:mod:`._shared` has the rules).
+
 Every trial carries user attributes: ``outcome`` (complete, early-stopped, rejected, duplicate,
-failed, interrupted), ``reason``, ``spec`` (the concrete spec as JSON), ``spec_hash``, the
-metrics (``macs``, ``params``, ``memory_mb``, ``latency_ms``, ``accuracy``, proxy scores),
-``curve`` (validation accuracy per epoch), ``epochs``, ``eval_s``.
+failed, interrupted, and with workers skipped), ``reason``, ``spec`` (the concrete spec as JSON),
+``spec_hash``, the metrics (``macs``, ``params``, ``memory_mb``, ``latency_ms``, ``accuracy``,
+proxy scores), ``curve`` (validation accuracy per epoch), ``epochs``, ``eval_s``; with workers,
+``worker`` (who evaluated it) and ``retry_of`` (the interrupted trial a retry repeats).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import json
 import math
 import time
 import traceback
+import warnings
+import zlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,11 +52,28 @@ from ..spec import spec_hash
 from ._early_stop import Curve, dominated_at
 from ._evaluate import Evaluator, cost_vector, objective_values
 from ._experiment import Experiment
+from ._shared import (
+    CLAIM,
+    EVALUATED,
+    Heartbeats,
+    RetryStale,
+    SharedStudy,
+    Slots,
+    count_slots,
+    decide,
+    is_shared,
+    sqlalchemy_url,
+)
 
-__all__ = ["SearchError", "SearchProgress", "SearchSummary", "open_storage", "open_study", "run_search"]
+__all__ = [
+    "SearchError",
+    "SearchProgress",
+    "SearchSummary",
+    "open_storage",
+    "open_study",
+    "run_search",
+]
 
-#: Outcomes that spent an evaluation (they count towards the trial budget).
-EVALUATED = ("complete", "early-stopped", "failed")
 #: Candidates in a row that may be rejected or duplicates before the search gives up.
 MAX_UNEVALUATED_STREAK = 500
 
@@ -64,6 +92,9 @@ class SearchProgress(Protocol):
     def epoch(self, number: int, epoch: int, accuracy: float) -> None: ...
 
     def trial_finished(self, trial: FrozenTrial, evaluated: int) -> None: ...
+
+    def waiting(self, taken: int, budget: int) -> None:
+        """Other workers hold the last budget slots: this one waits for them to end."""
 
 
 @dataclass
@@ -93,8 +124,34 @@ class _Stop(Exception):
         self.reason = reason
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage from an URL (``sqlite:///...``, ``postgresql://...``) or ``journal:PATH``."""
+#: RDBStorage's keyword for the stale-trial callback (renamed in Optuna 4.9).
+_STALE_CALLBACK = (
+    "heartbeat_stale_trial_callback"
+    if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+    else "failed_trial_callback"
+)
+
+
+def open_storage(url: str, *, heartbeats: Heartbeats | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna storage from an URL (``sqlite:///...``, ``postgresql://...``) or ``journal:PATH``.
+
+    PostgreSQL goes through psycopg2 with ``pool_pre_ping``; ``heartbeats`` (for a worker) turns on
+    Optuna's heartbeats, with :class:`~._shared.RetryStale` as the stale-trial callback."""
+    if is_shared(url):
+        if importlib.util.find_spec("psycopg2") is None:
+            raise SearchError(
+                "a postgresql:// storage needs the psycopg2 driver: pip install 'archsearch[cluster]'"
+            )
+        kwargs: dict[str, Any] = {"engine_kwargs": {"pool_pre_ping": True}}
+        if heartbeats is not None:
+            kwargs.update(
+                heartbeat_interval=heartbeats.interval_s,
+                grace_period=heartbeats.grace_s,
+                **{_STALE_CALLBACK: RetryStale(heartbeats.max_retry)},
+            )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(sqlalchemy_url(url), **kwargs)
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,16 +163,19 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
 
 
-def _sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
+def _sampler(experiment: Experiment, worker: str | None = None) -> optuna.samplers.BaseSampler:
+    """The experiment's sampler; a ``worker``'s is seeded by the seed and its name, or every worker
+    would suggest the same architectures (duplicates) in the random phases."""
     cfg = experiment.sampler
     kind = cfg.kind or ("nsga2" if len(experiment.objectives) > 1 else "tpe")
+    seed = cfg.seed
+    if worker is not None:
+        seed = zlib.crc32(f"{cfg.seed}:{worker}".encode())
     if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed)
+        return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=seed)
     if kind == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=cfg.seed, n_startup_trials=cfg.startup_trials, multivariate=True
-        )
-    return optuna.samplers.RandomSampler(seed=cfg.seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.startup_trials, multivariate=True)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def _stopping_kind(experiment: Experiment) -> str:
@@ -143,9 +203,11 @@ def _pruner(experiment: Experiment, kind: str) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
+def open_study(
+    experiment: Experiment, *, create: bool = True, storage: optuna.storages.BaseStorage | None = None
+) -> optuna.Study:
     """The experiment's study in its storage (created if ``create``); its objectives must match."""
-    storage = open_storage(experiment.storage_url)
+    storage = storage or open_storage(experiment.storage_url)
     name = experiment.study_name
     try:
         study = optuna.load_study(
@@ -200,8 +262,13 @@ def run_search(
     resume_only: bool = False,
     progress: SearchProgress | None = None,
     latency_cache: LatencyCache | None = None,
+    heartbeats: Heartbeats | None = None,
 ) -> SearchSummary:
-    """Run (or resume) the experiment's search until ``trials`` architectures are evaluated."""
+    """Run (or resume) the experiment's search until ``trials`` architectures are evaluated.
+
+    On a ``postgresql://`` storage this process is one of the study's workers: the budget counts
+    every worker's evaluations, and ``heartbeats`` (default :class:`~._shared.Heartbeats`) sets
+    how a dead worker's trial is found and retried."""
     start = time.perf_counter()
     budget = trials or experiment.trials
     if fresh:
@@ -215,25 +282,37 @@ def run_search(
     space = load_space(
         experiment.space_source(), num_classes=dataset.num_classes, **_size_override(experiment)
     )
-    study = open_study(experiment, create=not resume_only)
-    study.set_user_attr(
-        "experiment",
-        {
+    url = experiment.storage_url
+    shared = storage = None
+    if is_shared(url):
+        heartbeats = heartbeats or Heartbeats()
+        storage = open_storage(url, heartbeats=heartbeats)
+        shared = SharedStudy(url, experiment.study_name, heartbeats)
+    # workers starting together: one creates the study and labels it, the others then load it
+    with shared.lock() if shared else nullcontext():
+        study = open_study(experiment, create=not resume_only, storage=storage)
+        meta = {
             "name": experiment.name,
             "space": space.name,
             "dataset": dataset.name,
             "input_size": list(hw),
             "channels": channels,
             "num_classes": dataset.num_classes,
-        },
-    )
+        }
+        if study.user_attrs.get("experiment") != meta:
+            study.set_user_attr("experiment", meta)
+    if shared is not None:
+        study.sampler = _sampler(experiment, shared.worker)
     evaluator = Evaluator(experiment, dataset, latency_cache=latency_cache)
-    loop = _Loop(experiment, study, space, evaluator, progress, _stopping_kind(experiment))
+    loop = _Loop(experiment, study, space, evaluator, progress, _stopping_kind(experiment), shared)
     summary = SearchSummary(study, experiment, space)
     try:
         loop.run(budget, experiment.backend.timeout_s)
     except KeyboardInterrupt:
         summary.interrupted = True
+    finally:
+        if shared:
+            shared.close()
     summary.outcomes = dict(loop.outcomes)
     summary.evaluated = loop.evaluated
     summary.eval_seconds = loop.eval_seconds
@@ -254,15 +333,20 @@ class _Loop:
         evaluator: Evaluator,
         progress: SearchProgress | None,
         stopping: str,
+        shared: SharedStudy | None = None,
     ):
         self.experiment, self.study, self.space, self.evaluator = experiment, study, space, evaluator
-        self.progress, self.stopping = progress, stopping
+        self.progress, self.stopping, self.shared = progress, stopping, shared
         self.outcomes: dict[str, int] = {}
         self.eval_seconds = 0.0
         self.by_hash: dict[str, FrozenTrial] = {}
         self.curves: list[Curve] = []
         self.evaluated = 0
-        self._recover()
+        self.budget = experiment.trials
+        if shared is None:
+            self._recover()
+        else:  # the other workers' trials are read again before every trial
+            self._reindex(self.study.get_trials(deepcopy=False))
 
     # ------------------------------------------------------------------ resume
 
@@ -286,6 +370,12 @@ class _Loop:
         for t in self.study.get_trials(deepcopy=False):
             self._index(t)
 
+    def _reindex(self, trials: list[FrozenTrial]) -> None:
+        self.by_hash, self.curves, self.evaluated = {}, [], 0
+        for t in trials:
+            if t.state.is_finished():
+                self._index(t)
+
     def _index(self, t: FrozenTrial) -> None:
         outcome = t.user_attrs.get("outcome")
         if outcome in EVALUATED:
@@ -303,13 +393,28 @@ class _Loop:
     # ------------------------------------------------------------------ the loop
 
     def run(self, budget: int, timeout_s: float | None) -> None:
+        self.budget = budget
+        if self.shared is not None:
+            self._slots()
         if self.progress:
             self.progress.start(budget, min(self.evaluated, budget), self.study)
         started = time.monotonic()
         streak = 0
+        waited = False
         while self.evaluated < budget:
             if timeout_s is not None and time.monotonic() - started > timeout_s:
                 break
+            room = self.shared is None or self._room(budget)
+            if self.evaluated >= budget:
+                break
+            if not room:
+                assert self.shared is not None
+                if self.progress and not waited:
+                    self.progress.waiting(budget - self.evaluated, budget)
+                waited = True
+                time.sleep(self.shared.heartbeats.poll_s)
+                continue
+            waited = False
             spent = self._trial()
             streak = 0 if spent else streak + 1
             if streak >= MAX_UNEVALUATED_STREAK:
@@ -317,6 +422,22 @@ class _Loop:
                     f"the last {streak} candidates were all rejected or already evaluated: the space may be "
                     f"exhausted ({self.space.size():,} members) or its constraints too tight"
                 )
+
+    # ------------------------------------------------------------------ workers
+
+    def _slots(self) -> Slots:
+        """Fail stale trials (queueing their retries), read the study again; the slots taken."""
+        assert self.shared is not None
+        with self.shared.lock():
+            self.shared.fail_stale(self.study)
+            trials = self.study.get_trials(deepcopy=False)
+        self._reindex(trials)
+        return count_slots(trials)
+
+    def _room(self, budget: int) -> bool:
+        """Whether asking for a trial may get a slot: a queued retry, or a slot nobody holds."""
+        slots = self._slots()
+        return slots.waiting > 0 or slots.taken < budget
 
     def _finish(
         self,
@@ -326,7 +447,9 @@ class _Loop:
         values: list[float] | None = None,
         state: TrialState = TrialState.COMPLETE,
         **attrs: Any,
-    ) -> None:
+    ) -> FrozenTrial:
+        if self.shared is not None:
+            attrs.setdefault("reason", None)  # replaces the reason a claimed trial carries in advance
         for key, value in {"outcome": outcome, **attrs}.items():
             trial.set_user_attr(key, value)
         frozen = self.study.tell(trial, values, state=state if values is None else None)
@@ -334,10 +457,20 @@ class _Loop:
         self._index(frozen)
         if self.progress:
             self.progress.trial_finished(frozen, self.evaluated)
+        return frozen
 
     def _trial(self) -> bool:
         """One ask/tell cycle; whether it spent an evaluation."""
-        trial = self.study.ask()
+        with warnings.catch_warnings():  # "heartbeats are meant for Study.optimize": these are ours
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            trial = self.study.ask()
+        beating: AbstractContextManager[Any] = (
+            self.shared.heartbeat(self.study._storage, trial._trial_id) if self.shared else nullcontext()
+        )
+        with beating:
+            return self._sample_and_evaluate(trial)
+
+    def _sample_and_evaluate(self, trial: optuna.Trial) -> bool:
         candidate = self.space.candidate(OptunaSuggest(trial))
         if candidate.rejected is not None or candidate.spec is None:
             self._finish(trial, "rejected", state=TrialState.PRUNED, reason=candidate.rejected)
@@ -347,28 +480,59 @@ class _Loop:
         trial.set_user_attr("spec_hash", h)
         data = {**candidate.sample.data, "name": f"{self.experiment.study_name}-t{trial.number}"}
         trial.set_user_attr("spec", json.dumps(data, separators=(",", ":")))
-        seen = self.by_hash.get(h)
-        if seen is not None:
-            metrics = {k: v for k, v in seen.user_attrs.items() if k not in ("outcome", "reason", "retry_of")}
-            if seen.state == TrialState.COMPLETE and seen.values is not None:
-                self._finish(
-                    trial,
-                    "duplicate",
-                    values=list(seen.values),
-                    duplicate_of=seen.number,
-                    **{k: v for k, v in metrics.items() if k not in ("spec", "spec_hash")},
-                )
-            else:
-                self._finish(
-                    trial,
-                    "duplicate",
-                    state=TrialState.PRUNED if seen.state == TrialState.PRUNED else TrialState.FAIL,
-                    duplicate_of=seen.number,
-                    reason=f"the same architecture as trial {seen.number} ({seen.user_attrs.get('outcome')})",
-                )
+        seen = self.by_hash.get(h) if self.shared is None else self._claim(trial, h)
+        if seen == "skipped":
+            self._finish(
+                trial,
+                "skipped",
+                state=TrialState.PRUNED,
+                reason=f"the budget of {self.budget} evaluations is held by other workers' trials",
+            )
+            return False
+        if isinstance(seen, FrozenTrial):
+            self._duplicate(trial, seen)
             return False
         self._evaluate(trial, candidate.costs)
         return True
+
+    def _claim(self, trial: optuna.Trial, h: str) -> FrozenTrial | str | None:
+        """Claim a budget slot for ``trial`` among all workers' trials (the rule in :mod:`._shared`):
+        None when claimed, the trial it duplicates, or ``"skipped"``."""
+        assert self.shared is not None
+        with self.shared.lock():
+            trials = self.study.get_trials(deepcopy=False)
+            me = next(t for t in trials if t.number == trial.number)
+            verdict = decide(trials, me, h, self.budget)
+            if verdict.kind == "claim":
+                trial.set_user_attr(CLAIM, self.shared.worker)
+                trial.set_user_attr("outcome", "interrupted")
+                trial.set_user_attr("reason", self.shared.epitaph())
+        self._reindex(trials)
+        if verdict.kind == "skipped":
+            return "skipped"
+        return verdict.other
+
+    def _duplicate(self, trial: optuna.Trial, seen: FrozenTrial) -> None:
+        """Store ``trial`` as the same architecture as ``seen``, with its values where it has them."""
+        hidden = ("outcome", "reason", "retry_of", CLAIM)
+        metrics = {k: v for k, v in seen.user_attrs.items() if k not in hidden}
+        if seen.state == TrialState.COMPLETE and seen.values is not None:
+            self._finish(
+                trial,
+                "duplicate",
+                values=list(seen.values),
+                duplicate_of=seen.number,
+                **{k: v for k, v in metrics.items() if k not in ("spec", "spec_hash")},
+            )
+            return
+        status = "running" if seen.state == TrialState.RUNNING else seen.user_attrs.get("outcome")
+        self._finish(
+            trial,
+            "duplicate",
+            state=TrialState.FAIL if seen.state == TrialState.FAIL else TrialState.PRUNED,
+            duplicate_of=seen.number,
+            reason=f"the same architecture as trial {seen.number} ({status})",
+        )
 
     def _evaluate(self, trial: optuna.Trial, costs: Any) -> None:
         t0 = time.perf_counter()
@@ -399,13 +563,18 @@ class _Loop:
             return
         except KeyboardInterrupt:
             self.eval_seconds += time.perf_counter() - t0
-            self._finish(
+            frozen = self._finish(
                 trial,
                 "interrupted",
                 state=TrialState.FAIL,
-                reason="interrupted (Ctrl-C); retried on resume",
+                reason="interrupted (Ctrl-C); retried on resume"
+                if self.shared is None
+                else f"interrupted (Ctrl-C) on worker {self.shared.worker}; retried by the next worker",
                 **_plain(metrics),
             )
+            if self.shared is not None:  # no resume comes to retry it: queue it for the other workers
+                with self.shared.lock():
+                    RetryStale(self.shared.heartbeats.max_retry)(self.study, frozen)
             raise
         except Exception as exc:  # a crashed trial is data, not the end of the search
             self.eval_seconds += time.perf_counter() - t0

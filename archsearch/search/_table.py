@@ -44,10 +44,12 @@ def _row(t: FrozenTrial) -> dict[str, Any]:
         if t.datetime_complete and t.datetime_start
         else math.nan
     )
+    state = t.state.name.lower()
     row: dict[str, Any] = {
         "trial": t.number,
         "state": t.state.name,
-        "outcome": attrs.get("outcome", t.state.name.lower()),
+        # a running trial carries, in advance, the outcome it keeps if its worker dies
+        "outcome": attrs.get("outcome", state) if t.state.is_finished() else state,
         "spec_hash": attrs.get("spec_hash"),
         "spec": attrs.get("spec"),
         **{m: attrs.get(m, math.nan) for m in METRICS},
