@@ -201,7 +201,12 @@ def run_search(
     progress: SearchProgress | None = None,
     latency_cache: LatencyCache | None = None,
 ) -> SearchSummary:
-    """Run (or resume) the experiment's search until ``trials`` architectures are evaluated."""
+    """Run (or resume) the experiment's search until ``trials`` architectures are evaluated
+    (on Ray Tune when the experiment's backend is ``ray``)."""
+    if experiment.backend.kind == "ray":
+        from ._ray import run_ray_search
+
+        return run_ray_search(experiment, trials=trials, fresh=fresh, resume_only=resume_only, progress=progress)
     start = time.perf_counter()
     budget = trials or experiment.trials
     if fresh:
