@@ -3,6 +3,7 @@ mid-search, a driver killed mid-search and restored; and the Pareto ASHA's rung 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -137,10 +138,8 @@ def _tree(marker: str) -> set[int]:
 def _kill_node(temp_dir: str) -> None:
     """Kill one Ray node's processes by id (``ray stop`` would stop every node on this machine)."""
     for pid in _tree(temp_dir):
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def _trials_on(temp_dir: str) -> list[int]:
@@ -170,8 +169,15 @@ def cluster() -> Iterator[Cluster]:
     common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
     try:
         subprocess.run(
-            [*RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={head_dir}"]
-            + common,
+            [
+                *RAY,
+                "start",
+                "--head",
+                f"--port={port}",
+                "--include-dashboard=false",
+                f"--temp-dir={head_dir}",
+                *common,
+            ],
             env=env,
             check=True,
             capture_output=True,

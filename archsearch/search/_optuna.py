@@ -206,7 +206,9 @@ def run_search(
     if experiment.backend.kind == "ray":
         from ._ray import run_ray_search
 
-        return run_ray_search(experiment, trials=trials, fresh=fresh, resume_only=resume_only, progress=progress)
+        return run_ray_search(
+            experiment, trials=trials, fresh=fresh, resume_only=resume_only, progress=progress
+        )
     start = time.perf_counter()
     budget = trials or experiment.trials
     if fresh:

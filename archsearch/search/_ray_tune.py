@@ -216,13 +216,13 @@ class OptunaSpaceSearcher(Searcher):
 
     # ------------------------------------------------------------------ asking
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[Any, Any] | None:  # or Searcher.FINISHED
         study, driver = self.study, self.driver
         streak = 0
         while True:
             out_of_time = driver.deadline is not None and time.monotonic() > driver.deadline
             if out_of_time or driver.error or self._evaluated + self._running() >= driver.budget:
-                return Searcher.FINISHED if self._running() == 0 else None
+                return Searcher.FINISHED if self._running() == 0 else None  # type: ignore[return-value]
             trial = study.ask()
             candidate = self.space.candidate(OptunaSuggest(trial))
             if candidate.rejected is not None or candidate.spec is None:
@@ -255,7 +255,9 @@ class OptunaSpaceSearcher(Searcher):
         if seen.state == TrialState.COMPLETE and seen.values is not None:
             skip = ("outcome", "reason", "retry_of", "spec", "spec_hash", "ray_trial_id", "ray_node_id")
             metrics = {k: v for k, v in seen.user_attrs.items() if k not in skip}
-            self._finish(optuna_id, "duplicate", values=list(seen.values), duplicate_of=seen.number, **metrics)
+            self._finish(
+                optuna_id, "duplicate", values=list(seen.values), duplicate_of=seen.number, **metrics
+            )
         else:
             self._finish(
                 optuna_id,
@@ -273,14 +275,16 @@ class OptunaSpaceSearcher(Searcher):
         if driver and driver.progress and live and "epoch" in result and "accuracy" in result:
             driver.progress.epoch(live.number, int(result["epoch"]), float(result["accuracy"]))
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
         self.study  # noqa: B018 (opens and reconciles the study first)
         live = self.live.pop(trial_id, None)
         if live is None or live.stale:
             return
         payload = json.loads(result["archsearch"]) if result and "archsearch" in result else {}
         metrics = _plain(payload.get("metrics", {}))
-        attrs = {"ray_node_id": payload.get("node_id"), "eval_s": payload.get("eval_s")}
+        attrs: dict[str, Any] = {"ray_node_id": payload.get("node_id"), "eval_s": payload.get("eval_s")}
         stop_reason = STOP_REASONS.pop(trial_id, None)
         if error:
             driver = _DRIVERS.get(self.experiment.study_name)
@@ -357,7 +361,8 @@ class _RayEvaluator(Evaluator):
         h, w = (size, size) if isinstance(size, int) else size
         meter = ray.get_actor(self.actor, namespace=NAMESPACE)
         shape = (o.batch, spec.input.channels, h, w)
-        return float(ray.get(meter.measure.remote(spec, shape, o.device, o.runs)))
+        milliseconds: Any = ray.get(meter.measure.remote(spec, shape, o.device, o.runs))
+        return float(milliseconds)
 
 
 class _LatencyMeter:
@@ -372,7 +377,7 @@ class _LatencyMeter:
         return measure_latency(model, shape, device=device, runs=runs, threads=self.threads).median_ms
 
 
-def _checkpoint(state: dict[str, Any]) -> tune.Checkpoint:
+def _checkpoint(state: dict[str, Any]) -> Any:
     folder = tempfile.mkdtemp(prefix="archsearch-ckpt-")
     Path(folder, "state.json").write_text(json.dumps(state))
     return tune.Checkpoint.from_directory(folder)
@@ -397,7 +402,7 @@ def _trainable(config: dict[str, Any], setup: _Setup) -> None:
     if "final" in saved:  # finished before its worker died: report it again
         tune.report({"archsearch": json.dumps(saved["final"]), "final": True, **base})
         return
-    metrics: dict[str, Any] = dict(saved.get("costs", {}))
+    metrics: dict[str, Any] = dict(saved.get("costs", {}))  # kept from before a retry
     curve: list[float] = []
 
     def report(payload: dict[str, Any], **extra: Any) -> None:
@@ -414,7 +419,7 @@ def _trainable(config: dict[str, Any], setup: _Setup) -> None:
             raise SpecError(Issue((), f"rejected: {candidate.rejected}"))
         model = evaluator.build(candidate.spec)
         if not metrics:
-            metrics = evaluator.costs(candidate.spec, candidate.costs, config["spec_hash"], model)
+            metrics = dict(evaluator.costs(candidate.spec, candidate.costs, config["spec_hash"], model))
         costs_only = dict(metrics)
         costs = {f"cost_{i}": c for i, c in enumerate(cost_vector(experiment, metrics))}
 
@@ -463,8 +468,9 @@ def _latency_actor(experiment: Experiment, backend: RayBackend) -> tuple[str | N
     if ray.cluster_resources().get(LATENCY_RESOURCE, 0) < 1:
         raise SearchError(
             f"latency_ms on Ray is timed on a node offering the resource {LATENCY_RESOURCE!r}, and this "
-            f"cluster has none: start one node with `ray start ... --resources='{{\"{LATENCY_RESOURCE}\": 1}}'`"
-            " (its timing cores are then kept free of trials)"
+            "cluster has none: start one node with "
+            f"`ray start ... --resources='{{\"{LATENCY_RESOURCE}\": 1}}'` (its timing cores are then kept "
+            "free of trials)"
         )
     threads = objective.threads or max(1, int(backend.cpus_per_trial))
     name = f"latency-{experiment.study_name}"
@@ -577,7 +583,9 @@ def run(
             {"cpu": backend.cpus_per_trial, "gpu": backend.gpus_per_trial},
         )
         if progress:
-            evaluated = sum(t.user_attrs.get("outcome") in EVALUATED for t in study.get_trials(deepcopy=False))
+            evaluated = sum(
+                t.user_attrs.get("outcome") in EVALUATED for t in study.get_trials(deepcopy=False)
+            )
             progress.start(budget, min(evaluated, budget), study)
         if tune.Tuner.can_restore(experiment_dir):
             tuner = tune.Tuner.restore(experiment_dir, trainable=trainable, resume_errored=True)
@@ -615,7 +623,8 @@ def run(
     summary.evaluated = sum(t.user_attrs.get("outcome") in EVALUATED for t in trials_now)
     summary.seconds = time.perf_counter() - start
     # trials overlap: the time inside evaluation is the busiest single trial's share at most
-    this_run = [float(t.user_attrs.get("eval_s", 0.0)) for t in trials_now if t.user_attrs.get("ray_trial_id")]
+    this_run = [
+        float(t.user_attrs.get("eval_s", 0.0)) for t in trials_now if t.user_attrs.get("ray_trial_id")
+    ]
     summary.eval_seconds = min(sum(this_run), summary.seconds)
     return summary
-
