@@ -45,7 +45,12 @@ SPACE = {
             },
             "mlp_ratio": {"choice": [2, 4], "per_block": True},
         },
-        {"embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1}, "dim": 32, "depth": 1, "mixer": "conv"},
+        {
+            "embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1},
+            "dim": 32,
+            "depth": 1,
+            "mixer": "conv",
+        },
     ],
 }
 
