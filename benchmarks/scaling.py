@@ -6,6 +6,9 @@ each backend is a function returning one row per worker count, and one printer d
 
 * ``optuna-postgres``: ``archsearch worker`` processes sharing a study on a PostgreSQL server that
   this script starts on loopback (as the worker tests do).
+* ``ray``: the Ray Tune backend on a local Ray with 2 CPUs, ``max_concurrent`` = the worker count
+  (one CPU and one torch thread per trial; latency is not an objective here, so no CPU is held
+  back for the latency actor).
 
 Two rates are given: ``wall`` counts from launching the workers to the last one's exit (process
 start-up and data loading included); ``study`` from the first trial's start to the last trial's
@@ -140,8 +143,47 @@ def optuna_postgres(worker_counts: list[int], trials: int, steps: int) -> list[d
     return rows
 
 
+def ray_tune(worker_counts: list[int], trials: int, steps: int) -> list[dict[str, Any]]:
+    """The Ray backend with ``max_concurrent`` trials at a time, a fresh study per count."""
+    import ray
+
+    from archsearch.search import load_experiment, run_search
+
+    rows = []
+    ray.init(
+        num_cpus=max(worker_counts), include_dashboard=False, log_to_driver=False, namespace="archsearch"
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in worker_counts:
+                data = experiment(f"scaling-ray-{n}", trials, steps, "")
+                data["backend"] = {"kind": "ray", "cpus_per_trial": 1, "max_concurrent": n}
+                data["run_dir"] = str(Path(tmp) / f"ray-{n}")
+                start = time.perf_counter()
+                summary = run_search(load_experiment(data))
+                wall = time.perf_counter() - start
+                study = summary.study
+                done = [t for t in study.trials if t.user_attrs.get("outcome") in EVALUATED]
+                first = min(t.datetime_start for t in study.trials if t.datetime_start)
+                last = max(t.datetime_complete for t in study.trials if t.datetime_complete)
+                rows.append(
+                    {
+                        "backend": "ray",
+                        "workers": n,
+                        "asked": len(study.trials),
+                        **_rates(len(done), wall, (last - first).total_seconds()),
+                        "mean_eval_s": sum(t.user_attrs.get("eval_s", 0.0) for t in done) / max(len(done), 1),
+                    }
+                )
+                print(f"ray, {n} concurrent trial(s): {len(done)} trials in {wall:.1f} s", flush=True)
+    finally:
+        ray.shutdown()
+    return rows
+
+
 BACKENDS: dict[str, Callable[[list[int], int, int], list[dict[str, Any]]]] = {
     "optuna-postgres": optuna_postgres,
+    "ray": ray_tune,
 }
 
 

@@ -9,6 +9,7 @@ import torch
 import yaml
 
 import archsearch
+from archsearch.search import load_experiment
 from archsearch.space import RandomSuggest, load_space
 from archsearch.spec._docs import schema_markdown
 
@@ -29,6 +30,14 @@ def test_readme_yaml_examples_build(tmp_path):
     for i, text in enumerate(blocks):
         path = tmp_path / f"example{i}.yaml"
         path.write_text(text)
+        if text.startswith("backend:"):  # a backend block: the quickstart runs on it unchanged otherwise
+            kinds["experiment"] += 1
+            exp = yaml.safe_load((ROOT / "experiments" / "quickstart.yaml").read_text())
+            assert (
+                load_experiment({**exp, **yaml.safe_load(text)}).backend.kind
+                == yaml.safe_load(text)["backend"]["kind"]
+            )
+            continue
         if "objectives:" in text:
             kinds["experiment"] += 1
             shipped = (ROOT / "experiments" / "quickstart.yaml").read_text()

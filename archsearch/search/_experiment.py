@@ -25,6 +25,7 @@ __all__ = [
     "Experiment",
     "Objective",
     "OptunaBackend",
+    "RayBackend",
     "Sampler",
     "load_experiment",
 ]
@@ -124,6 +125,46 @@ class OptunaBackend(_Model):
     """Stop starting new trials after this many seconds."""
 
 
+class RayBackend(_Model):
+    """Ray Tune on a Ray cluster (or a local Ray): Optuna's sampler inside Ray, trials as Ray tasks.
+
+    The experiment stays the same from laptop to cluster; only this block changes. The Optuna
+    study (every trial's values and attributes, what ``archsearch trials``/``report`` read) is a
+    journal file in the run directory; Ray's own trial directories and checkpoints go to
+    ``storage_path``. Latency objectives are timed by one Ray actor that holds the custom
+    resource ``archsearch_latency`` and the CPUs (and, on CUDA, the whole GPU) it times on, so
+    no trial of the search is scheduled on those cores while it measures.
+    """
+
+    kind: Literal["ray"]
+    address: str | None = None
+    """The cluster: ``auto`` (the one this machine belongs to), ``ray://host:10001`` (Ray
+    client) or ``host:6379``. Default: start a local Ray with this machine's CPUs and GPUs."""
+    cpus_per_trial: Annotated[float, Field(gt=0)] = 1
+    """CPUs reserved per trial (torch in the trial uses as many threads, at least one)."""
+    gpus_per_trial: Annotated[float, Field(ge=0)] = 0
+    """GPUs per trial; fractions (``0.5``) put several trials on one GPU."""
+    max_concurrent: Annotated[int, Field(gt=0)] | None = None
+    """Trials running at once (default: as many as the resources allow)."""
+    storage_path: str | None = None
+    """Ray's results and checkpoints (a shared path or ``s3://...`` on a multi-node cluster).
+    Default: ``ray/`` in the run directory."""
+    max_failures: Annotated[int, Field(ge=0)] = 2
+    """Retries of a trial whose worker or node died (a crash of the trial's own code is stored
+    as a failed trial without retry)."""
+    study_storage: str | None = None
+    """The Optuna storage, as ``backend.storage`` of the optuna backend. Default:
+    ``study.journal`` in the run directory."""
+    study_name: str | None = None
+    """Default: the experiment's name (it also names Ray's experiment directory)."""
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    """Stop starting new trials after this many seconds."""
+
+    @property
+    def storage(self) -> str | None:
+        return self.study_storage
+
+
 class Experiment(_Model):
     """A search: what to search, on what data, judged how, for how long, and where it is kept."""
 
@@ -145,8 +186,8 @@ class Experiment(_Model):
     """Stopping unpromising trials early."""
     trials: Annotated[int, Field(gt=0)] = 20
     """Architectures to evaluate (rejected, duplicate and failed candidates do not count)."""
-    backend: OptunaBackend = OptunaBackend()
-    """Where the search runs and its trials are stored."""
+    backend: Annotated[OptunaBackend | RayBackend, Field(discriminator="kind")] = OptunaBackend()
+    """Where the search runs and its trials are stored: ``optuna`` (this process) or ``ray``."""
     run_dir: str | None = None
     """Directory for the study's files (default ``runs/<name>`` under the working directory)."""
     report: str | None = None
@@ -249,9 +290,10 @@ def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experime
 def _register_for_errors() -> None:
     """Let the spec loader's error messages list the keys and kinds of the experiment's objects."""
     _load._MODELS.update(
-        {m.__name__: m for m in (Experiment, Objective, Sampler, EarlyStopping, OptunaBackend)}
+        {m.__name__: m for m in (Experiment, Objective, Sampler, EarlyStopping, OptunaBackend, RayBackend)}
     )
     _load._KINDS.update({"data": _load._kinds(DataConfig), "evaluator": _load._kinds(EvaluatorConfig)})
+    _load._KINDS["backend"] = ("optuna", "ray")
 
 
 _register_for_errors()

@@ -264,11 +264,18 @@ def run_search(
     latency_cache: LatencyCache | None = None,
     heartbeats: Heartbeats | None = None,
 ) -> SearchSummary:
-    """Run (or resume) the experiment's search until ``trials`` architectures are evaluated.
+    """Run (or resume) the experiment's search until ``trials`` architectures are evaluated
+    (on Ray Tune when the experiment's backend is ``ray``).
 
     On a ``postgresql://`` storage this process is one of the study's workers: the budget counts
     every worker's evaluations, and ``heartbeats`` (default :class:`~._shared.Heartbeats`) sets
     how a dead worker's trial is found and retried."""
+    if experiment.backend.kind == "ray":
+        from ._ray import run_ray_search
+
+        return run_ray_search(
+            experiment, trials=trials, fresh=fresh, resume_only=resume_only, progress=progress
+        )
     start = time.perf_counter()
     budget = trials or experiment.trials
     if fresh:
