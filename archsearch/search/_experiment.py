@@ -185,7 +185,8 @@ class Experiment(_Model):
     early_stopping: EarlyStopping = EarlyStopping()
     """Stopping unpromising trials early."""
     trials: Annotated[int, Field(gt=0)] = 20
-    """Architectures to evaluate (rejected, duplicate and failed candidates do not count)."""
+    """Architectures to evaluate: trained to the end, stopped early or failed (rejected and duplicate
+    candidates do not count)."""
     backend: Annotated[OptunaBackend | RayBackend, Field(discriminator="kind")] = OptunaBackend()
     """Where the search runs and its trials are stored: ``optuna`` (this process) or ``ray``."""
     run_dir: str | None = None
@@ -194,6 +195,14 @@ class Experiment(_Model):
     """Directory for the report written at the end (default ``reports/<name>``)."""
 
     _file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_kind(cls, data: Any) -> Any:
+        """``backend: {storage: ...}`` without a kind is the default (optuna) backend."""
+        if isinstance(data, dict) and isinstance(data.get("backend"), dict) and "kind" not in data["backend"]:
+            data = {**data, "backend": {"kind": "optuna", **data["backend"]}}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> Experiment:
