@@ -253,7 +253,8 @@ def _reason(reason: Any) -> str:
     """A failure reason without trial-specific detail, so alike reasons are counted together."""
     if not isinstance(reason, str) or not reason.strip():
         return "no reason given"
-    return re.sub(r"\btrial \d+", "trial N", reason.strip().splitlines()[0])[:160]
+    # every number (trial numbers, epochs, accuracies, MACs) becomes N: one line per kind of reason
+    return re.sub(r"\d[\d,]*(\.\d+)?([eE][-+]?\d+)?", "N", reason.strip().splitlines()[0])[:160]
 
 
 def mixer_label(spec_json: Any) -> str:
