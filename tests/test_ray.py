@@ -319,13 +319,12 @@ def test_losing_a_node_mid_search_retries_its_trials(cluster, tmp_path):
 
     def kill_the_worker_node() -> None:
         """Once a trial has run for a while on the worker node (past its start-up), kill the node."""
-        seen: dict[int, float] = {}
+        seen: dict[int, float] = {}  # trial actors running there now -> since when
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             now = time.monotonic()
-            for pid in _trials_on(cluster.worker_dir):
-                seen.setdefault(pid, now)
-            if any(now - first > 3.0 for first in seen.values()):
+            seen = {pid: seen.get(pid, now) for pid in _trials_on(cluster.worker_dir)}
+            if any(now - first > 1.5 for first in seen.values()):  # one is mid-training there
                 _kill_node(cluster.worker_dir)
                 killed.set()
                 return
@@ -334,7 +333,7 @@ def test_losing_a_node_mid_search_retries_its_trials(cluster, tmp_path):
     watcher = threading.Thread(target=kill_the_worker_node, daemon=True)
     watcher.start()
     train = {
-        "evaluator": {"kind": "train", "epochs": 4, "batch_size": 128, "flip": False},
+        "evaluator": {"kind": "train", "epochs": 12, "batch_size": 128, "flip": False},
         "objectives": [{"metric": "accuracy"}, {"metric": "macs"}],
         "early_stopping": {"kind": "none"},
     }
