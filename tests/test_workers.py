@@ -245,7 +245,13 @@ def test_racing_claims_on_postgres_take_one_slot_per_architecture_and_never_exce
         t.join(30)
     claimed = [spec for spec, kind in verdicts if kind == "claim"]
     assert len(verdicts) == 6 and len(claimed) == 3 and len(set(claimed)) == 3
-    assert [kind for spec, kind in verdicts if spec == "same"].count("claim") == 1
+    same = [kind for spec, kind in verdicts if spec == "same"]
+    # who gets the lock first decides whether "same" gets one of the three slots; never two
+    assert same.count("claim") <= 1
+    if same.count("claim") == 1:
+        assert sorted(same) == ["claim", "duplicate", "duplicate"]
+    else:
+        assert set(same) == {"skipped"}  # the three other architectures took every slot first
 
 
 def _write_experiment(tmp_path: Path, url: str, name: str, trials: int) -> Path:
