@@ -45,10 +45,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .._errors import SpecError
 from ..cost import LatencyCache
-from ..data import load_dataset
+from ..data import Dataset, load_dataset
 from ..evaluate import TrainingDiverged
 from ..space import OptunaSuggest, SearchSpace, load_space
-from ..spec import spec_hash
+from ..spec import Spec, spec_hash
 from ._early_stop import Curve, dominated_at
 from ._evaluate import Evaluator, cost_vector, objective_values
 from ._experiment import Experiment
@@ -280,15 +280,7 @@ def run_search(
     budget = trials or experiment.trials
     if fresh:
         _fresh(experiment)
-    space = load_space(experiment.space_source(), **_size_override(experiment))
-    first = space.default().data
-    channels = int(first.get("input", {}).get("channels", 3))
-    size = first.get("input", {}).get("size", 224)
-    hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    dataset = load_dataset(experiment.data, input_size=hw, channels=channels)
-    space = load_space(
-        experiment.space_source(), num_classes=dataset.num_classes, **_size_override(experiment)
-    )
+    space, dataset = prepare(experiment)
     url = experiment.storage_url
     shared = storage = None
     if is_shared(url):
@@ -298,14 +290,7 @@ def run_search(
     # workers starting together: one creates the study and labels it, the others then load it
     with shared.lock() if shared else nullcontext():
         study = open_study(experiment, create=not resume_only, storage=storage)
-        meta = {
-            "name": experiment.name,
-            "space": space.name,
-            "dataset": dataset.name,
-            "input_size": list(hw),
-            "channels": channels,
-            "num_classes": dataset.num_classes,
-        }
+        meta = study_meta(experiment, space, dataset)
         if study.user_attrs.get("experiment") != meta:
             study.set_user_attr("experiment", meta)
     if shared is not None:
@@ -325,6 +310,29 @@ def run_search(
     summary.eval_seconds = loop.eval_seconds
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def prepare(experiment: Experiment) -> tuple[SearchSpace, Dataset]:
+    """The experiment's space and dataset: the data at the space's input size and channels, and
+    the space's head sized to the data's classes."""
+    space = load_space(experiment.space_source(), **_size_override(experiment))
+    first = space.default().data.get("input", {})
+    size = first.get("size", 224)
+    hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    dataset = load_dataset(experiment.data, input_size=hw, channels=int(first.get("channels", 3)))
+    return load_space(space, num_classes=dataset.num_classes), dataset
+
+
+def study_meta(experiment: Experiment, space: SearchSpace, dataset: Dataset) -> dict[str, Any]:
+    """What a study records about its search, so reports need nothing but the storage."""
+    return {
+        "name": experiment.name,
+        "space": space.name,
+        "dataset": dataset.name,
+        "input_size": list(dataset.input_size),
+        "channels": dataset.channels,
+        "num_classes": dataset.num_classes,
+    }
 
 
 def _size_override(experiment: Experiment) -> dict[str, Any]:
@@ -499,7 +507,7 @@ class _Loop:
         if isinstance(seen, FrozenTrial):
             self._duplicate(trial, seen)
             return False
-        self._evaluate(trial, candidate.costs)
+        self._evaluate(trial, spec, candidate.costs)
         return True
 
     def _claim(self, trial: optuna.Trial, h: str) -> FrozenTrial | str | None:
@@ -541,12 +549,11 @@ class _Loop:
             reason=f"the same architecture as trial {seen.number} ({status})",
         )
 
-    def _evaluate(self, trial: optuna.Trial, costs: Any) -> None:
+    def _evaluate(self, trial: optuna.Trial, spec: Spec, costs: Any) -> None:
         t0 = time.perf_counter()
         metrics: dict[str, Any] = {}
         curve: list[float] = []
         try:
-            spec = self.space.spec_from_params(trial.params)  # the same spec, rebuilt from what was stored
             model = self.evaluator.build(spec)
             metrics.update(self.evaluator.costs(spec, costs, trial.user_attrs["spec_hash"], model))
             for key, value in metrics.items():

@@ -59,7 +59,7 @@ from ..compiler import build
 from ..cost import measure_latency
 from ..data import load_dataset
 from ..evaluate import TrainConfig, TrainingDiverged
-from ..space import FixedSuggest, OptunaSuggest, SearchSpace, load_space
+from ..space import FixedSuggest, OptunaSuggest, SearchSpace
 from ..spec import Spec, spec_hash
 from ._evaluate import Evaluator, cost_vector, objective_values
 from ._experiment import Experiment, RayBackend
@@ -72,9 +72,10 @@ from ._optuna import (
     _fresh,
     _plain,
     _reason,
-    _size_override,
     _stopping_kind,
     open_study,
+    prepare,
+    study_meta,
 )
 from ._pareto_asha import STOP_REASONS, ParetoASHA
 
@@ -536,28 +537,9 @@ def run(
         if Path(experiment_dir).exists():
             Path(experiment_dir).rename(f"{experiment_dir}.{time.strftime('%Y%m%d-%H%M%S')}")
 
-    space = load_space(experiment.space_source(), **_size_override(experiment))
-    first = space.default().data
-    channels = int(first.get("input", {}).get("channels", 3))
-    size = first.get("input", {}).get("size", 224)
-    hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    dataset = load_dataset(experiment.data, input_size=hw, channels=channels)
-    space = load_space(
-        experiment.space_source(), num_classes=dataset.num_classes, **_size_override(experiment)
-    )
+    space, dataset = prepare(experiment)
     study = open_study(_as_multi(experiment), create=not resume_only)
-    study.set_user_attr(
-        "experiment",
-        {
-            "name": experiment.name,
-            "space": space.name,
-            "dataset": dataset.name,
-            "input_size": list(hw),
-            "channels": channels,
-            "num_classes": dataset.num_classes,
-            "backend": "ray",
-        },
-    )
+    study.set_user_attr("experiment", {**study_meta(experiment, space, dataset), "backend": "ray"})
     started = _init_ray(backend)
     summary = SearchSummary(study, experiment, space)
     driver = _Driver(
@@ -573,8 +555,8 @@ def run(
         setup = _Setup(
             experiment=_as_multi(experiment),
             space=space,
-            input_size=hw,
-            channels=channels,
+            input_size=dataset.input_size,
+            channels=dataset.channels,
             threads=max(1, int(backend.cpus_per_trial)),
             latency_actor=actor_name,
         )
