@@ -100,6 +100,22 @@ def _rates(evaluated: int, wall_s: float, study_s: float) -> dict[str, float]:
     }
 
 
+def _row(backend: str, workers: int, study: optuna.Study, wall: float) -> dict[str, Any]:
+    """One table row from a finished study: evaluated trials over the wall and the study's span."""
+    done = [t for t in study.trials if t.user_attrs.get("outcome") in EVALUATED]
+    first = min(t.datetime_start for t in study.trials if t.datetime_start)
+    last = max(t.datetime_complete for t in study.trials if t.datetime_complete)
+    print(f"{backend}, {workers} worker(s): {len(done)} trials in {wall:.1f} s", flush=True)
+    return {
+        "backend": backend,
+        "workers": workers,
+        "asked": len(study.trials),
+        **_rates(len(done), wall, (last - first).total_seconds()),
+        # the architectures differ between runs (each worker samples its own): compare this too
+        "mean_eval_s": sum(t.user_attrs.get("eval_s", 0.0) for t in done) / max(len(done), 1),
+    }
+
+
 # ---------------------------------------------------------------------------------------- backends
 
 
@@ -126,20 +142,7 @@ def optuna_postgres(worker_counts: list[int], trials: int, steps: int) -> list[d
             if any(w.returncode for w in workers):
                 raise RuntimeError("a worker failed:\n" + "\n".join(outputs))
             study = optuna.load_study(study_name=name, storage=open_storage(pg.url))
-            done = [t for t in study.trials if t.user_attrs.get("outcome") in EVALUATED]
-            first = min(t.datetime_start for t in study.trials if t.datetime_start)
-            last = max(t.datetime_complete for t in study.trials if t.datetime_complete)
-            rows.append(
-                {
-                    "backend": "optuna-postgres",
-                    "workers": n,
-                    "asked": len(study.trials),
-                    **_rates(len(done), wall, (last - first).total_seconds()),
-                    # the architectures differ between runs (each worker samples its own): compare this too
-                    "mean_eval_s": sum(t.user_attrs.get("eval_s", 0.0) for t in done) / max(len(done), 1),
-                }
-            )
-            print(f"optuna-postgres, {n} worker(s): {len(done)} trials in {wall:.1f} s", flush=True)
+            rows.append(_row("optuna-postgres", n, study, wall))
     return rows
 
 
@@ -162,20 +165,7 @@ def ray_tune(worker_counts: list[int], trials: int, steps: int) -> list[dict[str
                 start = time.perf_counter()
                 summary = run_search(load_experiment(data))
                 wall = time.perf_counter() - start
-                study = summary.study
-                done = [t for t in study.trials if t.user_attrs.get("outcome") in EVALUATED]
-                first = min(t.datetime_start for t in study.trials if t.datetime_start)
-                last = max(t.datetime_complete for t in study.trials if t.datetime_complete)
-                rows.append(
-                    {
-                        "backend": "ray",
-                        "workers": n,
-                        "asked": len(study.trials),
-                        **_rates(len(done), wall, (last - first).total_seconds()),
-                        "mean_eval_s": sum(t.user_attrs.get("eval_s", 0.0) for t in done) / max(len(done), 1),
-                    }
-                )
-                print(f"ray, {n} concurrent trial(s): {len(done)} trials in {wall:.1f} s", flush=True)
+                rows.append(_row("ray", n, summary.study, wall))
     finally:
         ray.shutdown()
     return rows

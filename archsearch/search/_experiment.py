@@ -12,11 +12,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .._errors import Issue, SpecError
+from .._errors import SpecError
 from ..data import DataConfig, DigitsData
 from ..evaluate import EvaluatorConfig, TrainConfig
-from ..spec import SourceMap, _load, load_yaml_text
+from ..spec import SourceMap, _load
 from ..spec._load import _issues
+from ..spec._yaml import read_yaml_file
 
 __all__ = [
     "COST_METRICS",
@@ -274,14 +275,7 @@ def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experime
         data, smap, file = dict(source), SourceMap(), None
     else:
         file = Path(source)
-        if not file.is_file():
-            what = "is a directory, not an experiment file" if file.is_dir() else "does not exist"
-            raise SpecError(Issue((), f"experiment file {what}", file=str(source)))
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(Issue((), f"cannot read the experiment file: {exc}", file=str(source))) from None
-        data, smap = load_yaml_text(text, file=str(source))
+        data, smap = read_yaml_file(source, "experiment", "an experiment")
         if isinstance(data, dict):
             data.setdefault("name", file.stem)
     if not isinstance(data, dict):

@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import Issue, SpecError
 from ..cost import CostReport, analytic_costs
-from ..spec import SourceMap, Spec, load_yaml_text, normalize, spec_from_dict
+from ..spec import SourceMap, Spec, normalize, spec_from_dict
 from ..spec._load import _apply_overrides
 from ..spec._normalize import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
+from ..spec._yaml import read_yaml_file
 from ._nodes import Choice, FloatRange, IntRange, Node, parse_tree
 from ._suggest import DefaultSuggest, FixedSuggest, RandomSuggest, Suggest
 
@@ -515,16 +516,8 @@ def load_space(
     if isinstance(source, Mapping):
         data, smap, name = dict(source), SourceMap(), None
     else:
-        path = Path(source)
-        if not path.is_file():
-            what = "is a directory, not a space file" if path.is_dir() else "does not exist"
-            raise SpecError(Issue((), f"search space file {what}", file=str(source)))
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(Issue((), f"cannot read the space file: {exc}", file=str(source))) from None
-        data, smap = load_yaml_text(text, file=str(source))
-        name = path.stem
+        data, smap = read_yaml_file(source, "search space", "a search space")
+        name = Path(source).stem
     if not isinstance(data, dict):
         raise smap.error((), "a search space is a mapping (a spec with choice nodes)", value=data)
     raw = _apply_overrides(data, overrides)

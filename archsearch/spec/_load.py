@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from .._errors import Issue, SpecError
 from ._normalize import NormalizedSpec, normalize
 from ._schema import Embed, Head, InputSpec, Mixer, Spec, Stage, Stem, describe_model
-from ._yaml import SourceMap, load_yaml_text
+from ._yaml import SourceMap, read_yaml_file
 
 __all__ = ["ZOO_DIR", "load_spec", "spec_from_dict", "validate_spec", "zoo_names"]
 
@@ -70,14 +70,7 @@ def _read(source: str | os.PathLike[str]) -> tuple[Any, SourceMap]:
                 )
             )
         path = source = zoo  # errors in a zoo model name the file to open
-    if not path.is_file():
-        what = "is a directory, not a spec file" if path.is_dir() else "does not exist"
-        raise SpecError(Issue((), f"spec file {what}", file=str(source)))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(Issue((), f"cannot read the spec file: {exc}", file=str(source))) from None
-    data, smap = load_yaml_text(text, file=str(source))
+    data, smap = read_yaml_file(source, "spec", "a spec")
     if isinstance(data, dict) and "name" not in data:
         data["name"] = path.stem
     return data, smap

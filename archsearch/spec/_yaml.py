@@ -7,16 +7,18 @@ path. Errors later in the pipeline look their path up here to name the line.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .._errors import Issue, SpecError
 
-__all__ = ["SourceMap", "load_yaml_text"]
+__all__ = ["SourceMap", "load_yaml_text", "read_yaml_file"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -65,6 +67,20 @@ class SourceMap:
 
     def error(self, path: Sequence[str | int], message: str, **kwargs: Any) -> SpecError:
         return SpecError(self.issue(path, message, **kwargs))
+
+
+def read_yaml_file(source: str | os.PathLike[str], what: str, a_what: str) -> tuple[Any, SourceMap]:
+    """Read one YAML file (a spec, a space, an experiment: ``what``, with its article in ``a_what``);
+    a missing file, a directory or unreadable bytes are a :class:`SpecError` naming the file."""
+    path = Path(source)
+    if not path.is_file():
+        state = f"is a directory, not {a_what} file" if path.is_dir() else "does not exist"
+        raise SpecError(Issue((), f"{what} file {state}", file=str(source)))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(Issue((), f"cannot read the {what} file: {exc}", file=str(source))) from None
+    return load_yaml_text(text, file=str(source))
 
 
 def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
