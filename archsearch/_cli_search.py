@@ -226,7 +226,7 @@ def search(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report at the end.")] = True,
 ) -> None:
     """Run a search; re-running the same experiment resumes it (completed trials are kept)."""
-    from .search import SearchError, load_experiment, run_search
+    from .search import load_experiment, run_search
 
     if resume and fresh:
         err.print("[bold red]error:[/] --resume and --fresh contradict each other")
@@ -241,13 +241,9 @@ def search(
         highlight=False,
     )
     start = time.perf_counter()
-    try:
-        with _RichProgress(list(exp.objectives)) as progress:
-            summary = run_search(exp, trials=trials, fresh=fresh, resume_only=resume, progress=progress)
-        out.print()
-    except SearchError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(2) from None
+    with _RichProgress(list(exp.objectives)) as progress:
+        summary = run_search(exp, trials=trials, fresh=fresh, resume_only=resume, progress=progress)
+    out.print()
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing new"
     out.print(
         f"{summary.evaluated} evaluated in the study; this run: {outcomes} "
@@ -324,7 +320,7 @@ def worker(
     """Evaluate trials of a study that other workers share (on PostgreSQL) until its budget is met."""
     import optuna
 
-    from .search import SearchError, load_experiment, run_search
+    from .search import load_experiment, run_search
     from .search._shared import Heartbeats, SharedStudy, is_shared
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -347,11 +343,7 @@ def worker(
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     progress = _LineProgress(SharedStudy.worker_name())
-    try:
-        summary = run_search(exp, trials=trials, progress=progress, heartbeats=beats)
-    except SearchError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(2) from None
+    summary = run_search(exp, trials=trials, progress=progress, heartbeats=beats)
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing"
     progress._say(
         f"done: {summary.evaluated} evaluated in the study; "

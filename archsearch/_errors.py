@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Issue", "SpecError", "format_path"]
+__all__ = ["Issue", "SearchError", "SpecError", "format_path"]
 
 _MISSING = object()
 
@@ -88,3 +88,7 @@ class SpecError(ValueError):
     @property
     def file(self) -> str | None:
         return self.issues[0].file
+
+
+class SearchError(RuntimeError):
+    """The search cannot go on (a study that does not match the experiment, an exhausted space)."""

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._errors import SpecError
+from ._errors import SearchError, SpecError
 from .spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
 
 app = typer.Typer(
@@ -35,7 +35,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines i
 
 
 def _friendly(fn: F) -> F:
-    """Turn a SpecError into one clear message on stderr and exit status 2, no traceback."""
+    """Turn a SpecError or SearchError into one clear message on stderr and exit status 2, no
+    traceback."""
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -44,6 +45,9 @@ def _friendly(fn: F) -> F:
         except SpecError as exc:
             for issue in exc.issues:
                 err.print(f"[bold red]error:[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except SearchError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]

@@ -373,5 +373,9 @@ def test_cli_space_search_and_trials(tmp_path):
     result = runner.invoke(app, ["trials", str(exp), "--csv", str(csv)])
     assert result.exit_code == 0, result.output
     assert "2 trials" in result.output and csv.read_text().startswith("trial,state,outcome")
+    never_run = tmp_path / "never-run.yaml"
+    never_run.write_text(exp.read_text().replace(str(tmp_path / "run"), str(tmp_path / "elsewhere")))
+    result = runner.invoke(app, ["trials", str(never_run)])  # a SearchError: one line, exit 2
+    assert result.exit_code == 2 and "no study named" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["search", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2 and "experiment file does not exist" in result.output

@@ -43,7 +43,7 @@ import optuna
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from .._errors import SpecError
+from .._errors import SearchError, SpecError
 from ..cost import LatencyCache
 from ..data import Dataset, load_dataset
 from ..evaluate import TrainingDiverged
@@ -76,10 +76,6 @@ __all__ = [
 
 #: Candidates in a row that may be rejected or duplicates before the search gives up.
 MAX_UNEVALUATED_STREAK = 500
-
-
-class SearchError(RuntimeError):
-    """The search cannot go on (a study that does not match the experiment, an exhausted space)."""
 
 
 class SearchProgress(Protocol):
