@@ -18,12 +18,12 @@ from archsearch.cost import analytic_costs, count_traced
 from archsearch.ops import Attention, MlpDwConv, fused_attention
 from archsearch.spec import normalize
 
+from .helpers import randomise_
+
 
 def _randomise(module: torch.nn.Module) -> None:
     """Non-trivial values everywhere (LayerNorm weights 1 and biases 0 would hide a missing norm)."""
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    randomise_(module, 0.1, add=True)
 
 
 # --------------------------------------------------------------------------- spatial-reduction attention

@@ -27,6 +27,8 @@ from archsearch._errors import format_path
 from archsearch.cli import app
 from archsearch.spec import ZOO_DIR, load_spec
 
+from .helpers import write_file
+
 BAD_SPECS = Path(__file__).resolve().parent / "data" / "bad_specs"
 
 
@@ -75,12 +77,6 @@ def _place(tmp_path: Path, case: BadSpec) -> Path:
         path.mkdir()
     else:
         assert case.absent == "none", case
-    return path
-
-
-def _write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -134,7 +130,7 @@ def test_an_issue_is_one_line():
 
 
 def test_schema_errors_are_all_reported_at_once(tmp_path):
-    file = _write(
+    file = write_file(
         tmp_path,
         textwrap.dedent("""\
         input: {size: 32}
@@ -159,7 +155,7 @@ def test_schema_errors_are_all_reported_at_once(tmp_path):
 
 
 def test_shape_errors_of_a_stage_are_all_reported_at_once(tmp_path):
-    file = _write(
+    file = write_file(
         tmp_path,
         textwrap.dedent("""\
         input: {size: 32}
@@ -180,7 +176,7 @@ def test_shape_errors_of_a_stage_are_all_reported_at_once(tmp_path):
 
 def test_a_scalar_or_list_value_reports_only_the_alternative_that_fits(tmp_path):
     # ``kv_stride`` is an int or a per-block list: a list with a bad item names the item, not "not an int"
-    file = _write(
+    file = write_file(
         tmp_path,
         textwrap.dedent("""\
         input: {size: 32}
@@ -281,7 +277,7 @@ def test_an_unknown_zoo_name_lists_the_zoo():
 
 
 def test_an_explicit_key_overrides_a_merged_one(tmp_path):
-    file = _write(
+    file = write_file(
         tmp_path,
         textwrap.dedent("""\
         input: {size: 32}
@@ -301,7 +297,7 @@ def test_an_explicit_key_overrides_a_merged_one(tmp_path):
 
 
 def test_a_key_twice_beside_a_merge_is_still_a_duplicate(tmp_path):
-    file = _write(
+    file = write_file(
         tmp_path,
         "input: {size: 32}\nstages:\n  - &b {dim: 64, depth: 1, mixer: conv}\n"
         "  - {<<: *b, dim: 128, dim: 256}\n",
@@ -358,7 +354,7 @@ def test_cli_reports_every_issue_on_its_own_line(tmp_path):
         "input: {size: 32}\nstages:\n  - {dim: 0, depth: 1, mixer: conv}\n"
         "  - {dim: 8, depth: -2, mixer: conv}\n"
     )
-    file = _write(tmp_path, text)
+    file = write_file(tmp_path, text)
     result = CliRunner().invoke(app, ["validate", str(file)], env=_ENV)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
@@ -368,7 +364,7 @@ def test_cli_reports_every_issue_on_its_own_line(tmp_path):
 
 
 def test_cli_validate_stops_at_the_first_bad_file_with_status_2(tmp_path):
-    file = _write(tmp_path, "stages: 3\n")
+    file = write_file(tmp_path, "stages: 3\n")
     result = CliRunner().invoke(app, ["validate", "deit-ti", str(file)], env=_ENV)
     assert result.exit_code == 2
     assert result.stdout.startswith("ok deit-ti")
@@ -399,14 +395,14 @@ def test_cli_process_prints_no_traceback(tmp_path, case_id):
 
 
 def test_cli_prints_values_that_look_like_markup_verbatim(tmp_path):
-    file = _write(tmp_path, "stages:\n  - {dim: 8, depth: 1, mixer: {kind: '[/x]'}}\n")
+    file = write_file(tmp_path, "stages:\n  - {dim: 8, depth: 1, mixer: {kind: '[/x]'}}\n")
     result = CliRunner().invoke(app, ["validate", str(file)], env=_ENV)
     assert result.exit_code == 2
     assert "unknown kind '[/x]'" in result.stderr
 
 
 def test_every_unknown_key_and_bad_value_of_one_mapping_is_reported_at_once(tmp_path):
-    file = _write(
+    file = write_file(
         tmp_path, "stages:\n  - dim: 8\n    depth: 1\n    mixer: {kind: conv, kernal: 3, groups: 0, x: 1}\n"
     )
     with pytest.raises(SpecError) as info:
