@@ -1,4 +1,4 @@
-"""Shared fixtures: deterministic seeds, a thread count that suits the 2-core CI machines."""
+"""Shared fixtures: deterministic seeds, a thread count that suits the 2-core CI machines, digits at 16 px."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import archsearch
+from archsearch.data import Dataset, DigitsData, load_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +21,9 @@ def _fused_attention_restored():
     before = archsearch.ops.uses_fused_attention()
     yield
     archsearch.set_fused_attention(before)
+
+
+@pytest.fixture(scope="module")
+def digits16() -> Dataset:
+    """scikit-learn's handwritten digits as one-channel 16x16 images (loaded once per test module)."""
+    return load_dataset(DigitsData(), input_size=(16, 16), channels=1)

@@ -21,6 +21,8 @@ from archsearch.ops import ConvNeXtBlock
 from archsearch.ops._layers import LayerNorm2d
 from archsearch.spec import normalize
 
+from .helpers import randomise_, write_file
+
 SMALL = """
 input: {size: 32, channels: 3}
 norm_eps: 1.0e-6
@@ -35,18 +37,9 @@ head: {num_classes: 10}
 """
 
 
-def _write(tmp_path, text, name="spec.yaml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def _randomise(model: torch.nn.Module) -> None:
     """Non-trivial values everywhere, so zero biases or a 1e-6 layer scale hide nothing."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3 + (1.0 if p.ndim == 1 else 0.0))
+    randomise_(model, 0.3, vector_mean=1.0, seed=1)
 
 
 # --------------------------------------------------------------------------- the reference
@@ -103,7 +96,7 @@ def _reference_model(model: archsearch.ArchNet, x: torch.Tensor) -> torch.Tensor
 
 
 def test_the_family_follows_from_the_mixer_with_its_defaults(tmp_path):
-    plan = normalize(archsearch.load_spec(_write(tmp_path, SMALL)))
+    plan = normalize(archsearch.load_spec(write_file(tmp_path, SMALL)))
     assert [s.family for s in plan.stages] == ["convnext", "convnext"]
     first, later = plan.stages[0].blocks[0], plan.stages[1].blocks
     assert first.mlp_ratio == 4 and first.act == "gelu" and first.expansion is None
@@ -114,7 +107,7 @@ def test_the_family_follows_from_the_mixer_with_its_defaults(tmp_path):
 
 
 def test_block_matches_a_straightforward_implementation(tmp_path):
-    model = archsearch.build(archsearch.load_spec(_write(tmp_path, SMALL))).eval()
+    model = archsearch.build(archsearch.load_spec(write_file(tmp_path, SMALL))).eval()
     _randomise(model)
     for stage in model.stages:
         for block in stage.blocks:
@@ -129,7 +122,7 @@ def test_block_matches_a_straightforward_implementation(tmp_path):
 
 
 def test_whole_network_matches_a_straightforward_implementation(tmp_path):
-    model = archsearch.build(archsearch.load_spec(_write(tmp_path, SMALL))).eval()
+    model = archsearch.build(archsearch.load_spec(write_file(tmp_path, SMALL))).eval()
     _randomise(model)
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
@@ -141,7 +134,7 @@ def test_whole_network_matches_a_straightforward_implementation(tmp_path):
 @pytest.mark.parametrize("layer_scale", [1e-6, 0.5, 0, None])
 def test_layer_scale_on_and_off(tmp_path, layer_scale):
     text = SMALL.replace("layer_scale: 0.5", f"layer_scale: {'null' if layer_scale is None else layer_scale}")
-    model = archsearch.build(archsearch.load_spec(_write(tmp_path, text)))
+    model = archsearch.build(archsearch.load_spec(write_file(tmp_path, text)))
     blocks = list(model.stages[1].blocks)
     if layer_scale:
         assert all(torch.equal(b.gamma, torch.full((24,), float(layer_scale))) for b in blocks)
@@ -152,13 +145,13 @@ def test_layer_scale_on_and_off(tmp_path, layer_scale):
     traced = count_traced(model, (1, 3, 32, 32))
     analytic = analytic_costs(model.plan)
     assert analytic.params == traced.params and analytic.macs == traced.macs
-    with_scale = normalize(archsearch.load_spec(_write(tmp_path, SMALL, "on.yaml")))
+    with_scale = normalize(archsearch.load_spec(write_file(tmp_path, SMALL, "on.yaml")))
     assert analytic_costs(with_scale).params - analytic.params == (0 if layer_scale else 2 * 24)
 
 
 def test_without_layer_scale_the_branch_is_added_unscaled(tmp_path):
     text = SMALL.replace("layer_scale: 0.5", "layer_scale: null")
-    model = archsearch.build(archsearch.load_spec(_write(tmp_path, text))).eval()
+    model = archsearch.build(archsearch.load_spec(write_file(tmp_path, text))).eval()
     _randomise(model)
     block = model.stages[1].blocks[0]
     x = torch.randn(1, 24, 4, 4)
@@ -168,7 +161,7 @@ def test_without_layer_scale_the_branch_is_added_unscaled(tmp_path):
 
 def test_drop_path_drops_the_branch_in_training_only(tmp_path):
     text = SMALL.replace("head:", "drop_path: 0.9\nhead:")
-    model = archsearch.build(archsearch.load_spec(_write(tmp_path, text)))
+    model = archsearch.build(archsearch.load_spec(write_file(tmp_path, text)))
     _randomise(model)
     block = model.stages[1].blocks[1]
     assert block.drop_path.p == pytest.approx(0.9)
@@ -195,7 +188,7 @@ stages:
   - {{embed: {{kind: patch, stride: 2, norm: layer}}, dim: 8, depth: 1, mixer: dwconv}}
   - {{embed: {embed}, dim: 12, depth: 1, mixer: dwconv}}
 """
-    model = archsearch.build(archsearch.load_spec(_write(tmp_path, text))).eval()
+    model = archsearch.build(archsearch.load_spec(write_file(tmp_path, text))).eval()
     _randomise(model)
     first, conv = list(model.stages[1].embed)
     assert isinstance(conv, torch.nn.Conv2d) and conv.in_channels == 8 and conv.out_channels == 12
@@ -241,7 +234,7 @@ stages:
   - {{embed: {{kind: patch, stride: 4}}, dim: 8, depth: 1, mixer: {mixer}{extra}}}
 head: {{pool: {pool}, num_classes: 5{norm_key}}}
 """
-    return archsearch.load_spec(_write(tmp_path, text))
+    return archsearch.load_spec(write_file(tmp_path, text))
 
 
 @pytest.mark.parametrize(
@@ -461,7 +454,7 @@ P2 = "{kind: patch, stride: 2}"
 )
 def test_malformed_convnext_fields_name_path_and_line(tmp_path, stage1, head, path, line, match):
     text = f"input: {{size: 32}}\nstages:\n{STAGE0}{stage1}\nhead: {head}\n"
-    file = _write(tmp_path, text)
+    file = write_file(tmp_path, text)
     with pytest.raises(SpecError) as info:
         archsearch.load_spec(str(file))
     first = info.value.issues[0]

@@ -9,6 +9,8 @@ import archsearch
 from archsearch.ops import Attention, MHSA2d, TransformerBlock
 from archsearch.spec import normalize
 
+from .helpers import write_file
+
 HYBRID = """
 name: four-mixers
 input: {size: 64, channels: 3}
@@ -30,14 +32,8 @@ head: {pool: cls, num_classes: 10}
 """
 
 
-def _write(tmp_path, text, name="spec.yaml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def test_four_stage_hybrid_builds_and_trains(tmp_path):
-    spec = archsearch.load_spec(_write(tmp_path, HYBRID))
+    spec = archsearch.load_spec(write_file(tmp_path, HYBRID))
     plan = normalize(spec)
     assert [s.family for s in plan.stages] == ["bottleneck", "bottleneck", "transformer", "transformer"]
     assert [b.mixer.kind for b in plan.blocks] == [
@@ -80,7 +76,7 @@ stages:
     mixer: {kind: attention, heads: 2, qkv: dw_bn, kv_stride: [1, 2, 4]}
     mlp_ratio: [2, 4, 1.5]
 """
-    model = archsearch.build(archsearch.load_spec(_write(tmp_path, text)))
+    model = archsearch.build(archsearch.load_spec(write_file(tmp_path, text)))
     blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
     assert [b.attn.conv_k.conv.stride[0] for b in blocks] == [1, 2, 4]
     assert [b.mlp.fc1.out_features for b in blocks] == [96, 192, 72]
@@ -98,7 +94,7 @@ stages:
     cls_token: true
 head: {pool: cls, num_classes: 5}
 """
-    spec = archsearch.load_spec(_write(tmp_path, text))
+    spec = archsearch.load_spec(write_file(tmp_path, text))
     plan = normalize(spec)
     assert [b.out_shape.as_tuple() for b in plan.blocks] == [(32, 8, 8), (32, 8, 8)]
     assert plan.blocks[0].out_shape.cls_tokens == 1
@@ -127,7 +123,7 @@ def test_any_mixer_follows_any_mixer(tmp_path, mixer, after):
         return f"  - {{embed: {embed}, dim: 32, depth: 1, mixer: {mix}}}\n"
 
     text = "input: {size: 32}\nhead: {num_classes: 3}\nstages:\n" + stage(mixer, 2) + stage(after, 2)
-    model = archsearch.build(archsearch.load_spec(_write(tmp_path, text)))
+    model = archsearch.build(archsearch.load_spec(write_file(tmp_path, text)))
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
 
 
@@ -150,7 +146,7 @@ def test_window_then_global_attention_then_dwconv(tmp_path):
     from archsearch.cost import analytic_costs, count_traced
     from archsearch.ops import ConvNeXtBlock, WindowAttention
 
-    spec = archsearch.load_spec(_write(tmp_path, WINDOW_ATTENTION_DWCONV))
+    spec = archsearch.load_spec(write_file(tmp_path, WINDOW_ATTENTION_DWCONV))
     plan = normalize(spec)
     assert [s.family for s in plan.stages] == ["transformer", "transformer", "transformer", "convnext"]
     assert [b.mixer.kind for b in plan.blocks] == ["window"] * 4 + ["attention"] * 2 + ["dwconv"] * 2

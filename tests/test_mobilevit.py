@@ -16,6 +16,8 @@ from archsearch.cost import analytic_costs, count_traced
 from archsearch.ops import InvertedResidual, MobileViTStage, fold_patches, unfold_patches
 from archsearch.spec import normalize
 
+from .helpers import perturb_
+
 # fvcore MACs per stage of timm mobilevit_s at 256 px (TIMM_FUSED_ATTN=0, FlopCountAnalysis.by_module).
 TIMM_MOBILEVIT_S_STAGE_MACS = {
     "stages.0": 65_011_712,
@@ -30,21 +32,6 @@ def _load(tmp_path, text: str):
     path = tmp_path / "spec.yaml"
     path.write_text(textwrap.dedent(text).lstrip("\n"))
     return archsearch.load_spec(path), path
-
-
-def _perturb_(model: torch.nn.Module) -> None:
-    """Non-trivial weights and BN statistics, so zero-initialised layers take part."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
-            elif name.endswith("running_mean"):
-                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
-            else:
-                t.add_(torch.randn(t.shape, generator=gen) * 0.1)
 
 
 # --------------------------------------------------------------------------- unfold / fold
@@ -144,7 +131,7 @@ head: {num_classes: 0}
 def test_mobilevit_block_matches_a_plain_implementation(tmp_path, size, patch):
     spec, _ = _load(tmp_path, MOBILEVIT_STAGE.replace("SIZE", str(size)).replace("PATCH", str(patch)))
     model = archsearch.build(spec).eval()
-    _perturb_(model)
+    perturb_(model)
     stage = model.stages[0]
     assert isinstance(stage, MobileViTStage) and len(stage.blocks) == 2
     h, w = (size, size) if isinstance(size, int) else size
@@ -185,7 +172,7 @@ def test_mbconv_stage_matches_a_plain_implementation(tmp_path):
     assert [b.width for b in plan.blocks] == [16, 40, 40]  # 9 -> 8 would lose over 10%: 16; 36 -> 40
     assert [b.stride for b in plan.blocks] == [2, 1, 1]
     model = archsearch.build(spec).eval()
-    _perturb_(model)
+    perturb_(model)
     blocks = list(model.stages[0].blocks)
     assert [b.residual for b in blocks] == [False, True, True]
     x = torch.randn(2, 3, 16, 16)

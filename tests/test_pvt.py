@@ -8,26 +8,22 @@ path and line.
 from __future__ import annotations
 
 import math
-import re
-import textwrap
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import archsearch
-from archsearch import SpecError
-from archsearch._errors import format_path
 from archsearch.cost import analytic_costs, count_traced
 from archsearch.ops import Attention, MlpDwConv, fused_attention
 from archsearch.spec import normalize
 
+from .helpers import randomise_
+
 
 def _randomise(module: torch.nn.Module) -> None:
     """Non-trivial values everywhere (LayerNorm weights 1 and biases 0 would hide a missing norm)."""
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    randomise_(module, 0.1, add=True)
 
 
 # --------------------------------------------------------------------------- spatial-reduction attention
@@ -227,201 +223,7 @@ def test_zoo_pvt_v2_b1_head_is_the_mean_of_the_last_map_then_linear():
 
 
 # --------------------------------------------------------------------------- malformed fields
-
-
-def _case(name: str, text: str, path: str, line: int, match: str):
-    return pytest.param(textwrap.dedent(text).lstrip("\n"), path, line, match, id=name)
-
-
-MALFORMED = [
-    _case(
-        "sr-q-stride",
-        """
-        input: {size: 32}
-        stages:
-          - embed: {kind: conv, stride: 4}
-            dim: 32
-            depth: 2
-            mixer: {kind: attention, heads: 2, qkv: sr, kv_stride: 2, q_stride: 2}
-        """,
-        "stages[0].mixer.q_stride",
-        6,
-        r"the sr projection keeps queries at full resolution \(PVT v2\), so q_stride must be 1 "
-        r"\(got 2\); allowed: qkv: dw_bn for a strided query$",
-    ),
-    _case(
-        "sr-kernel",
-        """
-        input: {size: 32}
-        stages:
-          - embed: {kind: conv, stride: 4}
-            dim: 32
-            depth: 1
-            mixer:
-              kind: attention
-              qkv: sr
-              kv_stride: 2
-              kernel: 3
-        """,
-        "stages[0].mixer.kernel",
-        10,
-        r"kernel = stride = kv_stride; 'kernel' does not apply \(got 3\); allowed: leave kernel out",
-    ),
-    _case(
-        "sr-stride-larger-than-map",
-        """
-        input: {size: 32}
-        stages:
-          - embed: {kind: conv, kernel: 7, stride: 4}
-            dim: 32
-            depth: 2
-            mixer:
-              kind: attention
-              qkv: sr
-              kv_stride:
-                - 8
-                - 9
-        """,
-        "stages[0].mixer.kv_stride[1]",
-        11,
-        r"kv_stride 9 is larger than the 8x8 token map block 1 sees, so the 9x9 spatial-reduction "
-        r"conv would leave no keys \(got 9\); allowed: at most 8$",
-    ),
-    _case(
-        "sr-stride-larger-than-later-stage-map",
-        """
-        input: {size: 32}
-        stages:
-          - {embed: {kind: conv, stride: 4}, dim: 16, depth: 1, mixer: {kind: attention, qkv: sr}}
-          - embed: {kind: conv, stride: 2}
-            dim: 32
-            depth: 1
-            mixer: {kind: attention, qkv: sr, kv_stride: 8}
-        """,
-        "stages[1].mixer.kv_stride",
-        7,
-        r"kv_stride 8 is larger than the 4x4 token map block 0 sees",
-    ),
-    _case(
-        "sr-unknown-qkv-lists-sr",
-        """
-        input: {size: 32}
-        stages:
-          - embed: {kind: conv, stride: 4}
-            dim: 32
-            depth: 1
-            mixer: {kind: attention, qkv: spatial}
-        """,
-        "stages[0].mixer.qkv",
-        6,
-        r"allowed: linear, dw_bn, avg, sr",
-    ),
-    _case(
-        "mixer-norm-eps-without-sr",
-        """
-        input: {size: 32}
-        stages:
-          - embed: {kind: conv, stride: 4}
-            dim: 32
-            depth: 1
-            mixer: {kind: attention, qkv: dw_bn, norm_eps: 1.0e-5}
-        """,
-        "stages[0].mixer.norm_eps",
-        6,
-        r"norm_eps is the epsilon of the sr projection's LayerNorm; qkv 'dw_bn' has none \(got 1e-05\); "
-        r"allowed: qkv: sr, or leave norm_eps out$",
-    ),
-    _case(
-        "mixer-norm-eps-zero",
-        """
-        input: {size: 32}
-        stages:
-          - embed: {kind: conv, stride: 4}
-            dim: 32
-            depth: 1
-            mixer: {kind: attention, qkv: sr, kv_stride: 2, norm_eps: 0}
-        """,
-        "stages[0].mixer.norm_eps",
-        6,
-        r"norm_eps: must be greater than 0 \(got 0\)$",
-    ),
-    _case(
-        "embed-norm-eps-without-layer-norm",
-        """
-        input: {size: 32}
-        stages:
-          - embed:
-              kind: conv
-              stride: 4
-              norm: batch
-              norm_eps: 1.0e-5
-            dim: 32
-            depth: 1
-            mixer: {kind: attention, qkv: sr}
-        """,
-        "stages[0].embed.norm_eps",
-        7,
-        r"norm_eps applies to the layer norm, but this embedding's norm is 'batch' \(got 1e-05\)",
-    ),
-    _case(
-        "mlp-dwconv-on-bottleneck",
-        """
-        input: {size: 32}
-        stages:
-          - dim: 64
-            depth: 1
-            mixer: conv
-            mlp_dwconv: true
-        """,
-        "stages[0].mlp_dwconv",
-        6,
-        r"mlp_dwconv applies to transformer stages, but this stage is a bottleneck stage "
-        r"\(mixer 'conv'\) \(got true\)$",
-    ),
-    _case(
-        "norm-out-on-bottleneck",
-        """
-        input: {size: 32}
-        stages:
-          - dim: 64
-            depth: 1
-            mixer: {kind: mhsa, heads: 4}
-            expansion: 1
-            norm_out: true
-        """,
-        "stages[0].norm_out",
-        7,
-        r"norm_out applies to transformer stages, but this stage is a bottleneck stage",
-    ),
-    _case(
-        "mlp-dwconv-not-a-bool",
-        """
-        input: {size: 32}
-        stages:
-          - embed: {kind: conv, stride: 4}
-            dim: 32
-            depth: 1
-            mixer: {kind: attention, qkv: sr}
-            mlp_dwconv: 3
-        """,
-        "stages[0].mlp_dwconv",
-        7,
-        r"expected true or false, not a number \(got 3\)$",
-    ),
-]
-
-
-@pytest.mark.parametrize(("text", "path", "line", "match"), MALFORMED)
-def test_malformed_pvt_fields_name_path_and_line(tmp_path, text, path, line, match):
-    file = tmp_path / "bad.yaml"
-    file.write_text(text, encoding="utf-8")
-    with pytest.raises(SpecError) as info:
-        archsearch.load_spec(str(file))
-    first = info.value.issues[0]
-    assert format_path(first.path) == path
-    assert first.line == line and first.file == str(file)
-    assert str(first).startswith(f"{file}:{line}: {path}: ")
-    assert re.search(match, str(first)), f"{str(first)!r} does not match {match!r}"
+# The malformed PVT specs are data: tests/data/bad_specs/pvt/, run by tests/test_spec_errors.py.
 
 
 def test_sr_with_a_map_that_is_not_a_multiple_of_the_stride_floors_like_pvt():

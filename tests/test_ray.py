@@ -31,11 +31,12 @@ from archsearch.cli import app  # noqa: E402
 from archsearch.search import load_experiment, open_storage, run_search, trials_table  # noqa: E402
 from archsearch.search._pareto_asha import STOP_REASONS, ParetoASHA, rung_decision, rungs  # noqa: E402
 
-from .test_search import QUICK, SPACE  # noqa: E402
+from .helpers import QUICK, tiny_space  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = Path(__file__).resolve().parent.parent
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
+SPACE = tiny_space(dims=(8, 16), depth=1)  # the space of test_search.py
 
 # ------------------------------------------------------------------------------ the rung rule
 

@@ -21,32 +21,12 @@ from archsearch.search import _evaluate as evaluate_module
 from archsearch.space import RandomSuggest, load_space
 from archsearch.spec import load_spec, spec_hash
 
+from .helpers import QUICK, tiny_space
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = Path(__file__).resolve().parent.parent
 
-SPACE = {
-    "input": {"size": 16, "channels": 1},
-    "stages": [
-        {
-            "embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1},
-            "dim": {"choice": [8, 16]},
-            "depth": 1,
-            "mixer": {
-                "choice": [
-                    "conv",
-                    {"kind": "attention", "heads": 2, "qkv": "dw_bn", "kv_stride": {"choice": [1, 2]}},
-                ]
-            },
-            "mlp_ratio": {"choice": [2, 4], "per_block": True},
-        },
-        {
-            "embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1},
-            "dim": 32,
-            "depth": 1,
-            "mixer": "conv",
-        },
-    ],
-}
+SPACE = tiny_space(dims=(8, 16), depth=1)
 
 
 def _experiment(tmp_path: Path, **changes):
@@ -62,13 +42,6 @@ def _experiment(tmp_path: Path, **changes):
     }
     data.update(changes)
     return load_experiment(data)
-
-
-#: A real but quick evaluation (one batch): for the tests about the loop rather than the training.
-QUICK = {
-    "evaluator": {"kind": "zero_cost", "proxies": ["grad_norm"], "batch_size": 16},
-    "objectives": [{"metric": "grad_norm"}, {"metric": "macs"}],
-}
 
 
 def _spy(monkeypatch, name: str, fail_at: int | None = None, exc: BaseException | None = None) -> list:

@@ -17,6 +17,8 @@ from archsearch.cost import analytic_costs, count_traced
 from archsearch.ops import PatchMerging, TransformerBlock, WindowAttention
 from archsearch.spec import normalize, window_geometry
 
+from .helpers import randomise_
+
 # --------------------------------------------------------------------------- shifted-window attention
 
 
@@ -90,9 +92,7 @@ def test_window_attention_matches_a_per_window_loop(h, w, window, shift, relativ
     dim, heads = 12, 3
     win, sft = window_geometry(window, shift, h, w)
     attn = WindowAttention(dim, heads, (h, w), win, sft, relative=relative)
-    with torch.no_grad():
-        for p in attn.parameters():
-            p.normal_(0, 0.3)  # a bias table far from zero, so a wrong offset shows
+    randomise_(attn, 0.3)  # a bias table far from zero, so a wrong offset shows
     x = torch.randn(2, h * w, dim)
     with archsearch.fused_attention(fused), torch.no_grad():
         ours = attn(x, (h, w))
@@ -147,9 +147,7 @@ def test_patch_merging_matches_official_swin(h, w):
     """Official Swin: x0 = x[0::2, 0::2], x1 = x[1::2, 0::2], x2 = x[0::2, 1::2], x3 = x[1::2, 1::2]
     concatenated on channels (after zero-padding an odd side), LayerNorm, Linear without bias."""
     merge = PatchMerging(6, 10)
-    with torch.no_grad():
-        for p in merge.parameters():
-            p.normal_(0, 0.5)
+    randomise_(merge, 0.5)
     x = torch.randn(2, 6, h, w)
     padded = F.pad(x, (0, w % 2, 0, h % 2)).permute(0, 2, 3, 1)
     parts = [padded[:, 0::2, 0::2], padded[:, 1::2, 0::2], padded[:, 0::2, 1::2], padded[:, 1::2, 1::2]]
@@ -202,6 +200,7 @@ def test_swin_t_plan_at_224():
     assert plan.head.norm  # timm: LayerNorm on every token, then the average
 
 
+@pytest.mark.slow
 def test_swin_t_at_256_with_window_8_trains():
     spec = _swin(256, window=8)
     model = archsearch.build(spec)
@@ -212,6 +211,7 @@ def test_swin_t_at_256_with_window_8_trains():
     _train_step(model, 256)
 
 
+@pytest.mark.slow
 def test_swin_t_at_192_pads_and_trains():
     """At 192 px the maps are 48, 24, 12, 6: stages 1-3 pad to multiples of 7, stage 4's window
     shrinks to the 6x6 map (and does not shift)."""

@@ -18,12 +18,12 @@ from archsearch.cost import analytic_costs, count_traced
 from archsearch.ops import TokensToToken, TokenTransformer, fused_attention, sinusoid_table
 from archsearch.spec import T2TEmbed, load_spec, normalize
 
+from .helpers import randomise_
+
 
 def _randomise(module: torch.nn.Module) -> None:
     """Random weights everywhere, LayerNorm affine included, so no term is a silent identity."""
-    with torch.no_grad():
-        for p in module.parameters():
-            p.normal_(0, 0.2)
+    randomise_(module, 0.2)
 
 
 def token_transformer_reference(tt: TokenTransformer, x: torch.Tensor) -> torch.Tensor:

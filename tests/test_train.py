@@ -12,7 +12,7 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from archsearch import SpecError
-from archsearch.data import Dataset, DigitsData, load_dataset
+from archsearch.data import Dataset
 from archsearch.evaluate import (
     EvaluatorConfig,
     TrainConfig,
@@ -28,12 +28,6 @@ from archsearch.evaluate import (
 )
 
 from .small_nets import tiny_hybrid
-
-
-@pytest.fixture(scope="module")
-def digits16() -> Dataset:
-    return load_dataset(DigitsData(), input_size=(16, 16), channels=1)
-
 
 #: One thread: these nets are too small to gain from two, and lose a lot when the cores are shared.
 FAST = {"batch_size": 32, "lr": 1e-2, "warmup_epochs": 0.5, "crop_padding": 1, "flip": False, "threads": 1}

@@ -33,33 +33,13 @@ from archsearch.search._shared import (
     decide,
 )
 
+from .helpers import tiny_space
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = Path(__file__).resolve().parent.parent
 
 #: 36 architectures; with 100 training steps on one thread a trial takes about 0.5 to 2 s.
-SPACE = {
-    "input": {"size": 16, "channels": 1},
-    "stages": [
-        {
-            "embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1},
-            "dim": {"choice": [8, 16, 24]},
-            "depth": 2,
-            "mixer": {
-                "choice": [
-                    "conv",
-                    {"kind": "attention", "heads": 2, "qkv": "dw_bn", "kv_stride": {"choice": [1, 2]}},
-                ]
-            },
-            "mlp_ratio": {"choice": [2, 4], "per_block": True},
-        },
-        {
-            "embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1},
-            "dim": 32,
-            "depth": 1,
-            "mixer": "conv",
-        },
-    ],
-}
+SPACE = tiny_space()
 
 
 # ---------------------------------------------------------------------------------------- the rule

@@ -11,17 +11,11 @@ from pydantic import ValidationError
 from torch import nn
 
 from archsearch import SpecError
-from archsearch.data import Dataset, DigitsData, load_dataset
 from archsearch.evaluate import ZeroCostConfig, zero_cost_scores
 
 from .small_nets import tiny_hybrid
 
 ALL = ZeroCostConfig(proxies=["synflow", "naswot", "grad_norm"], batch_size=32)
-
-
-@pytest.fixture(scope="module")
-def digits16() -> Dataset:
-    return load_dataset(DigitsData(), input_size=(16, 16), channels=1)
 
 
 def _linear(bias: bool = True) -> nn.Module:

@@ -79,6 +79,7 @@ def _forward_backward(model: torch.nn.Module, size: int, classes: int) -> None:
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO)
 def test_forward_backward_native_resolution(name):
     spec = archsearch.load_spec(name)
@@ -89,6 +90,7 @@ def test_forward_backward_native_resolution(name):
 # A second resolution for every zoo model: 160 divides into 16-pixel patches and keeps
 # every CvT stage and the BoTNet c5 map (5x5) valid; MobileViT resizes its last 5x5 map to
 # 6x6 for the 2x2 patches and back, as timm does.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO)
 def test_forward_backward_second_resolution(name):
     model = archsearch.create_model(name, input_size=160, num_classes=10)
