@@ -6,8 +6,9 @@ import os
 from typing import Any
 
 from ..spec import NormalizedSpec, Spec, load_spec, normalize
-from ._model import ArchNet, ClassifierHead, MapStage, TokenStage
-from ._registry import BLOCKS, EMBEDS, STEMS, Registry
+from ._model import ArchNet, ClassifierHead
+from ._registry import BLOCKS, EMBEDS, STEMS
+from ._stages import MapStage, TokenStage
 
 __all__ = [
     "BLOCKS",
@@ -16,7 +17,6 @@ __all__ = [
     "ArchNet",
     "ClassifierHead",
     "MapStage",
-    "Registry",
     "TokenStage",
     "build",
     "create_model",

@@ -5,88 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops import Bottleneck, ConvNeXtBlock, MBConvBlock, MobileViTLayer, MobileViTStage, TransformerBlock
-from ..ops._embed import conv_embed, patch_embed, resnet_stem
-from ..ops._layers import tokens_to_map
-from ..ops._mobile import ConvBnAct, conv_stem, mbconv_embed
-from ..ops._t2t import sinusoid_table, t2t_embed
-from ..ops._window import merge_embed
-from ..spec import NormalizedSpec, StagePlan
+from ..core import NormalizedSpec
+from ..kinds import MIXERS
+from ..ops import Bottleneck, ConvBnAct
 from ._registry import BLOCKS, EMBEDS, STEMS
+from ._stages import Features
 
-__all__ = ["ArchNet", "ClassifierHead", "MapStage", "TokenStage"]
-
-STEMS.register("resnet")(resnet_stem)
-STEMS.register("conv")(conv_stem)
-EMBEDS.register("conv")(conv_embed)
-EMBEDS.register("patch")(patch_embed)
-EMBEDS.register("t2t")(t2t_embed)
-EMBEDS.register("merge")(merge_embed)
-EMBEDS.register("block")(lambda embed, c_in, dim, eps: nn.Identity())
-EMBEDS.register("mbconv")(mbconv_embed)
-EMBEDS.register("none")(lambda embed, c_in, dim, eps: nn.Identity())
-
-Features = tuple[torch.Tensor, torch.Tensor | None]  # (B, C, H, W) map, (B, n, C) class tokens
-
-
-class MapStage(nn.Module):
-    """A stage whose blocks work on the ``(B, C, H, W)`` map (bottleneck, convnext, mbconv). Class
-    tokens stop here."""
-
-    def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
-        super().__init__()
-        self.embed = embed
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
-        return self.blocks(self.embed(x)), None
-
-
-class TokenStage(nn.Module):
-    """A stage whose blocks work on ``(B, cls + H*W, C)`` tokens (transformer).
-
-    After the embedding, the map is flattened to tokens, the class token is prepended and the
-    position embedding (learned, or the fixed sinusoidal table as a frozen parameter) added; at
-    the end (after the ``norm_out`` LayerNorm, if any) the class tokens are split off again.
-    """
-
-    def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
-        super().__init__()
-        self.embed = embed
-        self.cls_tokens = plan.embed_shape.cls_tokens
-        self.cls_token = nn.Parameter(torch.zeros(1, self.cls_tokens, plan.dim)) if self.cls_tokens else None
-        self.pos_embed = None
-        if plan.pos_embed == "absolute":
-            self.pos_embed = nn.Parameter(torch.zeros(1, plan.embed_shape.tokens, plan.dim))
-        elif plan.pos_embed == "sinusoidal":
-            table = sinusoid_table(plan.embed_shape.tokens, plan.dim)
-            self.pos_embed = nn.Parameter(table, requires_grad=False)
-        self.blocks = nn.ModuleList(blocks)
-        self.norm_out = nn.LayerNorm(plan.dim, eps=plan.blocks[0].norm_eps) if plan.norm_out else None
-
-    def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
-        x = self.embed(x)
-        b, _, h, w = x.shape
-        t = x.flatten(2).transpose(1, 2)
-        if self.cls_token is not None:
-            t = torch.cat((self.cls_token.expand(b, -1, -1), t), dim=1)
-        if self.pos_embed is not None:
-            t = t + self.pos_embed
-        hw = (h, w)
-        for block in self.blocks:
-            t, hw = block(t, hw)
-        if self.norm_out is not None:
-            t = self.norm_out(t)
-        cls_out = t[:, : self.cls_tokens] if self.cls_tokens else None
-        fmap = tokens_to_map(t[:, self.cls_tokens :], hw)
-        return fmap, cls_out
-
-
-BLOCKS.register("bottleneck")((Bottleneck, MapStage))
-BLOCKS.register("transformer")((TransformerBlock, TokenStage))
-BLOCKS.register("convnext")((ConvNeXtBlock, MapStage))
-BLOCKS.register("mbconv")((MBConvBlock, MapStage))
-BLOCKS.register("mobilevit")((MobileViTLayer, MobileViTStage))
+__all__ = ["ArchNet", "ClassifierHead"]
 
 
 class ClassifierHead(nn.Module):
@@ -141,7 +66,8 @@ class ArchNet(nn.Module):
             embed_builder = EMBEDS.get(sp.embed.kind, ("stages", sp.index, "embed", "kind"), source)
             embed = embed_builder(sp.embed, channels, sp.dim, eps)
             block_cls, stage_cls = BLOCKS.get(sp.family, ("stages", sp.index, "block"), source)
-            stages.append(stage_cls(sp, embed, [block_cls(b) for b in sp.blocks]))
+            mixer = MIXERS.get(sp.blocks[0].mixer.kind, ("stages", sp.index, "mixer", "kind"), source)
+            stages.append(stage_cls(sp, embed, [block_cls(b, mixer.build) for b in sp.blocks]))
             channels = sp.out_shape.channels
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(plan)

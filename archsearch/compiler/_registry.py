@@ -1,52 +1,70 @@
-"""Registries mapping spec kinds to the code that builds them."""
+"""Builders of the kinds not yet migrated to :mod:`archsearch.kinds` (stems, embeddings, block
+families), in explicit tables: nothing registers itself at import time. Mixers are built by their
+kind (``archsearch.kinds.MIXERS``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-from .._errors import Issue, SpecError
+from torch import nn
 
-__all__ = ["BLOCKS", "EMBEDS", "STEMS", "Registry"]
+from ..core import BlockPlan
+from ..kinds import KindRegistry
+from ..ops import (
+    Bottleneck,
+    BuildMixer,
+    ConvNeXtBlock,
+    MobileViTLayer,
+    MobileViTStage,
+    TransformerBlock,
+    conv_embed,
+    conv_stem,
+    mbconv_embed,
+    merge_embed,
+    patch_embed,
+    resnet_stem,
+    t2t_embed,
+)
+from ._stages import MapStage, TokenStage
 
-T = TypeVar("T")
-
-
-class Registry(Generic[T]):
-    """Name -> builder. Looking up an unknown name raises :class:`SpecError` listing the known ones."""
-
-    def __init__(self, what: str):
-        self.what = what
-        self._items: dict[str, T] = {}
-
-    def register(self, name: str) -> Callable[[T], T]:
-        def add(item: T) -> T:
-            if name in self._items:
-                raise ValueError(f"{self.what} {name!r} is already registered")
-            self._items[name] = item
-            return item
-
-        return add
-
-    def get(self, name: str, path: tuple[str | int, ...] = (), source: Any = None) -> T:
-        try:
-            return self._items[name]
-        except KeyError:
-            issue = Issue(path, f"unknown {self.what} {name!r}", allowed=", ".join(sorted(self._items)))
-            if source is not None:
-                issue = source.issue(path, issue.message, allowed=issue.allowed)
-            raise SpecError(issue) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._items)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._items))
+__all__ = ["BLOCKS", "EMBEDS", "STEMS"]
 
 
-STEMS: Registry[Any] = Registry("stem")
-EMBEDS: Registry[Any] = Registry("token embedding")
-BLOCKS: Registry[Any] = Registry("block family")
+def _no_embed(embed: Any, c_in: int, dim: int, eps: float) -> nn.Module:
+    return nn.Identity()
+
+
+def _mixer_is_block(plan: BlockPlan, build_mixer: BuildMixer) -> nn.Module:
+    """Families whose block is the mixer itself (mbconv: the inverted residual)."""
+    return build_mixer(plan)
+
+
+#: stem kind -> ``builder(stem, in_channels) -> nn.Module``.
+STEMS: KindRegistry[Callable[..., nn.Module]] = KindRegistry(
+    "stem", (("resnet", resnet_stem), ("conv", conv_stem))
+)
+#: embedding kind -> ``builder(embed, in_channels, dim, norm_eps) -> nn.Module``.
+EMBEDS: KindRegistry[Callable[..., nn.Module]] = KindRegistry(
+    "token embedding",
+    (
+        ("conv", conv_embed),
+        ("patch", patch_embed),
+        ("block", _no_embed),
+        ("t2t", t2t_embed),
+        ("merge", merge_embed),
+        ("mbconv", mbconv_embed),
+        ("none", _no_embed),
+    ),
+)
+#: family -> (``block(plan, build_mixer)``, ``stage(plan, embed, blocks)``).
+BLOCKS: KindRegistry[tuple[Callable[..., nn.Module], Callable[..., nn.Module]]] = KindRegistry(
+    "block family",
+    (
+        ("bottleneck", (Bottleneck, MapStage)),
+        ("transformer", (TransformerBlock, TokenStage)),
+        ("convnext", (ConvNeXtBlock, MapStage)),
+        ("mbconv", (_mixer_is_block, MapStage)),
+        ("mobilevit", (MobileViTLayer, MobileViTStage)),
+    ),
+)

@@ -11,49 +11,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..spec import (
-    AttentionMixer,
-    BlockPlan,
-    ConvEmbed,
-    ConvMixer,
-    ConvStem,
-    DwConvMixer,
-    MBConvEmbed,
-    MBConvMixer,
-    MergeEmbed,
-    MhsaMixer,
-    MobileViTMixer,
-    NormalizedSpec,
-    PatchEmbed,
-    StagePlan,
-    T2TEmbed,
-    WindowMixer,
-    window_geometry,
-)
-from ..spec._normalize import conv_out, make_divisible, pool_out_ceil
+from ..core import BlockPlan, Cost, NormalizedSpec, StagePlan, conv_out, make_divisible
+from ..kinds import MIXERS
+from ..spec import ConvEmbed, ConvStem, MBConvEmbed, MergeEmbed, PatchEmbed, T2TEmbed
 
 __all__ = ["Cost", "CostReport", "analytic_costs"]
-
-
-@dataclass
-class Cost:
-    """Parameters, multiply-accumulates and activation elements (per image) of a part."""
-
-    params: int = 0
-    macs: int = 0
-    activations: int = 0
-
-    def op(self, macs: int, out: int, params: int = 0) -> None:
-        self.params += params
-        self.macs += macs
-        if macs:
-            self.activations += out
-
-    def __iadd__(self, other: Cost) -> Cost:
-        self.params += other.params
-        self.macs += other.macs
-        self.activations += other.activations
-        return self
 
 
 @dataclass
@@ -86,44 +48,6 @@ class CostReport:
         return self.activations * batch * bytes_per_element
 
 
-# --------------------------------------------------------------------------- building blocks
-
-
-def _conv(
-    cost: Cost,
-    c_in: int,
-    c_out: int,
-    kernel: int,
-    h_out: int,
-    w_out: int,
-    groups: int = 1,
-    bias: bool = False,
-) -> None:
-    per_output = (c_in // groups) * kernel * kernel
-    cost.op(
-        h_out * w_out * c_out * per_output, c_out * h_out * w_out, c_out * per_output + (c_out if bias else 0)
-    )
-
-
-def _batch_norm(cost: Cost, channels: int, elements: int) -> None:
-    cost.op(2 * elements, elements, 2 * channels)  # eval mode, affine
-
-
-def _layer_norm(cost: Cost, channels: int, elements: int) -> None:
-    cost.op(5 * elements, elements, 2 * channels)
-
-
-def _linear(cost: Cost, tokens: int, c_in: int, c_out: int, bias: bool = True) -> None:
-    cost.op(tokens * c_in * c_out, tokens * c_out, c_in * c_out + (c_out if bias else 0))
-
-
-def _norm2d(cost: Cost, kind: str, channels: int, elements: int) -> None:
-    if kind == "layer":
-        _layer_norm(cost, channels, elements)
-    elif kind == "batch":
-        _batch_norm(cost, channels, elements)
-
-
 # --------------------------------------------------------------------------- parts
 
 
@@ -135,12 +59,12 @@ def _stem(plan: NormalizedSpec) -> Cost:
     if isinstance(stem, ConvStem):
         assert plan.stem_shape is not None
         h1, w1 = plan.stem_shape.height, plan.stem_shape.width
-        _conv(cost, plan.input_shape.channels, stem.channels, stem.kernel, h1, w1)
-        _batch_norm(cost, stem.channels, stem.channels * h1 * w1)
+        cost.conv(plan.input_shape.channels, stem.channels, stem.kernel, h1, w1)
+        cost.batch_norm(stem.channels, stem.channels * h1 * w1)
         return cost
     h1, w1 = conv_out(plan.input_shape.height, 7, 2, 3), conv_out(plan.input_shape.width, 7, 2, 3)
-    _conv(cost, plan.input_shape.channels, stem.channels, 7, h1, w1)
-    _batch_norm(cost, stem.channels, stem.channels * h1 * w1)
+    cost.conv(plan.input_shape.channels, stem.channels, 7, h1, w1)
+    cost.batch_norm(stem.channels, stem.channels * h1 * w1)
     return cost
 
 
@@ -150,20 +74,20 @@ def _embed(stage: StagePlan, c_in: int) -> Cost:
     if isinstance(embed, ConvEmbed | PatchEmbed):
         kernel = embed.kernel if isinstance(embed, ConvEmbed) else embed.stride
         if embed.norm_first:
-            _norm2d(cost, embed.norm, c_in, c_in * stage.in_shape.height * stage.in_shape.width)
-        _conv(cost, c_in, stage.dim, kernel, shape.height, shape.width, bias=embed.bias)
+            cost.norm2d(embed.norm, c_in, c_in * stage.in_shape.height * stage.in_shape.width)
+        cost.conv(c_in, stage.dim, kernel, shape.height, shape.width, bias=embed.bias)
         if not embed.norm_first:
-            _norm2d(cost, embed.norm, stage.dim, stage.dim * shape.height * shape.width)
+            cost.norm2d(embed.norm, stage.dim, stage.dim * shape.height * shape.width)
     elif isinstance(embed, T2TEmbed):
         _t2t(cost, embed, c_in, stage.dim, stage.in_shape.height, stage.in_shape.width)
     elif isinstance(embed, MergeEmbed):  # LayerNorm(4C) and Linear(4C -> dim) per merged token
         tokens = shape.height * shape.width
-        _layer_norm(cost, 4 * c_in, 4 * c_in * tokens)
-        _linear(cost, tokens, 4 * c_in, stage.dim, bias=False)
+        cost.layer_norm(4 * c_in, 4 * c_in * tokens)
+        cost.linear(tokens, 4 * c_in, stage.dim, bias=False)
     elif isinstance(embed, MBConvEmbed):
         h, w = stage.in_shape.height, stage.in_shape.width
         hidden = make_divisible(c_in * embed.expansion)
-        _inverted_residual(cost, c_in, hidden, stage.dim, embed.kernel, (h, w), (shape.height, shape.width))
+        cost.inverted_residual(c_in, hidden, stage.dim, embed.kernel, (h, w), (shape.height, shape.width))
     if stage.cls_token:
         cost.params += stage.dim * shape.cls_tokens
     if stage.pos_embed in ("absolute", "sinusoidal"):
@@ -180,209 +104,82 @@ def _t2t(cost: Cost, embed: T2TEmbed, c_in: int, dim: int, h: int, w: int) -> No
         h, w = conv_out(h, k, s, p), conv_out(w, k, s, p)
         n, width = h * w, channels * k * k
         if j == last:
-            _linear(cost, n, width, dim)
+            cost.linear(n, width, dim)
             return
-        _layer_norm(cost, width, n * width)
-        _linear(cost, n, width, 3 * td, embed.qkv_bias)
+        cost.layer_norm(width, n * width)
+        cost.linear(n, width, 3 * td, embed.qkv_bias)
         cost.op(2 * n * n * td, n * td)  # q k^T and attn v over all heads
-        _linear(cost, n, td, td)
-        _layer_norm(cost, td, n * td)
+        cost.linear(n, td, td)
+        cost.layer_norm(td, n * td)
         hidden = int(td * embed.mlp_ratio)
-        _linear(cost, n, td, hidden)
-        _linear(cost, n, hidden, td)
+        cost.linear(n, td, hidden)
+        cost.linear(n, hidden, td)
         channels = td
 
 
 def _bottleneck(block: BlockPlan) -> Cost:
+    """ResNet bottleneck: 1x1 reduce + BN, the mixer + BN, 1x1 expand + BN, the shortcut."""
     cost = Cost()
     c_in, width, dim = block.dim_in, block.width, block.dim
     h, w = block.in_shape.height, block.in_shape.width
     ho, wo = block.out_shape.height, block.out_shape.width
-    _conv(cost, c_in, width, 1, h, w)
-    _batch_norm(cost, width, width * h * w)
-    mixer = block.mixer
-    if isinstance(mixer, ConvMixer):
-        _conv(cost, width, width, mixer.kernel, ho, wo, groups=mixer.groups)
-    else:
-        assert isinstance(mixer, MhsaMixer)
-        n, head_dim = h * w, width // mixer.heads
-        _conv(cost, width, 3 * width, 1, h, w, bias=mixer.qkv_bias)
-        if block.pos_embed == "relative":
-            cost.params += (2 * h - 1 + 2 * w - 1) * head_dim
-            cost.op(n * h * width, n * h * mixer.heads)  # q . rel_h for every key row
-            cost.op(n * w * width, n * w * mixer.heads)  # q . rel_w for every key column
-        cost.op(2 * n * n * width, n * width)  # q k^T and attn v (heads x head_dim = width)
-    _batch_norm(cost, width, width * ho * wo)
-    _conv(cost, width, dim, 1, ho, wo)
-    _batch_norm(cost, dim, dim * ho * wo)
+    cost.conv(c_in, width, 1, h, w)
+    cost.batch_norm(width, width * h * w)
+    MIXERS.get(block.mixer.kind).cost(block, cost)
+    cost.batch_norm(width, width * ho * wo)
+    cost.conv(width, dim, 1, ho, wo)
+    cost.batch_norm(dim, dim * ho * wo)
     if block.stride != 1 or c_in != dim:
-        _conv(cost, c_in, dim, 1, ho, wo)
-        _batch_norm(cost, dim, dim * ho * wo)
-    return cost
-
-
-def _window_transformer(block: BlockPlan) -> Cost:
-    """Swin block: q/k/v on every padded window token, attention within windows, the output
-    projection after cropping (per real token), then the MLP."""
-    cost = Cost()
-    mixer = block.mixer
-    assert isinstance(mixer, WindowMixer) and block.mlp_ratio is not None
-    c, h, w = block.dim, block.in_shape.height, block.in_shape.width
-    (wh, ww), _ = window_geometry(mixer.window, bool(mixer.shift), h, w)
-    n = wh * ww
-    padded = -(-h // wh) * wh * -(-w // ww) * ww
-    _layer_norm(cost, c, h * w * c)
-    _linear(cost, padded, c, 3 * c, mixer.qkv_bias)
-    if block.pos_embed == "relative_bias":
-        cost.params += (2 * wh - 1) * (2 * ww - 1) * mixer.heads
-    cost.op(2 * padded * n * c, padded * c)  # q k^T and attn v in each window, all heads
-    _linear(cost, h * w, c, c)
-    _layer_norm(cost, c, h * w * c)
-    hidden = int(c * block.mlp_ratio)
-    _linear(cost, h * w, c, hidden)
-    _linear(cost, h * w, hidden, c)
+        cost.conv(c_in, dim, 1, ho, wo)
+        cost.batch_norm(dim, dim * ho * wo)
     return cost
 
 
 def _transformer(block: BlockPlan) -> Cost:
-    if isinstance(block.mixer, WindowMixer):
-        return _window_transformer(block)
+    """Pre-norm transformer block (also a MobileViT layer): LayerNorm, the mixer, LayerNorm and
+    the MLP on the mixer's output tokens (PVT v2: with a depthwise 3x3 conv on the map)."""
     cost = Cost()
-    mixer = block.mixer
-    assert isinstance(mixer, AttentionMixer) and block.mlp_ratio is not None
-    c, cls = block.dim, block.in_shape.cls_tokens
-    h, w = block.in_shape.height, block.in_shape.width
-    n = h * w + cls
-    _layer_norm(cost, c, n * c)
-    if mixer.qkv == "linear":
-        nq = nk = n
-        _linear(cost, n, c, 3 * c, mixer.qkv_bias)
-    elif mixer.qkv == "sr":  # PVT v2: q = Linear(x); kv = Linear(LN(conv s x s / s (map)))
-        s = block.kv_stride
-        nq = nk = n
-        _linear(cost, n, c, c, mixer.qkv_bias)
-        if s > 1:
-            hk, wk = conv_out(h, s, s, 0), conv_out(w, s, s, 0)
-            _conv(cost, c, c, s, hk, wk, bias=True)
-            _layer_norm(cost, c, c * hk * wk)
-            nk = hk * wk + cls
-        _linear(cost, nk, c, 2 * c, mixer.qkv_bias)
-    else:
-        k = mixer.kernel
-        if mixer.qkv == "dw_bn":
-            hq, wq = conv_out(h, k, block.q_stride, k // 2), conv_out(w, k, block.q_stride, k // 2)
-            hk, wk = conv_out(h, k, block.kv_stride, k // 2), conv_out(w, k, block.kv_stride, k // 2)
-            _conv(cost, c, c, k, hq, wq, groups=c)
-            _batch_norm(cost, c, c * hq * wq)
-            for _ in range(2):
-                _conv(cost, c, c, k, hk, wk, groups=c)
-                _batch_norm(cost, c, c * hk * wk)
-        else:  # avg: queries stay unprojected; pooling counts zero by convention
-            hq, wq = h, w
-            hk, wk = (
-                pool_out_ceil(h, k, block.kv_stride, k // 2),
-                pool_out_ceil(w, k, block.kv_stride, k // 2),
-            )
-        nq, nk = hq * wq + cls, hk * wk + cls
-        _linear(cost, nq, c, c, mixer.qkv_bias)
-        _linear(cost, nk, c, c, mixer.qkv_bias)
-        _linear(cost, nk, c, c, mixer.qkv_bias)
-    cost.op(2 * nq * nk * c, nq * c)  # q k^T and attn v over all heads
-    _linear(cost, nq, c, c)
-    _layer_norm(cost, c, nq * c)
+    assert block.mlp_ratio is not None
+    c, n, nq = block.dim, block.in_shape.tokens, block.out_shape.tokens
+    cost.layer_norm(c, n * c)
+    MIXERS.get(block.mixer.kind).cost(block, cost)
+    cost.layer_norm(c, nq * c)
     hidden = int(c * block.mlp_ratio)
-    _linear(cost, nq, c, hidden)
+    cost.linear(nq, c, hidden)
     if block.mlp_dwconv:  # depthwise 3x3 on the output map; class tokens bypass it
         out = block.out_shape
-        _conv(cost, hidden, hidden, 3, out.height, out.width, groups=hidden, bias=True)
-    _linear(cost, nq, hidden, c)
+        cost.conv(hidden, hidden, 3, out.height, out.width, groups=hidden, bias=True)
+    cost.linear(nq, hidden, c)
     return cost
 
 
 def _convnext(block: BlockPlan) -> Cost:
+    """ConvNeXt block: the mixer (depthwise conv, layer scale), LayerNorm, MLP."""
     cost = Cost()
-    mixer = block.mixer
-    assert isinstance(mixer, DwConvMixer) and block.mlp_ratio is not None
+    assert block.mlp_ratio is not None
     c, h, w = block.dim, block.in_shape.height, block.in_shape.width
-    _conv(cost, c, c, mixer.kernel, h, w, groups=c, bias=True)
-    _layer_norm(cost, c, c * h * w)
+    MIXERS.get(block.mixer.kind).cost(block, cost)
+    cost.layer_norm(c, c * h * w)
     hidden = int(c * block.mlp_ratio)
-    _linear(cost, h * w, c, hidden)
-    _linear(cost, h * w, hidden, c)
-    if mixer.layer_scale:
-        cost.params += c  # gamma; its multiply counts zero (elementwise)
+    cost.linear(h * w, c, hidden)
+    cost.linear(h * w, hidden, c)
     return cost
 
 
-def _inverted_residual(
-    cost: Cost, c_in: int, hidden: int, c_out: int, kernel: int, hw: tuple[int, int], out: tuple[int, int]
-) -> None:
-    (h, w), (ho, wo) = hw, out
-    _conv(cost, c_in, hidden, 1, h, w)
-    _batch_norm(cost, hidden, hidden * h * w)
-    _conv(cost, hidden, hidden, kernel, ho, wo, groups=hidden)
-    _batch_norm(cost, hidden, hidden * ho * wo)
-    _conv(cost, hidden, c_out, 1, ho, wo)
-    _batch_norm(cost, c_out, c_out * ho * wo)
-
-
-def _mbconv(block: BlockPlan) -> Cost:
+def _mixer_only(block: BlockPlan) -> Cost:
+    """Families whose block is the mixer itself (mbconv)."""
     cost = Cost()
-    assert isinstance(block.mixer, MBConvMixer)
-    hw, out = (block.in_shape.height, block.in_shape.width), (block.out_shape.height, block.out_shape.width)
-    _inverted_residual(cost, block.dim_in, block.width, block.dim, block.mixer.kernel, hw, out)
-    return cost
-
-
-def _mobilevit_layer(block: BlockPlan) -> Cost:
-    """One transformer layer of a MobileViT block: attention within each patch-position sequence."""
-    cost = Cost()
-    mixer = block.mixer
-    assert isinstance(mixer, MobileViTMixer) and block.mlp_ratio is not None
-    c, h, w = block.dim, block.in_shape.height, block.in_shape.width
-    tokens, seq = h * w, h * w // mixer.patch**2  # all tokens; tokens per sequence
-    _layer_norm(cost, c, tokens * c)
-    _linear(cost, tokens, c, 3 * c, mixer.qkv_bias)
-    cost.op(2 * tokens * seq * c, tokens * c)  # q k^T and attn v, every sequence, all heads
-    _linear(cost, tokens, c, c)
-    _layer_norm(cost, c, tokens * c)
-    hidden = int(c * block.mlp_ratio)
-    _linear(cost, tokens, c, hidden)
-    _linear(cost, tokens, hidden, c)
-    return cost
-
-
-def _mobilevit_stage(stage: StagePlan) -> Cost:
-    """The parts of a MobileViT stage around its transformer layers (the blocks)."""
-    cost = Cost()
-    mixer = stage.blocks[0].mixer
-    assert isinstance(mixer, MobileViTMixer) and mixer.transformer_dim is not None
-    c, d, dim, k = stage.embed_shape.channels, mixer.transformer_dim, stage.dim, mixer.kernel
-    h, w = stage.embed_shape.height, stage.embed_shape.width
-    hp, wp = stage.blocks[0].in_shape.height, stage.blocks[0].in_shape.width
-    _conv(cost, c, c, k, h, w)
-    _batch_norm(cost, c, c * h * w)
-    _conv(cost, c, d, 1, h, w)
-    if (hp, wp) != (h, w):  # bilinear resize to a multiple of the patch and back (4 per output)
-        cost.op(4 * d * hp * wp, d * hp * wp)
-        cost.op(4 * d * h * w, d * h * w)
-    _layer_norm(cost, d, d * hp * wp)
-    _conv(cost, d, dim, 1, h, w)
-    _batch_norm(cost, dim, dim * h * w)
-    _conv(cost, c + dim, dim, k, h, w)
-    _batch_norm(cost, dim, dim * h * w)
+    MIXERS.get(block.mixer.kind).cost(block, cost)
     return cost
 
 
 _BLOCKS = {
     "bottleneck": _bottleneck,
     "transformer": _transformer,
-    "mbconv": _mbconv,
-    "mobilevit": _mobilevit_layer,
+    "mbconv": _mixer_only,
+    "mobilevit": _transformer,
     "convnext": _convnext,
 }
-#: Costs of a family's stage outside its embedding and blocks.
-_STAGES = {"mobilevit": _mobilevit_stage}
 
 
 _BLOCK_COSTS: dict[tuple[object, ...], tuple[int, int, int]] = {}
@@ -436,20 +233,20 @@ def _head(plan: NormalizedSpec) -> Cost:
     head, out = plan.head, plan.out_shape
     c = out.channels
     if head.conv is not None:
-        _conv(cost, c, head.conv, 1, out.height, out.width)
+        cost.conv(c, head.conv, 1, out.height, out.width)
         c = head.conv
-        _batch_norm(cost, c, c * out.height * out.width)
+        cost.batch_norm(c, c * out.height * out.width)
     if head.pool == "cls":
         if head.norm:
-            _layer_norm(cost, c, c)
+            cost.layer_norm(c, c)
     elif head.norm == "tokens":
-        _layer_norm(cost, c, out.height * out.width * c)
+        cost.layer_norm(c, out.height * out.width * c)
     else:
         cost.op(c * out.height * out.width, c)  # global average pooling
         if head.norm:
-            _layer_norm(cost, c, c)
+            cost.layer_norm(c, c)
     if head.num_classes:
-        _linear(cost, 1, c, head.num_classes)
+        cost.linear(1, c, head.num_classes)
     return cost
 
 
@@ -460,14 +257,13 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
     channels = plan.stem_shape.channels if plan.stem_shape else plan.input_shape.channels
     for stage in plan.stages:
         cost = _embed(stage, channels)
-        if stage.family in _STAGES:
-            cost += _STAGES[stage.family](stage)
+        MIXERS.get(stage.blocks[0].mixer.kind).stage_cost(stage, cost)
         for block in stage.blocks:
             block_cost = _block_cost(block)
             blocks.append(block_cost)
             cost += block_cost
         if stage.norm_out:
-            _layer_norm(cost, stage.dim, stage.dim * stage.out_shape.tokens)
+            cost.layer_norm(stage.dim, stage.dim * stage.out_shape.tokens)
         stages.append(cost)
         channels = stage.out_shape.channels
     head = _head(plan)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ..spec._schema import _Model
+from ..core import StrictModel
 
 __all__ = ["CifarData", "DataConfig", "DigitsData", "ImageFolderData"]
 
@@ -18,7 +18,7 @@ Fraction = Annotated[float, Field(gt=0, lt=1)]
 Seed = Annotated[int, Field(ge=0)]
 
 
-class DigitsData(_Model):
+class DigitsData(StrictModel):
     """scikit-learn's handwritten digits: 1797 real 8x8 grey images of 0-9, shipped with
     scikit-learn (no download). Pixel values 0..16 are scaled to 0..255."""
 
@@ -29,7 +29,7 @@ class DigitsData(_Model):
     """Seed of the train/validation split."""
 
 
-class CifarData(_Model):
+class CifarData(StrictModel):
     """CIFAR-10 or CIFAR-100 from a local copy in the python pickle format: the official
     ``test_batch`` / ``test`` split is the validation set."""
 
@@ -43,7 +43,7 @@ class CifarData(_Model):
     """Keep only the first N test images."""
 
 
-class ImageFolderData(_Model):
+class ImageFolderData(StrictModel):
     """A folder of image files, one sub-folder per class: ``root/train/<class>/*`` and
     ``root/val/<class>/*`` when both exist, else ``root/<class>/*`` split by ``val_fraction``.
     Files with the usual image extensions (png, jpg, jpeg, bmp, gif, ppm, pgm, tif, tiff, webp) are

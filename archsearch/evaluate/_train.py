@@ -15,8 +15,8 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from .._errors import Issue, SpecError
+from ..core import StrictModel
 from ..data import Dataset
-from ..spec._schema import _Model
 from ._augment import augment_batch, normalize_images
 from ._common import Device, check_model_fits, resolve_device, rng_devices
 
@@ -30,7 +30,7 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-class TrainConfig(_Model):
+class TrainConfig(StrictModel):
     """Train the candidate for a budget of epochs or steps and score it by validation accuracy."""
 
     kind: Literal["train"] = "train"

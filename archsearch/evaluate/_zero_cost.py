@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
+from ..core import StrictModel
 from ..data import Dataset
-from ..spec._schema import _Model
 from ._augment import normalize_images
 from ._common import Device, check_model_fits, resolve_device, rng_devices
 
@@ -42,7 +42,7 @@ Proxy = Literal["synflow", "naswot", "grad_norm"]
 _K = 1e-5
 
 
-class ZeroCostConfig(_Model):
+class ZeroCostConfig(StrictModel):
     """Score candidates without training, by zero-cost proxies (all higher-is-better)."""
 
     kind: Literal["zero_cost"] = "zero_cost"

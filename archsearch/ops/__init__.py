@@ -1,27 +1,31 @@
 """Layers and blocks that compiled models are made of."""
 
 from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
-from ._blocks import Bottleneck, ConvNeXtBlock, TransformerBlock
-from ._layers import DropPath, LayerNorm2d, Mlp, MlpDwConv, QuickGELU
+from ._blocks import Bottleneck, BuildMixer, ConvNeXtBlock, TransformerBlock
+from ._embed import conv_embed, patch_embed, resnet_stem
+from ._layers import DropPath, LayerNorm2d, Mlp, MlpDwConv, QuickGELU, tokens_to_map
 from ._mobile import (
+    ConvBnAct,
     InvertedResidual,
-    MBConvBlock,
     MobileViTLayer,
     MobileViTStage,
+    conv_stem,
     fold_patches,
+    mbconv_embed,
     unfold_patches,
 )
-from ._t2t import TokensToToken, TokenTransformer, sinusoid_table
-from ._window import PatchMerging, WindowAttention
+from ._t2t import TokensToToken, TokenTransformer, sinusoid_table, t2t_embed
+from ._window import PatchMerging, WindowAttention, merge_embed
 
 __all__ = [
     "Attention",
     "Bottleneck",
+    "BuildMixer",
+    "ConvBnAct",
     "ConvNeXtBlock",
     "DropPath",
     "InvertedResidual",
     "LayerNorm2d",
-    "MBConvBlock",
     "MHSA2d",
     "Mlp",
     "MlpDwConv",
@@ -34,10 +38,18 @@ __all__ = [
     "TransformerBlock",
     "WindowAttention",
     "attend",
+    "conv_embed",
+    "conv_stem",
     "fold_patches",
     "fused_attention",
+    "mbconv_embed",
+    "merge_embed",
+    "patch_embed",
+    "resnet_stem",
     "set_fused_attention",
     "sinusoid_table",
+    "t2t_embed",
+    "tokens_to_map",
     "unfold_patches",
     "uses_fused_attention",
 ]

@@ -1,21 +1,26 @@
 """Block families: the ResNet bottleneck (conv or MHSA mixer), the pre-norm transformer block and
 the ConvNeXt block.
 
-Every block is built from its :class:`~archsearch.spec.BlockPlan` alone (one constructor
-contract), so the compiler and the cost model read the same resolved values.
+Every block is built from its :class:`~archsearch.core.BlockPlan` and the builder of its mixer
+(one constructor contract, the mixer kind's ``build``), so the compiler and the cost model read
+the same resolved values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from ..spec import AttentionMixer, BlockPlan, ConvMixer, DwConvMixer, MhsaMixer, WindowMixer, window_geometry
-from ._attention import Attention, MHSA2d
+from ..core import BlockPlan
 from ._layers import DropPath, Mlp, MlpDwConv, make_act, tokens_to_map
-from ._window import WindowAttention
 
-__all__ = ["Bottleneck", "ConvNeXtBlock", "TransformerBlock"]
+__all__ = ["Bottleneck", "BuildMixer", "ConvNeXtBlock", "TransformerBlock"]
+
+#: Builds a block's mixer module from its plan (the mixer kind's ``build``); a block calls it
+#: where the mixer sits, so parameters are created (and seeded) in a fixed order.
+BuildMixer = Callable[[BlockPlan], nn.Module]
 
 
 class Bottleneck(nn.Module):
@@ -26,26 +31,13 @@ class Bottleneck(nn.Module):
     shape changes.
     """
 
-    def __init__(self, plan: BlockPlan):
+    def __init__(self, plan: BlockPlan, build_mixer: BuildMixer):
         super().__init__()
         width, stride = plan.width, plan.stride
         self.conv1 = nn.Conv2d(plan.dim_in, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.act1 = make_act(plan.act)
-        mixer = plan.mixer
-        if isinstance(mixer, ConvMixer):
-            self.mixer: nn.Module = nn.Conv2d(
-                width, width, mixer.kernel, stride, mixer.kernel // 2, groups=mixer.groups, bias=False
-            )
-        else:
-            assert isinstance(mixer, MhsaMixer)
-            size = (plan.in_shape.height, plan.in_shape.width)
-            attn = MHSA2d(
-                width, mixer.heads, size, relative=plan.pos_embed == "relative", qkv_bias=mixer.qkv_bias
-            )
-            self.mixer = (
-                nn.Sequential(attn, nn.AvgPool2d(stride, stride, ceil_mode=True)) if stride > 1 else attn
-            )
+        self.mixer = build_mixer(plan)  # width -> width, strided when the block downsamples
         self.bn2 = nn.BatchNorm2d(width)
         self.act2 = make_act(plan.act)
         self.conv3 = nn.Conv2d(width, plan.dim, 1, bias=False)
@@ -74,38 +66,12 @@ class TransformerBlock(nn.Module):
     token map.
     """
 
-    def __init__(self, plan: BlockPlan):
+    def __init__(self, plan: BlockPlan, build_mixer: BuildMixer):
         super().__init__()
-        mixer = plan.mixer
-        assert isinstance(mixer, AttentionMixer | WindowMixer) and plan.mlp_ratio is not None
+        assert plan.mlp_ratio is not None
         self.cls_tokens = plan.in_shape.cls_tokens
         self.norm1 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
-        self.attn: nn.Module
-        if isinstance(mixer, WindowMixer):
-            size = (plan.in_shape.height, plan.in_shape.width)
-            window, shift = window_geometry(mixer.window, bool(mixer.shift), *size)
-            self.attn = WindowAttention(
-                plan.dim,
-                mixer.heads,
-                size,
-                window,
-                shift,
-                relative=plan.pos_embed == "relative_bias",
-                qkv_bias=mixer.qkv_bias,
-            )
-        else:
-            self.attn = Attention(
-                plan.dim,
-                mixer.heads,
-                qkv=mixer.qkv,
-                kernel=mixer.kernel,
-                kv_stride=plan.kv_stride,
-                q_stride=plan.q_stride,
-                qkv_bias=mixer.qkv_bias,
-                scale=mixer.scale,
-                cls_tokens=self.cls_tokens,
-                norm_eps=plan.norm_eps if mixer.norm_eps is None else mixer.norm_eps,
-            )
+        self.attn = build_mixer(plan)  # (tokens, hw) -> tokens on the q_stride-strided map
         self.drop_path = DropPath(plan.drop_path)
         self.norm2 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
         hidden = int(plan.dim * plan.mlp_ratio)
@@ -116,8 +82,9 @@ class TransformerBlock(nn.Module):
             else Mlp(plan.dim, hidden, plan.act)
         )
         self.pool: nn.Module | None = None
-        if isinstance(mixer, AttentionMixer) and plan.q_stride > 1:
-            self.pool = nn.MaxPool2d(mixer.kernel, plan.q_stride, mixer.kernel // 2)
+        if plan.q_stride > 1:  # the query projection's kernel pools the shortcut alike
+            kernel: int = getattr(plan.mixer, "kernel", 3)
+            self.pool = nn.MaxPool2d(kernel, plan.q_stride, kernel // 2)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         shortcut, out_hw = (x, hw) if self.pool is None else self._pool_tokens(x, hw)
@@ -142,17 +109,18 @@ class ConvNeXtBlock(nn.Module):
     by ``gamma`` (layer scale, when on), dropped per sample (drop path) and added to the input.
     """
 
-    def __init__(self, plan: BlockPlan):
+    def __init__(self, plan: BlockPlan, build_mixer: BuildMixer):
         super().__init__()
-        mixer = plan.mixer
-        assert isinstance(mixer, DwConvMixer) and plan.mlp_ratio is not None
+        assert plan.mlp_ratio is not None
         dim = plan.dim
+        layer_scale = getattr(plan.mixer, "layer_scale", None)
         # gamma first: the state dict then lists the tensors in timm's order
-        self.gamma = nn.Parameter(torch.full((dim,), mixer.layer_scale)) if mixer.layer_scale else None
-        self.conv_dw = nn.Conv2d(dim, dim, mixer.kernel, 1, mixer.kernel // 2, groups=dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale)) if layer_scale else None
+        self.conv_dw = build_mixer(plan)
         self.norm = nn.LayerNorm(dim, eps=plan.norm_eps)
         self.mlp = Mlp(dim, int(dim * plan.mlp_ratio), plan.act)
         self.drop_path = DropPath(plan.drop_path)
+        assert isinstance(self.conv_dw, nn.Conv2d)
         nn.init.trunc_normal_(self.conv_dw.weight, std=0.02)  # timm's init of the ConvNeXt conv
         nn.init.zeros_(self.conv_dw.bias)  # type: ignore[arg-type]
 

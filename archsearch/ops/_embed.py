@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
 
-from ..spec import ConvEmbed, PatchEmbed, ResNetStem
 from ._layers import make_norm2d
+
+if TYPE_CHECKING:  # the schema sits above this layer
+    from ..spec import ConvEmbed, PatchEmbed, ResNetStem
 
 __all__ = ["conv_embed", "patch_embed", "resnet_stem"]
 

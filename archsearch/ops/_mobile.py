@@ -8,20 +8,23 @@ registration order), and the same unfold/fold of the map into patches.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..spec import BlockPlan, ConvStem, MBConvEmbed, MBConvMixer, MobileViTMixer, StagePlan
-from ..spec._normalize import make_divisible
-from ._attention import Attention
+from ..core import BlockPlan, StagePlan, make_divisible
+from ._blocks import BuildMixer
 from ._layers import DropPath, Mlp, make_act
+
+if TYPE_CHECKING:  # the schema sits above this layer
+    from ..kinds import MobileViTMixer
+    from ..spec import ConvStem, MBConvEmbed
 
 __all__ = [
     "ConvBnAct",
     "InvertedResidual",
-    "MBConvBlock",
     "MobileViTLayer",
     "MobileViTStage",
     "conv_stem",
@@ -83,22 +86,6 @@ class InvertedResidual(nn.Module):
         return x + self.drop_path(out) if self.residual else out
 
 
-class MBConvBlock(InvertedResidual):
-    """An inverted residual built from its :class:`~archsearch.spec.BlockPlan` (family ``mbconv``)."""
-
-    def __init__(self, plan: BlockPlan):
-        assert isinstance(plan.mixer, MBConvMixer)
-        super().__init__(
-            plan.dim_in,
-            plan.dim,
-            stride=plan.stride,
-            hidden=plan.width,
-            kernel=plan.mixer.kernel,
-            act=plan.act,
-            drop_path=plan.drop_path,
-        )
-
-
 def mbconv_embed(embed: MBConvEmbed, in_channels: int, dim: int, eps: float) -> nn.Module:
     """The ``mbconv`` embedding: one inverted residual into the stage (MobileViT's strided MV2)."""
     assert embed.act is not None  # filled in by normalisation
@@ -137,12 +124,11 @@ def fold_patches(t: torch.Tensor, batch: int, size: tuple[int, int], patch: int)
 class MobileViTLayer(nn.Module):
     """One pre-norm transformer layer of a MobileViT block, on ``(B * P, N, d)`` patch sequences."""
 
-    def __init__(self, plan: BlockPlan):
+    def __init__(self, plan: BlockPlan, build_mixer: BuildMixer):
         super().__init__()
-        mixer = plan.mixer
-        assert isinstance(mixer, MobileViTMixer) and plan.mlp_ratio is not None
+        assert plan.mlp_ratio is not None
         self.norm1 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
-        self.attn = Attention(plan.dim, mixer.heads, qkv="linear", qkv_bias=mixer.qkv_bias)
+        self.attn = build_mixer(plan)
         self.drop_path = DropPath(plan.drop_path)
         self.norm2 = nn.LayerNorm(plan.dim, eps=plan.norm_eps)
         self.mlp = Mlp(plan.dim, int(plan.dim * plan.mlp_ratio), plan.act)
@@ -164,8 +150,8 @@ class MobileViTStage(nn.Module):
     def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
         super().__init__()
         first = plan.blocks[0]
-        mixer = first.mixer
-        assert isinstance(mixer, MobileViTMixer) and mixer.transformer_dim is not None
+        mixer: MobileViTMixer = first.mixer
+        assert mixer.transformer_dim is not None
         c_in, dim, d, k = plan.embed_shape.channels, plan.dim, mixer.transformer_dim, mixer.kernel
         self.patch = mixer.patch
         self.embed = embed

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..spec import T2TEmbed
 from ._attention import attend
 from ._layers import Mlp
+
+if TYPE_CHECKING:  # the schema sits above this layer
+    from ..spec import T2TEmbed
 
 __all__ = ["TokenTransformer", "TokensToToken", "sinusoid_table", "t2t_embed"]
 

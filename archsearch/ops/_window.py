@@ -8,12 +8,16 @@ shift regions on the padded grid, and padded tokens take part in attention (they
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..spec import MergeEmbed
 from ._attention import attend
+
+if TYPE_CHECKING:  # the schema sits above this layer
+    from ..spec import MergeEmbed
 
 __all__ = [
     "PatchMerging",
@@ -75,7 +79,7 @@ class WindowAttention(nn.Module):
     """Multi-head attention within (shifted) windows of a ``(B, H*W, C)`` token map.
 
     ``window`` and ``shift`` are the effective (height, width) values for the ``size`` map the
-    block is built for (:func:`archsearch.spec.window_geometry`). The relative position bias table
+    block is built for (:func:`archsearch.core.window_geometry`). The relative position bias table
     (``relative``) and, for shifted blocks, the region mask are added to the logits; the mask and
     the table index are buffers, computed once. Rolling, padding and partitioning the map is one
     gather of the tokens into window order (and its inverse one gather back), by a precomputed index.

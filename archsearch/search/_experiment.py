@@ -10,14 +10,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from .._errors import SpecError
+from ..core import SourceMap, StrictModel, read_yaml_file, validation_issues
 from ..data import DataConfig, DigitsData
 from ..evaluate import EvaluatorConfig, TrainConfig
-from ..spec import SourceMap, _load
-from ..spec._load import _issues
-from ..spec._yaml import read_yaml_file
 
 __all__ = [
     "COST_METRICS",
@@ -47,11 +45,7 @@ COST_METRICS = ("macs", "params", "latency_ms", "memory_mb")
 ZERO_COST_METRICS = ("synflow", "naswot", "grad_norm")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
-
-
-class Objective(_Model):
+class Objective(StrictModel):
     """One objective: a metric and a direction (``latency_ms`` also where and how it is timed)."""
 
     metric: Literal["accuracy", "macs", "params", "latency_ms", "memory_mb", "synflow", "naswot", "grad_norm"]
@@ -78,7 +72,7 @@ class Objective(_Model):
         return {"min": "minimize", "max": "maximize"}.get(self.direction, self.direction)  # type: ignore[return-value]
 
 
-class Sampler(_Model):
+class Sampler(StrictModel):
     """How the next architecture is chosen."""
 
     kind: Literal["nsga2", "tpe", "random"] | None = None
@@ -91,7 +85,7 @@ class Sampler(_Model):
     """TPE's random trials before it models the space."""
 
 
-class EarlyStopping(_Model):
+class EarlyStopping(StrictModel):
     """Stopping unpromising trials while they train (needs the ``train`` evaluator).
 
     ``dominance`` (the default with several objectives; Optuna cannot prune those): after
@@ -111,7 +105,7 @@ class EarlyStopping(_Model):
     """``dominance``: how much higher (accuracy fraction) the dominating trial must be."""
 
 
-class OptunaBackend(_Model):
+class OptunaBackend(StrictModel):
     """Optuna in this process: a file storage by default (resumable, no services)."""
 
     kind: Literal["optuna"] = "optuna"
@@ -126,7 +120,7 @@ class OptunaBackend(_Model):
     """Stop starting new trials after this many seconds."""
 
 
-class RayBackend(_Model):
+class RayBackend(StrictModel):
     """Ray Tune on a Ray cluster (or a local Ray): Optuna's sampler inside Ray, trials as Ray tasks.
 
     The experiment stays the same from laptop to cluster; only this block changes. The Optuna
@@ -166,7 +160,7 @@ class RayBackend(_Model):
         return self.study_storage
 
 
-class Experiment(_Model):
+class Experiment(StrictModel):
     """A search: what to search, on what data, judged how, for how long, and where it is kept."""
 
     name: str | None = None
@@ -285,18 +279,6 @@ def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experime
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_issues(exc, data, smap, Experiment)) from None
+        raise SpecError(validation_issues(exc, data, smap, Experiment)) from None
     experiment._file = file
     return experiment
-
-
-def _register_for_errors() -> None:
-    """Let the spec loader's error messages list the keys and kinds of the experiment's objects."""
-    _load._MODELS.update(
-        {m.__name__: m for m in (Experiment, Objective, Sampler, EarlyStopping, OptunaBackend, RayBackend)}
-    )
-    _load._KINDS.update({"data": _load._kinds(DataConfig), "evaluator": _load._kinds(EvaluatorConfig)})
-    _load._KINDS["backend"] = ("optuna", "ray")
-
-
-_register_for_errors()

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from .._errors import Issue, SpecError
+from ..core import StrictModel
 from ..cost import CostReport, analytic_costs
-from ..spec import SourceMap, Spec, normalize, spec_from_dict
-from ..spec._load import _apply_overrides
-from ..spec._normalize import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
-from ..spec._yaml import read_yaml_file
+from ..kinds import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
+from ..spec import SourceMap, Spec, apply_overrides, normalize, read_yaml_file, spec_from_dict
 from ._nodes import Choice, FloatRange, IntRange, Node, parse_tree
 from ._suggest import DefaultSuggest, FixedSuggest, RandomSuggest, Suggest
 
@@ -32,18 +31,14 @@ __all__ = ["Bound", "Candidate", "Constraints", "Dimension", "Sample", "SearchSp
 SpacePath = tuple[str | int, ...]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
-
-
-class Bound(_Model):
+class Bound(StrictModel):
     """An inclusive range; either end may be left open."""
 
     min: Annotated[float, Field(ge=0)] | None = None
     max: Annotated[float, Field(gt=0)] | None = None
 
 
-class Constraints(_Model):
+class Constraints(StrictModel):
     """Limits checked with the analytic cost model before a candidate is built or trained."""
 
     params: Bound | None = None
@@ -512,7 +507,7 @@ def load_space(
     if isinstance(source, SearchSpace):
         if not overrides:
             return source
-        return SearchSpace(_apply_overrides(source.raw, overrides), source.source, name=source.name)
+        return SearchSpace(apply_overrides(source.raw, overrides), source.source, name=source.name)
     if isinstance(source, Mapping):
         data, smap, name = dict(source), SourceMap(), None
     else:
@@ -520,5 +515,5 @@ def load_space(
         name = Path(source).stem
     if not isinstance(data, dict):
         raise smap.error((), "a search space is a mapping (a spec with choice nodes)", value=data)
-    raw = _apply_overrides(data, overrides)
+    raw = apply_overrides(data, overrides)
     return SearchSpace(raw, smap, name=overrides.get("name") or data.get("name") or name)

@@ -1,31 +1,46 @@
-"""The spec grammar: schema, YAML loading with lines, normalisation."""
+"""The spec grammar: the Spec/Stage schema assembled from the kind registry, loading with lines,
+normalisation. The plan types and YAML helpers are :mod:`archsearch.core`'s, re-exported here."""
 
-from ._hash import canonical_spec, spec_hash
-from ._load import ZOO_DIR, load_spec, spec_from_dict, validate_spec, zoo_names
-from ._normalize import BlockPlan, FeatureShape, NormalizedSpec, StagePlan, normalize, window_geometry
-from ._schema import (
+from ..core import (
+    BlockPlan,
+    FeatureShape,
+    NormalizedSpec,
+    SourceMap,
+    StagePlan,
+    load_yaml_text,
+    read_yaml_file,
+    window_geometry,
+)
+from ..kinds import (
     AttentionMixer,
+    ConvMixer,
+    DwConvMixer,
+    MBConvMixer,
+    MhsaMixer,
+    Mixer,
+    MobileViTMixer,
+    WindowMixer,
+)
+from ._hash import canonical_spec, spec_hash
+from ._load import ZOO_DIR, apply_overrides, load_spec, spec_from_dict, validate_spec, zoo_names
+from ._normalize import normalize
+from ._schema import (
     BlockEmbed,
     ConvEmbed,
-    ConvMixer,
     ConvStem,
-    DwConvMixer,
+    Embed,
     Head,
     InputSpec,
     MBConvEmbed,
-    MBConvMixer,
     MergeEmbed,
-    MhsaMixer,
-    MobileViTMixer,
     NoEmbed,
     PatchEmbed,
     ResNetStem,
     Spec,
     Stage,
+    Stem,
     T2TEmbed,
-    WindowMixer,
 )
-from ._yaml import SourceMap, load_yaml_text
 
 __all__ = [
     "ZOO_DIR",
@@ -36,6 +51,7 @@ __all__ = [
     "ConvMixer",
     "ConvStem",
     "DwConvMixer",
+    "Embed",
     "FeatureShape",
     "Head",
     "InputSpec",
@@ -43,6 +59,7 @@ __all__ = [
     "MBConvMixer",
     "MergeEmbed",
     "MhsaMixer",
+    "Mixer",
     "MobileViTMixer",
     "NoEmbed",
     "NormalizedSpec",
@@ -52,12 +69,15 @@ __all__ = [
     "Spec",
     "Stage",
     "StagePlan",
+    "Stem",
     "T2TEmbed",
     "WindowMixer",
+    "apply_overrides",
     "canonical_spec",
     "load_spec",
     "load_yaml_text",
     "normalize",
+    "read_yaml_file",
     "spec_from_dict",
     "spec_hash",
     "validate_spec",

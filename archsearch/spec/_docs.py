@@ -10,27 +10,21 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from ..kinds import MIXERS
 from ._schema import (
-    AttentionMixer,
     BlockEmbed,
     ConvEmbed,
-    ConvMixer,
     ConvStem,
-    DwConvMixer,
     Head,
     InputSpec,
     MBConvEmbed,
-    MBConvMixer,
     MergeEmbed,
-    MhsaMixer,
-    MobileViTMixer,
     NoEmbed,
     PatchEmbed,
     ResNetStem,
     Spec,
     Stage,
     T2TEmbed,
-    WindowMixer,
 )
 
 __all__ = ["schema_markdown"]
@@ -48,13 +42,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("embed: merge", MergeEmbed),
     ("embed: mbconv", MBConvEmbed),
     ("embed: none", NoEmbed),
-    ("mixer: conv", ConvMixer),
-    ("mixer: mhsa", MhsaMixer),
-    ("mixer: attention", AttentionMixer),
-    ("mixer: dwconv", DwConvMixer),
-    ("mixer: window", WindowMixer),
-    ("mixer: mbconv", MBConvMixer),
-    ("mixer: mobilevit", MobileViTMixer),
+    *((f"mixer: {kind.name}", kind.schema) for kind in MIXERS.values()),
     ("head", Head),
 ]
 

@@ -11,24 +11,20 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
+
+from ..core import Act, PerBlockFloat, PositiveInt, StrictModel, shorthand_kind
+from ..kinds import MIXERS, FamilyName, Mixer
 
 __all__ = [
-    "AttentionMixer",
     "BlockEmbed",
     "ConvEmbed",
-    "ConvMixer",
     "ConvStem",
-    "DwConvMixer",
     "Embed",
     "Head",
     "InputSpec",
     "MBConvEmbed",
-    "MBConvMixer",
     "MergeEmbed",
-    "MhsaMixer",
-    "Mixer",
-    "MobileViTMixer",
     "NoEmbed",
     "PatchEmbed",
     "ResNetStem",
@@ -36,39 +32,12 @@ __all__ = [
     "Stage",
     "Stem",
     "T2TEmbed",
-    "WindowMixer",
 ]
-
-PositiveInt = Annotated[int, Field(gt=0)]
-#: A value that is either one scalar for the whole stage or a list with one item per block.
-PerBlockInt = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1)]
-Act = Literal["relu", "gelu", "quick_gelu", "silu"]
-PerBlockFloat = (
-    Annotated[float, Field(gt=0)] | Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
-)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
-
-
-def describe_model(cls: type[BaseModel]) -> str:
-    """``ConvMixer (kind 'conv')``: how error messages name a schema object."""
-    kind = cls.model_fields.get("kind")
-    if kind is not None and kind.default is not None:
-        return f"{cls.__name__} (kind {kind.default!r})"
-    return cls.__name__
-
-
-def _shorthand_kind(value: Any) -> Any:
-    """``mixer: conv`` is short for ``mixer: {kind: conv}``."""
-    return {"kind": value} if isinstance(value, str) else value
-
 
 # --------------------------------------------------------------------------- input and stem
 
 
-class InputSpec(_Model):
+class InputSpec(StrictModel):
     """The image the network takes."""
 
     size: PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = 224
@@ -81,7 +50,7 @@ class InputSpec(_Model):
         return (self.size, self.size) if isinstance(self.size, int) else (self.size[0], self.size[1])
 
 
-class ResNetStem(_Model):
+class ResNetStem(StrictModel):
     """ResNet stem: 7x7/2 conv (no bias), BatchNorm, ReLU, 3x3/2 max-pool."""
 
     kind: Literal["resnet"] = "resnet"
@@ -89,7 +58,7 @@ class ResNetStem(_Model):
     """Output channels of the 7x7 conv."""
 
 
-class ConvStem(_Model):
+class ConvStem(StrictModel):
     """Convolutional stem: one kxk conv (no bias), BatchNorm, activation (MobileViT: 3x3/2, SiLU)."""
 
     kind: Literal["conv"] = "conv"
@@ -109,7 +78,7 @@ Stem = Annotated[ResNetStem | ConvStem, Field(discriminator="kind")]
 # --------------------------------------------------------------------------- token embeddings
 
 
-class ConvEmbed(_Model):
+class ConvEmbed(StrictModel):
     """Overlapping convolutional token embedding (CvT, PVT): conv, then a norm."""
 
     kind: Literal["conv"] = "conv"
@@ -130,7 +99,7 @@ class ConvEmbed(_Model):
     in the blocks)."""
 
 
-class PatchEmbed(_Model):
+class PatchEmbed(StrictModel):
     """Non-overlapping patchify (ViT): a conv whose kernel equals its stride."""
 
     kind: Literal["patch"] = "patch"
@@ -145,7 +114,7 @@ class PatchEmbed(_Model):
     """Bias in the patchify conv."""
 
 
-class BlockEmbed(_Model):
+class BlockEmbed(StrictModel):
     """No separate embedding: the stage's first block downsamples (ResNet stages).
 
     A ``bottleneck`` block strides its 3x3 conv (ResNet v1.5) or 2x2 average-pools after MHSA
@@ -157,7 +126,7 @@ class BlockEmbed(_Model):
     """Spatial stride of the stage's first block."""
 
 
-class T2TEmbed(_Model):
+class T2TEmbed(StrictModel):
     """Tokens-to-Token embedding (T2T-ViT): soft splits with a token transformer between them.
 
     Each soft split unfolds the map into overlapping ``kernel x kernel`` patches, one token per
@@ -169,9 +138,9 @@ class T2TEmbed(_Model):
     """
 
     kind: Literal["t2t"] = "t2t"
-    kernels: Annotated[list[PositiveInt], Field(min_length=1)] = [7, 3, 3]
+    kernels: Annotated[list[PositiveInt], Field(min_length=1)] = [7, 3, 3]  # noqa: RUF012 (pydantic copies defaults)
     """Kernel side of each soft split, in order."""
-    strides: Annotated[list[PositiveInt], Field(min_length=1)] = [4, 2, 2]
+    strides: Annotated[list[PositiveInt], Field(min_length=1)] = [4, 2, 2]  # noqa: RUF012
     """Stride of each soft split; their product is the embedding's stride (``embed.stride``) and
     must divide the map."""
     paddings: list[Annotated[int, Field(ge=0)]] | None = None
@@ -192,7 +161,7 @@ class T2TEmbed(_Model):
         return math.prod(self.strides)
 
 
-class MergeEmbed(_Model):
+class MergeEmbed(StrictModel):
     """Swin patch merging: each 2x2 neighbourhood concatenated (4C), LayerNorm, Linear to ``dim``.
 
     Halves the map (an odd side is zero-padded at the bottom/right first, as timm does); the
@@ -202,7 +171,7 @@ class MergeEmbed(_Model):
     kind: Literal["merge"] = "merge"
 
 
-class MBConvEmbed(_Model):
+class MBConvEmbed(StrictModel):
     """One MobileNetV2 inverted residual block as the embedding (MobileViT's strided MV2).
 
     1x1 expand conv + BN + act, kxk depthwise conv (strided) + BN + act, 1x1 project conv + BN to
@@ -221,7 +190,7 @@ class MBConvEmbed(_Model):
     """Activation; default: the stage's ``act``."""
 
 
-class NoEmbed(_Model):
+class NoEmbed(StrictModel):
     """No embedding: the stage continues on the previous feature map unchanged."""
 
     kind: Literal["none"] = "none"
@@ -233,152 +202,16 @@ Embed = Annotated[
 ]
 
 
-# --------------------------------------------------------------------------- token mixers
-
-
-class ConvMixer(_Model):
-    """A kxk convolution (the 3x3 of a ResNet bottleneck). Family: ``bottleneck``."""
-
-    kind: Literal["conv"] = "conv"
-    kernel: PositiveInt = 3
-    """Kernel side (padding ``kernel // 2``)."""
-    groups: PositiveInt = 1
-    """Groups of the conv; must divide the bottleneck width."""
-
-
-class MhsaMixer(_Model):
-    """BoTNet multi-head self-attention over the 2-D map, with relative position logits.
-
-    Content-content ``q.k`` plus content-position ``q.r`` logits (``pos_embed: relative``, the
-    default) where ``r`` sums learned height and width offset embeddings. Family: ``bottleneck``.
-    """
-
-    kind: Literal["mhsa"] = "mhsa"
-    heads: PositiveInt = 4
-    """Attention heads; must divide the bottleneck width."""
-    qkv_bias: bool = False
-    """Bias in the 1x1 q/k/v projection."""
-
-
-class AttentionMixer(_Model):
-    """Global multi-head attention over tokens (ViT, CvT, PVT v2). Family: ``transformer``.
-
-    ``qkv: linear`` projects tokens with Linear layers (ViT). ``dw_bn`` first applies a
-    depthwise kxk conv (no bias) + BatchNorm on the token map, then Linear (CvT); ``avg``
-    average-pools keys and values. ``sr`` is PVT v2's spatial-reduction attention: queries are a
-    Linear of the tokens; keys and values a Linear (C -> 2C) of the map reduced by a conv whose
-    kernel and stride are ``kv_stride`` (with bias), then a LayerNorm (with ``kv_stride: 1`` no
-    conv and no norm; a map side that is not a multiple of the stride drops its last rows, as in
-    PVT). The strides subsample keys/values and queries on the map; a cls token bypasses the conv
-    projection.
-    """
-
-    kind: Literal["attention"] = "attention"
-    heads: PositiveInt = 1
-    """Attention heads; must divide the stage dim."""
-    qkv: Literal["linear", "dw_bn", "avg", "sr"] = "linear"
-    """How tokens are projected to queries, keys and values (``sr``: PVT v2 spatial reduction)."""
-    kernel: PositiveInt = 3
-    """Kernel of the ``dw_bn``/``avg`` projection (padding ``kernel // 2``); ``sr`` takes ``kv_stride``."""
-    kv_stride: PerBlockInt = 1
-    """Stride of the key/value projection; a list gives one per block."""
-    q_stride: PerBlockInt = 1
-    """Stride of the query projection (the shortcut is max-pooled to match)."""
-    qkv_bias: bool = True
-    """Bias in the q/k/v Linear layers."""
-    scale: Literal["head", "dim"] = "head"
-    """Logit scale: ``head_dim ** -0.5`` (ViT) or ``dim ** -0.5`` (official CvT)."""
-    norm_eps: Annotated[float, Field(gt=0)] | None = None
-    """Epsilon of the LayerNorm of the ``sr`` projection (none at ``kv_stride: 1``); default the
-    spec's ``norm_eps``."""
-
-
-class DwConvMixer(_Model):
-    """Depthwise kxk convolution (with bias) of a ConvNeXt block. Family: ``convnext``.
-
-    The block (timm ``ConvNeXtBlock``): depthwise conv -> LayerNorm over channels -> Linear to
-    ``mlp_ratio * dim`` -> activation -> Linear back -> layer scale -> drop path -> + shortcut.
-    """
-
-    kind: Literal["dwconv"] = "dwconv"
-    kernel: PositiveInt = 7
-    """Kernel side (padding ``kernel // 2``); must be odd."""
-    layer_scale: Annotated[float, Field(ge=0)] | None = 1e-6
-    """Initial value of the learned per-channel scale on the block's branch (ConvNeXt: 1e-6);
-    ``null`` or 0 leaves the scale out."""
-
-
-class WindowMixer(_Model):
-    """Swin (shifted) window attention over the token map. Family: ``transformer``.
-
-    Tokens attend within non-overlapping ``window`` x ``window`` windows; a shifted block first
-    rolls the map by ``window // 2`` and masks pairs that the roll brought together. A learned
-    relative position bias, a ``(2w-1)^2`` x heads table per block (``pos_embed: relative_bias``,
-    the default), is added to the logits. As timm: where a side of the map is no larger than the
-    window, the window shrinks to it and that side is not shifted; a side that is not a multiple
-    of the window is zero-padded at the bottom/right after the roll. No class tokens.
-    """
-
-    kind: Literal["window"] = "window"
-    heads: PositiveInt = 1
-    """Attention heads; must divide the stage dim."""
-    window: PositiveInt = 7
-    """Side of the square attention window, in tokens."""
-    shift: bool | Annotated[list[bool], Field(min_length=1)] = True
-    """Cyclic shift by ``window // 2``: ``true`` shifts the odd blocks of the stage (Swin's
-    alternation), ``false`` none; a list gives one per block."""
-    qkv_bias: bool = True
-    """Bias in the q/k/v Linear."""
-
-
-class MBConvMixer(_Model):
-    """MobileNetV2 inverted residual (MBConv without squeeze-excitation). Family: ``mbconv``.
-
-    1x1 expand conv + BN + act to ``expansion`` x the input channels (rounded to a multiple of 8,
-    as timm), kxk depthwise conv + BN + act (strided in the first block under ``embed: block``),
-    1x1 project conv + BN (linear output); residual where stride is 1 and the channels match.
-    """
-
-    kind: Literal["mbconv"] = "mbconv"
-    kernel: PositiveInt = 3
-    """Kernel side of the depthwise conv (padding ``kernel // 2``); must be odd."""
-
-
-class MobileViTMixer(_Model):
-    """MobileViT block: local kxk conv, attention over patches, fusion; the stage's ``depth`` counts
-    its transformer layers (the paper's L). Family: ``mobilevit``.
-
-    kxk conv + BN + act, 1x1 conv to ``transformer_dim``; the map is unfolded into
-    ``patch`` x ``patch`` patches and the pixels at the same position of every patch form one
-    sequence; ``depth`` pre-norm transformer layers (the stage's blocks) run on them, then a
-    LayerNorm; the map is folded back, projected by a 1x1 conv + BN + act to the stage dim and
-    fused with the stage input by a kxk conv + BN + act on their concatenation. A map not divisible
-    by the patch is resized bilinearly to the next multiple and back, as timm does.
-    """
-
-    kind: Literal["mobilevit"] = "mobilevit"
-    transformer_dim: PositiveInt | None = None
-    """Width of the transformer layers (the paper's d); default: the stage dim."""
-    heads: PositiveInt = 4
-    """Attention heads; must divide ``transformer_dim``."""
-    patch: PositiveInt = 2
-    """Patch side: attention runs among pixels at the same position of each patch."""
-    kernel: PositiveInt = 3
-    """Kernel of the local and the fusion conv (padding ``kernel // 2``); must be odd."""
-    qkv_bias: bool = True
-    """Bias in the q/k/v Linear layer."""
-
-
-Mixer = Annotated[
-    ConvMixer | MhsaMixer | AttentionMixer | WindowMixer | DwConvMixer | MBConvMixer | MobileViTMixer,
-    Field(discriminator="kind"),
-]
-
-
 # --------------------------------------------------------------------------- stages and head
 
 
-class Stage(_Model):
+def _mixer_description() -> str:
+    names = [f"``{name}``" for name in MIXERS.names()]
+    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    return f"Token mixer: {listed} (a bare string is short for ``{{kind: ...}}``)."
+
+
+class Stage(StrictModel):
     """A token embedding / downsampling step followed by ``depth`` blocks of one family.
 
     The family follows from the mixer (``conv``/``mhsa``: ``bottleneck``; ``attention``/``window``:
@@ -392,11 +225,9 @@ class Stage(_Model):
     """Output channels (embedding dimension) of the stage."""
     depth: PositiveInt | None = None
     """Number of blocks (may instead come from the spec's ``depths``)."""
-    block: Literal["bottleneck", "transformer", "convnext", "mbconv", "mobilevit"] | None = None
+    block: FamilyName | None = None
     """Block family; inferred from the mixer when omitted."""
-    mixer: Mixer
-    """Token mixer: ``conv``, ``mhsa``, ``attention``, ``window``, ``dwconv``, ``mbconv`` or
-    ``mobilevit`` (a bare string is short for ``{kind: ...}``)."""
+    mixer: Mixer = Field(description=_mixer_description())
     mlp_ratio: PerBlockFloat | None = None
     """Hidden/embedding ratio of the transformer or ConvNeXt MLP (default 4; mobilevit 2); a list
     gives one per block."""
@@ -423,13 +254,13 @@ class Stage(_Model):
     @classmethod
     def _shorthands(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("mixer"), str):
-            data = {**data, "mixer": _shorthand_kind(data["mixer"])}
+            data = {**data, "mixer": shorthand_kind(data["mixer"])}
         if isinstance(data, dict) and isinstance(data.get("embed"), str):
-            data = {**data, "embed": _shorthand_kind(data["embed"])}
+            data = {**data, "embed": shorthand_kind(data["embed"])}
         return data
 
 
-class Head(_Model):
+class Head(StrictModel):
     """Classifier head: optional 1x1 conv, pooling, optional LayerNorm, dropout, Linear.
 
     The LayerNorm sits either on every token of the last map before they are averaged
@@ -452,7 +283,7 @@ class Head(_Model):
     before pooling (MobileViT's final conv)."""
 
 
-class Spec(_Model):
+class Spec(StrictModel):
     """A concrete architecture: input, optional stem, stages, head."""
 
     name: str | None = None
@@ -478,5 +309,5 @@ class Spec(_Model):
     @classmethod
     def _shorthands(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("stem"), str):
-            data = {**data, "stem": _shorthand_kind(data["stem"])}
+            data = {**data, "stem": shorthand_kind(data["stem"])}
         return data

@@ -1,0 +1,66 @@
+"""The stage modules the block families use: blocks on the map, or on tokens."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..core import StagePlan
+from ..ops import sinusoid_table, tokens_to_map
+
+__all__ = ["Features", "MapStage", "TokenStage"]
+
+Features = tuple[torch.Tensor, torch.Tensor | None]  # (B, C, H, W) map, (B, n, C) class tokens
+
+
+class MapStage(nn.Module):
+    """A stage whose blocks work on the ``(B, C, H, W)`` map (bottleneck, convnext, mbconv). Class
+    tokens stop here."""
+
+    def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
+        super().__init__()
+        self.embed = embed
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
+        return self.blocks(self.embed(x)), None
+
+
+class TokenStage(nn.Module):
+    """A stage whose blocks work on ``(B, cls + H*W, C)`` tokens (transformer).
+
+    After the embedding, the map is flattened to tokens, the class token is prepended and the
+    position embedding (learned, or the fixed sinusoidal table as a frozen parameter) added; at
+    the end (after the ``norm_out`` LayerNorm, if any) the class tokens are split off again.
+    """
+
+    def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
+        super().__init__()
+        self.embed = embed
+        self.cls_tokens = plan.embed_shape.cls_tokens
+        self.cls_token = nn.Parameter(torch.zeros(1, self.cls_tokens, plan.dim)) if self.cls_tokens else None
+        self.pos_embed = None
+        if plan.pos_embed == "absolute":
+            self.pos_embed = nn.Parameter(torch.zeros(1, plan.embed_shape.tokens, plan.dim))
+        elif plan.pos_embed == "sinusoidal":
+            table = sinusoid_table(plan.embed_shape.tokens, plan.dim)
+            self.pos_embed = nn.Parameter(table, requires_grad=False)
+        self.blocks = nn.ModuleList(blocks)
+        self.norm_out = nn.LayerNorm(plan.dim, eps=plan.blocks[0].norm_eps) if plan.norm_out else None
+
+    def forward(self, x: torch.Tensor, cls: torch.Tensor | None = None) -> Features:
+        x = self.embed(x)
+        b, _, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2)
+        if self.cls_token is not None:
+            t = torch.cat((self.cls_token.expand(b, -1, -1), t), dim=1)
+        if self.pos_embed is not None:
+            t = t + self.pos_embed
+        hw = (h, w)
+        for block in self.blocks:
+            t, hw = block(t, hw)
+        if self.norm_out is not None:
+            t = self.norm_out(t)
+        cls_out = t[:, : self.cls_tokens] if self.cls_tokens else None
+        fmap = tokens_to_map(t[:, self.cls_tokens :], hw)
+        return fmap, cls_out

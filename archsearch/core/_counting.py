@@ -1,0 +1,87 @@
+"""Counting parameters, multiply-accumulates and activations of layers, no module built.
+
+The conventions are fvcore's (MACs, what papers call FLOPs), so analytic and traced counts agree:
+parameters exactly, MACs to rounding. ``activations`` counts the output elements of every op that
+carries MACs (a proxy for activation memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Cost"]
+
+
+@dataclass
+class Cost:
+    """Parameters, multiply-accumulates and activation elements (per image) of a part.
+
+    The methods add one layer each; sizes are channels and output map sides in pixels/tokens.
+    """
+
+    params: int = 0
+    macs: int = 0
+    activations: int = 0
+
+    def op(self, macs: int, out: int, params: int = 0) -> None:
+        """Add ``macs`` multiply-accumulates producing ``out`` elements, with ``params`` weights."""
+        self.params += params
+        self.macs += macs
+        if macs:
+            self.activations += out
+
+    def __iadd__(self, other: Cost) -> Cost:
+        self.params += other.params
+        self.macs += other.macs
+        self.activations += other.activations
+        return self
+
+    def conv(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        h_out: int,
+        w_out: int,
+        groups: int = 1,
+        bias: bool = False,
+    ) -> None:
+        """A ``kernel`` x ``kernel`` conv with an ``h_out`` x ``w_out`` output."""
+        per_output = (c_in // groups) * kernel * kernel
+        self.op(
+            h_out * w_out * c_out * per_output,
+            c_out * h_out * w_out,
+            c_out * per_output + (c_out if bias else 0),
+        )
+
+    def batch_norm(self, channels: int, elements: int) -> None:
+        """BatchNorm in eval mode, affine: two MACs per element."""
+        self.op(2 * elements, elements, 2 * channels)
+
+    def layer_norm(self, channels: int, elements: int) -> None:
+        """LayerNorm over ``channels``: five MACs per element (fvcore's count)."""
+        self.op(5 * elements, elements, 2 * channels)
+
+    def linear(self, tokens: int, c_in: int, c_out: int, bias: bool = True) -> None:
+        """A Linear applied to ``tokens`` tokens."""
+        self.op(tokens * c_in * c_out, tokens * c_out, c_in * c_out + (c_out if bias else 0))
+
+    def norm2d(self, kind: str, channels: int, elements: int) -> None:
+        """The norm an embedding names: ``layer``, ``batch`` or ``none``."""
+        if kind == "layer":
+            self.layer_norm(channels, elements)
+        elif kind == "batch":
+            self.batch_norm(channels, elements)
+
+    def inverted_residual(
+        self, c_in: int, hidden: int, c_out: int, kernel: int, hw: tuple[int, int], out: tuple[int, int]
+    ) -> None:
+        """MobileNetV2 inverted residual: 1x1 expand + BN, kxk depthwise + BN (map ``hw`` -> ``out``),
+        1x1 project + BN; activations and the residual add count zero."""
+        (h, w), (ho, wo) = hw, out
+        self.conv(c_in, hidden, 1, h, w)
+        self.batch_norm(hidden, hidden * h * w)
+        self.conv(hidden, hidden, kernel, ho, wo, groups=hidden)
+        self.batch_norm(hidden, hidden * ho * wo)
+        self.conv(hidden, c_out, 1, ho, wo)
+        self.batch_norm(c_out, c_out * ho * wo)

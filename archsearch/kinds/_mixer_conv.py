@@ -1,0 +1,62 @@
+"""``mixer: conv``: the kxk convolution of a ResNet bottleneck (He et al. 2016; torchvision/timm
+``Bottleneck``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from torch import nn
+
+from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Path, PositiveInt, StrictModel, conv_out
+from ._base import MixerKind, check_odd_kernel
+
+__all__ = ["CONV", "ConvMixer"]
+
+
+class ConvMixer(StrictModel):
+    """A kxk convolution (the 3x3 of a ResNet bottleneck). Family: ``bottleneck``."""
+
+    kind: Literal["conv"] = "conv"
+    kernel: PositiveInt = 3
+    """Kernel side (padding ``kernel // 2``)."""
+    groups: PositiveInt = 1
+    """Groups of the conv; must divide the bottleneck width."""
+
+
+class _Conv(MixerKind):
+    name = "conv"
+    schema = ConvMixer
+    family = "bottleneck"
+
+    def check(self, ctx: CheckContext, mpath: Path, mixer: Any, width: int, what: str) -> None:
+        check_odd_kernel(ctx, mpath, mixer.kernel)
+        if width % mixer.groups:
+            ctx.fail(
+                (*mpath, "groups"), f"groups must divide the bottleneck width {width}", value=mixer.groups
+            )
+
+    def block_shape(
+        self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
+    ) -> FeatureShape | None:
+        pad = mixer.kernel // 2
+        oh, ow = (
+            conv_out(shape.height, mixer.kernel, stride, pad),
+            conv_out(shape.width, mixer.kernel, stride, pad),
+        )
+        return FeatureShape(dim, oh, ow, shape.cls_tokens)
+
+    def build(self, block: BlockPlan) -> nn.Module:
+        """``(B, width, H, W)`` -> ``(B, width, H/stride, W/stride)``: kxk conv, no bias."""
+        mixer, width = block.mixer, block.width
+        assert isinstance(mixer, ConvMixer)
+        return nn.Conv2d(
+            width, width, mixer.kernel, block.stride, mixer.kernel // 2, groups=mixer.groups, bias=False
+        )
+
+    def cost(self, block: BlockPlan, cost: Cost) -> None:
+        mixer, width, out = block.mixer, block.width, block.out_shape
+        assert isinstance(mixer, ConvMixer)
+        cost.conv(width, width, mixer.kernel, out.height, out.width, groups=mixer.groups)
+
+
+CONV = _Conv()
