@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import Issue, SpecError
 from ..cost import CostReport, analytic_costs
-from ..spec import SourceMap, Spec, normalize, spec_from_dict
+from ..spec import NormalizedSpec, SourceMap, Spec, normalize, spec_from_dict
 from ..spec._load import _apply_overrides
 from ..spec._normalize import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
 from ..spec._yaml import read_yaml_file
@@ -104,6 +104,8 @@ class Candidate:
     costs: CostReport | None = None
     rejected: str | None = None
     violations: list[str] = field(default_factory=list)
+    plan: NormalizedSpec | None = None
+    """The normalised spec (None when the shapes are invalid): build, costs and hash read it."""
 
 
 @dataclass
@@ -191,16 +193,20 @@ class SearchSpace:
         return spec
 
     def candidate(self, suggest: Suggest) -> Candidate:
-        """Sample, validate shapes and check the constraints with the analytic cost model."""
+        """Sample, validate shapes and check the constraints with the analytic cost model.
+
+        The spec is normalised once, here: the candidate carries the plan to whatever builds,
+        hashes or costs it next."""
         sample = self.sample(suggest)
         try:
-            spec = sample.spec()
-            costs = analytic_costs(normalize(spec))
+            spec = sample.spec(shapes=False)
+            plan = normalize(spec, sample.source)
+            costs = analytic_costs(plan)
         except SpecError as exc:
             return Candidate(sample, rejected=f"invalid: {exc}")
         violations = self.constraints.violations(costs)
         rejected = "constraints: " + "; ".join(violations) if violations else None
-        return Candidate(sample, spec, costs, rejected, violations)
+        return Candidate(sample, spec, costs, rejected, violations, plan)
 
     def random_samples(self, n: int, seed: int = 0) -> list[Candidate]:
         suggest = RandomSuggest(seed)
