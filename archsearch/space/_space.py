@@ -14,9 +14,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from .._errors import Issue, SpecError
 from ..cost import CostReport, analytic_costs
@@ -24,50 +24,13 @@ from ..spec import NormalizedSpec, SourceMap, Spec, normalize, spec_from_dict
 from ..spec._load import _apply_overrides
 from ..spec._normalize import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
 from ..spec._yaml import read_yaml_file
+from ._constraints import Bound, Constraints
 from ._nodes import Choice, FloatRange, IntRange, Node, parse_tree
 from ._suggest import DefaultSuggest, FixedSuggest, RandomSuggest, Suggest
 
 __all__ = ["Bound", "Candidate", "Constraints", "Dimension", "Sample", "SearchSpace", "load_space"]
 
 SpacePath = tuple[str | int, ...]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
-
-
-class Bound(_Model):
-    """An inclusive range; either end may be left open."""
-
-    min: Annotated[float, Field(ge=0)] | None = None
-    max: Annotated[float, Field(gt=0)] | None = None
-
-
-class Constraints(_Model):
-    """Limits checked with the analytic cost model before a candidate is built or trained."""
-
-    params: Bound | None = None
-    """Parameter count (all parameters, frozen ones included)."""
-    macs: Bound | None = None
-    """Multiply-accumulates of one forward pass at batch 1."""
-    flops: Bound | None = None
-    """The same as ``macs``: papers' "FLOPs" count multiply-accumulates (fvcore's convention)."""
-
-    def violations(self, costs: CostReport) -> list[str]:
-        """Human-readable reasons ``costs`` falls outside the limits (empty when it fits)."""
-        out = []
-        for name, bound, value in (
-            ("params", self.params, costs.params),
-            ("macs", self.macs, costs.macs),
-            ("macs", self.flops, costs.macs),
-        ):
-            if bound is None:
-                continue
-            if bound.min is not None and value < bound.min:
-                out.append(f"{name} {value:,} < min {bound.min:,.0f}")
-            if bound.max is not None and value > bound.max:
-                out.append(f"{name} {value:,} > max {bound.max:,.0f}")
-        return out
 
 
 @dataclass(frozen=True)
