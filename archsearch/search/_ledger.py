@@ -197,7 +197,9 @@ def tell(study: optuna.Study, trial: optuna.Trial | int, record: Record, **attrs
     Optuna the trial's end."""
     if isinstance(trial, int):
         trial = optuna.Trial(study, trial)
-    merged = {"outcome": record.outcome, **(record.attrs or {}), **attrs}
+    # the outcome goes last, just before the state: a reader never sees a finished outcome on a
+    # trial that has been RUNNING for long
+    merged = {**(record.attrs or {}), **attrs, "outcome": record.outcome}
     for key, value in merged.items():
         if value is not None or key == "reason":
             trial.set_user_attr(key, value)
