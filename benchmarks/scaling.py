@@ -121,8 +121,10 @@ def _row(backend: str, workers: int, study: optuna.Study, wall: float) -> dict[s
 
 def optuna_postgres(worker_counts: list[int], trials: int, steps: int) -> list[dict[str, Any]]:
     """``archsearch worker`` processes on one PostgreSQL study, a fresh study per worker count."""
-    from archsearch.search._optuna import open_storage
-    from archsearch.search._postgres import TemporaryPostgres
+    from archsearch.search import open_storage
+
+    sys.path.insert(0, str(ROOT))  # the throwaway server is a test helper
+    from tests.pg import TemporaryPostgres
 
     rows = []
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

@@ -22,7 +22,6 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from typer.testing import CliRunner
 
 from archsearch.cli import app
-from archsearch.search._postgres import TemporaryPostgres, find_postgres
 from archsearch.search._shared import (
     CLAIM,
     Heartbeat,
@@ -34,6 +33,7 @@ from archsearch.search._shared import (
 )
 
 from .helpers import tiny_space
+from .pg import TemporaryPostgres, find_postgres
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,7 @@ def postgres():
 
 def test_racing_claims_on_postgres_take_one_slot_per_architecture_and_never_exceed_the_budget(postgres):
     """Six threads, each a worker with its own connections, claim at the same instant."""
-    from archsearch.search._optuna import open_storage
+    from archsearch.search import open_storage
 
     beats = Heartbeats(1, 3)
     optuna.create_study(study_name="race", storage=open_storage(postgres.url))
@@ -278,7 +278,7 @@ def test_three_workers_share_a_study_and_a_killed_workers_trial_is_retried(postg
     name = f"{socket.gethostname()}:{victim.pid}"
     try:
         # watch the storage until the victim's trial is claimed and evaluating, then kill it
-        from archsearch.search._optuna import open_storage
+        from archsearch.search import open_storage
 
         storage = open_storage(postgres.url)
         deadline = time.monotonic() + 60

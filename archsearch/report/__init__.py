@@ -8,6 +8,7 @@ winners as YAML specs.
 
 from ._compute import ReportData, ZooReference, compute_report, mixer_label
 from ._demo import DEMO_OBJECTIVES, demo_results, demo_spec
+from ._format import slug
 from ._results import STATES, Objective, StudyResults
 from ._write import ReportFiles, write_report
 
@@ -23,5 +24,6 @@ __all__ = [
     "demo_results",
     "demo_spec",
     "mixer_label",
+    "slug",
     "write_report",
 ]

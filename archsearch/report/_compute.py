@@ -60,6 +60,9 @@ PALETTE = (
     "#2f4b7c",
 )
 OTHER = ("other", "#9a9a9a")
+#: The search engine's outcomes, as :meth:`ReportData.trials_summary` lists them.
+_EVALUATED = ("complete", "early-stopped", "failed")
+_OTHER_OUTCOMES = ("duplicate", "rejected", "skipped", "interrupted", "running")
 
 
 @dataclass
@@ -92,6 +95,7 @@ class ReportData:
     choices: list[str]
     """``choice.*`` columns."""
     state_counts: dict[str, int]
+    """Trials by state; with the search engine's ``results.counts``, see :meth:`trials_summary`."""
     reasons: list[tuple[str, str, int]] = field(default_factory=list)
     """(state, reason, trials) for the trials that did not complete, most frequent first."""
     reference: np.ndarray | None = None
@@ -112,6 +116,19 @@ class ReportData:
     """Front trial -> its spec YAML, relative to the report folder."""
     notes: list[str] = field(default_factory=list)
     """What was skipped and why, for the reader."""
+
+    def trials_summary(self) -> str:
+        """``"11: 7 evaluated (5 complete, 1 early-stopped, 1 failed), 2 duplicate, 2 rejected"``,
+        from the search engine's counts; ``"11 (COMPLETE 9, PRUNED 2)"`` by state without them."""
+        counts = self.results.counts
+        if counts is None:
+            states = ", ".join(f"{s} {n}" for s, n in self.state_counts.items()) or "none"
+            return f"{sum(self.state_counts.values())} ({states})"
+        inner = ", ".join(f"{counts.get(k, 0)} {k}" for k in _EVALUATED if counts.get(k, 0))
+        parts = [f"{counts.get('evaluated', 0)} evaluated" + (f" ({inner})" if inner else "")]
+        parts += [f"{counts[k]} {k}" for k in _OTHER_OUTCOMES if counts.get(k, 0)]
+        total = counts.get("evaluated", 0) + sum(counts.get(k, 0) for k in _OTHER_OUTCOMES)
+        return f"{total}: " + ", ".join(parts)
 
     @property
     def directions(self) -> list[Direction]:

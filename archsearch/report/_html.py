@@ -88,14 +88,12 @@ def _plot(name: str, figure: Any, caption: str = "") -> str:
 def _facts(data: ReportData) -> str:
     r = data.results
     h, w = r.input_size
-    total = sum(data.state_counts.values())
-    states = ", ".join(f"{escape(s)} {n}" for s, n in data.state_counts.items()) or "none"
     arrows = {"minimize": "↓ minimize", "maximize": "↑ maximize"}
     objectives = ", ".join(f"{escape(o.metric)} ({arrows[o.direction]})" for o in data.objectives)
     rows = [
         ("dataset", f"{escape(r.dataset)}, {r.num_classes} classes"),
         ("input", f"{h}×{w}, {r.channels} channel{'s' if r.channels != 1 else ''}"),
-        ("trials", f"{total} ({states})"),
+        ("trials", escape(data.trials_summary())),
         ("objectives", objectives),
         ("Pareto front", f"{len(data.front)} of {len(data.scored)} complete trials with every objective"),
     ]

@@ -17,11 +17,10 @@ def render_markdown(data: ReportData, figures: list[str]) -> str:
     r = data.results
     h, w = r.input_size
     lines = [f"# {r.study_name} — Pareto report", ""]
-    states = ", ".join(f"{s} {n}" for s, n in data.state_counts.items()) or "none"
     objectives = ", ".join(f"{o.metric} ({o.direction})" for o in data.objectives)
     lines += [
         f"- **dataset**: {r.dataset}, {r.num_classes} classes, input {h}×{w}×{r.channels}",
-        f"- **trials**: {sum(data.state_counts.values())} ({states})",
+        f"- **trials**: {data.trials_summary()}",
         f"- **objectives**: {objectives}",
         f"- **Pareto front**: {len(data.front)} of {len(data.scored)} complete trials with every objective",
     ]

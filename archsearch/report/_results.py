@@ -50,3 +50,7 @@ class StudyResults:
     dataset: str
     study: optuna.Study | None = None
     """The Optuna study, for parameter importances; None skips them (the report says so)."""
+    counts: dict[str, int] | None = None
+    """The trials by outcome as the search engine counts them (``evaluated``, ``complete``,
+    ``early-stopped``, ``failed``, ``duplicate``, ``rejected``, ``skipped``, ``interrupted``,
+    ``running``, ``front``); None: the report counts ``state``s instead."""

@@ -1,5 +1,8 @@
-"""The search engine: experiments, the Optuna backend, early stopping, the trial table."""
+"""The search engine: experiments, the backends behind one interface, the trial ledger, early
+stopping, the trial table."""
 
+from .._errors import SearchError
+from ._backend import Backend, SearchProgress, SearchSummary
 from ._early_stop import Curve, dominated_at
 from ._experiment import (
     COST_METRICS,
@@ -8,31 +11,47 @@ from ._experiment import (
     Experiment,
     Objective,
     OptunaBackend,
+    RayBackend,
     Sampler,
     load_experiment,
 )
-from ._optuna import SearchError, SearchProgress, SearchSummary, open_storage, open_study, run_search
+from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
+from ._run import BACKENDS, backend_for, run_search
+from ._shared import Heartbeats, SharedStudy, is_shared
+from ._storage import open_storage, open_study
 from ._table import BASE_COLUMNS, load_results, load_study, trials_table
 
 __all__ = [
+    "BACKENDS",
     "BASE_COLUMNS",
     "COST_METRICS",
+    "EVALUATED",
     "METRICS",
+    "OUTCOMES",
+    "Backend",
     "Curve",
     "EarlyStopping",
     "Experiment",
+    "Heartbeats",
     "Objective",
     "OptunaBackend",
+    "RayBackend",
     "Sampler",
     "SearchError",
     "SearchProgress",
     "SearchSummary",
+    "SharedStudy",
+    "TrialCounts",
+    "backend_for",
+    "count_trials",
     "dominated_at",
+    "is_shared",
     "load_experiment",
     "load_results",
     "load_study",
     "open_storage",
     "open_study",
+    "outcome_of",
     "run_search",
     "trials_table",
 ]

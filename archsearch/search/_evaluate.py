@@ -9,14 +9,15 @@ from typing import Any
 
 import torch
 
+from .._errors import SpecError
 from ..compiler import build
 from ..cost import CostReport, LatencyCache, measure_latency
 from ..data import Dataset
-from ..evaluate import TrainConfig, ZeroCostConfig, train_and_evaluate, zero_cost_scores
-from ..spec import Spec
+from ..evaluate import TrainConfig, TrainingDiverged, ZeroCostConfig, train_and_evaluate, zero_cost_scores
+from ..spec import NormalizedSpec
 from ._experiment import COST_METRICS, Experiment
 
-__all__ = ["Evaluation", "Evaluator"]
+__all__ = ["Evaluation", "Evaluator", "cost_vector", "failure_reason", "objective_values", "plain_attrs"]
 
 
 @dataclass
@@ -41,22 +42,23 @@ class Evaluator:
         self.latency = next((o for o in experiment.objectives if o.metric == "latency_ms"), None)
 
     def costs(
-        self, spec: Spec, costs: CostReport, spec_hash: str, model: torch.nn.Module
+        self, plan: NormalizedSpec, costs: CostReport, spec_hash: str, model: torch.nn.Module
     ) -> dict[str, float]:
-        """MACs, params, the training-memory estimate and, if it is an objective, latency."""
+        """MACs, params, the training-memory estimate (MiB) and, if it is an objective, latency (ms)
+        of the candidate ``plan`` with analytic ``costs``, built as ``model``."""
         out: dict[str, float] = {"macs": float(costs.macs), "params": float(costs.params)}
         evaluator = self.experiment.evaluator
         batch = evaluator.batch_size if isinstance(evaluator, TrainConfig) else 1
         out["memory_mb"] = (16 * costs.params + costs.activation_bytes(batch)) / 2**20
         if self.latency is not None:
-            out["latency_ms"] = self._latency(spec, spec_hash, model)
+            out["latency_ms"] = self._latency(plan, spec_hash, model)
         return out
 
-    def _latency(self, spec: Spec, spec_hash: str, model: torch.nn.Module) -> float:
+    def _latency(self, plan: NormalizedSpec, spec_hash: str, model: torch.nn.Module) -> float:
         assert self.latency is not None
         o = self.latency
-        channels = spec.input.channels
-        size = spec.input.size
+        channels = plan.spec.input.channels
+        size = plan.spec.input.size
         h, w = (size, size) if isinstance(size, int) else size
         threads = o.threads or torch.get_num_threads()
         key = LatencyCache.key(spec_hash, o.device, "float32", o.batch, threads)
@@ -70,9 +72,10 @@ class Evaluator:
             self.latency_cache.put(key, result)
         return result.median_ms
 
-    def build(self, spec: Spec) -> torch.nn.Module:
+    def build(self, plan: NormalizedSpec) -> torch.nn.Module:
+        """The candidate's model, its weights seeded by the sampler's seed."""
         torch.manual_seed(self.experiment.sampler.seed)
-        return build(spec)
+        return build(plan)
 
     def evaluate(
         self, model: torch.nn.Module, on_epoch: Callable[[int, float], None] | None = None
@@ -93,6 +96,7 @@ class Evaluator:
 
 
 def objective_values(experiment: Experiment, metrics: dict[str, Any]) -> list[float]:
+    """The objectives' values, in the experiment's order, from a trial's metrics."""
     return [float(metrics[o.metric]) for o in experiment.objectives]
 
 
@@ -104,3 +108,21 @@ def cost_vector(experiment: Experiment, metrics: dict[str, Any]) -> list[float]:
             value = float(metrics[o.metric])
             out.append(value if o.sense == "minimize" else -value)
     return out
+
+
+def plain_attrs(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a trial may store as user attributes (numbers, strings, lists, booleans)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float | str | list | bool)}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a trial failed, in one line: ``diverged: ...``, ``invalid: ...``, ``out of memory: ...``
+    or ``ExceptionType: message``."""
+    if isinstance(exc, TrainingDiverged):
+        return f"diverged: {exc}"
+    if isinstance(exc, SpecError):
+        return f"invalid: {exc}"
+    if "out of memory" in str(exc).lower():
+        return f"out of memory: {str(exc).splitlines()[0][:300]}"
+    text = str(exc).splitlines()[0][:500] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

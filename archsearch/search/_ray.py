@@ -1,17 +1,21 @@
-"""The entry point of the Ray backend (``backend: {kind: ray}``); Ray itself is imported lazily.
+"""The Ray backend (``backend: {kind: ray}``); Ray itself is imported lazily.
 
-The work is in :mod:`archsearch.search._ray_tune` (the searcher, the trainable, the latency
-actor) and :mod:`archsearch.search._pareto_asha` (the multi-objective ASHA), which import Ray.
+The work is in :mod:`._ray_driver` (the Tuner), :mod:`._ray_searcher` (the searcher on the Optuna
+study), :mod:`._ray_trainable` (the trainable and the latency actor) and :mod:`._pareto_asha` (the
+multi-objective ASHA), which import Ray.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .._errors import SearchError
+from ..cost import LatencyCache
+from ._backend import Backend, SearchProgress, SearchSummary
 from ._experiment import Experiment
-from ._optuna import SearchError, SearchProgress, SearchSummary
+from ._shared import Heartbeats
 
-__all__ = ["run_ray_search"]
+__all__ = ["RayTuneBackend"]
 
 
 def _import_ray() -> Any:
@@ -26,16 +30,25 @@ def _import_ray() -> Any:
     return ray
 
 
-def run_ray_search(
-    experiment: Experiment,
-    *,
-    trials: int | None = None,
-    fresh: bool = False,
-    resume_only: bool = False,
-    progress: SearchProgress | None = None,
-) -> SearchSummary:
-    """Run (or resume) the experiment's search on Ray Tune until ``trials`` are evaluated."""
-    _import_ray()
-    from ._ray_tune import run
+class RayTuneBackend(Backend):
+    """Ray Tune on a Ray cluster, or a local Ray (``backend: {kind: ray}``)."""
 
-    return run(experiment, trials=trials, fresh=fresh, resume_only=resume_only, progress=progress)
+    kind = "ray"
+
+    def run(
+        self,
+        experiment: Experiment,
+        *,
+        trials: int | None = None,
+        fresh: bool = False,
+        resume_only: bool = False,
+        progress: SearchProgress | None = None,
+        latency_cache: LatencyCache | None = None,
+        heartbeats: Heartbeats | None = None,
+    ) -> SearchSummary:
+        """Latency is timed by the search's latency actor, so ``latency_cache`` is not used;
+        Ray retries dead trials itself, so ``heartbeats`` are not either."""
+        _import_ray()
+        from ._ray_driver import run
+
+        return run(experiment, trials=trials, fresh=fresh, resume_only=resume_only, progress=progress)

@@ -1,7 +1,8 @@
 """Many workers, one study: how processes on one or many machines share an Optuna study on PostgreSQL.
 
 Every worker (``archsearch worker``, or ``archsearch search`` on a ``postgresql://`` storage) runs
-the embedded loop of :mod:`._optuna` (ask -> check -> evaluate -> tell). Two things change.
+the trial loop of :mod:`._loop` (ask -> check -> evaluate -> tell) with the trial ledger's rules
+(:mod:`._ledger`). Two things change.
 
 **Slots: the budget is exact and no architecture is evaluated twice.** A candidate is trained
 only after it *claims a slot*. Claims are decided one at a time across all workers, under a
@@ -17,7 +18,8 @@ trial of the study and counts the slots taken by others:
 Then, in this order:
 
 1. a trial with the same spec hash that is evaluated, or claimed and running, makes the candidate
-   a *duplicate* of it (its values when it is complete, PRUNED otherwise): never trained again;
+   a *duplicate* of it (the ledger's rule: its values when it is complete, PRUNED otherwise):
+   never trained again;
 2. ``taken >= budget`` makes the candidate *skipped* (PRUNED: other workers hold the last slots);
 3. otherwise the trial claims: it records ``worker`` (``host:pid``) and, in advance, ``outcome:
    interrupted`` with the reason a dead worker leaves, which telling the trial replaces.
@@ -57,9 +59,9 @@ from typing import Any, Literal, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ._ledger import CLAIM, EVALUATED
+
 __all__ = [
-    "CLAIM",
-    "EVALUATED",
     "Claim",
     "Heartbeat",
     "Heartbeats",
@@ -73,11 +75,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Outcomes that spent an evaluation (they count towards the trial budget).
-EVALUATED = ("complete", "early-stopped", "failed")
-#: The user attribute a trial claims its slot with (the worker, ``host:pid``).
-CLAIM = "worker"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from optuna.trial import FrozenTrial
 
 from .._errors import Issue, SpecError
 from ._experiment import METRICS, load_experiment
-from ._optuna import open_storage, open_study
+from ._ledger import count_trials, outcome_of
+from ._storage import open_storage, open_study
 
 __all__ = ["BASE_COLUMNS", "load_results", "load_study", "trials_table"]
 
@@ -44,12 +45,10 @@ def _row(t: FrozenTrial) -> dict[str, Any]:
         if t.datetime_complete and t.datetime_start
         else math.nan
     )
-    state = t.state.name.lower()
     row: dict[str, Any] = {
         "trial": t.number,
         "state": t.state.name,
-        # a running trial carries, in advance, the outcome it keeps if its worker dies
-        "outcome": attrs.get("outcome", state) if t.state.is_finished() else state,
+        "outcome": outcome_of(t),
         "spec_hash": attrs.get("spec_hash"),
         "spec": attrs.get("spec"),
         **{m: attrs.get(m, math.nan) for m in METRICS},
@@ -144,4 +143,5 @@ def load_results(source: str | optuna.Study, study_name: str | None = None) -> A
         num_classes=int(meta.get("num_classes", 1000)),
         dataset=str(meta.get("dataset", "unknown")),
         study=study,
+        counts=count_trials(study.get_trials(deepcopy=False), [o.direction for o in objectives]).as_dict(),
     )

@@ -14,55 +14,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from .._errors import Issue, SpecError
-from ..core import StrictModel
 from ..cost import CostReport, analytic_costs
 from ..kinds import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
-from ..spec import SourceMap, Spec, apply_overrides, normalize, read_yaml_file, spec_from_dict
+from ..spec import NormalizedSpec, SourceMap, Spec, apply_overrides, normalize, read_yaml_file, spec_from_dict
+from ._constraints import Bound, Constraints
 from ._nodes import Choice, FloatRange, IntRange, Node, parse_tree
 from ._suggest import DefaultSuggest, FixedSuggest, RandomSuggest, Suggest
 
 __all__ = ["Bound", "Candidate", "Constraints", "Dimension", "Sample", "SearchSpace", "load_space"]
 
 SpacePath = tuple[str | int, ...]
-
-
-class Bound(StrictModel):
-    """An inclusive range; either end may be left open."""
-
-    min: Annotated[float, Field(ge=0)] | None = None
-    max: Annotated[float, Field(gt=0)] | None = None
-
-
-class Constraints(StrictModel):
-    """Limits checked with the analytic cost model before a candidate is built or trained."""
-
-    params: Bound | None = None
-    """Parameter count (all parameters, frozen ones included)."""
-    macs: Bound | None = None
-    """Multiply-accumulates of one forward pass at batch 1."""
-    flops: Bound | None = None
-    """The same as ``macs``: papers' "FLOPs" count multiply-accumulates (fvcore's convention)."""
-
-    def violations(self, costs: CostReport) -> list[str]:
-        """Human-readable reasons ``costs`` falls outside the limits (empty when it fits)."""
-        out = []
-        for name, bound, value in (
-            ("params", self.params, costs.params),
-            ("macs", self.macs, costs.macs),
-            ("macs", self.flops, costs.macs),
-        ):
-            if bound is None:
-                continue
-            if bound.min is not None and value < bound.min:
-                out.append(f"{name} {value:,} < min {bound.min:,.0f}")
-            if bound.max is not None and value > bound.max:
-                out.append(f"{name} {value:,} > max {bound.max:,.0f}")
-        return out
 
 
 @dataclass(frozen=True)
@@ -99,6 +65,8 @@ class Candidate:
     costs: CostReport | None = None
     rejected: str | None = None
     violations: list[str] = field(default_factory=list)
+    plan: NormalizedSpec | None = None
+    """The normalised spec (None when the shapes are invalid): build, costs and hash read it."""
 
 
 @dataclass
@@ -186,16 +154,20 @@ class SearchSpace:
         return spec
 
     def candidate(self, suggest: Suggest) -> Candidate:
-        """Sample, validate shapes and check the constraints with the analytic cost model."""
+        """Sample, validate shapes and check the constraints with the analytic cost model.
+
+        The spec is normalised once, here: the candidate carries the plan to whatever builds,
+        hashes or costs it next."""
         sample = self.sample(suggest)
         try:
-            spec = sample.spec()
-            costs = analytic_costs(normalize(spec))
+            spec = sample.spec(shapes=False)
+            plan = normalize(spec, sample.source)
+            costs = analytic_costs(plan)
         except SpecError as exc:
             return Candidate(sample, rejected=f"invalid: {exc}")
         violations = self.constraints.violations(costs)
         rejected = "constraints: " + "; ".join(violations) if violations else None
-        return Candidate(sample, spec, costs, rejected, violations)
+        return Candidate(sample, spec, costs, rejected, violations, plan)
 
     def random_samples(self, n: int, seed: int = 0) -> list[Candidate]:
         suggest = RandomSuggest(seed)

@@ -1,56 +1,20 @@
-"""The ``archsearch`` command line."""
+"""Commands on specs and studies' reports: ``validate``, ``compile``, ``zoo``, ``profile``,
+``schema``, ``report``."""
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._errors import SearchError, SpecError
-from .spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
+from ..spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
+from ._app import ClassesOpt, JsonOpt, ResolutionOpt, SpecArg, app, err, friendly, out
 
-app = typer.Typer(
-    name="archsearch",
-    help="Neural architecture search and hybrid design for vision backbones.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-SpecArg = Annotated[str, typer.Argument(help="A spec YAML file or a zoo name (see `archsearch zoo`).")]
-ResolutionOpt = Annotated[int | None, typer.Option("--resolution", "-r", help="Override the input size.")]
-ClassesOpt = Annotated[int | None, typer.Option("--num-classes", help="Override the number of classes.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")]
-
-
-def _friendly(fn: F) -> F:
-    """Turn a SpecError or SearchError into one clear message on stderr and exit status 2, no
-    traceback."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SpecError as exc:
-            for issue in exc.issues:
-                err.print(f"[bold red]error:[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except SearchError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return run  # type: ignore[return-value]
+__all__: list[str] = []
 
 
 def _load(spec: str, resolution: int | None = None, num_classes: int | None = None) -> Spec:
@@ -66,8 +30,8 @@ def _count_params(plan: NormalizedSpec) -> tuple[int, list[int], int, int]:
     """Total, per-stage, stem and head parameter counts, from a model built on the meta device."""
     import torch
 
-    from .compiler import build
-    from .cost import count_params
+    from ..compiler import build
+    from ..cost import count_params
 
     with torch.device("meta"):
         model = build(plan)
@@ -76,7 +40,7 @@ def _count_params(plan: NormalizedSpec) -> tuple[int, list[int], int, int]:
 
 
 @app.command()
-@_friendly
+@friendly
 def validate(specs: Annotated[list[str], typer.Argument(help="Spec YAML files or zoo names.")]) -> None:
     """Check specs against the schema and their shapes; print a one-line summary of each."""
     for path in specs:
@@ -90,7 +54,7 @@ def validate(specs: Annotated[list[str], typer.Argument(help="Spec YAML files or
 
 
 @app.command(name="compile")
-@_friendly
+@friendly
 def compile_(
     spec: SpecArg, resolution: ResolutionOpt = None, num_classes: ClassesOpt = None, as_json: JsonOpt = False
 ) -> None:
@@ -161,7 +125,7 @@ def compile_(
 
 
 @app.command()
-@_friendly
+@friendly
 def zoo(as_json: JsonOpt = False) -> None:
     """List the architectures shipped with archsearch, with their parameter counts."""
     rows = []
@@ -190,7 +154,7 @@ def zoo(as_json: JsonOpt = False) -> None:
 
 
 @app.command(name="profile")
-@_friendly
+@friendly
 def profile_(
     spec: SpecArg,
     resolution: ResolutionOpt = None,
@@ -211,7 +175,7 @@ def profile_(
     """Params and MACs per stage (traced and analytic), latency and memory of a spec or zoo model."""
     import torch
 
-    from .cost import LatencyCache, profile
+    from ..cost import LatencyCache, profile
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         err.print("[bold red]error:[/] --device cuda: no CUDA device is available here; allowed: cpu")
@@ -305,7 +269,7 @@ def schema(
     ] = False,
 ) -> None:
     """Print the JSON Schema of specs, for editors to complete and check YAML."""
-    from .spec._docs import schema_markdown
+    from ..spec._docs import schema_markdown
 
     text = schema_markdown() if markdown else json.dumps(Spec.model_json_schema(), indent=2)
     if output is None:
@@ -333,7 +297,7 @@ def _reference(text: str | None) -> list[float] | None:
 
 
 @app.command()
-@_friendly
+@friendly
 def report(
     source: Annotated[
         str, typer.Argument(help="An experiment YAML, or the storage URL of a study (sqlite:///..., ...).")
@@ -353,11 +317,10 @@ def report(
 ) -> None:
     """Write a study's Pareto report: index.html (works offline), report.md, trials.csv and
     trials.parquet, figures/*.png, and winners/*.yaml that `archsearch compile` rebuilds."""
-    from .report import write_report
-    from .report._format import slug
+    from ..report import slug, write_report
 
     ref = _reference(reference)
-    from .search import load_results  # the search engine resolves experiments and storages
+    from ..search import load_results  # the search engine resolves experiments and storages
 
     results = load_results(source)
     target = out_dir if out_dir is not None else Path("reports") / slug(results.study_name)
@@ -392,18 +355,3 @@ def _embed_label(embed: Any) -> str:
     if embed.kind == "merge":
         return "merge 2x2/2"
     return f"{embed.kind} /{embed.stride}"
-
-
-from . import _cli_search  # noqa: E402, F401  (registers space, search, trials)
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:  # pragma: no cover
-        err.print("interrupted")
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server on loopback, for the worker tests and the scaling benchmark.
+"""A throwaway PostgreSQL server on loopback, for the worker and ledger tests and the scaling benchmark
+(a test helper: it is not part of the package).
 
 ``initdb`` into a temporary directory, ``pg_ctl start`` on a free port of 127.0.0.1 with its socket
 in that directory, one database, and ``pg_ctl stop -m immediate`` at the end. PostgreSQL refuses to

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
@@ -23,13 +23,16 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .cli import _friendly, app, err, out
+from ._app import app, err, friendly, out
+
+if TYPE_CHECKING:
+    from ..search import TrialCounts
 
 SourceArg = Annotated[str, typer.Argument(help="An experiment YAML, a storage URL, or a .db / journal file.")]
 
 
 @app.command()
-@_friendly
+@friendly
 def space(
     path: Annotated[str, typer.Argument(help="A search-space YAML file.")],
     samples: Annotated[int, typer.Option("--samples", "-n", help="Random members to show.")] = 5,
@@ -37,7 +40,7 @@ def space(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show a search space: its dimensions, its size, and a few members with their costs."""
-    from .space import load_space
+    from ..space import load_space
 
     sp = load_space(path)
     dims = sp.dimensions()
@@ -135,10 +138,10 @@ class _RichProgress:
     def __exit__(self, *exc: Any) -> None:
         self.live.__exit__(*exc)
 
-    def start(self, total: int, done: int, study: Any) -> None:
+    def start(self, total: int, counts: TrialCounts, study: Any) -> None:
         self.study = study
-        self.bar.update(self.task, total=total, completed=done)
-        self._best(study)
+        self.bar.update(self.task, total=total, completed=min(counts.evaluated, total))
+        self._best(study, counts)
 
     def trial_started(self, number: int, params: dict[str, Any], costs: dict[str, float]) -> None:
         mixers = [str(v) for k, v in params.items() if k.endswith(".mixer")]
@@ -152,27 +155,30 @@ class _RichProgress:
             f"{self.current.get('macs', 0) / 1e6:.1f}M MACs - epoch {epoch}: accuracy {accuracy:.3f}"
         )
 
-    def trial_finished(self, trial: Any, evaluated: int) -> None:
+    def trial_finished(self, trial: Any, counts: TrialCounts) -> None:
+        evaluated = counts.evaluated
         self.bar.update(self.task, completed=min(evaluated, self.bar.tasks[0].total or evaluated))
         outcome = trial.user_attrs.get("outcome")
         if outcome != "complete":
             reason = trial.user_attrs.get("reason") or ""
             self.status.plain = f"trial {trial.number} {outcome}" + (f": {reason[:150]}" if reason else "")
-        self._best(self.study)
+        self._best(self.study, counts)
 
     def waiting(self, taken: int, budget: int) -> None:
         self.status.plain = f"waiting: the last {taken} of {budget} trials are running on other workers"
 
-    def _best(self, study: Any) -> None:
-        try:
-            best = study.best_trials
+    def _best(self, study: Any, counts: TrialCounts) -> None:
+        from ..search import outcome_of
+
+        try:  # a duplicate is a copy of its original's values: never a member of its own
+            best = [t for t in study.best_trials if outcome_of(t) == "complete"]
         except Exception:
             best = []
         if best:
             names = [o.metric for o in self.objectives]
             top = max(best, key=lambda t: t.values[0] * (1 if self.objectives[0].sense == "maximize" else -1))
             values = ", ".join(f"{n} {_fmt(n, v)}" for n, v in zip(names, top.values, strict=True))
-            self.best.plain = f"best so far ({len(best)} on the front): trial {top.number}: {values}"
+            self.best.plain = f"best so far ({counts.front} on the front): trial {top.number}: {values}"
 
 
 def _fmt(metric: str, value: float) -> str:
@@ -184,7 +190,7 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def _front_table(study: Any, objectives: list[Any]) -> Table:
-    from .search import trials_table
+    from ..search import trials_table
 
     best = {t.number for t in study.best_trials} if study.get_trials(deepcopy=False) else set()
     frame = trials_table(study)
@@ -213,7 +219,7 @@ def _mixers(spec_json: Any) -> str:
 
 
 @app.command()
-@_friendly
+@friendly
 def search(
     experiment: Annotated[str, typer.Argument(help="An experiment YAML file (see experiments/).")],
     trials: Annotated[int | None, typer.Option("--trials", "-n", help="Override the trial budget.")] = None,
@@ -226,7 +232,7 @@ def search(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report at the end.")] = True,
 ) -> None:
     """Run a search; re-running the same experiment resumes it (completed trials are kept)."""
-    from .search import load_experiment, run_search
+    from ..search import load_experiment, run_search
 
     if resume and fresh:
         err.print("[bold red]error:[/] --resume and --fresh contradict each other")
@@ -245,8 +251,9 @@ def search(
         summary = run_search(exp, trials=trials, fresh=fresh, resume_only=resume, progress=progress)
     out.print()
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing new"
+    out.print(f"the study: {summary.counts.line()}", highlight=False)
     out.print(
-        f"{summary.evaluated} evaluated in the study; this run: {outcomes} "
+        f"this run: {outcomes} "
         f"in {time.perf_counter() - start:.0f} s "
         f"(time outside evaluation {100 * summary.overhead_fraction:.1f}%)",
         highlight=False,
@@ -269,9 +276,9 @@ class _LineProgress:
     def _say(self, text: str) -> None:
         print(f"[{self.worker}] {text}", flush=True)
 
-    def start(self, total: int, done: int, study: Any) -> None:
+    def start(self, total: int, counts: TrialCounts, study: Any) -> None:
         self.total = total
-        self._say(f"study {study.study_name}: {done}/{total} evaluated")
+        self._say(f"study {study.study_name}: {min(counts.evaluated, total)}/{total} evaluated")
 
     def trial_started(self, number: int, params: dict[str, Any], costs: dict[str, float]) -> None:
         self._say(f"trial {number} started: {costs.get('macs', 0) / 1e6:.1f}M MACs")
@@ -279,19 +286,19 @@ class _LineProgress:
     def epoch(self, number: int, epoch: int, accuracy: float) -> None:
         pass
 
-    def trial_finished(self, trial: Any, evaluated: int) -> None:
+    def trial_finished(self, trial: Any, counts: TrialCounts) -> None:
         outcome = trial.user_attrs.get("outcome")
         values = ", ".join(f"{v:.4g}" for v in trial.values) if trial.values else ""
         reason = trial.user_attrs.get("reason") or ""
         detail = f" [{values}]" if values else (f": {reason[:150]}" if reason else "")
-        self._say(f"trial {trial.number} {outcome}{detail} ({evaluated}/{self.total} evaluated)")
+        self._say(f"trial {trial.number} {outcome}{detail} ({counts.evaluated}/{self.total} evaluated)")
 
     def waiting(self, taken: int, budget: int) -> None:
         self._say(f"waiting: the last {taken} of {budget} trials are running on other workers")
 
 
 @app.command()
-@_friendly
+@friendly
 def worker(
     experiment: Annotated[str, typer.Argument(help="An experiment YAML file (see experiments/).")],
     storage: Annotated[
@@ -320,8 +327,7 @@ def worker(
     """Evaluate trials of a study that other workers share (on PostgreSQL) until its budget is met."""
     import optuna
 
-    from .search import load_experiment, run_search
-    from .search._shared import Heartbeats, SharedStudy, is_shared
+    from ..search import Heartbeats, SharedStudy, is_shared, load_experiment, run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp = load_experiment(experiment)
@@ -346,8 +352,7 @@ def worker(
     summary = run_search(exp, trials=trials, progress=progress, heartbeats=beats)
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing"
     progress._say(
-        f"done: {summary.evaluated} evaluated in the study; "
-        f"this worker: {outcomes} in {summary.seconds:.0f} s"
+        f"done: the study: {summary.counts.line()}; this worker: {outcomes} in {summary.seconds:.0f} s"
     )
     if summary.interrupted:
         err.print("interrupted: this worker's trial is queued again for the other workers")
@@ -355,8 +360,8 @@ def worker(
 
 
 def _write_report(summary: Any) -> None:
-    from .report import write_report
-    from .search import load_results
+    from ..report import write_report
+    from ..search import load_results
 
     path = summary.experiment.report_path
     write_report(load_results(summary.study), path)
@@ -364,7 +369,7 @@ def _write_report(summary: Any) -> None:
 
 
 @app.command(name="trials")
-@_friendly
+@friendly
 def trials_(
     source: SourceArg,
     csv: Annotated[
@@ -376,9 +381,12 @@ def trials_(
     limit: Annotated[int, typer.Option("--limit", help="Rows to print (the last ones).")] = 50,
 ) -> None:
     """List the trials of a study (through pandas): outcome, metrics, reason."""
-    from .search import load_study, trials_table
+    from ..search import count_trials, load_study, trials_table
 
-    frame = trials_table(load_study(source, study))
+    loaded = load_study(source, study)
+    frame = trials_table(loaded)
+    directions = [d.name.lower() for d in loaded.directions]
+    counts = count_trials(loaded.get_trials(deepcopy=False), directions)
     if csv:
         frame.to_csv(csv, index=False)
         out.print(f"wrote {len(frame)} trials to {escape(csv)}", highlight=False)
@@ -387,7 +395,7 @@ def trials_(
         for m in ("accuracy", "macs", "params", "latency_ms", "synflow", "naswot", "grad_norm")
         if m in frame and frame[m].notna().any()
     ]
-    table = Table(title=f"{len(frame)} trials")
+    table = Table(title=f"{len(frame)} trials: {counts.line()}")
     for col in ("trial", "outcome", *metrics, "mixers", "reason"):
         table.add_column(col, justify="right" if col in metrics or col == "trial" else "left")
     for _, row in frame.tail(limit).iterrows():

@@ -1,0 +1,5 @@
+"""``python -m archsearch.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,51 @@
+"""The ``archsearch`` app, its consoles and the error handler every command shares."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .._errors import SearchError, SpecError
+
+__all__ = ["JsonOpt", "app", "err", "friendly", "out"]
+
+app = typer.Typer(
+    name="archsearch",
+    help="Neural architecture search and hybrid design for vision backbones.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+SpecArg = Annotated[str, typer.Argument(help="A spec YAML file or a zoo name (see `archsearch zoo`).")]
+ResolutionOpt = Annotated[int | None, typer.Option("--resolution", "-r", help="Override the input size.")]
+ClassesOpt = Annotated[int | None, typer.Option("--num-classes", help="Override the number of classes.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")]
+
+
+def friendly(fn: F) -> F:
+    """Turn a SpecError or SearchError into one clear message on stderr and exit status 2, no
+    traceback."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as exc:
+            for issue in exc.issues:
+                err.print(f"[bold red]error:[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except SearchError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return run  # type: ignore[return-value]

@@ -1,0 +1,311 @@
+"""The trial ledger: the rules of a trial, the same for every backend.
+
+The in-process loop, the PostgreSQL workers and the Ray searcher all keep their trials in an
+Optuna study and follow these rules through :class:`Ledger`:
+
+* **Outcomes.** Every finished trial carries the user attribute ``outcome``: ``complete``,
+  ``early-stopped``, ``failed`` (these three *evaluated* the architecture and count towards the
+  budget), ``duplicate``, ``rejected``, ``skipped`` (workers: the budget was held by others) or
+  ``interrupted``. Optuna states follow from the outcome: COMPLETE for ``complete`` and for a
+  duplicate of a complete trial (which carries that trial's values, so samplers learn from it),
+  FAIL for ``failed`` and ``interrupted`` only, PRUNED for everything else.
+* **Spec-hash index.** Each evaluated trial is indexed by its spec hash; the first one wins, except
+  that a failed trial gives way to a later evaluation of the same architecture (after an
+  interrupted run, say). A candidate whose hash is indexed is never evaluated again.
+* **Duplicates** (:func:`duplicate_record`). A duplicate of a complete trial is COMPLETE with its
+  values and metrics; a duplicate of any other trial (failed, early-stopped, or still running on
+  another worker) is PRUNED with ``duplicate_of`` and the reason "the same architecture as trial N
+  (its outcome)". A duplicate of a failed trial is therefore PRUNED, never FAIL: FAIL means an
+  evaluation went wrong, and PRUNED steers Optuna's TPE away from the architecture where a FAIL
+  would be ignored by it (and proposed again).
+* **Rejected candidates** (invalid shapes, over a constraint) are PRUNED with the reason, never built.
+* **Interrupted trials.** A trial left RUNNING by a run that stopped (a file storage has one
+  owner; Ray: a trial the driver asked for and Ray never recorded) is set FAIL with outcome
+  ``interrupted`` by :meth:`Ledger.recover`, which queues its params again as a new trial with
+  ``retry_of``; so is a trial interrupted with Ctrl-C. Workers find dead workers' trials by
+  heartbeats (:mod:`._shared`) and queue them the same way.
+* **Streak.** After :data:`MAX_UNEVALUATED_STREAK` candidates in a row that were rejected or
+  duplicates, the search stops with a :class:`~archsearch.SearchError` (the space is exhausted or
+  its constraints too tight).
+* **Counts** (:func:`count_trials`): one definition, used by the progress line, the closing
+  summary, ``archsearch trials`` and the reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from ..pareto import pareto_mask
+from ._early_stop import Curve
+from ._evaluate import cost_vector
+from ._experiment import Experiment
+
+__all__ = [
+    "CLAIM",
+    "EVALUATED",
+    "HIDDEN_ATTRS",
+    "MAX_UNEVALUATED_STREAK",
+    "OUTCOMES",
+    "Ledger",
+    "Record",
+    "TrialCounts",
+    "count_trials",
+    "duplicate_record",
+    "outcome_of",
+    "study_meta",
+]
+
+#: Outcomes that spent an evaluation (they count towards the trial budget).
+EVALUATED = ("complete", "early-stopped", "failed")
+#: Every outcome a finished trial may carry.
+OUTCOMES = (*EVALUATED, "duplicate", "rejected", "skipped", "interrupted")
+#: The user attribute a worker claims its budget slot with (``host:pid``).
+CLAIM = "worker"
+#: Attributes of a trial that a duplicate does not copy (they describe that trial, not the architecture).
+HIDDEN_ATTRS = frozenset(
+    {"outcome", "reason", "retry_of", CLAIM, "spec", "spec_hash", "ray_trial_id", "ray_node_id", "traceback"}
+)
+#: Candidates in a row that may be rejected or duplicates before the search gives up.
+MAX_UNEVALUATED_STREAK = 500
+
+_STATE_OUTCOME = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "early-stopped",
+    TrialState.FAIL: "failed",
+}
+
+
+def outcome_of(t: FrozenTrial) -> str:
+    """A trial's outcome: its ``outcome`` attribute once finished (a trial stored by another tool
+    gets the outcome of its state), ``running`` or ``waiting`` before (a running trial may carry,
+    in advance, the outcome it keeps if its worker dies)."""
+    if not t.state.is_finished():
+        return t.state.name.lower()
+    outcome = t.user_attrs.get("outcome")
+    return str(outcome) if outcome else _STATE_OUTCOME.get(t.state, t.state.name.lower())
+
+
+@dataclass(frozen=True)
+class TrialCounts:
+    """The trials of a study by outcome (see the module docstring)."""
+
+    evaluated: int = 0
+    """complete + early-stopped + failed: the trials that count towards the budget."""
+    complete: int = 0
+    early_stopped: int = 0
+    """Stopped while training (Optuna's pruners, dominance, Pareto ASHA): Optuna's PRUNED evaluations."""
+    failed: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    interrupted: int = 0
+    running: int = 0
+    """Not finished: running, or queued (WAITING) retries."""
+    front: int = 0
+    """Complete trials (never duplicates) with finite values that no other complete trial dominates."""
+
+    @property
+    def total(self) -> int:
+        return (
+            self.evaluated + self.duplicate + self.rejected + self.skipped + self.interrupted + self.running
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        """Every count by its outcome's name (``early-stopped``), plus ``evaluated`` and ``front``."""
+        return {k.replace("_", "-"): v for k, v in asdict(self).items()}
+
+    def line(self) -> str:
+        """``"5 evaluated (3 complete, 1 early-stopped, 1 failed), 2 duplicate, 1 rejected; 2 on the
+        front"``: the non-zero counts, in one line."""
+        parts = [f"{self.evaluated} evaluated"]
+        inner = [(self.complete, "complete"), (self.early_stopped, "early-stopped"), (self.failed, "failed")]
+        shown = [f"{n} {name}" for n, name in inner if n]
+        if shown:
+            parts[0] += f" ({', '.join(shown)})"
+        others = [
+            (self.duplicate, "duplicate"),
+            (self.rejected, "rejected"),
+            (self.skipped, "skipped"),
+            (self.interrupted, "interrupted"),
+            (self.running, "running"),
+        ]
+        parts += [f"{n} {name}" for n, name in others if n]
+        return ", ".join(parts) + f"; {self.front} on the front"
+
+
+def _front(values: Sequence[Sequence[float]], directions: Sequence[str]) -> int:
+    finite = [v for v in values if all(math.isfinite(x) for x in v)]
+    if not finite:
+        return 0
+    return int(pareto_mask(finite, list(directions)).sum())  # type: ignore[arg-type]
+
+
+def count_trials(trials: Iterable[FrozenTrial], directions: Sequence[str]) -> TrialCounts:
+    """The one definition of every count, over a study's ``trials`` (``directions``: one
+    ``"minimize"``/``"maximize"`` per objective, for the front)."""
+    n: dict[str, int] = {}
+    complete: list[list[float]] = []
+    for t in trials:
+        outcome = outcome_of(t)
+        n[outcome] = n.get(outcome, 0) + 1
+        if outcome == "complete" and t.values is not None:
+            complete.append(list(t.values))
+    return TrialCounts(
+        evaluated=sum(n.get(o, 0) for o in EVALUATED),
+        complete=n.get("complete", 0),
+        early_stopped=n.get("early-stopped", 0),
+        failed=n.get("failed", 0),
+        duplicate=n.get("duplicate", 0),
+        rejected=n.get("rejected", 0),
+        skipped=n.get("skipped", 0),
+        interrupted=n.get("interrupted", 0),
+        running=n.get("running", 0) + n.get("waiting", 0),
+        front=_front(complete, directions),
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """How to tell a trial: its outcome, Optuna state, values (COMPLETE only) and user attributes."""
+
+    outcome: str
+    state: TrialState
+    values: list[float] | None = None
+    attrs: dict[str, Any] | None = None
+
+
+def duplicate_record(seen: FrozenTrial) -> Record:
+    """The record of a candidate with the same spec hash as ``seen`` (the rule of the module docstring)."""
+    if seen.state == TrialState.COMPLETE and seen.values is not None:
+        metrics = {k: v for k, v in seen.user_attrs.items() if k not in HIDDEN_ATTRS}
+        return Record(
+            "duplicate", TrialState.COMPLETE, list(seen.values), {**metrics, "duplicate_of": seen.number}
+        )
+    status = "running" if seen.state == TrialState.RUNNING else seen.user_attrs.get("outcome")
+    reason = f"the same architecture as trial {seen.number} ({status})"
+    return Record("duplicate", TrialState.PRUNED, None, {"duplicate_of": seen.number, "reason": reason})
+
+
+def tell(study: optuna.Study, trial: optuna.Trial | int, record: Record, **attrs: Any) -> FrozenTrial:
+    """Write ``record`` (and ``attrs``; None values are not written, except ``reason``) and tell
+    Optuna the trial's end."""
+    if isinstance(trial, int):
+        trial = optuna.Trial(study, trial)
+    # the outcome goes last, just before the state: a reader never sees a finished outcome on a
+    # trial that has been RUNNING for long
+    merged = {**(record.attrs or {}), **attrs, "outcome": record.outcome}
+    for key, value in merged.items():
+        if value is not None or key == "reason":
+            trial.set_user_attr(key, value)
+    values = record.values if record.state == TrialState.COMPLETE else None
+    return study.tell(trial, values, state=None if values is not None else record.state)
+
+
+def study_meta(
+    experiment: Experiment, space_name: str, dataset: Any, backend: str | None = None
+) -> dict[str, Any]:
+    """What a study records about its search, so reports need nothing but the storage."""
+    meta: dict[str, Any] = {
+        "name": experiment.name,
+        "space": space_name,
+        "dataset": dataset.name,
+        "input_size": list(dataset.input_size),
+        "channels": dataset.channels,
+        "num_classes": dataset.num_classes,
+    }
+    if backend is not None:
+        meta["backend"] = backend
+    return meta
+
+
+class Ledger:
+    """One study's trials as a backend sees them: the spec-hash index, the evaluated count, the
+    learning curves (for early stopping by dominance), the outcomes of this run and the streak."""
+
+    def __init__(self, experiment: Experiment, study: optuna.Study):
+        self.experiment, self.study = experiment, study
+        self.by_hash: dict[str, FrozenTrial] = {}
+        self.curves: list[Curve] = []
+        self.evaluated = 0
+        self.outcomes: dict[str, int] = {}
+        """What this process told, by outcome."""
+        self.streak = 0
+
+    # ------------------------------------------------------------------ the index
+
+    def reindex(self, trials: Iterable[FrozenTrial] | None = None) -> None:
+        """Index ``trials`` (default: the study's) afresh."""
+        self.by_hash, self.curves, self.evaluated = {}, [], 0
+        for t in self.study.get_trials(deepcopy=False) if trials is None else trials:
+            if t.state.is_finished():
+                self.index(t)
+
+    def index(self, t: FrozenTrial) -> None:
+        """Add a finished trial to the index."""
+        outcome = t.user_attrs.get("outcome")
+        if outcome in EVALUATED:
+            self.evaluated += 1
+            h = t.user_attrs.get("spec_hash")
+            if h and (outcome != "failed" or h not in self.by_hash):
+                self.by_hash.setdefault(h, t)
+        if outcome == "complete" and t.user_attrs.get("curve"):
+            costs = tuple(cost_vector(self.experiment, t.user_attrs))
+            self.curves.append(Curve(t.number, costs, tuple(t.user_attrs["curve"])))
+
+    def seen(self, spec_hash: str) -> FrozenTrial | None:
+        """The evaluated trial of this architecture, if any."""
+        return self.by_hash.get(spec_hash)
+
+    def counts(self) -> TrialCounts:
+        return count_trials(self.study.get_trials(deepcopy=False), self.experiment.directions)
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self, *, left_running: Literal["all", "none"] | set[int] = "all") -> None:
+        """Fail the trials a stopped run left RUNNING as interrupted (``left_running``: all of them
+        on a file storage, none on a shared one, else those trial ids), queue every interrupted
+        trial not yet retried again with ``retry_of``, and index the study."""
+        study = self.study
+        trials = study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        for t in trials:
+            if t.state == TrialState.RUNNING and (
+                left_running == "all" or (isinstance(left_running, set) and t._trial_id in left_running)
+            ):
+                study._storage.set_trial_user_attr(t._trial_id, "outcome", "interrupted")
+                study._storage.set_trial_user_attr(
+                    t._trial_id, "reason", "left running by a run that stopped"
+                )
+                study.tell(t.number, state=TrialState.FAIL)
+                interrupted = True
+            else:
+                interrupted = t.state.is_finished() and t.user_attrs.get("outcome") == "interrupted"
+            if interrupted and t.number not in retried and t.params:
+                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        self.reindex()
+
+    # ------------------------------------------------------------------ telling
+
+    def tell(self, trial: optuna.Trial | int, record: Record, **attrs: Any) -> FrozenTrial:
+        """Tell the study how a trial ended, index it and count its outcome."""
+        frozen = tell(self.study, trial, record, **attrs)
+        self.outcomes[record.outcome] = self.outcomes.get(record.outcome, 0) + 1
+        self.index(frozen)
+        return frozen
+
+    def count_streak(self, spent: bool, space_size: float) -> str | None:
+        """Record whether a candidate spent an evaluation; the error message once
+        :data:`MAX_UNEVALUATED_STREAK` candidates in a row did not (``space_size``: members)."""
+        self.streak = 0 if spent else self.streak + 1
+        if self.streak < MAX_UNEVALUATED_STREAK:
+            return None
+        return (
+            f"the last {self.streak} candidates were all rejected or already evaluated: the space may be "
+            f"exhausted ({space_size:,} members) or its constraints too tight"
+        )

@@ -1,0 +1,58 @@
+"""The table of backends, and :func:`run_search`, which picks one for an experiment."""
+
+from __future__ import annotations
+
+from ..cost import LatencyCache
+from ._backend import Backend, SearchProgress, SearchSummary
+from ._experiment import Experiment
+from ._inprocess import InProcessBackend
+from ._ray import RayTuneBackend
+from ._shared import Heartbeats, is_shared
+from ._workers import WorkersBackend
+
+__all__ = ["BACKENDS", "backend_for", "run_search"]
+
+#: Every backend by name: ``optuna`` (in process), ``workers`` (Optuna workers on PostgreSQL),
+#: ``ray`` (Ray Tune). An experiment's ``backend.kind`` names one; ``optuna`` on a
+#: ``postgresql://`` storage is ``workers``.
+BACKENDS: dict[str, type[Backend]] = {
+    InProcessBackend.kind: InProcessBackend,
+    WorkersBackend.kind: WorkersBackend,
+    RayTuneBackend.kind: RayTuneBackend,
+}
+
+
+def backend_for(experiment: Experiment) -> Backend:
+    """The backend that runs ``experiment``: ``BACKENDS[experiment.backend.kind]``, where the
+    ``optuna`` kind on a shared (PostgreSQL) storage is ``workers``."""
+    kind: str = experiment.backend.kind
+    if kind == "optuna" and is_shared(experiment.storage_url):
+        kind = "workers"
+    return BACKENDS[kind]()
+
+
+def run_search(
+    experiment: Experiment,
+    *,
+    trials: int | None = None,
+    fresh: bool = False,
+    resume_only: bool = False,
+    progress: SearchProgress | None = None,
+    latency_cache: LatencyCache | None = None,
+    heartbeats: Heartbeats | None = None,
+) -> SearchSummary:
+    """Run (or resume) the experiment's search until ``trials`` architectures are evaluated, on
+    the backend :func:`backend_for` picks (see :meth:`Backend.run` for the arguments).
+
+    On a ``postgresql://`` storage this process is one of the study's workers: the budget counts
+    every worker's evaluations, and ``heartbeats`` (default :class:`~._shared.Heartbeats`) sets
+    how a dead worker's trial is found and retried."""
+    return backend_for(experiment).run(
+        experiment,
+        trials=trials,
+        fresh=fresh,
+        resume_only=resume_only,
+        progress=progress,
+        latency_cache=latency_cache,
+        heartbeats=heartbeats,
+    )

@@ -1,0 +1,259 @@
+"""One trial ledger, three backends: the same small study, resumed after a run that left a failed
+trial and a trial running, gives the same states and counts in process, on PostgreSQL workers and
+on Ray; and a candidate is normalised once."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from archsearch.cli import app
+from archsearch.report import compute_report
+from archsearch.search import (
+    Heartbeats,
+    count_trials,
+    load_experiment,
+    load_results,
+    open_storage,
+    open_study,
+    run_search,
+    trials_table,
+)
+from archsearch.search import _candidate as candidate_module
+from archsearch.space import OptunaSuggest, RandomSuggest, load_space
+
+from .pg import TemporaryPostgres, find_postgres
+from .test_search import QUICK, SPACE
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+CLAIM = "worker"  # the attribute a worker claims a trial with
+
+
+def _members() -> list[tuple[dict[str, Any], int]]:
+    """Distinct members of SPACE (params, MACs), cheapest first."""
+    space = load_space(SPACE, num_classes=10)
+    seen: dict[str, tuple[dict[str, Any], int]] = {}
+    for seed in range(300):
+        c = space.candidate(RandomSuggest(seed))
+        assert c.plan is not None and c.costs is not None
+        seen.setdefault(candidate_module.plan_hash(c.plan), (dict(c.sample.params), c.costs.macs))
+    return sorted(seen.values(), key=lambda m: m[1])
+
+
+MEMBERS = _members()
+A, X, C = (m[0] for m in MEMBERS[:3])  # evaluated, interrupted then retried, failed before
+R, R_MACS = MEMBERS[-1]  # over the MACs limit: rejected
+assert MEMBERS[2][1] < R_MACS
+
+#: trial number -> (outcome, state) after the run, whatever the backend.
+EXPECTED = [
+    ("failed", TrialState.FAIL),  # 0: failed in an earlier run
+    ("interrupted", TrialState.FAIL),  # 1: left running by an earlier run
+    ("complete", TrialState.COMPLETE),  # 2: A
+    ("duplicate", TrialState.COMPLETE),  # 3: A again: a copy of 2's values
+    ("duplicate", TrialState.PRUNED),  # 4: C again: a duplicate of a failed trial is PRUNED
+    ("rejected", TrialState.PRUNED),  # 5: R, over the limit
+    ("complete", TrialState.COMPLETE),  # 6: the retry of 1
+]
+
+
+def _experiment(run: Path, backend: dict[str, Any], name: str):
+    return load_experiment(
+        {
+            "name": name,
+            "space": {**SPACE, "constraints": {"macs": {"max": R_MACS - 1}}},
+            "data": {"kind": "digits"},
+            **QUICK,
+            "sampler": {"kind": "random", "seed": 0},
+            "early_stopping": {"kind": "none"},
+            "trials": 3,
+            "backend": backend,
+            "run_dir": str(run),
+        }
+    )
+
+
+def _seed(experiment, storage=None) -> None:
+    """What an earlier run left: trial 0 failed on C, trial 1 running on X (claimed, with one old
+    heartbeat where the storage keeps them); then A, A, C and R queued."""
+    study = open_study(experiment, storage=storage)
+    space = load_space(experiment.space_source(), num_classes=10)
+    for params, state in ((C, TrialState.FAIL), (X, TrialState.RUNNING)):
+        study.enqueue_trial(params)
+        trial = study.ask()
+        candidate = space.candidate(OptunaSuggest(trial))  # records the distributions
+        assert candidate.plan is not None
+        trial.set_user_attr("spec_hash", candidate_module.plan_hash(candidate.plan))
+        if state == TrialState.FAIL:
+            trial.set_user_attr("outcome", "failed")
+            trial.set_user_attr("reason", "RuntimeError: boom")
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            trial.set_user_attr(CLAIM, "gone:1")
+            trial.set_user_attr("outcome", "interrupted")
+            trial.set_user_attr("reason", "interrupted: its worker gone:1 stopped sending heartbeats")
+            if hasattr(study._storage, "record_heartbeat"):
+                study._storage.record_heartbeat(trial._trial_id)
+    for params in (A, A, C, R):
+        study.enqueue_trial(params)
+
+
+def _check(summary) -> None:
+    study = summary.study
+    trials = study.get_trials(deepcopy=False)
+    got = [(t.user_attrs.get("outcome"), t.state) for t in trials]
+    assert got == EXPECTED, got
+    assert trials[3].values == trials[2].values and trials[3].user_attrs["duplicate_of"] == 2
+    assert trials[4].user_attrs["duplicate_of"] == 0
+    assert trials[4].user_attrs["reason"] == "the same architecture as trial 0 (failed)"
+    assert trials[5].user_attrs["reason"].startswith("constraints: macs")
+    assert trials[6].params == trials[1].params and trials[6].user_attrs["retry_of"] == 1
+    assert trials[6].user_attrs["spec_hash"] == trials[1].user_attrs["spec_hash"]
+    counts = summary.counts
+    assert (counts.evaluated, counts.complete, counts.failed, counts.early_stopped) == (3, 2, 1, 0)
+    assert (counts.duplicate, counts.rejected, counts.interrupted, counts.skipped) == (2, 1, 1, 0)
+    assert counts.running == 0 and counts.total == len(trials) == 7
+    assert summary.outcomes == {"complete": 2, "duplicate": 2, "rejected": 1}
+    # the front: complete trials only (the duplicate copy of trial 2 is not a member of its own)
+    values = [t.values for t in trials if t.user_attrs.get("outcome") == "complete"]
+    directions = summary.experiment.directions
+    assert counts.front == count_trials(trials, directions).front >= 1
+    front_by_pareto = sum(
+        not any(
+            all((o[i] >= v[i]) if d == "maximize" else (o[i] <= v[i]) for i, d in enumerate(directions))
+            and o != v
+            for o in values
+        )
+        for v in values
+    )
+    assert counts.front == front_by_pareto
+    # the report and `archsearch trials` count the same way
+    results = load_results(study)
+    assert results.counts == counts.as_dict()
+    data = compute_report(results, zoo=False)
+    assert len(data.front) == counts.front
+    assert data.trials_summary() == (
+        "7: 3 evaluated (2 complete, 1 failed), 2 duplicate, 1 rejected, 1 interrupted"
+    )
+    table = trials_table(study)
+    assert list(table["outcome"]) == [o for o, _ in EXPECTED]
+
+
+def test_the_ledger_in_process(tmp_path):
+    exp = _experiment(tmp_path / "run", {"kind": "optuna"}, "inprocess")
+    _seed(exp)
+    summary = run_search(exp)
+    _check(summary)
+    source = exp.storage_url.removeprefix("journal:")
+    result = CliRunner().invoke(app, ["trials", source])
+    assert result.exit_code == 0, result.output
+    assert "7 trials: 3 evaluated (2 complete, 1 failed), 2 duplicate, 1 rejected, 1 interrupted;" in (
+        " ".join(result.output.split())
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if find_postgres() is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql")
+    if importlib.util.find_spec("psycopg2") is None:
+        pytest.skip("no psycopg2: pip install 'archsearch[cluster]'")
+    with TemporaryPostgres() as pg:
+        yield pg
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_the_ledger_on_postgres_workers(tmp_path, postgres):
+    exp = _experiment(tmp_path / "run", {"kind": "optuna", "storage": postgres.url}, "workers")
+    beats = Heartbeats(interval_s=1, grace_s=2, max_retry=3)
+    _seed(exp, storage=open_storage(postgres.url, heartbeats=beats))
+    time.sleep(2.5)  # trial 1's only heartbeat goes stale: its worker is dead
+    summary = run_search(exp, heartbeats=beats)
+    trials = summary.study.get_trials(deepcopy=False)
+    assert trials[1].user_attrs["reason"].startswith("interrupted: its worker gone:1")
+    assert trials[6].user_attrs[CLAIM] != "gone:1"
+    _check(summary)
+
+
+def test_the_ledger_on_ray(tmp_path):
+    pytest.importorskip("ray")
+    backend = {"kind": "ray", "cpus_per_trial": 1, "max_concurrent": 1}
+    exp = _experiment(tmp_path / "run", backend, "ray")
+    _seed(exp)
+    summary = run_search(exp)
+    trials = summary.study.get_trials(deepcopy=False)
+    assert trials[1].user_attrs["reason"] == "left running by a run that stopped"
+    assert all("ray_trial_id" in trials[n].user_attrs for n in (2, 6))
+    _check(summary)
+
+
+# ---------------------------------------------------------------------------------------- normalise once
+
+
+def _count_normalize(monkeypatch) -> dict[str, int]:
+    """Count every call of ``archsearch.spec.normalize`` through any module's name for it, and
+    those made inside ``spec_hash``."""
+    import archsearch.spec
+
+    real = archsearch.spec.normalize
+    real_hash = candidate_module.spec_hash
+    calls = {"all": 0, "in_hash": 0, "hashing": 0}
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls["all"] += 1
+        calls["in_hash"] += bool(calls["hashing"])
+        return real(*args, **kwargs)
+
+    def hashing(*args: Any, **kwargs: Any) -> Any:
+        calls["hashing"] += 1
+        try:
+            return real_hash(*args, **kwargs)
+        finally:
+            calls["hashing"] -= 1
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("archsearch") and getattr(module, "normalize", None) is real:
+            monkeypatch.setattr(module, "normalize", counting)
+    monkeypatch.setattr(candidate_module, "spec_hash", hashing)
+    return calls
+
+
+def _normalise_run(tmp_path, monkeypatch) -> tuple[dict[str, int], list]:
+    shapes = {**SPACE, "input": {"size": 8, "channels": 1}}  # some members leave no tokens: invalid
+    exp = load_experiment(
+        {
+            "name": "once",
+            "space": {**shapes, "constraints": {"macs": {"max": MEMBERS[len(MEMBERS) // 2][1]}}},
+            "data": {"kind": "digits"},
+            **QUICK,
+            "sampler": {"kind": "random", "seed": 3},
+            "trials": 3,
+            "run_dir": str(tmp_path / "run"),
+        }
+    )
+    calls = _count_normalize(monkeypatch)
+    summary = run_search(exp)
+    return calls, summary.study.get_trials(deepcopy=False)
+
+
+def test_a_candidate_is_normalised_once_from_check_to_evaluation(tmp_path, monkeypatch):
+    calls, trials = _normalise_run(tmp_path, monkeypatch)
+    outcomes = [t.user_attrs["outcome"] for t in trials]
+    assert outcomes.count("complete") == 3
+    # one normalisation per candidate: evaluated, duplicate or rejected (an invalid one fails in it)
+    assert calls["all"] - calls["in_hash"] == len(trials)
+
+
+@pytest.mark.xfail(strict=True, reason="spec_hash normalises the spec again until it takes the plan (spec/)")
+def test_the_spec_hash_reads_the_plan(tmp_path, monkeypatch):
+    calls, trials = _normalise_run(tmp_path, monkeypatch)
+    assert calls["in_hash"] == 0 and calls["all"] == len(trials)
