@@ -253,7 +253,6 @@ def test_a_candidate_is_normalised_once_from_check_to_evaluation(tmp_path, monke
     assert calls["all"] - calls["in_hash"] == len(trials)
 
 
-@pytest.mark.xfail(strict=True, reason="spec_hash normalises the spec again until it takes the plan (spec/)")
 def test_the_spec_hash_reads_the_plan(tmp_path, monkeypatch):
     calls, trials = _normalise_run(tmp_path, monkeypatch)
     assert calls["in_hash"] == 0 and calls["all"] == len(trials)

@@ -38,11 +38,8 @@ class Checked:
 
 
 def plan_hash(plan: NormalizedSpec) -> str:
-    """The spec hash of a normalised candidate.
-
-    ``spec_hash`` still normalises the spec again; once it takes the plan (issue 13, spec/),
-    pass ``plan`` here and the last repeated normalisation of a trial is gone."""
-    return spec_hash(plan.spec)
+    """The spec hash of a normalised candidate, read from its plan (no second normalisation)."""
+    return spec_hash(plan)
 
 
 def check_candidate(space: SearchSpace, suggest: Suggest, name: str) -> Checked | str:

@@ -6,16 +6,22 @@ import hashlib
 import json
 from typing import Any
 
+from ..core import NormalizedSpec
 from ._normalize import normalize
 from ._schema import Spec
 
 __all__ = ["canonical_spec", "spec_hash"]
 
 
-def canonical_spec(spec: Spec) -> dict[str, Any]:
+def canonical_spec(spec: Spec | NormalizedSpec) -> dict[str, Any]:
     """The spec as plain data with every default filled in, ``depths`` folded into the stages and
-    the name dropped: two specs that build the same network have the same canonical form."""
-    plan = normalize(spec)
+    the name dropped: two specs that build the same network have the same canonical form.
+
+    Takes the normalised plan where the caller has one (a search candidate carries it), so the
+    spec is not normalised again; a bare :class:`Spec` is normalised here (raises ``SpecError``
+    when it cannot be)."""
+    plan = spec if isinstance(spec, NormalizedSpec) else normalize(spec)
+    spec = plan.spec
     data = spec.model_dump(mode="json", exclude={"name", "depths"})
     for stage, resolved in zip(data["stages"], plan.stages, strict=True):
         stage["depth"] = resolved.depth
@@ -36,7 +42,7 @@ def canonical_spec(spec: Spec) -> dict[str, Any]:
     return data
 
 
-def spec_hash(spec: Spec) -> str:
-    """SHA-256 (hex, first 16 characters) of :func:`canonical_spec`."""
+def spec_hash(spec: Spec | NormalizedSpec) -> str:
+    """SHA-256 (hex, first 16 characters) of :func:`canonical_spec` of a spec or of its plan."""
     text = json.dumps(canonical_spec(spec), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
