@@ -33,8 +33,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines i
 
 
 def friendly(fn: F) -> F:
-    """Turn a SpecError or SearchError into one clear message on stderr and exit status 2, no
-    traceback."""
+    """Turn a SpecError or SearchError into clear messages on stderr and exit status 2, no
+    traceback: one ``error: ...`` line per issue (a message that holds line breaks, such as a
+    driver's error, is joined into one line)."""
+
+    def say(text: str) -> None:
+        line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -42,10 +47,10 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except SpecError as exc:
             for issue in exc.issues:
-                err.print(f"[bold red]error:[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
+                say(str(issue))
             raise typer.Exit(2) from None
         except SearchError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            say(str(exc))
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import yaml
 
 from .._errors import Issue, SpecError
 
-__all__ = ["SourceMap", "load_yaml_text", "read_yaml_file"]
+__all__ = ["MAX_FILE_BYTES", "SourceMap", "load_yaml_text", "read_yaml_file"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -69,23 +70,113 @@ class SourceMap:
         return SpecError(self.issue(path, message, **kwargs))
 
 
+#: The largest spec, space or experiment file read, in bytes (1 MiB). The shipped files are a few
+#: KiB; the bound keeps a wrong path (a log, a dataset, ``/dev/zero``) from being read for ever.
+MAX_FILE_BYTES = 1 << 20
+
+#: Byte-order marks of encodings other than UTF-8 (longest first: UTF-32 LE starts like UTF-16 LE).
+_FOREIGN_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\xff\xfe", "UTF-16"),
+)
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def read_yaml_file(source: str | os.PathLike[str], what: str, a_what: str) -> tuple[Any, SourceMap]:
-    """Read one YAML file (a spec, a space, an experiment: ``what``, with its article in ``a_what``);
-    a missing file, a directory or unreadable bytes are a :class:`SpecError` naming the file."""
-    path = Path(source)
-    if not path.is_file():
-        state = f"is a directory, not {a_what} file" if path.is_dir() else "does not exist"
-        raise SpecError(Issue((), f"{what} file {state}", file=str(source)))
+    """Read and parse one YAML file: a spec, a space or an experiment (``what``, with its article
+    in ``a_what``).
+
+    The file must be a regular file of at most :data:`MAX_FILE_BYTES` bytes of UTF-8 text (a UTF-8
+    byte-order mark is allowed and dropped) without control characters. Special files (a FIFO, a
+    device) are refused from their type, without reading them, so that a wrong path never hangs.
+
+    Raises:
+        SpecError: one issue naming the file (and the line, where there is one) for a missing file,
+            a directory, a special file, an unreadable or oversized file, bytes that are not UTF-8
+            (a UTF-16 or UTF-32 byte-order mark is named as such), control characters, or YAML
+            that does not parse.
+    """
+    file = str(source)
+
+    def fail(message: str, line: int | None = None) -> SpecError:
+        return SpecError(Issue((), message, file=file, line=line))
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(Issue((), f"cannot read the {what} file: {exc}", file=str(source))) from None
-    return load_yaml_text(text, file=str(source))
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise fail(f"{what} file does not exist") from None
+    except IsADirectoryError:
+        raise fail(f"{what} file is a directory, not {a_what} file") from None
+    except OSError as exc:
+        raise fail(f"cannot open the {what} file: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise fail(f"{what} file is a directory, not {a_what} file")
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+            raise fail(f"{what} file is {kind}, not {a_what} file; give the path of a regular YAML file")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise fail(f"cannot read the {what} file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        raise fail(f"{what} file is larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the most that is read")
+    return load_yaml_text(_decode(b"".join(chunks), what, fail), file=file)
+
+
+def _decode(data: bytes, what: str, fail: Callable[..., SpecError]) -> str:
+    """UTF-8 text without its byte-order mark; other encodings and control characters are errors."""
+    for bom, encoding in _FOREIGN_BOMS:
+        if data.startswith(bom):
+            raise fail(
+                f"{what} file is {encoding} text (it starts with a {encoding} byte-order mark); save it as UTF-8"
+            )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        raise fail(
+            f"{what} file is not UTF-8 text: byte 0x{byte} at column {column} cannot be decoded; save it as UTF-8",
+            line,
+        ) from None
+    return text
 
 
 def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
     """Parse one YAML document; return its value and the lines of everything in it."""
     source = SourceMap(file=file)
+    bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if bad is not None:  # PyYAML's reader would refuse it with a traceback-shaped message
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise SpecError(
+            Issue(
+                (),
+                f"control character U+{ord(bad.group()[0]):04X} at column {column}; "
+                "a YAML file holds printable text only",
+                file=file,
+                line=line,
+            )
+        )
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
