@@ -12,7 +12,6 @@ import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -146,7 +145,8 @@ def _decode(data: bytes, what: str, fail: Callable[..., SpecError]) -> str:
     for bom, encoding in _FOREIGN_BOMS:
         if data.startswith(bom):
             raise fail(
-                f"{what} file is {encoding} text (it starts with a {encoding} byte-order mark); save it as UTF-8"
+                f"{what} file is {encoding} text (it starts with a {encoding} byte-order mark); "
+                "save it as UTF-8"
             )
     try:
         text = data.decode("utf-8-sig")
@@ -155,7 +155,8 @@ def _decode(data: bytes, what: str, fail: Callable[..., SpecError]) -> str:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         byte = data[exc.start : exc.start + 1].hex()
         raise fail(
-            f"{what} file is not UTF-8 text: byte 0x{byte} at column {column} cannot be decoded; save it as UTF-8",
+            f"{what} file is not UTF-8 text: byte 0x{byte} at column {column} cannot be decoded; "
+            "save it as UTF-8",
             line,
         ) from None
     return text
@@ -166,7 +167,7 @@ def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
     source = SourceMap(file=file)
     bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
     if bad is not None:  # PyYAML's reader would refuse it with a traceback-shaped message
-        line = text.count("\n", 0, bad.start()) + 1
+        bad_line = text.count("\n", 0, bad.start()) + 1
         column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
         raise SpecError(
             Issue(
@@ -174,7 +175,7 @@ def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
                 f"control character U+{ord(bad.group()[0]):04X} at column {column}; "
                 "a YAML file holds printable text only",
                 file=file,
-                line=line,
+                line=bad_line,
             )
         )
     loader = _Loader(text)
