@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import archsearch
-from archsearch.cost import UncountedOpsWarning, analytic_costs, count_traced
+from archsearch.cost import UncountedOpsWarning, analytic_costs, count_traced, op_kind
 from archsearch.spec import WindowMixer, normalize, window_geometry
 from archsearch.spec._normalize import FAMILY_MIXERS
 
@@ -188,3 +189,88 @@ def test_counting_restores_the_model_mode_and_counts_training_norms():
     # batch norm counts 2 per element in eval, 5 in training (fvcore); everything else doubles with the batch
     assert train_counts.by_op["native_batch_norm"] == 5 * eval_counts.by_op["native_batch_norm"]
     assert train_counts.by_op["convolution"] == 2 * eval_counts.by_op["convolution"]
+
+
+# ------------------------------------------------------------------------------------- in-place ops
+
+
+class _AddmmInPlace(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(32, 48))
+        self.b = torch.nn.Parameter(torch.randn(48))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b.expand(10, 48).clone().addmm_(x, self.w)
+
+
+class _BaddbmmInPlace(torch.nn.Module):
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        k = q * 2
+        return torch.zeros(2, 64, 64).baddbmm_(q, k.transpose(1, 2))
+
+
+def test_in_place_matrix_products_are_counted_like_their_out_of_place_op():
+    counts = count_traced(_AddmmInPlace(), (10, 32))
+    assert counts.macs == 10 * 32 * 48 == 15_360
+    assert counts.by_op == {"addmm": 15_360} and not counts.uncounted
+    counts = count_traced(_BaddbmmInPlace(), (2, 64, 16))
+    assert counts.macs == 2 * 64 * 64 * 16 == 131_072
+    assert counts.by_op == {"baddbmm": 131_072} and not counts.uncounted
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "base"),
+    [
+        ("addmm_", "counted", "addmm"),
+        ("baddbmm_", "counted", "baddbmm"),
+        ("addmm", "counted", "addmm"),
+        ("add_", "zero", "add"),
+        ("mul_", "zero", "mul"),
+        ("relu_", "zero", "relu"),
+        ("copy_", "zero", "copy"),
+        ("fill_", "zero", "fill"),
+        ("zero_", "zero", "zero"),
+        ("cumsum_", "uncounted", "cumsum_"),
+        ("cumsum", "uncounted", "cumsum"),
+        ("index_copy_", "zero", "index_copy"),
+        ("addbmm_", "uncounted", "addbmm_"),
+        ("__and__", "uncounted", "__and__"),
+    ],
+)
+def test_op_kind_treats_in_place_ops_like_their_out_of_place_op(name, kind, base):
+    assert op_kind(name) == (kind, base)
+
+
+def test_an_in_place_op_that_is_not_counted_is_reported():
+    class Cumulative(torch.nn.Module):
+        def forward(self, x):
+            return x.clone().cumsum_(-1).mul_(2)
+
+    with pytest.warns(UncountedOpsWarning, match=r"cumsum_ \(x1\)"):
+        counts = count_traced(Cumulative(), (1, 8))
+    assert counts.uncounted == {"cumsum_": 1}
+
+
+class _OpNames(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_every_in_place_op_of_the_zoo_is_counted_or_zero_by_convention(name, train):
+    """No op of a zoo forward (in eval or training mode: dropout, drop path, batch statistics) is
+    dropped in silence: each in-place op is counted or explicitly free, like its out-of-place op."""
+    model = archsearch.create_model(name, input_size=64).train(train)
+    recorder = _OpNames()
+    with torch.no_grad(), recorder:
+        model(torch.randn(2, 3, 64, 64))
+    in_place = {n for n in recorder.names if n.endswith("_") and not n.endswith("__")}
+    assert {n: op_kind(n)[0] for n in in_place if op_kind(n)[0] == "uncounted"} == {}
+    assert not count_traced(model, (2, 3, 64, 64), train=train).uncounted

@@ -4,7 +4,7 @@ from ._analytic import Cost, CostReport, analytic_costs
 from ._latency import LatencyCache, LatencyResult, device_name, measure_latency
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
 from ._profile import Profile, profile
-from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_traced
+from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_traced, op_kind
 
 __all__ = [
     "Cost",
@@ -21,6 +21,7 @@ __all__ = [
     "cuda_peak_memory",
     "device_name",
     "measure_latency",
+    "op_kind",
     "profile",
     "saved_activation_bytes",
 ]

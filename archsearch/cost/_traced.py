@@ -5,8 +5,9 @@ matrix products and convolutions count their MACs, norms a few per element (batc
 eval, layer/group norm 5 with affine), global average pooling 1 per input element; elementwise
 ops, softmax, pooling windows and data movement count 0 by convention. Unlike fvcore, the count
 runs at the dispatcher level, so ``scaled_dot_product_attention`` (fused, any backend) is counted
-like the explicit ``q @ k^T`` and ``attn @ v``; any other op that is neither counted nor on the
-zero-by-convention list is reported in ``uncounted`` and a warning, never silently dropped.
+like the explicit ``q @ k^T`` and ``attn @ v``; an in-place op (``addmm_``, ``add_``) is counted
+like its out-of-place op, and any other op that is neither counted nor on the zero-by-convention
+list, in-place or not, is reported in ``uncounted`` and a warning, never silently dropped.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["TracedCounts", "UncountedOpsWarning", "count_params", "count_traced"]
+__all__ = ["TracedCounts", "UncountedOpsWarning", "count_params", "count_traced", "op_kind"]
 
 
 class UncountedOpsWarning(UserWarning):
@@ -136,16 +137,14 @@ HANDLERS: dict[str, Callable[[Any, Any], int]] = {
 }
 
 #: Ops that count zero by convention (elementwise, reductions of no note, data movement, factories).
+#: An in-place variant (``add_``, ``relu_``) follows its out-of-place op (see :func:`op_kind`), so only
+#: in-place ops without an out-of-place twin in these tables are listed (``copy_``, ``fill_``, ...).
 ZERO_BY_CONVENTION = frozenset(
     (
         "add",
-        "add_",
         "sub",
-        "sub_",
         "mul",
-        "mul_",
         "div",
-        "div_",
         "neg",
         "exp",
         "log",
@@ -159,12 +158,9 @@ ZERO_BY_CONVENTION = frozenset(
         "clamp_min",
         "clamp_max",
         "relu",
-        "relu_",
         "gelu",
         "silu",
-        "silu_",
         "sigmoid",
-        "sigmoid_",
         "tanh",
         "hardswish",
         "hardsigmoid",
@@ -210,6 +206,8 @@ ZERO_BY_CONVENTION = frozenset(
         "select",
         "index",
         "index_select",
+        "index_copy",
+        "index_put",
         "gather",
         "unsqueeze",
         "squeeze",
@@ -227,6 +225,7 @@ ZERO_BY_CONVENTION = frozenset(
         "ones_like",
         "full",
         "fill_",
+        "zero_",
         "arange",
         "randn",
         "rand",
@@ -283,17 +282,36 @@ class _Counter(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
-        handler = HANDLERS.get(name)
-        if handler is not None:
-            macs = int(handler(args, out))
+        kind, base = op_kind(name)
+        if kind == "counted":
+            macs = int(HANDLERS[base](args, out))
             if macs:
-                self.by_op[name] += macs
+                self.by_op[base] += macs
                 self.by_scope[self.scope] += macs
                 first = out if isinstance(out, torch.Tensor) else out[0]
                 self.activations += first.numel()
-        elif name not in ZERO_BY_CONVENTION and not name.endswith("_"):
+        elif kind == "uncounted":
             self.uncounted[name] += 1
         return out
+
+
+def op_kind(name: str) -> tuple[Literal["counted", "zero", "uncounted"], str]:
+    """How the counter treats an aten op (its overload packet name, e.g. ``"addmm_"``), and the
+    name it is counted under.
+
+    An in-place op (a name ending in one ``_``: ``addmm_``, ``baddbmm_``, ``add_``) is counted
+    like its out-of-place op under that op's name (``addmm``), and is zero by convention exactly
+    when that op is; an op in neither :data:`HANDLERS` nor :data:`ZERO_BY_CONVENTION`, in-place or
+    not, is ``"uncounted"`` (reported, never dropped in silence). Dunder names (``__and__``) are
+    not in-place variants.
+    """
+    inplace = name.endswith("_") and not name.endswith("__")
+    base = name[:-1] if inplace else name
+    if base in HANDLERS:
+        return "counted", base
+    if name in ZERO_BY_CONVENTION or base in ZERO_BY_CONVENTION:
+        return "zero", base
+    return "uncounted", name
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
