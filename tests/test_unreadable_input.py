@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from archsearch.cli import app
+from archsearch.core import MAX_FILE_BYTES
 from archsearch.spec import load_spec
-from archsearch.spec._yaml import MAX_FILE_BYTES
 
 runner = CliRunner()
 

@@ -7,9 +7,10 @@ from ._geometry import and_words, as_list, conv_out, make_divisible, pool_out_ce
 from ._model import Act, PerBlockFloat, PerBlockInt, PositiveInt, StrictModel, describe_model, shorthand_kind
 from ._plan import BlockPlan, CheckContext, FeatureShape, NormalizedSpec, Path, StagePlan
 from ._validation import union_kinds, validation_issues
-from ._yaml import SourceMap, load_yaml_text, read_yaml_file
+from ._yaml import MAX_FILE_BYTES, SourceMap, load_yaml_text, read_yaml_file
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "Act",
     "BlockPlan",
     "CheckContext",
