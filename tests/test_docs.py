@@ -66,3 +66,16 @@ def test_readme_zoo_table_matches_the_zoo():
             assert sum(p.numel() for p in archsearch.create_model(name).parameters()) == int(
                 count.replace(",", "")
             )
+
+
+def test_readme_grammar_table_names_every_registered_mixer_under_its_family():
+    """The family table at the top of the grammar is prose, not generated: each registered mixer
+    must still appear (as `name`) in its family's row, so a new kind cannot be left out of it."""
+    from archsearch.kinds import MIXERS
+
+    grammar = README.split("## The grammar")[1]
+    rows = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", grammar, flags=re.M))
+    for name in MIXERS.names():
+        family = MIXERS.get(name).family
+        assert family in rows, f"README's grammar table has no row for family {family!r}"
+        assert f"`{name}`" in rows[family], f"README's grammar table lacks mixer {name!r} under {family!r}"

@@ -3,7 +3,7 @@
 Each kind owns its schema model, its normalisation (checks, output shape), its module builder,
 its analytic cost, its latency-table key and its weight-sharing rule. The schema unions, the
 family tables, the docs and the allowed-kind lists in errors are derived from :data:`MIXERS` and
-:data:`FAMILIES`. See ``KINDS_HOWTO.md`` for adding one.
+:data:`FAMILIES`. README.md, "How archsearch is built", says how to add one.
 """
 
 from ._base import FamilyKind, KindRegistry, MixerKind, check_heads, check_odd_kernel
