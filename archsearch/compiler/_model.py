@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from ..core import NormalizedSpec
-from ..kinds import MIXERS
+from ..kinds import MIXERS, STEMS
 from ..ops import Bottleneck, ConvBnAct
-from ._registry import BLOCKS, EMBEDS, STEMS
+from ._registry import BLOCKS, EMBEDS
 from ._stages import Features
 
 __all__ = ["ArchNet", "ClassifierHead"]
@@ -58,7 +58,7 @@ class ArchNet(nn.Module):
         channels = plan.input_shape.channels
         self.stem: nn.Module = nn.Identity()
         if spec.stem is not None:
-            self.stem = STEMS.get(spec.stem.kind, ("stem", "kind"), source)(spec.stem, channels)
+            self.stem = STEMS.get(spec.stem.kind, ("stem", "kind"), source).build(spec.stem, channels)
             assert plan.stem_shape is not None
             channels = plan.stem_shape.channels
         stages = []

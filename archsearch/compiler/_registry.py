@@ -1,6 +1,6 @@
-"""Builders of the kinds not yet migrated to :mod:`archsearch.kinds` (stems, embeddings, block
-families), in explicit tables: nothing registers itself at import time. Mixers are built by their
-kind (``archsearch.kinds.MIXERS``)."""
+"""Builders of the kinds not yet migrated to :mod:`archsearch.kinds` (embeddings, block families),
+in explicit tables: nothing registers itself at import time. Mixers and stems are built by their
+kind (``archsearch.kinds.MIXERS``, ``STEMS``)."""
 
 from __future__ import annotations
 
@@ -19,16 +19,14 @@ from ..ops import (
     MobileViTStage,
     TransformerBlock,
     conv_embed,
-    conv_stem,
     mbconv_embed,
     merge_embed,
     patch_embed,
-    resnet_stem,
     t2t_embed,
 )
 from ._stages import MapStage, TokenStage
 
-__all__ = ["BLOCKS", "EMBEDS", "STEMS"]
+__all__ = ["BLOCKS", "EMBEDS"]
 
 
 def _no_embed(embed: Any, c_in: int, dim: int, eps: float) -> nn.Module:
@@ -40,10 +38,6 @@ def _mixer_is_block(plan: BlockPlan, build_mixer: BuildMixer) -> nn.Module:
     return build_mixer(plan)
 
 
-#: stem kind -> ``builder(stem, in_channels) -> nn.Module``.
-STEMS: KindRegistry[Callable[..., nn.Module]] = KindRegistry(
-    "stem", (("resnet", resnet_stem), ("conv", conv_stem))
-)
 #: embedding kind -> ``builder(embed, in_channels, dim, norm_eps) -> nn.Module``.
 EMBEDS: KindRegistry[Callable[..., nn.Module]] = KindRegistry(
     "token embedding",

@@ -12,8 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..core import BlockPlan, Cost, NormalizedSpec, StagePlan, conv_out, make_divisible
-from ..kinds import MIXERS
-from ..spec import ConvEmbed, ConvStem, MBConvEmbed, MergeEmbed, PatchEmbed, T2TEmbed
+from ..kinds import MIXERS, STEMS
+from ..spec import ConvEmbed, MBConvEmbed, MergeEmbed, PatchEmbed, T2TEmbed
 
 __all__ = ["Cost", "CostReport", "analytic_costs"]
 
@@ -53,18 +53,8 @@ class CostReport:
 
 def _stem(plan: NormalizedSpec) -> Cost:
     cost = Cost()
-    stem = plan.spec.stem
-    if stem is None:
-        return cost
-    if isinstance(stem, ConvStem):
-        assert plan.stem_shape is not None
-        h1, w1 = plan.stem_shape.height, plan.stem_shape.width
-        cost.conv(plan.input_shape.channels, stem.channels, stem.kernel, h1, w1)
-        cost.batch_norm(stem.channels, stem.channels * h1 * w1)
-        return cost
-    h1, w1 = conv_out(plan.input_shape.height, 7, 2, 3), conv_out(plan.input_shape.width, 7, 2, 3)
-    cost.conv(plan.input_shape.channels, stem.channels, 7, h1, w1)
-    cost.batch_norm(stem.channels, stem.channels * h1 * w1)
+    if plan.spec.stem is not None:
+        STEMS.get(plan.spec.stem.kind).cost(plan, cost)
     return cost
 
 

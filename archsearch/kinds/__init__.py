@@ -3,10 +3,19 @@
 Each kind owns its schema model, its normalisation (checks, output shape), its module builder,
 its analytic cost, its latency-table key and its weight-sharing rule. The schema unions, the
 family tables, the docs and the allowed-kind lists in errors are derived from :data:`MIXERS` and
-:data:`FAMILIES`. See ``KINDS_HOWTO.md`` for adding one.
+:data:`FAMILIES` (and :data:`STEMS`, :data:`EMBEDS`). See ``KINDS_HOWTO.md`` for adding one.
 """
 
-from ._base import FamilyKind, KindRegistry, MixerKind, check_heads, check_odd_kernel
+from ._base import (
+    EmbedKind,
+    FamilyKind,
+    KindRegistry,
+    MixerKind,
+    StemKind,
+    check_heads,
+    check_norm_first,
+    check_odd_kernel,
+)
 from ._mixer_attention import AttentionMixer
 from ._mixer_conv import ConvMixer
 from ._mixer_dwconv import DwConvMixer
@@ -14,7 +23,9 @@ from ._mixer_mbconv import MBConvMixer
 from ._mixer_mhsa import MhsaMixer
 from ._mixer_mobilevit import MobileViTMixer
 from ._mixer_window import WindowMixer
-from ._registry import FAMILIES, MIXERS
+from ._registry import FAMILIES, MIXERS, STEMS
+from ._stem_conv import ConvStem
+from ._stem_resnet import ResNetStem
 from ._tables import (
     FAMILY_ACT,
     FAMILY_EMBEDS,
@@ -27,6 +38,7 @@ from ._tables import (
     PER_BLOCK_MIXER_FIELDS,
     FamilyName,
     Mixer,
+    Stem,
 )
 
 __all__ = [
@@ -41,9 +53,12 @@ __all__ = [
     "MIXER_FAMILY",
     "MIXER_POS_EMBEDS",
     "PER_BLOCK_MIXER_FIELDS",
+    "STEMS",
     "AttentionMixer",
     "ConvMixer",
+    "ConvStem",
     "DwConvMixer",
+    "EmbedKind",
     "FamilyKind",
     "FamilyName",
     "KindRegistry",
@@ -52,7 +67,11 @@ __all__ = [
     "Mixer",
     "MixerKind",
     "MobileViTMixer",
+    "ResNetStem",
+    "Stem",
+    "StemKind",
     "WindowMixer",
     "check_heads",
+    "check_norm_first",
     "check_odd_kernel",
 ]

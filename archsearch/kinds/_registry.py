@@ -6,7 +6,7 @@ the allowed-kind lists in error messages and of the docs.
 
 from __future__ import annotations
 
-from ._base import FamilyKind, KindRegistry, MixerKind
+from ._base import FamilyKind, KindRegistry, MixerKind, StemKind
 from ._family_bottleneck import BOTTLENECK
 from ._family_convnext import CONVNEXT
 from ._family_mbconv import MBCONV as MBCONV_FAMILY
@@ -19,8 +19,10 @@ from ._mixer_mbconv import MBCONV
 from ._mixer_mhsa import MHSA
 from ._mixer_mobilevit import MOBILEVIT
 from ._mixer_window import WINDOW
+from ._stem_conv import CONV_STEM
+from ._stem_resnet import RESNET_STEM
 
-__all__ = ["FAMILIES", "MIXERS"]
+__all__ = ["FAMILIES", "MIXERS", "STEMS"]
 
 #: Token mixers (``stages[i].mixer``).
 MIXERS: KindRegistry[MixerKind] = KindRegistry(
@@ -45,5 +47,14 @@ FAMILIES: KindRegistry[FamilyKind] = KindRegistry(
         (CONVNEXT.name, CONVNEXT),
         (MBCONV_FAMILY.name, MBCONV_FAMILY),
         (MOBILEVIT_FAMILY.name, MOBILEVIT_FAMILY),
+    ),
+)
+
+#: Stems (``spec.stem``).
+STEMS: KindRegistry[StemKind] = KindRegistry(
+    "stem",
+    (
+        (RESNET_STEM.name, RESNET_STEM),
+        (CONV_STEM.name, CONV_STEM),
     ),
 )

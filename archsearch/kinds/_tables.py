@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import Field
 
-from ._registry import FAMILIES, MIXERS
+from ._registry import FAMILIES, MIXERS, STEMS
 
 __all__ = [
     "FAMILY_ACT",
@@ -21,6 +21,7 @@ __all__ = [
     "PER_BLOCK_MIXER_FIELDS",
     "FamilyName",
     "Mixer",
+    "Stem",
 ]
 
 for _mixer in MIXERS.values():  # a registration mistake fails at import, not in a user's spec
@@ -29,14 +30,21 @@ for _mixer in MIXERS.values():  # a registration mistake fails at import, not in
     if _mixer.family not in FAMILIES:
         raise RuntimeError(f"mixer {_mixer.name!r}: unknown family {_mixer.family!r}")
 
+for _kind in STEMS.values():
+    if _kind.schema.model_fields["kind"].default != _kind.name:
+        raise RuntimeError(f"stem {_kind.name!r}: its schema's kind is not {_kind.name!r}")
+
 if TYPE_CHECKING:  # built at run time from the registry; a checker sees any mixer model
     Mixer: TypeAlias = Any
     FamilyName: TypeAlias = str
+    Stem: TypeAlias = Any
 else:
     #: ``stages[i].mixer``: one of the registered mixers' schemas, chosen by ``kind``.
     Mixer = Annotated[Union[tuple(m.schema for m in MIXERS.values())], Field(discriminator="kind")]  # noqa: UP007
     #: ``stages[i].block``: a registered family's name.
     FamilyName = Literal[FAMILIES.names()]
+    #: ``spec.stem``: one of the registered stems' schemas, chosen by ``kind``.
+    Stem = Annotated[Union[tuple(k.schema for k in STEMS.values())], Field(discriminator="kind")]  # noqa: UP007
 
 #: Which mixer kinds each block family accepts, and which family a mixer implies.
 FAMILY_MIXERS: dict[str, tuple[str, ...]] = {

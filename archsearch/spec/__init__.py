@@ -14,11 +14,14 @@ from ..core import (
 from ..kinds import (
     AttentionMixer,
     ConvMixer,
+    ConvStem,
     DwConvMixer,
     MBConvMixer,
     MhsaMixer,
     Mixer,
     MobileViTMixer,
+    ResNetStem,
+    Stem,
     WindowMixer,
 )
 from ._hash import canonical_spec, spec_hash
@@ -27,7 +30,6 @@ from ._normalize import normalize
 from ._schema import (
     BlockEmbed,
     ConvEmbed,
-    ConvStem,
     Embed,
     Head,
     InputSpec,
@@ -35,10 +37,8 @@ from ._schema import (
     MergeEmbed,
     NoEmbed,
     PatchEmbed,
-    ResNetStem,
     Spec,
     Stage,
-    Stem,
     T2TEmbed,
 )
 

@@ -10,18 +10,16 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from ..kinds import MIXERS
+from ..kinds import MIXERS, STEMS
 from ._schema import (
     BlockEmbed,
     ConvEmbed,
-    ConvStem,
     Head,
     InputSpec,
     MBConvEmbed,
     MergeEmbed,
     NoEmbed,
     PatchEmbed,
-    ResNetStem,
     Spec,
     Stage,
     T2TEmbed,
@@ -32,8 +30,7 @@ __all__ = ["schema_markdown"]
 _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("spec (the root)", Spec),
     ("input", InputSpec),
-    ("stem: resnet", ResNetStem),
-    ("stem: conv", ConvStem),
+    *((f"stem: {kind.name}", kind.schema) for kind in STEMS.values()),
     ("stages[i]", Stage),
     ("embed: conv", ConvEmbed),
     ("embed: patch", PatchEmbed),

@@ -14,12 +14,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, model_validator
 
 from ..core import Act, PerBlockFloat, PositiveInt, StrictModel, shorthand_kind
-from ..kinds import MIXERS, FamilyName, Mixer
+from ..kinds import MIXERS, FamilyName, Mixer, Stem
 
 __all__ = [
     "BlockEmbed",
     "ConvEmbed",
-    "ConvStem",
     "Embed",
     "Head",
     "InputSpec",
@@ -27,14 +26,12 @@ __all__ = [
     "MergeEmbed",
     "NoEmbed",
     "PatchEmbed",
-    "ResNetStem",
     "Spec",
     "Stage",
-    "Stem",
     "T2TEmbed",
 ]
 
-# --------------------------------------------------------------------------- input and stem
+# --------------------------------------------------------------------------- input
 
 
 class InputSpec(StrictModel):
@@ -48,31 +45,6 @@ class InputSpec(StrictModel):
     @property
     def hw(self) -> tuple[int, int]:
         return (self.size, self.size) if isinstance(self.size, int) else (self.size[0], self.size[1])
-
-
-class ResNetStem(StrictModel):
-    """ResNet stem: 7x7/2 conv (no bias), BatchNorm, ReLU, 3x3/2 max-pool."""
-
-    kind: Literal["resnet"] = "resnet"
-    channels: PositiveInt = 64
-    """Output channels of the 7x7 conv."""
-
-
-class ConvStem(StrictModel):
-    """Convolutional stem: one kxk conv (no bias), BatchNorm, activation (MobileViT: 3x3/2, SiLU)."""
-
-    kind: Literal["conv"] = "conv"
-    channels: PositiveInt = 16
-    """Output channels of the conv."""
-    kernel: PositiveInt = 3
-    """Kernel side (padding ``kernel // 2``)."""
-    stride: PositiveInt = 2
-    """Spatial stride."""
-    act: Act = "relu"
-    """Activation after the BatchNorm."""
-
-
-Stem = Annotated[ResNetStem | ConvStem, Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------- token embeddings
