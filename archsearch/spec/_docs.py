@@ -10,19 +10,12 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from ..kinds import MIXERS, STEMS
+from ..kinds import EMBEDS, MIXERS, STEMS
 from ._schema import (
-    BlockEmbed,
-    ConvEmbed,
     Head,
     InputSpec,
-    MBConvEmbed,
-    MergeEmbed,
-    NoEmbed,
-    PatchEmbed,
     Spec,
     Stage,
-    T2TEmbed,
 )
 
 __all__ = ["schema_markdown"]
@@ -32,13 +25,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("input", InputSpec),
     *((f"stem: {kind.name}", kind.schema) for kind in STEMS.values()),
     ("stages[i]", Stage),
-    ("embed: conv", ConvEmbed),
-    ("embed: patch", PatchEmbed),
-    ("embed: block", BlockEmbed),
-    ("embed: t2t", T2TEmbed),
-    ("embed: merge", MergeEmbed),
-    ("embed: mbconv", MBConvEmbed),
-    ("embed: none", NoEmbed),
+    *((f"embed: {kind.name}", kind.schema) for kind in EMBEDS.values()),
     *((f"mixer: {kind.name}", kind.schema) for kind in MIXERS.values()),
     ("head", Head),
 ]

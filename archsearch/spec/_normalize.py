@@ -21,8 +21,7 @@ from ..core import (
     StagePlan,
     and_words,
 )
-from ..kinds import FAMILIES, FAMILY_MIXERS, FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXERS, STEMS, Mixer
-from ._embeds import normalize_embed
+from ..kinds import EMBEDS, FAMILIES, FAMILY_MIXERS, FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXERS, STEMS, Mixer
 from ._schema import Head, Spec, Stage
 
 __all__ = ["normalize"]
@@ -124,7 +123,9 @@ class _Normalizer(CheckContext):
             return None
 
         act = stage.act or family.act
-        embed, embed_shape, block_stride = normalize_embed(self, path, stage, family_name, shape, act)
+        epath = (*path, "embed")
+        embed_kind = EMBEDS.get(stage.embed.kind, (*epath, "kind"), self.source)
+        embed, embed_shape, block_stride = embed_kind.normalize(self, epath, stage, family, shape, act)
         if embed_shape is None:
             return None
         cls_tokens = 1 if stage.cls_token else 0
