@@ -7,13 +7,11 @@ from typing import Any
 
 from ..spec import NormalizedSpec, Spec, load_spec, normalize
 from ._model import ArchNet, ClassifierHead
-from ._registry import BLOCKS, EMBEDS, STEMS
+from ._registry import BLOCKS
 from ._stages import MapStage, TokenStage
 
 __all__ = [
     "BLOCKS",
-    "EMBEDS",
-    "STEMS",
     "ArchNet",
     "ClassifierHead",
     "MapStage",

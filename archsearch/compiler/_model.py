@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from ..core import NormalizedSpec
-from ..kinds import MIXERS
+from ..kinds import EMBEDS, MIXERS, STEMS
 from ..ops import Bottleneck, ConvBnAct
-from ._registry import BLOCKS, EMBEDS, STEMS
+from ._registry import BLOCKS
 from ._stages import Features
 
 __all__ = ["ArchNet", "ClassifierHead"]
@@ -58,13 +58,13 @@ class ArchNet(nn.Module):
         channels = plan.input_shape.channels
         self.stem: nn.Module = nn.Identity()
         if spec.stem is not None:
-            self.stem = STEMS.get(spec.stem.kind, ("stem", "kind"), source)(spec.stem, channels)
+            self.stem = STEMS.get(spec.stem.kind, ("stem", "kind"), source).build(spec.stem, channels)
             assert plan.stem_shape is not None
             channels = plan.stem_shape.channels
         stages = []
         for sp in plan.stages:
-            embed_builder = EMBEDS.get(sp.embed.kind, ("stages", sp.index, "embed", "kind"), source)
-            embed = embed_builder(sp.embed, channels, sp.dim, eps)
+            embed_kind = EMBEDS.get(sp.embed.kind, ("stages", sp.index, "embed", "kind"), source)
+            embed = embed_kind.build(sp.embed, channels, sp.dim, eps)
             block_cls, stage_cls = BLOCKS.get(sp.family, ("stages", sp.index, "block"), source)
             mixer = MIXERS.get(sp.blocks[0].mixer.kind, ("stages", sp.index, "mixer", "kind"), source)
             stages.append(stage_cls(sp, embed, [block_cls(b, mixer.build) for b in sp.blocks]))

@@ -1,11 +1,10 @@
-"""Builders of the kinds not yet migrated to :mod:`archsearch.kinds` (stems, embeddings, block
-families), in explicit tables: nothing registers itself at import time. Mixers are built by their
-kind (``archsearch.kinds.MIXERS``)."""
+"""Builders of the kinds not yet migrated to :mod:`archsearch.kinds` (block families), in an
+explicit table: nothing registers itself at import time. Mixers, stems and embeddings are built by
+their kind (``archsearch.kinds.MIXERS``, ``STEMS``, ``EMBEDS``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from torch import nn
 
@@ -18,21 +17,10 @@ from ..ops import (
     MobileViTLayer,
     MobileViTStage,
     TransformerBlock,
-    conv_embed,
-    conv_stem,
-    mbconv_embed,
-    merge_embed,
-    patch_embed,
-    resnet_stem,
-    t2t_embed,
 )
 from ._stages import MapStage, TokenStage
 
-__all__ = ["BLOCKS", "EMBEDS", "STEMS"]
-
-
-def _no_embed(embed: Any, c_in: int, dim: int, eps: float) -> nn.Module:
-    return nn.Identity()
+__all__ = ["BLOCKS"]
 
 
 def _mixer_is_block(plan: BlockPlan, build_mixer: BuildMixer) -> nn.Module:
@@ -40,23 +28,6 @@ def _mixer_is_block(plan: BlockPlan, build_mixer: BuildMixer) -> nn.Module:
     return build_mixer(plan)
 
 
-#: stem kind -> ``builder(stem, in_channels) -> nn.Module``.
-STEMS: KindRegistry[Callable[..., nn.Module]] = KindRegistry(
-    "stem", (("resnet", resnet_stem), ("conv", conv_stem))
-)
-#: embedding kind -> ``builder(embed, in_channels, dim, norm_eps) -> nn.Module``.
-EMBEDS: KindRegistry[Callable[..., nn.Module]] = KindRegistry(
-    "token embedding",
-    (
-        ("conv", conv_embed),
-        ("patch", patch_embed),
-        ("block", _no_embed),
-        ("t2t", t2t_embed),
-        ("merge", merge_embed),
-        ("mbconv", mbconv_embed),
-        ("none", _no_embed),
-    ),
-)
 #: family -> (``block(plan, build_mixer)``, ``stage(plan, embed, blocks)``).
 BLOCKS: KindRegistry[tuple[Callable[..., nn.Module], Callable[..., nn.Module]]] = KindRegistry(
     "block family",

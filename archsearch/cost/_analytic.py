@@ -11,9 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..core import BlockPlan, Cost, NormalizedSpec, StagePlan, conv_out, make_divisible
-from ..kinds import MIXERS
-from ..spec import ConvEmbed, ConvStem, MBConvEmbed, MergeEmbed, PatchEmbed, T2TEmbed
+from ..core import BlockPlan, Cost, NormalizedSpec, StagePlan
+from ..kinds import EMBEDS, MIXERS, STEMS
 
 __all__ = ["Cost", "CostReport", "analytic_costs"]
 
@@ -53,68 +52,21 @@ class CostReport:
 
 def _stem(plan: NormalizedSpec) -> Cost:
     cost = Cost()
-    stem = plan.spec.stem
-    if stem is None:
-        return cost
-    if isinstance(stem, ConvStem):
-        assert plan.stem_shape is not None
-        h1, w1 = plan.stem_shape.height, plan.stem_shape.width
-        cost.conv(plan.input_shape.channels, stem.channels, stem.kernel, h1, w1)
-        cost.batch_norm(stem.channels, stem.channels * h1 * w1)
-        return cost
-    h1, w1 = conv_out(plan.input_shape.height, 7, 2, 3), conv_out(plan.input_shape.width, 7, 2, 3)
-    cost.conv(plan.input_shape.channels, stem.channels, 7, h1, w1)
-    cost.batch_norm(stem.channels, stem.channels * h1 * w1)
+    if plan.spec.stem is not None:
+        STEMS.get(plan.spec.stem.kind).cost(plan, cost)
     return cost
 
 
 def _embed(stage: StagePlan, c_in: int) -> Cost:
+    """The embedding's cost (its kind's), plus the stage's class tokens and position table."""
     cost = Cost()
-    embed, shape = stage.embed, stage.embed_shape
-    if isinstance(embed, ConvEmbed | PatchEmbed):
-        kernel = embed.kernel if isinstance(embed, ConvEmbed) else embed.stride
-        if embed.norm_first:
-            cost.norm2d(embed.norm, c_in, c_in * stage.in_shape.height * stage.in_shape.width)
-        cost.conv(c_in, stage.dim, kernel, shape.height, shape.width, bias=embed.bias)
-        if not embed.norm_first:
-            cost.norm2d(embed.norm, stage.dim, stage.dim * shape.height * shape.width)
-    elif isinstance(embed, T2TEmbed):
-        _t2t(cost, embed, c_in, stage.dim, stage.in_shape.height, stage.in_shape.width)
-    elif isinstance(embed, MergeEmbed):  # LayerNorm(4C) and Linear(4C -> dim) per merged token
-        tokens = shape.height * shape.width
-        cost.layer_norm(4 * c_in, 4 * c_in * tokens)
-        cost.linear(tokens, 4 * c_in, stage.dim, bias=False)
-    elif isinstance(embed, MBConvEmbed):
-        h, w = stage.in_shape.height, stage.in_shape.width
-        hidden = make_divisible(c_in * embed.expansion)
-        cost.inverted_residual(c_in, hidden, stage.dim, embed.kernel, (h, w), (shape.height, shape.width))
+    EMBEDS.get(stage.embed.kind).cost(stage, c_in, cost)
+    shape = stage.embed_shape
     if stage.cls_token:
         cost.params += stage.dim * shape.cls_tokens
     if stage.pos_embed in ("absolute", "sinusoidal"):
         cost.params += stage.dim * shape.tokens
     return cost
-
-
-def _t2t(cost: Cost, embed: T2TEmbed, c_in: int, dim: int, h: int, w: int) -> None:
-    """Soft splits (unfold: data movement, zero) with a token transformer after all but the last,
-    then the Linear projection."""
-    assert embed.paddings is not None
-    channels, td, last = c_in, embed.token_dim, len(embed.kernels) - 1
-    for j, (k, s, p) in enumerate(zip(embed.kernels, embed.strides, embed.paddings, strict=True)):
-        h, w = conv_out(h, k, s, p), conv_out(w, k, s, p)
-        n, width = h * w, channels * k * k
-        if j == last:
-            cost.linear(n, width, dim)
-            return
-        cost.layer_norm(width, n * width)
-        cost.linear(n, width, 3 * td, embed.qkv_bias)
-        cost.op(2 * n * n * td, n * td)  # q k^T and attn v over all heads
-        cost.linear(n, td, td)
-        cost.layer_norm(td, n * td)
-        hidden = int(td * embed.mlp_ratio)
-        cost.linear(n, td, hidden)
-        cost.linear(n, hidden, td)
-        channels = td
 
 
 def _bottleneck(block: BlockPlan) -> Cost:

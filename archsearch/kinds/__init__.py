@@ -3,10 +3,27 @@
 Each kind owns its schema model, its normalisation (checks, output shape), its module builder,
 its analytic cost, its latency-table key and its weight-sharing rule. The schema unions, the
 family tables, the docs and the allowed-kind lists in errors are derived from :data:`MIXERS` and
-:data:`FAMILIES`. README.md, "How archsearch is built", says how to add one.
+:data:`FAMILIES` (and :data:`STEMS`, :data:`EMBEDS`). README.md, "How archsearch is built",
+says how to add one.
 """
 
-from ._base import FamilyKind, KindRegistry, MixerKind, check_heads, check_odd_kernel
+from ._base import (
+    EmbedKind,
+    FamilyKind,
+    KindRegistry,
+    MixerKind,
+    StemKind,
+    check_heads,
+    check_norm_first,
+    check_odd_kernel,
+)
+from ._embed_block import BlockEmbed
+from ._embed_conv import ConvEmbed
+from ._embed_mbconv import MBConvEmbed
+from ._embed_merge import MergeEmbed
+from ._embed_none import NoEmbed
+from ._embed_patch import PatchEmbed
+from ._embed_t2t import T2TEmbed
 from ._mixer_attention import AttentionMixer
 from ._mixer_conv import ConvMixer
 from ._mixer_dwconv import DwConvMixer
@@ -14,7 +31,9 @@ from ._mixer_mbconv import MBConvMixer
 from ._mixer_mhsa import MhsaMixer
 from ._mixer_mobilevit import MobileViTMixer
 from ._mixer_window import WindowMixer
-from ._registry import FAMILIES, MIXERS
+from ._registry import EMBEDS, FAMILIES, MIXERS, STEMS
+from ._stem_conv import ConvStem
+from ._stem_resnet import ResNetStem
 from ._tables import (
     FAMILY_ACT,
     FAMILY_EMBEDS,
@@ -25,11 +44,14 @@ from ._tables import (
     MIXER_FAMILY,
     MIXER_POS_EMBEDS,
     PER_BLOCK_MIXER_FIELDS,
+    Embed,
     FamilyName,
     Mixer,
+    Stem,
 )
 
 __all__ = [
+    "EMBEDS",
     "FAMILIES",
     "FAMILY_ACT",
     "FAMILY_EMBEDS",
@@ -41,18 +63,33 @@ __all__ = [
     "MIXER_FAMILY",
     "MIXER_POS_EMBEDS",
     "PER_BLOCK_MIXER_FIELDS",
+    "STEMS",
     "AttentionMixer",
+    "BlockEmbed",
+    "ConvEmbed",
     "ConvMixer",
+    "ConvStem",
     "DwConvMixer",
+    "Embed",
+    "EmbedKind",
     "FamilyKind",
     "FamilyName",
     "KindRegistry",
+    "MBConvEmbed",
     "MBConvMixer",
+    "MergeEmbed",
     "MhsaMixer",
     "Mixer",
     "MixerKind",
     "MobileViTMixer",
+    "NoEmbed",
+    "PatchEmbed",
+    "ResNetStem",
+    "Stem",
+    "StemKind",
+    "T2TEmbed",
     "WindowMixer",
     "check_heads",
+    "check_norm_first",
     "check_odd_kernel",
 ]

@@ -13,12 +13,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from .._errors import Issue, SpecError
-from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Path, StagePlan, StrictModel
+from ..core import BlockPlan, CheckContext, Cost, FeatureShape, NormalizedSpec, Path, StagePlan, StrictModel
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["FamilyKind", "KindRegistry", "MixerKind", "check_heads", "check_odd_kernel"]
+__all__ = [
+    "EmbedKind",
+    "FamilyKind",
+    "KindRegistry",
+    "MixerKind",
+    "StemKind",
+    "check_heads",
+    "check_norm_first",
+    "check_odd_kernel",
+]
 
 
 class MixerKind:
@@ -163,6 +172,89 @@ class KindRegistry(Generic[K]):
         return len(self._items)
 
 
+# --------------------------------------------------------------------------- stems and embeddings
+
+
+class StemKind:
+    """A stem: the layers between the image and the first stage (``spec.stem``).
+
+    Subclass it in one module per stem (``kinds/_stem_<name>.py``) and implement :meth:`shape`,
+    :meth:`build` and :meth:`cost`. One instance goes into ``STEMS`` in
+    :mod:`archsearch.kinds._registry`.
+    """
+
+    name: str
+    """The ``kind`` in YAML; must equal the schema's ``kind`` literal."""
+    schema: type[StrictModel]
+    """The pydantic model of ``stem: {kind: <name>, ...}``; its docstrings are the docs."""
+    share: Any = None
+    """Weight-sharing rule for supernets (one-shot search); ``None``: not defined yet."""
+
+    def shape(self, stem: Any, input_shape: FeatureShape) -> FeatureShape:
+        """The ``(channels, height, width)`` the stem hands the first stage. Stems pad so that
+        every image leaves a non-empty map: this never fails."""
+        raise NotImplementedError
+
+    def build(self, stem: Any, c_in: int) -> nn.Module:
+        """The stem module: ``(B, c_in, H, W)`` -> ``(B, channels, H', W')`` (:meth:`shape`)."""
+        raise NotImplementedError
+
+    def cost(self, plan: NormalizedSpec, cost: Cost) -> None:
+        """Add the stem's parameters, MACs and activations (fvcore's conventions) to ``cost``."""
+        raise NotImplementedError
+
+    def latency_key(self, stem: Any, input_shape: FeatureShape) -> tuple[Any, ...]:
+        """What determines the stem's latency in a latency table: its fields and the input."""
+        return (self.name, *stem.__dict__.values(), input_shape)
+
+
+class EmbedKind:
+    """A token embedding / downsampling step at the start of a stage (``stages[i].embed``).
+
+    Subclass it in one module per embedding (``kinds/_embed_<name>.py``) and implement
+    :meth:`normalize`, :meth:`build` and :meth:`cost`. One instance goes into ``EMBEDS`` in
+    :mod:`archsearch.kinds._registry`; which families accept it is the family's ``embeds``.
+    """
+
+    name: str
+    """The ``kind`` in YAML; must equal the schema's ``kind`` literal."""
+    schema: type[StrictModel]
+    """The pydantic model of ``embed: {kind: <name>, ...}``; its docstrings are the docs."""
+    share: Any = None
+    """Weight-sharing rule for supernets (one-shot search); ``None``: not defined yet."""
+
+    def normalize(
+        self, ctx: CheckContext, epath: Path, stage: Any, family: FamilyKind, shape: FeatureShape, act: str
+    ) -> tuple[Any, FeatureShape | None, int]:
+        """The stage's embedding with defaults filled in, the shape after it (``None`` after
+        reporting why there is none) and the stride the stage's first block takes over
+        (``embed: block``; else 1). ``epath`` is the embedding's YAML path, ``stage`` the
+        :class:`~archsearch.spec.Stage`, ``family`` its block family, ``shape`` the incoming map
+        and ``act`` the stage's resolved activation."""
+        raise NotImplementedError
+
+    def build(self, embed: Any, c_in: int, dim: int, eps: float) -> nn.Module:
+        """The embedding module: ``(B, c_in, H, W)`` -> ``(B, dim, H', W')``; ``eps``: the
+        spec's ``norm_eps``."""
+        raise NotImplementedError
+
+    def cost(self, stage: StagePlan, c_in: int, cost: Cost) -> None:
+        """Add the embedding's parameters, MACs and activations (fvcore's conventions) to
+        ``cost``; ``c_in``: the incoming channels. Class tokens and position tables are the
+        stage's, not the embedding's."""
+
+    def latency_key(self, stage: StagePlan, c_in: int) -> tuple[Any, ...]:
+        """What determines the embedding's latency in a latency table."""
+        embed = stage.embed
+        return (
+            self.name,
+            *(tuple(v) if isinstance(v, list) else v for v in embed.__dict__.values()),
+            c_in,
+            stage.dim,
+            stage.in_shape,
+        )
+
+
 # --------------------------------------------------------------------------- shared checks
 
 
@@ -187,3 +279,17 @@ def check_heads(ctx: CheckContext, mpath: Path, heads: int, width: int, what: st
             value=heads,
             allowed=", ".join(str(d) for d in range(1, width + 1) if width % d == 0),
         )
+
+
+def check_norm_first(ctx: CheckContext, epath: Path, embed: Any) -> bool:
+    """``norm_first`` needs a norm to put first (conv and patch embeddings); ``False`` after
+    reporting that it has none."""
+    if embed.norm_first and embed.norm == "none":
+        ctx.fail(
+            (*epath, "norm_first"),
+            "norm_first puts the norm before the conv, but this embedding has no norm",
+            value=True,
+            allowed="norm: layer or batch (or norm_first: false)",
+        )
+        return False
+    return True

@@ -6,7 +6,14 @@ the allowed-kind lists in error messages and of the docs.
 
 from __future__ import annotations
 
-from ._base import FamilyKind, KindRegistry, MixerKind
+from ._base import EmbedKind, FamilyKind, KindRegistry, MixerKind, StemKind
+from ._embed_block import BLOCK_EMBED
+from ._embed_conv import CONV_EMBED
+from ._embed_mbconv import MBCONV_EMBED
+from ._embed_merge import MERGE_EMBED
+from ._embed_none import NO_EMBED
+from ._embed_patch import PATCH_EMBED
+from ._embed_t2t import T2T_EMBED
 from ._family_bottleneck import BOTTLENECK
 from ._family_convnext import CONVNEXT
 from ._family_mbconv import MBCONV as MBCONV_FAMILY
@@ -19,8 +26,10 @@ from ._mixer_mbconv import MBCONV
 from ._mixer_mhsa import MHSA
 from ._mixer_mobilevit import MOBILEVIT
 from ._mixer_window import WINDOW
+from ._stem_conv import CONV_STEM
+from ._stem_resnet import RESNET_STEM
 
-__all__ = ["FAMILIES", "MIXERS"]
+__all__ = ["EMBEDS", "FAMILIES", "MIXERS", "STEMS"]
 
 #: Token mixers (``stages[i].mixer``).
 MIXERS: KindRegistry[MixerKind] = KindRegistry(
@@ -45,5 +54,28 @@ FAMILIES: KindRegistry[FamilyKind] = KindRegistry(
         (CONVNEXT.name, CONVNEXT),
         (MBCONV_FAMILY.name, MBCONV_FAMILY),
         (MOBILEVIT_FAMILY.name, MOBILEVIT_FAMILY),
+    ),
+)
+
+#: Stems (``spec.stem``).
+STEMS: KindRegistry[StemKind] = KindRegistry(
+    "stem",
+    (
+        (RESNET_STEM.name, RESNET_STEM),
+        (CONV_STEM.name, CONV_STEM),
+    ),
+)
+
+#: Token embeddings (``stages[i].embed``).
+EMBEDS: KindRegistry[EmbedKind] = KindRegistry(
+    "token embedding",
+    (
+        (CONV_EMBED.name, CONV_EMBED),
+        (PATCH_EMBED.name, PATCH_EMBED),
+        (BLOCK_EMBED.name, BLOCK_EMBED),
+        (T2T_EMBED.name, T2T_EMBED),
+        (MERGE_EMBED.name, MERGE_EMBED),
+        (MBCONV_EMBED.name, MBCONV_EMBED),
+        (NO_EMBED.name, NO_EMBED),
     ),
 )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import Field
 
-from ._registry import FAMILIES, MIXERS
+from ._registry import EMBEDS, FAMILIES, MIXERS, STEMS
 
 __all__ = [
     "FAMILY_ACT",
@@ -19,8 +19,10 @@ __all__ = [
     "MIXER_FAMILY",
     "MIXER_POS_EMBEDS",
     "PER_BLOCK_MIXER_FIELDS",
+    "Embed",
     "FamilyName",
     "Mixer",
+    "Stem",
 ]
 
 for _mixer in MIXERS.values():  # a registration mistake fails at import, not in a user's spec
@@ -29,14 +31,29 @@ for _mixer in MIXERS.values():  # a registration mistake fails at import, not in
     if _mixer.family not in FAMILIES:
         raise RuntimeError(f"mixer {_mixer.name!r}: unknown family {_mixer.family!r}")
 
+for _what, _kinds in (("stem", STEMS.values()), ("embedding", EMBEDS.values())):
+    for _kind in _kinds:
+        if _kind.schema.model_fields["kind"].default != _kind.name:
+            raise RuntimeError(f"{_what} {_kind.name!r}: its schema's kind is not {_kind.name!r}")
+for _family in FAMILIES.values():
+    for _embed in _family.embeds:
+        if _embed not in EMBEDS:
+            raise RuntimeError(f"family {_family.name!r}: unknown embedding {_embed!r}")
+
 if TYPE_CHECKING:  # built at run time from the registry; a checker sees any mixer model
     Mixer: TypeAlias = Any
     FamilyName: TypeAlias = str
+    Stem: TypeAlias = Any
+    Embed: TypeAlias = Any
 else:
     #: ``stages[i].mixer``: one of the registered mixers' schemas, chosen by ``kind``.
     Mixer = Annotated[Union[tuple(m.schema for m in MIXERS.values())], Field(discriminator="kind")]  # noqa: UP007
     #: ``stages[i].block``: a registered family's name.
     FamilyName = Literal[FAMILIES.names()]
+    #: ``spec.stem``: one of the registered stems' schemas, chosen by ``kind``.
+    Stem = Annotated[Union[tuple(k.schema for k in STEMS.values())], Field(discriminator="kind")]  # noqa: UP007
+    #: ``stages[i].embed``: one of the registered embeddings' schemas, chosen by ``kind``.
+    Embed = Annotated[Union[tuple(k.schema for k in EMBEDS.values())], Field(discriminator="kind")]  # noqa: UP007
 
 #: Which mixer kinds each block family accepts, and which family a mixer implies.
 FAMILY_MIXERS: dict[str, tuple[str, ...]] = {

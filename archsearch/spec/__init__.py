@@ -13,33 +13,33 @@ from ..core import (
 )
 from ..kinds import (
     AttentionMixer,
+    BlockEmbed,
+    ConvEmbed,
     ConvMixer,
+    ConvStem,
     DwConvMixer,
+    Embed,
+    MBConvEmbed,
     MBConvMixer,
+    MergeEmbed,
     MhsaMixer,
     Mixer,
     MobileViTMixer,
+    NoEmbed,
+    PatchEmbed,
+    ResNetStem,
+    Stem,
+    T2TEmbed,
     WindowMixer,
 )
 from ._hash import canonical_spec, spec_hash
 from ._load import ZOO_DIR, apply_overrides, load_spec, spec_from_dict, validate_spec, zoo_names
 from ._normalize import normalize
 from ._schema import (
-    BlockEmbed,
-    ConvEmbed,
-    ConvStem,
-    Embed,
     Head,
     InputSpec,
-    MBConvEmbed,
-    MergeEmbed,
-    NoEmbed,
-    PatchEmbed,
-    ResNetStem,
     Spec,
     Stage,
-    Stem,
-    T2TEmbed,
 )
 
 __all__ = [

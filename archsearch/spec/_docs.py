@@ -10,21 +10,12 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from ..kinds import MIXERS
+from ..kinds import EMBEDS, MIXERS, STEMS
 from ._schema import (
-    BlockEmbed,
-    ConvEmbed,
-    ConvStem,
     Head,
     InputSpec,
-    MBConvEmbed,
-    MergeEmbed,
-    NoEmbed,
-    PatchEmbed,
-    ResNetStem,
     Spec,
     Stage,
-    T2TEmbed,
 )
 
 __all__ = ["schema_markdown"]
@@ -32,16 +23,9 @@ __all__ = ["schema_markdown"]
 _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("spec (the root)", Spec),
     ("input", InputSpec),
-    ("stem: resnet", ResNetStem),
-    ("stem: conv", ConvStem),
+    *((f"stem: {kind.name}", kind.schema) for kind in STEMS.values()),
     ("stages[i]", Stage),
-    ("embed: conv", ConvEmbed),
-    ("embed: patch", PatchEmbed),
-    ("embed: block", BlockEmbed),
-    ("embed: t2t", T2TEmbed),
-    ("embed: merge", MergeEmbed),
-    ("embed: mbconv", MBConvEmbed),
-    ("embed: none", NoEmbed),
+    *((f"embed: {kind.name}", kind.schema) for kind in EMBEDS.values()),
     *((f"mixer: {kind.name}", kind.schema) for kind in MIXERS.values()),
     ("head", Head),
 ]

@@ -20,11 +20,9 @@ from ..core import (
     SourceMap,
     StagePlan,
     and_words,
-    conv_out,
 )
-from ..kinds import FAMILIES, FAMILY_MIXERS, FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXERS, Mixer
-from ._embeds import normalize_embed
-from ._schema import ConvStem, Head, Spec, Stage
+from ..kinds import EMBEDS, FAMILIES, FAMILY_MIXERS, FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXERS, STEMS, Mixer
+from ._schema import Head, Spec, Stage
 
 __all__ = ["normalize"]
 
@@ -39,14 +37,9 @@ class _Normalizer(CheckContext):
         shape = FeatureShape(spec.input.channels, height, width)
         input_shape = shape
         stem_shape = None
-        if isinstance(spec.stem, ConvStem):  # padded kernel // 2: never empty
-            k, s = spec.stem.kernel, spec.stem.stride
-            h, w = conv_out(height, k, s, k // 2), conv_out(width, k, s, k // 2)
-            shape = stem_shape = FeatureShape(spec.stem.channels, h, w)
-        elif spec.stem is not None:  # 7x7/2 conv then 3x3/2 max-pool, both padded: never empty
-            h = conv_out(conv_out(height, 7, 2, 3), 3, 2, 1)
-            w = conv_out(conv_out(width, 7, 2, 3), 3, 2, 1)
-            shape = stem_shape = FeatureShape(spec.stem.channels, h, w)
+        if spec.stem is not None:  # stems pad: never empty
+            stem_kind = STEMS.get(spec.stem.kind, ("stem", "kind"), self.source)
+            shape = stem_shape = stem_kind.shape(spec.stem, input_shape)
         total_blocks = sum(depths)
         stages: list[StagePlan] = []
         first_block = 0
@@ -130,7 +123,9 @@ class _Normalizer(CheckContext):
             return None
 
         act = stage.act or family.act
-        embed, embed_shape, block_stride = normalize_embed(self, path, stage, family_name, shape, act)
+        epath = (*path, "embed")
+        embed_kind = EMBEDS.get(stage.embed.kind, (*epath, "kind"), self.source)
+        embed, embed_shape, block_stride = embed_kind.normalize(self, epath, stage, family, shape, act)
         if embed_shape is None:
             return None
         cls_tokens = 1 if stage.cls_token else 0

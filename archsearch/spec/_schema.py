@@ -8,33 +8,21 @@ here; checks that need several fields or the running feature shape live in
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
 from ..core import Act, PerBlockFloat, PositiveInt, StrictModel, shorthand_kind
-from ..kinds import MIXERS, FamilyName, Mixer
+from ..kinds import MIXERS, Embed, FamilyName, Mixer, NoEmbed, Stem
 
 __all__ = [
-    "BlockEmbed",
-    "ConvEmbed",
-    "ConvStem",
-    "Embed",
     "Head",
     "InputSpec",
-    "MBConvEmbed",
-    "MergeEmbed",
-    "NoEmbed",
-    "PatchEmbed",
-    "ResNetStem",
     "Spec",
     "Stage",
-    "Stem",
-    "T2TEmbed",
 ]
 
-# --------------------------------------------------------------------------- input and stem
+# --------------------------------------------------------------------------- input
 
 
 class InputSpec(StrictModel):
@@ -48,158 +36,6 @@ class InputSpec(StrictModel):
     @property
     def hw(self) -> tuple[int, int]:
         return (self.size, self.size) if isinstance(self.size, int) else (self.size[0], self.size[1])
-
-
-class ResNetStem(StrictModel):
-    """ResNet stem: 7x7/2 conv (no bias), BatchNorm, ReLU, 3x3/2 max-pool."""
-
-    kind: Literal["resnet"] = "resnet"
-    channels: PositiveInt = 64
-    """Output channels of the 7x7 conv."""
-
-
-class ConvStem(StrictModel):
-    """Convolutional stem: one kxk conv (no bias), BatchNorm, activation (MobileViT: 3x3/2, SiLU)."""
-
-    kind: Literal["conv"] = "conv"
-    channels: PositiveInt = 16
-    """Output channels of the conv."""
-    kernel: PositiveInt = 3
-    """Kernel side (padding ``kernel // 2``)."""
-    stride: PositiveInt = 2
-    """Spatial stride."""
-    act: Act = "relu"
-    """Activation after the BatchNorm."""
-
-
-Stem = Annotated[ResNetStem | ConvStem, Field(discriminator="kind")]
-
-
-# --------------------------------------------------------------------------- token embeddings
-
-
-class ConvEmbed(StrictModel):
-    """Overlapping convolutional token embedding (CvT, PVT): conv, then a norm."""
-
-    kind: Literal["conv"] = "conv"
-    kernel: PositiveInt = 3
-    """Kernel side of the conv."""
-    stride: PositiveInt = 2
-    """Spatial stride of the embedding (one of the five first-class choices)."""
-    padding: Annotated[int, Field(ge=0)] | None = None
-    """Zero padding; default ``kernel // 2``."""
-    norm: Literal["layer", "batch", "none"] = "layer"
-    """Norm after the conv: LayerNorm over channels (CvT), BatchNorm, or none."""
-    norm_first: bool = False
-    """Apply the norm before the conv, on the incoming channels, instead of after it."""
-    bias: bool = True
-    """Bias in the conv."""
-    norm_eps: Annotated[float, Field(gt=0)] | None = None
-    """Epsilon of the ``layer`` norm; default the spec's ``norm_eps`` (PVT v2: ``1e-5`` here, ``1e-6``
-    in the blocks)."""
-
-
-class PatchEmbed(StrictModel):
-    """Non-overlapping patchify (ViT): a conv whose kernel equals its stride."""
-
-    kind: Literal["patch"] = "patch"
-    stride: PositiveInt = 16
-    """Patch side, which is also the stride; must divide the feature map."""
-    norm: Literal["layer", "batch", "none"] = "none"
-    """Norm after the patchify conv (Swin, the ConvNeXt stem: layer)."""
-    norm_first: bool = False
-    """Apply the norm before the conv, on the incoming channels (ConvNeXt downsampling: LayerNorm,
-    then a 2x2/2 conv)."""
-    bias: bool = True
-    """Bias in the patchify conv."""
-
-
-class BlockEmbed(StrictModel):
-    """No separate embedding: the stage's first block downsamples (ResNet stages).
-
-    A ``bottleneck`` block strides its 3x3 conv (ResNet v1.5) or 2x2 average-pools after MHSA
-    (BoTNet), with a strided 1x1 conv + BatchNorm on the shortcut.
-    """
-
-    kind: Literal["block"] = "block"
-    stride: PositiveInt = 1
-    """Spatial stride of the stage's first block."""
-
-
-class T2TEmbed(StrictModel):
-    """Tokens-to-Token embedding (T2T-ViT): soft splits with a token transformer between them.
-
-    Each soft split unfolds the map into overlapping ``kernel x kernel`` patches, one token per
-    patch (``channels * kernel**2`` wide). Between soft splits a token transformer (LayerNorm,
-    attention projecting to ``token_dim`` with the skip connection through its values, then a
-    pre-norm GELU MLP) re-structures the tokens into a ``token_dim``-channel map; after the last
-    soft split a Linear projects the tokens to the stage dim. The embedding's stride is the
-    product of the soft-split strides, and must divide the map.
-    """
-
-    kind: Literal["t2t"] = "t2t"
-    kernels: Annotated[list[PositiveInt], Field(min_length=1)] = [7, 3, 3]  # noqa: RUF012 (pydantic copies defaults)
-    """Kernel side of each soft split, in order."""
-    strides: Annotated[list[PositiveInt], Field(min_length=1)] = [4, 2, 2]  # noqa: RUF012
-    """Stride of each soft split; their product is the embedding's stride (``embed.stride``) and
-    must divide the map."""
-    paddings: list[Annotated[int, Field(ge=0)]] | None = None
-    """Zero padding of each soft split; default ``(kernel - stride + 1) // 2`` (at least 0), the
-    least that shrinks a map by exactly the stride (T2T-ViT: 2, 1, 1)."""
-    token_dim: PositiveInt = 64
-    """Channels of the tokens the token transformers produce."""
-    heads: PositiveInt = 1
-    """Attention heads of the token transformers; must divide ``token_dim``."""
-    mlp_ratio: Annotated[float, Field(gt=0)] = 1.0
-    """Hidden/``token_dim`` ratio of the token transformers' MLP."""
-    qkv_bias: bool = False
-    """Bias in the token transformers' q/k/v Linear."""
-
-    @property
-    def stride(self) -> int:
-        """Spatial stride of the whole embedding: the product of the soft-split strides."""
-        return math.prod(self.strides)
-
-
-class MergeEmbed(StrictModel):
-    """Swin patch merging: each 2x2 neighbourhood concatenated (4C), LayerNorm, Linear to ``dim``.
-
-    Halves the map (an odd side is zero-padded at the bottom/right first, as timm does); the
-    Linear has no bias. Needs a map of at least 2x2.
-    """
-
-    kind: Literal["merge"] = "merge"
-
-
-class MBConvEmbed(StrictModel):
-    """One MobileNetV2 inverted residual block as the embedding (MobileViT's strided MV2).
-
-    1x1 expand conv + BN + act, kxk depthwise conv (strided) + BN + act, 1x1 project conv + BN to
-    the stage dim; residual only where the shape is unchanged. The hidden width is the input
-    channels times ``expansion``, rounded to a multiple of 8 as timm and MobileNetV2 do.
-    """
-
-    kind: Literal["mbconv"] = "mbconv"
-    stride: PositiveInt = 2
-    """Spatial stride of the depthwise conv."""
-    expansion: PositiveInt = 4
-    """Hidden width / input channels."""
-    kernel: PositiveInt = 3
-    """Kernel side of the depthwise conv (padding ``kernel // 2``); must be odd."""
-    act: Act | None = None
-    """Activation; default: the stage's ``act``."""
-
-
-class NoEmbed(StrictModel):
-    """No embedding: the stage continues on the previous feature map unchanged."""
-
-    kind: Literal["none"] = "none"
-
-
-Embed = Annotated[
-    ConvEmbed | PatchEmbed | BlockEmbed | T2TEmbed | MergeEmbed | MBConvEmbed | NoEmbed,
-    Field(discriminator="kind"),
-]
 
 
 # --------------------------------------------------------------------------- stages and head
