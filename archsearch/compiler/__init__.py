@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..ops import MapStage, TokenStage
 from ..spec import NormalizedSpec, Spec, load_spec, normalize
 from ._model import ArchNet, ClassifierHead
-from ._registry import BLOCKS, EMBEDS, STEMS
-from ._stages import MapStage, TokenStage
+from ._registry import EMBEDS, STEMS
 
 __all__ = [
-    "BLOCKS",
     "EMBEDS",
     "STEMS",
     "ArchNet",

@@ -1,6 +1,6 @@
-"""Builders of the kinds not yet migrated to :mod:`archsearch.kinds` (stems, embeddings, block
-families), in explicit tables: nothing registers itself at import time. Mixers are built by their
-kind (``archsearch.kinds.MIXERS``)."""
+"""Builders of the kinds not yet migrated to :mod:`archsearch.kinds` (stems, embeddings), in
+explicit tables: nothing registers itself at import time. Mixers and block families are built by
+their kinds (``archsearch.kinds.MIXERS``, ``FAMILIES``)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,8 @@ from typing import Any
 
 from torch import nn
 
-from ..core import BlockPlan
 from ..kinds import KindRegistry
 from ..ops import (
-    Bottleneck,
-    BuildMixer,
-    ConvNeXtBlock,
-    MobileViTLayer,
-    MobileViTStage,
-    TransformerBlock,
     conv_embed,
     conv_stem,
     mbconv_embed,
@@ -26,18 +19,12 @@ from ..ops import (
     resnet_stem,
     t2t_embed,
 )
-from ._stages import MapStage, TokenStage
 
-__all__ = ["BLOCKS", "EMBEDS", "STEMS"]
+__all__ = ["EMBEDS", "STEMS"]
 
 
 def _no_embed(embed: Any, c_in: int, dim: int, eps: float) -> nn.Module:
     return nn.Identity()
-
-
-def _mixer_is_block(plan: BlockPlan, build_mixer: BuildMixer) -> nn.Module:
-    """Families whose block is the mixer itself (mbconv: the inverted residual)."""
-    return build_mixer(plan)
 
 
 #: stem kind -> ``builder(stem, in_channels) -> nn.Module``.
@@ -55,16 +42,5 @@ EMBEDS: KindRegistry[Callable[..., nn.Module]] = KindRegistry(
         ("merge", merge_embed),
         ("mbconv", mbconv_embed),
         ("none", _no_embed),
-    ),
-)
-#: family -> (``block(plan, build_mixer)``, ``stage(plan, embed, blocks)``).
-BLOCKS: KindRegistry[tuple[Callable[..., nn.Module], Callable[..., nn.Module]]] = KindRegistry(
-    "block family",
-    (
-        ("bottleneck", (Bottleneck, MapStage)),
-        ("transformer", (TransformerBlock, TokenStage)),
-        ("convnext", (ConvNeXtBlock, MapStage)),
-        ("mbconv", (_mixer_is_block, MapStage)),
-        ("mobilevit", (MobileViTLayer, MobileViTStage)),
     ),
 )
