@@ -301,3 +301,38 @@ def test_any_member_of_a_shipped_space_builds_runs_and_costs_as_traced(path, see
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     traced = count_traced(model, (1, *shape[1:]))
     assert (traced.macs, traced.params) == (candidate.costs.macs, candidate.costs.params)
+
+
+#: spec_hash of every zoo model and of the first samples of every shipped space (RandomSuggest(0)),
+#: computed before the block families and mixers owned their canonical form: moving code between
+#: kinds must not change what a spec hashes to (trial ledgers and reports key on it).
+ZOO_HASHES = {
+    "bot-50": "7bba542866d4ddb5",
+    "convnext-t": "6e43d84f8e614d84",
+    "cvt-13": "195854193258993c",
+    "cvt-21": "59e392b2b2ad5468",
+    "deit-s": "0396fa3a0d1a1cbb",
+    "deit-ti": "8dddcd09108261bf",
+    "mobilevit-s": "e87432fb9747c6e8",
+    "mobilevit-xxs": "ed53009bdbb973da",
+    "pvt-v2-b1": "904404308aadd2a5",
+    "resnet-50": "5d727eb00be96a72",
+    "swin-t": "43ec94b06e2f84f6",
+    "t2t-vit-t-14": "1e86e1b21359a777",
+    "vit-b16": "23198767f9f9843d",
+}
+SPACE_HASHES = {
+    "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],
+    "hybrid_small": ["fd0f45259e1610db", "b9308cb62d712874", "4892194773cb2cb4", "0332546de5ea3805"],
+    "hybrid_stages": ["d19f27d84a63e93a", "a323c7a379b35d01", "a221f4eadc65c74c", "2e5a4c24d37efe4e"],
+}
+
+
+def test_spec_hashes_of_the_zoo_and_of_space_samples_are_pinned():
+    zoo = sorted(p.stem for p in (ROOT / "archsearch" / "zoo").glob("*.yaml"))
+    assert {name: spec_hash(load_spec(name)) for name in zoo} == ZOO_HASHES
+    for path in SPACES:
+        space, suggest = load_space(path), RandomSuggest(0)
+        assert [spec_hash(space.sample(suggest).spec()) for _ in range(4)] == SPACE_HASHES[path.stem], (
+            path.stem
+        )

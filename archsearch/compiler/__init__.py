@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..ops import MapStage, TokenStage
 from ..spec import NormalizedSpec, Spec, load_spec, normalize
 from ._model import ArchNet, ClassifierHead
-from ._registry import BLOCKS
-from ._stages import MapStage, TokenStage
 
 __all__ = [
-    "BLOCKS",
     "ArchNet",
     "ClassifierHead",
     "MapStage",

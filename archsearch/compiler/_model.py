@@ -6,10 +6,8 @@ import torch
 from torch import nn
 
 from ..core import NormalizedSpec
-from ..kinds import EMBEDS, MIXERS, STEMS
-from ..ops import Bottleneck, ConvBnAct
-from ._registry import BLOCKS
-from ._stages import Features
+from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS
+from ..ops import Bottleneck, ConvBnAct, Features
 
 __all__ = ["ArchNet", "ClassifierHead"]
 
@@ -65,9 +63,9 @@ class ArchNet(nn.Module):
         for sp in plan.stages:
             embed_kind = EMBEDS.get(sp.embed.kind, ("stages", sp.index, "embed", "kind"), source)
             embed = embed_kind.build(sp.embed, channels, sp.dim, eps)
-            block_cls, stage_cls = BLOCKS.get(sp.family, ("stages", sp.index, "block"), source)
+            family = FAMILIES.get(sp.family, ("stages", sp.index, "block"), source)
             mixer = MIXERS.get(sp.blocks[0].mixer.kind, ("stages", sp.index, "mixer", "kind"), source)
-            stages.append(stage_cls(sp, embed, [block_cls(b, mixer.build) for b in sp.blocks]))
+            stages.append(family.stage(sp, embed, [family.block(b, mixer.build) for b in sp.blocks]))
             channels = sp.out_shape.channels
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(plan)

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..core import BlockPlan, Cost, NormalizedSpec, StagePlan
-from ..kinds import EMBEDS, MIXERS, STEMS
+from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS
 
 __all__ = ["Cost", "CostReport", "analytic_costs"]
 
@@ -69,71 +69,6 @@ def _embed(stage: StagePlan, c_in: int) -> Cost:
     return cost
 
 
-def _bottleneck(block: BlockPlan) -> Cost:
-    """ResNet bottleneck: 1x1 reduce + BN, the mixer + BN, 1x1 expand + BN, the shortcut."""
-    cost = Cost()
-    c_in, width, dim = block.dim_in, block.width, block.dim
-    h, w = block.in_shape.height, block.in_shape.width
-    ho, wo = block.out_shape.height, block.out_shape.width
-    cost.conv(c_in, width, 1, h, w)
-    cost.batch_norm(width, width * h * w)
-    MIXERS.get(block.mixer.kind).cost(block, cost)
-    cost.batch_norm(width, width * ho * wo)
-    cost.conv(width, dim, 1, ho, wo)
-    cost.batch_norm(dim, dim * ho * wo)
-    if block.stride != 1 or c_in != dim:
-        cost.conv(c_in, dim, 1, ho, wo)
-        cost.batch_norm(dim, dim * ho * wo)
-    return cost
-
-
-def _transformer(block: BlockPlan) -> Cost:
-    """Pre-norm transformer block (also a MobileViT layer): LayerNorm, the mixer, LayerNorm and
-    the MLP on the mixer's output tokens (PVT v2: with a depthwise 3x3 conv on the map)."""
-    cost = Cost()
-    assert block.mlp_ratio is not None
-    c, n, nq = block.dim, block.in_shape.tokens, block.out_shape.tokens
-    cost.layer_norm(c, n * c)
-    MIXERS.get(block.mixer.kind).cost(block, cost)
-    cost.layer_norm(c, nq * c)
-    hidden = int(c * block.mlp_ratio)
-    cost.linear(nq, c, hidden)
-    if block.mlp_dwconv:  # depthwise 3x3 on the output map; class tokens bypass it
-        out = block.out_shape
-        cost.conv(hidden, hidden, 3, out.height, out.width, groups=hidden, bias=True)
-    cost.linear(nq, hidden, c)
-    return cost
-
-
-def _convnext(block: BlockPlan) -> Cost:
-    """ConvNeXt block: the mixer (depthwise conv, layer scale), LayerNorm, MLP."""
-    cost = Cost()
-    assert block.mlp_ratio is not None
-    c, h, w = block.dim, block.in_shape.height, block.in_shape.width
-    MIXERS.get(block.mixer.kind).cost(block, cost)
-    cost.layer_norm(c, c * h * w)
-    hidden = int(c * block.mlp_ratio)
-    cost.linear(h * w, c, hidden)
-    cost.linear(h * w, hidden, c)
-    return cost
-
-
-def _mixer_only(block: BlockPlan) -> Cost:
-    """Families whose block is the mixer itself (mbconv)."""
-    cost = Cost()
-    MIXERS.get(block.mixer.kind).cost(block, cost)
-    return cost
-
-
-_BLOCKS = {
-    "bottleneck": _bottleneck,
-    "transformer": _transformer,
-    "mbconv": _mixer_only,
-    "mobilevit": _transformer,
-    "convnext": _convnext,
-}
-
-
 _BLOCK_COSTS: dict[tuple[object, ...], tuple[int, int, int]] = {}
 #: Everything about a block but where it sits and what costs nothing (stochastic depth, norm eps):
 #: two blocks alike in these cost the same. ``_key`` reads them; the check below keeps the two in step.
@@ -175,7 +110,7 @@ def _block_cost(block: BlockPlan) -> Cost:
     if found is None:
         if len(_BLOCK_COSTS) > 65536:
             _BLOCK_COSTS.clear()
-        cost = _BLOCKS[block.family](block)
+        cost = FAMILIES.get(block.family).cost(block, MIXERS.get(block.mixer.kind).cost)
         found = _BLOCK_COSTS[key] = (cost.params, cost.macs, cost.activations)
     return Cost(*found)
 
@@ -214,8 +149,7 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
             block_cost = _block_cost(block)
             blocks.append(block_cost)
             cost += block_cost
-        if stage.norm_out:
-            cost.layer_norm(stage.dim, stage.dim * stage.out_shape.tokens)
+        FAMILIES.get(stage.family).stage_cost(stage, cost)
         stages.append(cost)
         channels = stage.out_shape.channels
     head = _head(plan)

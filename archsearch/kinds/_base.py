@@ -8,8 +8,7 @@ one explicit list (:mod:`archsearch.kinds._registry`); nothing registers itself 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from .._errors import Issue, SpecError
@@ -18,7 +17,10 @@ from ..core import BlockPlan, CheckContext, Cost, FeatureShape, NormalizedSpec, 
 if TYPE_CHECKING:
     from torch import nn
 
+    from ..ops import BuildMixer
+
 __all__ = [
+    "CostMixer",
     "EmbedKind",
     "FamilyKind",
     "KindRegistry",
@@ -94,21 +96,34 @@ class MixerKind:
     def stage_cost(self, stage: StagePlan, cost: Cost) -> None:
         """Add what the mixer costs once per stage, outside its blocks (default: nothing)."""
 
+    def canonical(self, data: dict[str, Any], stage: StagePlan) -> dict[str, Any]:
+        """The stage's mixer as plain data (``model_dump(mode="json")``) with what normalisation
+        resolved written in (per-block values as lists, defaults taken from the stage), for
+        :func:`archsearch.spec.spec_hash`: two mixers that build the same modules must give the
+        same data. Default: ``data`` as it is."""
+        return data
+
     def latency_key(self, block: BlockPlan) -> tuple[Any, ...]:
         """What determines the mixer's latency in a latency table: its kind and resolved fields."""
         mixer = block.mixer
         return (self.name, *(tuple(v) if isinstance(v, list) else v for v in mixer.__dict__.values()))
 
 
-@dataclass(frozen=True)
-class FamilyKind:
-    """A block family: the block around a mixer (bottleneck, transformer, ...).
+#: Adds a block's mixer cost to a :class:`Cost` (the mixer kind's ``cost``).
+CostMixer = Callable[[BlockPlan, Cost], None]
 
-    Today it holds the family's stage rules and defaults; its block builder and cost still live
-    in :mod:`archsearch.compiler` and :mod:`archsearch.cost` (to migrate).
+
+class FamilyKind:
+    """A block family: the block around a mixer (bottleneck, transformer, ...) and the stage that
+    holds those blocks.
+
+    Subclass it in one module per family (``kinds/_family_<name>.py``), set the class attributes
+    and implement :meth:`block`, :meth:`stage` and :meth:`cost`. One instance goes into
+    ``FAMILIES`` in :mod:`archsearch.kinds._registry`.
     """
 
     name: str
+    """The ``block`` in YAML."""
     act: str
     """Default activation of the family's stages."""
     embeds: tuple[str, ...]
@@ -129,6 +144,25 @@ class FamilyKind:
     """Where the head's LayerNorm goes by default after a last stage of this family."""
     share: Any = None
     """Weight-sharing rule for supernets; ``None``: not defined yet."""
+
+    def block(self, plan: BlockPlan, build_mixer: BuildMixer) -> nn.Module:
+        """One block built from its plan; it calls ``build_mixer(plan)`` where its mixer sits (so
+        parameters are created, and seeded, in a fixed order)."""
+        raise NotImplementedError
+
+    def stage(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]) -> nn.Module:
+        """The stage module: ``(map (B, C, H, W), class tokens or None) -> (map, class tokens or
+        None)`` around the built embedding and blocks."""
+        raise NotImplementedError
+
+    def cost(self, block: BlockPlan, cost_mixer: CostMixer) -> Cost:
+        """Parameters, MACs and activations of one block (fvcore's conventions, as
+        :func:`archsearch.cost.count_traced` counts the built block); ``cost_mixer(block, cost)``
+        adds the mixer's part."""
+        raise NotImplementedError
+
+    def stage_cost(self, stage: StagePlan, cost: Cost) -> None:
+        """Add what the family's stage costs outside its embedding and blocks (default: nothing)."""
 
 
 K = TypeVar("K")

@@ -17,6 +17,7 @@ from ..core import (
     Path,
     PerBlockInt,
     PositiveInt,
+    StagePlan,
     StrictModel,
     as_list,
     conv_out,
@@ -143,6 +144,10 @@ class _Attention(MixerKind):
         q_stride, pad = scalar(mixer.q_stride), mixer.kernel // 2
         oh, ow = conv_out(h, mixer.kernel, q_stride, pad), conv_out(w, mixer.kernel, q_stride, pad)
         return FeatureShape(dim, oh, ow, shape.cls_tokens)
+
+    def canonical(self, data: dict[str, Any], stage: StagePlan) -> dict[str, Any]:
+        """``kv_stride`` and ``q_stride`` as one value per block (a scalar and its repeat agree)."""
+        return {**data, **{name: [getattr(b, name) for b in stage.blocks] for name in self.per_block_fields}}
 
     def build(self, block: BlockPlan) -> nn.Module:
         """``(B, cls + H*W, dim)`` tokens on an ``H x W`` map -> ``(B, cls + H'*W', dim)`` with the

@@ -65,6 +65,10 @@ class _MobileViT(MixerKind):
     def stage_out(self, dim: int, embed_shape: FeatureShape, last: FeatureShape) -> FeatureShape:
         return FeatureShape(dim, embed_shape.height, embed_shape.width)  # folded back, projected
 
+    def canonical(self, data: dict[str, Any], stage: StagePlan) -> dict[str, Any]:
+        """``transformer_dim`` resolved (its default is the stage dim)."""
+        return {**data, "transformer_dim": stage.blocks[0].dim}
+
     def build(self, block: BlockPlan) -> nn.Module:
         """Attention within each patch-position sequence: ``(B * P, N, d)`` -> the same."""
         mixer = block.mixer

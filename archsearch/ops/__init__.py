@@ -14,6 +14,7 @@ from ._mobile import (
     mbconv_embed,
     unfold_patches,
 )
+from ._stages import Features, MapStage, TokenStage
 from ._t2t import TokensToToken, TokenTransformer, sinusoid_table, t2t_embed
 from ._window import PatchMerging, WindowAttention, merge_embed
 
@@ -24,15 +25,18 @@ __all__ = [
     "ConvBnAct",
     "ConvNeXtBlock",
     "DropPath",
+    "Features",
     "InvertedResidual",
     "LayerNorm2d",
     "MHSA2d",
+    "MapStage",
     "Mlp",
     "MlpDwConv",
     "MobileViTLayer",
     "MobileViTStage",
     "PatchMerging",
     "QuickGELU",
+    "TokenStage",
     "TokenTransformer",
     "TokensToToken",
     "TransformerBlock",

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..core import NormalizedSpec
+from ..kinds import MIXERS
 from ._normalize import normalize
 from ._schema import Spec
 
@@ -32,12 +33,8 @@ def canonical_spec(spec: Spec | NormalizedSpec) -> dict[str, Any]:
         stage["mlp_ratio"] = (
             [b.mlp_ratio for b in resolved.blocks] if resolved.blocks[0].mlp_ratio is not None else None
         )
-        if "transformer_dim" in stage["mixer"]:  # mobilevit: the default is the stage dim
-            stage["mixer"]["transformer_dim"] = resolved.blocks[0].dim
+        stage["mixer"] = MIXERS.get(resolved.blocks[0].mixer.kind).canonical(stage["mixer"], resolved)
         stage["expansion"] = resolved.blocks[0].expansion
-        for name in ("kv_stride", "q_stride"):
-            if name in stage["mixer"]:
-                stage["mixer"][name] = [getattr(b, name) for b in resolved.blocks]
     data["head"]["norm"] = plan.head.norm
     return data
 

@@ -1,4 +1,5 @@
-"""The stage modules the block families use: blocks on the map, or on tokens."""
+"""The stage modules the block families use: blocks on the map, or on tokens (the MobileViT
+stage is in :mod:`._mobile`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import torch
 from torch import nn
 
 from ..core import StagePlan
-from ..ops import sinusoid_table, tokens_to_map
+from ._layers import tokens_to_map
+from ._t2t import sinusoid_table
 
 __all__ = ["Features", "MapStage", "TokenStage"]
 
