@@ -6,8 +6,8 @@
 >>> model = archsearch.create_model("resnet-50", num_classes=10, input_size=160)
 """
 
-from ._errors import Issue, SearchError, SpecError
 from .compiler import ArchNet, build, create_model
+from .errors import Issue, SearchError, SpecError
 from .ops import fused_attention, set_fused_attention
 from .spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 import archsearch
 from archsearch import SpecError
-from archsearch._errors import format_path
 from archsearch.cost import analytic_costs, count_traced
+from archsearch.errors import format_path
 from archsearch.ops import ConvNeXtBlock
 from archsearch.ops._layers import LayerNorm2d
 from archsearch.spec import normalize

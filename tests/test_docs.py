@@ -11,7 +11,7 @@ import yaml
 import archsearch
 from archsearch.search import load_experiment
 from archsearch.space import RandomSuggest, load_space
-from archsearch.spec._docs import schema_markdown
+from archsearch.spec import schema_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 import archsearch
 from archsearch import SpecError
-from archsearch._errors import format_path
 from archsearch.cost import analytic_costs, count_traced
+from archsearch.errors import format_path
 from archsearch.ops import InvertedResidual, MobileViTStage, fold_patches, unfold_patches
 from archsearch.spec import normalize
 

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 import archsearch
 from archsearch import SpecError
-from archsearch._errors import format_path
 from archsearch.cli import app
+from archsearch.errors import format_path
 from archsearch.spec import ZOO_DIR, load_spec
 
 from .helpers import write_file

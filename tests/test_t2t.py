@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 import archsearch
 from archsearch import SpecError
-from archsearch._errors import format_path
 from archsearch.cost import analytic_costs, count_traced
+from archsearch.errors import format_path
 from archsearch.ops import TokensToToken, TokenTransformer, fused_attention, sinusoid_table
 from archsearch.spec import T2TEmbed, load_spec, normalize
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .._errors import SearchError, SpecError
+from ..errors import SearchError, SpecError
 
 __all__ = ["JsonOpt", "app", "err", "friendly", "out"]
 

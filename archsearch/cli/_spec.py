@@ -269,7 +269,7 @@ def schema(
     ] = False,
 ) -> None:
     """Print the JSON Schema of specs, for editors to complete and check YAML."""
-    from ..spec._docs import schema_markdown
+    from ..spec import schema_markdown
 
     text = schema_markdown() if markdown else json.dumps(Spec.model_json_schema(), indent=2)
     if output is None:

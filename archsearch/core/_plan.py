@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._errors import Issue, SpecError
+from ..errors import Issue, SpecError
 from ._geometry import make_divisible, scalar
 from ._yaml import SourceMap
 

@@ -16,7 +16,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from .._errors import Issue
+from ..errors import Issue
 from ._model import describe_model
 from ._yaml import SourceMap
 

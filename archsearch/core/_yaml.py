@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .._errors import Issue, SpecError
+from ..errors import Issue, SpecError
 
 __all__ = ["MAX_FILE_BYTES", "SourceMap", "load_yaml_text", "read_yaml_file"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._errors import Issue, SpecError
+from ..errors import Issue, SpecError
 from ._config import CifarData
 
 __all__ = ["load_cifar"]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._errors import Issue, SpecError
+from ..errors import Issue, SpecError
 
 __all__ = ["Dataset", "check_target", "convert_channels", "resize_images", "stratified_split"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .._errors import Issue, SpecError
+from ..errors import Issue, SpecError
 from ._config import ImageFolderData
 from ._dataset import resize_images, stratified_split
 

@@ -8,8 +8,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from .._errors import Issue, SpecError
 from ..data import Dataset
+from ..errors import Issue, SpecError
 
 __all__ = ["Device", "check_model_fits", "resolve_device", "rng_devices"]
 

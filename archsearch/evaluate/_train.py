@@ -14,9 +14,9 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from .._errors import Issue, SpecError
 from ..core import StrictModel
 from ..data import Dataset
+from ..errors import Issue, SpecError
 from ._augment import augment_batch, normalize_images
 from ._common import Device, check_model_fits, resolve_device, rng_devices
 

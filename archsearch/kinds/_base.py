@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from .._errors import Issue, SpecError
 from ..core import BlockPlan, CheckContext, Cost, FeatureShape, NormalizedSpec, Path, StagePlan, StrictModel
+from ..errors import Issue, SpecError
 
 if TYPE_CHECKING:
     from torch import nn

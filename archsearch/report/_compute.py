@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import SpecError
+from ..errors import SpecError
 from ..pareto import (
     Direction,
     hypervolume,

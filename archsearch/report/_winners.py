@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from .._errors import SpecError
+from ..errors import SpecError
 from ._compute import ReportData
 from ._format import choice_name, format_metric, format_value, is_missing
 

@@ -1,7 +1,7 @@
 """The search engine: experiments, the backends behind one interface, the trial ledger, early
 stopping, the trial table."""
 
-from .._errors import SearchError
+from ..errors import SearchError
 from ._backend import Backend, SearchProgress, SearchSummary
 from ._early_stop import Curve, dominated_at
 from ._experiment import (

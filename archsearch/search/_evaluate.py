@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
-from .._errors import SpecError
 from ..compiler import build
 from ..cost import CostReport, LatencyCache, measure_latency
 from ..data import Dataset
+from ..errors import SpecError
 from ..evaluate import TrainConfig, TrainingDiverged, ZeroCostConfig, train_and_evaluate, zero_cost_scores
 from ..spec import NormalizedSpec
 from ._experiment import COST_METRICS, Experiment

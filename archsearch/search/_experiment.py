@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from .._errors import SpecError
 from ..core import SourceMap, StrictModel, read_yaml_file, validation_issues
 from ..data import DataConfig, DigitsData
+from ..errors import SpecError
 from ..evaluate import EvaluatorConfig, TrainConfig
 
 __all__ = [

@@ -32,8 +32,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .._errors import SearchError
 from ..cost import LatencyCache
+from ..errors import SearchError
 from ..space import OptunaSuggest, SearchSpace
 from ._backend import SearchProgress, SearchSummary
 from ._candidate import Checked, check_candidate, prepare

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._errors import SearchError
 from ..cost import LatencyCache
+from ..errors import SearchError
 from ._backend import Backend, SearchProgress, SearchSummary
 from ._experiment import Experiment
 from ._shared import Heartbeats

@@ -18,7 +18,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from .._errors import SearchError
+from ..errors import SearchError
 from ..evaluate import TrainConfig
 from ._backend import SearchProgress, SearchSummary
 from ._candidate import prepare

@@ -31,10 +31,10 @@ import ray
 import torch
 from ray import tune
 
-from .._errors import SpecError
 from ..compiler import build
 from ..cost import analytic_costs, measure_latency
 from ..data import load_dataset
+from ..errors import SpecError
 from ..evaluate import TrainingDiverged
 from ..spec import NormalizedSpec, normalize, spec_from_dict
 from ._evaluate import Evaluator, cost_vector, failure_reason, plain_attrs

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.storages.journal import JournalFileBackend
 
-from .._errors import SearchError
+from ..errors import SearchError
 from ._experiment import Experiment
 from ._shared import Heartbeats, RetryStale, is_shared, sqlalchemy_url
 

@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from .._errors import Issue, SpecError
+from ..errors import Issue, SpecError
 from ._experiment import METRICS, load_experiment
 from ._ledger import count_trials, outcome_of
 from ._storage import open_storage, open_study

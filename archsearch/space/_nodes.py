@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import Issue, SpecError
+from ..errors import Issue, SpecError
 from ..spec import SourceMap
 
 __all__ = ["NODE_KEYS", "Choice", "FloatRange", "IntRange", "Node", "parse_tree"]

@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._errors import Issue, SpecError
 from ..cost import CostReport, analytic_costs
+from ..errors import Issue, SpecError
 from ..kinds import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
 from ..spec import NormalizedSpec, SourceMap, Spec, apply_overrides, normalize, read_yaml_file, spec_from_dict
 from ._constraints import Bound, Constraints

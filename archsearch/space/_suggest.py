@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .._errors import Issue, SpecError
+from ..errors import Issue, SpecError
 
 __all__ = ["DefaultSuggest", "FixedSuggest", "OptunaSuggest", "RandomSuggest", "Scalar", "Suggest"]
 

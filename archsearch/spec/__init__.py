@@ -32,6 +32,7 @@ from ..kinds import (
     T2TEmbed,
     WindowMixer,
 )
+from ._docs import schema_markdown
 from ._hash import canonical_spec, spec_hash
 from ._load import ZOO_DIR, apply_overrides, load_spec, spec_from_dict, validate_spec, zoo_names
 from ._normalize import normalize
@@ -78,6 +79,7 @@ __all__ = [
     "load_yaml_text",
     "normalize",
     "read_yaml_file",
+    "schema_markdown",
     "spec_from_dict",
     "spec_hash",
     "validate_spec",

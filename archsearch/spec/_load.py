@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._errors import Issue, SpecError
 from ..core import NormalizedSpec, SourceMap, read_yaml_file, validation_issues
+from ..errors import Issue, SpecError
 from ._normalize import normalize
 from ._schema import Spec
 
