@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -32,13 +33,18 @@ ClassesOpt = Annotated[int | None, typer.Option("--num-classes", help="Override 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")]
 
 
+#: the password of an URL in a message: ``scheme://user:PASSWORD@``
+_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/@]*@")
+
+
 def friendly(fn: F) -> F:
     """Turn a SpecError or SearchError into clear messages on stderr and exit status 2, no
     traceback: one ``error: ...`` line per issue (a message that holds line breaks, such as a
-    driver's error, is joined into one line)."""
+    driver's error, is joined into one line; the password of a storage URL is masked)."""
 
     def say(text: str) -> None:
         line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+        line = _PASSWORD.sub(r"\1:***@", line)  # postgresql://user:secret@host -> user:***@host
         err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
     @functools.wraps(fn)

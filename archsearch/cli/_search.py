@@ -232,7 +232,7 @@ def search(
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report at the end.")] = True,
 ) -> None:
     """Run a search; re-running the same experiment resumes it (completed trials are kept)."""
-    from ..search import load_experiment, run_search
+    from ..search import load_experiment, mask_url, run_search
 
     if resume and fresh:
         err.print("[bold red]error:[/] --resume and --fresh contradict each other")
@@ -243,7 +243,8 @@ def search(
     exp = load_experiment(experiment)
     out.print(
         f"[bold]{escape(exp.study_name)}[/]: {len(exp.objectives)} objective(s) "
-        f"({', '.join(f'{o.metric} {o.sense}' for o in exp.objectives)}), storage {escape(exp.storage_url)}",
+        f"({', '.join(f'{o.metric} {o.sense}' for o in exp.objectives)}), "
+        f"storage {escape(mask_url(exp.storage_url))}",
         highlight=False,
     )
     start = time.perf_counter()
@@ -327,7 +328,7 @@ def worker(
     """Evaluate trials of a study that other workers share (on PostgreSQL) until its budget is met."""
     import optuna
 
-    from ..search import Heartbeats, SharedStudy, is_shared, load_experiment, run_search
+    from ..search import Heartbeats, SharedStudy, is_shared, load_experiment, mask_url, run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp = load_experiment(experiment)
@@ -338,7 +339,7 @@ def worker(
     if not is_shared(exp.storage_url):
         err.print(
             f"[bold red]error:[/] workers share a study on PostgreSQL: give --storage postgresql://... "
-            f"(the experiment's storage is {escape(exp.storage_url)}; "
+            f"(the experiment's storage is {escape(mask_url(exp.storage_url))}; "
             "for one process, use archsearch search)",
             soft_wrap=True,
         )

@@ -18,12 +18,13 @@ from ._experiment import (
 from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
 from ._run import BACKENDS, backend_for, run_search
 from ._shared import Heartbeats, SharedStudy, is_shared
-from ._storage import open_storage, open_study
+from ._storage import CONNECT_TIMEOUT_S, mask_url, open_storage, open_study
 from ._table import BASE_COLUMNS, load_results, load_study, trials_table
 
 __all__ = [
     "BACKENDS",
     "BASE_COLUMNS",
+    "CONNECT_TIMEOUT_S",
     "COST_METRICS",
     "EVALUATED",
     "METRICS",
@@ -49,6 +50,7 @@ __all__ = [
     "load_experiment",
     "load_results",
     "load_study",
+    "mask_url",
     "open_storage",
     "open_study",
     "outcome_of",

@@ -285,11 +285,12 @@ def run_loop(
     """Open (or create) the study, label it, and run :class:`TrialLoop` until ``budget`` trials are
     evaluated; as one of the study's workers when ``heartbeats`` is given (a PostgreSQL storage)."""
     start = time.perf_counter()
-    space, dataset = prepare(experiment)
     url = experiment.storage_url
-    shared = storage = None
+    # opened before the data is prepared: a storage that cannot be opened is reported at once
+    storage = open_storage(url, heartbeats=heartbeats)
+    space, dataset = prepare(experiment)
+    shared = None
     if heartbeats is not None:
-        storage = open_storage(url, heartbeats=heartbeats)
         shared = SharedStudy(url, experiment.study_name, heartbeats)
     # workers starting together: one creates the study and labels it, the others then load it
     with shared.lock() if shared else nullcontext():

@@ -27,7 +27,7 @@ from ._ledger import count_trials, study_meta
 from ._pareto_asha import ParetoASHA
 from ._ray_searcher import DRIVERS, Driver, OptunaSpaceSearcher
 from ._ray_trainable import NAMESPACE, LatencyMeter, Setup, trainable
-from ._storage import fresh_storage, open_study, stopping_kind
+from ._storage import fresh_storage, open_storage, open_study, stopping_kind
 
 __all__ = ["run"]
 
@@ -129,8 +129,10 @@ def run(
         if Path(experiment_dir).exists():
             Path(experiment_dir).rename(f"{experiment_dir}.{time.strftime('%Y%m%d-%H%M%S')}")
 
+    # opened before the data is prepared: a storage that cannot be opened is reported at once
+    study_storage = open_storage(experiment.storage_url)
     space, dataset = prepare(experiment)
-    study = open_study(_as_multi(experiment), create=not resume_only)
+    study = open_study(_as_multi(experiment), create=not resume_only, storage=study_storage)
     study.set_user_attr("experiment", study_meta(experiment, space.name, dataset, backend="ray"))
     started = _init_ray(backend)
     summary = SearchSummary(study, experiment, space)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import time
 import warnings
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages.journal import JournalFileBackend
@@ -19,8 +21,19 @@ from ..errors import SearchError
 from ._experiment import Experiment
 from ._shared import Heartbeats, RetryStale, is_shared, sqlalchemy_url
 
-__all__ = ["fresh_storage", "open_storage", "open_study", "sampler_for", "stopping_kind"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "fresh_storage",
+    "mask_url",
+    "open_storage",
+    "open_study",
+    "sampler_for",
+    "stopping_kind",
+]
 
+
+#: Seconds a PostgreSQL connection may take to open before the storage is reported unreachable.
+CONNECT_TIMEOUT_S = 10
 
 #: RDBStorage's keyword for the stale-trial callback (renamed in Optuna 4.9).
 _STALE_CALLBACK = (
@@ -30,35 +43,121 @@ _STALE_CALLBACK = (
 )
 
 
-def open_storage(url: str, *, heartbeats: Heartbeats | None = None) -> optuna.storages.BaseStorage:
-    """An Optuna storage from an URL (``sqlite:///...``, ``postgresql://...``) or ``journal:PATH``.
+def mask_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``; other URLs as given."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    user, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in user:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
 
-    PostgreSQL goes through psycopg2 with ``pool_pre_ping``; ``heartbeats`` (for a worker) turns on
-    Optuna's heartbeats, with :class:`~._shared.RetryStale` as the stale-trial callback."""
-    if is_shared(url):
-        if importlib.util.find_spec("psycopg2") is None:
-            raise SearchError(
-                "a postgresql:// storage needs the psycopg2 driver: pip install 'archsearch[cluster]'"
-            )
-        kwargs: dict[str, Any] = {"engine_kwargs": {"pool_pre_ping": True}}
-        if heartbeats is not None:
-            kwargs.update(
-                heartbeat_interval=heartbeats.interval_s,
-                grace_period=heartbeats.grace_s,
-                **{_STALE_CALLBACK: RetryStale(heartbeats.max_retry)},
-            )
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(sqlalchemy_url(url), **kwargs)
-    if url.startswith("journal:"):
-        path = Path(url.removeprefix("journal:"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path))
-        return optuna.storages.JournalStorage(backend)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+
+def open_storage(
+    url: str, *, heartbeats: Heartbeats | None = None, writable: bool = True
+) -> optuna.storages.BaseStorage:
+    """An Optuna storage from an URL (``sqlite:///PATH``, ``postgresql://...``) or ``journal:PATH``.
+
+    PostgreSQL goes through psycopg2 with ``pool_pre_ping`` and a connection timeout of
+    :data:`CONNECT_TIMEOUT_S` s; ``heartbeats`` (for a worker) turns on Optuna's heartbeats, with
+    :class:`~._shared.RetryStale` as the stale-trial callback. A file storage's folders are created
+    when ``writable``; with ``writable=False`` (reading a study: ``archsearch trials``, ``report``)
+    a read-only file is enough, and a missing file gives an empty storage without creating one.
+
+    Raises:
+        SearchError: ``cannot open the storage URL: REASON`` (URL with its password masked) when
+            the server is down or refuses the login, the database is missing, a folder on the way
+            is a file, the storage path is a folder, or a file or folder lacks the permission
+            needed. The file checks come before anything is created, so nothing is changed then.
+    """
+    try:
+        if is_shared(url):
+            return _postgres(url, heartbeats)
+        if url.startswith(("journal:", "sqlite:///")):
+            journal = url.startswith("journal:")
+            path = Path(url.removeprefix("journal:").removeprefix("sqlite:///"))
+            _check_file(path, writable, "journal" if journal else "SQLite")
+            if not writable and not path.exists():  # nothing to read, and nothing is created
+                return optuna.storages.InMemoryStorage()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if journal:
+                return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+    except SearchError as exc:
+        raise _cannot_open(url, str(exc)) from None
+    except OSError as exc:
+        raise _cannot_open(url, exc.strerror or str(exc)) from None
+    except Exception as exc:  # SQLAlchemy's errors, and a URL it cannot parse
+        raise _cannot_open(url, _reason(exc, url)) from None
+
+
+def _cannot_open(url: str, reason: str) -> SearchError:
+    return SearchError(f"cannot open the storage {mask_url(url)}: {reason}")
+
+
+def _postgres(url: str, heartbeats: Heartbeats | None) -> optuna.storages.RDBStorage:
+    if importlib.util.find_spec("psycopg2") is None:
+        raise SearchError(
+            "a postgresql:// storage needs the psycopg2 driver: pip install 'archsearch[cluster]'"
+        )
+    engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    kwargs: dict[str, Any] = {"engine_kwargs": engine}
+    if heartbeats is not None:
+        kwargs.update(
+            heartbeat_interval=heartbeats.interval_s,
+            grace_period=heartbeats.grace_s,
+            **{_STALE_CALLBACK: RetryStale(heartbeats.max_retry)},
+        )
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(sqlalchemy_url(url), **kwargs)
+
+
+def _check_file(path: Path, writable: bool, kind: str) -> None:
+    """Refuse, before anything is created, a file storage that could not be used: a folder on the
+    way that is a file, a storage path that is a folder, a file or folder that may not be written
+    (or, with ``writable=False``, a file that may not be read)."""
+    _check_path(path, kind)
+    if not writable:
+        if path.exists() and not os.access(path, os.R_OK):
+            raise SearchError(f"no permission to read {path}")
+        return
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise SearchError(f"no permission to write {path}")
+    _check_folder(path)
+
+
+def _check_path(path: Path, kind: str) -> None:
+    """Refuse a folder on the way to ``path`` that is a file, and a ``path`` that is a folder."""
+    for parent in reversed(path.parents):
+        if not parent.exists():
+            break
+        if not parent.is_dir():
+            raise SearchError(f"{parent} is a file, not a folder")
+    if path.is_dir():
+        raise SearchError(f"{path} is a folder, not a {kind} file")
+
+
+def _check_folder(path: Path) -> None:
+    """Refuse a ``path`` whose nearest existing folder may not be written (new files, the
+    journal's lock, SQLite's journal, a file moved aside)."""
+    folder = next((p for p in path.parents if p.exists()), Path("."))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SearchError(f"no permission to write in the folder {folder}")
+
+
+def _reason(exc: Exception, url: str) -> str:
+    """The driver's own words (``exc.orig`` for SQLAlchemy), on one line, without the password."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(line.strip() for line in str(orig).splitlines() if line.strip())
+    for prefix in ("FATAL:  ", "FATAL: "):
+        text = text.replace(prefix, "")
+    text = text.split(" (Background on this error at:")[0]
+    password = urlsplit(url).password if "://" in url else None
+    return (text.replace(password, "***") if password else text) or type(exc).__name__
 
 
 def sampler_for(experiment: Experiment, worker: str | None = None) -> optuna.samplers.BaseSampler:
@@ -119,7 +218,7 @@ def open_study(
         )
     except KeyError:
         if not create:
-            raise SearchError(f"no study named {name!r} in {experiment.storage_url}") from None
+            raise SearchError(f"no study named {name!r} in {mask_url(experiment.storage_url)}") from None
         study = optuna.create_study(
             study_name=name,
             storage=storage,
@@ -133,7 +232,7 @@ def open_study(
     metrics = [o["metric"] for o in study.user_attrs.get("objectives", [])]
     if stored != experiment.directions or metrics != [o.metric for o in experiment.objectives]:
         raise SearchError(
-            f"study {name!r} in {experiment.storage_url} has objectives {metrics} "
+            f"study {name!r} in {mask_url(experiment.storage_url)} has objectives {metrics} "
             f"({', '.join(stored)}); the experiment asks for {[o.metric for o in experiment.objectives]} "
             f"({', '.join(experiment.directions)}): give it another name or storage, "
             "or start afresh with --fresh"
@@ -143,13 +242,27 @@ def open_study(
 
 def fresh_storage(experiment: Experiment) -> None:
     """Move an existing file storage aside, never deleting data (``study.journal`` ->
-    ``study.<time>.journal``); a database storage is never touched."""
+    ``study.<time>.journal``); a database storage is never touched.
+
+    Raises:
+        SearchError: a database storage (nothing stored there is deleted), or a storage that could
+            not be opened afterwards or cannot be moved (a folder without write permission, a
+            folder on the way that is a file): ``cannot open the storage URL: REASON``, checked
+            before the file is moved, so it stays where it was."""
     url = experiment.storage_url
     if not url.startswith(("sqlite:///", "journal:")):
         raise SearchError(
             "--fresh moves a study file aside; with a database storage, give the experiment "
             "another backend.study_name instead (nothing stored is deleted)"
         )
+    journal = url.startswith("journal:")
     path = Path(url.removeprefix("sqlite:///").removeprefix("journal:"))
-    if path.exists():
-        path.rename(path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"))
+    try:
+        _check_path(path, "journal" if journal else "SQLite")
+        _check_folder(path)  # moving the file aside needs its folder writable, not the file
+        if path.exists():
+            path.rename(path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"))
+    except SearchError as exc:
+        raise _cannot_open(url, str(exc)) from None
+    except OSError as exc:
+        raise _cannot_open(url, f"cannot move {path} aside: {exc.strerror or exc}") from None

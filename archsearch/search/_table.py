@@ -80,7 +80,8 @@ def load_study(source: str, study_name: str | None = None) -> optuna.Study:
     path = Path(source)
     if path.suffix in (".yaml", ".yml"):
         experiment = load_experiment(path)
-        return open_study(experiment, create=False)
+        storage = open_storage(experiment.storage_url, writable=False)  # reading creates nothing
+        return open_study(experiment, create=False, storage=storage)
     if "://" in source or source.startswith("journal:"):
         url = source
     elif path.is_file():
@@ -94,7 +95,7 @@ def load_study(source: str, study_name: str | None = None) -> optuna.Study:
                 allowed="an experiment .yaml, sqlite:///path.db, postgresql://..., a .db or journal file",
             )
         )
-    storage = open_storage(url)
+    storage = open_storage(url, writable=False)
     names = optuna.get_all_study_names(storage)
     if study_name is None:
         if len(names) != 1:
