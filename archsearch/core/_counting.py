@@ -12,7 +12,7 @@ from dataclasses import dataclass
 __all__ = ["Cost"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Cost:
     """Parameters, multiply-accumulates and activation elements (per image) of a part.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..core import BlockPlan, Cost, NormalizedSpec, StagePlan
 from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS
+from ._memo import ObjectMemo
 
 __all__ = ["Cost", "CostReport", "analytic_costs"]
 
@@ -101,10 +102,19 @@ def _key(block: BlockPlan) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _block_cost(block: BlockPlan) -> Cost:
-    """A block's cost, memoised on what determines it (not its position): candidates of a search
-    share most blocks, so filtering millions of them costs little more than a few thousand.
-    The key holds plain values only, so looking it up is cheap."""
+Figures = tuple[int, int, int]
+"""``(params, macs, activations)``."""
+_BY_BLOCK: ObjectMemo[Figures] = ObjectMemo()
+_BY_STAGE: ObjectMemo[tuple[Figures, tuple[Figures, ...]]] = ObjectMemo(second_sight=True)
+
+
+def _block_figures(block: BlockPlan) -> Figures:
+    """A block's figures, memoised on the plan object, then on what determines them (not its
+    position): candidates of a search share most blocks, so filtering millions of them costs
+    little more than a few thousand. The key holds plain values only, so looking it up is cheap."""
+    found = _BY_BLOCK.get(block)
+    if found is not None:
+        return found
     key = _key(block)
     found = _BLOCK_COSTS.get(key)
     if found is None:
@@ -112,7 +122,27 @@ def _block_cost(block: BlockPlan) -> Cost:
             _BLOCK_COSTS.clear()
         cost = FAMILIES.get(block.family).cost(block, MIXERS.get(block.mixer.kind).cost)
         found = _BLOCK_COSTS[key] = (cost.params, cost.macs, cost.activations)
-    return Cost(*found)
+    _BY_BLOCK.put(block, found)
+    return found
+
+
+def _stage_figures(stage: StagePlan) -> tuple[Figures, tuple[Figures, ...]]:
+    """A stage's total and its blocks' figures, memoised on the plan object: a stage's cost is a
+    function of its plan alone (the channels entering it are ``stage.in_shape.channels``)."""
+    found = _BY_STAGE.get(stage)
+    if found is not None:
+        return found
+    cost = _embed(stage, stage.in_shape.channels)
+    MIXERS.get(stage.blocks[0].mixer.kind).stage_cost(stage, cost)
+    blocks = tuple(_block_figures(block) for block in stage.blocks)
+    for params, macs, activations in blocks:
+        cost.params += params
+        cost.macs += macs
+        cost.activations += activations
+    FAMILIES.get(stage.family).stage_cost(stage, cost)
+    found = ((cost.params, cost.macs, cost.activations), blocks)
+    _BY_STAGE.put(stage, found)
+    return found
 
 
 def _head(plan: NormalizedSpec) -> Cost:
@@ -140,18 +170,12 @@ def _head(plan: NormalizedSpec) -> Cost:
 def analytic_costs(plan: NormalizedSpec) -> CostReport:
     """Parameters, MACs and activation elements of ``plan`` at batch 1, per block and stage."""
     stem = _stem(plan)
-    stages, blocks = [], []
-    channels = plan.stem_shape.channels if plan.stem_shape else plan.input_shape.channels
+    stages: list[Cost] = []
+    blocks: list[Cost] = []
     for stage in plan.stages:
-        cost = _embed(stage, channels)
-        MIXERS.get(stage.blocks[0].mixer.kind).stage_cost(stage, cost)
-        for block in stage.blocks:
-            block_cost = _block_cost(block)
-            blocks.append(block_cost)
-            cost += block_cost
-        FAMILIES.get(stage.family).stage_cost(stage, cost)
-        stages.append(cost)
-        channels = stage.out_shape.channels
+        total, figures = _stage_figures(stage)
+        stages.append(Cost(*total))
+        blocks.extend([Cost(*f) for f in figures])
     head = _head(plan)
     parts = [stem, *stages, head]
     frozen = sum(s.dim * s.embed_shape.tokens for s in plan.stages if s.pos_embed == "sinusoidal")

@@ -38,6 +38,19 @@ class MixerKind:
     Subclass it in one module per mixer (``kinds/_mixer_<name>.py``), set the class attributes
     and implement :meth:`block_shape`, :meth:`build` and :meth:`cost`; the other hooks have
     defaults. One instance goes into ``MIXERS`` in :mod:`archsearch.kinds._registry`.
+
+    Contract of the normalisation hooks (the normaliser memoises stage plans, the part of a stage
+    before its blocks, and block plans on it; see :mod:`archsearch.spec._memo`):
+
+    * pure: a result depends only on the arguments, the stage model (field values and which fields
+      were given) and, through ``ctx.spec``, the spec's ``drop_path``, ``norm_eps`` and input
+      size; a hook that needs another spec-level value adds it to the context in
+      ``spec._memo.stage_keys`` (one place). ``ctx.spec`` may be read freely to word an error.
+    * stage-level hooks (:meth:`check`, :meth:`per_block_values`, :meth:`prepare`) see a
+      per-block list (:attr:`per_block_fields`, the stage's ``mlp_ratio``) only as its length or
+      its set of values (``any(v > 1 ...)``); whatever depends on a block's position is checked
+      per block in :meth:`block_shape`.
+    * a hook that reports an issue may return anything: results with issues are never stored.
     """
 
     name: str

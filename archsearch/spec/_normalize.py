@@ -22,6 +22,18 @@ from ..core import (
     and_words,
 )
 from ..kinds import EMBEDS, FAMILIES, FAMILY_MIXERS, FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXERS, STEMS, Mixer
+from ._memo import (
+    BLOCK_PLANS,
+    HEADS,
+    STAGE_HEADS,
+    STAGE_PLANS,
+    STAGE_SEEN,
+    StageHead,
+    head_key,
+    keep,
+    remember,
+    stage_keys,
+)
 from ._schema import Head, Spec, Stage
 
 __all__ = ["normalize"]
@@ -83,6 +95,26 @@ class _Normalizer(CheckContext):
     def stage(
         self, i: int, stage: Stage, depth: int, shape: FeatureShape, first_block: int, total_blocks: int
     ) -> StagePlan | None:
+        """The plan of stage ``i``, or ``None`` after reporting why there is none. Memoised
+        (:mod:`archsearch.spec._memo`): the whole plan, else the part before the blocks, and
+        each block; only results without issues are stored."""
+        keys = stage_keys(self.spec, i, stage, depth, shape, first_block, total_blocks)
+        found = STAGE_PLANS.get(keys.plan)
+        if found is not None:
+            return found
+        head = STAGE_HEADS.get(keys.head)
+        if head is None:
+            head = self.stage_head(i, stage, depth, shape)
+            if head is None:
+                return None
+            keep(STAGE_HEADS, keys.head, head)
+        plan = self.stage_blocks(i, stage, depth, shape, first_block, total_blocks, keys.token, head)
+        if plan is not None and not self.issues:
+            remember(STAGE_PLANS, STAGE_SEEN, keys.plan, plan)
+        return plan
+
+    def stage_head(self, i: int, stage: Stage, depth: int, shape: FeatureShape) -> StageHead | None:
+        """The stage-level checks and what the stage resolves to before its blocks."""
         path: Path = ("stages", i)
         mixer_kind = MIXERS.get(stage.mixer.kind, (*path, "mixer", "kind"), self.source)
         family_name: str
@@ -117,8 +149,9 @@ class _Normalizer(CheckContext):
                 value=pos_embed,
                 allowed=", ".join(pos_allowed),
             )
-        mlp_ratios = self.per_block((*path, "mlp_ratio"), stage.mlp_ratio, depth, family.mlp_ratio)
-        mixer_values = mixer_kind.per_block_values(self, path, stage, depth)
+        # the per-block checks (stage_blocks reads the values again)
+        self.per_block((*path, "mlp_ratio"), stage.mlp_ratio, depth, family.mlp_ratio)
+        mixer_kind.per_block_values(self, path, stage, depth)
         if self.issues:
             return None
 
@@ -142,29 +175,55 @@ class _Normalizer(CheckContext):
         mixer_kind.check(self, (*path, "mixer"), stage.mixer, width, family.width_name)
         if self.issues:
             return None
-
-        blocks: list[BlockPlan] = []
         stage_mixer, current = mixer_kind.prepare(stage.mixer, stage.dim, embed_shape)
+        return StageHead(
+            family_name, family, mixer_kind, pos_embed, act, embed, embed_shape, block_stride, expansion,
+            stage_mixer, current,
+        )  # fmt: skip
+
+    def stage_blocks(
+        self,
+        i: int,
+        stage: Stage,
+        depth: int,
+        shape: FeatureShape,
+        first_block: int,
+        total_blocks: int,
+        token: int,
+        head: StageHead,
+    ) -> StagePlan | None:
+        """The blocks of a stage whose stage-level checks passed (``head``), and the stage plan;
+        ``token`` identifies the stage and its context in the block memo's keys."""
+        path: Path = ("stages", i)
+        family_name, family, mixer_kind, pos_embed, act, embed, embed_shape, block_stride = head[:8]
+        expansion, stage_mixer, current = head.expansion, head.mixer, head.first_shape
+        mlp_ratios = self.per_block((*path, "mlp_ratio"), stage.mlp_ratio, depth, family.mlp_ratio)
+        mixer_values = mixer_kind.per_block_values(self, path, stage, depth)
+        names = tuple(name for name, vals in mixer_values.items() if vals is not None)
+        per_block = list(zip(*(mixer_values[name] for name in names), strict=True)) if names else [()] * depth
         mixer_key = _mixer_key(stage_mixer) if mixer_values else ()
+        blocks: list[BlockPlan] = []
         shapes: dict[tuple[Any, ...], FeatureShape | None] = {}  # blocks alike share their shape
         for j in range(depth):
-            mixer = stage_mixer
-            if mixer_values:
-                values = tuple((name, vals[j]) for name, vals in mixer_values.items() if vals is not None)
-                mixer = _mixer_for_block(mixer, mixer_key, values)
             stride = block_stride if j == 0 else 1
-            shape_key = (id(mixer), stride, current)
-            out = shapes.get(shape_key)
-            if out is None:
-                out = shapes[shape_key] = mixer_kind.block_shape(
-                    self, (*path, "mixer"), j, mixer, stride, stage.dim, current
-                )
-            if out is None:
-                return None
-            index = first_block + j
-            drop = self.spec.drop_path * index / max(total_blocks - 1, 1)
-            blocks.append(
-                BlockPlan(
+            mlp_ratio = mlp_ratios[j] if mlp_ratios is not None else None
+            block_key = (token, j, per_block[j], mlp_ratio, current, stride)
+            block = BLOCK_PLANS.get(block_key)
+            if block is None:
+                mixer = stage_mixer
+                if mixer_values:
+                    mixer = _mixer_for_block(mixer, mixer_key, tuple(zip(names, per_block[j], strict=True)))
+                shape_key = (id(mixer), stride, current)
+                out = shapes.get(shape_key)
+                if out is None:
+                    out = shapes[shape_key] = mixer_kind.block_shape(
+                        self, (*path, "mixer"), j, mixer, stride, stage.dim, current
+                    )
+                if out is None:
+                    return None
+                index = first_block + j
+                drop = self.spec.drop_path * index / max(total_blocks - 1, 1)
+                block = BlockPlan(
                     index=index,
                     stage=i,
                     position=j,
@@ -173,7 +232,7 @@ class _Normalizer(CheckContext):
                     dim_in=current.channels,
                     dim=out.channels,
                     stride=stride,
-                    mlp_ratio=mlp_ratios[j] if mlp_ratios is not None else None,
+                    mlp_ratio=mlp_ratio,
                     expansion=expansion,
                     act=act,
                     pos_embed=pos_embed,
@@ -183,8 +242,10 @@ class _Normalizer(CheckContext):
                     norm_eps=self.spec.norm_eps,
                     mlp_dwconv=stage.mlp_dwconv,
                 )
-            )
-            current = out
+                if not self.issues:
+                    keep(BLOCK_PLANS, block_key, block)
+            blocks.append(block)
+            current = block.out_shape
         current = mixer_kind.stage_out(stage.dim, embed_shape, current)
         stage_reduction = max(1, round(self.spec.input.hw[0] / current.height))
         return StagePlan(
@@ -216,7 +277,18 @@ class _Normalizer(CheckContext):
 
     # ------------------------------------------------------------------ head
     def head(self, last: StagePlan) -> Head:
+        """The head with ``norm`` resolved after the last stage (memoised like stages)."""
         head = self.spec.head
+        key = head_key(head, last)
+        found = HEADS.get(key)
+        if found is not None:
+            return found
+        resolved = self.resolve_head(head, last)
+        if not self.issues:
+            keep(HEADS, key, resolved)
+        return resolved
+
+    def resolve_head(self, head: Head, last: StagePlan) -> Head:
         if head.pool == "cls" and not last.cls_token:
             self.fail(
                 ("head", "pool"),
