@@ -88,7 +88,9 @@ def schema_markdown() -> str:
                 continue
             text = (field.description or "").replace("\n", " ").replace("|", "\\|")
             # pydantic moves a top-level ``Annotated[..., Field(le=...)]``'s bounds to field.metadata
-            annotation = typing.Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+            annotation: Any = field.annotation
+            if field.metadata:
+                annotation = typing.Annotated[(annotation, *field.metadata)]
             rows.append(f"| `{name}` | {_type_name(annotation)} | {_default(field)} | {text} |")
         if len(rows) == 6:
             rows.append("| — | | | no keys besides `kind` |")
