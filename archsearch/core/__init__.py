@@ -2,25 +2,65 @@
 errors as line-numbered issues, the plan types normalisation produces, geometry helpers and cost
 counting. It imports nothing else of archsearch (except the error types)."""
 
+from ._bounds import (
+    MAX_BLOCKS,
+    MAX_CLASSES,
+    MAX_DEPTH,
+    MAX_INPUT_SIDE,
+    MAX_KERNEL,
+    MAX_LIST,
+    MAX_RANGE_VALUES,
+    MAX_RATIO,
+    MAX_TRIALS,
+    MAX_WIDTH,
+    MAX_YAML_NODES,
+)
 from ._counting import Cost
 from ._geometry import and_words, as_list, conv_out, make_divisible, pool_out_ceil, scalar, window_geometry
-from ._model import Act, PerBlockFloat, PerBlockInt, PositiveInt, StrictModel, describe_model, shorthand_kind
+from ._model import (
+    Act,
+    Depth,
+    InputSide,
+    Kernel,
+    PerBlockFloat,
+    PerBlockInt,
+    PositiveInt,
+    Ratio,
+    StrictModel,
+    describe_model,
+    shorthand_kind,
+)
 from ._plan import BlockPlan, CheckContext, FeatureShape, NormalizedSpec, Path, StagePlan
 from ._validation import union_kinds, validation_issues
 from ._yaml import MAX_FILE_BYTES, SourceMap, load_yaml_text, read_yaml_file
 
 __all__ = [
+    "MAX_BLOCKS",
+    "MAX_CLASSES",
+    "MAX_DEPTH",
     "MAX_FILE_BYTES",
+    "MAX_INPUT_SIDE",
+    "MAX_KERNEL",
+    "MAX_LIST",
+    "MAX_RANGE_VALUES",
+    "MAX_RATIO",
+    "MAX_TRIALS",
+    "MAX_WIDTH",
+    "MAX_YAML_NODES",
     "Act",
     "BlockPlan",
     "CheckContext",
     "Cost",
+    "Depth",
     "FeatureShape",
+    "InputSide",
+    "Kernel",
     "NormalizedSpec",
     "Path",
     "PerBlockFloat",
     "PerBlockInt",
     "PositiveInt",
+    "Ratio",
     "SourceMap",
     "StagePlan",
     "StrictModel",

@@ -6,23 +6,37 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._bounds import MAX_DEPTH, MAX_INPUT_SIDE, MAX_KERNEL, MAX_LIST, MAX_RATIO, MAX_WIDTH
+
 __all__ = [
     "Act",
+    "Depth",
+    "InputSide",
+    "Kernel",
     "PerBlockFloat",
     "PerBlockInt",
     "PositiveInt",
+    "Ratio",
     "StrictModel",
     "describe_model",
     "shorthand_kind",
 ]
 
-PositiveInt = Annotated[int, Field(gt=0)]
-#: A value that is either one scalar for the whole stage or a list with one item per block.
-PerBlockInt = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1)]
+#: A positive size: channels, dims, heads, strides, windows... (at most :data:`MAX_WIDTH`).
+PositiveInt = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+#: Blocks in one stage (at most :data:`MAX_DEPTH`).
+Depth = Annotated[int, Field(gt=0, le=MAX_DEPTH)]
+#: Side of a convolution kernel (at most :data:`MAX_KERNEL`).
+Kernel = Annotated[int, Field(gt=0, le=MAX_KERNEL)]
+#: Side of the input image in pixels (at most :data:`MAX_INPUT_SIDE`).
+InputSide = Annotated[int, Field(gt=0, le=MAX_INPUT_SIDE)]
+#: A positive hidden/embedding ratio (at most :data:`MAX_RATIO`).
+Ratio = Annotated[float, Field(gt=0, le=MAX_RATIO)]
+#: A value that is either one scalar for the whole stage or a list with one item per block
+#: (at most :data:`MAX_LIST` items).
+PerBlockInt = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1, max_length=MAX_LIST)]
 Act = Literal["relu", "gelu", "quick_gelu", "silu"]
-PerBlockFloat = (
-    Annotated[float, Field(gt=0)] | Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
-)
+PerBlockFloat = Ratio | Annotated[list[Ratio], Field(min_length=1, max_length=MAX_LIST)]
 
 
 class StrictModel(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import Issue, SpecError
+from ._bounds import MAX_YAML_NODES
 
 __all__ = ["MAX_FILE_BYTES", "SourceMap", "load_yaml_text", "read_yaml_file"]
 
@@ -28,6 +29,8 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         #: id of a mapping node -> ids of its own (not merged) key nodes, taken before flattening.
         self.explicit_keys: dict[int, set[int]] = {}
+        #: values converted so far, an alias counted each time it is used (see MAX_YAML_NODES).
+        self.converted = 0
 
 
 _Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
@@ -271,6 +274,17 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
 
 
 def _convert(loader: _Loader, node: yaml.Node, path: tuple[str | int, ...], source: SourceMap) -> Any:
+    loader.converted += 1
+    if loader.converted > MAX_YAML_NODES:  # aliases repeating aliases ("billion laughs")
+        raise SpecError(
+            Issue(
+                path[:1],
+                f"the YAML expands to more than {MAX_YAML_NODES:,} values (each use of an alias "
+                "'*name' repeats everything it names); write the values out or use fewer aliases",
+                file=source.file,
+                line=source.line_of(path[:1]),
+            )
+        )
     if isinstance(node, yaml.MappingNode):
         explicit = loader.explicit_keys.setdefault(
             id(node), {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}

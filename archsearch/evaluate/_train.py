@@ -14,7 +14,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from ..core import StrictModel
+from ..core import MAX_WIDTH, StrictModel
 from ..data import Dataset
 from ..errors import Issue, SpecError
 from ._augment import augment_batch, normalize_images
@@ -23,6 +23,7 @@ from ._common import Device, check_model_fits, resolve_device, rng_devices
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "lr_at", "train_and_evaluate"]
 
 PositiveInt = Annotated[int, Field(gt=0)]
+BatchSize = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
 NonNegative = Annotated[float, Field(ge=0)]
 
 
@@ -39,7 +40,7 @@ class TrainConfig(StrictModel):
     Giving ``steps`` alone clears the default."""
     steps: PositiveInt | None = None
     """Optimizer steps to train instead of epochs; validation runs at every epoch boundary and at the end."""
-    batch_size: PositiveInt = 64
+    batch_size: BatchSize = 64
     """Training batch; the last partial batch of an epoch is dropped (the data is reshuffled each epoch)."""
     lr: Annotated[float, Field(gt=0)] = 2e-3
     """Peak AdamW learning rate."""
@@ -58,7 +59,7 @@ class TrainConfig(StrictModel):
     """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
     amp: bool = True
     """bfloat16 autocast on CUDA; ignored elsewhere."""
-    eval_batch_size: PositiveInt = 256
+    eval_batch_size: BatchSize = 256
     """Batch size for validation."""
     seed: Annotated[int, Field(ge=0)] = 0
     """Seed of shuffling, augmentation and in-model randomness (dropout, drop-path)."""

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
-from ..core import StrictModel
+from ..core import MAX_WIDTH, StrictModel
 from ..data import Dataset
 from ._augment import normalize_images
 from ._common import Device, check_model_fits, resolve_device, rng_devices
@@ -49,7 +49,7 @@ class ZeroCostConfig(StrictModel):
     proxies: list[Proxy] = Field(default=["synflow"], min_length=1)
     """Proxies to compute, each at most once: ``synflow`` (returned as its natural log),
     ``naswot`` (Jacobian covariance) and ``grad_norm``."""
-    batch_size: Annotated[int, Field(gt=0)] = 64
+    batch_size: Annotated[int, Field(gt=0, le=MAX_WIDTH)] = 64
     """Training images for ``naswot`` and ``grad_norm`` (a seeded random subset; at most the
     training set)."""
     device: Device = "auto"

@@ -8,7 +8,18 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from torch import nn
 
-from ..core import CheckContext, Cost, FeatureShape, Path, PositiveInt, StagePlan, StrictModel, conv_out
+from ..core import (
+    MAX_KERNEL,
+    CheckContext,
+    Cost,
+    FeatureShape,
+    Kernel,
+    Path,
+    PositiveInt,
+    StagePlan,
+    StrictModel,
+    conv_out,
+)
 from ..ops import conv_embed
 from ._base import EmbedKind, FamilyKind, check_norm_first
 
@@ -19,11 +30,11 @@ class ConvEmbed(StrictModel):
     """Overlapping convolutional token embedding (CvT, PVT): conv, then a norm."""
 
     kind: Literal["conv"] = "conv"
-    kernel: PositiveInt = 3
+    kernel: Kernel = 3
     """Kernel side of the conv."""
     stride: PositiveInt = 2
     """Spatial stride of the embedding (one of the five first-class choices)."""
-    padding: Annotated[int, Field(ge=0)] | None = None
+    padding: Annotated[int, Field(ge=0, le=MAX_KERNEL)] | None = None
     """Zero padding; default ``kernel // 2``."""
     norm: Literal["layer", "batch", "none"] = "layer"
     """Norm after the conv: LayerNorm over channels (CvT), BatchNorm, or none."""

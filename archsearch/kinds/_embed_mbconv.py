@@ -12,6 +12,7 @@ from ..core import (
     CheckContext,
     Cost,
     FeatureShape,
+    Kernel,
     Path,
     PositiveInt,
     StagePlan,
@@ -38,7 +39,7 @@ class MBConvEmbed(StrictModel):
     """Spatial stride of the depthwise conv."""
     expansion: PositiveInt = 4
     """Hidden width / input channels."""
-    kernel: PositiveInt = 3
+    kernel: Kernel = 3
     """Kernel side of the depthwise conv (padding ``kernel // 2``); must be odd."""
     act: Act | None = None
     """Activation; default: the stage's ``act``."""

@@ -9,7 +9,20 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from torch import nn
 
-from ..core import CheckContext, Cost, FeatureShape, Path, PositiveInt, StagePlan, StrictModel, conv_out
+from ..core import (
+    MAX_KERNEL,
+    MAX_LIST,
+    CheckContext,
+    Cost,
+    FeatureShape,
+    Kernel,
+    Path,
+    PositiveInt,
+    Ratio,
+    StagePlan,
+    StrictModel,
+    conv_out,
+)
 from ..ops import t2t_embed
 from ._base import EmbedKind, FamilyKind
 
@@ -28,19 +41,21 @@ class T2TEmbed(StrictModel):
     """
 
     kind: Literal["t2t"] = "t2t"
-    kernels: Annotated[list[PositiveInt], Field(min_length=1)] = [7, 3, 3]  # noqa: RUF012 (pydantic copies defaults)
+    kernels: Annotated[list[Kernel], Field(min_length=1, max_length=MAX_LIST)] = [7, 3, 3]  # noqa: RUF012 (pydantic copies defaults)
     """Kernel side of each soft split, in order."""
-    strides: Annotated[list[PositiveInt], Field(min_length=1)] = [4, 2, 2]  # noqa: RUF012
+    strides: Annotated[list[PositiveInt], Field(min_length=1, max_length=MAX_LIST)] = [4, 2, 2]  # noqa: RUF012
     """Stride of each soft split; their product is the embedding's stride (``embed.stride``) and
     must divide the map."""
-    paddings: list[Annotated[int, Field(ge=0)]] | None = None
+    paddings: (
+        Annotated[list[Annotated[int, Field(ge=0, le=MAX_KERNEL)]], Field(max_length=MAX_LIST)] | None
+    ) = None
     """Zero padding of each soft split; default ``(kernel - stride + 1) // 2`` (at least 0), the
     least that shrinks a map by exactly the stride (T2T-ViT: 2, 1, 1)."""
     token_dim: PositiveInt = 64
     """Channels of the tokens the token transformers produce."""
     heads: PositiveInt = 1
     """Attention heads of the token transformers; must divide ``token_dim``."""
-    mlp_ratio: Annotated[float, Field(gt=0)] = 1.0
+    mlp_ratio: Ratio = 1.0
     """Hidden/``token_dim`` ratio of the token transformers' MLP."""
     qkv_bias: bool = False
     """Bias in the token transformers' q/k/v Linear."""

@@ -14,6 +14,7 @@ from ..core import (
     CheckContext,
     Cost,
     FeatureShape,
+    Kernel,
     Path,
     PerBlockInt,
     PositiveInt,
@@ -48,7 +49,7 @@ class AttentionMixer(StrictModel):
     """Attention heads; must divide the stage dim."""
     qkv: Literal["linear", "dw_bn", "avg", "sr"] = "linear"
     """How tokens are projected to queries, keys and values (``sr``: PVT v2 spatial reduction)."""
-    kernel: PositiveInt = 3
+    kernel: Kernel = 3
     """Kernel of the ``dw_bn``/``avg`` projection (padding ``kernel // 2``); ``sr`` takes ``kv_stride``."""
     kv_stride: PerBlockInt = 1
     """Stride of the key/value projection; a list gives one per block."""

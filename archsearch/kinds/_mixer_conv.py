@@ -7,7 +7,17 @@ from typing import Any, Literal
 
 from torch import nn
 
-from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Path, PositiveInt, StrictModel, conv_out
+from ..core import (
+    BlockPlan,
+    CheckContext,
+    Cost,
+    FeatureShape,
+    Kernel,
+    Path,
+    PositiveInt,
+    StrictModel,
+    conv_out,
+)
 from ._base import MixerKind, check_odd_kernel
 
 __all__ = ["CONV", "ConvMixer"]
@@ -17,7 +27,7 @@ class ConvMixer(StrictModel):
     """A kxk convolution (the 3x3 of a ResNet bottleneck). Family: ``bottleneck``."""
 
     kind: Literal["conv"] = "conv"
-    kernel: PositiveInt = 3
+    kernel: Kernel = 3
     """Kernel side (padding ``kernel // 2``)."""
     groups: PositiveInt = 1
     """Groups of the conv; must divide the bottleneck width."""

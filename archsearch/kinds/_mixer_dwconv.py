@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from torch import nn
 
-from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Path, PositiveInt, StrictModel
+from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Kernel, Path, StrictModel
 from ._base import MixerKind, check_odd_kernel
 
 __all__ = ["DWCONV", "DwConvMixer"]
@@ -22,7 +22,7 @@ class DwConvMixer(StrictModel):
     """
 
     kind: Literal["dwconv"] = "dwconv"
-    kernel: PositiveInt = 7
+    kernel: Kernel = 7
     """Kernel side (padding ``kernel // 2``); must be odd."""
     layer_scale: Annotated[float, Field(ge=0)] | None = 1e-6
     """Initial value of the learned per-channel scale on the block's branch (ConvNeXt: 1e-6);

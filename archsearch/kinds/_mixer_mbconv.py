@@ -7,7 +7,16 @@ from typing import Any, Literal
 
 from torch import nn
 
-from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Path, PositiveInt, StrictModel, conv_out
+from ..core import (
+    BlockPlan,
+    CheckContext,
+    Cost,
+    FeatureShape,
+    Kernel,
+    Path,
+    StrictModel,
+    conv_out,
+)
 from ..ops import InvertedResidual
 from ._base import MixerKind, check_odd_kernel
 
@@ -23,7 +32,7 @@ class MBConvMixer(StrictModel):
     """
 
     kind: Literal["mbconv"] = "mbconv"
-    kernel: PositiveInt = 3
+    kernel: Kernel = 3
     """Kernel side of the depthwise conv (padding ``kernel // 2``); must be odd."""
 
 

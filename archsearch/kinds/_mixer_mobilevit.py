@@ -8,7 +8,17 @@ from typing import Any, Literal
 
 from torch import nn
 
-from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Path, PositiveInt, StagePlan, StrictModel
+from ..core import (
+    BlockPlan,
+    CheckContext,
+    Cost,
+    FeatureShape,
+    Kernel,
+    Path,
+    PositiveInt,
+    StagePlan,
+    StrictModel,
+)
 from ..ops import Attention
 from ._base import MixerKind, check_heads, check_odd_kernel
 
@@ -34,7 +44,7 @@ class MobileViTMixer(StrictModel):
     """Attention heads; must divide ``transformer_dim``."""
     patch: PositiveInt = 2
     """Patch side: attention runs among pixels at the same position of each patch."""
-    kernel: PositiveInt = 3
+    kernel: Kernel = 3
     """Kernel of the local and the fusion conv (padding ``kernel // 2``); must be odd."""
     qkv_bias: bool = True
     """Bias in the q/k/v Linear layer."""

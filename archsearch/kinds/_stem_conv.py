@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from ..core import Act, Cost, FeatureShape, NormalizedSpec, PositiveInt, StrictModel, conv_out
+from ..core import Act, Cost, FeatureShape, Kernel, NormalizedSpec, PositiveInt, StrictModel, conv_out
 from ..ops import conv_stem
 from ._base import StemKind
 
@@ -20,7 +20,7 @@ class ConvStem(StrictModel):
     kind: Literal["conv"] = "conv"
     channels: PositiveInt = 16
     """Output channels of the conv."""
-    kernel: PositiveInt = 3
+    kernel: Kernel = 3
     """Kernel side (padding ``kernel // 2``)."""
     stride: PositiveInt = 2
     """Spatial stride."""

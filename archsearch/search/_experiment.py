@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from ..core import SourceMap, StrictModel, read_yaml_file, validation_issues
+from ..core import MAX_TRIALS, MAX_WIDTH, SourceMap, StrictModel, read_yaml_file, validation_issues
 from ..data import DataConfig, DigitsData
 from ..errors import SpecError
 from ..evaluate import EvaluatorConfig, TrainConfig
@@ -58,11 +58,11 @@ class Objective(StrictModel):
     """Default: maximize accuracy and the proxies, minimize the costs."""
     device: str = "cpu"
     """``latency_ms`` only: where to time the forward pass (``cpu``, ``cuda``, ``cuda:1``)."""
-    batch: Annotated[int, Field(gt=0)] = 1
+    batch: Annotated[int, Field(gt=0, le=MAX_WIDTH)] = 1
     """``latency_ms`` only: the batch size timed."""
     threads: Annotated[int, Field(gt=0)] | None = None
     """``latency_ms`` on CPU only: threads used while timing (default: all of torch's threads)."""
-    runs: Annotated[int, Field(ge=4)] = 20
+    runs: Annotated[int, Field(ge=4, le=MAX_TRIALS)] = 20
     """``latency_ms`` only: timed runs after warm-up; the median is the objective."""
 
     @property
@@ -79,9 +79,9 @@ class Sampler(StrictModel):
     """``nsga2`` (default with several objectives), ``tpe`` (default with one), ``random``."""
     seed: int = 0
     """Seeds the sampler: the same seed suggests the same sequence of architectures."""
-    population_size: Annotated[int, Field(ge=2)] = 10
+    population_size: Annotated[int, Field(ge=2, le=MAX_TRIALS)] = 10
     """NSGA-II's population (its first generation is random)."""
-    startup_trials: Annotated[int, Field(ge=0)] = 10
+    startup_trials: Annotated[int, Field(ge=0, le=MAX_TRIALS)] = 10
     """TPE's random trials before it models the space."""
 
 
@@ -99,7 +99,7 @@ class EarlyStopping(StrictModel):
     """Default: ``dominance`` with several objectives, ``median`` with one."""
     warmup_epochs: Annotated[int, Field(ge=0)] = 1
     """Epochs every trial trains before it may be stopped."""
-    min_trials: Annotated[int, Field(ge=1)] = 3
+    min_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 3
     """Completed trials needed before any trial is stopped."""
     margin: Annotated[float, Field(ge=0)] = 0.0
     """``dominance``: how much higher (accuracy fraction) the dominating trial must be."""
@@ -179,7 +179,7 @@ class Experiment(StrictModel):
     """How architectures are suggested."""
     early_stopping: EarlyStopping = EarlyStopping()
     """Stopping unpromising trials early."""
-    trials: Annotated[int, Field(gt=0)] = 20
+    trials: Annotated[int, Field(gt=0, le=MAX_TRIALS)] = 20
     """Architectures to evaluate: trained to the end, stopped early or failed (rejected and duplicate
     candidates do not count)."""
     backend: Annotated[OptunaBackend | RayBackend, Field(discriminator="kind")] = OptunaBackend()

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import MAX_RANGE_VALUES
 from ..errors import Issue, SpecError
 from ..spec import SourceMap
 
@@ -182,6 +183,14 @@ def _parse_range(kind: str, raw: dict[str, Any], per_block: bool, path: Path, so
             raise source.error((*path, "step"), "expected a positive integer", value=step)
         if log and step != 1:
             raise source.error((*path, "step"), "a log range takes no step (Optuna's rule)", value=step)
+        count = (high - low) // step + 1
+        if count > MAX_RANGE_VALUES:  # before anything enumerates or multiplies the range
+            raise source.error(
+                (*path, kind),
+                f"the range takes {count:,} values",
+                value=bounds,
+                allowed=f"at most {MAX_RANGE_VALUES:,} values (`(high - low) // step + 1`)",
+            )
         return IntRange(low, high, step, log, per_block, path)
     if step is not None and (isinstance(step, bool) or not isinstance(step, int | float) or step <= 0):
         raise source.error((*path, "step"), "expected a positive number", value=step)

@@ -35,9 +35,21 @@ _NAMES: dict[type, str] = {InputSpec: "input", Stage: "stage", Head: "head"}
 
 
 def _type_name(annotation: Any) -> str:
+    """``int ≤ 65,536``, ``list (≤ 1,000) of int``: the type with the upper bounds the schema
+    checks (:mod:`archsearch.core`'s ``MAX_*`` constants), read from the annotation itself."""
     origin = get_origin(annotation)
     if origin is typing.Annotated:
-        return _type_name(get_args(annotation)[0])
+        inner, *extras = get_args(annotation)
+        metadata = [m for extra in extras for m in (getattr(extra, "metadata", None) or [extra])]
+        name = _type_name(inner)
+        longest = next((m.max_length for m in metadata if getattr(m, "max_length", None) is not None), None)
+        if longest is not None and name.startswith("list of ") and get_origin(inner) is list:
+            name = f"list (≤ {longest:,}) of {name.removeprefix('list of ')}"
+        for attr, sign in (("le", "≤"), ("lt", "<")):
+            bound = next((getattr(m, attr) for m in metadata if getattr(m, attr, None) is not None), None)
+            if bound is not None:
+                name += f" {sign} {bound:,}" if isinstance(bound, int) else f" {sign} {bound:g}"
+        return name
     if origin is Literal:
         return " \\| ".join(str(a) for a in get_args(annotation))
     if origin in (typing.Union, types.UnionType):
@@ -75,7 +87,11 @@ def schema_markdown() -> str:
             if name == "kind":
                 continue
             text = (field.description or "").replace("\n", " ").replace("|", "\\|")
-            rows.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {text} |")
+            # pydantic moves a top-level ``Annotated[..., Field(le=...)]``'s bounds to field.metadata
+            annotation: Any = field.annotation
+            if field.metadata:
+                annotation = typing.Annotated[(annotation, *field.metadata)]
+            rows.append(f"| `{name}` | {_type_name(annotation)} | {_default(field)} | {text} |")
         if len(rows) == 6:
             rows.append("| — | | | no keys besides `kind` |")
         parts.append("\n".join(rows))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core import (
+    MAX_BLOCKS,
     BlockPlan,
     CheckContext,
     FeatureShape,
@@ -89,6 +90,16 @@ class _Normalizer(CheckContext):
             elif stage.depth is None and given is None:
                 self.fail(("stages", i), "missing 'depth' (give it here or as the spec's 'depths' list)")
             depths.append(stage.depth or given or 0)
+            if sum(depths) > MAX_BLOCKS:  # before any block is unrolled
+                where = ("stages", i, "depth") if stage.depth is not None else ("depths", i)
+                self.fail(
+                    where,
+                    f"the stages up to this one hold {sum(depths):,} blocks, more than the "
+                    f"{MAX_BLOCKS:,} a network may hold",
+                    value=depths[-1],
+                    allowed=f"at most {MAX_BLOCKS:,} blocks in all stages together",
+                )
+                return []
         return depths
 
     # ------------------------------------------------------------------ one stage

@@ -12,7 +12,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from ..core import Act, PerBlockFloat, PositiveInt, StrictModel, shorthand_kind
+from ..core import (
+    MAX_CLASSES,
+    MAX_LIST,
+    Act,
+    Depth,
+    InputSide,
+    PerBlockFloat,
+    PositiveInt,
+    StrictModel,
+    shorthand_kind,
+)
 from ..kinds import MIXERS, Embed, FamilyName, Mixer, NoEmbed, Stem
 
 __all__ = [
@@ -28,7 +38,7 @@ __all__ = [
 class InputSpec(StrictModel):
     """The image the network takes."""
 
-    size: PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = 224
+    size: InputSide | Annotated[list[InputSide], Field(min_length=2, max_length=2)] = 224
     """Side of a square image, or ``[height, width]``."""
     channels: PositiveInt = 3
     """Colour channels."""
@@ -59,8 +69,9 @@ class Stage(StrictModel):
     """Token embedding / downsampling at the start of the stage."""
     dim: PositiveInt
     """Output channels (embedding dimension) of the stage."""
-    depth: PositiveInt | None = None
-    """Number of blocks (may instead come from the spec's ``depths``)."""
+    depth: Depth | None = None
+    """Number of blocks (may instead come from the spec's ``depths``); all stages together hold at
+    most 10,000 blocks."""
     block: FamilyName | None = None
     """Block family; inferred from the mixer when omitted."""
     mixer: Mixer = Field(description=_mixer_description())
@@ -106,7 +117,7 @@ class Head(StrictModel):
 
     pool: Literal["avg", "cls"] = "avg"
     """``avg`` averages the last feature map; ``cls`` takes the class token."""
-    num_classes: Annotated[int, Field(ge=0)] = 1000
+    num_classes: Annotated[int, Field(ge=0, le=MAX_CLASSES)] = 1000
     """Output classes; 0 gives a feature extractor."""
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     """Dropout before the classifier."""
@@ -128,9 +139,9 @@ class Spec(StrictModel):
     """The input image: size and channels."""
     stem: Stem | None = None
     """Optional stem before the first stage (a bare string is short for ``{kind: ...}``)."""
-    depths: list[PositiveInt] | None = None
+    depths: Annotated[list[Depth], Field(max_length=MAX_LIST)] | None = None
     """Shorthand for every stage's ``depth``, one per stage."""
-    stages: Annotated[list[Stage], Field(min_length=1)]
+    stages: Annotated[list[Stage], Field(min_length=1, max_length=MAX_LIST)]
     """The stages, in order; each hands a feature map to the next."""
     head: Head = Head()
     """The classifier head."""
