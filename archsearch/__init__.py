@@ -4,10 +4,11 @@
 >>> spec = archsearch.load_spec("cvt-13")          # a zoo name or a YAML path
 >>> model = archsearch.build(spec)                 # torch.nn.Module
 >>> model = archsearch.create_model("resnet-50", num_classes=10, input_size=160)
+>>> archsearch.load_weights(archsearch.create_model("deit-ti", input_size=384), "deit-ti-224.pt")
 """
 
-from .compiler import ArchNet, build, create_model
-from .errors import Issue, SearchError, SpecError
+from .compiler import ArchNet, build, create_model, load_weights, resample_state_dict
+from .errors import InputSizeError, Issue, SearchError, SpecError
 from .ops import fused_attention, set_fused_attention
 from .spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
 
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArchNet",
+    "InputSizeError",
     "Issue",
     "NormalizedSpec",
     "SearchError",
@@ -25,7 +27,9 @@ __all__ = [
     "create_model",
     "fused_attention",
     "load_spec",
+    "load_weights",
     "normalize",
+    "resample_state_dict",
     "set_fused_attention",
     "zoo_names",
 ]

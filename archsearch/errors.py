@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Issue", "SearchError", "SpecError", "format_path"]
+__all__ = ["InputSizeError", "Issue", "SearchError", "SpecError", "format_path"]
 
 _MISSING = object()
 
@@ -88,6 +88,18 @@ class SpecError(ValueError):
     @property
     def file(self) -> str | None:
         return self.issues[0].file
+
+
+class InputSizeError(ValueError):
+    """A model got an input of another size than it was built for (``input.size``) while a part
+    of it depends on that size and ``dynamic_size`` is off. ``built`` and ``given`` are the
+    ``(height, width)`` of the built and the given input; the message names both, the part and
+    the two ways out (``dynamic_size: true``, or a model built at the given size)."""
+
+    def __init__(self, message: str, built: tuple[int, int], given: tuple[int, int]):
+        super().__init__(message)
+        self.built = built
+        self.given = given
 
 
 class SearchError(RuntimeError):

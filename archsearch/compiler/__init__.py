@@ -8,6 +8,8 @@ from typing import Any
 from ..ops import MapStage, TokenStage
 from ..spec import NormalizedSpec, Spec, load_spec, normalize
 from ._model import ArchNet, ClassifierHead
+from ._size import size_dependence
+from ._weights import load_weights, resample_state_dict
 
 __all__ = [
     "ArchNet",
@@ -16,6 +18,9 @@ __all__ = [
     "TokenStage",
     "build",
     "create_model",
+    "load_weights",
+    "resample_state_dict",
+    "size_dependence",
 ]
 
 
