@@ -105,7 +105,7 @@ class ArchNet(nn.Module):
         self.dynamic_size = bool(enabled)
         for module in self.modules():
             if module is not self and hasattr(module, "dynamic_size"):
-                module.dynamic_size = self.dynamic_size
+                setattr(module, "dynamic_size", self.dynamic_size)  # noqa: B010 (any module that has it)
 
     def forward_features(self, x: torch.Tensor) -> Features:
         """``(B, C, H, W)`` image -> the last stage's ``(B, C', H', W')`` map and its class tokens

@@ -15,7 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..ops import MHSA2d, TokenStage, WindowAttention, resample_abs_pos_embed, resample_bias_table, resample_rel_embed
+from ..ops import (
+    MHSA2d,
+    TokenStage,
+    WindowAttention,
+    resample_abs_pos_embed,
+    resample_bias_table,
+    resample_rel_embed,
+)
 from ..spec import load_spec, normalize
 from ._model import ArchNet
 
@@ -53,24 +60,26 @@ def resample_state_dict(
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
         if isinstance(module, TokenStage) and module.pos_embed is not None:
-            key = prefix + "pos_embed"
+            key, was = prefix + "pos_embed", old.get(name)
             table = out.get(key)
-            if table is None or table.shape == module.pos_embed.shape:
+            known = was.grid if isinstance(was, TokenStage) else None
+            if table is None or (table.shape == module.pos_embed.shape and known in (None, module.grid)):
                 continue
             _check_channels(key, table, module.pos_embed)
             if module.pos_kind == "sinusoidal":
                 out[key] = module.pos_embed.detach().clone()
                 continue
-            before = old[name].grid if name in old else _square_grid(key, table, module.cls_tokens)
+            before = known or _square_grid(key, table, module.cls_tokens)
             out[key] = resample_abs_pos_embed(table, module.grid, before, module.cls_tokens)
         elif isinstance(module, WindowAttention) and module.relative_position_bias_table is not None:
-            key = prefix + "relative_position_bias_table"
+            key, was = prefix + "relative_position_bias_table", old.get(name)
             table = out.get(key)
-            if table is None or table.shape == module.relative_position_bias_table.shape:
+            own = module.relative_position_bias_table
+            known = was.window if isinstance(was, WindowAttention) else None
+            if table is None or (table.shape == own.shape and known in (None, module.window)):
                 continue
-            _check_channels(key, table, module.relative_position_bias_table)
-            window = old[name].window if name in old else _square_window(key, table)
-            out[key] = resample_bias_table(table, window, module.window)
+            _check_channels(key, table, own)
+            out[key] = resample_bias_table(table, known or _square_window(key, table), module.window)
         elif isinstance(module, MHSA2d) and module.relative:
             for side, n in (("rel_h", module.size[0]), ("rel_w", module.size[1])):
                 key = prefix + side
@@ -98,14 +107,17 @@ def load_weights(
     Returns ``model.load_state_dict``'s missing/unexpected keys; ``strict`` as there (a key that
     does not fit after resampling raises its ``RuntimeError``).
     """
-    if isinstance(weights, str | os.PathLike):
-        weights = torch.load(weights, map_location="cpu", weights_only=True)
+    state: Mapping[str, Any] = (
+        torch.load(weights, map_location="cpu", weights_only=True)
+        if isinstance(weights, str | os.PathLike)
+        else weights
+    )
     for wrapper in ("state_dict", "model"):
-        inner = weights.get(wrapper)
+        inner = state.get(wrapper)
         if isinstance(inner, Mapping):
-            weights = inner
+            state = inner
             break
-    return model.load_state_dict(resample_state_dict(model, weights, input_size=input_size), strict=strict)
+    return model.load_state_dict(resample_state_dict(model, state, input_size=input_size), strict=strict)
 
 
 def _check_channels(key: str, table: torch.Tensor, own: torch.Tensor) -> None:

@@ -86,5 +86,7 @@ def resample_rel_embed(rel: torch.Tensor, length: int) -> torch.Tensor:
     """
     if rel.shape[0] == length:
         return rel
-    resized = F.interpolate(rel.float().transpose(0, 1)[None], size=length, mode="linear", align_corners=False)
+    resized = F.interpolate(
+        rel.float().transpose(0, 1)[None], size=length, mode="linear", align_corners=False
+    )
     return resized[0].transpose(0, 1).to(rel.dtype)

@@ -201,11 +201,21 @@ class WindowAttention(nn.Module):
         b, _, c = x.shape
         h, w = hw
         if hw == self.size:
-            order, source, grid, padded_tokens = self.window_order, self.window_source, self.grid, self.padded_tokens
+            order, source, grid, padded_tokens = (
+                self.window_order,
+                self.window_source,
+                self.grid,
+                self.padded_tokens,
+            )
             mask = self.attn_mask
         elif self.dynamic_size:
             layout = self.layout(hw, x.device)
-            order, source, grid, padded_tokens = layout.order, layout.source, layout.grid, layout.padded_tokens
+            order, source, grid, padded_tokens = (
+                layout.order,
+                layout.source,
+                layout.grid,
+                layout.padded_tokens,
+            )
             mask = layout.mask
         else:
             raise ValueError(

@@ -39,7 +39,8 @@ class InputSpec(StrictModel):
     """The image the network takes."""
 
     size: InputSide | Annotated[list[InputSide], Field(min_length=2, max_length=2)] = 224
-    """Side of a square image, or ``[height, width]``."""
+    """Side of a square image, or ``[height, width]``: the size the model is built and costed for
+    (other sizes: the spec's ``dynamic_size``)."""
     channels: PositiveInt = 3
     """Colour channels."""
 
