@@ -107,11 +107,13 @@ class WindowLayout:
         grid = (padded[0] // wh, padded[1] // ww)
         return cls(order, source, pad, grid, padded[0] * padded[1], mask)
 
-    def to(self, device: torch.device) -> WindowLayout:
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device)
+    def to(self, device: torch.device, dtype: torch.dtype) -> WindowLayout:
+        """The layout on ``device``, its mask in ``dtype`` (the indices stay integers)."""
 
-        return replace(self, order=move(self.order), source=move(self.source), mask=move(self.mask))
+        def move(t: torch.Tensor | None, dtype: torch.dtype | None = None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, dtype)
+
+        return replace(self, order=move(self.order), source=move(self.source), mask=move(self.mask, dtype))
 
 
 class WindowAttention(nn.Module):
@@ -156,7 +158,7 @@ class WindowAttention(nn.Module):
         self.window_source: torch.Tensor | None
         self.register_buffer("window_order", layout.order, persistent=False)
         self.register_buffer("window_source", layout.source, persistent=False)
-        self._layouts: dict[tuple[int, int, torch.device], WindowLayout] = {}
+        self._layouts: dict[tuple[int, int, torch.device, torch.dtype], WindowLayout] = {}
         self.relative_position_bias_table: nn.Parameter | None = None
         self.relative_position_index: torch.Tensor | None
         if relative:
@@ -185,16 +187,16 @@ class WindowAttention(nn.Module):
             bias = mask if bias is None else bias + mask
         return bias
 
-    def layout(self, hw: tuple[int, int], device: torch.device) -> WindowLayout:
+    def layout(self, hw: tuple[int, int], device: torch.device, dtype: torch.dtype) -> WindowLayout:
         """The layout of the windows on an ``hw`` map other than the built one (``dynamic_size``):
         the built window and shift (as timm's ``dynamic_mask``), padding where they do not tile;
-        computed once per map size and device."""
-        key = (hw[0], hw[1], device)
+        computed once per map size, device and dtype (of the mask)."""
+        key = (hw[0], hw[1], device, dtype)
         layout = self._layouts.get(key)
         if layout is None:
             if len(self._layouts) >= 8:  # a few sizes in turn (multi-scale training) stay cached
                 self._layouts.clear()
-            layout = self._layouts[key] = WindowLayout.of(hw, self.window, self.shift).to(device)
+            layout = self._layouts[key] = WindowLayout.of(hw, self.window, self.shift).to(device, dtype)
         return layout
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -209,7 +211,7 @@ class WindowAttention(nn.Module):
             )
             mask = self.attn_mask
         elif self.dynamic_size:
-            layout = self.layout(hw, x.device)
+            layout = self.layout(hw, x.device, x.dtype)
             order, source, grid, padded_tokens = (
                 layout.order,
                 layout.source,
