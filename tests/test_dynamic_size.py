@@ -286,6 +286,7 @@ def test_dynamic_size_is_a_spec_field_outside_the_hash_and_the_costs():
     assert analytic_costs(archsearch.normalize(fixed)) == analytic_costs(archsearch.normalize(dynamic))
     with pytest.raises(archsearch.SpecError, match="dynamic_size"):
         archsearch.load_spec({**_vit(32), "dynamic_size": "yes"})
+    assert archsearch.load_spec(_vit(32), dynamic_size=True).dynamic_size  # create_model's override too
 
 
 @pytest.mark.parametrize(("built", "given"), [(32, (48, 48)), (48, (32, 32)), (32, (48, 64))])

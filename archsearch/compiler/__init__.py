@@ -35,5 +35,7 @@ def build(spec: Spec | NormalizedSpec | str | os.PathLike[str]) -> ArchNet:
 
 def create_model(name: str | os.PathLike[str], **overrides: Any) -> ArchNet:
     """Build a zoo model (or a YAML file) with overrides: ``num_classes``, ``input_size``,
-    ``in_chans``. ``create_model("cvt-13", num_classes=10, input_size=160)``."""
+    ``in_chans``, ``dynamic_size``. ``create_model("cvt-13", num_classes=10, input_size=160)``;
+    ``create_model("deit-ti", dynamic_size=True)`` takes any input size (timm's
+    ``dynamic_img_size=True``)."""
     return build(load_spec(name, **overrides))

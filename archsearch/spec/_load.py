@@ -28,7 +28,7 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any] | Spec, **overr
     """Load and validate a spec from a YAML file, a zoo name, a dict, or a :class:`Spec`.
 
     ``overrides`` replace values before validation: ``num_classes``, ``input_size`` (int or
-    ``[h, w]``), ``in_chans``, ``name``. Raises :class:`SpecError` naming the file, line and
+    ``[h, w]``), ``in_chans``, ``name``, ``dynamic_size``. Raises :class:`SpecError` naming the file, line and
     YAML path of every problem, including impossible shapes.
     """
     if isinstance(source, Spec):
@@ -65,12 +65,12 @@ def _read(source: str | os.PathLike[str]) -> tuple[Any, SourceMap]:
 
 def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
     """``data`` (a spec or space mapping) with ``overrides`` applied: ``num_classes``,
-    ``input_size`` (int or ``[h, w]``), ``in_chans``, ``name``; raises :class:`SpecError` for
-    any other key."""
+    ``input_size`` (int or ``[h, w]``), ``in_chans``, ``name``, ``dynamic_size``; raises
+    :class:`SpecError` for any other key."""
     if not overrides or not isinstance(data, dict):
         return data
     data = dict(data)
-    known = {"num_classes", "input_size", "in_chans", "name"}
+    known = {"num_classes", "input_size", "in_chans", "name", "dynamic_size"}
     unknown = set(overrides) - known
     if unknown:
         raise SpecError(Issue((), f"unknown override(s) {sorted(unknown)}", allowed=", ".join(sorted(known))))
@@ -83,6 +83,8 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
         data["input"] = {**data.get("input", {}), "channels": overrides["in_chans"]}
     if "name" in overrides:
         data["name"] = overrides["name"]
+    if "dynamic_size" in overrides:
+        data["dynamic_size"] = overrides["dynamic_size"]
     return data
 
 
