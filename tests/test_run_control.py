@@ -274,7 +274,9 @@ def test_path_errors_name_the_experiment_line_before_any_progress(tmp_path):
     bad.write_text(text)
     result = runner.invoke(app, ["search", str(bad)])
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.startswith(f"error: {bad}:2: data.root: the data root {tmp_path / 'nowhere'} does not exist")
+    assert result.stderr.startswith(
+        f"error: {bad}:2: data.root: the data root {tmp_path / 'nowhere'} does not exist"
+    )
 
 
 def test_a_space_or_a_spec_given_to_search_says_what_it_is(tmp_path):

@@ -60,9 +60,7 @@ def best_line(study: Any, objectives: list[Any], counts: TrialCounts) -> str | N
         return None
     sign = 1 if objectives[0].sense == "maximize" else -1
     top = max(best, key=lambda t: t.values[0] * sign)
-    values = ", ".join(
-        f"{o.metric} {fmt(o.metric, v)}" for o, v in zip(objectives, top.values, strict=True)
-    )
+    values = ", ".join(f"{o.metric} {fmt(o.metric, v)}" for o, v in zip(objectives, top.values, strict=True))
     return f"best so far ({counts.front} on the front): trial {top.number}: {values}"
 
 

@@ -205,6 +205,7 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     overrides = list(overrides or [])
     exp = load_experiment(experiment, overrides)
+    exp.check_files()  # a missing space file or data root is one error, before anything is printed
     console = err if as_json else out
     _describe(exp, console)
     start = time.perf_counter()

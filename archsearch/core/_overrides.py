@@ -129,9 +129,7 @@ def apply_dotlist(data: Any, overrides: Sequence[str | Override]) -> Any:
     return data
 
 
-def command_line_issues(
-    exc: SpecError, overrides: Sequence[Override], file: str | None
-) -> SpecError:
+def command_line_issues(exc: SpecError, overrides: Sequence[Override], file: str | None) -> SpecError:
     """``exc`` with every issue about an overridden value (its path inside an override's path, in
     ``file`` or no file) placed on ``<command line>`` and the override's text instead of a line."""
     if not overrides:

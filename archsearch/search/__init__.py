@@ -16,11 +16,11 @@ from ._experiment import (
     load_experiment,
 )
 from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
+from ._lock import StudyInUse, StudyLock
+from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
 from ._shared import Heartbeats, SharedStudy, is_shared
 from ._storage import CONNECT_TIMEOUT_S, mask_url, open_storage, open_study
-from ._lock import StudyInUse, StudyLock
-from ._paths import project_folder
 from ._table import BASE_COLUMNS, load_results, load_study, trials_table, without_duplicates
 
 __all__ = [

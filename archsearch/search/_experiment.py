@@ -212,6 +212,7 @@ class Experiment(StrictModel):
     _file: Path | None = None
     _root: Path | None = None
     _source: SourceMap | None = None
+    _overrides: tuple[Any, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -292,6 +293,16 @@ class Experiment(StrictModel):
         """The space as a path to load (already absolute when read from a file) or a mapping."""
         return self.space if isinstance(self.space, dict) else str(Path(self.space))
 
+    def check_files(self) -> None:
+        """Check that the space file and the data root exist, before a search changes anything
+        (reading a study needs neither).
+
+        Raises:
+            SpecError: naming the experiment's file and the line of ``space`` or ``data.root``
+                (``<command line>`` for an overridden path) and the folder a relative path is
+                read from."""
+        _check_files(self)
+
     def paths(self) -> dict[str, str]:
         """The resolved places of this experiment, for people: ``experiment`` (the file),
         ``space``, ``data``, ``storage``, ``report`` (paths relative to the current directory
@@ -320,12 +331,13 @@ def load_experiment(
     ``overrides`` (``KEY=VALUE``, see :mod:`archsearch.core`'s ``apply_dotlist``) applied.
 
     Relative paths in the file are read from its folder, those of overrides and of a mapping from
-    the current directory (:mod:`._paths`); the space file and the data root must exist.
+    the current directory (:mod:`._paths`). Whether the space file and the data root exist is
+    checked when a search starts (:meth:`Experiment.check_files`): reading a study needs neither.
 
     Raises:
         SpecError: naming the file, line and key (``<command line>`` and the override for an
-            overridden value) of every problem: an unknown key, a bad value, a missing space file
-            or data root, or a file that is a spec or a search space rather than an experiment
+            overridden value) of every problem: an unknown key, a bad value, or a file that is
+            a spec or a search space rather than an experiment
             (the error's ``hint`` then holds an experiment that would search that space).
     """
     parsed = [parse_override(o) for o in overrides]
@@ -356,7 +368,7 @@ def load_experiment(
     experiment._file = file
     experiment._root = project_folder(file)
     experiment._source = smap
-    _check_files(experiment, smap, parsed)
+    experiment._overrides = tuple(parsed)
     return experiment
 
 
@@ -376,8 +388,10 @@ def _zoo_check(source: str | os.PathLike[str]) -> Path:
     return file
 
 
-def _check_files(experiment: Experiment, smap: SourceMap, parsed: Sequence[Any]) -> None:
+def _check_files(experiment: Experiment) -> None:
     """The space file and the data root must exist: named with the experiment's file and line."""
+    smap = experiment._source or SourceMap()
+    parsed = experiment._overrides
 
     def fail(path: tuple[str, ...], what: str) -> None:
         given = any(path[: len(o.path)] == o.path for o in parsed)

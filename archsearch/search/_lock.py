@@ -13,8 +13,9 @@ held with ``flock`` for the whole run. The kernel releases it when the process e
 (Ctrl-C, a crash, ``kill -9``): a killed run never blocks a resume, and nobody has to delete a
 stale file. The file holds the owner's host, pid, start time and command, for the message, and is
 removed when its run ends (a run that locked a file which was removed meanwhile locks the new one,
-so two runs never hold two different files). Since a run holds the lock while it recovers the study, every trial it finds RUNNING
-was left by a run that is gone, and only those are failed as interrupted and retried.
+so two runs never hold two different files). Since a run holds the lock while it recovers the
+study, every trial it finds RUNNING was left by a run that is gone, and only those are failed as
+interrupted and retried.
 
 Where ``flock`` is not available (not a POSIX system, or a file system without locks), the lock
 falls back to the file's contents: a lock naming a live process on this host (same pid and the

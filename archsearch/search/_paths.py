@@ -111,7 +111,7 @@ def describe_document(data: Any, file: Path | None) -> tuple[str, str | None] | 
             "# an experiment that searches this space: save it as e.g. my-search.yaml in this",
             "# folder and run `archsearch search my-search.yaml` (see experiments/ for more)",
             f"space: {where}",
-            "data: {kind: digits}                 # or {kind: cifar10, root: ...}, {kind: imagefolder, root: ...}",
+            "data: {kind: digits}     # or {kind: cifar10, root: ...}, {kind: imagefolder, root: ...}",
             "evaluator: {kind: train, epochs: 5}",
             "objectives:",
             "  - {metric: accuracy, direction: maximize}",

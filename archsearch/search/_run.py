@@ -56,6 +56,7 @@ def run_search(
     :class:`~._lock.StudyLock` beside the file, and a second run raises
     :class:`~._lock.StudyInUse` (a :class:`~archsearch.SearchError` naming the first run's host,
     pid and start time) before it changes anything; a killed run's lock is free at once."""
+    experiment.check_files()  # a missing space or data root: before anything is created
     backend = backend_for(experiment)
     file = experiment.storage_file
     if file is not None:
