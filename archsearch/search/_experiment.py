@@ -285,7 +285,7 @@ class Experiment(StrictModel):
     def storage_file(self) -> Path | None:
         """The file of a file storage (journal or SQLite), ``None`` for a database server."""
         url = self.storage_url
-        if url.startswith(("journal:", "sqlite:///")):
+        if url.startswith(("journal:", "sqlite:///")) and not url.endswith(":memory:"):
             return Path(url.removeprefix("journal:").removeprefix("sqlite:///"))
         return None
 
