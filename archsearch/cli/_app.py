@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -14,7 +16,7 @@ from rich.markup import escape
 
 from ..errors import SearchError, SpecError
 
-__all__ = ["JsonOpt", "app", "err", "friendly", "out"]
+__all__ = ["JsonOpt", "app", "err", "friendly", "out", "shown"]
 
 app = typer.Typer(
     name="archsearch",
@@ -54,9 +56,41 @@ def friendly(fn: F) -> F:
         except SpecError as exc:
             for issue in exc.issues:
                 say(str(issue))
+            hint = getattr(exc, "hint", None)  # e.g. the experiment that would search a space
+            if hint:
+                err.print(escape(hint), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except SearchError as exc:
             say(str(exc))
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path as a person reads it: relative to the current directory when it is inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve())) if p.is_absolute() else str(p)
+    except ValueError:
+        return str(p)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"archsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version of archsearch and exit."
+        ),
+    ] = False,
+) -> None:
+    """Neural architecture search and hybrid design for vision backbones."""

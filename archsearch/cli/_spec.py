@@ -17,13 +17,26 @@ from ._app import ClassesOpt, JsonOpt, ResolutionOpt, SpecArg, app, err, friendl
 __all__: list[str] = []
 
 
-def _load(spec: str, resolution: int | None = None, num_classes: int | None = None) -> Spec:
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a value of the spec, KEY=VALUE with a YAML value (repeatable): "
+        "--set stages.1.dim=96 --set head.num_classes=10.",
+        show_default=False,
+    ),
+]
+
+
+def _load(
+    spec: str, resolution: int | None = None, num_classes: int | None = None, sets: list[str] | None = None
+) -> Spec:
     overrides: dict[str, Any] = {}
     if resolution is not None:
         overrides["input_size"] = resolution
     if num_classes is not None:
         overrides["num_classes"] = num_classes
-    return load_spec(spec, **overrides)
+    return load_spec(spec, dotlist=sets or (), **overrides)
 
 
 def _count_params(plan: NormalizedSpec) -> tuple[int, list[int], int, int]:
@@ -41,25 +54,49 @@ def _count_params(plan: NormalizedSpec) -> tuple[int, list[int], int, int]:
 
 @app.command()
 @friendly
-def validate(specs: Annotated[list[str], typer.Argument(help="Spec YAML files or zoo names.")]) -> None:
+def validate(
+    specs: Annotated[list[str], typer.Argument(help="Spec YAML files or zoo names.")],
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Check specs against the schema and their shapes; print a one-line summary of each."""
+    rows = []
     for path in specs:
-        plan = normalize(load_spec(path))
+        plan = normalize(_load(path, sets=sets))
         shape = plan.out_shape
-        out.print(
-            f"[green]ok[/] {path}: {plan.name}, {len(plan.stages)} stages, {len(plan.blocks)} blocks, "
-            f"input {plan.input_shape}, output {shape}",
-            highlight=False,
+        rows.append(
+            {
+                "spec": path,
+                "name": plan.name,
+                "stages": len(plan.stages),
+                "blocks": len(plan.blocks),
+                "input": list(plan.input_shape.as_tuple()),
+                "output": list(shape.as_tuple()),
+                "cls_tokens": shape.cls_tokens,
+                "num_classes": plan.num_classes,
+            }
         )
+        if not as_json:
+            out.print(
+                f"[green]ok[/] {escape(path)}: {escape(plan.name)}, {len(plan.stages)} stages, "
+                f"{len(plan.blocks)} blocks, input {plan.input_shape}, output {shape}",
+                highlight=False,
+            )
+    if as_json:
+        print(json.dumps(rows, indent=2))
 
 
 @app.command(name="compile")
 @friendly
 def compile_(
-    spec: SpecArg, resolution: ResolutionOpt = None, num_classes: ClassesOpt = None, as_json: JsonOpt = False
+    spec: SpecArg,
+    resolution: ResolutionOpt = None,
+    num_classes: ClassesOpt = None,
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Compile a spec into a model and show it stage by stage: blocks, output shape, params."""
-    plan = normalize(_load(spec, resolution, num_classes))
+    plan = normalize(_load(spec, resolution, num_classes, sets))
     total, per_stage, stem, head = _count_params(plan)
     rows = []
     for stage, params in zip(plan.stages, per_stage, strict=True):
@@ -170,6 +207,7 @@ def profile_(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Measure even if a cached result exists.")
     ] = False,
+    sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Params and MACs per stage (traced and analytic), latency and memory of a spec or zoo model."""
@@ -188,7 +226,7 @@ def profile_(
     if dtype not in ("float32", "bfloat16", "float16"):
         err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
         raise typer.Exit(2)
-    plan = normalize(_load(spec, resolution))
+    plan = normalize(_load(spec, resolution, sets=sets))
     result = profile(
         plan,
         batch=batch,
@@ -317,13 +355,13 @@ def report(
 ) -> None:
     """Write a study's Pareto report: index.html (works offline), report.md, trials.csv and
     trials.parquet, figures/*.png, and winners/*.yaml that `archsearch compile` rebuilds."""
-    from ..report import slug, write_report
+    from ..report import write_report
 
     ref = _reference(reference)
     from ..search import load_results  # the search engine resolves experiments and storages
 
     results = load_results(source)
-    target = out_dir if out_dir is not None else Path("reports") / slug(results.study_name)
+    target = out_dir if out_dir is not None else _default_out(source, results.study_name)
     try:
         files = write_report(results, target, reference=ref)
     except ValueError as exc:
@@ -334,6 +372,18 @@ def report(
         f"{len(files.figures)} figure(s), report.md, trials.csv, trials.parquet)",
         highlight=False,
     )
+
+
+def _default_out(source: str, study_name: str) -> Path:
+    """An experiment's own report folder (``report``, default ``reports/<name>`` in its project
+    folder: the same from any directory); ``reports/<study>`` here for a storage."""
+    from ..report import slug
+
+    if Path(source).suffix in (".yaml", ".yml"):
+        from ..search import load_experiment
+
+        return load_experiment(source).report_path
+    return Path("reports") / slug(study_name)
 
 
 def _mixer_label(mixer: Any) -> str:

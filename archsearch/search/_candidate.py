@@ -4,11 +4,12 @@ passes once (shapes, constraints, spec hash) before any backend builds it."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..cost import CostReport
 from ..data import Dataset, load_dataset
+from ..errors import SpecError
 from ..space import SearchSpace, Suggest, load_space
 from ..spec import NormalizedSpec, Spec, spec_hash
 from ._experiment import Experiment
@@ -62,5 +63,21 @@ def prepare(experiment: Experiment) -> tuple[SearchSpace, Dataset]:
     first = space.default().data.get("input", {})
     size = first.get("size", 224)
     hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    dataset = load_dataset(experiment.data, input_size=hw, channels=int(first.get("channels", 3)))
+    try:
+        dataset = load_dataset(experiment.data, input_size=hw, channels=int(first.get("channels", 3)))
+    except SpecError as exc:  # the data's errors name the experiment's file and the line of `data`
+        raise _placed(exc, experiment) from None
     return load_space(space, num_classes=dataset.num_classes), dataset
+
+
+def _placed(exc: SpecError, experiment: Experiment) -> SpecError:
+    """``exc`` with its issues that name no file placed on the experiment file's lines."""
+    source = experiment._source
+    if source is None or source.file is None:
+        return exc
+    return SpecError(
+        [
+            replace(i, file=source.file, line=source.line_of(i.path)) if i.file is None else i
+            for i in exc.issues
+        ]
+    )

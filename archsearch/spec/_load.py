@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..core import NormalizedSpec, SourceMap, read_yaml_file, validation_issues
+from ..core import (
+    NormalizedSpec,
+    SourceMap,
+    apply_dotlist,
+    command_line_issues,
+    parse_override,
+    read_yaml_file,
+    validation_issues,
+)
 from ..errors import Issue, SpecError
 from ._normalize import normalize
 from ._schema import Spec
@@ -24,15 +32,23 @@ def zoo_names() -> list[str]:
     return sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
 
 
-def load_spec(source: str | os.PathLike[str] | Mapping[str, Any] | Spec, **overrides: Any) -> Spec:
+def load_spec(
+    source: str | os.PathLike[str] | Mapping[str, Any] | Spec,
+    *,
+    dotlist: Sequence[str] = (),
+    **overrides: Any,
+) -> Spec:
     """Load and validate a spec from a YAML file, a zoo name, a dict, or a :class:`Spec`.
 
     ``overrides`` replace values before validation: ``num_classes``, ``input_size`` (int or
-    ``[h, w]``), ``in_chans``, ``name``, ``dynamic_size``. Raises :class:`SpecError` naming the file, line and
-    YAML path of every problem, including impossible shapes.
+    ``[h, w]``), ``in_chans``, ``name``, ``dynamic_size``. ``dotlist`` holds command-line overrides
+    (``stages.1.dim=96``, ``head.num_classes=10``: ``KEY=VALUE`` with a YAML value, as
+    :func:`archsearch.core.apply_dotlist`), applied first. Raises :class:`SpecError` naming the
+    file, line and YAML path of every problem, including impossible shapes (``<command line>`` and
+    the override for a problem in an overridden value).
     """
     if isinstance(source, Spec):
-        if not overrides:
+        if not overrides and not dotlist:
             validate_spec(source)
             return source
         data, smap = source.model_dump(exclude_none=True), source._source or SourceMap()
@@ -40,7 +56,11 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any] | Spec, **overr
         data, smap = dict(source), SourceMap()
     else:
         data, smap = _read(source)
-    return spec_from_dict(apply_overrides(data, overrides), smap)
+    parsed = [parse_override(o) for o in dotlist]
+    try:
+        return spec_from_dict(apply_overrides(apply_dotlist(data, parsed), overrides), smap)
+    except SpecError as exc:
+        raise command_line_issues(exc, parsed, smap.file) from None
 
 
 def _read(source: str | os.PathLike[str]) -> tuple[Any, SourceMap]:
