@@ -6,6 +6,7 @@
 >>> model = archsearch.create_model("resnet-50", num_classes=10, input_size=160)
 """
 
+from . import _openmp  # noqa: F401  # first: sets OMP_WAIT_POLICY before torch is imported
 from .compiler import ArchNet, build, create_model
 from .errors import Issue, SearchError, SpecError
 from .ops import fused_attention, set_fused_attention
