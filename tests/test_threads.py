@@ -4,8 +4,10 @@ policy, and the quickstart-under-load benchmark on a tiny budget."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -279,18 +281,19 @@ def test_a_fixed_count_is_used_and_torch_setting_restored(digits16: Dataset):
 # --------------------------------------------------------------------------- OpenMP and the benchmark
 
 
-def _python(code: str, env: dict[str, str]) -> str:
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
-    assert run.returncode == 0, run.stderr
-    return run.stdout.strip()
-
-
-def test_importing_archsearch_makes_idle_openmp_threads_sleep_unless_told_otherwise():
+def test_importing_archsearch_makes_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env["PYTHONPATH"] = str(ROOT)
-    code = "import archsearch, os; print(os.environ['OMP_WAIT_POLICY'])"
-    assert _python(code, env) == "PASSIVE"
-    assert _python(code, {**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+    code = "import archsearch, os, sys; print(os.environ['OMP_WAIT_POLICY'])"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0 and run.stdout.strip() == "PASSIVE", run.stderr
+    # torch reads it when it loads OpenMP, so the package sets it before importing anything else
+    tree = ast.parse((ROOT / "archsearch" / "__init__.py").read_text())
+    first = next(node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
+    assert isinstance(first, ast.ImportFrom) and [a.name for a in first.names] == ["_openmp"]
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a policy set by the user stays
+    assert runpy.run_path(str(ROOT / "archsearch" / "_openmp.py"))["WAIT_POLICY"] == "ACTIVE"
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_the_quickstart_load_benchmark_runs_alone_and_beside_a_busy_process(tmp_path):

@@ -16,15 +16,14 @@ beside one busy process ran about 25x slower than alone (issue 18). ``auto`` pic
 3. **What the model can use**: the first time more than one core is free, the run times a few
    steps at 1 thread and at 2, 4, ... up to the free count (one untimed warm-up step at each
    count, then :data:`PROBE_STEPS` timed ones, the fastest kept) and keeps a larger count only
-   where its step is at least :data:`MIN_GAIN` faster than the smaller count kept so far. A
-   32x32 model at batch 64 usually stays on one thread.
+   where its step is at least :data:`MIN_GAIN` faster than the smaller count kept so far.
 
 The run then uses ``min(what the model can use, free cores)`` threads. Thread counts change the
 order of floating-point sums, so two runs of one seed that pick different counts may differ in the
 last digits; a fixed ``threads: N`` makes reruns bit-identical on the CPU.
 
 The OpenMP threads must also not spin while they wait: ``archsearch`` sets ``OMP_WAIT_POLICY``
-to ``PASSIVE`` before torch is first imported (unless it is set already), see :mod:`archsearch`.
+to ``PASSIVE`` before torch is first imported (unless it is set already): :mod:`archsearch._openmp`.
 """
 
 from __future__ import annotations
