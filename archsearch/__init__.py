@@ -7,6 +7,7 @@
 >>> archsearch.load_weights(archsearch.create_model("deit-ti", input_size=384), "deit-ti-224.pt")
 """
 
+from . import _openmp  # noqa: F401  # first: sets OMP_WAIT_POLICY before torch is imported
 from .compiler import ArchNet, build, create_model, load_weights, resample_state_dict
 from .errors import InputSizeError, Issue, SearchError, SpecError
 from .ops import fused_attention, set_fused_attention
