@@ -26,7 +26,16 @@ __all__ = ["union_kinds", "validation_issues"]
 def union_kinds(annotated: Any) -> tuple[str, ...]:
     """The ``kind`` names a discriminated union (``Annotated[A | B, Field(discriminator=...)]``)
     accepts, in order."""
-    return tuple(m.model_fields["kind"].default for m in _members(annotated))
+    return tuple(k for m in _members(annotated) for k in _kind_names(m))
+
+
+def _kind_names(model: type[BaseModel]) -> tuple[str, ...]:
+    """The ``kind`` names a tagged model takes: every value of its ``Literal`` (``CifarData`` is
+    both ``cifar10`` and ``cifar100``), else its default."""
+    annotation = model.model_fields["kind"].annotation
+    if get_origin(annotation) is typing.Literal:
+        return tuple(str(a) for a in get_args(annotation))
+    return (model.model_fields["kind"].default,)
 
 
 @functools.cache
@@ -45,7 +54,7 @@ def _index(root: type[BaseModel]) -> tuple[dict[str, type[BaseModel]], dict[str,
             members = [m for m in _members(field.annotation) if isinstance(m, type)]
             tagged = [m for m in members if issubclass(m, BaseModel) and "kind" in m.model_fields]
             if field.discriminator == "kind" or len(tagged) > 1:
-                kinds.setdefault(name, tuple(m.model_fields["kind"].default for m in tagged))
+                kinds.setdefault(name, tuple(k for m in tagged for k in _kind_names(m)))
             todo.extend(m for m in members if issubclass(m, BaseModel))
             for m in _members(field.annotation):
                 if get_origin(m) is list:

@@ -92,9 +92,11 @@ _KINDS = (
 )
 
 
-def read_yaml_file(source: str | os.PathLike[str], what: str, a_what: str) -> tuple[Any, SourceMap]:
+def read_yaml_file(
+    source: str | os.PathLike[str], what: str, a_what: str, *, needs: str = "'stages'"
+) -> tuple[Any, SourceMap]:
     """Read and parse one YAML file: a spec, a space or an experiment (``what``, with its article
-    in ``a_what``).
+    in ``a_what``; ``needs`` names the keys it must have, for the message on an empty file).
 
     The file must be a regular file of at most :data:`MAX_FILE_BYTES` bytes of UTF-8 text (a UTF-8
     byte-order mark is allowed and dropped) without control characters. Special files (a FIFO, a
@@ -140,7 +142,7 @@ def read_yaml_file(source: str | os.PathLike[str], what: str, a_what: str) -> tu
         os.close(fd)
     if size > MAX_FILE_BYTES:
         raise fail(f"{what} file is larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the most that is read")
-    return load_yaml_text(_decode(b"".join(chunks), what, fail), file=file)
+    return load_yaml_text(_decode(b"".join(chunks), what, fail), file=file, a_what=a_what, needs=needs)
 
 
 def _decode(data: bytes, what: str, fail: Callable[..., SpecError]) -> str:
@@ -165,8 +167,11 @@ def _decode(data: bytes, what: str, fail: Callable[..., SpecError]) -> str:
     return text
 
 
-def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
-    """Parse one YAML document; return its value and the lines of everything in it."""
+def load_yaml_text(
+    text: str, file: str | None = None, *, a_what: str = "a spec", needs: str = "'stages'"
+) -> tuple[Any, SourceMap]:
+    """Parse one YAML document; return its value and the lines of everything in it. An empty
+    document is an error that says what the file should hold (``a_what`` with the keys ``needs``)."""
     source = SourceMap(file=file)
     bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
     if bad is not None:  # PyYAML's reader would refuse it with a traceback-shaped message
@@ -187,7 +192,7 @@ def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
         if node is None:
             what = "has only comments" if text.strip() else "is empty"
             raise SpecError(
-                Issue((), f"the file {what}; a spec is a mapping with at least 'stages'", file=file, line=1)
+                Issue((), f"the file {what}; {a_what} is a mapping with at least {needs}", file=file, line=1)
             )
         source.lines[()] = node.start_mark.line + 1
         value = _convert(loader, node, (), source)
@@ -207,6 +212,13 @@ _TOKENS = {
     "<block mapping start>": "a new key",
     "<block sequence start>": "a new list",
     "<stream end>": "the end of the file",
+    "<scalar>": "a value",
+    "<alias>": "an alias",
+    "<anchor>": "an anchor",
+    "<tag>": "a tag",
+    "<directive>": "a directive",
+    "<document start>": "'---'",
+    "<document end>": "'...'",
     "?": "a new key",
     "-": "a list item",
 }

@@ -7,14 +7,23 @@ default is documented here, where ``archsearch schema --experiment`` reads it.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from ..core import MAX_TRIALS, MAX_WIDTH, SourceMap, StrictModel, read_yaml_file, validation_issues
+from ..core import (
+    MAX_INPUT_SIDE,
+    MAX_TRIALS,
+    MAX_WIDTH,
+    SourceMap,
+    StrictModel,
+    read_yaml_file,
+    validation_issues,
+)
 from ..data import DataConfig, DigitsData
-from ..errors import SpecError
+from ..errors import Issue, SpecError
 from ..evaluate import EvaluatorConfig, TrainConfig
 
 __all__ = [
@@ -167,7 +176,7 @@ class Experiment(StrictModel):
     """The study's name (default: the experiment file's name)."""
     space: str | dict[str, Any]
     """A search-space YAML file (relative to this file) or the space itself."""
-    input_size: Annotated[int, Field(gt=0)] | None = None
+    input_size: Annotated[int, Field(gt=0, le=MAX_INPUT_SIDE)] | None = None
     """Overrides the space's input size (e.g. to search a 224-pixel space at 64 pixels)."""
     data: DataConfig = DigitsData()
     """The dataset; its classes set every candidate's ``num_classes``."""
@@ -190,6 +199,7 @@ class Experiment(StrictModel):
     """Directory for the report written at the end (default ``reports/<name>``)."""
 
     _file: Path | None = None
+    _source: SourceMap | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -252,6 +262,15 @@ class Experiment(StrictModel):
         )
         return f"sqlite:///{path}" if path.suffix == ".db" else f"journal:{path}"
 
+    def locate(self, issue: Issue, under: tuple[str | int, ...] = ()) -> Issue:
+        """``issue`` placed in this experiment's file at ``under`` + its path (``("space",)`` for
+        an issue of the space written inline), unless it already names a file."""
+        if issue.file is not None:
+            return issue
+        path = (*under, *issue.path)
+        source = self._source or SourceMap(file=None if self._file is None else str(self._file))
+        return replace(issue, path=path, file=source.file, line=source.line_of(path))
+
     def space_source(self) -> str | dict[str, Any]:
         """The space as a path to load (relative to the experiment file) or a mapping."""
         if isinstance(self.space, dict):
@@ -269,7 +288,7 @@ def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experime
         data, smap, file = dict(source), SourceMap(), None
     else:
         file = Path(source)
-        data, smap = read_yaml_file(source, "experiment", "an experiment")
+        data, smap = read_yaml_file(source, "experiment", "an experiment", needs="'space' and 'objectives'")
         if isinstance(data, dict):
             data.setdefault("name", file.stem)
     if not isinstance(data, dict):
@@ -280,5 +299,5 @@ def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experime
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
         raise SpecError(validation_issues(exc, data, smap, Experiment)) from None
-    experiment._file = file
+    experiment._file, experiment._source = file, smap
     return experiment

@@ -130,6 +130,14 @@ def _parse_choice(options: Any, per_block: bool, path: Path, source: SourceMap) 
     if not isinstance(options, list) or not options:
         raise source.error(where, "expected a non-empty list of options", value=options)
     parsed = tuple(parse_tree(o, (*where, i), source) for i, o in enumerate(options))
+    for i, option in enumerate(parsed):
+        if isinstance(option, Choice | IntRange | FloatRange):  # it would have no label for the sampler
+            raise source.error(
+                (*where, i),
+                "a choice node cannot be an option of a choice itself; list its values among these "
+                "options, or put it inside a mapping option",
+                value=options[i],
+            )
     if per_block and any(isinstance(o, dict | list) for o in parsed):
         raise source.error(where, "per_block options must be plain values (one per block goes into a list)")
     labels = _labels(parsed, where, source)
