@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -56,6 +57,9 @@ EXPERIMENTS = Corpus.of(sorted((ROOT / "experiments").glob("*.yaml")))
 LIMIT_S = 5.0
 #: A command still running after this long is stopped with a traceback of where it hangs.
 HANG_S = 60
+
+#: ``error: FILE[:LINE]: ...``: every issue names the file it is in (the line, where there is one).
+_NAMES_A_FILE = re.compile(r"error: /[^:]+(:\d+)?: ")
 
 _ENV = {"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "300"}
 _PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
@@ -149,6 +153,7 @@ def check_command(command: str, path: Path) -> tuple[int, str]:
         lines = result.stderr.splitlines()
         assert lines, f"exit status 2 without a message: {shown}"
         assert all(line.startswith("error: ") for line in lines), f"not one error per line: {shown}"
+        assert all(_NAMES_A_FILE.match(line) for line in lines), f"an error without its file: {shown}"
     assert elapsed < LIMIT_S, f"took {elapsed:.1f} s: {shown}"
     return code, result.stderr
 

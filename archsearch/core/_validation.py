@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -205,6 +206,9 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         limit = ctx["min_length" if kind == "too_short" else "max_length"]
         message = f"needs {word} {limit} item{'s' if limit != 1 else ''}, not {ctx['actual_length']}"
         extra = {"value": value}
+    elif kind == "string_pattern_mismatch":  # e.g. a device: say the names, not the regex
+        message = "not an allowed value"
+        extra = {"value": value, "allowed": _pattern_words(ctx.get("pattern", ""))}
     elif kind == "value_error":
         message = raw["msg"].removeprefix("Value error, ")
     else:
@@ -262,6 +266,18 @@ def _hint(expected: str, value: Any) -> str:
     if expected == "true or false" and isinstance(value, int | float):
         return ", not a number"
     return ""
+
+
+def _pattern_words(pattern: str) -> str:
+    """``^(auto|cpu|cuda(:\\d+)?)$`` -> ``auto, cpu, cuda, cuda:N``; any other regex as it is."""
+    inner = pattern.removeprefix("^(").removesuffix(")$")
+    if inner == pattern or not re.fullmatch(r"[a-z_|]+(\(:\\d\+\)\?[a-z_|]*)*", inner):
+        return f"text matching {pattern}"
+    words = []
+    for word in inner.split("|"):
+        name, optional, _ = word.partition("(:\\d+)?")
+        words += [name, f"{name}:N"] if optional else [name]
+    return ", ".join(words)
 
 
 def _did_you_mean(given: Any, options: list[str]) -> str:

@@ -244,10 +244,10 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
     col = f"column {at.column + 1}" if at is not None else "the end"
     where = f"line {at.line + 1}, {col}" if at is not None else "the end"
     problem = _words(problem)
-    if start is not None and context.startswith("while parsing a flow "):
+    if start is not None and context in ("while parsing a flow sequence", "while parsing a flow mapping"):
         bracket = "{" if "mapping" in context else "["
         closing = "}" if bracket == "{" else "]"
-        got = problem.split("but got ", 1)[-1]
+        got = re.split(r"but (?:got|found) ", problem, maxsplit=1)[-1]
         found = "the file ends" if got == "the end of the file" else f"found {got} on {where}"
         return start.line + 1, (
             f"the '{bracket}' at column {start.column + 1} is never closed: "
@@ -263,6 +263,9 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
             f"the key at column {start.column + 1} is not followed by ':' "
             "(or a value spans several lines without quotes)"
         )
+    if context.endswith(" node") and problem.startswith("expected the node content"):
+        got = problem.partition(", but found ")[2] or "something else"
+        return line, f"expected a value at {col}, but found {got}"
     if "character '\\t'" in problem:
         return line, f"a tab character at {col}; YAML indents with spaces only"
     if problem == "mapping values are not allowed here":

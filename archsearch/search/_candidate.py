@@ -55,6 +55,17 @@ def check_candidate(space: SearchSpace, suggest: Suggest, name: str) -> Checked 
     )
 
 
+def _locate_space_issue(
+    issue: Issue, experiment: Experiment, source: str | dict[str, Any], inline: tuple[str, ...]
+) -> Issue:
+    """An issue of the experiment's space: one of an inline space placed in the experiment file; a
+    space file that cannot be read at all (no line: missing, a directory, too large) is named at
+    the experiment's ``space`` key too."""
+    if inline or issue.file != source or issue.line is not None:
+        return experiment.locate(issue, inline)
+    return experiment.locate(Issue(("space",), f"{issue.file}: {issue.message}", value=experiment.space))
+
+
 def _locate_data_issue(
     issue: Issue, experiment: Experiment, space: SearchSpace, inline: tuple[str, ...]
 ) -> Issue:
@@ -76,7 +87,7 @@ def prepare(experiment: Experiment) -> tuple[SearchSpace, Dataset]:
     try:
         space = load_space(source, **override)
     except SpecError as exc:  # a space written inline: its issues are the experiment file's
-        raise SpecError([experiment.locate(i, inline) for i in exc.issues]) from None
+        raise SpecError([_locate_space_issue(i, experiment, source, inline) for i in exc.issues]) from None
     first = space.default().data.get("input", {})
     size = first.get("size", 224)
     hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))

@@ -19,7 +19,7 @@ from ..core import MAX_RANGE_VALUES
 from ..errors import Issue, SpecError
 from ..spec import SourceMap
 
-__all__ = ["NODE_KEYS", "Choice", "FloatRange", "IntRange", "Node", "parse_tree"]
+__all__ = ["NODE_KEYS", "Choice", "FloatRange", "IntRange", "Node", "parse_tree", "size_text"]
 
 NODE_KEYS = ("choice", "int", "float")
 _MODIFIERS = {
@@ -205,6 +205,22 @@ def _parse_range(kind: str, raw: dict[str, Any], per_block: bool, path: Path, so
     if step is not None and log:
         raise source.error((*path, "step"), "a log range takes no step (Optuna's rule)", value=step)
     return FloatRange(float(low), float(high), None if step is None else float(step), log, per_block, path)
+
+
+def size_text(size: float) -> str:
+    """A space's size (:meth:`SearchSpace.size`) for people: ``67,108,864 = 2^26`` while it has
+    at most 15 digits, then ``2^2006`` or ``about 7.3e603`` (a per-block space of thousands of
+    blocks has more members than Python writes out as digits), or ``infinite``."""
+    if size == math.inf:
+        return "infinite"
+    size = int(size)
+    power = size.bit_length() - 1 if size > 1 and size & (size - 1) == 0 else None
+    if size < 10**15:
+        return f"{size:,}" + (f" = 2^{power}" if power is not None else "")
+    if power is not None:
+        return f"2^{power}"
+    exponent = math.log10(size)
+    return f"about {10 ** (exponent % 1):.1f}e{int(exponent)}"
 
 
 def node_error(node: Node, source: SourceMap, message: str, **kwargs: Any) -> SpecError:
