@@ -221,6 +221,7 @@ _TOKENS = {
     "<document end>": "'...'",
     "?": "a new key",
     "-": "a list item",
+    "\\x00": "the end of the file",  # the reader's end marker, as the scanner shows it
 }
 
 
@@ -265,7 +266,30 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
         )
     if context.endswith(" node") and problem.startswith("expected the node content"):
         got = problem.partition(", but found ")[2] or "something else"
-        return line, f"expected a value at {col}, but found {got}"
+        hint = "; inside [ ] or { } items are separated by commas, not '- '" if got == "a list item" else ""
+        return line, f"expected a value at {col}, but found {got}{hint}"
+    if start is not None and context in ("while scanning an alias", "while scanning an anchor"):
+        what, mark = ("alias", "*") if context.endswith("alias") else ("anchor", "&")
+        return start.line + 1, (
+            f"the {what} at column {start.column + 1} has no name: '{mark}' starts an {what}, followed by "
+            f"letters or digits (quote a value that starts with '{mark}')"
+        )
+    if problem.startswith("found undefined alias "):
+        name = problem.rpartition(" ")[2].strip("'")
+        return line, f"the alias '*{name}' at {col} names no anchor: mark a value above it '&{name}'"
+    if context.startswith("found duplicate anchor "):  # PyYAML: context first, then "second occurrence"
+        name = context.split("'")[1]
+        first = f" (first on line {start.line + 1})" if start is not None else ""
+        return line, f"the anchor '&{name}' at {col} is given twice{first}; give each anchor its own name"
+    if "that cannot start any token" in problem and "'\\t'" not in problem:  # tabs: below
+        char = problem.removeprefix("found character ").partition(" that")[0]
+        return line, f"the character {char} at {col} cannot start a value; put the value in quotes"
+    if problem.startswith("expected '---', but found ") and not context:
+        found = problem.removeprefix("expected '---', but found ")
+        return line, (
+            f"{found} at {col} after the end of the YAML document (a '...' or '%' line before it ends "
+            "the document); remove that line"
+        )
     if "character '\\t'" in problem:
         return line, f"a tab character at {col}; YAML indents with spaces only"
     if problem == "mapping values are not allowed here":
@@ -275,6 +299,9 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
     block_end = context.startswith("while parsing a block") and "the end of the block" in problem
     if start is not None and block_end:
         found = problem.partition(", but found ")[2] or "more"
+        if found in ("']'", "'}'"):
+            opening = "[" if found == "']'" else "{"
+            return line, f"a {found} at {col} closes nothing: no '{opening}' before it is open"
         return line, (
             f"bad indentation at {col}: expected the end of the block that starts on line "
             f"{start.line + 1}, but found {found}"
