@@ -17,6 +17,11 @@ from rich.table import Table
 from ._app import app, err, friendly, out, shown
 from ._progress import BarProgress, LineProgress, fmt
 
+#: ``archsearch space`` probes up to PROBE_MEMBERS random members for the share of valid ones, for
+#: at most PROBE_S seconds: a space of thousands of blocks probes fewer rather than taking minutes.
+PROBE_MEMBERS = 200
+PROBE_S = 1.5
+
 SourceArg = Annotated[str, typer.Argument(help="An experiment YAML, a storage URL, or a .db / journal file.")]
 
 
@@ -29,21 +34,26 @@ def space(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show a search space: its dimensions, its size, and a few members with their costs."""
-    from ..space import load_space
+    from ..space import RandomSuggest, load_space, size_text
 
     sp = load_space(path)
     dims = sp.dimensions()
-    probe = sp.random_samples(200, seed=seed + 1)
+    suggest, end = RandomSuggest(seed + 1), time.monotonic() + PROBE_S
+    probe = [sp.candidate(suggest)]
+    while len(probe) < PROBE_MEMBERS and time.monotonic() < end:
+        probe.append(sp.candidate(suggest))
     valid = sum(c.spec is not None for c in probe)
     fits = sum(c.rejected is None for c in probe)
     shown = sp.random_samples(samples, seed=seed)
+    size = sp.size()
     if as_json:
         print(
             json.dumps(
                 {
                     "name": sp.name,
-                    "size": sp.size() if sp.size() != math.inf else "inf",
+                    "size": "inf" if size == math.inf else size if size < 10**1000 else size_text(size),
                     "dimensions": [d.__dict__ for d in dims],
+                    "probed": len(probe),
                     "valid_fraction": valid / len(probe),
                     "within_constraints_fraction": fits / len(probe),
                     "samples": [
@@ -61,13 +71,8 @@ def space(
             )
         )
         return
-    size = sp.size()
-    exp = (
-        f" = 2^{math.log2(size):.0f}" if isinstance(size, int) and size > 1 and size & (size - 1) == 0 else ""
-    )
     out.print(
-        f"[bold]{escape(sp.name)}[/]: {len(dims)} dimensions, "
-        f"{'infinite' if size == math.inf else f'{size:,}{exp}'} architectures",
+        f"[bold]{escape(sp.name)}[/]: {len(dims)} dimensions, {size_text(size)} architectures",
         highlight=False,
     )
     table = Table(title="dimensions")
@@ -77,7 +82,11 @@ def space(
         draws = "1" if d.name.find(".blocks.*.") < 0 else f"per block ({d.blocks if d.blocks else 'depth'})"
         table.add_row(escape(d.name), d.kind, escape(d.domain), draws, escape(d.condition or ""))
     out.print(table)
-    out.print(f"of 200 random members: {valid} valid shapes, {fits} within the constraints", highlight=False)
+    cut = f" ({PROBE_MEMBERS} would take over {PROBE_S:g} s)" if len(probe) < PROBE_MEMBERS else ""
+    out.print(
+        f"of {len(probe)} random members{cut}: {valid} valid shapes, {fits} within the constraints",
+        highlight=False,
+    )
     st = Table(title=f"{len(shown)} random members (seed {seed})")
     for col, justify in (("#", "right"), ("MACs", "right"), ("params", "right"), ("choices", "left")):
         st.add_column(col, justify=justify)  # type: ignore[arg-type]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 from ..core import (
+    MAX_INPUT_SIDE,
     MAX_TRIALS,
     MAX_WIDTH,
     SourceMap,
@@ -185,7 +187,7 @@ class Experiment(StrictModel):
     """The study's name (default: the experiment file's name)."""
     space: str | dict[str, Any]
     """A search-space YAML file (a relative path is read from this file's folder) or the space itself."""
-    input_size: Annotated[int, Field(gt=0)] | None = None
+    input_size: Annotated[int, Field(gt=0, le=MAX_INPUT_SIDE)] | None = None
     """Overrides the space's input size (e.g. to search a 224-pixel space at 64 pixels)."""
     data: DataConfig = DigitsData()
     """The dataset; its classes set every candidate's ``num_classes``."""
@@ -289,6 +291,15 @@ class Experiment(StrictModel):
             return Path(url.removeprefix("journal:").removeprefix("sqlite:///"))
         return None
 
+    def locate(self, issue: Issue, under: tuple[str | int, ...] = ()) -> Issue:
+        """``issue`` placed in this experiment's file at ``under`` + its path (``("space",)`` for
+        an issue of the space written inline), unless it already names a file."""
+        if issue.file is not None:
+            return issue
+        path = (*under, *issue.path)
+        source = self._source or SourceMap(file=None if self._file is None else str(self._file))
+        return replace(issue, path=path, file=source.file, line=source.line_of(path))
+
     def space_source(self) -> str | dict[str, Any]:
         """The space as a path to load (already absolute when read from a file) or a mapping."""
         return self.space if isinstance(self.space, dict) else str(Path(self.space))
@@ -345,7 +356,7 @@ def load_experiment(
         data, smap, file = dict(source), SourceMap(), None
     else:
         file = _zoo_check(source)
-        data, smap = read_yaml_file(source, "experiment", "an experiment")
+        data, smap = read_yaml_file(source, "experiment", "an experiment", needs="'space' and 'objectives'")
         if isinstance(data, dict):
             data.setdefault("name", file.stem)
     if not isinstance(data, dict):

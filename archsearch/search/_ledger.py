@@ -43,6 +43,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..pareto import pareto_mask
+from ..space import size_text
 from ._early_stop import Curve
 from ._evaluate import cost_vector
 from ._experiment import Experiment
@@ -308,5 +309,5 @@ class Ledger:
             return None
         return (
             f"the last {self.streak} candidates were all rejected or already evaluated: the space may be "
-            f"exhausted ({space_size:,} members) or its constraints too tight"
+            f"exhausted ({size_text(space_size)} members) or its constraints too tight"
         )
