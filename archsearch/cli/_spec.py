@@ -366,6 +366,7 @@ def report(
         except ValueError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+    out.print(f"{results.study_name}: {files.summary}", highlight=False)
     out.print(
         f"wrote {files.index_html} ({len(files.winners)} winner spec(s) in {target / 'winners'}, "
         f"{len(files.figures)} figure(s), report.md, trials.csv, trials.parquet)",

@@ -29,6 +29,8 @@ class ReportFiles:
     """One YAML spec per Pareto member."""
     figures: list[Path] = field(default_factory=list)
     """PNGs: the Pareto scatters and the hypervolume history."""
+    summary: str = ""
+    """The trials by outcome, as ``archsearch trials`` and the report print them."""
 
 
 def write_report(
@@ -95,7 +97,7 @@ def write_report(
     table = results.trials.sort_values("trial", kind="stable")
     table.to_csv(csv, index=False)
     _for_parquet(table).to_parquet(parquet, index=False)
-    return ReportFiles(out, index, report_md, csv, parquet, winners, pngs)
+    return ReportFiles(out, index, report_md, csv, parquet, winners, pngs, data.trials_summary())
 
 
 def _for_parquet(table: pd.DataFrame) -> pd.DataFrame:
