@@ -1,7 +1,5 @@
-"""The one error type for bad specs.
-
-It names the file, the line, the YAML path, the value and what is allowed.
-"""
+"""The error types: bad specs (naming the file, the line, the YAML path, the value and what is
+allowed), a search that cannot go on, and an export that fails or does not match."""
 
 from __future__ import annotations
 
@@ -9,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["InputSizeError", "Issue", "SearchError", "SpecError", "format_path"]
+__all__ = ["ExportError", "InputSizeError", "Issue", "SearchError", "SpecError", "format_path"]
 
 _MISSING = object()
 
@@ -104,3 +102,17 @@ class InputSizeError(ValueError):
 
 class SearchError(RuntimeError):
     """The search cannot go on (a study that does not match the experiment, an exhausted space)."""
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be written or whose self-check fails: a weights file that is not a
+    checkpoint or does not fit the model, a missing optional package, an unsupported format, or an
+    exported model whose outputs differ from PyTorch's by more than the tolerance.
+
+    ``str(error)`` is one line that names the file concerned. ``max_abs_diff`` is set when the
+    self-check failed (the exported file is kept, for inspection), else None.
+    """
+
+    def __init__(self, message: str, *, max_abs_diff: float | None = None):
+        super().__init__(message)
+        self.max_abs_diff = max_abs_diff

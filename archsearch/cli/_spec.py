@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
 from ._app import ClassesOpt, JsonOpt, ResolutionOpt, SpecArg, app, err, friendly, out
+from ._steps import steps
 
 __all__: list[str] = []
 
@@ -227,20 +228,28 @@ def profile_(
         err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
         raise typer.Exit(2)
     plan = normalize(_load(spec, resolution, sets=sets))
-    result = profile(
-        plan,
-        batch=batch,
-        device=device,
-        dtype=dtype,
-        runs=runs,
-        warmup=warmup,
-        threads=threads,
-        latency=not no_latency,
-        cache=None if no_cache else LatencyCache(),
-    )
+    with steps(f"profile {spec}") as step:
+        result = profile(
+            plan,
+            batch=batch,
+            device=device,
+            dtype=dtype,
+            runs=runs,
+            warmup=warmup,
+            threads=threads,
+            latency=not no_latency,
+            cache=None if no_cache else LatencyCache(),
+            progress=step,
+        )
+    warnings = []
+    if result.latency is not None and result.latency.cv > LATENCY_CV_WARN:
+        warnings.append(
+            f"latency varies: CV {result.latency.cv:.1%} is above {LATENCY_CV_WARN:.0%}; other programs may "
+            "be competing for the CPU (close them, or set --threads below the free cores), or raise --runs"
+        )
     data = result.to_dict()
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "warnings": warnings}, indent=2))
         return
     h, w = result.resolution
     table = Table(title=f"{result.name} @ {h}x{w}  (MACs per image; fvcore's unit, 1 multiply-add = 1)")
@@ -248,6 +257,11 @@ def profile_(
         table.add_column(
             col, justify="left" if col in ("family", "output (CxHxW)") else "right", no_wrap=True
         )
+    if result.stem is not None:
+        stem = result.stem
+        shape = str(plan.stem_shape) if plan.stem_shape is not None else ""
+        macs = (_macs(stem["macs"]), _macs(stem["macs_analytic"]))
+        table.add_row("stem", stem["kind"], "", shape, f"{stem['params']:,}", *macs)
     for row, stage in zip(result.stages, plan.stages, strict=True):
         table.add_row(
             str(row["stage"]),
@@ -255,9 +269,19 @@ def profile_(
             str(row["blocks"]),
             str(stage.out_shape),
             f"{row['params']:,}",
-            _giga(row["macs"]),
-            _giga(row["macs_analytic"]),
+            _macs(row["macs"]),
+            _macs(row["macs_analytic"]),
         )
+    head = result.head
+    table.add_row(
+        "head",
+        f"{head['pool']} pool",
+        "",
+        str(head["num_classes"]),
+        f"{head['params']:,}",
+        _macs(head["macs"]),
+        _macs(head["macs_analytic"]),
+    )
     table.add_section()
     table.add_row(
         "total",
@@ -265,18 +289,19 @@ def profile_(
         str(len(plan.blocks)),
         "",
         f"{result.params:,}",
-        _giga(result.macs),
-        _giga(result.macs_analytic),
+        _macs(result.macs),
+        _macs(result.macs_analytic),
     )
     out.print(table)
     params = f"params: {result.params:,} ({result.trainable_params:,} trainable)"
     lines = [f"{params}; analytic {result.params_analytic:,}"]
     if result.latency is not None:
         lat = result.latency
+        threads_used = f"{lat.threads} thread{'s' if lat.threads != 1 else ''}"
         lines.append(
             f"latency: {lat.median_ms:.2f} ms median, IQR {lat.iqr_ms:.2f} ms, CV {lat.cv:.1%} "
             f"({lat.runs} runs after {lat.warmup} warm-up; batch {lat.batch}, {lat.dtype}, "
-            f"{lat.threads} threads, {lat.device})"
+            f"{threads_used}, {lat.device})"
         )
     mem = [f"activations (analytic, fp32) {_mib(result.activation_bytes_analytic)}"]
     if result.saved_activation_bytes is not None:
@@ -289,10 +314,20 @@ def profile_(
     lines.append(f"memory at batch {result.batch}: " + "; ".join(mem))
     for line in lines:
         out.print(line, highlight=False)
+    for warning in warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
-def _giga(macs: int) -> str:
-    return f"{macs / 1e9:.3f} G"
+#: Latency's coefficient of variation above which ``profile`` warns that the timings are noisy.
+LATENCY_CV_WARN = 0.10
+
+
+def _macs(macs: int) -> str:
+    """MACs in the unit that suits them: ``7_123_456`` -> ``7.123 M``, ``4.5e9`` -> ``4.5 G``."""
+    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(macs) >= factor:
+            return f"{macs / factor:.4g} {unit}"
+    return str(macs)
 
 
 def _mib(n: int) -> str:
@@ -355,23 +390,29 @@ def report(
 ) -> None:
     """Write a study's Pareto report: index.html (works offline), report.md, trials.csv and
     trials.parquet, figures/*.png, and winners/*.yaml that `archsearch compile` rebuilds."""
-    from ..report import write_report
+    from ..report import winner_command_path, write_report
 
     ref = _reference(reference)
     from ..search import load_results  # the search engine resolves experiments and storages
 
-    results = load_results(source)
-    target = out_dir if out_dir is not None else _default_out(source, results.study_name)
-    try:
-        files = write_report(results, target, reference=ref)
-    except ValueError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+    with steps(f"report {source}") as step:
+        step("loading the study")
+        results = load_results(source)
+        target = out_dir if out_dir is not None else _default_out(source, results.study_name)
+        try:
+            files = write_report(results, target, reference=ref, progress=step)
+        except ValueError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    out.print(f"{results.study_name}: {files.summary}", highlight=False)
     out.print(
         f"wrote {files.index_html} ({len(files.winners)} winner spec(s) in {target / 'winners'}, "
         f"{len(files.figures)} figure(s), report.md, trials.csv, trials.parquet)",
         highlight=False,
     )
+    if files.winners:
+        example = winner_command_path(files.winners[0])
+        out.print(f"rebuild a winner: archsearch compile {example}", highlight=False)
 
 
 def _default_out(source: str, study_name: str) -> Path:

@@ -9,7 +9,7 @@ from ..ops import MapStage, TokenStage
 from ..spec import NormalizedSpec, Spec, load_spec, normalize
 from ._model import ArchNet, ClassifierHead
 from ._size import size_dependence
-from ._weights import load_weights, resample_state_dict
+from ._weights import resample_state_dict
 
 __all__ = [
     "ArchNet",
@@ -18,7 +18,6 @@ __all__ = [
     "TokenStage",
     "build",
     "create_model",
-    "load_weights",
     "resample_state_dict",
     "size_dependence",
 ]

@@ -8,9 +8,7 @@ model's ``checkpoint_filter_fn``; here one function walks the model's modules.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
@@ -26,7 +24,7 @@ from ..ops import (
 from ..spec import load_spec, normalize
 from ._model import ArchNet
 
-__all__ = ["load_weights", "resample_state_dict"]
+__all__ = ["resample_state_dict"]
 
 InputSize = int | tuple[int, int] | list[int]
 
@@ -88,36 +86,6 @@ def resample_state_dict(
                     _check_channels(key, table, getattr(module, side))
                     out[key] = resample_rel_embed(table, 2 * n - 1)
     return out
-
-
-def load_weights(
-    model: ArchNet,
-    weights: Mapping[str, Any] | str | os.PathLike[str],
-    *,
-    input_size: InputSize | None = None,
-    strict: bool = True,
-) -> Any:
-    """Load a state dict (or a ``torch.save``-d file of one) saved at another input size into
-    ``model``, its position and bias tables resampled to the model's (:func:`resample_state_dict`):
-    ``load_weights(create_model("deit-ti", input_size=384), "deit-ti-224.pt")``.
-
-    A file is read with ``torch.load(..., map_location="cpu", weights_only=True)``; a mapping that
-    holds the weights under ``state_dict`` or ``model`` is unwrapped (as timm does).
-    ``input_size``: the size the weights were saved at (default: square tables inferred).
-    Returns ``model.load_state_dict``'s missing/unexpected keys; ``strict`` as there (a key that
-    does not fit after resampling raises its ``RuntimeError``).
-    """
-    state: Mapping[str, Any] = (
-        torch.load(weights, map_location="cpu", weights_only=True)
-        if isinstance(weights, str | os.PathLike)
-        else weights
-    )
-    for wrapper in ("state_dict", "model"):
-        inner = state.get(wrapper)
-        if isinstance(inner, Mapping):
-            state = inner
-            break
-    return model.load_state_dict(resample_state_dict(model, state, input_size=input_size), strict=strict)
 
 
 def _check_channels(key: str, table: torch.Tensor, own: torch.Tensor) -> None:

@@ -234,7 +234,7 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(windows).view(b * count, self.tokens, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B * windows, heads, N, head_dim)
         bias = self.logit_bias(mask)
-        if bias is not None and bias.shape[0] > 1 and b > 1:  # per-window mask: one copy per image
+        if bias is not None and bias.shape[0] > 1:  # per-window mask: one copy per image (a view at batch 1)
             bias = bias.expand(b, *bias.shape).reshape(-1, *bias.shape[1:])
         out = attend(q, k, v, self.scale, bias).transpose(1, 2).reshape(b, padded_tokens, c)
         if order is not None:  # back to map order: unpartition, crop, roll back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +23,15 @@ from ..errors import Issue, SpecError
 from ._normalize import normalize
 from ._schema import Spec
 
-__all__ = ["ZOO_DIR", "apply_overrides", "load_spec", "spec_from_dict", "validate_spec", "zoo_names"]
+__all__ = [
+    "ZOO_DIR",
+    "apply_overrides",
+    "list_models",
+    "load_spec",
+    "spec_from_dict",
+    "validate_spec",
+    "zoo_names",
+]
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -30,6 +39,23 @@ ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 def zoo_names() -> list[str]:
     """Names of the architectures shipped in ``archsearch/zoo``."""
     return sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
+
+
+def list_models(pattern: str | Sequence[str] = "*", exclude: str | Sequence[str] = ()) -> list[str]:
+    """Zoo names matching ``pattern``, sorted, as timm's ``list_models``: shell-style wildcards
+    (``*``, ``?``, ``[...]``; :mod:`fnmatch`), matched without regard to case; a list of patterns
+    matches any of them, and names matching ``exclude`` (a pattern or a list) are left out.
+
+    ``list_models("cvt*")`` -> ``["cvt-13", "cvt-21"]``; ``list_models()`` -> every zoo name;
+    a pattern that matches nothing gives ``[]``.
+    """
+    include = [pattern] if isinstance(pattern, str) else list(pattern)
+    leave = [exclude] if isinstance(exclude, str) else list(exclude)
+
+    def hit(name: str, patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
+
+    return [n for n in zoo_names() if hit(n, include) and not hit(n, leave)]
 
 
 def load_spec(
