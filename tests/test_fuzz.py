@@ -64,7 +64,7 @@ LIMIT_S = 5.0
 HANG_S = 60
 
 #: ``error: FILE[:LINE]: ...``: every issue names the file it is in (the line, where there is one).
-_NAMES_A_FILE = re.compile(r"error: /[^:]+(:\d+)?: ")
+_NAMES_A_FILE = re.compile(r"error: /\S*?(:\d+)?: ")
 
 _ENV = {"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "300"}
 _PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
@@ -270,6 +270,14 @@ REGRESSIONS: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
         "  mixer: {kind: attention, heads: 1, kv_stride: {int: [1, 65536], per_block: true}}}]\n",
         None,
         "",
+    ),
+    # rich drew ":100:" (and any ":emoji_name:") as an emoji
+    "emoji-codes": (
+        "validate",
+        "long.yaml",
+        "#\n" * 99 + "stages: [{dim: ':thumbs_up:', depth: 1, mixer: conv}]\n",
+        None,
+        "error: {file}:100: stages[0].dim: expected an integer (got ':thumbs_up:')\n",
     ),
     # an experiment's inline space: its errors named no file and no line
     "inline-space": (
