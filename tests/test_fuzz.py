@@ -133,9 +133,9 @@ def _dry_search() -> Iterator[None]:
         yield
 
 
-def check_command(command: str, path: Path) -> tuple[int, str]:
+def check_command(command: str, path: Path) -> tuple[int, str, str]:
     """Run ``archsearch COMMAND PATH`` in this process and check how it ends (see the module's
-    docstring); return its exit status and stderr."""
+    docstring); return its exit status, stderr and stdout."""
     runner = CliRunner()
     start, cpu = time.perf_counter(), time.process_time()
     with _watchdog(HANG_S):
@@ -160,7 +160,7 @@ def check_command(command: str, path: Path) -> tuple[int, str]:
         assert all(line.startswith("error: ") for line in lines), f"not one error per line: {shown}"
         assert all(_NAMES_A_FILE.match(line) for line in lines), f"an error without its file: {shown}"
     assert cpu < LIMIT_S, f"took {cpu:.1f} CPU seconds ({elapsed:.1f} s): {shown}"
-    return code, result.stderr
+    return code, result.stderr, result.stdout
 
 
 def _place(folder: Path, name: str, data: bytes) -> Path:
@@ -215,7 +215,7 @@ def test_the_dry_run_stops_before_any_trial(workdir: Path) -> None:
     text = EXPERIMENTS.texts["quickstart.yaml"].replace("trials: 20", "trials: 0")
     path = _place(workdir / "experiments", "zero.yaml", text.encode())
     with _dry_search():
-        code, stderr = check_command("search", path)
+        code, stderr, _ = check_command("search", path)
     assert code == 2 and stderr.startswith(f"error: {path}:") and "trials: must be greater than 0" in stderr
 
 
@@ -249,7 +249,8 @@ _OBJECTIVES = "objectives: [{metric: macs}]\n"
 
 #: id -> (command, file name, text, another file beside it or None, what stderr must hold). (The
 #: YAML syntax errors it found are in the malformed-spec corpus, tests/data/bad_specs.)
-#: ``{file}`` is the file's own path, ``{dir}`` its folder. Exit 2 expected unless the text is "".
+#: ``{file}`` is the file's own path, ``{dir}`` its folder. Exit 2 expected unless the text is ""
+#: (exit 0) or starts with "ok " (exit 0 and that on stdout).
 REGRESSIONS: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
     # a choice node as an option of a choice: a TypeError (unhashable) or labels that were objects
     "choice-in-choice": (
@@ -278,6 +279,14 @@ REGRESSIONS: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
         "#\n" * 99 + "stages: [{dim: ':thumbs_up:', depth: 1, mixer: conv}]\n",
         None,
         "error: {file}:100: stages[0].dim: expected an integer (got ':thumbs_up:')\n",
+    ),
+    # rich markup in a spec's name: "[/x]" raised MarkupError, "[x]" vanished
+    "markup-in-name": (
+        "validate",
+        "named.yaml",
+        "name: '[/x] [bold]'\nstages: [{dim: 8, depth: 1, mixer: conv}]\n",
+        None,
+        "ok {file}: [/x] [bold], 1 stages",
     ),
     # an experiment's inline space: its errors named no file and no line
     "inline-space": (
@@ -347,7 +356,10 @@ def test_fuzz_regressions(tmp_path: Path, case: str) -> None:
         _place(tmp_path, beside[0], beside[1].encode())
     path = _place(tmp_path, name, text.encode())
     with _dry_search():
-        code, stderr = check_command(command, path)
+        code, stderr, stdout = check_command(command, path)
+    if expected.startswith("ok "):
+        assert code == 0 and expected.format(file=path) in stdout
+        return
     if not expected:
         assert code == 0
         return

@@ -47,7 +47,8 @@ def validate(specs: Annotated[list[str], typer.Argument(help="Spec YAML files or
         plan = normalize(load_spec(path))
         shape = plan.out_shape
         out.print(
-            f"[green]ok[/] {path}: {plan.name}, {len(plan.stages)} stages, {len(plan.blocks)} blocks, "
+            f"[green]ok[/] {escape(path)}: {escape(plan.name)}, {len(plan.stages)} stages, "
+            f"{len(plan.blocks)} blocks, "
             f"input {plan.input_shape}, output {shape}",
             highlight=False,
         )
@@ -94,7 +95,7 @@ def compile_(
             )
         )
         return
-    table = Table(title=f"{plan.name} @ {plan.input_shape.height}x{plan.input_shape.width}")
+    table = Table(title=f"{escape(plan.name)} @ {plan.input_shape.height}x{plan.input_shape.width}")
     for col, justify in [
         ("stage", "right"),
         ("family", "left"),
@@ -205,7 +206,9 @@ def profile_(
         print(json.dumps(data, indent=2))
         return
     h, w = result.resolution
-    table = Table(title=f"{result.name} @ {h}x{w}  (MACs per image; fvcore's unit, 1 multiply-add = 1)")
+    table = Table(
+        title=f"{escape(result.name)} @ {h}x{w}  (MACs per image; fvcore's unit, 1 multiply-add = 1)"
+    )
     for col in ("stage", "family", "blocks", "output (CxHxW)", "params", "MACs", "MACs (analytic)"):
         table.add_column(
             col, justify="left" if col in ("family", "output (CxHxW)") else "right", no_wrap=True
@@ -276,7 +279,7 @@ def schema(
         print(text)
     else:
         output.write_text(text + "\n", encoding="utf-8")
-        err.print(f"wrote {output}")
+        err.print(f"wrote {escape(str(output))}", highlight=False)
 
 
 # --------------------------------------------------------------------------- report
@@ -330,7 +333,8 @@ def report(
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     out.print(
-        f"wrote {files.index_html} ({len(files.winners)} winner spec(s) in {target / 'winners'}, "
+        f"wrote {escape(str(files.index_html))} ({len(files.winners)} winner spec(s) in "
+        f"{escape(str(target / 'winners'))}, "
         f"{len(files.figures)} figure(s), report.md, trials.csv, trials.parquet)",
         highlight=False,
     )
