@@ -10,9 +10,10 @@ command that reads it, in this process:
 * a spec through ``archsearch validate``;
 * a space through ``archsearch space``;
 * an experiment through ``archsearch search`` up to the first trial: ``run_search`` is replaced by
-  a dry run that prepares the space for the experiment as the search does (its input size
-  override, the data's image size and channels checked, the head sized to ten classes) and stops;
-  nothing is trained, no storage is opened, no data is read.
+  a dry run that picks the early stopping and the sampler and prepares the space for the
+  experiment as the search does (its input size override, the data's image size and channels
+  checked, the head sized to ten classes), then stops; nothing is trained, no storage is opened,
+  no data is read.
 
 Every run must end with exit status 0, or 2 with every stderr line an ``error: ...`` line (one per
 issue; mostly one), never a traceback, and within :data:`LIMIT_S` (CPU) seconds.
@@ -41,12 +42,13 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import archsearch.search
 from archsearch.cli import app
 from archsearch.data._dataset import check_target
-from archsearch.search import _candidate
+from archsearch.search import _candidate, _storage
 from archsearch.space import size_text
 
 from .fuzz_strategies import Corpus, mutants
@@ -115,6 +117,8 @@ class _DryRunDone(Exception):
 
 def _dry_run(experiment: Any, **kwargs: Any) -> None:
     """What ``run_search`` checks before its first trial, without storage, data or training."""
+    _storage.stopping_kind(experiment)
+    _storage.sampler_for(experiment)
     _candidate.prepare(experiment)
     raise _DryRunDone
 
@@ -133,16 +137,16 @@ def _dry_search() -> Iterator[None]:
         yield
 
 
-def check_command(command: str, path: Path) -> tuple[int, str, str]:
-    """Run ``archsearch COMMAND PATH`` in this process and check how it ends (see the module's
-    docstring); return its exit status, stderr and stdout."""
+def check_command(command: str, path: Path, *options: str) -> tuple[int, str, str]:
+    """Run ``archsearch COMMAND PATH [OPTIONS]`` in this process and check how it ends (see the
+    module's docstring); return its exit status, stderr and stdout."""
     runner = CliRunner()
     start, cpu = time.perf_counter(), time.process_time()
     with _watchdog(HANG_S):
-        result = runner.invoke(app, [command, str(path)], env=_ENV)
+        result = runner.invoke(app, [command, str(path), *options], env=_ENV)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     shown = (
-        f"{command} {path}:\n{path.read_bytes()[:3000]!r}\n"
+        f"{command} {path} {' '.join(options)}:\n{path.read_bytes()[:3000]!r}\n"
         f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     )
     exc = result.exception
@@ -188,9 +192,11 @@ def test_validate_survives_mutated_zoo_specs(workdir: Path, mutant: tuple[str, b
 
 
 @_settings("space")
-@given(mutants(SPACES))
-def test_space_survives_mutated_search_spaces(workdir: Path, mutant: tuple[str, bytes]) -> None:
-    check_command("space", _place(workdir / "spaces", *mutant))
+@given(mutants(SPACES), st.sampled_from([(), ("--json",)]))
+def test_space_survives_mutated_search_spaces(
+    workdir: Path, mutant: tuple[str, bytes], options: tuple[str, ...]
+) -> None:
+    check_command("space", _place(workdir / "spaces", *mutant), *options)
 
 
 @_settings("experiment")
@@ -287,6 +293,23 @@ REGRESSIONS: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
         "name: '[/x] [bold]'\nstages: [{dim: 8, depth: 1, mixer: conv}]\n",
         None,
         "ok {file}: [/x] [bold], 1 stages",
+    ),
+    # Optuna's pruner with several objectives: a SearchError without file or line, at run time
+    "pruner-with-two-objectives": (
+        "search",
+        "prune.yaml",
+        "space: s.yaml\nobjectives: [{metric: accuracy}, {metric: macs}]\nearly_stopping:\n  kind: median\n",
+        ("s.yaml", _SPACE),
+        "error: {file}:3: early_stopping: 'median' is one of Optuna's pruners, which cannot stop "
+        "multi-objective trials; use 'dominance' or 'none'",
+    ),
+    # the objectives' own checks named the document (line 1), not the objectives
+    "objective-twice": (
+        "search",
+        "twice.yaml",
+        "space: s.yaml\nobjectives:\n  - {metric: macs}\n  - {metric: macs}\n",
+        ("s.yaml", _SPACE),
+        "error: {file}:2: objectives: each metric may be an objective once, but ['macs'] appear twice",
     ),
     # an experiment's inline space: its errors named no file and no line
     "inline-space": (
