@@ -60,6 +60,9 @@ class Corpus:
     texts: dict[str, str]
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # hypothesis shows the strategy in its messages: keep it short
+        return f"Corpus({', '.join(self.texts)})"
+
     @classmethod
     def of(cls, files: Sequence[Path]) -> Corpus:
         texts = {f.name: f.read_text(encoding="utf-8") for f in files}
@@ -143,6 +146,13 @@ def _set(root: Any, path: Path_, value: Any) -> Any:
     return root
 
 
+def _float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond a float (10**400)
+        return math.inf
+
+
 def _number_edits(value: int | float) -> st.SearchStrategy[Any]:
     near = [
         value + 1,
@@ -155,9 +165,9 @@ def _number_edits(value: int | float) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.sampled_from(near),
         st.sampled_from(_NUMBERS + _FLOATS),
-        st.just(float(value) + 0.5),
+        st.just(_float(value) + 0.5),
         st.just(str(value)),
-        st.just(float(value)),
+        st.just(_float(value)),
         st.just([value, value]),
     )
 

@@ -10,9 +10,10 @@ command that reads it, in this process:
 * a spec through ``archsearch validate``;
 * a space through ``archsearch space``;
 * an experiment through ``archsearch search`` up to the first trial: ``run_search`` is replaced by
-  a dry run that prepares the space for the experiment as the search does (its input size
-  override, the data's image size and channels checked, the head sized to ten classes) and stops;
-  nothing is trained, no storage is opened, no data is read.
+  a dry run that picks the early stopping and the sampler and prepares the space for the
+  experiment as the search does (its input size override, the data's image size and channels
+  checked, the head sized to ten classes), then stops; nothing is trained, no storage is opened,
+  no data is read.
 
 Every run must end with exit status 0, or 2 with every stderr line an ``error: ...`` line (one per
 issue; mostly one), never a traceback, and within :data:`LIMIT_S` (CPU) seconds.
@@ -41,12 +42,13 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import archsearch.search
 from archsearch.cli import app
 from archsearch.data._dataset import check_target
-from archsearch.search import _candidate
+from archsearch.search import _candidate, _storage
 from archsearch.space import size_text
 
 from .fuzz_strategies import Corpus, mutants
@@ -64,12 +66,12 @@ LIMIT_S = 5.0
 HANG_S = 60
 
 #: ``error: FILE[:LINE]: ...``: every issue names the file it is in (the line, where there is one).
-_NAMES_A_FILE = re.compile(r"error: /[^:]+(:\d+)?: ")
+_NAMES_A_FILE = re.compile(r"error: /\S*?(:\d+)?: ")
 
 _ENV = {"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "300"}
 _PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 _EXAMPLES = {
-    "ci": {"spec": 250, "space": 60, "experiment": 80},
+    "ci": {"spec": 300, "space": 100, "experiment": 120},
     "long": {"spec": 4000, "space": 1500, "experiment": 2000},
 }
 
@@ -115,6 +117,8 @@ class _DryRunDone(Exception):
 
 def _dry_run(experiment: Any, **kwargs: Any) -> None:
     """What ``run_search`` checks before its first trial, without storage, data or training."""
+    _storage.stopping_kind(experiment)
+    _storage.sampler_for(experiment)
     _candidate.prepare(experiment)
     raise _DryRunDone
 
@@ -133,16 +137,16 @@ def _dry_search() -> Iterator[None]:
         yield
 
 
-def check_command(command: str, path: Path) -> tuple[int, str]:
-    """Run ``archsearch COMMAND PATH`` in this process and check how it ends (see the module's
-    docstring); return its exit status and stderr."""
+def check_command(command: str, path: Path, *options: str) -> tuple[int, str, str]:
+    """Run ``archsearch COMMAND PATH [OPTIONS]`` in this process and check how it ends (see the
+    module's docstring); return its exit status, stderr and stdout."""
     runner = CliRunner()
     start, cpu = time.perf_counter(), time.process_time()
     with _watchdog(HANG_S):
-        result = runner.invoke(app, [command, str(path)], env=_ENV)
+        result = runner.invoke(app, [command, str(path), *options], env=_ENV)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     shown = (
-        f"{command} {path}:\n{path.read_bytes()[:3000]!r}\n"
+        f"{command} {path} {' '.join(options)}:\n{path.read_bytes()[:3000]!r}\n"
         f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     )
     exc = result.exception
@@ -160,7 +164,7 @@ def check_command(command: str, path: Path) -> tuple[int, str]:
         assert all(line.startswith("error: ") for line in lines), f"not one error per line: {shown}"
         assert all(_NAMES_A_FILE.match(line) for line in lines), f"an error without its file: {shown}"
     assert cpu < LIMIT_S, f"took {cpu:.1f} CPU seconds ({elapsed:.1f} s): {shown}"
-    return code, result.stderr
+    return code, result.stderr, result.stdout
 
 
 def _place(folder: Path, name: str, data: bytes) -> Path:
@@ -188,9 +192,11 @@ def test_validate_survives_mutated_zoo_specs(workdir: Path, mutant: tuple[str, b
 
 
 @_settings("space")
-@given(mutants(SPACES))
-def test_space_survives_mutated_search_spaces(workdir: Path, mutant: tuple[str, bytes]) -> None:
-    check_command("space", _place(workdir / "spaces", *mutant))
+@given(mutants(SPACES), st.sampled_from([(), ("--json",)]))
+def test_space_survives_mutated_search_spaces(
+    workdir: Path, mutant: tuple[str, bytes], options: tuple[str, ...]
+) -> None:
+    check_command("space", _place(workdir / "spaces", *mutant), *options)
 
 
 @_settings("experiment")
@@ -215,7 +221,7 @@ def test_the_dry_run_stops_before_any_trial(workdir: Path) -> None:
     text = EXPERIMENTS.texts["quickstart.yaml"].replace("trials: 20", "trials: 0")
     path = _place(workdir / "experiments", "zero.yaml", text.encode())
     with _dry_search():
-        code, stderr = check_command("search", path)
+        code, stderr, _ = check_command("search", path)
     assert code == 2 and stderr.startswith(f"error: {path}:") and "trials: must be greater than 0" in stderr
 
 
@@ -249,7 +255,8 @@ _OBJECTIVES = "objectives: [{metric: macs}]\n"
 
 #: id -> (command, file name, text, another file beside it or None, what stderr must hold). (The
 #: YAML syntax errors it found are in the malformed-spec corpus, tests/data/bad_specs.)
-#: ``{file}`` is the file's own path, ``{dir}`` its folder. Exit 2 expected unless the text is "".
+#: ``{file}`` is the file's own path, ``{dir}`` its folder. Exit 2 expected unless the text is ""
+#: (exit 0) or starts with "ok " (exit 0 and that on stdout).
 REGRESSIONS: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
     # a choice node as an option of a choice: a TypeError (unhashable) or labels that were objects
     "choice-in-choice": (
@@ -270,6 +277,39 @@ REGRESSIONS: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
         "  mixer: {kind: attention, heads: 1, kv_stride: {int: [1, 65536], per_block: true}}}]\n",
         None,
         "",
+    ),
+    # rich drew ":100:" (and any ":emoji_name:") as an emoji
+    "emoji-codes": (
+        "validate",
+        "long.yaml",
+        "#\n" * 99 + "stages: [{dim: ':thumbs_up:', depth: 1, mixer: conv}]\n",
+        None,
+        "error: {file}:100: stages[0].dim: expected an integer (got ':thumbs_up:')\n",
+    ),
+    # rich markup in a spec's name: "[/x]" raised MarkupError, "[x]" vanished
+    "markup-in-name": (
+        "validate",
+        "named.yaml",
+        "name: '[/x] [bold]'\nstages: [{dim: 8, depth: 1, mixer: conv}]\n",
+        None,
+        "ok {file}: [/x] [bold], 1 stages",
+    ),
+    # Optuna's pruner with several objectives: a SearchError without file or line, at run time
+    "pruner-with-two-objectives": (
+        "search",
+        "prune.yaml",
+        "space: s.yaml\nobjectives: [{metric: accuracy}, {metric: macs}]\nearly_stopping:\n  kind: median\n",
+        ("s.yaml", _SPACE),
+        "error: {file}:3: early_stopping: 'median' is one of Optuna's pruners, which cannot stop "
+        "multi-objective trials; use 'dominance' or 'none'",
+    ),
+    # the objectives' own checks named the document (line 1), not the objectives
+    "objective-twice": (
+        "search",
+        "twice.yaml",
+        "space: s.yaml\nobjectives:\n  - {metric: macs}\n  - {metric: macs}\n",
+        ("s.yaml", _SPACE),
+        "error: {file}:2: objectives: each metric may be an objective once, but ['macs'] appear twice",
     ),
     # an experiment's inline space: its errors named no file and no line
     "inline-space": (
@@ -339,7 +379,10 @@ def test_fuzz_regressions(tmp_path: Path, case: str) -> None:
         _place(tmp_path, beside[0], beside[1].encode())
     path = _place(tmp_path, name, text.encode())
     with _dry_search():
-        code, stderr = check_command(command, path)
+        code, stderr, stdout = check_command(command, path)
+    if expected.startswith("ok "):
+        assert code == 0 and expected.format(file=path) in stdout
+        return
     if not expected:
         assert code == 0
         return

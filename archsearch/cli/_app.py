@@ -25,8 +25,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
+# emoji=False: rich would draw ``file.yaml:100: ...`` as ``file.yaml💯 ...`` (":100:" is an emoji code)
+out = Console(emoji=False) if sys.stdout.isatty() else Console(width=160, emoji=False)
+err = Console(stderr=True, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpecArg = Annotated[str, typer.Argument(help="A spec YAML file or a zoo name (see `archsearch zoo`).")]

@@ -132,7 +132,7 @@ def compile_(
             )
         )
         return
-    table = Table(title=f"{plan.name} @ {plan.input_shape.height}x{plan.input_shape.width}")
+    table = Table(title=f"{escape(plan.name)} @ {plan.input_shape.height}x{plan.input_shape.width}")
     for col, justify in [
         ("stage", "right"),
         ("family", "left"),
@@ -252,7 +252,9 @@ def profile_(
         print(json.dumps({**data, "warnings": warnings}, indent=2))
         return
     h, w = result.resolution
-    table = Table(title=f"{result.name} @ {h}x{w}  (MACs per image; fvcore's unit, 1 multiply-add = 1)")
+    table = Table(
+        title=f"{escape(result.name)} @ {h}x{w}  (MACs per image; fvcore's unit, 1 multiply-add = 1)"
+    )
     for col in ("stage", "family", "blocks", "output (CxHxW)", "params", "MACs", "MACs (analytic)"):
         table.add_column(
             col, justify="left" if col in ("family", "output (CxHxW)") else "right", no_wrap=True
@@ -349,7 +351,7 @@ def schema(
         print(text)
     else:
         output.write_text(text + "\n", encoding="utf-8")
-        err.print(f"wrote {output}")
+        err.print(f"wrote {escape(str(output))}", highlight=False)
 
 
 # --------------------------------------------------------------------------- report
@@ -406,7 +408,8 @@ def report(
             raise typer.Exit(2) from None
     out.print(f"{results.study_name}: {files.summary}", highlight=False)
     out.print(
-        f"wrote {files.index_html} ({len(files.winners)} winner spec(s) in {target / 'winners'}, "
+        f"wrote {escape(str(files.index_html))} ({len(files.winners)} winner spec(s) in "
+        f"{escape(str(target / 'winners'))}, "
         f"{len(files.figures)} figure(s), report.md, trials.csv, trials.parquet)",
         highlight=False,
     )

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..core import (
     MAX_INPUT_SIDE,
@@ -224,15 +224,19 @@ class Experiment(StrictModel):
             data = {**data, "backend": {"kind": "optuna", **data["backend"]}}
         return data
 
-    @model_validator(mode="after")
-    def _check(self) -> Experiment:
-        metrics = [o.metric for o in self.objectives]
+    @field_validator("objectives")
+    @classmethod
+    def _objectives_fit(cls, objectives: list[Objective], info: ValidationInfo) -> list[Objective]:
+        """Each metric once, and each one the evaluator can give (a field check, so that an error
+        names the ``objectives`` key and its line)."""
+        metrics = [o.metric for o in objectives]
         twice = sorted({m for m in metrics if metrics.count(m) > 1})
         if twice:
             raise ValueError(f"each metric may be an objective once, but {twice} appear twice")
-        kind = self.evaluator.kind
+        evaluator = info.data.get("evaluator")  # absent when the evaluator itself is wrong
+        kind = getattr(evaluator, "kind", None)
         if kind == "zero_cost":
-            proxies = set(self.evaluator.proxies)  # type: ignore[union-attr]
+            proxies = set(evaluator.proxies)  # type: ignore[union-attr]
             if "accuracy" in metrics:
                 raise ValueError("the accuracy objective needs the train evaluator, not zero_cost")
             missing = sorted({m for m in metrics if m in ZERO_COST_METRICS} - proxies)
@@ -240,9 +244,24 @@ class Experiment(StrictModel):
                 raise ValueError(
                     f"objectives {missing} are not among the evaluator's proxies {sorted(proxies)}"
                 )
-        elif any(m in ZERO_COST_METRICS for m in metrics):
+        elif kind is not None and any(m in ZERO_COST_METRICS for m in metrics):
             raise ValueError("a zero-cost objective needs `evaluator: {kind: zero_cost, proxies: [...]}`")
-        return self
+        return objectives
+
+    @field_validator("early_stopping")
+    @classmethod
+    def _stopping_fits(cls, stopping: EarlyStopping, info: ValidationInfo) -> EarlyStopping:
+        """Optuna's pruners judge one objective: ``median`` and ``hyperband`` cannot stop a
+        multi-objective trial that trains for accuracy (:func:`stopping_kind` says the same at run
+        time; here the error names the line)."""
+        metrics = [o.metric for o in info.data.get("objectives") or []]
+        trains = getattr(info.data.get("evaluator"), "kind", None) == "train"
+        if stopping.kind in ("median", "hyperband") and len(metrics) > 1 and trains and "accuracy" in metrics:
+            raise ValueError(
+                f"{stopping.kind!r} is one of Optuna's pruners, which cannot stop multi-objective "
+                "trials; use 'dominance' or 'none'"
+            )
+        return stopping
 
     # ------------------------------------------------------------------ resolved values
 
