@@ -176,3 +176,13 @@ def test_list_models_matches_like_timm():
     assert archsearch.list_models(["deit*", "swin*"]) == ["deit-s", "deit-ti", "swin-t"]
     assert archsearch.list_models("*vit*", exclude="mobile*") == ["t2t-vit-t-14", "vit-b16"]
     assert archsearch.list_models("nothing*") == []
+
+
+@pytest.mark.slow
+def test_dynamo_onnx_exporter(tmp_path):
+    """The torch.export-based exporter (needs onnxscript) writes a file onnxruntime reproduces too."""
+    pytest.importorskip("onnxscript")
+    kwargs = {"onnx_exporter": "dynamo", "input_size": 32, "num_classes": 10}
+    result = archsearch.export("deit-ti", "onnx", tmp_path, **kwargs)
+    assert "torch.export-based" in result.exporter
+    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 and result.batches == (1, 2)
