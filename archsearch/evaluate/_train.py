@@ -207,8 +207,11 @@ class _Run:
     def run(self, on_epoch: Callable[[int, float], None] | None) -> TrainResult:
         cfg, model = self.config, self.model
         start = time.perf_counter()
+        # CUDA: the fused kernel. CPU: the multi-tensor path, a few calls per step instead of a few
+        # per parameter tensor, with the same results bit for bit as the per-tensor loop.
+        cuda, cpu = self.device.type == "cuda", self.device.type == "cpu"
         optimizer = torch.optim.AdamW(
-            _param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=self.device.type == "cuda"
+            _param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=cuda, foreach=True if cpu else None
         )
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         generator = torch.Generator().manual_seed(cfg.seed)
