@@ -142,9 +142,8 @@ def train_and_evaluate(
     only normalised. ``on_epoch(epoch, accuracy)`` (epoch counted from 1) runs after each
     validation; whatever it raises (a pruner's signal) propagates unchanged. The model is moved to
     the device and left there, in eval mode. On the CPU the run is deterministic for a seed and a
-    thread count (``threads: auto`` picks the count from the free cores, see
-    :mod:`archsearch.evaluate._threads`); the global RNG state and torch's thread setting are
-    restored afterwards. Raises
+    thread count (``threads: auto`` picks the count from the free cores: :class:`AutoThreads`);
+    the global RNG state and torch's thread setting are restored afterwards. Raises
     :class:`TrainingDiverged` on a NaN/inf loss and :class:`~archsearch.SpecError` when model and
     data disagree.
     """
