@@ -10,6 +10,7 @@ of each run, and the ratio of the two wall times. Targets: alone at most 150 s o
 
     python benchmarks/quickstart_load.py                        # the quickstart as shipped
     python benchmarks/quickstart_load.py --trials 4 --epochs 2  # a shorter comparison
+    python benchmarks/quickstart_load.py --threads 2            # as before issue 18: two threads always
     python benchmarks/quickstart_load.py --trials 1 --steps 4 --no-report --out /tmp/q.json  # seconds
 
 Writes benchmarks/results/quickstart_load.json (``--out`` elsewhere). A run that passes
@@ -41,9 +42,12 @@ TARGET_ALONE_S = 150.0
 TARGET_RATIO = 2.0
 
 
-def experiment_copy(folder: Path, *, epochs: int | None, steps: int | None) -> Path:
+def experiment_copy(
+    folder: Path, *, epochs: int | None, steps: int | None, threads: int | str | None = "keep"
+) -> Path:
     """The quickstart experiment, written into ``folder`` with its space as an absolute path, its
-    study and report inside ``folder`` and, if given, a shorter training budget."""
+    study and report inside ``folder`` and, if given, a shorter training budget or another
+    ``threads`` setting (``"keep"``: the experiment's own)."""
     data = yaml.safe_load(EXPERIMENT.read_text())
     data["name"] = "quickstart"
     data["space"] = str((EXPERIMENT.parent / data["space"]).resolve())
@@ -55,6 +59,8 @@ def experiment_copy(folder: Path, *, epochs: int | None, steps: int | None) -> P
         evaluator["steps"] = steps
     elif epochs is not None:
         evaluator["epochs"] = epochs
+    if threads != "keep":
+        evaluator["threads"] = threads
     data["evaluator"] = evaluator
     path = folder / "quickstart.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -66,14 +72,21 @@ def _cpu_s(usage: Any) -> float:
 
 
 def run_quickstart(
-    label: str, *, trials: int | None, epochs: int | None, steps: int | None, report: bool, timeout: float
+    label: str,
+    *,
+    trials: int | None,
+    epochs: int | None,
+    steps: int | None,
+    threads: int | str | None,
+    report: bool,
+    timeout: float,
 ) -> dict[str, Any]:
     """One quickstart run in a fresh directory; wall and CPU seconds, trials and best accuracy."""
     from archsearch.search import count_trials, load_experiment, load_study
 
     with tempfile.TemporaryDirectory(prefix=f"quickstart-{label}-") as tmp:
         folder = Path(tmp)
-        path = experiment_copy(folder, epochs=epochs, steps=steps)
+        path = experiment_copy(folder, epochs=epochs, steps=steps, threads=threads)
         command = [sys.executable, "-m", "archsearch.cli", "search", str(path)]
         if trials is not None:
             command += ["--trials", str(trials)]
@@ -147,16 +160,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="override the training epochs per trial")
     budget.add_argument("--steps", type=int, help="train each trial for this many steps instead")
+    parser.add_argument(
+        "--threads",
+        default="keep",
+        help="the evaluator's threads: auto, N or null (default: the experiment's own)",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end of each run")
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="interrupt a run after this many seconds"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "quickstart_load.json", help="the JSON written")
     args = parser.parse_args(argv)
+    threads: int | str | None = args.threads
+    if args.threads == "null":
+        threads = None
+    elif args.threads.isdigit():
+        threads = int(args.threads)
     options = {
         "trials": args.trials,
         "epochs": args.epochs,
         "steps": args.steps,
+        "threads": threads,
         "report": not args.no_report,
         "timeout": args.timeout,
     }
@@ -165,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         beside = run_quickstart("beside_busy", **options)
     beside["busy_process"] = busy
     ratio = beside["wall_s"] / alone["wall_s"]
-    full = args.trials is None and args.epochs is None and args.steps is None
+    full = args.trials is None and args.epochs is None and args.steps is None and threads == "keep"
     result = {
         "runs": [alone, beside],
         "ratio_beside_to_alone": ratio,

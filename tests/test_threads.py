@@ -278,6 +278,26 @@ def test_a_fixed_count_is_used_and_torch_setting_restored(digits16: Dataset):
     assert result.threads == [2] and torch.get_num_threads() == 1
 
 
+def test_the_cpu_optimizer_path_matches_the_per_tensor_loop_bit_for_bit():
+    """The trainer uses AdamW's multi-tensor path on the CPU for speed; results must not change."""
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 10, (16,))
+    weights = []
+    for foreach in (False, True):
+        torch.manual_seed(1)
+        model = tiny_hybrid()
+        decay = [p for p in model.parameters() if p.ndim >= 2]
+        rest = [p for p in model.parameters() if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=1e-2, foreach=foreach)
+        for _ in range(5):
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1).backward()
+            optimizer.step()
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
 # --------------------------------------------------------------------------- OpenMP and the benchmark
 
 
