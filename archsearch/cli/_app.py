@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..core import shown
 from ..errors import SearchError, SpecError
 
 __all__ = ["JsonOpt", "app", "err", "friendly", "out", "shown"]
@@ -66,15 +65,6 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
-
-
-def shown(path: str | os.PathLike[str]) -> str:
-    """A path as a person reads it: relative to the current directory when it is inside it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve())) if p.is_absolute() else str(p)
-    except ValueError:
-        return str(p)
 
 
 def _version(value: bool) -> None:

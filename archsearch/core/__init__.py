@@ -32,6 +32,7 @@ from ._model import (
 )
 from ._overrides import COMMAND_LINE, Override, apply_dotlist, command_line_issues, parse_override
 from ._plan import BlockPlan, CheckContext, FeatureShape, NormalizedSpec, Path, StagePlan
+from ._text import shown
 from ._validation import union_kinds, validation_issues
 from ._yaml import MAX_FILE_BYTES, SourceMap, load_yaml_text, read_yaml_file
 
@@ -80,6 +81,7 @@ __all__ = [
     "read_yaml_file",
     "scalar",
     "shorthand_kind",
+    "shown",
     "union_kinds",
     "validation_issues",
     "window_geometry",

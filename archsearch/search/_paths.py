@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core import shown
+
 __all__ = ["PATH_KEYS", "describe_document", "project_folder", "resolve_paths", "shown"]
 
 #: The keys of an experiment that hold file paths (resolved by :func:`resolve_paths`).
@@ -72,15 +74,6 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         if holder is not None and isinstance(holder.get(key[-1]), str):
             holder[key[-1]] = _absolute(holder[key[-1]], base)
     return out
-
-
-def shown(path: str | os.PathLike[str]) -> str:
-    """A path as a person reads it: relative to the current directory when it is inside it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve())) if p.is_absolute() else str(p)
-    except ValueError:
-        return str(p)
 
 
 def _has_choices(value: Any) -> bool:
