@@ -224,8 +224,8 @@ def search(
     seconds = time.perf_counter() - start
     front = _front(summary.study, list(exp.objectives))
     nothing = not summary.outcomes and summary.counts.evaluated >= budget and not summary.interrupted
-    written = _write_report(summary, console) if report and not summary.interrupted else None
     if as_json:
+        written = _write_report(summary) if report else None
         print(
             json.dumps(
                 {
@@ -253,8 +253,8 @@ def search(
             highlight=False,
         )
         out.print(_front_table(front, list(exp.objectives)))
-        if written:
-            out.print(f"report: {escape(shown(written))}", highlight=False)
+        if report:
+            out.print(f"report: {escape(shown(_write_report(summary)))}", highlight=False)
     if nothing:
         console.print(escape(_extend_hint(experiment, overrides, budget)), highlight=False, soft_wrap=True)
     if summary.interrupted:
@@ -323,7 +323,7 @@ def worker(
         raise typer.Exit(130)
 
 
-def _write_report(summary: Any, console: Console) -> Path:
+def _write_report(summary: Any) -> Path:
     from ..report import write_report
     from ..search import load_results
 
