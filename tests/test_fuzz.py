@@ -176,12 +176,13 @@ def _place(folder: Path, name: str, data: bytes) -> Path:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder laid out like the repository, so that an experiment's ``../search_spaces/...``
-    finds the shipped spaces."""
+    finds the shipped spaces and its ``../data/...`` root exists (the dataset itself is faked)."""
     root = tmp_path_factory.mktemp("fuzz")
     (root / "experiments").mkdir()
     (root / "specs").mkdir()
     (root / "spaces").mkdir()
     (root / "search_spaces").symlink_to(ROOT / "search_spaces")
+    (root / "data" / "imagenet-100").mkdir(parents=True)  # cvt13_nas.yaml's data root (users bring it)
     return root
 
 
