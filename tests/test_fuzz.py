@@ -71,7 +71,7 @@ _NAMES_A_FILE = re.compile(r"error: /\S*?(:\d+)?: ")
 _ENV = {"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "300"}
 _PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 _EXAMPLES = {
-    "ci": {"spec": 300, "space": 100, "experiment": 120},
+    "ci": {"spec": 250, "space": 100, "experiment": 120},
     "long": {"spec": 4000, "space": 1500, "experiment": 2000},
 }
 

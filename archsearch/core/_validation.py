@@ -180,7 +180,7 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         else:  # pydantic shows ``kind: null`` as the tag 'None'
             message, extra = "expected a kind name", {"value": tag, "allowed": ", ".join(kinds)}
     elif kind == "union_tag_not_found":
-        message = "missing 'kind'"
+        message = "missing 'kind'" + _node_hint(_get(data, path))
         extra = {"allowed": ", ".join(_index(root)[1].get(_field(path), ()))}
     elif kind == "missing":
         key = raw["loc"][-1]
@@ -189,7 +189,7 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         message = f"missing required key {key!r}"
     elif kind == "literal_error":
         options = [o.strip(" '") for o in ctx["expected"].replace(" or ", ", ").split(",")]
-        message = f"not an allowed value{_did_you_mean(value, options)}"
+        message = f"not an allowed value{_did_you_mean(value, options)}{_node_hint(value)}"
         extra = {"value": value, "allowed": ", ".join(options)}
     elif kind in _EXPECTED:
         message = f"expected {_EXPECTED[kind]}{_hint(_EXPECTED[kind], value)}"
@@ -248,8 +248,18 @@ def _noun(branch: str, kind: str) -> str:
     )
 
 
+def _node_hint(value: Any) -> str:
+    """A choice node where a plain value is needed: a search space's grammar in a spec or experiment."""
+    if isinstance(value, dict) and {"choice", "int", "float"} & set(value):
+        return "; choice nodes ({choice: ...}, {int: ...}, {float: ...}) belong in search spaces only"
+    return ""
+
+
 def _hint(expected: str, value: Any) -> str:
-    """Why a value of the right look was refused: a quoted number, or a boolean for a number."""
+    """Why a value of the right look was refused: a quoted number, a boolean for a number, or a
+    choice node outside a search space."""
+    if _node_hint(value):
+        return _node_hint(value)
     numeric = "integer" in expected or "number" in expected
     if numeric and isinstance(value, bool):
         return ", not true/false"
