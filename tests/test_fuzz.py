@@ -342,7 +342,8 @@ REGRESSIONS: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
         "lost.yaml",
         _OBJECTIVES + "space: nowhere.yaml\n",
         None,
-        "error: {file}:2: space: {dir}/nowhere.yaml: search space file does not exist (got 'nowhere.yaml')",
+        "error: {file}:2: space: the space file {dir}/nowhere.yaml does not exist "
+        "(a relative path is read from the file's folder, {dir}/)",
     ),
     # an empty experiment or space was said to need 'stages' as "a spec"
     "empty-experiment": (
