@@ -89,10 +89,12 @@ class LatencyMeter:
         return measure_latency(model, shape, device=device, runs=runs, threads=self.threads).median_ms
 
 
-def _checkpoint(state: dict[str, Any]) -> Any:
-    folder = tempfile.mkdtemp(prefix="archsearch-ckpt-")
-    Path(folder, "state.json").write_text(json.dumps(state))
-    return tune.Checkpoint.from_directory(folder)
+def _report_with_checkpoint(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    """``tune.report(metrics)`` with ``state`` as the trial's checkpoint. Ray copies the folder
+    into the run's storage during the call, so the temporary folder is removed after it."""
+    with tempfile.TemporaryDirectory(prefix="archsearch-ckpt-") as folder:
+        Path(folder, "state.json").write_text(json.dumps(state))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def _restored() -> dict[str, Any]:
@@ -123,7 +125,7 @@ def trainable(config: dict[str, Any], setup: Setup) -> None:
     def report(payload: dict[str, Any], **extra: Any) -> None:
         payload = {**base, **payload, "eval_s": time.perf_counter() - t0}
         state = {"final": payload} if payload.get("final") else {"costs": costs_only}
-        tune.report({"archsearch": json.dumps(payload), **base, **extra}, checkpoint=_checkpoint(state))
+        _report_with_checkpoint({"archsearch": json.dumps(payload), **base, **extra}, state)
 
     costs_only: dict[str, Any] = {}
     try:
