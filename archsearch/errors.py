@@ -1,7 +1,5 @@
-"""The one error type for bad specs.
-
-It names the file, the line, the YAML path, the value and what is allowed.
-"""
+"""The error types: bad specs (naming the file, the line, the YAML path, the value and what is
+allowed), a search that cannot go on, and an export that fails or does not match."""
 
 from __future__ import annotations
 
@@ -9,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Issue", "SearchError", "SpecError", "format_path"]
+__all__ = ["ExportError", "InputSizeError", "Issue", "SearchError", "SpecError", "format_path"]
 
 _MISSING = object()
 
@@ -90,5 +88,31 @@ class SpecError(ValueError):
         return self.issues[0].file
 
 
+class InputSizeError(ValueError):
+    """A model got an input of another size than it was built for (``input.size``) while a part
+    of it depends on that size and ``dynamic_size`` is off. ``built`` and ``given`` are the
+    ``(height, width)`` of the built and the given input; the message names both, the part and
+    the two ways out (``dynamic_size: true``, or a model built at the given size)."""
+
+    def __init__(self, message: str, built: tuple[int, int], given: tuple[int, int]):
+        super().__init__(message)
+        self.built = built
+        self.given = given
+
+
 class SearchError(RuntimeError):
     """The search cannot go on (a study that does not match the experiment, an exhausted space)."""
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be written or whose self-check fails: a weights file that is not a
+    checkpoint or does not fit the model, a missing optional package, an unsupported format, or an
+    exported model whose outputs differ from PyTorch's by more than the tolerance.
+
+    ``str(error)`` is one line that names the file concerned. ``max_abs_diff`` is set when the
+    self-check failed (the exported file is kept, for inspection), else None.
+    """
+
+    def __init__(self, message: str, *, max_abs_diff: float | None = None):
+        super().__init__(message)
+        self.max_abs_diff = max_abs_diff

@@ -37,9 +37,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def quickstart(trials: int | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        exp = load_experiment(ROOT / "experiments" / "quickstart.yaml")
-        exp = exp.model_copy(update={"run_dir": tmp})
-        exp._file = ROOT / "experiments" / "quickstart.yaml"
+        exp = load_experiment(ROOT / "experiments" / "quickstart.yaml", [f"run_dir={tmp}"])
         start = time.perf_counter()
         summary = run_search(exp, trials=trials)
         wall = time.perf_counter() - start

@@ -142,8 +142,10 @@ def _check(summary) -> None:
     data = compute_report(results, zoo=False)
     assert len(data.front) == counts.front
     assert data.trials_summary() == (
-        "7: 3 evaluated (2 complete, 1 failed), 2 duplicate, 1 rejected, 1 interrupted"
+        f"7 trials: 3 evaluated (2 complete, 1 failed), 2 duplicate, 1 rejected, 1 interrupted; "
+        f"{counts.front} on the front"
     )
+    assert data.trials_summary() == f"{counts.total} trials: {counts.line()}"  # as `archsearch trials`
     table = trials_table(study)
     assert list(table["outcome"]) == [o for o, _ in EXPECTED]
 

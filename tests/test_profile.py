@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from unittest import mock
 
@@ -154,3 +155,67 @@ def test_cuda_latency_and_peak_memory():
 def test_cuda_profile():
     result = profile(archsearch.load_spec(TINY, input_size=32), device="cuda", runs=5, warmup=2)
     assert result.cuda_peak_train_bytes and result.latency and result.latency.device.startswith("cuda")
+
+
+def _fake_latency(cv: float):
+    from archsearch.cost import LatencyResult
+
+    def measure(model, shape, *, device="cpu", dtype="float32", warmup=10, runs=30, threads=None):
+        stats = {"median_ms": 2.0, "iqr_ms": 0.1, "mean_ms": 2.0, "std_ms": 2.0 * cv, "min_ms": 1.5}
+        return LatencyResult(
+            device="cpu (test)", dtype=dtype, batch=shape[0], threads=threads or 1, warmup=warmup, runs=runs,
+            cv=cv, samples_ms=(2.0,) * runs, **stats,
+        )  # fmt: skip
+
+    return measure
+
+
+def test_cli_profile_rows_units_and_one_thread(monkeypatch):
+    monkeypatch.setattr(profile_module, "measure_latency", _fake_latency(0.02))
+    result = CliRunner().invoke(app, ["profile", "bot-50", "-r", "64", "--threads", "1", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "resnet" in rows["stem"] and "64x16x16" in rows["stem"] and "9,536" in rows["stem"]
+    assert "avg pool" in rows["head"] and "1000" in rows["head"] and "2,049,000" in rows["head"]
+    assert "9.765 M" in rows["stem"] and "328.5 M" in rows["total"]  # not 0.010 G, 0.328 G
+    assert not re.search(r"\b0\.\d+ G\b", result.output)
+    assert "1 thread," in result.output and "1 threads" not in result.output
+    assert "warning" not in result.output
+    args = ["profile", "bot-50", "-r", "64", "--no-latency", "--json"]
+    data = json.loads(CliRunner().invoke(app, args).stdout)
+    parts = [data["stem"], *data["stages"], data["head"]]
+    assert sum(p["params"] for p in parts) == data["params"] and sum(p["macs"] for p in parts) == data["macs"]
+    assert data["stem"]["macs"] == data["stem"]["macs_analytic"] and data["head"]["pool"] == "avg"
+    assert data["warnings"] == []
+    deit = json.loads(CliRunner().invoke(app, ["profile", TINY, "-r", "32", "--no-latency", "--json"]).stdout)
+    assert deit["stem"] is None and deit["head"]["pool"] == "cls"
+
+
+def test_cli_profile_warns_when_latency_varies(monkeypatch):
+    monkeypatch.setattr(profile_module, "measure_latency", _fake_latency(0.25))
+    result = CliRunner().invoke(app, ["profile", TINY, "-r", "32", "--no-cache", "--runs", "4"])
+    assert result.exit_code == 0, result.output
+    assert "warning: latency varies: CV 25.0% is above 10%" in " ".join(result.output.split())
+    data = json.loads(CliRunner().invoke(app, ["profile", TINY, "-r", "32", "--no-cache", "--json"]).stdout)
+    assert len(data["warnings"]) == 1 and "CV 25.0%" in data["warnings"][0]
+
+
+def test_progress_line_shows_only_on_a_terminal_after_a_delay():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from archsearch.cli._steps import steps
+
+    def run(terminal: bool, delay: float, seconds: float) -> str:
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=terminal, width=100)
+        with steps("profile x", console=console, delay=delay) as step:
+            step("measuring latency")
+            time.sleep(seconds)
+        return buffer.getvalue()
+
+    assert "profile x: measuring latency" in run(True, 0.05, 1.0)
+    assert run(True, 5.0, 0.05) == ""  # quick: no line at all
+    assert run(False, 0.05, 0.5) == ""  # a pipe or a log: nothing

@@ -178,7 +178,7 @@ def test_no_complete_trials(results, tmp_path):
     assert "No trial completed yet" in files.index_html.read_text()
     empty = dataclasses.replace(results, trials=results.trials.iloc[0:0], study=None)
     files = write_report(empty, tmp_path / "empty", zoo=False)
-    assert "**trials**: 0 (none)" in files.report_md.read_text()
+    assert "**study**: 0 trials: 0 evaluated; 0 on the front" in files.report_md.read_text()
 
 
 def test_one_objective(results, tmp_path):

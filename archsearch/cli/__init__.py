@@ -1,14 +1,15 @@
 """The ``archsearch`` command line: ``app`` (typer) and ``main``.
 
-The commands live in :mod:`._spec` (validate, compile, zoo, profile, schema, report) and
-:mod:`._search` (space, search, worker, trials); both register on the one app of :mod:`._app`.
+The commands live in :mod:`._spec` (validate, compile, zoo, profile, schema, report),
+:mod:`._search` (space, search, worker, trials) and :mod:`._export` (export); each registers on
+the one app of :mod:`._app`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from . import _search, _spec  # noqa: F401  (register their commands)
+from . import _export, _search, _spec  # noqa: F401  (register their commands)
 from ._app import app, err, out
 
 __all__ = ["app", "err", "main", "out"]

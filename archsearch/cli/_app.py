@@ -12,9 +12,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..core import shown
 from ..errors import SearchError, SpecError
 
-__all__ = ["JsonOpt", "app", "err", "friendly", "out"]
+__all__ = ["JsonOpt", "app", "err", "friendly", "out", "shown"]
 
 app = typer.Typer(
     name="archsearch",
@@ -23,8 +24,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
+# emoji=False: rich would draw ``file.yaml:100: ...`` as ``file.yaml💯 ...`` (":100:" is an emoji code)
+out = Console(emoji=False) if sys.stdout.isatty() else Console(width=160, emoji=False)
+err = Console(stderr=True, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpecArg = Annotated[str, typer.Argument(help="A spec YAML file or a zoo name (see `archsearch zoo`).")]
@@ -54,9 +56,32 @@ def friendly(fn: F) -> F:
         except SpecError as exc:
             for issue in exc.issues:
                 say(str(issue))
+            hint = getattr(exc, "hint", None)  # e.g. the experiment that would search a space
+            if hint:
+                err.print(escape(hint), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except SearchError as exc:
             say(str(exc))
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"archsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version of archsearch and exit."
+        ),
+    ] = False,
+) -> None:
+    """Neural architecture search and hybrid design for vision backbones."""

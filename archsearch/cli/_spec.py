@@ -13,17 +13,31 @@ from rich.table import Table
 
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
 from ._app import ClassesOpt, JsonOpt, ResolutionOpt, SpecArg, app, err, friendly, out
+from ._steps import steps
 
 __all__: list[str] = []
 
 
-def _load(spec: str, resolution: int | None = None, num_classes: int | None = None) -> Spec:
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a value of the spec, KEY=VALUE with a YAML value (repeatable): "
+        "--set stages.1.dim=96 --set head.num_classes=10.",
+        show_default=False,
+    ),
+]
+
+
+def _load(
+    spec: str, resolution: int | None = None, num_classes: int | None = None, sets: list[str] | None = None
+) -> Spec:
     overrides: dict[str, Any] = {}
     if resolution is not None:
         overrides["input_size"] = resolution
     if num_classes is not None:
         overrides["num_classes"] = num_classes
-    return load_spec(spec, **overrides)
+    return load_spec(spec, dotlist=sets or (), **overrides)
 
 
 def _count_params(plan: NormalizedSpec) -> tuple[int, list[int], int, int]:
@@ -41,25 +55,49 @@ def _count_params(plan: NormalizedSpec) -> tuple[int, list[int], int, int]:
 
 @app.command()
 @friendly
-def validate(specs: Annotated[list[str], typer.Argument(help="Spec YAML files or zoo names.")]) -> None:
+def validate(
+    specs: Annotated[list[str], typer.Argument(help="Spec YAML files or zoo names.")],
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Check specs against the schema and their shapes; print a one-line summary of each."""
+    rows = []
     for path in specs:
-        plan = normalize(load_spec(path))
+        plan = normalize(_load(path, sets=sets))
         shape = plan.out_shape
-        out.print(
-            f"[green]ok[/] {path}: {plan.name}, {len(plan.stages)} stages, {len(plan.blocks)} blocks, "
-            f"input {plan.input_shape}, output {shape}",
-            highlight=False,
+        rows.append(
+            {
+                "spec": path,
+                "name": plan.name,
+                "stages": len(plan.stages),
+                "blocks": len(plan.blocks),
+                "input": list(plan.input_shape.as_tuple()),
+                "output": list(shape.as_tuple()),
+                "cls_tokens": shape.cls_tokens,
+                "num_classes": plan.num_classes,
+            }
         )
+        if not as_json:
+            out.print(
+                f"[green]ok[/] {escape(path)}: {escape(plan.name)}, {len(plan.stages)} stages, "
+                f"{len(plan.blocks)} blocks, input {plan.input_shape}, output {shape}",
+                highlight=False,
+            )
+    if as_json:
+        print(json.dumps(rows, indent=2))
 
 
 @app.command(name="compile")
 @friendly
 def compile_(
-    spec: SpecArg, resolution: ResolutionOpt = None, num_classes: ClassesOpt = None, as_json: JsonOpt = False
+    spec: SpecArg,
+    resolution: ResolutionOpt = None,
+    num_classes: ClassesOpt = None,
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Compile a spec into a model and show it stage by stage: blocks, output shape, params."""
-    plan = normalize(_load(spec, resolution, num_classes))
+    plan = normalize(_load(spec, resolution, num_classes, sets))
     total, per_stage, stem, head = _count_params(plan)
     rows = []
     for stage, params in zip(plan.stages, per_stage, strict=True):
@@ -94,7 +132,7 @@ def compile_(
             )
         )
         return
-    table = Table(title=f"{plan.name} @ {plan.input_shape.height}x{plan.input_shape.width}")
+    table = Table(title=f"{escape(plan.name)} @ {plan.input_shape.height}x{plan.input_shape.width}")
     for col, justify in [
         ("stage", "right"),
         ("family", "left"),
@@ -170,6 +208,7 @@ def profile_(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Measure even if a cached result exists.")
     ] = False,
+    sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Params and MACs per stage (traced and analytic), latency and memory of a spec or zoo model."""
@@ -188,28 +227,43 @@ def profile_(
     if dtype not in ("float32", "bfloat16", "float16"):
         err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
         raise typer.Exit(2)
-    plan = normalize(_load(spec, resolution))
-    result = profile(
-        plan,
-        batch=batch,
-        device=device,
-        dtype=dtype,
-        runs=runs,
-        warmup=warmup,
-        threads=threads,
-        latency=not no_latency,
-        cache=None if no_cache else LatencyCache(),
-    )
+    plan = normalize(_load(spec, resolution, sets=sets))
+    with steps(f"profile {spec}") as step:
+        result = profile(
+            plan,
+            batch=batch,
+            device=device,
+            dtype=dtype,
+            runs=runs,
+            warmup=warmup,
+            threads=threads,
+            latency=not no_latency,
+            cache=None if no_cache else LatencyCache(),
+            progress=step,
+        )
+    warnings = []
+    if result.latency is not None and result.latency.cv > LATENCY_CV_WARN:
+        warnings.append(
+            f"latency varies: CV {result.latency.cv:.1%} is above {LATENCY_CV_WARN:.0%}; other programs may "
+            "be competing for the CPU (close them, or set --threads below the free cores), or raise --runs"
+        )
     data = result.to_dict()
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "warnings": warnings}, indent=2))
         return
     h, w = result.resolution
-    table = Table(title=f"{result.name} @ {h}x{w}  (MACs per image; fvcore's unit, 1 multiply-add = 1)")
+    table = Table(
+        title=f"{escape(result.name)} @ {h}x{w}  (MACs per image; fvcore's unit, 1 multiply-add = 1)"
+    )
     for col in ("stage", "family", "blocks", "output (CxHxW)", "params", "MACs", "MACs (analytic)"):
         table.add_column(
             col, justify="left" if col in ("family", "output (CxHxW)") else "right", no_wrap=True
         )
+    if result.stem is not None:
+        stem = result.stem
+        shape = str(plan.stem_shape) if plan.stem_shape is not None else ""
+        macs = (_macs(stem["macs"]), _macs(stem["macs_analytic"]))
+        table.add_row("stem", stem["kind"], "", shape, f"{stem['params']:,}", *macs)
     for row, stage in zip(result.stages, plan.stages, strict=True):
         table.add_row(
             str(row["stage"]),
@@ -217,9 +271,19 @@ def profile_(
             str(row["blocks"]),
             str(stage.out_shape),
             f"{row['params']:,}",
-            _giga(row["macs"]),
-            _giga(row["macs_analytic"]),
+            _macs(row["macs"]),
+            _macs(row["macs_analytic"]),
         )
+    head = result.head
+    table.add_row(
+        "head",
+        f"{head['pool']} pool",
+        "",
+        str(head["num_classes"]),
+        f"{head['params']:,}",
+        _macs(head["macs"]),
+        _macs(head["macs_analytic"]),
+    )
     table.add_section()
     table.add_row(
         "total",
@@ -227,18 +291,19 @@ def profile_(
         str(len(plan.blocks)),
         "",
         f"{result.params:,}",
-        _giga(result.macs),
-        _giga(result.macs_analytic),
+        _macs(result.macs),
+        _macs(result.macs_analytic),
     )
     out.print(table)
     params = f"params: {result.params:,} ({result.trainable_params:,} trainable)"
     lines = [f"{params}; analytic {result.params_analytic:,}"]
     if result.latency is not None:
         lat = result.latency
+        threads_used = f"{lat.threads} thread{'s' if lat.threads != 1 else ''}"
         lines.append(
             f"latency: {lat.median_ms:.2f} ms median, IQR {lat.iqr_ms:.2f} ms, CV {lat.cv:.1%} "
             f"({lat.runs} runs after {lat.warmup} warm-up; batch {lat.batch}, {lat.dtype}, "
-            f"{lat.threads} threads, {lat.device})"
+            f"{threads_used}, {lat.device})"
         )
     mem = [f"activations (analytic, fp32) {_mib(result.activation_bytes_analytic)}"]
     if result.saved_activation_bytes is not None:
@@ -251,10 +316,20 @@ def profile_(
     lines.append(f"memory at batch {result.batch}: " + "; ".join(mem))
     for line in lines:
         out.print(line, highlight=False)
+    for warning in warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
-def _giga(macs: int) -> str:
-    return f"{macs / 1e9:.3f} G"
+#: Latency's coefficient of variation above which ``profile`` warns that the timings are noisy.
+LATENCY_CV_WARN = 0.10
+
+
+def _macs(macs: int) -> str:
+    """MACs in the unit that suits them: ``7_123_456`` -> ``7.123 M``, ``4.5e9`` -> ``4.5 G``."""
+    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(macs) >= factor:
+            return f"{macs / factor:.4g} {unit}"
+    return str(macs)
 
 
 def _mib(n: int) -> str:
@@ -276,7 +351,7 @@ def schema(
         print(text)
     else:
         output.write_text(text + "\n", encoding="utf-8")
-        err.print(f"wrote {output}")
+        err.print(f"wrote {escape(str(output))}", highlight=False)
 
 
 # --------------------------------------------------------------------------- report
@@ -317,23 +392,42 @@ def report(
 ) -> None:
     """Write a study's Pareto report: index.html (works offline), report.md, trials.csv and
     trials.parquet, figures/*.png, and winners/*.yaml that `archsearch compile` rebuilds."""
-    from ..report import slug, write_report
+    from ..report import winner_command_path, write_report
 
     ref = _reference(reference)
     from ..search import load_results  # the search engine resolves experiments and storages
 
-    results = load_results(source)
-    target = out_dir if out_dir is not None else Path("reports") / slug(results.study_name)
-    try:
-        files = write_report(results, target, reference=ref)
-    except ValueError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+    with steps(f"report {source}") as step:
+        step("loading the study")
+        results = load_results(source)
+        target = out_dir if out_dir is not None else _default_out(source, results.study_name)
+        try:
+            files = write_report(results, target, reference=ref, progress=step)
+        except ValueError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    out.print(f"{results.study_name}: {files.summary}", highlight=False)
     out.print(
-        f"wrote {files.index_html} ({len(files.winners)} winner spec(s) in {target / 'winners'}, "
+        f"wrote {escape(str(files.index_html))} ({len(files.winners)} winner spec(s) in "
+        f"{escape(str(target / 'winners'))}, "
         f"{len(files.figures)} figure(s), report.md, trials.csv, trials.parquet)",
         highlight=False,
     )
+    if files.winners:
+        example = winner_command_path(files.winners[0])
+        out.print(f"rebuild a winner: archsearch compile {example}", highlight=False)
+
+
+def _default_out(source: str, study_name: str) -> Path:
+    """An experiment's own report folder (``report``, default ``reports/<name>`` in its project
+    folder: the same from any directory); ``reports/<study>`` here for a storage."""
+    from ..report import slug
+
+    if Path(source).suffix in (".yaml", ".yml"):
+        from ..search import load_experiment
+
+        return load_experiment(source).report_path
+    return Path("reports") / slug(study_name)
 
 
 def _mixer_label(mixer: Any) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 from ..ops import MapStage, TokenStage
 from ..spec import NormalizedSpec, Spec, load_spec, normalize
 from ._model import ArchNet, ClassifierHead
+from ._size import size_dependence
+from ._weights import resample_state_dict
 
 __all__ = [
     "ArchNet",
@@ -16,6 +18,8 @@ __all__ = [
     "TokenStage",
     "build",
     "create_model",
+    "resample_state_dict",
+    "size_dependence",
 ]
 
 
@@ -30,5 +34,7 @@ def build(spec: Spec | NormalizedSpec | str | os.PathLike[str]) -> ArchNet:
 
 def create_model(name: str | os.PathLike[str], **overrides: Any) -> ArchNet:
     """Build a zoo model (or a YAML file) with overrides: ``num_classes``, ``input_size``,
-    ``in_chans``. ``create_model("cvt-13", num_classes=10, input_size=160)``."""
+    ``in_chans``, ``dynamic_size``. ``create_model("cvt-13", num_classes=10, input_size=160)``;
+    ``create_model("deit-ti", dynamic_size=True)`` takes any input size (timm's
+    ``dynamic_img_size=True``)."""
     return build(load_spec(name, **overrides))

@@ -8,6 +8,7 @@ from torch import nn
 from ..core import NormalizedSpec
 from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS
 from ..ops import Bottleneck, ConvBnAct, Features
+from ._size import input_size_error, size_dependence
 
 __all__ = ["ArchNet", "ClassifierHead"]
 
@@ -46,7 +47,17 @@ class ClassifierHead(nn.Module):
 
 class ArchNet(nn.Module):
     """A compiled spec. ``plan`` is its normalised spec; ``feature_info`` lists per-stage
-    channels and reduction (as timm's ``feature_info``)."""
+    channels and reduction (as timm's ``feature_info``).
+
+    Input size: ``input_size`` is the ``(height, width)`` the model is built for (the spec's
+    ``input.size``; the analytic costs are for it). Where a part of the model depends on it
+    (``fixed_size``: a position table, Swin windows, BoTNet relative logits), an input of another
+    size raises :class:`~archsearch.InputSizeError` (a ``ValueError``) at the entry, naming both
+    sizes, unless ``dynamic_size`` is on (the spec's ``dynamic_size: true`` or
+    :meth:`set_dynamic_size`): then position tables are resampled, windows laid out and relative
+    logits resized for each input, as timm's ``dynamic_img_size``. Models without such a part
+    (ResNet, ConvNeXt, CvT, PVT v2, MobileViT) take any size either way.
+    """
 
     def __init__(self, plan: NormalizedSpec):
         super().__init__()
@@ -73,6 +84,10 @@ class ArchNet(nn.Module):
             {"num_chs": s.out_shape.channels, "reduction": s.reduction, "module": f"stages.{s.index}"}
             for s in plan.stages
         ]
+        self.input_size = (plan.input_shape.height, plan.input_shape.width)
+        self.fixed_size = size_dependence(plan)
+        self.dynamic_size = False
+        self.set_dynamic_size(plan.spec.dynamic_size)
         self.apply(_init_weights)
         for stage in self.stages:
             for name in ("cls_token", "pos_embed"):
@@ -84,7 +99,22 @@ class ArchNet(nn.Module):
     def num_classes(self) -> int:
         return self.plan.num_classes
 
+    def set_dynamic_size(self, enabled: bool = True) -> None:
+        """Accept inputs of other sizes than ``input_size`` (``True``) or raise on them
+        (``False``); the spec's ``dynamic_size`` sets it at build time."""
+        self.dynamic_size = bool(enabled)
+        for module in self.modules():
+            if module is not self and hasattr(module, "dynamic_size"):
+                setattr(module, "dynamic_size", self.dynamic_size)  # noqa: B010 (any module that has it)
+
     def forward_features(self, x: torch.Tensor) -> Features:
+        """``(B, C, H, W)`` image -> the last stage's ``(B, C', H', W')`` map and its class tokens
+        ``(B, n, C')`` (or ``None``). Raises :class:`~archsearch.InputSizeError` for an input of
+        another size than ``input_size`` where the model depends on it and ``dynamic_size`` is off."""
+        if self.fixed_size is not None and not self.dynamic_size:
+            given = (x.shape[-2], x.shape[-1])
+            if given != self.input_size:
+                raise input_size_error(self.plan, self.fixed_size, given)
         x = self.stem(x)
         cls = None
         for stage in self.stages:

@@ -30,11 +30,14 @@ from ._model import (
     describe_model,
     shorthand_kind,
 )
+from ._overrides import COMMAND_LINE, Override, apply_dotlist, command_line_issues, parse_override
 from ._plan import BlockPlan, CheckContext, FeatureShape, NormalizedSpec, Path, StagePlan
+from ._text import shown
 from ._validation import union_kinds, validation_issues
 from ._yaml import MAX_FILE_BYTES, SourceMap, load_yaml_text, read_yaml_file
 
 __all__ = [
+    "COMMAND_LINE",
     "MAX_BLOCKS",
     "MAX_CLASSES",
     "MAX_DEPTH",
@@ -56,6 +59,7 @@ __all__ = [
     "InputSide",
     "Kernel",
     "NormalizedSpec",
+    "Override",
     "Path",
     "PerBlockFloat",
     "PerBlockInt",
@@ -65,15 +69,19 @@ __all__ = [
     "StagePlan",
     "StrictModel",
     "and_words",
+    "apply_dotlist",
     "as_list",
+    "command_line_issues",
     "conv_out",
     "describe_model",
     "load_yaml_text",
     "make_divisible",
+    "parse_override",
     "pool_out_ceil",
     "read_yaml_file",
     "scalar",
     "shorthand_kind",
+    "shown",
     "union_kinds",
     "validation_issues",
     "window_geometry",

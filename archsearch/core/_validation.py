@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -26,7 +27,16 @@ __all__ = ["union_kinds", "validation_issues"]
 def union_kinds(annotated: Any) -> tuple[str, ...]:
     """The ``kind`` names a discriminated union (``Annotated[A | B, Field(discriminator=...)]``)
     accepts, in order."""
-    return tuple(m.model_fields["kind"].default for m in _members(annotated))
+    return tuple(k for m in _members(annotated) for k in _kind_names(m))
+
+
+def _kind_names(model: type[BaseModel]) -> tuple[str, ...]:
+    """The ``kind`` names a tagged model takes: every value of its ``Literal`` (``CifarData`` is
+    both ``cifar10`` and ``cifar100``), else its default."""
+    annotation = model.model_fields["kind"].annotation
+    if get_origin(annotation) is typing.Literal:
+        return tuple(str(a) for a in get_args(annotation))
+    return (model.model_fields["kind"].default,)
 
 
 @functools.cache
@@ -45,7 +55,7 @@ def _index(root: type[BaseModel]) -> tuple[dict[str, type[BaseModel]], dict[str,
             members = [m for m in _members(field.annotation) if isinstance(m, type)]
             tagged = [m for m in members if issubclass(m, BaseModel) and "kind" in m.model_fields]
             if field.discriminator == "kind" or len(tagged) > 1:
-                kinds.setdefault(name, tuple(m.model_fields["kind"].default for m in tagged))
+                kinds.setdefault(name, tuple(k for m in tagged for k in _kind_names(m)))
             todo.extend(m for m in members if issubclass(m, BaseModel))
             for m in _members(field.annotation):
                 if get_origin(m) is list:
@@ -170,7 +180,7 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         else:  # pydantic shows ``kind: null`` as the tag 'None'
             message, extra = "expected a kind name", {"value": tag, "allowed": ", ".join(kinds)}
     elif kind == "union_tag_not_found":
-        message = "missing 'kind'"
+        message = "missing 'kind'" + _node_hint(_get(data, path))
         extra = {"allowed": ", ".join(_index(root)[1].get(_field(path), ()))}
     elif kind == "missing":
         key = raw["loc"][-1]
@@ -179,7 +189,7 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         message = f"missing required key {key!r}"
     elif kind == "literal_error":
         options = [o.strip(" '") for o in ctx["expected"].replace(" or ", ", ").split(",")]
-        message = f"not an allowed value{_did_you_mean(value, options)}"
+        message = f"not an allowed value{_did_you_mean(value, options)}{_node_hint(value)}"
         extra = {"value": value, "allowed": ", ".join(options)}
     elif kind in _EXPECTED:
         message = f"expected {_EXPECTED[kind]}{_hint(_EXPECTED[kind], value)}"
@@ -196,6 +206,9 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         limit = ctx["min_length" if kind == "too_short" else "max_length"]
         message = f"needs {word} {limit} item{'s' if limit != 1 else ''}, not {ctx['actual_length']}"
         extra = {"value": value}
+    elif kind == "string_pattern_mismatch":  # e.g. a device: say the names, not the regex
+        message = "not an allowed value"
+        extra = {"value": value, "allowed": _pattern_words(ctx.get("pattern", ""))}
     elif kind == "value_error":
         message = raw["msg"].removeprefix("Value error, ")
     else:
@@ -235,8 +248,18 @@ def _noun(branch: str, kind: str) -> str:
     )
 
 
+def _node_hint(value: Any) -> str:
+    """A choice node where a plain value is needed: a search space's grammar in a spec or experiment."""
+    if isinstance(value, dict) and {"choice", "int", "float"} & set(value):
+        return "; choice nodes ({choice: ...}, {int: ...}, {float: ...}) belong in search spaces only"
+    return ""
+
+
 def _hint(expected: str, value: Any) -> str:
-    """Why a value of the right look was refused: a quoted number, or a boolean for a number."""
+    """Why a value of the right look was refused: a quoted number, a boolean for a number, or a
+    choice node outside a search space."""
+    if _node_hint(value):
+        return _node_hint(value)
     numeric = "integer" in expected or "number" in expected
     if numeric and isinstance(value, bool):
         return ", not true/false"
@@ -253,6 +276,18 @@ def _hint(expected: str, value: Any) -> str:
     if expected == "true or false" and isinstance(value, int | float):
         return ", not a number"
     return ""
+
+
+def _pattern_words(pattern: str) -> str:
+    """``^(auto|cpu|cuda(:\\d+)?)$`` -> ``auto, cpu, cuda, cuda:N``; any other regex as it is."""
+    inner = pattern.removeprefix("^(").removesuffix(")$")
+    if inner == pattern or not re.fullmatch(r"[a-z_|]+(\(:\\d\+\)\?[a-z_|]*)*", inner):
+        return f"text matching {pattern}"
+    words = []
+    for word in inner.split("|"):
+        name, optional, _ = word.partition("(:\\d+)?")
+        words += [name, f"{name}:N"] if optional else [name]
+    return ", ".join(words)
 
 
 def _did_you_mean(given: Any, options: list[str]) -> str:

@@ -92,9 +92,11 @@ _KINDS = (
 )
 
 
-def read_yaml_file(source: str | os.PathLike[str], what: str, a_what: str) -> tuple[Any, SourceMap]:
+def read_yaml_file(
+    source: str | os.PathLike[str], what: str, a_what: str, *, needs: str = "'stages'"
+) -> tuple[Any, SourceMap]:
     """Read and parse one YAML file: a spec, a space or an experiment (``what``, with its article
-    in ``a_what``).
+    in ``a_what``; ``needs`` names the keys it must have, for the message on an empty file).
 
     The file must be a regular file of at most :data:`MAX_FILE_BYTES` bytes of UTF-8 text (a UTF-8
     byte-order mark is allowed and dropped) without control characters. Special files (a FIFO, a
@@ -140,7 +142,7 @@ def read_yaml_file(source: str | os.PathLike[str], what: str, a_what: str) -> tu
         os.close(fd)
     if size > MAX_FILE_BYTES:
         raise fail(f"{what} file is larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the most that is read")
-    return load_yaml_text(_decode(b"".join(chunks), what, fail), file=file)
+    return load_yaml_text(_decode(b"".join(chunks), what, fail), file=file, a_what=a_what, needs=needs)
 
 
 def _decode(data: bytes, what: str, fail: Callable[..., SpecError]) -> str:
@@ -165,8 +167,11 @@ def _decode(data: bytes, what: str, fail: Callable[..., SpecError]) -> str:
     return text
 
 
-def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
-    """Parse one YAML document; return its value and the lines of everything in it."""
+def load_yaml_text(
+    text: str, file: str | None = None, *, a_what: str = "a spec", needs: str = "'stages'"
+) -> tuple[Any, SourceMap]:
+    """Parse one YAML document; return its value and the lines of everything in it. An empty
+    document is an error that says what the file should hold (``a_what`` with the keys ``needs``)."""
     source = SourceMap(file=file)
     bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
     if bad is not None:  # PyYAML's reader would refuse it with a traceback-shaped message
@@ -187,7 +192,7 @@ def load_yaml_text(text: str, file: str | None = None) -> tuple[Any, SourceMap]:
         if node is None:
             what = "has only comments" if text.strip() else "is empty"
             raise SpecError(
-                Issue((), f"the file {what}; a spec is a mapping with at least 'stages'", file=file, line=1)
+                Issue((), f"the file {what}; {a_what} is a mapping with at least {needs}", file=file, line=1)
             )
         source.lines[()] = node.start_mark.line + 1
         value = _convert(loader, node, (), source)
@@ -207,8 +212,16 @@ _TOKENS = {
     "<block mapping start>": "a new key",
     "<block sequence start>": "a new list",
     "<stream end>": "the end of the file",
+    "<scalar>": "a value",
+    "<alias>": "an alias",
+    "<anchor>": "an anchor",
+    "<tag>": "a tag",
+    "<directive>": "a directive",
+    "<document start>": "'---'",
+    "<document end>": "'...'",
     "?": "a new key",
     "-": "a list item",
+    "\\x00": "the end of the file",  # the reader's end marker, as the scanner shows it
 }
 
 
@@ -232,10 +245,10 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
     col = f"column {at.column + 1}" if at is not None else "the end"
     where = f"line {at.line + 1}, {col}" if at is not None else "the end"
     problem = _words(problem)
-    if start is not None and context.startswith("while parsing a flow "):
+    if start is not None and context in ("while parsing a flow sequence", "while parsing a flow mapping"):
         bracket = "{" if "mapping" in context else "["
         closing = "}" if bracket == "{" else "]"
-        got = problem.split("but got ", 1)[-1]
+        got = re.split(r"but (?:got|found) ", problem, maxsplit=1)[-1]
         found = "the file ends" if got == "the end of the file" else f"found {got} on {where}"
         return start.line + 1, (
             f"the '{bracket}' at column {start.column + 1} is never closed: "
@@ -251,6 +264,32 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
             f"the key at column {start.column + 1} is not followed by ':' "
             "(or a value spans several lines without quotes)"
         )
+    if context.endswith(" node") and problem.startswith("expected the node content"):
+        got = problem.partition(", but found ")[2] or "something else"
+        hint = "; inside [ ] or { } items are separated by commas, not '- '" if got == "a list item" else ""
+        return line, f"expected a value at {col}, but found {got}{hint}"
+    if start is not None and context in ("while scanning an alias", "while scanning an anchor"):
+        what, mark = ("alias", "*") if context.endswith("alias") else ("anchor", "&")
+        return start.line + 1, (
+            f"the {what} at column {start.column + 1} has no name: '{mark}' starts an {what}, followed by "
+            f"letters or digits (quote a value that starts with '{mark}')"
+        )
+    if problem.startswith("found undefined alias "):
+        name = problem.rpartition(" ")[2].strip("'")
+        return line, f"the alias '*{name}' at {col} names no anchor: mark a value above it '&{name}'"
+    if context.startswith("found duplicate anchor "):  # PyYAML: context first, then "second occurrence"
+        name = context.split("'")[1]
+        first = f" (first on line {start.line + 1})" if start is not None else ""
+        return line, f"the anchor '&{name}' at {col} is given twice{first}; give each anchor its own name"
+    if "that cannot start any token" in problem and "'\\t'" not in problem:  # tabs: below
+        char = problem.removeprefix("found character ").partition(" that")[0]
+        return line, f"the character {char} at {col} cannot start a value; put the value in quotes"
+    if problem.startswith("expected '---', but found ") and not context:
+        found = problem.removeprefix("expected '---', but found ")
+        return line, (
+            f"{found} at {col} after the end of the YAML document (a '...' or '%' line before it ends "
+            "the document); remove that line"
+        )
     if "character '\\t'" in problem:
         return line, f"a tab character at {col}; YAML indents with spaces only"
     if problem == "mapping values are not allowed here":
@@ -260,6 +299,9 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
     block_end = context.startswith("while parsing a block") and "the end of the block" in problem
     if start is not None and block_end:
         found = problem.partition(", but found ")[2] or "more"
+        if found in ("']'", "'}'"):
+            opening = "[" if found == "']'" else "{"
+            return line, f"a {found} at {col} closes nothing: no '{opening}' before it is open"
         return line, (
             f"bad indentation at {col}: expected the end of the block that starts on line "
             f"{start.line + 1}, but found {found}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,12 @@ class Profile:
     cuda_peak_train_bytes: int | None = None
     stages: list[dict[str, Any]] = field(default_factory=list)
     uncounted_ops: dict[str, int] = field(default_factory=dict)
+    stem: dict[str, Any] | None = None
+    """The stem's ``kind``, ``params``, ``macs``, ``params_analytic``, ``macs_analytic``; None
+    without a stem."""
+    head: dict[str, Any] = field(default_factory=dict)
+    """The head's ``pool``, ``num_classes``, ``params``, ``macs``, ``params_analytic``,
+    ``macs_analytic``."""
 
     def to_dict(self) -> dict[str, Any]:
         lat = self.latency
@@ -59,7 +66,9 @@ class Profile:
             "saved_activation_bytes": self.saved_activation_bytes,
             "cuda_peak_inference_bytes": self.cuda_peak_inference_bytes,
             "cuda_peak_train_bytes": self.cuda_peak_train_bytes,
+            "stem": self.stem,
             "stages": self.stages,
+            "head": self.head,
             "uncounted_ops": self.uncounted_ops,
         }
 
@@ -76,15 +85,29 @@ def profile(
     latency: bool = True,
     memory: bool = True,
     cache: LatencyCache | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Profile:
-    """Count, compute and measure ``spec``: params and MACs traced and analytic, per stage; latency
-    at ``batch`` on ``device``; saved-activation memory; CUDA peak memory on CUDA."""
+    """Count, compute and measure ``spec``: params and MACs traced and analytic, for the stem,
+    each stage and the head; latency at ``batch`` on ``device``; saved-activation memory; CUDA
+    peak memory on CUDA. ``progress`` is called with each step's name as it starts."""
+    say = progress or (lambda _: None)
     plan = spec if isinstance(spec, NormalizedSpec) else normalize(spec)
+    say("building the model")
     model = build(plan)
     shape = plan.input_shape
     one = (1, shape.channels, shape.height, shape.width)
+    say("counting params and MACs (traced and analytic)")
     traced = count_traced(model, one, warn=False)
     analytic = analytic_costs(plan)
+
+    def part(scope: str, module: Any, cost: Any) -> dict[str, Any]:
+        return {
+            "params": count_params(module)[0],
+            "macs": traced.by_scope.get(scope, 0),
+            "params_analytic": cost.params,
+            "macs_analytic": cost.macs,
+        }
+
     stages = []
     for stage, cost in zip(plan.stages, analytic.stages, strict=True):
         stages.append(
@@ -100,8 +123,15 @@ def profile(
                 "macs_analytic": cost.macs,
             }
         )
+    stem = None
+    if plan.spec.stem is not None:
+        stem = {"kind": plan.spec.stem.kind, **part("stem", model.stem, analytic.stem)}
+    head: dict[str, Any] = {"pool": plan.head.pool, "num_classes": plan.num_classes}
+    head.update(part("head", model.head, analytic.head))
     digest = spec_hash(plan.spec)
     batch_shape = (batch, *one[1:])
+    if memory and device == "cpu":
+        say("measuring the activations saved for backward")
     saved = saved_activation_bytes(model, batch_shape) if memory and device == "cpu" else None
     result = None
     if latency:
@@ -109,6 +139,7 @@ def profile(
         key = LatencyCache.key(digest, device_name(device), dtype, batch, threads_used)
         result = cache.get(key) if cache is not None else None
         if result is None:
+            say(f"measuring latency ({warmup} warm-up + {runs} timed runs at batch {batch})")
             result = measure_latency(
                 model, batch_shape, device=device, dtype=dtype, warmup=warmup, runs=runs, threads=threads
             )
@@ -129,8 +160,11 @@ def profile(
         latency=result,
         stages=stages,
         uncounted_ops=traced.uncounted,
+        stem=stem,
+        head=head,
     )
     if memory and torch.device(device).type == "cuda":
+        say("measuring CUDA peak memory")
         peak = cuda_peak_memory(model, batch_shape, device)
         prof.cuda_peak_inference_bytes, prof.cuda_peak_train_bytes = (
             peak.inference_bytes,

@@ -2,7 +2,8 @@
 
 ``TrainConfig`` + :func:`train_and_evaluate` train it briefly and report validation accuracy per
 epoch; ``ZeroCostConfig`` + :func:`zero_cost_scores` score it untrained. ``EvaluatorConfig`` is
-their union, discriminated on ``kind``.
+their union, discriminated on ``kind``. :class:`AutoThreads` and :class:`CpuSampler` choose the
+training threads under ``threads: auto`` from the cores other processes leave free.
 """
 
 from typing import Annotated
@@ -11,12 +12,15 @@ from pydantic import Field
 
 from ._augment import augment_batch, normalize_images, random_crop, random_flip
 from ._common import resolve_device
+from ._threads import AutoThreads, CpuSampler, core_ceiling, cpu_quota, shared_sampler
 from ._train import TrainConfig, TrainingDiverged, TrainResult, lr_at, train_and_evaluate
 from ._zero_cost import Proxy, ZeroCostConfig, zero_cost_scores
 
 EvaluatorConfig = Annotated[TrainConfig | ZeroCostConfig, Field(discriminator="kind")]
 
 __all__ = [
+    "AutoThreads",
+    "CpuSampler",
     "EvaluatorConfig",
     "Proxy",
     "TrainConfig",
@@ -24,11 +28,14 @@ __all__ = [
     "TrainingDiverged",
     "ZeroCostConfig",
     "augment_batch",
+    "core_ceiling",
+    "cpu_quota",
     "lr_at",
     "normalize_images",
     "random_crop",
     "random_flip",
     "resolve_device",
+    "shared_sampler",
     "train_and_evaluate",
     "zero_cost_scores",
 ]

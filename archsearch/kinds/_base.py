@@ -109,6 +109,14 @@ class MixerKind:
     def stage_cost(self, stage: StagePlan, cost: Cost) -> None:
         """Add what the mixer costs once per stage, outside its blocks (default: nothing)."""
 
+    def fixed_size(self, block: BlockPlan) -> str | None:
+        """What the block's mixer holds that is made for the map it is built on (a table of
+        relative positions, a window layout), as words that complete "stages[i].mixer: <kind>
+        ...", or ``None`` where the mixer runs on a map of any size (the default). A model with
+        such a block raises ``ValueError`` on an input of another size unless it is built with
+        ``dynamic_size: true``, when the module itself adapts (and must then support it)."""
+        return None
+
     def canonical(self, data: dict[str, Any], stage: StagePlan) -> dict[str, Any]:
         """The stage's mixer as plain data (``model_dump(mode="json")``) with what normalisation
         resolved written in (per-block values as lists, defaults taken from the stage), for

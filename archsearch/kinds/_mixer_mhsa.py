@@ -62,6 +62,13 @@ class _Mhsa(MixerKind):
         )
         return nn.Sequential(attn, nn.AvgPool2d(stride, stride, ceil_mode=True)) if stride > 1 else attn
 
+    def fixed_size(self, block: BlockPlan) -> str | None:
+        """The relative embeddings have one row per offset of the built map."""
+        if block.pos_embed != "relative":
+            return None
+        h, w = block.in_shape.height, block.in_shape.width
+        return f"learns relative position logits for the offsets of its {h}x{w} map"
+
     def cost(self, block: BlockPlan, cost: Cost) -> None:
         mixer, width = block.mixer, block.width
         assert isinstance(mixer, MhsaMixer)

@@ -91,6 +91,11 @@ class _Window(MixerKind):
             qkv_bias=mixer.qkv_bias,
         )
 
+    def fixed_size(self, block: BlockPlan) -> str | None:
+        """The windows' layout (roll, padding, shift mask) is made for the built map."""
+        h, w = block.in_shape.height, block.in_shape.width
+        return f"lays out its windows (and shift mask) for the {h}x{w} token map"
+
     def cost(self, block: BlockPlan, cost: Cost) -> None:
         """q/k/v on every padded window token, attention within windows, the output projection
         after cropping (per real token)."""

@@ -14,9 +14,10 @@ from ._mobile import (
     mbconv_embed,
     unfold_patches,
 )
+from ._resample import resample_abs_pos_embed, resample_bias_table, resample_rel_embed
 from ._stages import Features, MapStage, TokenStage
 from ._t2t import TokensToToken, TokenTransformer, sinusoid_table, t2t_embed
-from ._window import PatchMerging, WindowAttention, merge_embed
+from ._window import PatchMerging, WindowAttention, WindowLayout, merge_embed
 
 __all__ = [
     "Attention",
@@ -41,6 +42,7 @@ __all__ = [
     "TokensToToken",
     "TransformerBlock",
     "WindowAttention",
+    "WindowLayout",
     "attend",
     "conv_embed",
     "conv_stem",
@@ -49,6 +51,9 @@ __all__ = [
     "mbconv_embed",
     "merge_embed",
     "patch_embed",
+    "resample_abs_pos_embed",
+    "resample_bias_table",
+    "resample_rel_embed",
     "resnet_stem",
     "set_fused_attention",
     "sinusoid_table",

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._layers import tokens_to_map
+from ._resample import resample_rel_embed
 
 __all__ = ["Attention", "MHSA2d", "attend", "fused_attention", "set_fused_attention", "uses_fused_attention"]
 
@@ -159,6 +160,12 @@ class MHSA2d(nn.Module):
 
     Logits are content-content ``q.k * head_dim**-0.5`` plus content-position ``q.r`` where
     ``r`` for a (query, key) pair is ``rel_h[dy] + rel_w[dx]``, learned per relative offset.
+
+    The relative embeddings are learned for the ``size`` map the module is built for; on another
+    map it raises ``ValueError`` unless ``dynamic_size`` is set (the model's ``dynamic_size:
+    true``): then ``rel_h`` and ``rel_w`` are resized linearly to the map's offsets
+    (:func:`resample_rel_embed`, timm's ``get_rel_pos``). Without them (``relative=False``) any
+    map goes.
     """
 
     def __init__(
@@ -171,6 +178,7 @@ class MHSA2d(nn.Module):
         self.scale = self.head_dim**-0.5
         self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=qkv_bias)
         self.relative = relative
+        self.dynamic_size = False
         if relative:
             h, w = size
             self.rel_h = nn.Parameter(torch.randn(2 * h - 1, self.head_dim) * self.scale)
@@ -181,13 +189,18 @@ class MHSA2d(nn.Module):
             self.register_buffer("index_h", _offsets(h), persistent=False)
             self.register_buffer("index_w", _offsets(w), persistent=False)
 
-    def position_logits(self, q: torch.Tensor) -> torch.Tensor:
-        """``(B, heads, H*W, H*W)`` logits of each query against each key position."""
+    def position_logits(self, q: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """``(B, heads, H*W, H*W)`` logits of each query against each key position of the
+        ``size`` map (default: the built one)."""
         b, heads, _, d = q.shape
-        h, w = self.size
+        h, w = size or self.size
         q = q.reshape(b, heads, h, w, d)
-        rel_h = self.rel_h[self.index_h]  # (H query rows, H key rows, d)
-        rel_w = self.rel_w[self.index_w]
+        if (h, w) == self.size:
+            rel_h = self.rel_h[self.index_h]  # (H query rows, H key rows, d)
+            rel_w = self.rel_w[self.index_w]
+        else:
+            rel_h = resample_rel_embed(self.rel_h, 2 * h - 1)[_offsets(h).to(q.device)]
+            rel_w = resample_rel_embed(self.rel_w, 2 * w - 1)[_offsets(w).to(q.device)]
         logits_h = torch.einsum("bnxyd,xpd->bnxyp", q, rel_h)
         logits_w = torch.einsum("bnxyd,yqd->bnxyq", q, rel_w)
         logits = logits_h[..., :, None] + logits_w[..., None, :]
@@ -195,16 +208,16 @@ class MHSA2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        if (h, w) != self.size:
+        if self.relative and (h, w) != self.size and not self.dynamic_size:
             raise ValueError(
-                f"MHSA was built for a {self.size[0]}x{self.size[1]} map but got {h}x{w}; "
-                "rebuild the model for this input size"
+                f"MHSA's relative position logits were built for a {self.size[0]}x{self.size[1]} map but "
+                f"got {h}x{w}; build the model at this input size or set dynamic_size: true in the spec"
             )
         # (B, 3, heads, tokens, head_dim) with head_dim contiguous: the fused CPU kernel needs it
         # (a strided head_dim silently falls back to the math path and materialises the logits).
         qkv = self.qkv(x).view(b, 3, self.heads, self.head_dim, h * w).transpose(-2, -1).contiguous()
         q, k, v = qkv.unbind(1)
-        bias = self.position_logits(q) if self.relative else None
+        bias = self.position_logits(q, (h, w)) if self.relative else None
         out = attend(q, k, v, self.scale, bias)
         return out.transpose(-2, -1).reshape(b, c, h, w)
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..core import StagePlan
 from ._layers import tokens_to_map
+from ._resample import resample_abs_pos_embed
 from ._t2t import sinusoid_table
 
 __all__ = ["Features", "MapStage", "TokenStage"]
@@ -34,6 +35,11 @@ class TokenStage(nn.Module):
     After the embedding, the map is flattened to tokens, the class token is prepended and the
     position embedding (learned, or the fixed sinusoidal table as a frozen parameter) added; at
     the end (after the ``norm_out`` LayerNorm, if any) the class tokens are split off again.
+
+    The position table holds the ``grid`` of the size the stage was built for. On another grid,
+    the stage raises ``ValueError`` unless ``dynamic_size`` is set (the model's
+    ``dynamic_size: true``); then a learned table is resampled to the grid (bicubic, class tokens
+    kept: :func:`resample_abs_pos_embed`) and the sinusoidal one recomputed for its tokens.
     """
 
     def __init__(self, plan: StagePlan, embed: nn.Module, blocks: list[nn.Module]):
@@ -42,6 +48,9 @@ class TokenStage(nn.Module):
         self.cls_tokens = plan.embed_shape.cls_tokens
         self.cls_token = nn.Parameter(torch.zeros(1, self.cls_tokens, plan.dim)) if self.cls_tokens else None
         self.pos_embed = None
+        self.pos_kind = plan.pos_embed
+        self.grid = (plan.embed_shape.height, plan.embed_shape.width)
+        self.dynamic_size = False
         if plan.pos_embed == "absolute":
             self.pos_embed = nn.Parameter(torch.zeros(1, plan.embed_shape.tokens, plan.dim))
         elif plan.pos_embed == "sinusoidal":
@@ -57,7 +66,7 @@ class TokenStage(nn.Module):
         if self.cls_token is not None:
             t = torch.cat((self.cls_token.expand(b, -1, -1), t), dim=1)
         if self.pos_embed is not None:
-            t = t + self.pos_embed
+            t = t + (self.pos_embed if (h, w) == self.grid else self._pos_embed_for((h, w)))
         hw = (h, w)
         for block in self.blocks:
             t, hw = block(t, hw)
@@ -66,3 +75,17 @@ class TokenStage(nn.Module):
         cls_out = t[:, : self.cls_tokens] if self.cls_tokens else None
         fmap = tokens_to_map(t[:, self.cls_tokens :], hw)
         return fmap, cls_out
+
+    def _pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The ``(1, cls + H*W, C)`` position table for another token ``grid``."""
+        assert self.pos_embed is not None
+        if not self.dynamic_size:
+            raise ValueError(
+                f"the {self.pos_kind} position table was built for a {self.grid[0]}x{self.grid[1]} token "
+                f"grid but got {grid[0]}x{grid[1]}; build the model at this input size or set "
+                "dynamic_size: true in the spec"
+            )
+        if self.pos_kind == "sinusoidal":
+            table = sinusoid_table(self.cls_tokens + grid[0] * grid[1], self.pos_embed.shape[-1])
+            return table.to(self.pos_embed.device, self.pos_embed.dtype)
+        return resample_abs_pos_embed(self.pos_embed, grid, self.grid, self.cls_tokens)

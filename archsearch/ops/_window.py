@@ -8,6 +8,7 @@ shift regions on the padded grid, and padded tokens take part in attention (they
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # the schema sits above this layer
 __all__ = [
     "PatchMerging",
     "WindowAttention",
+    "WindowLayout",
     "merge_embed",
     "relative_position_index",
     "shift_mask",
@@ -75,6 +77,45 @@ def shift_mask(padded: tuple[int, int], window: tuple[int, int], shift: tuple[in
     return torch.zeros(different.shape).masked_fill(different, MASKED)
 
 
+@dataclass(frozen=True)
+class WindowLayout:
+    """Where the tokens of one map go among the windows: ``order`` (token -> place among the
+    windows), ``source`` (place -> token, where nothing is padded), both ``None`` where the windows
+    are the map's own order; the bottom/right ``pad``, the ``grid`` of windows, the number of
+    ``padded_tokens`` and the ``(windows, 1, N, N)`` shift ``mask`` (``None`` without a shift)."""
+
+    order: torch.Tensor | None
+    source: torch.Tensor | None
+    pad: tuple[int, int]
+    grid: tuple[int, int]
+    padded_tokens: int
+    mask: torch.Tensor | None
+
+    @classmethod
+    def of(cls, size: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> WindowLayout:
+        """The layout of ``window`` x ``shift`` windows on a ``size`` map (timm's roll, pad and
+        partition)."""
+        (h, w), (wh, ww) = size, window
+        pad = (-h % wh, -w % ww)
+        padded = (h + pad[0], w + pad[1])
+        order = source = None
+        if any(shift) or any(pad) or ww != w:
+            order = window_order(size, padded, window, shift)
+            if not any(pad):
+                source = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel()))
+        mask = shift_mask(padded, window, shift)[:, None] if any(shift) else None
+        grid = (padded[0] // wh, padded[1] // ww)
+        return cls(order, source, pad, grid, padded[0] * padded[1], mask)
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> WindowLayout:
+        """The layout on ``device``, its mask in ``dtype`` (the indices stay integers)."""
+
+        def move(t: torch.Tensor | None, dtype: torch.dtype | None = None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, dtype)
+
+        return replace(self, order=move(self.order), source=move(self.source), mask=move(self.mask, dtype))
+
+
 class WindowAttention(nn.Module):
     """Multi-head attention within (shifted) windows of a ``(B, H*W, C)`` token map.
 
@@ -83,6 +124,11 @@ class WindowAttention(nn.Module):
     (``relative``) and, for shifted blocks, the region mask are added to the logits; the mask and
     the table index are buffers, computed once. Rolling, padding and partitioning the map is one
     gather of the tokens into window order (and its inverse one gather back), by a precomputed index.
+
+    On another map the module raises ``ValueError`` unless ``dynamic_size`` is set (the model's
+    ``dynamic_size: true``): then the same window, shift and bias table are laid out on that map
+    (:meth:`layout`), zero-padded where the windows do not tile it, as timm's Swin with
+    ``strict_img_size=False`` (``dynamic_mask``) does.
     """
 
     def __init__(
@@ -101,40 +147,35 @@ class WindowAttention(nn.Module):
         self.head_dim = dim // heads
         self.scale = self.head_dim**-0.5
         self.size, self.window, self.shift = size, window, shift
-        wh, ww = window
-        self.tokens = wh * ww
-        self.pad = (-size[0] % wh, -size[1] % ww)
-        padded = (size[0] + self.pad[0], size[1] + self.pad[1])
-        self.grid = (padded[0] // wh, padded[1] // ww)
-        self.padded_tokens = padded[0] * padded[1]
+        self.tokens = window[0] * window[1]
+        self.dynamic_size = False
+        layout = WindowLayout.of(size, window, shift)
+        self.pad, self.grid, self.padded_tokens = layout.pad, layout.grid, layout.padded_tokens
         # window_order: token -> its place among the windows; window_source: place -> token (no
         # padding). Both None where the windows are the map's own order (no shift or padding, and
         # windows spanning whole rows).
         self.window_order: torch.Tensor | None
         self.window_source: torch.Tensor | None
-        order = source = None
-        if any(shift) or any(self.pad) or ww != size[1]:
-            order = window_order(size, padded, window, shift)
-            if not any(self.pad):
-                source = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel()))
-        self.register_buffer("window_order", order, persistent=False)
-        self.register_buffer("window_source", source, persistent=False)
+        self.register_buffer("window_order", layout.order, persistent=False)
+        self.register_buffer("window_source", layout.source, persistent=False)
+        self._layouts: dict[tuple[int, int, torch.device, torch.dtype], WindowLayout] = {}
         self.relative_position_bias_table: nn.Parameter | None = None
         self.relative_position_index: torch.Tensor | None
         if relative:
+            wh, ww = window
             self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), heads))
             nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
             self.register_buffer("relative_position_index", relative_position_index(wh, ww), persistent=False)
         else:
             self.relative_position_index = None
         self.attn_mask: torch.Tensor | None
-        mask = shift_mask(padded, window, shift)[:, None] if any(shift) else None
-        self.register_buffer("attn_mask", mask, persistent=False)  # (windows, 1, N, N)
+        self.register_buffer("attn_mask", layout.mask, persistent=False)  # (windows, 1, N, N)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def logit_bias(self) -> torch.Tensor | None:
-        """``(1 or windows, heads, N, N)``: relative position bias plus the shift mask."""
+    def logit_bias(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """``(1 or windows, heads, N, N)``: relative position bias plus the shift ``mask`` (the
+        built map's ``attn_mask`` or a :class:`WindowLayout`'s)."""
         bias = None
         if self.relative_position_bias_table is not None:
             assert self.relative_position_index is not None
@@ -142,32 +183,60 @@ class WindowAttention(nn.Module):
             table = self.relative_position_bias_table[self.relative_position_index.view(-1)]
             # contiguous while small, so that the sum with the mask and SDPA need no copy
             bias = table.view(n, n, self.heads).permute(2, 0, 1).contiguous().unsqueeze(0)
-        if self.attn_mask is not None:
-            bias = self.attn_mask if bias is None else bias + self.attn_mask
+        if mask is not None:
+            bias = mask if bias is None else bias + mask
         return bias
+
+    def layout(self, hw: tuple[int, int], device: torch.device, dtype: torch.dtype) -> WindowLayout:
+        """The layout of the windows on an ``hw`` map other than the built one (``dynamic_size``):
+        the built window and shift (as timm's ``dynamic_mask``), padding where they do not tile;
+        computed once per map size, device and dtype (of the mask)."""
+        key = (hw[0], hw[1], device, dtype)
+        layout = self._layouts.get(key)
+        if layout is None:
+            if len(self._layouts) >= 8:  # a few sizes in turn (multi-scale training) stay cached
+                self._layouts.clear()
+            layout = self._layouts[key] = WindowLayout.of(hw, self.window, self.shift).to(device, dtype)
+        return layout
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         b, _, c = x.shape
         h, w = hw
-        if hw != self.size:
+        if hw == self.size:
+            order, source, grid, padded_tokens = (
+                self.window_order,
+                self.window_source,
+                self.grid,
+                self.padded_tokens,
+            )
+            mask = self.attn_mask
+        elif self.dynamic_size:
+            layout = self.layout(hw, x.device, x.dtype)
+            order, source, grid, padded_tokens = (
+                layout.order,
+                layout.source,
+                layout.grid,
+                layout.padded_tokens,
+            )
+            mask = layout.mask
+        else:
             raise ValueError(
                 f"window attention was built for a {self.size[0]}x{self.size[1]} map but got {h}x{w}; "
-                "rebuild the model for this input size"
+                "build the model at this input size or set dynamic_size: true in the spec"
             )
-        order, source = self.window_order, self.window_source
         if order is None:
             windows = x
         elif source is not None:
             windows = x.index_select(1, source)  # roll + partition in one copy
         else:  # roll + pad + partition: padded places stay zero
-            windows = x.new_zeros(b, self.padded_tokens, c).index_copy_(1, order, x)
-        count = self.grid[0] * self.grid[1]
+            windows = x.new_zeros(b, padded_tokens, c).index_copy_(1, order, x)
+        count = grid[0] * grid[1]
         qkv = self.qkv(windows).view(b * count, self.tokens, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B * windows, heads, N, head_dim)
-        bias = self.logit_bias()
-        if bias is not None and bias.shape[0] > 1 and b > 1:  # per-window mask: one copy per image
+        bias = self.logit_bias(mask)
+        if bias is not None and bias.shape[0] > 1:  # per-window mask: one copy per image (a view at batch 1)
             bias = bias.expand(b, *bias.shape).reshape(-1, *bias.shape[1:])
-        out = attend(q, k, v, self.scale, bias).transpose(1, 2).reshape(b, self.padded_tokens, c)
+        out = attend(q, k, v, self.scale, bias).transpose(1, 2).reshape(b, padded_tokens, c)
         if order is not None:  # back to map order: unpartition, crop, roll back
             out = out.index_select(1, order)
         # the projection is per token: after cropping, so padded tokens cost nothing

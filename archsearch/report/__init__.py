@@ -10,6 +10,7 @@ from ._compute import ReportData, ZooReference, compute_report, mixer_label
 from ._demo import DEMO_OBJECTIVES, demo_results, demo_spec
 from ._format import slug
 from ._results import STATES, Objective, StudyResults
+from ._winners import command_path as winner_command_path
 from ._write import ReportFiles, write_report
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "demo_spec",
     "mixer_label",
     "slug",
+    "winner_command_path",
     "write_report",
 ]

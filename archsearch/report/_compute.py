@@ -7,11 +7,8 @@ costed analytically at the study's input size.
 from __future__ import annotations
 
 import json
-import math
-import re
-import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +25,8 @@ from ..pareto import (
     reference_point,
 )
 from ._format import slug
+from ._importance import compute_importances
+from ._reasons import count_outcomes, counts_line, group_reasons, outcomes
 from ._results import STATES, Objective, StudyResults
 
 __all__ = [
@@ -60,9 +59,6 @@ PALETTE = (
     "#2f4b7c",
 )
 OTHER = ("other", "#9a9a9a")
-#: The search engine's outcomes, as :meth:`ReportData.trials_summary` lists them.
-_EVALUATED = ("complete", "early-stopped", "failed")
-_OTHER_OUTCOMES = ("duplicate", "rejected", "skipped", "interrupted", "running")
 
 
 @dataclass
@@ -97,7 +93,8 @@ class ReportData:
     state_counts: dict[str, int]
     """Trials by state; with the search engine's ``results.counts``, see :meth:`trials_summary`."""
     reasons: list[tuple[str, str, int]] = field(default_factory=list)
-    """(state, reason, trials) for the trials that did not complete, most frequent first."""
+    """(outcome, reason, trials) for the trials that did not complete, most frequent first; reasons
+    that differ only in their numbers are grouped, keeping the numbers (see ``group_reasons``)."""
     reference: np.ndarray | None = None
     reference_source: str = ""
     hypervolume: float | None = None
@@ -106,6 +103,10 @@ class ReportData:
     history_label: str = ""
     importances: dict[str, dict[str, float]] = field(default_factory=dict)
     """Objective metric -> choice name -> importance."""
+    importance_trials: int = 0
+    """Complete trials the importances come from."""
+    importance_warning: str | None = None
+    """Set when they come from fewer than ``MIN_IMPORTANCE_TRIALS``: shown next to them."""
     zoo: list[ZooReference] = field(default_factory=list)
     zoo_skipped: dict[str, str] = field(default_factory=dict)
     """Zoo models that do not fit the study's input, with why."""
@@ -118,17 +119,11 @@ class ReportData:
     """What was skipped and why, for the reader."""
 
     def trials_summary(self) -> str:
-        """``"11: 7 evaluated (5 complete, 1 early-stopped, 1 failed), 2 duplicate, 2 rejected"``,
-        from the search engine's counts; ``"11 (COMPLETE 9, PRUNED 2)"`` by state without them."""
+        """``"11 trials: 7 evaluated (5 complete, 1 early-stopped, 1 failed), 2 duplicate,
+        2 rejected; 3 on the front"``: word for word what ``archsearch trials`` prints, from the
+        search engine's counts (``results.counts``), else from the trials' outcomes (or states)."""
         counts = self.results.counts
-        if counts is None:
-            states = ", ".join(f"{s} {n}" for s, n in self.state_counts.items()) or "none"
-            return f"{sum(self.state_counts.values())} ({states})"
-        inner = ", ".join(f"{counts.get(k, 0)} {k}" for k in _EVALUATED if counts.get(k, 0))
-        parts = [f"{counts.get('evaluated', 0)} evaluated" + (f" ({inner})" if inner else "")]
-        parts += [f"{counts[k]} {k}" for k in _OTHER_OUTCOMES if counts.get(k, 0)]
-        total = counts.get("evaluated", 0) + sum(counts.get(k, 0) for k in _OTHER_OUTCOMES)
-        return f"{total}: " + ", ".join(parts)
+        return counts_line(counts if counts is not None else count_outcomes(self.trials, len(self.front)))
 
     @property
     def directions(self) -> list[Direction]:
@@ -199,12 +194,13 @@ def compute_report(
     }
     names = [o.metric for o in objectives]
     complete = trials[trials["state"] == "COMPLETE"]
-    reasons = Counter(
-        (str(state), _reason(reason))
-        for state, reason in zip(
-            trials["state"], trials.get("reason", pd.Series([None] * len(trials))), strict=True
+    done = [o not in ("complete", "running", "waiting") for o in outcomes(trials)]
+    reasons = group_reasons(
+        zip(
+            [o for o, d in zip(outcomes(trials), done, strict=True) if d],
+            trials.get("reason", pd.Series([None] * len(trials)))[done],
+            strict=True,
         )
-        if state not in ("COMPLETE", "RUNNING", "WAITING")
     )
     finite = np.isfinite(complete[names].to_numpy(dtype=float)).all(axis=1)
     scored = complete[finite]
@@ -217,7 +213,7 @@ def compute_report(
         metrics=metrics,
         choices=[c for c in trials.columns if c.startswith("choice.")],
         state_counts=state_counts,
-        reasons=[(state, reason, n) for (state, reason), n in reasons.most_common()],
+        reasons=reasons,
     )
     if len(complete) == 0:
         data.notes.append("No trial completed yet: there is no Pareto front to show.")
@@ -236,7 +232,10 @@ def compute_report(
     if zoo:
         _zoo(data)
     _colours(data)
-    _importances(data)
+    found = compute_importances(results.study, objectives)
+    data.importances, data.importance_trials = found.scores, found.trials
+    data.importance_warning = found.warning
+    data.notes += found.notes
     stem = slug(results.study_name)
     data.winner_files = {int(t): f"winners/{stem}-t{int(t)}.yaml" for t in data.front["trial"]}
     return data
@@ -264,14 +263,6 @@ def _prepare(table: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
     trials["rank"] = -1
     trials["front"] = False
     return trials
-
-
-def _reason(reason: Any) -> str:
-    """A failure reason without trial-specific detail, so alike reasons are counted together."""
-    if not isinstance(reason, str) or not reason.strip():
-        return "no reason given"
-    # every number (trial numbers, epochs, accuracies, MACs) becomes N: one line per kind of reason
-    return re.sub(r"\d[\d,]*(\.\d+)?([eE][-+]?\d+)?", "N", reason.strip().splitlines()[0])[:160]
 
 
 def mixer_label(spec_json: Any) -> str:
@@ -375,51 +366,3 @@ def _zoo(data: ReportData) -> None:
         )
     data.scored = data.trials.loc[data.scored.index]
     data.front = data.trials.loc[data.front.index]
-
-
-def _importances(data: ReportData) -> None:
-    study = data.results.study
-    if study is None:
-        data.notes.append("Parameter importances are not shown: no Optuna study was given.")
-        return
-    import optuna
-
-    try:
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    except Exception as exc:
-        data.notes.append(f"Parameter importances are not shown: the study cannot be read ({exc}).")
-        return
-    if len(complete) < 2:
-        data.notes.append(
-            f"Parameter importances are not shown: they need two or more complete trials, "
-            f"and the study has {len(complete)}."
-        )
-        return
-    # The default evaluator (PED-ANOVA in Optuna 5) takes lower targets as better: negate maxima.
-    targets: list[tuple[str, Callable[[Any], float] | None]] = [
-        (o.metric, _target(i, o.direction)) for i, o in enumerate(data.objectives)
-    ]
-    if len(data.objectives) > 1:
-        targets.append(("Pareto front", None))  # how much each choice matters to reach the front
-    for name, target in targets:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                scores = optuna.importance.get_param_importances(study, target=target)
-        except Exception as exc:
-            data.notes.append(f"Parameter importances for {name} are not shown: {type(exc).__name__}: {exc}")
-            continue
-        for message in dict.fromkeys(str(w.message) for w in caught):
-            if "achieve low `target` values" in message:  # PED-ANOVA's reminder; targets are negated
-                continue
-            data.notes.append(f"Parameter importances for {name}: {message}")
-        clean = {k: float(v) for k, v in scores.items() if math.isfinite(float(v))}
-        if clean:
-            data.importances[name] = clean
-        else:
-            data.notes.append(f"Parameter importances for {name}: no parameter to assess.")
-
-
-def _target(index: int, direction: str) -> Callable[[Any], float]:
-    sign = -1.0 if direction == "maximize" else 1.0
-    return lambda t: sign * t.values[index]

@@ -96,8 +96,9 @@ def demo_results(
     """``n_trials`` trials of a three-stage hybrid space at 32x32 (conv, ConvNeXt, window and
     global attention mixers; dims, depths, key/value strides and per-block MLP ratios chosen).
 
-    About 4% of trials fail, 10% are pruned, duplicates are pruned as such, and the last two are
-    RUNNING and WAITING. With ``study``, an in-memory Optuna study holds the same trials.
+    About 4% of trials fail, 10% are stopped early, duplicates are PRUNED as the search engine
+    stores them, and the last two are RUNNING and WAITING; the ``outcome`` and ``reason`` columns
+    hold the search engine's words. With ``study``, an in-memory Optuna study holds the same trials.
     """
     from ..cost import analytic_costs
     from ..spec import normalize, spec_from_dict, spec_hash
@@ -122,6 +123,7 @@ def demo_results(
         row: dict[str, Any] = {
             "trial": number,
             "state": "COMPLETE",
+            "outcome": "complete",
             "spec_hash": digest,
             "spec": json.dumps(data),
             "accuracy": min(accuracy, 0.995),
@@ -134,14 +136,20 @@ def demo_results(
             "duplicate_of": None,
         }
         draw = rng.random()
+        # the search engine's outcomes and reasons (archsearch.search's ledger), word for word
         if digest in seen:
-            row.update(state="PRUNED", reason=f"duplicate of trial {seen[digest]}", duplicate_of=seen[digest])
+            reason = f"the same architecture as trial {seen[digest]} (complete)"
+            row.update(state="PRUNED", outcome="duplicate", reason=reason, duplicate_of=seen[digest])
         elif draw < 0.04:
-            row.update(state="FAIL", reason="RuntimeError: loss is NaN at epoch 1", epochs=1)
+            reason = "RuntimeError: loss is NaN at epoch 1"
+            row.update(state="FAIL", outcome="failed", reason=reason, epochs=1)
         elif draw < 0.14:
-            row.update(state="PRUNED", reason="pruned at epoch 1 (median rule)", epochs=1)
+            reason = f"stopped by Optuna's median pruner at epoch 1 (accuracy {0.6 * row['accuracy']:.4f})"
+            row.update(state="PRUNED", outcome="early-stopped", reason=reason, epochs=1)
         if number >= n_trials - 2 and n_trials > 4:
-            row.update(state="RUNNING" if number == n_trials - 2 else "WAITING", epochs=0)
+            waiting = number != n_trials - 2
+            row.update(state="WAITING" if waiting else "RUNNING", outcome="waiting" if waiting else "running")
+            row.update(epochs=0, reason=None)
         if row["state"] != "COMPLETE":
             row.update(accuracy=math.nan, latency_ms=math.nan)
             row["duration_s"] = math.nan if row["state"] in ("RUNNING", "WAITING") else row["duration_s"] / 3

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._compute import ReportData, front_in_view, zoo_in_view
 from ._format import metric_label, metric_unit_scale
+from ._layout import axis_range
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -72,6 +73,10 @@ def scatter_png(data: ReportData, x: str, y: str, path: Path) -> Path:
             fontsize=8,
             arrowprops={"arrowstyle": "-", "color": "#555"},
         )
+    for metric, values, limit in ((x, points[x] * sx, ax.set_xlim), (y, points[y] * sy, ax.set_ylim)):
+        bounded = axis_range(values, metric)
+        if bounded is not None:  # accuracy never past 100%
+            limit(*bounded)
     ax.set_xlabel(metric_label(x))
     ax.set_ylabel(metric_label(y))
     ax.set_title(f"{data.results.study_name}: {metric_label(y)} vs {metric_label(x)}", fontsize=10)
@@ -83,13 +88,21 @@ def scatter_png(data: ReportData, x: str, y: str, path: Path) -> Path:
 
 def history_png(data: ReportData, path: Path) -> Path:
     """Hypervolume (or best so far) after each trial."""
+    from matplotlib.ticker import MaxNLocator
+
     assert data.history is not None
-    scale = metric_unit_scale(data.objectives[0].metric) if data.history_label != "hypervolume" else 1.0
+    single = data.history_label != "hypervolume"
+    metric = data.objectives[0].metric
+    scale = metric_unit_scale(metric) if single else 1.0
     fig = _figure(6.4, 3.6)
     ax = fig.add_subplot()
     ax.step(data.history["trial"], data.history["value"] * scale, where="post", color="#4c72b0", lw=1.4)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole trials, never 0.5
+    bounded = axis_range(data.history["value"] * scale, metric) if single else None
+    if bounded is not None:
+        ax.set_ylim(*bounded)
     ax.set_xlabel("trial")
-    ax.set_ylabel(data.history_label)
+    ax.set_ylabel(metric_label(metric) if single else data.history_label)
     ax.set_title(f"{data.results.study_name}: {data.history_label} over trials", fontsize=10)
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=_DPI)

@@ -25,6 +25,7 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px;
 dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
 .plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; }
 .plot { min-height: 360px; }
+.scroll { overflow-x: auto; }
 .caption { color: #666; font-size: 12px; margin: 2px 0 8px; }
 table { border-collapse: collapse; font-size: 13px; width: 100%; }
 th, td { border-bottom: 1px solid #eee; padding: 4px 8px; text-align: left; vertical-align: top; }
@@ -36,6 +37,8 @@ td.choices { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 1
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; }
 .tag { background: #fde8b0; border-radius: 3px; padding: 0 4px; font-size: 12px; }
 ul.notes li { margin: 3px 0; color: #444; }
+p.warning { background: #fff4e0; border-left: 4px solid #e08a00; padding: 6px 10px; margin: 4px 0 8px;
+            color: #5a3a00; }
 nav { margin: 10px 0; }
 nav a { margin-right: 14px; color: #1f5f9f; text-decoration: none; }
 """
@@ -80,9 +83,17 @@ def _json_script(plot_id: str, figure: Any) -> str:
 
 
 def _plot(name: str, figure: Any, caption: str = "") -> str:
+    """A plot's div; a figure whose layout asks for a least width (``meta.min_width``: parallel
+    coordinates with many axes) gets it, in a box that scrolls sideways on a narrow screen."""
     plot_id = f"plot-{name}"  # never a section's id: newPlot takes the first element of that id
     cap = f'<p class="caption">{caption}</p>' if caption else ""
-    return f'<div><div id="{plot_id}" class="plot"></div>{cap}{_json_script(plot_id, figure)}</div>'
+    meta = getattr(getattr(figure, "layout", None), "meta", None)
+    width = meta.get("min_width") if isinstance(meta, dict) else None
+    style = f' style="min-width:{int(width)}px"' if width else ""
+    div = f'<div id="{plot_id}" class="plot"{style}></div>'
+    if width:
+        div = f'<div class="scroll">{div}</div>'
+    return f"<div>{div}{cap}{_json_script(plot_id, figure)}</div>"
 
 
 def _facts(data: ReportData) -> str:
@@ -93,7 +104,7 @@ def _facts(data: ReportData) -> str:
     rows = [
         ("dataset", f"{escape(r.dataset)}, {r.num_classes} classes"),
         ("input", f"{h}×{w}, {r.channels} channel{'s' if r.channels != 1 else ''}"),
-        ("trials", escape(data.trials_summary())),
+        ("study", escape(data.trials_summary())),
         ("objectives", objectives),
         ("Pareto front", f"{len(data.front)} of {len(data.scored)} complete trials with every objective"),
     ]
@@ -109,7 +120,7 @@ def _facts(data: ReportData) -> str:
         m = data.objectives[0].metric
         rows.append(("best", f"trial {int(best['trial'])}: {m} {format_metric(m, best[m])}"))
     if data.reasons:
-        listed = "; ".join(f"{escape(state)}: {escape(reason)} ×{n}" for state, reason, n in data.reasons[:6])
+        listed = "; ".join(f"{escape(o)}: {escape(reason)} ×{n}" for o, reason, n in data.reasons[:6])
         more = len(data.reasons) - 6
         rows.append(("not completed", listed + (f"; {more} more reasons in trials.csv" if more > 0 else "")))
     body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
@@ -212,8 +223,8 @@ def render_html(data: ReportData, figures: dict[str, Any], plotly_js: str) -> st
     if not data.front.empty:
         sections.append(
             '<section id="members"><h2>Pareto members</h2>'
-            '<p class="caption">Click a header to sort. Each spec rebuilds the trial\'s model: '
-            "<code>archsearch compile winners/&lt;file&gt;.yaml</code>.</p>"
+            '<p class="caption">Click a header to sort. Each spec rebuilds the trial\'s model, from the '
+            "report's folder: <code>archsearch compile winners/&lt;file&gt;.yaml</code>.</p>"
             + _front_table(data)
             + "</section>"
         )
@@ -237,6 +248,11 @@ def render_html(data: ReportData, figures: dict[str, Any], plotly_js: str) -> st
     if "importance" in figures:
         sections.append(
             '<section id="importance"><h2>Importance of the choices</h2>'
+            + (
+                f'<p class="warning" id="importance-warning">⚠ {escape(data.importance_warning)}</p>'
+                if data.importance_warning
+                else ""
+            )
             + _plot(
                 "importance",
                 figures["importance"],

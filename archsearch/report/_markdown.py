@@ -20,14 +20,15 @@ def render_markdown(data: ReportData, figures: list[str]) -> str:
     objectives = ", ".join(f"{o.metric} ({o.direction})" for o in data.objectives)
     lines += [
         f"- **dataset**: {r.dataset}, {r.num_classes} classes, input {h}×{w}×{r.channels}",
-        f"- **trials**: {data.trials_summary()}",
+        f"- **study**: {data.trials_summary()}",
         f"- **objectives**: {objectives}",
         f"- **Pareto front**: {len(data.front)} of {len(data.scored)} complete trials with every objective",
     ]
     if data.reasons:
-        listed = "; ".join(f"{state}: {reason} ×{n}" for state, reason, n in data.reasons[:6])
+        listed = "; ".join(f"{outcome}: {reason} ×{n}" for outcome, reason, n in data.reasons[:6])
         lines.append(
-            f"- **not completed**: {listed}" + ("; more in trials.csv" if len(data.reasons) > 6 else "")
+            f"- **not completed**: {listed}"
+            + (f"; {len(data.reasons) - 6} more reasons in trials.csv" if len(data.reasons) > 6 else "")
         )
     if data.hypervolume is not None and data.reference is not None:
         ref = ", ".join(
@@ -70,7 +71,7 @@ def render_markdown(data: ReportData, figures: list[str]) -> str:
             ]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
-        lines += ["Rebuild a winner: `archsearch compile winners/<file>.yaml`.", ""]
+        lines += ["Rebuild a winner from this folder: `archsearch compile winners/<file>.yaml`.", ""]
 
     if figures:
         lines += ["## Figures", ""]
@@ -79,6 +80,8 @@ def render_markdown(data: ReportData, figures: list[str]) -> str:
 
     if data.importances:
         lines += ["## Most important choices", ""]
+        if data.importance_warning:
+            lines += [f"> **Warning**: {data.importance_warning}", ""]
         for target, scores in data.importances.items():
             top = sorted(scores.items(), key=lambda kv: -kv[1])[:5]
             lines.append(f"- **{target}**: " + ", ".join(f"{k} ({v:.2f})" for k, v in top))

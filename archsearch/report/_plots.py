@@ -17,6 +17,7 @@ from ._format import (
     metric_label,
     metric_unit_scale,
 )
+from ._layout import axis_range, integer_step, parallel_layout
 
 __all__ = ["history_figure", "importance_figure", "parallel_figure", "scatter_figure"]
 
@@ -43,8 +44,14 @@ def hover_text(data: ReportData, row: pd.Series) -> str:
     return "<br>".join(lines)
 
 
-def _axis(metric: str) -> dict[str, Any]:
-    return {"title": {"text": metric_label(metric)}, "zeroline": False}
+def _axis(metric: str, values: Any = ()) -> dict[str, Any]:
+    """An axis titled with the metric and its unit; bounded metrics (accuracy) never pass their
+    bounds."""
+    axis: dict[str, Any] = {"title": {"text": metric_label(metric)}, "zeroline": False}
+    bounded = axis_range(values, metric)
+    if bounded is not None:
+        axis["range"] = bounded
+    return axis
 
 
 def scatter_figure(data: ReportData, x: str, y: str) -> Any:
@@ -112,8 +119,8 @@ def scatter_figure(data: ReportData, x: str, y: str) -> Any:
     fig.update_layout(
         **_LAYOUT,
         title={"text": f"{metric_label(y)} vs {metric_label(x)}"},
-        xaxis=_axis(x),
-        yaxis=_axis(y),
+        xaxis=_axis(x, points[x] * sx),
+        yaxis=_axis(y, points[y] * sy),
         legend={"title": {"text": "mixer per stage"}, "font": {"size": 11}},
         height=480,
     )
@@ -126,7 +133,15 @@ def history_figure(data: ReportData) -> Any:
 
     assert data.history is not None
     history = data.history
-    scale = metric_unit_scale(data.objectives[0].metric) if data.history_label != "hypervolume" else 1.0
+    single = data.history_label != "hypervolume"
+    metric = data.objectives[0].metric
+    scale = metric_unit_scale(metric) if single else 1.0
+    trials = history["trial"].to_numpy(dtype=float)
+    step = integer_step(float(trials.min()), float(trials.max())) if len(trials) else 1
+    yaxis: dict[str, Any] = {"title": {"text": metric_label(metric) if single else data.history_label}}
+    bounded = axis_range(history["value"] * scale, metric) if single else None
+    if bounded is not None:
+        yaxis["range"] = bounded
     fig = go.Figure(
         go.Scatter(
             x=history["trial"],
@@ -141,8 +156,15 @@ def history_figure(data: ReportData) -> Any:
     fig.update_layout(
         **_LAYOUT,
         title={"text": f"{data.history_label} over trials"},
-        xaxis={"title": {"text": "trial"}},
-        yaxis={"title": {"text": data.history_label}},
+        # trial numbers are whole: ticks on whole numbers only, never 0.5
+        xaxis={
+            "title": {"text": "trial"},
+            "tickmode": "linear",
+            "tick0": 0,
+            "dtick": step,
+            "tickformat": "d",
+        },
+        yaxis=yaxis,
         height=360,
     )
     return fig
@@ -191,10 +213,16 @@ def parallel_figure(data: ReportData) -> Any:
         )
     for metric in data.objective_metrics:
         dims.append(
-            {"label": metric_label(metric), "values": (rows[metric] * metric_unit_scale(metric)).tolist()}
+            {
+                "label": metric_label(metric),
+                "values": (rows[metric] * metric_unit_scale(metric)).tolist(),
+                "tickformat": ".3~r",  # three significant digits: no 99.0486 at the ends
+            }
         )
     first = data.objectives[0]
     colour = rows[first.metric] * metric_unit_scale(first.metric)
+    label_size, tick_size = 11, 10
+    layout = parallel_layout(dims, label_size=label_size, tick_size=tick_size)
     fig = go.Figure(
         go.Parcoords(
             dimensions=dims,
@@ -203,17 +231,25 @@ def parallel_figure(data: ReportData) -> Any:
                 "colorscale": "Viridis",
                 "reversescale": first.direction == "minimize",  # bright = better either way
                 "showscale": True,
-                "colorbar": {"title": {"text": metric_label(first.metric)}},
+                "colorbar": {
+                    "title": {"text": metric_label(first.metric), "side": "right"},
+                    "x": 1.0,
+                    "xanchor": "left",
+                    "xpad": 14,
+                    "thickness": 18,
+                },
             },
-            domain={"x": [0.0, 0.94]},  # room for the colour bar
-            labelangle=-30,
-            labelfont={"size": 11},
-            tickfont={"size": 10},
+            labelangle=layout.label_angle,
+            labelside="top",
+            labelfont={"size": label_size},
+            tickfont={"size": tick_size},
+            rangefont={"size": tick_size},
         )
     )
     fig.update_layout(
-        **{**_LAYOUT, "margin": {"l": 70, "r": 70, "t": 120, "b": 30}},
-        height=540,
+        **{**_LAYOUT, "margin": layout.margin},
+        height=420 + layout.margin["t"],
+        meta={"min_width": layout.min_width},  # the HTML gives the plot at least this width
     )
     return fig
 
@@ -241,7 +277,10 @@ def importance_figure(data: ReportData) -> Any:
         )
     fig.update_layout(
         **_LAYOUT,
-        title={"text": "importance of each choice (Optuna, normalised per target)"},
+        title={
+            "text": "importance of each choice (Optuna, normalised per target)"
+            + (f" — from {data.importance_trials} trials only" if data.importance_warning else "")
+        },
         barmode="group",
         xaxis={"title": {"text": "importance"}},
         height=max(320, 60 + 18 * len(params) * max(1, len(data.importances)) // 2),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,21 @@ from ..errors import SpecError
 from ._compute import ReportData
 from ._format import choice_name, format_metric, format_value, is_missing
 
-__all__ = ["write_winners"]
+__all__ = ["command_path", "write_winners"]
 
 
-def _header(data: ReportData, row: Any, path: str) -> str:
+def command_path(path: Path) -> str:
+    """``path`` as a command typed where the user stands should name it: relative to the working
+    folder when it lies below it, else absolute; quoted for the shell where it needs quoting."""
+    full = path.resolve()
+    try:
+        shown = str(full.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = str(full)
+    return shlex.quote(shown if os.sep == "/" else shown.replace(os.sep, "/"))
+
+
+def _header(data: ReportData, row: Any, path: Path) -> str:
     trial = int(row["trial"])
     objectives = ", ".join(f"{o.metric} {o.direction[:3]}" for o in data.objectives)
     lines = [
@@ -28,12 +41,14 @@ def _header(data: ReportData, row: Any, path: str) -> str:
     choices = [f"  {choice_name(c)}: {format_value(row[c])}" for c in data.choices if not is_missing(row[c])]
     if choices:
         lines += ["choices:", *choices]
-    lines.append(f"rebuild: archsearch compile {path}")
+    lines.append(f"rebuild: archsearch compile {command_path(path)}")
     return "".join(f"# {line}\n" for line in lines)
 
 
 def write_winners(data: ReportData, out_dir: Path) -> list[Path]:
-    """One YAML per Pareto member, named ``<study>-t<trial>.yaml``, with its metrics as comments.
+    """One YAML per Pareto member, named ``<study>-t<trial>.yaml``, with its metrics as comments
+    and the command that rebuilds it, its path as :func:`command_path` gives it (from where the
+    report is written).
 
     The body is the trial's concrete spec as the search stored it (renamed after the file); a spec
     whose YAML would not hash back to the trial's ``spec_hash`` is noted in the report.
@@ -58,6 +73,6 @@ def write_winners(data: ReportData, out_dir: Path) -> list[Path]:
             same = True
         if not same and not is_missing(row["spec_hash"]):
             data.notes.append(f"{relative} does not hash to trial {trial}'s spec_hash {row['spec_hash']}.")
-        path.write_text(_header(data, row, relative) + body, encoding="utf-8")
+        path.write_text(_header(data, row, path) + body, encoding="utf-8")
         written.append(path)
     return written

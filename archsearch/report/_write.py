@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ class ReportFiles:
     """One YAML spec per Pareto member."""
     figures: list[Path] = field(default_factory=list)
     """PNGs: the Pareto scatters and the hypervolume history."""
+    summary: str = ""
+    """The trials by outcome, as ``archsearch trials`` and the report print them."""
 
 
 def write_report(
@@ -37,6 +39,7 @@ def write_report(
     *,
     reference: Sequence[float] | None = None,
     zoo: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> ReportFiles:
     """Write a study's report into ``out_dir``.
 
@@ -45,7 +48,8 @@ def write_report(
     member. ``reference`` is the hypervolume's reference point, one value per objective (default:
     the nadir of the complete trials pushed out by 10% of each range); ``zoo`` marks the zoo's
     architectures at the study's input size. Raises ValueError for an objective that is not a
-    column of the trials, or a reference of the wrong length.
+    column of the trials, or a reference of the wrong length. ``progress`` is called with each
+    step's name as it starts.
     """
     import plotly.offline
 
@@ -54,14 +58,18 @@ def write_report(
     from ._markdown import render_markdown
     from ._plots import history_figure, importance_figure, parallel_figure, scatter_figure
 
+    say = progress or (lambda _: None)
     out = Path(out_dir)
+    say("computing the front, hypervolume, importances" + (" and zoo references" if zoo else ""))
     data = compute_report(results, reference=reference, zoo=zoo)
+    say("writing the winners' specs")
     for sub, pattern in (("winners", "*.yaml"), ("figures", "*.png")):  # no stale files of an older run
         (out / sub).mkdir(parents=True, exist_ok=True)
         for stale in (out / sub).glob(pattern):
             stale.unlink()
     winners = write_winners(data, out)
 
+    say("drawing the figures")
     figures: dict[str, Any] = {}
     pngs: list[Path] = []
     for x, y in data.scatter_pairs():
@@ -78,6 +86,7 @@ def write_report(
     if data.importances:
         figures["importance"] = importance_figure(data)
 
+    say("writing index.html, report.md, trials.csv and trials.parquet")
     index = out / "index.html"
     index.write_text(render_html(data, figures, plotly.offline.get_plotlyjs()), encoding="utf-8")
     report_md = out / "report.md"
@@ -88,7 +97,7 @@ def write_report(
     table = results.trials.sort_values("trial", kind="stable")
     table.to_csv(csv, index=False)
     _for_parquet(table).to_parquet(parquet, index=False)
-    return ReportFiles(out, index, report_md, csv, parquet, winners, pngs)
+    return ReportFiles(out, index, report_md, csv, parquet, winners, pngs, data.trials_summary())
 
 
 def _for_parquet(table: pd.DataFrame) -> pd.DataFrame:

@@ -16,10 +16,12 @@ from ._experiment import (
     load_experiment,
 )
 from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
+from ._lock import StudyInUse, StudyLock
+from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
 from ._shared import Heartbeats, SharedStudy, is_shared
 from ._storage import CONNECT_TIMEOUT_S, mask_url, open_storage, open_study
-from ._table import BASE_COLUMNS, load_results, load_study, trials_table
+from ._table import BASE_COLUMNS, load_results, load_study, trials_table, without_duplicates
 
 __all__ = [
     "BACKENDS",
@@ -42,6 +44,8 @@ __all__ = [
     "SearchProgress",
     "SearchSummary",
     "SharedStudy",
+    "StudyInUse",
+    "StudyLock",
     "TrialCounts",
     "backend_for",
     "count_trials",
@@ -54,6 +58,8 @@ __all__ = [
     "open_storage",
     "open_study",
     "outcome_of",
+    "project_folder",
     "run_search",
     "trials_table",
+    "without_duplicates",
 ]

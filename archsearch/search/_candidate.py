@@ -4,11 +4,12 @@ passes once (shapes, constraints, spec hash) before any backend builds it."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..cost import CostReport
 from ..data import Dataset, load_dataset
+from ..errors import Issue, SpecError
 from ..space import SearchSpace, Suggest, load_space
 from ..spec import NormalizedSpec, Spec, spec_hash
 from ._experiment import Experiment
@@ -54,13 +55,44 @@ def check_candidate(space: SearchSpace, suggest: Suggest, name: str) -> Checked 
     )
 
 
+def _locate_space_issue(
+    issue: Issue, experiment: Experiment, source: str | dict[str, Any], inline: tuple[str, ...]
+) -> Issue:
+    """An issue of the experiment's space: one of an inline space placed in the experiment file; a
+    space file that cannot be read at all (no line: missing, a directory, too large) is named at
+    the experiment's ``space`` key too."""
+    if inline or issue.file != source or issue.line is not None:
+        return experiment.locate(issue, inline)
+    return experiment.locate(Issue(("space",), f"{issue.file}: {issue.message}", value=experiment.space))
+
+
+def _locate_data_issue(
+    issue: Issue, experiment: Experiment, space: SearchSpace, inline: tuple[str, ...]
+) -> Issue:
+    """A data issue placed in its file: ``input.*`` (an image the data cannot give) on the space's
+    value, anything else (``data.root``) on the experiment's."""
+    if issue.file is not None or issue.path[:1] != ("input",):
+        return experiment.locate(issue)
+    if inline:
+        return experiment.locate(issue, inline)
+    return replace(issue, file=space.source.file, line=space.source.line_of(issue.path))
+
+
 def prepare(experiment: Experiment) -> tuple[SearchSpace, Dataset]:
     """The experiment's space and dataset: the data at the space's input size and channels, and
     the space's head sized to the data's classes."""
     override = {"input_size": experiment.input_size} if experiment.input_size else {}
-    space = load_space(experiment.space_source(), **override)
+    source = experiment.space_source()
+    inline: tuple[str, ...] = ("space",) if isinstance(source, dict) else ()
+    try:
+        space = load_space(source, **override)
+    except SpecError as exc:  # a space written inline: its issues are the experiment file's
+        raise SpecError([_locate_space_issue(i, experiment, source, inline) for i in exc.issues]) from None
     first = space.default().data.get("input", {})
     size = first.get("size", 224)
     hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    dataset = load_dataset(experiment.data, input_size=hw, channels=int(first.get("channels", 3)))
+    try:
+        dataset = load_dataset(experiment.data, input_size=hw, channels=int(first.get("channels", 3)))
+    except SpecError as exc:
+        raise SpecError([_locate_data_issue(i, experiment, space, inline) for i in exc.issues]) from None
     return load_space(space, num_classes=dataset.num_classes), dataset

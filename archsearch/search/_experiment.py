@@ -7,15 +7,30 @@ default is documented here, where ``archsearch schema --experiment`` reads it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..core import MAX_TRIALS, MAX_WIDTH, SourceMap, StrictModel, read_yaml_file, validation_issues
+from ..core import (
+    MAX_INPUT_SIDE,
+    MAX_TRIALS,
+    MAX_WIDTH,
+    SourceMap,
+    StrictModel,
+    apply_dotlist,
+    command_line_issues,
+    parse_override,
+    read_yaml_file,
+    validation_issues,
+)
 from ..data import DataConfig, DigitsData
-from ..errors import SpecError
+from ..errors import Issue, SpecError
 from ..evaluate import EvaluatorConfig, TrainConfig
+from ..spec import zoo_names
+from ._paths import describe_document, project_folder, resolve_paths, shown
 
 __all__ = [
     "COST_METRICS",
@@ -88,11 +103,15 @@ class Sampler(StrictModel):
 class EarlyStopping(StrictModel):
     """Stopping unpromising trials while they train (needs the ``train`` evaluator).
 
-    ``dominance`` (the default with several objectives; Optuna cannot prune those): after
-    ``warmup_epochs`` epochs, a trial stops when some completed trial had, at the same epoch, an
-    accuracy at least ``margin`` higher while costing no more on every cost objective (MACs,
-    params, latency, memory: all known before training). ``median`` and ``hyperband`` are
-    Optuna's pruners for single-objective studies; ``none`` trains every trial to its budget.
+    ``dominance`` is on by default for multi-objective searches (Optuna cannot prune those;
+    ``kind: none`` turns it off): after ``warmup_epochs`` epochs, once ``min_trials`` trials have
+    completed, a trial stops when a completed trial had, at the same epoch, an accuracy at least
+    ``margin`` higher while costing no more on every cost objective (MACs, params, latency,
+    memory: all known before training). With ``margin: 0`` the other trial must be strictly
+    better somewhere: strictly more accurate, or as accurate and strictly cheaper on a cost. A tie
+    is not dominance: a trial with the same accuracy at the same costs goes on. ``median`` and
+    ``hyperband`` are Optuna's pruners for single-objective studies (``median`` is the default
+    there); ``none`` trains every trial to its budget.
     """
 
     kind: Literal["dominance", "median", "hyperband", "none"] | None = None
@@ -102,7 +121,8 @@ class EarlyStopping(StrictModel):
     min_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 3
     """Completed trials needed before any trial is stopped."""
     margin: Annotated[float, Field(ge=0)] = 0.0
-    """``dominance``: how much higher (accuracy fraction) the dominating trial must be."""
+    """``dominance``: how much higher (accuracy fraction) the dominating trial must be; at 0,
+    strictly higher, or equal at a strictly lower cost (a tie never stops a trial)."""
 
 
 class OptunaBackend(StrictModel):
@@ -166,8 +186,8 @@ class Experiment(StrictModel):
     name: str | None = None
     """The study's name (default: the experiment file's name)."""
     space: str | dict[str, Any]
-    """A search-space YAML file (relative to this file) or the space itself."""
-    input_size: Annotated[int, Field(gt=0)] | None = None
+    """A search-space YAML file (a relative path is read from this file's folder) or the space itself."""
+    input_size: Annotated[int, Field(gt=0, le=MAX_INPUT_SIDE)] | None = None
     """Overrides the space's input size (e.g. to search a 224-pixel space at 64 pixels)."""
     data: DataConfig = DigitsData()
     """The dataset; its classes set every candidate's ``num_classes``."""
@@ -185,11 +205,16 @@ class Experiment(StrictModel):
     backend: Annotated[OptunaBackend | RayBackend, Field(discriminator="kind")] = OptunaBackend()
     """Where the search runs and its trials are stored: ``optuna`` (this process) or ``ray``."""
     run_dir: str | None = None
-    """Directory for the study's files (default ``runs/<name>`` under the working directory)."""
+    """Directory for the study's files. Default: ``runs/<name>`` in the experiment's project folder
+    (the experiment file's folder, or its parent when that folder is named ``experiments``).
+    Relative paths in the file, here and everywhere else, are read from the file's folder."""
     report: str | None = None
-    """Directory for the report written at the end (default ``reports/<name>``)."""
+    """Directory for the report written at the end (default ``reports/<name>`` in the project folder)."""
 
     _file: Path | None = None
+    _root: Path | None = None
+    _source: SourceMap | None = None
+    _overrides: tuple[Any, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -199,15 +224,19 @@ class Experiment(StrictModel):
             data = {**data, "backend": {"kind": "optuna", **data["backend"]}}
         return data
 
-    @model_validator(mode="after")
-    def _check(self) -> Experiment:
-        metrics = [o.metric for o in self.objectives]
+    @field_validator("objectives")
+    @classmethod
+    def _objectives_fit(cls, objectives: list[Objective], info: ValidationInfo) -> list[Objective]:
+        """Each metric once, and each one the evaluator can give (a field check, so that an error
+        names the ``objectives`` key and its line)."""
+        metrics = [o.metric for o in objectives]
         twice = sorted({m for m in metrics if metrics.count(m) > 1})
         if twice:
             raise ValueError(f"each metric may be an objective once, but {twice} appear twice")
-        kind = self.evaluator.kind
+        evaluator = info.data.get("evaluator")  # absent when the evaluator itself is wrong
+        kind = getattr(evaluator, "kind", None)
         if kind == "zero_cost":
-            proxies = set(self.evaluator.proxies)  # type: ignore[union-attr]
+            proxies = set(evaluator.proxies)  # type: ignore[union-attr]
             if "accuracy" in metrics:
                 raise ValueError("the accuracy objective needs the train evaluator, not zero_cost")
             missing = sorted({m for m in metrics if m in ZERO_COST_METRICS} - proxies)
@@ -215,9 +244,24 @@ class Experiment(StrictModel):
                 raise ValueError(
                     f"objectives {missing} are not among the evaluator's proxies {sorted(proxies)}"
                 )
-        elif any(m in ZERO_COST_METRICS for m in metrics):
+        elif kind is not None and any(m in ZERO_COST_METRICS for m in metrics):
             raise ValueError("a zero-cost objective needs `evaluator: {kind: zero_cost, proxies: [...]}`")
-        return self
+        return objectives
+
+    @field_validator("early_stopping")
+    @classmethod
+    def _stopping_fits(cls, stopping: EarlyStopping, info: ValidationInfo) -> EarlyStopping:
+        """Optuna's pruners judge one objective: ``median`` and ``hyperband`` cannot stop a
+        multi-objective trial that trains for accuracy (:func:`stopping_kind` says the same at run
+        time; here the error names the line)."""
+        metrics = [o.metric for o in info.data.get("objectives") or []]
+        trains = getattr(info.data.get("evaluator"), "kind", None) == "train"
+        if stopping.kind in ("median", "hyperband") and len(metrics) > 1 and trains and "accuracy" in metrics:
+            raise ValueError(
+                f"{stopping.kind!r} is one of Optuna's pruners, which cannot stop multi-objective "
+                "trials; use 'dominance' or 'none'"
+            )
+        return stopping
 
     # ------------------------------------------------------------------ resolved values
 
@@ -230,12 +274,22 @@ class Experiment(StrictModel):
         return [o.sense for o in self.objectives]
 
     @property
+    def file(self) -> Path | None:
+        """The experiment file, if it was read from one."""
+        return self._file
+
+    @property
+    def project(self) -> Path:
+        """The folder that holds ``runs/`` and ``reports/`` by default (see :mod:`._paths`)."""
+        return self._root if self._root is not None else project_folder(self._file)
+
+    @property
     def run_path(self) -> Path:
-        return Path(self.run_dir) if self.run_dir else Path("runs") / (self.name or "study")
+        return Path(self.run_dir) if self.run_dir else self.project / "runs" / (self.name or "study")
 
     @property
     def report_path(self) -> Path:
-        return Path(self.report) if self.report else Path("reports") / (self.name or "study")
+        return Path(self.report) if self.report else self.project / "reports" / (self.name or "study")
 
     @property
     def storage_url(self) -> str:
@@ -245,40 +299,145 @@ class Experiment(StrictModel):
             return f"journal:{self.run_path / 'study.journal'}"
         if "://" in storage:
             return storage
-        path = (
-            Path(storage)
-            if Path(storage).is_absolute() or self._file is None
-            else self._file.parent / storage
-        )
+        path = Path(storage)  # made absolute from the experiment file's folder when it was read
         return f"sqlite:///{path}" if path.suffix == ".db" else f"journal:{path}"
 
+    @property
+    def storage_file(self) -> Path | None:
+        """The file of a file storage (journal or SQLite), ``None`` for a database server."""
+        url = self.storage_url
+        if url.startswith(("journal:", "sqlite:///")) and not url.endswith(":memory:"):
+            return Path(url.removeprefix("journal:").removeprefix("sqlite:///"))
+        return None
+
+    def locate(self, issue: Issue, under: tuple[str | int, ...] = ()) -> Issue:
+        """``issue`` placed in this experiment's file at ``under`` + its path (``("space",)`` for
+        an issue of the space written inline), unless it already names a file."""
+        if issue.file is not None:
+            return issue
+        path = (*under, *issue.path)
+        source = self._source or SourceMap(file=None if self._file is None else str(self._file))
+        return replace(issue, path=path, file=source.file, line=source.line_of(path))
+
     def space_source(self) -> str | dict[str, Any]:
-        """The space as a path to load (relative to the experiment file) or a mapping."""
-        if isinstance(self.space, dict):
-            return self.space
-        path = Path(self.space)
-        if path.is_absolute() or self._file is None:
-            return str(path)
-        beside = self._file.parent / path  # relative to the experiment file, else to the working directory
-        return str(beside if beside.exists() or not path.exists() else path)
+        """The space as a path to load (already absolute when read from a file) or a mapping."""
+        return self.space if isinstance(self.space, dict) else str(Path(self.space))
+
+    def check_files(self) -> None:
+        """Check that the space file and the data root exist, before a search changes anything
+        (reading a study needs neither).
+
+        Raises:
+            SpecError: naming the experiment's file and the line of ``space`` or ``data.root``
+                (``<command line>`` for an overridden path) and the folder a relative path is
+                read from."""
+        _check_files(self)
+
+    def paths(self) -> dict[str, str]:
+        """The resolved places of this experiment, for people: ``experiment`` (the file),
+        ``space``, ``data``, ``storage``, ``report`` (paths relative to the current directory
+        where they are inside it)."""
+        data = self.data
+        root = getattr(data, "root", None)
+        out = {
+            "experiment": shown(self._file) if self._file else "(a mapping)",
+            "space": shown(self.space) if isinstance(self.space, str) else "(inline)",
+            "data": f"{data.kind} {shown(root)}" if root else data.kind,
+        }
+        file = self.storage_file
+        out["storage"] = (
+            f"{'journal' if self.storage_url.startswith('journal:') else 'sqlite'} {shown(file)}"
+            if file is not None
+            else self.storage_url
+        )
+        out["report"] = shown(self.report_path)
+        return out
 
 
-def load_experiment(source: str | os.PathLike[str] | dict[str, Any]) -> Experiment:
-    """Read and validate an experiment file; errors name the file, line and key."""
+def load_experiment(
+    source: str | os.PathLike[str] | dict[str, Any], overrides: Sequence[str] = ()
+) -> Experiment:
+    """Read and validate an experiment (a YAML file or a mapping), with command-line
+    ``overrides`` (``KEY=VALUE``, see :mod:`archsearch.core`'s ``apply_dotlist``) applied.
+
+    Relative paths in the file are read from its folder, those of overrides and of a mapping from
+    the current directory (:mod:`._paths`). Whether the space file and the data root exist is
+    checked when a search starts (:meth:`Experiment.check_files`): reading a study needs neither.
+
+    Raises:
+        SpecError: naming the file, line and key (``<command line>`` and the override for an
+            overridden value) of every problem: an unknown key, a bad value, or a file that is
+            a spec or a search space rather than an experiment
+            (the error's ``hint`` then holds an experiment that would search that space).
+    """
+    parsed = [parse_override(o) for o in overrides]
     if isinstance(source, dict):
         data, smap, file = dict(source), SourceMap(), None
     else:
-        file = Path(source)
-        data, smap = read_yaml_file(source, "experiment", "an experiment")
+        file = _zoo_check(source)
+        data, smap = read_yaml_file(source, "experiment", "an experiment", needs="'space' and 'objectives'")
         if isinstance(data, dict):
             data.setdefault("name", file.stem)
     if not isinstance(data, dict):
         raise smap.error(
             (), "an experiment is a mapping (space, data, evaluator, objectives, ...)", value=data
         )
+    what = describe_document(data, file)
+    if what is not None:
+        error = smap.error((), what[0])
+        error.hint = what[1]  # type: ignore[attr-defined]
+        raise error
+    if file is not None:
+        data = resolve_paths(data, file.resolve().parent)
+    data = resolve_paths(apply_dotlist(data, parsed), Path.cwd())
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(validation_issues(exc, data, smap, Experiment)) from None
+        issues = SpecError(validation_issues(exc, data, smap, Experiment))
+        raise command_line_issues(issues, parsed, smap.file) from None
     experiment._file = file
+    experiment._root = project_folder(file)
+    experiment._source = smap
+    experiment._overrides = tuple(parsed)
     return experiment
+
+
+def _zoo_check(source: str | os.PathLike[str]) -> Path:
+    """The experiment file's path; a zoo name given instead is named as such."""
+    file = Path(source)
+    if not file.exists() and isinstance(source, str) and source in zoo_names():
+        raise SpecError(
+            Issue(
+                (),
+                f"{source} is an architecture of the zoo, not an experiment file: `archsearch compile "
+                f"{source}` or `profile {source}` measure it; `archsearch search` takes an experiment",
+                file=source,
+                allowed="an experiment YAML file, e.g. experiments/quickstart.yaml",
+            )
+        )
+    return file
+
+
+def _check_files(experiment: Experiment) -> None:
+    """The space file and the data root must exist: named with the experiment's file and line."""
+    smap = experiment._source or SourceMap()
+    parsed = experiment._overrides
+
+    def fail(path: tuple[str, ...], what: str) -> None:
+        given = any(path[: len(o.path)] == o.path for o in parsed)
+        folder = (
+            f"the file's folder, {shown(experiment._file.parent) or '.'}/"
+            if experiment._file and not given
+            else "the current directory"
+        )
+        issue = smap.issue(path, f"{what} (a relative path is read from {folder})")
+        raise command_line_issues(SpecError(issue), parsed, smap.file)
+
+    if isinstance(experiment.space, str):
+        space = Path(experiment.space)
+        if not space.is_file():
+            kind = "is a folder, not a search-space file" if space.is_dir() else "does not exist"
+            fail(("space",), f"the space file {shown(space)} {kind}")
+    root = getattr(experiment.data, "root", None)
+    if isinstance(root, str) and not Path(root).exists():
+        fail(("data", "root"), f"the data root {shown(root)} does not exist")

@@ -20,7 +20,8 @@ Optuna study and follow these rules through :class:`Ledger`:
   would be ignored by it (and proposed again).
 * **Rejected candidates** (invalid shapes, over a constraint) are PRUNED with the reason, never built.
 * **Interrupted trials.** A trial left RUNNING by a run that stopped (a file storage has one
-  owner; Ray: a trial the driver asked for and Ray never recorded) is set FAIL with outcome
+  owner at a time, the run holding its lock (:mod:`._lock`), so whatever it finds RUNNING was left
+  by a run that is gone; Ray: a trial the driver asked for and Ray never recorded) is set FAIL with outcome
   ``interrupted`` by :meth:`Ledger.recover`, which queues its params again as a new trial with
   ``retry_of``; so is a trial interrupted with Ctrl-C. Workers find dead workers' trials by
   heartbeats (:mod:`._shared`) and queue them the same way.
@@ -42,6 +43,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..pareto import pareto_mask
+from ..space import size_text
 from ._early_stop import Curve
 from ._evaluate import cost_vector
 from ._experiment import Experiment
@@ -307,5 +309,5 @@ class Ledger:
             return None
         return (
             f"the last {self.streak} candidates were all rejected or already evaluated: the space may be "
-            f"exhausted ({space_size:,} members) or its constraints too tight"
+            f"exhausted ({size_text(space_size)} members) or its constraints too tight"
         )

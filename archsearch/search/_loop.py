@@ -206,9 +206,9 @@ class TrialLoop:
             return
         except KeyboardInterrupt:
             reason = (
-                "interrupted (Ctrl-C); retried on resume"
+                "stopped by Ctrl-C; retried on resume"
                 if self.shared is None
-                else f"interrupted (Ctrl-C) on worker {self.shared.worker}; retried by the next worker"
+                else f"stopped by Ctrl-C on worker {self.shared.worker}; retried by the next worker"
             )
             self.eval_seconds += time.perf_counter() - t0
             frozen = self._finish(

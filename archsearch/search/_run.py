@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from ..cost import LatencyCache
 from ._backend import Backend, SearchProgress, SearchSummary
 from ._experiment import Experiment
 from ._inprocess import InProcessBackend
+from ._lock import StudyLock
 from ._ray import RayTuneBackend
 from ._shared import Heartbeats, is_shared
+from ._storage import check_file_storage
 from ._workers import WorkersBackend
 
 __all__ = ["BACKENDS", "backend_for", "run_search"]
@@ -46,13 +50,24 @@ def run_search(
 
     On a ``postgresql://`` storage this process is one of the study's workers: the budget counts
     every worker's evaluations, and ``heartbeats`` (default :class:`~._shared.Heartbeats`) sets
-    how a dead worker's trial is found and retried."""
-    return backend_for(experiment).run(
-        experiment,
-        trials=trials,
-        fresh=fresh,
-        resume_only=resume_only,
-        progress=progress,
-        latency_cache=latency_cache,
-        heartbeats=heartbeats,
-    )
+    how a dead worker's trial is found and retried.
+
+    On a file storage (a journal or SQLite file) one run at a time searches a study: the run holds
+    :class:`~._lock.StudyLock` beside the file, and a second run raises
+    :class:`~._lock.StudyInUse` (a :class:`~archsearch.SearchError` naming the first run's host,
+    pid and start time) before it changes anything; a killed run's lock is free at once."""
+    experiment.check_files()  # a missing space or data root: before anything is created
+    backend = backend_for(experiment)
+    file = experiment.storage_file
+    if file is not None:
+        check_file_storage(experiment.storage_url)  # before the lock file is made beside it
+    with StudyLock(file, experiment.study_name) if file is not None else nullcontext():
+        return backend.run(
+            experiment,
+            trials=trials,
+            fresh=fresh,
+            resume_only=resume_only,
+            progress=progress,
+            latency_cache=latency_cache,
+            heartbeats=heartbeats,
+        )

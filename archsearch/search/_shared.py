@@ -320,7 +320,7 @@ class SharedStudy:
     def epitaph(self) -> str:
         """The reason a claimed trial keeps if its worker never tells it."""
         return (
-            f"interrupted: its worker {self.worker} stopped sending heartbeats "
+            f"its worker {self.worker} stopped sending heartbeats "
             f"(no heartbeat for {self.heartbeats.grace_s} s); retried as a new trial"
         )
 

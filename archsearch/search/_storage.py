@@ -23,6 +23,7 @@ from ._shared import Heartbeats, RetryStale, is_shared, sqlalchemy_url
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
+    "check_file_storage",
     "fresh_storage",
     "mask_url",
     "open_storage",
@@ -92,6 +93,21 @@ def open_storage(
         raise _cannot_open(url, exc.strerror or str(exc)) from None
     except Exception as exc:  # SQLAlchemy's errors, and a URL it cannot parse
         raise _cannot_open(url, _reason(exc, url)) from None
+
+
+def check_file_storage(url: str) -> None:
+    """Refuse, before anything is created, a file storage whose folder cannot hold it (a folder on
+    the way that is a file, the storage path a folder, a folder that may not be written): the
+    ``cannot open the storage URL: REASON`` error of :func:`open_storage`. Other URLs pass."""
+    if not url.startswith(("journal:", "sqlite:///")):
+        return
+    journal = url.startswith("journal:")
+    path = Path(url.removeprefix("journal:").removeprefix("sqlite:///"))
+    try:
+        _check_path(path, "journal" if journal else "SQLite")
+        _check_folder(path)
+    except SearchError as exc:
+        raise _cannot_open(url, str(exc)) from None
 
 
 def _cannot_open(url: str, reason: str) -> SearchError:
@@ -204,9 +220,17 @@ def _pruner(experiment: Experiment, kind: str) -> optuna.pruners.BasePruner:
 
 
 def open_study(
-    experiment: Experiment, *, create: bool = True, storage: optuna.storages.BaseStorage | None = None
+    experiment: Experiment,
+    *,
+    create: bool = True,
+    storage: optuna.storages.BaseStorage | None = None,
+    writable: bool = True,
 ) -> optuna.Study:
-    """The experiment's study in its storage (created if ``create``); its objectives must match."""
+    """The experiment's study in its storage (created if ``create``); its objectives must match.
+
+    A study opened ``writable`` carries its objectives' metric names (``study.metric_names``, set
+    on a study made before they were recorded too), so Optuna's own tools (``trials_dataframe``,
+    ``optuna.visualization``, optuna-dashboard) label the values ``accuracy``, ``macs``, ..."""
     storage = storage or open_storage(experiment.storage_url)
     name = experiment.study_name
     try:
@@ -227,6 +251,7 @@ def open_study(
             pruner=_pruner(experiment, stopping_kind(experiment)),
         )
         study.set_user_attr("objectives", [o.model_dump(mode="json") for o in experiment.objectives])
+        _name_metrics(study, experiment)
         return study
     stored = [d.name.lower() for d in study.directions]
     metrics = [o["metric"] for o in study.user_attrs.get("objectives", [])]
@@ -237,7 +262,15 @@ def open_study(
             f"({', '.join(experiment.directions)}): give it another name or storage, "
             "or start afresh with --fresh"
         )
+    if writable and study.metric_names is None:
+        _name_metrics(study, experiment)
     return study
+
+
+def _name_metrics(study: optuna.Study, experiment: Experiment) -> None:
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([o.metric for o in experiment.objectives])
 
 
 def fresh_storage(experiment: Experiment) -> None:

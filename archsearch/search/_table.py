@@ -9,6 +9,7 @@ far as measured), ``epochs``, ``duration_s``, ``eval_s``, ``reason``, ``duplicat
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,11 @@ import pandas as pd
 from optuna.trial import FrozenTrial
 
 from ..errors import Issue, SpecError
-from ._experiment import METRICS, load_experiment
+from ._experiment import METRICS, Experiment, load_experiment
 from ._ledger import count_trials, outcome_of
 from ._storage import open_storage, open_study
 
-__all__ = ["BASE_COLUMNS", "load_results", "load_study", "trials_table"]
+__all__ = ["BASE_COLUMNS", "load_results", "load_study", "trials_table", "without_duplicates"]
 
 BASE_COLUMNS = [
     "trial",
@@ -74,14 +75,16 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     return frame.astype({"duplicate_of": "Int64"}) if len(frame) else frame
 
 
-def load_study(source: str, study_name: str | None = None) -> optuna.Study:
-    """The study behind ``source``: an experiment YAML, a storage URL, a ``.db`` SQLite file or a
-    journal file. A storage holding several studies needs ``study_name``."""
-    path = Path(source)
-    if path.suffix in (".yaml", ".yml"):
-        experiment = load_experiment(path)
+def load_study(source: str | Experiment, study_name: str | None = None) -> optuna.Study:
+    """The study behind ``source``: an experiment (a YAML file, whose relative paths are read from
+    its folder, or a loaded :class:`~archsearch.search.Experiment`), a storage URL, a ``.db``
+    SQLite file or a journal file. A storage holding several studies needs ``study_name``.
+    Nothing is written: a read-only file is enough, and a missing one is not created."""
+    if isinstance(source, Experiment) or Path(source).suffix in (".yaml", ".yml"):
+        experiment = source if isinstance(source, Experiment) else load_experiment(source)
         storage = open_storage(experiment.storage_url, writable=False)  # reading creates nothing
-        return open_study(experiment, create=False, storage=storage)
+        return open_study(experiment, create=False, storage=storage, writable=False)
+    path = Path(source)
     if "://" in source or source.startswith("journal:"):
         url = source
     elif path.is_file():
@@ -146,3 +149,24 @@ def load_results(source: str | optuna.Study, study_name: str | None = None) -> A
         study=study,
         counts=count_trials(study.get_trials(deepcopy=False), [o.direction for o in objectives]).as_dict(),
     )
+
+
+def without_duplicates(study: optuna.Study) -> optuna.Study:
+    """An in-memory copy of ``study`` without its duplicate trials, for Optuna's own tools.
+
+    A duplicate (a candidate whose architecture was already evaluated) is stored as a COMPLETE
+    copy of its original's values, as Optuna's FAQ recommends for repeated parameters, so that
+    the samplers learn from it (stored PRUNED, TPE would take a good architecture for a bad one).
+    Optuna's plots and ``best_trials`` would count it as a second result: give them this copy
+    (``optuna.visualization.plot_pareto_front(without_duplicates(study))``). The copy has the
+    study's name, directions, metric names and user attributes, and every other trial unchanged.
+    """
+    copy = optuna.create_study(directions=study.directions, study_name=study.study_name)
+    for key, value in study.user_attrs.items():
+        copy.set_user_attr(key, value)
+    if study.metric_names is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            copy.set_metric_names(list(study.metric_names))
+    copy.add_trials([t for t in study.get_trials(deepcopy=False) if outcome_of(t) != "duplicate"])
+    return copy

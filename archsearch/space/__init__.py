@@ -1,6 +1,6 @@
 """Search spaces: the spec grammar with choice nodes, sampled through a "suggest" interface."""
 
-from ._nodes import Choice, FloatRange, IntRange, Node
+from ._nodes import Choice, FloatRange, IntRange, Node, size_text
 from ._space import Bound, Candidate, Constraints, Dimension, Sample, SearchSpace, load_space
 from ._suggest import DefaultSuggest, FixedSuggest, OptunaSuggest, RandomSuggest, Scalar, Suggest
 
@@ -22,4 +22,5 @@ __all__ = [
     "SearchSpace",
     "Suggest",
     "load_space",
+    "size_text",
 ]

@@ -19,7 +19,7 @@ from ..core import MAX_RANGE_VALUES
 from ..errors import Issue, SpecError
 from ..spec import SourceMap
 
-__all__ = ["NODE_KEYS", "Choice", "FloatRange", "IntRange", "Node", "parse_tree"]
+__all__ = ["NODE_KEYS", "Choice", "FloatRange", "IntRange", "Node", "parse_tree", "size_text"]
 
 NODE_KEYS = ("choice", "int", "float")
 _MODIFIERS = {
@@ -130,6 +130,14 @@ def _parse_choice(options: Any, per_block: bool, path: Path, source: SourceMap) 
     if not isinstance(options, list) or not options:
         raise source.error(where, "expected a non-empty list of options", value=options)
     parsed = tuple(parse_tree(o, (*where, i), source) for i, o in enumerate(options))
+    for i, option in enumerate(parsed):
+        if isinstance(option, Choice | IntRange | FloatRange):  # it would have no label for the sampler
+            raise source.error(
+                (*where, i),
+                "a choice node cannot be an option of a choice itself; list its values among these "
+                "options, or put it inside a mapping option",
+                value=options[i],
+            )
     if per_block and any(isinstance(o, dict | list) for o in parsed):
         raise source.error(where, "per_block options must be plain values (one per block goes into a list)")
     labels = _labels(parsed, where, source)
@@ -197,6 +205,22 @@ def _parse_range(kind: str, raw: dict[str, Any], per_block: bool, path: Path, so
     if step is not None and log:
         raise source.error((*path, "step"), "a log range takes no step (Optuna's rule)", value=step)
     return FloatRange(float(low), float(high), None if step is None else float(step), log, per_block, path)
+
+
+def size_text(size: float) -> str:
+    """A space's size (:meth:`SearchSpace.size`) for people: ``67,108,864 = 2^26`` while it has
+    at most 15 digits, then ``2^2006`` or ``about 7.3e603`` (a per-block space of thousands of
+    blocks has more members than Python writes out as digits), or ``infinite``."""
+    if size == math.inf:
+        return "infinite"
+    size = int(size)
+    power = size.bit_length() - 1 if size > 1 and size & (size - 1) == 0 else None
+    if size < 10**15:
+        return f"{size:,}" + (f" = 2^{power}" if power is not None else "")
+    if power is not None:
+        return f"2^{power}"
+    exponent = math.log10(size)
+    return f"about {10 ** (exponent % 1):.1f}e{int(exponent)}"
 
 
 def node_error(node: Node, source: SourceMap, message: str, **kwargs: Any) -> SpecError:

@@ -9,6 +9,7 @@ trials, and a trial's parameters turn back into the same spec (:meth:`SearchSpac
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -135,9 +136,8 @@ class SearchSpace:
         origins: dict[SpacePath, SpacePath] = {}
         recorder = _Recorder(suggest, params)
         data = self._resolve(self.tree, (), (), _Ctx([]), recorder, origins)
-        lines = {
-            path: line for path, src in origins.items() if (line := self.source.line_of(src)) is not None
-        }
+        line_of = functools.cache(self.source.line_of)  # per-block values share their node's line
+        lines = {path: line for path, src in origins.items() if (line := line_of(src)) is not None}
         return Sample(params, data, SourceMap(file=self.source.file, lines=lines))
 
     def default(self) -> Sample:
@@ -219,9 +219,13 @@ class SearchSpace:
                     node.path,
                     "per_block needs the stage's depth: give the stage a 'depth' or the spec 'depths'",
                 )
-            names = [_block_name(ctx.name, b) for b in range(ctx.depth)]
-            for b in range(ctx.depth):
-                origins[(*path, b)] = node.path
+            head, tail = _block_name(ctx.name, "{}").split("{}")
+            names = [f"{head}{b}{tail}" for b in range(ctx.depth)]
+            origins.update(dict.fromkeys([(*path, b) for b in range(ctx.depth)], node.path))
+            if isinstance(node, Choice) and names:  # plain options (parse_tree checks): no recursion
+                indices = [node.labels.index(suggest.categorical(name, node.labels)) for name in names]
+                origins[path] = (*node.path, "choice", indices[-1])
+                return [node.options[i] for i in indices]
             return [self._draw_one(node, name, path, ctx, suggest, origins) for name in names]
         return self._draw_one(node, ".".join(ctx.name), path, ctx, suggest, origins)
 

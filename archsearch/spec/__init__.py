@@ -34,7 +34,15 @@ from ..kinds import (
 )
 from ._docs import schema_markdown
 from ._hash import canonical_spec, spec_hash
-from ._load import ZOO_DIR, apply_overrides, load_spec, spec_from_dict, validate_spec, zoo_names
+from ._load import (
+    ZOO_DIR,
+    apply_overrides,
+    list_models,
+    load_spec,
+    spec_from_dict,
+    validate_spec,
+    zoo_names,
+)
 from ._normalize import normalize
 from ._schema import (
     Head,
@@ -75,6 +83,7 @@ __all__ = [
     "WindowMixer",
     "apply_overrides",
     "canonical_spec",
+    "list_models",
     "load_spec",
     "load_yaml_text",
     "normalize",

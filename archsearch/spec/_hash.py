@@ -16,14 +16,15 @@ __all__ = ["canonical_spec", "spec_hash"]
 
 def canonical_spec(spec: Spec | NormalizedSpec) -> dict[str, Any]:
     """The spec as plain data with every default filled in, ``depths`` folded into the stages and
-    the name dropped: two specs that build the same network have the same canonical form.
+    the name and ``dynamic_size`` (how the model takes other input sizes, not what it is) dropped:
+    two specs that build the same network have the same canonical form.
 
     Takes the normalised plan where the caller has one (a search candidate carries it), so the
     spec is not normalised again; a bare :class:`Spec` is normalised here (raises ``SpecError``
     when it cannot be)."""
     plan = spec if isinstance(spec, NormalizedSpec) else normalize(spec)
     spec = plan.spec
-    data = spec.model_dump(mode="json", exclude={"name", "depths"})
+    data = spec.model_dump(mode="json", exclude={"name", "depths", "dynamic_size"})
     for stage, resolved in zip(data["stages"], plan.stages, strict=True):
         stage["depth"] = resolved.depth
         stage["block"] = resolved.family

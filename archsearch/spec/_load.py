@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..core import NormalizedSpec, SourceMap, read_yaml_file, validation_issues
+from ..core import (
+    NormalizedSpec,
+    SourceMap,
+    apply_dotlist,
+    command_line_issues,
+    parse_override,
+    read_yaml_file,
+    validation_issues,
+)
 from ..errors import Issue, SpecError
 from ._normalize import normalize
 from ._schema import Spec
 
-__all__ = ["ZOO_DIR", "apply_overrides", "load_spec", "spec_from_dict", "validate_spec", "zoo_names"]
+__all__ = [
+    "ZOO_DIR",
+    "apply_overrides",
+    "list_models",
+    "load_spec",
+    "spec_from_dict",
+    "validate_spec",
+    "zoo_names",
+]
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -24,15 +41,40 @@ def zoo_names() -> list[str]:
     return sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
 
 
-def load_spec(source: str | os.PathLike[str] | Mapping[str, Any] | Spec, **overrides: Any) -> Spec:
+def list_models(pattern: str | Sequence[str] = "*", exclude: str | Sequence[str] = ()) -> list[str]:
+    """Zoo names matching ``pattern``, sorted, as timm's ``list_models``: shell-style wildcards
+    (``*``, ``?``, ``[...]``; :mod:`fnmatch`), matched without regard to case; a list of patterns
+    matches any of them, and names matching ``exclude`` (a pattern or a list) are left out.
+
+    ``list_models("cvt*")`` -> ``["cvt-13", "cvt-21"]``; ``list_models()`` -> every zoo name;
+    a pattern that matches nothing gives ``[]``.
+    """
+    include = [pattern] if isinstance(pattern, str) else list(pattern)
+    leave = [exclude] if isinstance(exclude, str) else list(exclude)
+
+    def hit(name: str, patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
+
+    return [n for n in zoo_names() if hit(n, include) and not hit(n, leave)]
+
+
+def load_spec(
+    source: str | os.PathLike[str] | Mapping[str, Any] | Spec,
+    *,
+    dotlist: Sequence[str] = (),
+    **overrides: Any,
+) -> Spec:
     """Load and validate a spec from a YAML file, a zoo name, a dict, or a :class:`Spec`.
 
     ``overrides`` replace values before validation: ``num_classes``, ``input_size`` (int or
-    ``[h, w]``), ``in_chans``, ``name``. Raises :class:`SpecError` naming the file, line and
-    YAML path of every problem, including impossible shapes.
+    ``[h, w]``), ``in_chans``, ``name``, ``dynamic_size``. ``dotlist`` holds command-line overrides
+    (``stages.1.dim=96``, ``head.num_classes=10``: ``KEY=VALUE`` with a YAML value, as
+    :func:`archsearch.core.apply_dotlist`), applied first. Raises :class:`SpecError` naming the
+    file, line and YAML path of every problem, including impossible shapes (``<command line>`` and
+    the override for a problem in an overridden value).
     """
     if isinstance(source, Spec):
-        if not overrides:
+        if not overrides and not dotlist:
             validate_spec(source)
             return source
         data, smap = source.model_dump(exclude_none=True), source._source or SourceMap()
@@ -40,7 +82,11 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any] | Spec, **overr
         data, smap = dict(source), SourceMap()
     else:
         data, smap = _read(source)
-    return spec_from_dict(apply_overrides(data, overrides), smap)
+    parsed = [parse_override(o) for o in dotlist]
+    try:
+        return spec_from_dict(apply_overrides(apply_dotlist(data, parsed), overrides), smap)
+    except SpecError as exc:
+        raise command_line_issues(exc, parsed, smap.file) from None
 
 
 def _read(source: str | os.PathLike[str]) -> tuple[Any, SourceMap]:
@@ -65,12 +111,12 @@ def _read(source: str | os.PathLike[str]) -> tuple[Any, SourceMap]:
 
 def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
     """``data`` (a spec or space mapping) with ``overrides`` applied: ``num_classes``,
-    ``input_size`` (int or ``[h, w]``), ``in_chans``, ``name``; raises :class:`SpecError` for
-    any other key."""
+    ``input_size`` (int or ``[h, w]``), ``in_chans``, ``name``, ``dynamic_size``; raises
+    :class:`SpecError` for any other key."""
     if not overrides or not isinstance(data, dict):
         return data
     data = dict(data)
-    known = {"num_classes", "input_size", "in_chans", "name"}
+    known = {"num_classes", "input_size", "in_chans", "name", "dynamic_size"}
     unknown = set(overrides) - known
     if unknown:
         raise SpecError(Issue((), f"unknown override(s) {sorted(unknown)}", allowed=", ".join(sorted(known))))
@@ -83,6 +129,8 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
         data["input"] = {**data.get("input", {}), "channels": overrides["in_chans"]}
     if "name" in overrides:
         data["name"] = overrides["name"]
+    if "dynamic_size" in overrides:
+        data["dynamic_size"] = overrides["dynamic_size"]
     return data
 
 

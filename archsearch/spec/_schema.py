@@ -42,7 +42,8 @@ class InputSpec(StrictModel):
     """The image the network takes."""
 
     size: InputSide | Annotated[list[InputSide], Field(min_length=2, max_length=2)] = 224
-    """Side of a square image, or ``[height, width]``."""
+    """Side of a square image, or ``[height, width]``: the size the model is built and costed for
+    (other sizes: the spec's ``dynamic_size``)."""
     channels: PositiveInt = 3
     """Colour channels."""
 
@@ -156,6 +157,13 @@ class Spec(StrictModel):
     """Epsilon of every LayerNorm."""
     drop_path: Annotated[float, Field(ge=0, lt=1)] = 0.0
     """Stochastic depth rate, rising linearly over all blocks to this value."""
+    dynamic_size: bool = False
+    """Accept inputs of other sizes than ``input.size``, as timm's ``dynamic_img_size``: learned
+    position tables are resampled to the token grid (bicubic, class tokens kept), sinusoidal ones
+    recomputed, Swin windows laid out on the map (same window, shift and bias table; padded where
+    they do not tile) and BoTNet relative embeddings resized (linear). Off: a model with such a
+    part raises ``ValueError`` naming both sizes on another size (models without one take any
+    size). Costs are those of ``input.size`` either way; not part of the spec hash."""
 
     _source: Any = PrivateAttr(default=None)  # the SourceMap it was loaded from, for error lines
 

@@ -1,0 +1,254 @@
+"""The three formats: writing each file, and running it back to compare with PyTorch.
+
+Writers take the model (in eval mode), the target, an example input and the spec's metadata and
+return how the file was written; ``check`` returns what ran the file, the batches and the largest
+absolute difference of the logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..compiler import build
+from ..errors import ExportError
+from ..spec import load_spec
+
+__all__ = ["INSTALL", "check", "inputs", "write_onnx", "write_safetensors", "write_torchscript"]
+
+INSTALL = "pip install 'archsearch[export]'"
+
+
+def inputs(batch: int, chw: tuple[int, int, int], seed: int) -> list[torch.Tensor]:
+    """Seeded inputs at ``batch`` and ``batch + 1`` (the second checks that the batch is free)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(b, *chw, generator=g) for b in (batch, batch + 1)]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings (TracerWarning, torch.jit's and the legacy exporter's deprecation), no exporter
+    chatter on stdout, no torch.onnx log lines below ERROR, while a file is written."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:240]}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def write_onnx(
+    model: nn.Module, target: Path, example: torch.Tensor, meta: dict[str, Any], opset: int | None, which: str
+) -> str:
+    tmp = target.with_name(target.name + ".part")
+    names = {"input_names": ["image"], "output_names": ["logits"]}
+    errors: list[str] = []
+    used = ""
+    for kind in ("legacy", "dynamo") if which == "auto" else (which,):
+        try:
+            with _quiet():
+                if kind == "legacy":
+                    torch.onnx.export(
+                        model,
+                        (example,),
+                        str(tmp),
+                        dynamo=False,
+                        opset_version=opset,
+                        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                        **names,  # type: ignore[arg-type]
+                    )
+                else:
+                    _dynamo_export(model, example, tmp, opset, names)
+            used = "torch.onnx (TorchScript-based)" if kind == "legacy" else "torch.onnx (torch.export-based)"
+            break
+        except ExportError:
+            raise
+        except Exception as exc:  # an exporter that cannot take the model: try the next, then say why
+            errors.append(f"{kind} exporter: {_first_line(exc)}")
+            tmp.unlink(missing_ok=True)
+    else:
+        raise ExportError(f"{target}: torch.onnx cannot export {meta['name']}: " + "; ".join(errors))
+    version = _onnx_metadata(tmp, meta)
+    os.replace(tmp, target)
+    return used + (f", opset {version}" if version else "")
+
+
+def _dynamo_export(
+    model: nn.Module, example: torch.Tensor, tmp: Path, opset: int | None, names: dict[str, Any]
+) -> None:
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise RuntimeError(f"needs the onnxscript package ({INSTALL})") from None
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    if example.shape[0] < 2:  # torch.export specialises a size of 1: trace at 2, the axis stays free
+        example = example.expand(2, *example.shape[1:]).contiguous()
+    torch.onnx.export(
+        model,
+        (example,),
+        str(tmp),
+        dynamo=True,
+        opset_version=opset,
+        dynamic_shapes=({0: batch},),
+        external_data=False,
+        verbose=False,
+        **names,
+    )
+
+
+def _onnx_metadata(path: Path, meta: dict[str, Any]) -> int | None:
+    """Store the spec in the model's metadata and run onnx's checker (when onnx is installed);
+    returns the opset."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    proto = onnx.load(str(path))
+    for key, value in (("name", meta["name"]), ("spec_hash", meta["spec_hash"]), ("spec", meta["spec"])):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"archsearch.{key}", value if isinstance(value, str) else json.dumps(value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def write_torchscript(
+    model: nn.Module, target: Path, example: torch.Tensor, meta: dict[str, Any], opset: int | None, which: str
+) -> str:
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with _quiet(), torch.no_grad():
+            traced = torch.jit.trace(model, example, check_trace=False)
+            torch.jit.save(traced, str(tmp), _extra_files={"archsearch.json": json.dumps(meta)})
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        why = _first_line(exc)
+        raise ExportError(f"{target}: torch.jit.trace cannot trace {meta['name']}: {why}") from None
+    os.replace(tmp, target)
+    return f"torch.jit.trace at batch {example.shape[0]}"
+
+
+def write_safetensors(
+    model: nn.Module, target: Path, example: torch.Tensor, meta: dict[str, Any], opset: int | None, which: str
+) -> str:
+    try:
+        import safetensors
+        from safetensors.torch import save_model
+    except ImportError:
+        raise ExportError(
+            f"{target}: the safetensors format needs the safetensors package: {INSTALL}"
+        ) from None
+    tmp = target.with_name(target.name + ".part")
+    metadata = {"format": "pt"}
+    metadata.update({f"archsearch.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+    save_model(model, str(tmp), metadata=metadata)
+    os.replace(tmp, target)
+    umask = os.umask(0)
+    os.umask(umask)
+    target.chmod(0o666 & ~umask)  # safetensors writes 0600; make it like every other file
+    return f"safetensors {safetensors.__version__}"
+
+
+# --------------------------------------------------------------------------- the self-check
+
+
+def check(
+    format: str, model: nn.Module, target: Path, batch: int, chw: tuple[int, int, int], seed: int
+) -> tuple[str, tuple[int, ...], float]:
+    xs = inputs(batch, chw, seed)
+    if format == "safetensors":
+        xs = xs[:1]
+        run, what = _safetensors_runner(target)
+    elif format == "onnx":
+        run, what = _onnx_runner(target)
+    else:
+        run, what = _torchscript_runner(target)
+    worst = 0.0
+    for x in xs:
+        with torch.inference_mode():
+            expected = model(x).float().numpy()
+        try:
+            got = np.asarray(run(x), dtype=np.float32)
+        except Exception as exc:
+            raise ExportError(
+                f"{target}: {what} fails on a batch of {x.shape[0]}: {_first_line(exc)}"
+            ) from None
+        if got.shape != expected.shape:
+            raise ExportError(
+                f"{target}: {what} gives logits of shape {list(got.shape)} for a batch of {x.shape[0]}, "
+                f"PyTorch {list(expected.shape)}"
+            )
+        diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
+        worst = max(worst, diff if math.isfinite(diff) else math.inf)
+    return what, tuple(int(x.shape[0]) for x in xs), worst
+
+
+def _onnx_runner(target: Path) -> tuple[Callable[[torch.Tensor], Any], str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError(
+            f"{target}: checking an ONNX file needs onnxruntime: {INSTALL} (or skip the check: --no-check)"
+        ) from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    try:
+        session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ExportError(f"{target}: onnxruntime cannot load it: {_first_line(exc)}") from None
+    name = session.get_inputs()[0].name
+    return (lambda x: session.run(None, {name: x.numpy()})[0]), f"onnxruntime {ort.__version__}"
+
+
+def _torchscript_runner(target: Path) -> tuple[Callable[[torch.Tensor], Any], str]:
+    with _quiet():
+        loaded = torch.jit.load(str(target), map_location="cpu")
+    loaded.eval()
+
+    def run(x: torch.Tensor) -> Any:
+        with torch.inference_mode(), _quiet():
+            return loaded(x).float().numpy()
+
+    return run, "torch.jit.load"
+
+
+def _safetensors_runner(target: Path) -> tuple[Callable[[torch.Tensor], Any], str]:
+    from safetensors import safe_open
+    from safetensors.torch import load_model
+
+    with safe_open(str(target), framework="pt") as f:
+        stored = (f.metadata() or {}).get("archsearch.spec")
+    if stored is None:
+        raise ExportError(f"{target}: the metadata holds no archsearch.spec")
+    fresh = build(load_spec(json.loads(stored)))
+    load_model(fresh, str(target), strict=True)
+    fresh.eval()
+
+    def run(x: torch.Tensor) -> Any:
+        with torch.inference_mode():
+            return fresh(x).float().numpy()
+
+    return run, "a fresh build from the file's spec with its weights"

@@ -1,0 +1,385 @@
+"""Running a study as a newcomer meets it (issue 18): one run at a time per study on a file
+storage, paths read from the experiment file, plain progress lines off a terminal, Optuna's tools
+reading the study, the dominance rule's ties, and the small things (--version, --json, wording)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.storages.journal import JournalFileBackend
+from typer.testing import CliRunner
+
+from archsearch.cli import app
+from archsearch.search import (
+    Curve,
+    StudyInUse,
+    StudyLock,
+    dominated_at,
+    load_experiment,
+    load_study,
+    run_search,
+    without_duplicates,
+)
+from archsearch.search import _evaluate as evaluate_module
+
+from .helpers import QUICK, tiny_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+runner = CliRunner()
+
+SPACE = tiny_space(dims=(8, 16), depth=1)
+TRAIN = {"kind": "train", "epochs": 1, "batch_size": 128, "flip": False}
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _quick(tmp_path: Path, trials: int = 2, name: str = "E") -> Path:
+    data = {"space": SPACE, **QUICK, "sampler": {"kind": "random", "seed": 0}, "trials": trials}
+    return _write(tmp_path / f"{name}.yaml", data)
+
+
+def _journal(path: Path, name: str = "E") -> optuna.Study:
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+# --------------------------------------------------------------------------- one run at a time
+
+#: A search whose evaluations wait until the file argv[1] exists (so a test holds it mid-trial).
+GATED = """
+import pathlib, sys, time
+from archsearch.search import _evaluate as ev
+gate, real = pathlib.Path(sys.argv[1]), ev.zero_cost_scores
+def gated(*args, **kwargs):
+    while not gate.exists():
+        time.sleep(0.05)
+    return real(*args, **kwargs)
+ev.zero_cost_scores = gated
+from archsearch.cli import main
+sys.argv = ["archsearch", "search", sys.argv[2], "--no-report"]
+main()
+"""
+
+
+def _start_gated(tmp_path: Path, exp: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", GATED, str(tmp_path / "gate"), str(exp)]
+    return subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_running(proc: subprocess.Popen, journal: Path) -> optuna.trial.FrozenTrial:
+    """Wait until the process holds the lock and has a trial RUNNING (its evaluation gated)."""
+    lock = journal.with_name("study.journal.E.lock")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            owner = json.loads(lock.read_text() or "{}")
+        except (OSError, ValueError):  # not there yet, or being written
+            owner = {}
+        if owner.get("pid") == proc.pid and journal.exists():
+            try:
+                running = [t for t in _journal(journal).trials if t.state.name == "RUNNING"]
+            except KeyError:  # the study is not created yet
+                running = []
+            if running and "macs" in running[0].user_attrs:
+                return running[0]
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"the first run never started a trial: {proc.communicate()}")
+
+
+def test_a_second_run_of_a_running_study_refuses_and_the_first_finishes(tmp_path):
+    exp = _quick(tmp_path)
+    journal = tmp_path / "runs" / "E" / "study.journal"
+    first = _start_gated(tmp_path, exp)
+    try:
+        running = _wait_running(first, journal)
+        started = time.monotonic()
+        second = runner.invoke(app, ["search", str(exp), "--no-report"])
+        assert time.monotonic() - started < 30  # refused at once, not after the first ends
+        assert second.exit_code == 2, second.output
+        assert "Traceback" not in second.output
+        line = " ".join(second.stderr.split())
+        assert line.startswith("error: study 'E' is in use by another run:")
+        assert f"pid {first.pid} on host {socket.gethostname()} since " in line
+        assert "archsearch search" in line and "study.journal.E.lock" in line
+        # the first run's trial was left alone: not taken for one a dead run left behind
+        again = next(t for t in _journal(journal).trials if t.number == running.number)
+        assert again.state.name == "RUNNING" and "outcome" not in again.user_attrs
+    finally:
+        (tmp_path / "gate").touch()
+        stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stdout + stderr
+    assert "Traceback" not in stderr and "UpdateFinishedTrialError" not in stderr
+    outcomes = [t.user_attrs["outcome"] for t in _journal(journal).trials]
+    assert outcomes.count("complete") == 2 and "interrupted" not in outcomes
+    assert not journal.with_name("study.journal.E.lock").exists()  # removed as the run ended
+
+
+def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path):
+    exp = _quick(tmp_path)
+    journal = tmp_path / "runs" / "E" / "study.journal"
+    first = _start_gated(tmp_path, exp)
+    running = _wait_running(first, journal)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=60)
+    assert journal.with_name("study.journal.E.lock").exists()  # a kill leaves the file behind
+    result = runner.invoke(app, ["search", str(exp), "--no-report"])
+    assert result.exit_code == 0, result.output
+    trials = _journal(journal).trials
+    dead = trials[running.number]
+    assert dead.user_attrs["outcome"] == "interrupted"
+    assert dead.user_attrs["reason"] == "left running by a run that stopped"
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == running.number)
+    assert retry.params == running.params and retry.user_attrs["outcome"] == "complete"
+    assert sum(t.user_attrs["outcome"] == "complete" for t in trials) == 2
+
+
+def test_the_lock_names_its_holder_and_is_free_once_released(tmp_path):
+    storage = tmp_path / "study.journal"
+    with StudyLock(storage, "s") as held:
+        owner = json.loads(held.path.read_text())
+        assert owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()
+        with pytest.raises(StudyInUse, match=f"pid {os.getpid()} on host ") as info:
+            StudyLock(storage, "s").__enter__()  # another open of the file: flock refuses it
+        assert info.value.owner["pid"] == os.getpid()
+        with StudyLock(storage, "other"):  # another study of the same file is another lock
+            pass
+    assert not held.path.exists()
+    with StudyLock(storage, "s"):
+        pass
+
+
+def test_a_postgresql_storage_takes_no_lock(tmp_path):
+    from archsearch.search import Experiment
+
+    exp = load_experiment({"space": SPACE, **QUICK, "backend": {"storage": "postgresql://u@h/db"}})
+    assert isinstance(exp, Experiment) and exp.storage_file is None
+
+
+# --------------------------------------------------------------------------- paths, progress, --json
+
+
+def test_a_study_is_found_from_any_directory_with_plain_progress_lines(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    _write(work / "space.yaml", SPACE)
+    _write(
+        work / "E.yaml",
+        {
+            "space": "space.yaml",
+            "evaluator": TRAIN,
+            "objectives": [{"metric": "accuracy"}, {"metric": "macs"}],
+            "sampler": {"kind": "random", "seed": 0},
+            "trials": 2,
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["search", "work/E.yaml", "--no-report"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    # the resolved places first, then one plain line per event (the output is not a terminal)
+    assert "  space      work/space.yaml\n" in out
+    assert "  storage    journal work/runs/E/study.journal\n" in out
+    assert "  report     work/reports/E\n" in out
+    assert "study E: 0/2 evaluated\n" in out
+    assert "trial 0 started: " in out and "trial 0 epoch 1: accuracy 0." in out
+    assert "(1/2 evaluated, ETA " in out and "(2/2 evaluated)" in out
+    assert "best so far (" in out and "━" in out  # the closing front table
+    assert "\r" not in out and "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━" not in out.split("the study:")[0]
+    assert (work / "runs" / "E" / "study.journal").is_file()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+
+    monkeypatch.chdir(work)  # the same study from the experiment's own folder
+    listed = runner.invoke(app, ["trials", "E.yaml", "--json"])
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.stdout)
+    assert data["study"] == "E" and data["counts"]["evaluated"] == 2 and len(data["trials"]) == 2
+    assert {"trial", "outcome", "accuracy", "macs", "spec_hash"} <= set(data["trials"][0])
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = runner.invoke(app, ["search", "../work/E.yaml", "--json", "--no-report"])
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout)  # stdout is the JSON alone; the rest went to stderr
+    assert summary["counts"]["evaluated"] == 2 and summary["this_run"] == {}
+    assert [row["trial"] for row in summary["front"]] and summary["budget"] == 2
+    hint = " ".join(again.stderr.split())
+    assert "the study already has its 2 evaluated trials" in hint
+    assert "archsearch search ../work/E.yaml trials=4" in hint
+    report = runner.invoke(app, ["report", "../work/E.yaml"])
+    assert report.exit_code == 0, report.output
+    assert (work / "reports" / "E" / "index.html").is_file()  # the experiment's own report folder
+    assert not Path("reports").exists() and not (tmp_path / "reports").exists()
+
+
+def test_relative_paths_are_read_from_the_experiment_file(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    _write(project / "spaces" / "s.yaml", SPACE)
+    (project / "images").mkdir()
+    data = {
+        "space": "../spaces/s.yaml",
+        "data": {"kind": "imagefolder", "root": "../images"},
+        "objectives": [{"metric": "accuracy"}],
+        "backend": {"storage": "sqlite:///../db/x.db"},
+    }
+    exp_file = _write(project / "experiments" / "E.yaml", data)
+    monkeypatch.chdir(tmp_path)
+    exp = load_experiment(exp_file.relative_to(tmp_path))
+    assert exp.space == str(project / "spaces" / "s.yaml")
+    assert exp.data.root == str(project / "images")  # type: ignore[union-attr]
+    assert exp.storage_url == f"sqlite:///{project / 'db' / 'x.db'}"
+    # in a folder named experiments/, the defaults go beside it: the project's runs/ and reports/
+    assert exp.run_path == project / "runs" / "E" and exp.report_path == project / "reports" / "E"
+    # paths on the command line are the shell's: read from the current directory
+    moved = load_experiment(exp_file, ["run_dir=out", "report=rep"])
+    assert moved.run_path == tmp_path / "out" and moved.report_path == tmp_path / "rep"
+    plain = _write(tmp_path / "w" / "F.yaml", {"space": "../project/spaces/s.yaml", **QUICK})
+    assert load_experiment(plain).run_path == tmp_path / "w" / "runs" / "F"
+
+
+def test_path_errors_name_the_experiment_line_before_any_progress(tmp_path):
+    exp = tmp_path / "E.yaml"
+    exp.write_text("space: missing.yaml\n" + yaml.safe_dump(QUICK))
+    result = runner.invoke(app, ["search", str(exp)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"error: {exp}:1: space: the space file {tmp_path / 'missing.yaml'} does not exist "
+        f"(a relative path is read from the file's folder, {tmp_path}/)\n"
+    )
+    text = (
+        f"space: {tmp_path / 'E.yaml'}\n"  # any file: the data root is checked first
+        "data: {kind: cifar10, root: nowhere}\n"
+        "objectives: [{metric: accuracy}]\n"
+    )
+    bad = tmp_path / "D.yaml"
+    bad.write_text(text)
+    result = runner.invoke(app, ["search", str(bad)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: {bad}:2: data.root: the data root {tmp_path / 'nowhere'} does not exist"
+    )
+
+
+def test_a_space_or_a_spec_given_to_search_says_what_it_is(tmp_path):
+    space = _write(tmp_path / "s.yaml", SPACE)
+    result = runner.invoke(app, ["search", str(space)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    first, *hint = result.stderr.splitlines()
+    assert first.startswith(f"error: {space}:1: this is a search space, not an experiment")
+    suggested = yaml.safe_load("\n".join(hint))
+    assert suggested["space"] == str(space) and suggested["objectives"][0]["metric"] == "accuracy"
+    assert load_experiment(suggested).trials == 20  # the experiment shown is a valid one
+    spec = ROOT / "archsearch" / "zoo" / "deit-ti.yaml"
+    result = runner.invoke(app, ["search", str(spec)])
+    assert result.exit_code == 2 and "this is an architecture spec (one network, no choices)" in result.stderr
+    result = runner.invoke(app, ["search", "deit-ti"])
+    assert result.exit_code == 2 and "deit-ti is an architecture of the zoo" in result.stderr
+
+
+# --------------------------------------------------------------------------- Optuna's own tools
+
+
+def test_optuna_reads_the_metric_names_and_duplicates_can_be_left_out(tmp_path):
+    two = {**SPACE, "stages": [{**SPACE["stages"][0], "mixer": "conv"}, SPACE["stages"][1]]}  # 2 members
+    exp = load_experiment(
+        {
+            "name": "d",
+            "space": two,
+            **QUICK,
+            "sampler": {"kind": "random", "seed": 2},  # draws one member thrice before the other
+            "trials": 2,
+            "run_dir": str(tmp_path),
+        }
+    )
+    study = run_search(exp).study
+    loaded = _journal(tmp_path / "study.journal", "d")
+    assert loaded.metric_names == ["grad_norm", "macs"]
+    assert list(loaded.trials_dataframe(multi_index=True)["values"].columns) == ["grad_norm", "macs"]
+    duplicates = [t for t in study.trials if t.user_attrs["outcome"] == "duplicate"]
+    assert len(duplicates) == 2
+    assert all(t.state.name == "COMPLETE" for t in duplicates)  # samplers learn from them
+    view = without_duplicates(loaded)
+    assert len(view.trials) == len(study.trials) - len(duplicates)
+    assert view.metric_names == ["grad_norm", "macs"] and view.study_name == "d"
+    assert {t.number for t in view.best_trials} <= {t.number for t in view.trials}
+    assert all(t.user_attrs["outcome"] != "duplicate" for t in view.best_trials)
+    assert load_study(str(tmp_path / "study.journal")).metric_names == ["grad_norm", "macs"]
+
+
+# --------------------------------------------------------------------------- early stopping
+
+
+def test_a_tie_is_not_dominance():
+    done = [Curve(0, (100.0, 5.0), (0.5, 0.7))]
+    kwargs = {"min_trials": 1, "warmup_epochs": 1}
+    assert dominated_at(2, 0.7, (100.0, 5.0), done, **kwargs) is None  # equal accuracy, equal costs
+    assert dominated_at(2, 0.7, (100.0, 6.0), done, **kwargs) == (done[0], 0.7)  # as good, cheaper
+    assert dominated_at(2, 0.69, (100.0, 5.0), done, **kwargs) == (done[0], 0.7)  # better, same cost
+    assert dominated_at(2, 0.6, (90.0, 6.0), done, **kwargs) is None  # cheaper on one cost: a trade-off
+    assert dominated_at(2, 0.7, (100.0, 5.0), done, margin=0.01, **kwargs) is None
+
+
+def test_the_docs_say_dominance_is_on_by_default_and_ties_go_on():
+    from archsearch.search import EarlyStopping
+
+    doc = " ".join((EarlyStopping.__doc__ or "").split())
+    assert "on by default for multi-objective searches" in doc and "A tie is not dominance" in doc
+    text = " ".join(README.split())
+    assert "on by default for multi-objective searches" in text and "a tie is not dominance" in text
+    assert load_experiment({"space": SPACE, "objectives": [{"metric": "accuracy"}, {"metric": "macs"}]})
+
+
+# --------------------------------------------------------------------------- small things
+
+
+def test_version():
+    import archsearch
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"archsearch {archsearch.__version__}\n"
+
+
+def test_validate_json():
+    result = runner.invoke(app, ["validate", "deit-ti", "cvt-13", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == ["deit-ti", "cvt-13"]
+    assert rows[1]["blocks"] == 13 and rows[1]["input"] == [3, 224, 224] and rows[1]["num_classes"] == 1000
+
+
+def test_ctrl_c_says_interrupted_once(tmp_path, monkeypatch):
+    calls: list = []
+    real = evaluate_module.zero_cost_scores
+
+    def interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "zero_cost_scores", interrupt)
+    exp = _quick(tmp_path, trials=3)
+    result = runner.invoke(app, ["search", str(exp), "--no-report"])
+    assert result.exit_code == 130, result.output
+    assert "trial 1 interrupted: stopped by Ctrl-C; retried on resume" in result.stdout
+    assert "interrupted: interrupted" not in result.output
+    assert result.stderr.startswith("stopped by Ctrl-C: completed trials are stored")
