@@ -142,7 +142,7 @@ class PartsMemo:
         try:
             top_key = (pickle.dumps(top, _PROTOCOL), len(raws))
             keys = [self._stage_key(raw) for raw in raws]
-        except Exception:  # noqa: BLE001 - whatever pickle refuses goes pydantic's way
+        except Exception:  # whatever pickle refuses goes pydantic's way
             return None
         found = self._tops.get(top_key)
         if found is None:
@@ -242,7 +242,7 @@ class PartsMemo:
         signature = (stage_names, stage.mixer.__class__, mixer_names)
         holes = self._validators.get(signature)
         if holes is None and annotations:
-            holes = TypeAdapter(tuple[*annotations], config=_STRICT).validator  # type: ignore[misc]
+            holes = TypeAdapter(tuple.__class_getitem__(tuple(annotations)), config=_STRICT).validator  # type: ignore[arg-type]
             self._validators[signature] = holes  # a few per mixer kind: never cleared
         entry = _Stage(stage, next(self._ids), stage_names, mixer_names, holes, {}, set())
         self._keep(self._stages, key, entry)

@@ -183,7 +183,7 @@ class Spec(StrictModel):
         if cls is Spec and not any(v is not None for v in kwargs.values()):
             spec = PARTS.validate(obj)
             if spec is not None:
-                return spec  # type: ignore[no-any-return]
+                return spec
         return super().model_validate(obj, **kwargs)
 
 
