@@ -7,7 +7,7 @@ The compiler, the cost model, the latency tables and the reports read these, nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import Issue, SpecError
 from ._geometry import make_divisible, scalar
@@ -23,9 +23,11 @@ __all__ = ["BlockPlan", "CheckContext", "FeatureShape", "NormalizedSpec", "Path"
 Path = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class FeatureShape:
-    """The feature map between layers: channels x height x width, plus class tokens."""
+class FeatureShape(NamedTuple):
+    """The feature map between layers: channels x height x width, plus class tokens.
+
+    A named tuple, so that hashing and comparing one (the normaliser's memo keys hold shapes)
+    costs no Python call."""
 
     channels: int
     height: int

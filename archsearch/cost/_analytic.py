@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from itertools import starmap
+from typing import TYPE_CHECKING
 
-from ..core import BlockPlan, Cost, NormalizedSpec, StagePlan
+from ..core import BlockPlan, Cost, FeatureShape, NormalizedSpec, StagePlan
 from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS
 from ._memo import ObjectMemo
+
+if TYPE_CHECKING:
+    from ..spec import Head
 
 __all__ = ["Cost", "CostReport", "analytic_costs"]
 
@@ -106,15 +111,16 @@ Figures = tuple[int, int, int]
 """``(params, macs, activations)``."""
 _BY_BLOCK: ObjectMemo[Figures] = ObjectMemo()
 _BY_STAGE: ObjectMemo[tuple[Figures, tuple[Figures, ...]]] = ObjectMemo(second_sight=True)
+_BY_HEAD: ObjectMemo[tuple[FeatureShape, Figures]] = ObjectMemo()
+#: A stage's own figures (embedding, the mixer's and the family's stage costs) by what they may read:
+#: the stage plan but its blocks after the first (``kinds._base``: the stage-cost contract).
+_OWN: dict[tuple[object, ...], tuple[object, object, Figures]] = {}
 
 
 def _block_figures(block: BlockPlan) -> Figures:
     """A block's figures, memoised on the plan object, then on what determines them (not its
     position): candidates of a search share most blocks, so filtering millions of them costs
     little more than a few thousand. The key holds plain values only, so looking it up is cheap."""
-    found = _BY_BLOCK.get(block)
-    if found is not None:
-        return found
     key = _key(block)
     found = _BLOCK_COSTS.get(key)
     if found is None:
@@ -122,8 +128,29 @@ def _block_figures(block: BlockPlan) -> Figures:
             _BLOCK_COSTS.clear()
         cost = FAMILIES.get(block.family).cost(block, MIXERS.get(block.mixer.kind).cost)
         found = _BLOCK_COSTS[key] = (cost.params, cost.macs, cost.activations)
-    _BY_BLOCK.put(block, found)
     return found
+
+
+def _own_figures(stage: StagePlan) -> Figures:
+    """What a stage costs outside its blocks: its embedding (with class tokens and position
+    table), the mixer's and the family's stage costs. Memoised on every field of the plan but the
+    blocks after the first (the embedding and the first block by identity, held by the entry)."""
+    embed, first = stage.embed, stage.blocks[0]
+    key = (
+        id(embed), id(first), stage.index, stage.family, stage.dim, stage.depth, stage.cls_token,
+        stage.pos_embed, stage.in_shape, stage.embed_shape, stage.out_shape, stage.reduction, stage.norm_out,
+    )  # fmt: skip
+    found = _OWN.get(key)
+    if found is not None and found[0] is embed and found[1] is first:
+        return found[2]
+    cost = _embed(stage, stage.in_shape.channels)
+    MIXERS.get(first.mixer.kind).stage_cost(stage, cost)
+    FAMILIES.get(stage.family).stage_cost(stage, cost)
+    figures = (cost.params, cost.macs, cost.activations)
+    if len(_OWN) > 8192:
+        _OWN.clear()
+    _OWN[key] = (embed, first, figures)
+    return figures
 
 
 def _stage_figures(stage: StagePlan) -> tuple[Figures, tuple[Figures, ...]]:
@@ -132,22 +159,27 @@ def _stage_figures(stage: StagePlan) -> tuple[Figures, tuple[Figures, ...]]:
     found = _BY_STAGE.get(stage)
     if found is not None:
         return found
-    cost = _embed(stage, stage.in_shape.channels)
-    MIXERS.get(stage.blocks[0].mixer.kind).stage_cost(stage, cost)
-    blocks = tuple(_block_figures(block) for block in stage.blocks)
-    for params, macs, activations in blocks:
-        cost.params += params
-        cost.macs += macs
-        cost.activations += activations
-    FAMILIES.get(stage.family).stage_cost(stage, cost)
-    found = ((cost.params, cost.macs, cost.activations), blocks)
+    own = _own_figures(stage)
+    blocks = _BY_BLOCK.get_all(stage.blocks, _block_figures)
+    params, macs, activations = map(sum, zip(own, *blocks, strict=True))
+    found = ((params, macs, activations), blocks)
     _BY_STAGE.put(stage, found)
     return found
 
 
 def _head(plan: NormalizedSpec) -> Cost:
-    cost = Cost()
+    """The head's cost, memoised on the (shared) resolved head object and the last map."""
     head, out = plan.head, plan.out_shape
+    found = _BY_HEAD.get(head)
+    if found is None or found[0] != out:
+        cost = _head_cost(head, out)
+        found = (out, (cost.params, cost.macs, cost.activations))
+        _BY_HEAD.put(head, found)
+    return Cost(*found[1])
+
+
+def _head_cost(head: Head, out: FeatureShape) -> Cost:
+    cost = Cost()
     c = out.channels
     if head.conv is not None:
         cost.conv(c, head.conv, 1, out.height, out.width)
@@ -172,18 +204,21 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
     stem = _stem(plan)
     stages: list[Cost] = []
     blocks: list[Cost] = []
+    params, macs, activations = stem.params, stem.macs, stem.activations
+    frozen = 0
     for stage in plan.stages:
-        total, figures = _stage_figures(stage)
-        stages.append(Cost(*total))
-        blocks.extend([Cost(*f) for f in figures])
+        (p, m, a), figures = _stage_figures(stage)
+        params, macs, activations = params + p, macs + m, activations + a
+        stages.append(Cost(p, m, a))
+        blocks += starmap(Cost, figures)
+        if stage.pos_embed == "sinusoidal":
+            frozen += stage.dim * stage.embed_shape.tokens
     head = _head(plan)
-    parts = [stem, *stages, head]
-    frozen = sum(s.dim * s.embed_shape.tokens for s in plan.stages if s.pos_embed == "sinusoidal")
     return CostReport(
         name=plan.name,
-        params=sum(p.params for p in parts),
-        macs=sum(p.macs for p in parts),
-        activations=sum(p.activations for p in parts),
+        params=params + head.params,
+        macs=macs + head.macs,
+        activations=activations + head.activations,
         stem=stem,
         stages=stages,
         head=head,

@@ -10,6 +10,7 @@ collector's full passes come sooner).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 __all__ = ["ObjectMemo"]
@@ -46,3 +47,17 @@ class ObjectMemo(Generic[V]):
         if len(self._entries) > self._size:
             self._entries.clear()
         self._entries[key] = (plan, value)
+
+    def get_all(self, plans: Sequence[object], compute: Callable[[Any], V]) -> tuple[V, ...]:
+        """The value of each of ``plans``: the stored one, else ``compute(plan)`` (then stored)."""
+        entries = self._entries
+        out = []
+        for plan in plans:
+            entry = entries.get(id(plan))
+            if entry is not None and entry[0] is plan:
+                out.append(entry[1])
+            else:
+                value = compute(plan)
+                self.put(plan, value)
+                out.append(value)
+        return tuple(out)

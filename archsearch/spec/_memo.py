@@ -34,7 +34,8 @@ from pydantic import BaseModel
 
 from ..core import BlockPlan, FeatureShape, StagePlan
 from ..kinds import MIXERS, MixerKind
-from ._schema import Head, Spec, Stage
+from ._parts import StageParts
+from ._schema import STAGE_PER_BLOCK_FIELDS, Head, Spec, Stage
 
 __all__ = [
     "BLOCK_PLANS",
@@ -79,8 +80,13 @@ class StageKeys(NamedTuple):
     """One int per distinct (stage image, context): block keys start with it."""
     plan: tuple[Any, ...]
     """Key of the whole stage plan: the token and the per-block lists."""
-    head: tuple[Any, ...]
-    """Key of the stage head: the token and each list's length and set of values."""
+    lists: tuple[tuple[Any, ...], ...]
+    """The per-block lists."""
+
+    @property
+    def head(self) -> tuple[Any, ...]:
+        """Key of the stage head: the token and each list's length and set of values."""
+        return (self.token, tuple([(len(values), frozenset(values)) for values in self.lists]))
 
 
 STAGE_PLANS: dict[tuple[Any, ...], StagePlan] = {}
@@ -95,7 +101,7 @@ _PLAIN = frozenset((int, float, str, bool, type(None)))
 _NONE: frozenset[str] = frozenset()
 #: Which fields of a schema class may hold one value per block (their lists are not in the image).
 _PER_BLOCK: dict[type, frozenset[str]] = {
-    Stage: frozenset(("mlp_ratio",)),
+    Stage: frozenset(STAGE_PER_BLOCK_FIELDS),
     **{m.schema: frozenset(m.per_block_fields) for m in MIXERS.values()},
 }
 _IMAGERS: dict[type, Callable[[BaseModel, list[tuple[Any, ...]]], tuple[Any, ...]]] = {}
@@ -179,21 +185,40 @@ def _image(model: BaseModel, lists: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 
 
 def stage_keys(
-    spec: Spec, i: int, stage: Stage, depth: int, shape: FeatureShape, first_block: int, total_blocks: int
+    spec: Spec,
+    i: int,
+    stage: Stage,
+    depth: int,
+    shape: FeatureShape,
+    first_block: int,
+    total_blocks: int,
+    parts: tuple[int, StageParts] | None = None,
 ) -> StageKeys:
-    """The memo keys of stage ``i`` of ``spec`` (``shape``: the map entering it)."""
-    lists: list[tuple[Any, ...]] = []
-    image = _image(stage, lists)
-    hw = spec.input.hw  # the stage's reduction is measured against the input height
-    context = (image, i, depth, shape, first_block, total_blocks, spec.drop_path, spec.norm_eps, hw)
+    """The memo keys of stage ``i`` of ``spec`` (``shape``: the map entering it). ``parts``: the
+    spec's top-level part and this stage's parts when :data:`PARTS` validated the spec; they
+    stand for the stage's image and the spec-level values (the part ids are never reused, and no
+    image is an int)."""
+    if parts is None:
+        lists: list[tuple[Any, ...]] | tuple[tuple[Any, ...], ...] = []
+        image = _image(stage, lists)  # type: ignore[arg-type]
+        hw = spec.input.hw  # the stage's reduction is measured against the input height
+        context: tuple[Any, ...] = (
+            image, i, depth, shape, first_block, total_blocks, spec.drop_path, spec.norm_eps, hw,
+        )  # fmt: skip
+    else:
+        top, stage_parts = parts
+        lists = stage_parts.lists
+        context = (top, stage_parts.part, stage_parts.holes, i, depth, shape, first_block, total_blocks)
     token = _CONTEXTS.get(context)
     if token is None:
         keep(_CONTEXTS, context, None)  # clears when full; tokens are never reused
         token = _CONTEXTS[context] = next(_TOKENS)
-    summary = tuple((len(values), frozenset(values)) for values in lists)
-    return StageKeys(token, (token, *lists), (token, summary))
+    return StageKeys(token, (token, *lists), tuple(lists))
 
 
-def head_key(head: Head, last: StagePlan) -> tuple[Any, ...]:
-    """Key of the resolved head after stage plan ``last`` (the head holds scalars only)."""
+def head_key(head: Head, last: StagePlan, top: int | None = None) -> tuple[Any, ...]:
+    """Key of the resolved head after stage plan ``last`` (the head holds scalars only); ``top``:
+    the spec's top-level part (which holds the head) when :data:`PARTS` validated it."""
+    if top is not None:
+        return (top, last.family, last.cls_token)
     return (*head.__dict__.values(), frozenset(head.__pydantic_fields_set__), last.family, last.cls_token)

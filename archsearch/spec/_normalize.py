@@ -35,7 +35,8 @@ from ._memo import (
     remember,
     stage_keys,
 )
-from ._schema import Head, Spec, Stage
+from ._parts import StageParts
+from ._schema import PARTS, Head, Spec, Stage
 
 __all__ = ["normalize"]
 
@@ -44,6 +45,7 @@ class _Normalizer(CheckContext):
     # ------------------------------------------------------------------ the whole spec
     def run(self, name: str) -> NormalizedSpec:
         spec = self.spec
+        parts = PARTS.parts_of(spec)  # the spec's parts, when it was validated from them
         depths = self.resolve_depths()
         self.raise_issues()
         height, width = spec.input.hw
@@ -57,13 +59,16 @@ class _Normalizer(CheckContext):
         stages: list[StagePlan] = []
         first_block = 0
         for i, (stage, depth) in enumerate(zip(spec.stages, depths, strict=True)):
-            plan = self.stage(i, stage, depth, shape, first_block, total_blocks)
+            stage_parts = (parts.top, parts.stages[i]) if parts is not None else None
+            plan = self.stage(i, stage, depth, shape, first_block, total_blocks, stage_parts)
             self.raise_issues()  # later stages depend on this one's shape
             assert plan is not None
             stages.append(plan)
-            shape = FeatureShape(plan.out_shape.channels, plan.out_shape.height, plan.out_shape.width)
+            shape = plan.out_shape
+            if shape.cls_tokens:
+                shape = FeatureShape(shape.channels, shape.height, shape.width)
             first_block += depth
-        head = self.head(stages[-1])
+        head = self.head(stages[-1], parts.top if parts is not None else None)
         self.raise_issues()
         return NormalizedSpec(spec, name, input_shape, stem_shape, tuple(stages), head, self.source)
 
@@ -104,12 +109,20 @@ class _Normalizer(CheckContext):
 
     # ------------------------------------------------------------------ one stage
     def stage(
-        self, i: int, stage: Stage, depth: int, shape: FeatureShape, first_block: int, total_blocks: int
+        self,
+        i: int,
+        stage: Stage,
+        depth: int,
+        shape: FeatureShape,
+        first_block: int,
+        total_blocks: int,
+        parts: tuple[int, StageParts] | None = None,
     ) -> StagePlan | None:
         """The plan of stage ``i``, or ``None`` after reporting why there is none. Memoised
         (:mod:`archsearch.spec._memo`): the whole plan, else the part before the blocks, and
-        each block; only results without issues are stored."""
-        keys = stage_keys(self.spec, i, stage, depth, shape, first_block, total_blocks)
+        each block; only results without issues are stored. ``parts``: the spec's top-level part
+        and the stage's parts, when known (:mod:`archsearch.spec._parts`)."""
+        keys = stage_keys(self.spec, i, stage, depth, shape, first_block, total_blocks, parts)
         found = STAGE_PLANS.get(keys.plan)
         if found is not None:
             return found
@@ -206,50 +219,43 @@ class _Normalizer(CheckContext):
         """The blocks of a stage whose stage-level checks passed (``head``), and the stage plan;
         ``token`` identifies the stage and its context in the block memo's keys."""
         path: Path = ("stages", i)
-        family_name, family, mixer_kind, pos_embed, act, embed, embed_shape, block_stride = head[:8]
-        expansion, stage_mixer, current = head.expansion, head.mixer, head.first_shape
+        family, mixer_kind, current = head.family, head.mixer_kind, head.first_shape
         mlp_ratios = self.per_block((*path, "mlp_ratio"), stage.mlp_ratio, depth, family.mlp_ratio)
         mixer_values = mixer_kind.per_block_values(self, path, stage, depth)
-        names = tuple(name for name, vals in mixer_values.items() if vals is not None)
-        per_block = list(zip(*(mixer_values[name] for name in names), strict=True)) if names else [()] * depth
-        mixer_key = _mixer_key(stage_mixer) if mixer_values else ()
+        names = tuple([name for name, vals in mixer_values.items() if vals is not None])
+        per_block = list(zip(*[mixer_values[name] for name in names], strict=True)) if names else [()] * depth
+        if mlp_ratios is None:
+            mlp_ratios = [None] * depth
         blocks: list[BlockPlan] = []
         shapes: dict[tuple[Any, ...], FeatureShape | None] = {}  # blocks alike share their shape
+        known = BLOCK_PLANS.get
+        stride = head.block_stride
         for j in range(depth):
-            stride = block_stride if j == 0 else 1
-            mlp_ratio = mlp_ratios[j] if mlp_ratios is not None else None
-            block_key = (token, j, per_block[j], mlp_ratio, current, stride)
-            block = BLOCK_PLANS.get(block_key)
+            values, mlp_ratio = per_block[j], mlp_ratios[j]
+            block_key = (token, j, values, mlp_ratio, current, stride)
+            block = known(block_key)
             if block is None:
-                mixer = stage_mixer
-                if mixer_values:
-                    mixer = _mixer_for_block(mixer, mixer_key, tuple(zip(names, per_block[j], strict=True)))
-                shape_key = (id(mixer), stride, current)
-                out = shapes.get(shape_key)
-                if out is None:
-                    out = shapes[shape_key] = mixer_kind.block_shape(
-                        self, (*path, "mixer"), j, mixer, stride, stage.dim, current
-                    )
-                if out is None:
+                made = self.block(i, stage, j, head, names, values, current, stride, shapes)
+                if made is None:
                     return None
+                mixer, out = made
                 index = first_block + j
-                drop = self.spec.drop_path * index / max(total_blocks - 1, 1)
                 block = BlockPlan(
                     index=index,
                     stage=i,
                     position=j,
-                    family=family_name,
+                    family=head.family_name,
                     mixer=mixer,
                     dim_in=current.channels,
                     dim=out.channels,
                     stride=stride,
                     mlp_ratio=mlp_ratio,
-                    expansion=expansion,
-                    act=act,
-                    pos_embed=pos_embed,
+                    expansion=head.expansion,
+                    act=head.act,
+                    pos_embed=head.pos_embed,
                     in_shape=current,
                     out_shape=out,
-                    drop_path=drop,
+                    drop_path=self.spec.drop_path * index / max(total_blocks - 1, 1),
                     norm_eps=self.spec.norm_eps,
                     mlp_dwconv=stage.mlp_dwconv,
                 )
@@ -257,23 +263,39 @@ class _Normalizer(CheckContext):
                     keep(BLOCK_PLANS, block_key, block)
             blocks.append(block)
             current = block.out_shape
-        current = mixer_kind.stage_out(stage.dim, embed_shape, current)
-        stage_reduction = max(1, round(self.spec.input.hw[0] / current.height))
-        return StagePlan(
-            index=i,
-            family=family_name,
-            embed=embed,
-            dim=stage.dim,
-            depth=depth,
-            cls_token=stage.cls_token,
-            pos_embed=pos_embed,
-            in_shape=shape,
-            embed_shape=embed_shape,
-            out_shape=current,
-            reduction=stage_reduction,
-            blocks=tuple(blocks),
-            norm_out=stage.norm_out,
-        )
+            stride = 1
+        current = mixer_kind.stage_out(stage.dim, head.embed_shape, current)
+        return StagePlan(  # positional: one is made per stage not memoised (index, family, embed, dim,
+            # depth, cls_token, pos_embed, in_shape, embed_shape, out_shape, reduction, blocks, norm_out)
+            i, head.family_name, head.embed, stage.dim, depth, stage.cls_token, head.pos_embed, shape,
+            head.embed_shape, current, max(1, round(self.spec.input.hw[0] / current.height)), tuple(blocks),
+            stage.norm_out,
+        )  # fmt: skip
+
+    def block(
+        self,
+        i: int,
+        stage: Stage,
+        j: int,
+        head: StageHead,
+        names: tuple[str, ...],
+        values: tuple[Any, ...],
+        current: FeatureShape,
+        stride: int,
+        shapes: dict[tuple[Any, ...], FeatureShape | None],
+    ) -> tuple[Mixer, FeatureShape] | None:
+        """Block ``j``'s mixer (the stage's with the block's per-block ``values`` of fields
+        ``names``) and output shape (``None`` after reporting why there is none)."""
+        mixer = head.mixer
+        if names:
+            mixer = _mixer_for_block(mixer, tuple(zip(names, values, strict=True)))
+        shape_key = (id(mixer), stride, current)
+        out = shapes.get(shape_key)
+        if out is None:
+            out = shapes[shape_key] = head.mixer_kind.block_shape(
+                self, ("stages", i, "mixer"), j, mixer, stride, stage.dim, current
+            )
+        return None if out is None else (mixer, out)
 
     def check_family_fields(self, path: Path, stage: Stage, family: str) -> None:
         for name, (owners, unset) in FAMILY_ONLY_FIELDS.items():
@@ -287,10 +309,11 @@ class _Normalizer(CheckContext):
                 )
 
     # ------------------------------------------------------------------ head
-    def head(self, last: StagePlan) -> Head:
-        """The head with ``norm`` resolved after the last stage (memoised like stages)."""
+    def head(self, last: StagePlan, top: int | None = None) -> Head:
+        """The head with ``norm`` resolved after the last stage (memoised like stages; ``top``:
+        the spec's top-level part, when known)."""
         head = self.spec.head
-        key = head_key(head, last)
+        key = head_key(head, last, top)
         found = HEADS.get(key)
         if found is not None:
             return found
@@ -330,10 +353,10 @@ def _mixer_key(mixer: Mixer) -> tuple[Any, ...]:
     return (type(mixer), *((k, tuple(v) if isinstance(v, list) else v) for k, v in mixer.__dict__.items()))
 
 
-def _mixer_for_block(mixer: Mixer, mixer_key: tuple[Any, ...], values: tuple[tuple[str, Any], ...]) -> Mixer:
+def _mixer_for_block(mixer: Mixer, values: tuple[tuple[str, Any], ...]) -> Mixer:
     """The stage's mixer with one block's per-block values, shared between blocks and specs
     (mixers are frozen); normalising a search's candidates copies each variant once."""
-    key = (*mixer_key, values)
+    key = (*_mixer_key(mixer), values)
     found = _MIXERS.get(key)
     if found is None:
         if len(_MIXERS) > 4096:

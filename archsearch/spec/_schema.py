@@ -8,7 +8,7 @@ here; checks that need several fields or the running feature shape live in
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, PrivateAttr, model_validator
 
@@ -24,8 +24,11 @@ from ..core import (
     shorthand_kind,
 )
 from ..kinds import MIXERS, Embed, FamilyName, Mixer, NoEmbed, Stem
+from ._parts import PartsMemo
 
 __all__ = [
+    "PARTS",
+    "STAGE_PER_BLOCK_FIELDS",
     "Head",
     "InputSpec",
     "Spec",
@@ -108,6 +111,10 @@ class Stage(StrictModel):
         return data
 
 
+#: The stage fields that may hold one value per block (a mixer kind's are its ``per_block_fields``).
+STAGE_PER_BLOCK_FIELDS = ("mlp_ratio",)
+
+
 class Head(StrictModel):
     """Classifier head: optional 1x1 conv, pooling, optional LayerNorm, dropout, Linear.
 
@@ -166,3 +173,24 @@ class Spec(StrictModel):
         if isinstance(data, dict) and isinstance(data.get("stem"), str):
             data = {**data, "stem": shorthand_kind(data["stem"])}
         return data
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """pydantic's ``model_validate``; without options, through :data:`PARTS`: a dict whose
+        top-level keys and stages (but their per-block values) were validated before is assembled
+        from those parts, the spec pydantic would give. Anything else, and every error, is
+        pydantic's own."""
+        if cls is Spec and not any(v is not None for v in kwargs.values()):
+            spec = PARTS.validate(obj)
+            if spec is not None:
+                return spec
+        return super().model_validate(obj, **kwargs)
+
+
+#: The memo of validated parts behind :meth:`Spec.model_validate`.
+PARTS = PartsMemo(
+    Spec,
+    Stage,
+    STAGE_PER_BLOCK_FIELDS,
+    {kind.name: (kind.schema, kind.per_block_fields) for kind in MIXERS.values()},
+)
