@@ -1,0 +1,206 @@
+"""Latency tables and the predictor: pieces, keys, files, fingerprints, on-demand measurement."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import archsearch
+from archsearch.cost import (
+    Fingerprint,
+    LatencyPredictor,
+    LatencyTable,
+    TableMismatch,
+    fit_overhead,
+    measure_piece,
+    piece_keys,
+    plan_pieces,
+)
+from archsearch.errors import SpecError
+from archsearch.space import load_space, space_pieces
+from archsearch.spec import load_spec, normalize, zoo_names
+
+from .helpers import tiny_space
+
+FAST = {"warmup": 0, "runs": 4}
+
+
+def hand_made() -> dict[str, Any]:
+    """A stem, a 2-block conv stage and a 3-block attention stage with identical blocks."""
+    return {
+        "name": "hand-made",
+        "input": {"size": 16, "channels": 1},
+        "stem": {"kind": "conv", "channels": 8},
+        "stages": [
+            {"embed": {"kind": "conv", "kernel": 3, "stride": 2}, "dim": 16, "depth": 2, "mixer": "conv"},
+            {
+                "embed": {"kind": "conv", "kernel": 3, "stride": 2},
+                "dim": 16,
+                "depth": 3,
+                "mixer": {"kind": "attention", "heads": 2},
+                "mlp_ratio": 2,
+            },
+        ],
+        "head": {"num_classes": 10},
+    }
+
+
+def fingerprint(**changes: Any) -> Fingerprint:
+    return replace(Fingerprint.here("cpu", threads=2), **changes)
+
+
+def test_pieces_of_a_hand_made_spec() -> None:
+    plan = normalize(load_spec(hand_made()))
+    pieces = plan_pieces(plan)
+    assert [p.kind for p in pieces] == [
+        "stem",
+        "stage",
+        "block",
+        "block",
+        "stage",
+        "block",
+        "block",
+        "block",
+        "head",
+    ]
+    keys = piece_keys(plan)
+    assert keys == tuple(p.key for p in pieces)
+    # the first attention block sees the transposed view of the embedded map, the other two the
+    # same dense tokens: one key for both
+    assert keys[5] != keys[6] and keys[6] == keys[7]
+    assert keys[5].endswith("|view") and keys[6].endswith("|dense")
+    # the two bottlenecks are alike (the embedding made the stage's width): one key
+    assert keys[2] == keys[3]
+    assert len(set(keys)) == 7
+
+
+def test_predicted_sum_equals_the_table_entries() -> None:
+    plan = normalize(load_spec(hand_made()))
+    keys = piece_keys(plan)
+    table = LatencyTable(fingerprint())
+    for i, key in enumerate(dict.fromkeys(keys)):
+        table.add(key, ms=0.5 + i)
+    expected = sum(table.ms(k) for k in keys)
+    predictor = LatencyPredictor(table)
+    assert predictor.overhead.members == 0
+    assert predictor.predict(plan) == pytest.approx(expected)
+    assert predictor.pieces_ms(plan) == pytest.approx(expected)
+    assert predictor.measured == 0
+    # a fitted overhead: intercept + per piece, from measured members
+    table.members = [{"hash": "a", "measured_ms": expected + 1.0, "pieces": list(keys)}]
+    predictor.refit()
+    assert predictor.predict(plan) == pytest.approx(expected + 1.0)
+
+
+def test_fit_overhead_recovers_a_line() -> None:
+    rows = [(10.0 + n, n, 10.0 + n + 0.3 + 0.02 * n) for n in (5, 9, 14, 20)]
+    fit = fit_overhead(rows)
+    assert fit.intercept_ms == pytest.approx(0.3)
+    assert fit.per_piece_ms == pytest.approx(0.02)
+    assert fit_overhead([(1.0, 3, 1.5)]).intercept_ms == pytest.approx(0.5)
+    assert fit_overhead([]).members == 0
+
+
+def test_table_round_trips_to_disk(tmp_path: Path) -> None:
+    fp = fingerprint()
+    table = LatencyTable(fp, harness={"warmup": 3, "runs": 7}, spaces=["tiny"])
+    table.add("block|x", ms=1.25, iqr_ms=0.1, min_ms=1.2, what="block x")
+    table.add("head|y", ms=0.5)
+    table.members.append({"hash": "h", "measured_ms": 2.0, "pieces": ["block|x", "head|y"]})
+    path = table.save(tmp_path / "sub" / "table.json")
+    loaded = LatencyTable.load(path, expect=fp)
+    assert loaded.fingerprint == fp
+    assert loaded.pieces == table.pieces
+    assert loaded.members == table.members
+    assert loaded.harness == {"warmup": 3, "runs": 7}
+    assert loaded.spaces == ["tiny"]
+    assert loaded.path == path
+    assert json.loads(path.read_text())["format"] == "archsearch-latency-table"
+    assert not list(path.parent.glob("*.tmp"))  # written atomically, no leftovers
+
+
+def test_fingerprint_mismatch_refuses_the_table(tmp_path: Path) -> None:
+    theirs = fingerprint(threads=8, device="cpu (Some Other CPU)")
+    path = LatencyTable(theirs).save(tmp_path / "t.json")
+    mine = fingerprint(threads=2)
+    with pytest.raises(TableMismatch) as info:
+        LatencyTable.load(path, expect=mine)
+    text = str(info.value)
+    assert str(path) in text
+    assert theirs.describe() in text and mine.describe() in text
+    assert "threads: 2 here, 8 in the table" in text
+    assert "Some Other CPU" in text
+    with pytest.raises(TableMismatch, match="batch: 4 here, 1 in the table"):
+        LatencyPredictor.open(path, replace(theirs, batch=4))
+
+
+def test_a_file_that_is_not_a_table_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"pieces": {}}')
+    with pytest.raises(SpecError, match=r"bad.json: not a latency table"):
+        LatencyTable.load(bad)
+    bad.write_text("{")
+    with pytest.raises(SpecError, match="cannot read the latency table"):
+        LatencyTable.load(bad)
+
+
+def test_a_missing_piece_is_measured_and_added(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = normalize(load_spec(hand_made()))
+    fp = Fingerprint.here("cpu", threads=1)
+    table = LatencyTable.open(tmp_path / "t.json", fp)
+    table.harness = dict(FAST)
+    seen: list[str] = []
+    predictor = LatencyPredictor(table, on_measure=lambda t: seen.append(t.key))
+    value = predictor.predict(plan)
+    keys = piece_keys(plan)
+    assert set(keys) <= set(table.pieces)
+    assert seen == list(dict.fromkeys(keys))  # each distinct piece once, in model order
+    assert value == pytest.approx(sum(table.ms(k) for k in keys))
+    assert all(table.pieces[k]["what"] for k in keys)
+    # saved: a second predictor on the file measures nothing
+    from archsearch.cost import _predict
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a piece was timed although the table holds it")
+
+    monkeypatch.setattr(_predict, "measure_piece", boom)
+    again = LatencyPredictor.open(tmp_path / "t.json", fp)
+    assert again.predict(plan) == pytest.approx(value)
+    assert again.measured == 0
+
+
+@pytest.mark.parametrize("name", zoo_names())
+def test_every_piece_of_the_zoo_runs_alone(name: str) -> None:
+    """Each kind's pieces build and run on the inputs the model gives them (64 px)."""
+    plan = normalize(load_spec(name, input_size=64, num_classes=10))
+    for piece in {p.key: p for p in plan_pieces(plan)}.values():
+        timing = measure_piece(piece, threads=1, **FAST)
+        assert timing.result.median_ms > 0
+
+
+def test_space_pieces_cover_random_members() -> None:
+    space = load_space(tiny_space())
+    pieces = space_pieces(space, samples=0)
+    for candidate in space.random_samples(40, seed=3):
+        assert candidate.plan is not None
+        assert set(piece_keys(candidate.plan)) <= set(pieces)
+
+
+def test_keys_are_stable_across_normalisations() -> None:
+    a = piece_keys(normalize(load_spec(hand_made())))
+    b = piece_keys(normalize(load_spec(hand_made())))
+    assert a == b
+    other = hand_made()
+    other["stages"][1]["mlp_ratio"] = 4
+    assert piece_keys(normalize(load_spec(other)))[5:8] != a[5:8]
+
+
+def test_fused_attention_is_part_of_the_fingerprint() -> None:
+    archsearch.set_fused_attention(False)
+    assert not Fingerprint.here("cpu").fused_attention
+    archsearch.set_fused_attention(True)
+    assert Fingerprint.here("cpu").fused_attention
