@@ -94,15 +94,40 @@ def test_predicted_sum_equals_the_table_entries() -> None:
     table.members = [{"hash": "a", "measured_ms": expected + 1.0, "pieces": list(keys)}]
     predictor.refit()
     assert predictor.predict(plan) == pytest.approx(expected + 1.0)
+    # an entry changed in the table is read again on refit
+    table.add(keys[-1], ms=table.ms(keys[-1]) + 2.0)
+    predictor.refit()
+    assert predictor.pieces_ms(plan) == pytest.approx(expected + 2.0)
 
 
-def test_fit_overhead_recovers_a_line() -> None:
-    rows = [(10.0 + n, n, 10.0 + n + 0.3 + 0.02 * n) for n in (5, 9, 14, 20)]
+def test_fit_overhead_recovers_a_plane() -> None:
+    # residual = 0.3 ms + 0.02 ms per piece + 0.5 ms per million weights
+    rows = [
+        (10.0 + n, n, w, 10.0 + n + 0.3 + 0.02 * n + 0.5 * w)
+        for n, w in ((5, 1), (9, 4), (14, 2), (20, 7), (8, 3))
+    ]
     fit = fit_overhead(rows)
     assert fit.intercept_ms == pytest.approx(0.3)
     assert fit.per_piece_ms == pytest.approx(0.02)
-    assert fit_overhead([(1.0, 3, 1.5)]).intercept_ms == pytest.approx(0.5)
+    assert fit.per_mweight_ms == pytest.approx(0.5)
+    assert fit.members == 5
+    assert fit(10, 2.0) == pytest.approx(0.3 + 0.2 + 1.0)
+    # a feature that does not vary (every CvT-13-NAS member has 17 pieces) is not fitted
+    same = fit_overhead([(10.0, 17, w, 10.0 + 1.0 + 0.5 * w) for w in (1.0, 2.0, 3.0, 4.0)])
+    assert same.per_piece_ms == 0.0
+    assert same.intercept_ms == pytest.approx(1.0) and same.per_mweight_ms == pytest.approx(0.5)
+    assert fit_overhead([(1.0, 3, 0.1, 1.5)]).intercept_ms == pytest.approx(0.5)
     assert fit_overhead([]).members == 0
+
+
+def test_fit_overhead_keeps_the_plain_sum_against_noise() -> None:
+    """Members whose residuals are noise around 0 (a loaded machine) fit no overhead: the terms a
+    regression would find do not predict a left-out member."""
+    noise = [0.4, -0.5, 0.3, -0.2, 0.5, -0.4]
+    rows = [(10.0, 10 + i, 1.0 + 0.3 * i, 10.0 + e) for i, e in enumerate(noise)]
+    fit = fit_overhead(rows)
+    assert (fit.intercept_ms, fit.per_piece_ms, fit.per_mweight_ms) == (0.0, 0.0, 0.0)
+    assert fit.members == 6
 
 
 def test_table_round_trips_to_disk(tmp_path: Path) -> None:
@@ -161,6 +186,7 @@ def test_a_missing_piece_is_measured_and_added(tmp_path: Path, monkeypatch: pyte
     assert seen == list(dict.fromkeys(keys))  # each distinct piece once, in model order
     assert value == pytest.approx(sum(table.ms(k) for k in keys))
     assert all(table.pieces[k]["what"] for k in keys)
+    assert all(table.pieces[k]["params"] > 0 for k in keys if not k.startswith("head"))
     # saved: a second predictor on the file measures nothing
     from archsearch.cost import _predict
 

@@ -41,7 +41,7 @@ def latency_table(
     ] = None,
     members: Annotated[
         int, typer.Option(min=0, help="Whole members timed for the per-model overhead fit (table total).")
-    ] = 8,
+    ] = 12,
     samples: Annotated[
         int, typer.Option(min=0, help="Random members added to the stage-wise enumeration.")
     ] = 100,

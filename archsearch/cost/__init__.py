@@ -5,7 +5,7 @@ from ._analytic import Cost, CostReport, analytic_costs
 from ._latency import LatencyCache, LatencyResult, device_name, measure_latency, time_call
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
-from ._pieces import BLOCK_INPUT, Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
+from ._pieces import BLOCK_INPUT, Piece, PieceTiming, clear_piece_keys, measure_piece, piece_keys, plan_pieces
 from ._predict import LatencyPredictor, Overhead, fit_overhead
 from ._profile import Profile, profile
 from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_traced, op_kind
@@ -28,6 +28,7 @@ __all__ = [
     "TracedCounts",
     "UncountedOpsWarning",
     "analytic_costs",
+    "clear_piece_keys",
     "count_params",
     "count_traced",
     "cuda_peak_memory",

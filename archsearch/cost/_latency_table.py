@@ -12,7 +12,8 @@ The file::
     {"format": "archsearch-latency-table", "version": 1,
      "fingerprint": {"device": "cpu (AMD EPYC 7B13)", "threads": 2, "torch": "2.13.0", ...},
      "harness": {"warmup": 10, "runs": 30},
-     "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "what": "block ..."}, ...},
+     "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408,
+                          "what": "block ..."}, ...},
      "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...]}, ...],
      "spaces": ["hybrid_small"]}
 
@@ -135,13 +136,22 @@ class LatencyTable:
         return float(self.pieces[key]["ms"])
 
     def add(
-        self, key: str, *, ms: float, iqr_ms: float = 0.0, min_ms: float | None = None, what: str = ""
+        self,
+        key: str,
+        *,
+        ms: float,
+        iqr_ms: float = 0.0,
+        min_ms: float | None = None,
+        params: int = 0,
+        what: str = "",
     ) -> None:
-        """Record a piece's timing (replacing an earlier one)."""
+        """Record a piece's timing (replacing an earlier one); ``params``: the elements of its
+        weights (parameters and buffers), which the overhead fit may use."""
         self.pieces[key] = {
             "ms": ms,
             "iqr_ms": iqr_ms,
             "min_ms": ms if min_ms is None else min_ms,
+            "params": params,
             "what": what,
         }
 

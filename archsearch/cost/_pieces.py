@@ -44,7 +44,15 @@ from ..ops import tokens_to_map
 from ._latency import LatencyResult, time_call, torch_dtype
 from ._memo import ObjectMemo
 
-__all__ = ["BLOCK_INPUT", "Piece", "PieceTiming", "measure_piece", "piece_keys", "plan_pieces"]
+__all__ = [
+    "BLOCK_INPUT",
+    "Piece",
+    "PieceTiming",
+    "clear_piece_keys",
+    "measure_piece",
+    "piece_keys",
+    "plan_pieces",
+]
 
 #: How a family's blocks are called alone: on the ``(B, C, H, W)`` map (``map``), or on
 #: ``(tokens (B, cls + H*W, C), (H, W))`` (``tokens``). A family not listed is timed as whole stages.
@@ -79,6 +87,8 @@ class PieceTiming:
     key: str
     what: str
     result: LatencyResult
+    params: int = 0
+    """Parameters and buffers of the piece's modules (elements): the weights a forward reads."""
 
 
 # --------------------------------------------------------------------------- keys
@@ -115,12 +125,28 @@ def _viewed_tokens(block: BlockPlan) -> bool:
     )
 
 
+_TEXT: dict[tuple[Any, ...], str] = {}
+
+
+def _text(parts: tuple[Any, ...]) -> str:
+    """``parts`` as key text (``block|transformer|...``), cached by the parts themselves."""
+    try:
+        return _TEXT[parts]
+    except KeyError:
+        if len(_TEXT) > 200_000:
+            _TEXT.clear()
+        text = _TEXT[parts] = "|".join(_fmt(v) for v in parts)
+        return text
+    except TypeError:  # a kind's latency key holding something unhashable
+        return "|".join(_fmt(v) for v in parts)
+
+
 def _block_key(block: BlockPlan) -> str:
     mixer = MIXERS.get(block.mixer.kind).latency_key(block)
     view = _token_family(block.family) and _viewed_tokens(block)
-    return "block|" + "|".join(
-        _fmt(v)
-        for v in (
+    return _text(
+        (
+            "block",
             block.family,
             mixer,
             block.dim_in,
@@ -139,60 +165,50 @@ def _block_key(block: BlockPlan) -> str:
 
 def _stage_key(stage: StagePlan, c_in: int, after_tokens: bool) -> str:
     embed = EMBEDS.get(stage.embed.kind).latency_key(stage, c_in)
-    parts: list[Any] = [
+    parts: tuple[Any, ...] = (
+        "stage",
         stage.family,
         embed,
         stage.embed_shape,
         stage.pos_embed,
         stage.norm_out and stage.out_shape,
         "channels_last" if after_tokens else "dense",
-    ]
+    )
     if stage.family not in BLOCK_INPUT:  # the whole stage, its blocks inside
-        parts.append(tuple(_block_key(b) for b in stage.blocks))
-    return "stage|" + "|".join(_fmt(v) for v in parts)
+        parts += (tuple(_block_key(b) for b in stage.blocks),)
+    return _text(parts)
 
 
 def _stem_key(plan: NormalizedSpec) -> str | None:
     stem = plan.spec.stem
     if stem is None:
         return None
-    return "stem|" + _fmt(STEMS.get(stem.kind).latency_key(stem, plan.input_shape))
+    return _text(("stem", STEMS.get(stem.kind).latency_key(stem, plan.input_shape)))
 
 
 def _head_key(plan: NormalizedSpec) -> str:
     last = plan.stages[-1]
-    hit = _HEAD_KEYS.get(last)
-    if hit is not None and hit[0] is plan.head:
-        return hit[1]
-    key = _head_key_of(plan)
-    _HEAD_KEYS.put(last, (plan.head, key))
-    return key
-
-
-def _head_key_of(plan: NormalizedSpec) -> str:
-    last = plan.stages[-1]
-    return "head|" + "|".join(
-        _fmt(v)
-        for v in (
+    return _text(
+        (
+            "head",
             plan.head,
             last.out_shape,
-            plan.blocks[-1].act,
+            last.blocks[-1].act,
             "channels_last" if _token_family(last.family) else "dense",
         )
     )
 
 
 _BLOCK_KEYS: ObjectMemo[str] = ObjectMemo()
-_STAGE_KEYS: ObjectMemo[tuple[str, ...]] = ObjectMemo()
-_HEAD_KEYS: ObjectMemo[tuple[Any, str]] = ObjectMemo()
+_STAGE_KEYS: ObjectMemo[tuple[tuple[int, bool], tuple[str, ...]]] = ObjectMemo()
 _PLAN_KEYS: ObjectMemo[tuple[str, ...]] = ObjectMemo()
 
 
 def _stage_keys(stage: StagePlan, c_in: int, after_tokens: bool) -> tuple[str, ...]:
     """The keys of a stage's pieces (its entry, then its blocks), memoised by stage plan object."""
     hit = _STAGE_KEYS.get(stage)
-    if hit is not None and hit[0] == f"{c_in}|{after_tokens}":
-        return hit[1:]
+    if hit is not None and hit[0] == (c_in, after_tokens):
+        return hit[1]
     keys = [_stage_key(stage, c_in, after_tokens)]
     if stage.family in BLOCK_INPUT:
         for block in stage.blocks:
@@ -201,8 +217,9 @@ def _stage_keys(stage: StagePlan, c_in: int, after_tokens: bool) -> tuple[str, .
                 key = _block_key(block)
                 _BLOCK_KEYS.put(block, key)
             keys.append(key)
-    _STAGE_KEYS.put(stage, (f"{c_in}|{after_tokens}", *keys))
-    return tuple(keys)
+    out = tuple(keys)
+    _STAGE_KEYS.put(stage, ((c_in, after_tokens), out))
+    return out
 
 
 def _stage_inputs(plan: NormalizedSpec) -> list[tuple[StagePlan, int, bool]]:
@@ -234,6 +251,13 @@ def piece_keys(plan: NormalizedSpec) -> tuple[str, ...]:
     out = tuple(keys)
     _PLAN_KEYS.put(plan, out)
     return out
+
+
+def clear_piece_keys() -> None:
+    """Forget the memoised piece keys (for benchmarks that time key building from scratch)."""
+    for memo in (_PLAN_KEYS, _STAGE_KEYS, _BLOCK_KEYS):
+        memo.clear()
+    _TEXT.clear()
 
 
 def plan_pieces(plan: NormalizedSpec) -> list[Piece]:
@@ -268,9 +292,11 @@ def _map_input(shape: FeatureShape, batch: int, after_tokens: bool, **kw: Any) -
     return tokens_to_map(tokens[:, shape.cls_tokens :], (shape.height, shape.width))
 
 
-def _piece_call(piece: Piece, batch: int, device: torch.device, dtype: torch.dtype) -> Callable[[], Any]:
+def _piece_call(
+    piece: Piece, batch: int, device: torch.device, dtype: torch.dtype
+) -> tuple[Callable[[], Any], nn.Module]:
     """Build ``piece`` (eval mode, on ``device`` in ``dtype``) and make its inputs; return the
-    call that runs it once."""
+    call that runs it once, and the module."""
     plan = piece.plan
     kw: dict[str, Any] = {"device": device, "dtype": dtype}
     module: nn.Module
@@ -310,7 +336,7 @@ def _piece_call(piece: Piece, batch: int, device: torch.device, dtype: torch.dty
             else:
                 args = (torch.randn(batch, shape.tokens, block.dim_in, **kw), (shape.height, shape.width))
     module = module.eval().to(device=device, dtype=dtype)
-    return lambda: module(*args)
+    return (lambda: module(*args)), module
 
 
 def measure_piece(
@@ -334,8 +360,9 @@ def measure_piece(
     torch_dt = torch_dtype(dtype)
     dev = torch.device(device)
     torch.manual_seed(0)
-    call = _piece_call(piece, batch, dev, torch_dt)
+    call, module = _piece_call(piece, batch, dev, torch_dt)
     result = time_call(
         call, device=device, dtype=dtype, batch=batch, warmup=warmup, runs=runs, threads=threads
     )
-    return PieceTiming(piece.key, piece.what, result)
+    weights = sum(t.numel() for t in module.parameters()) + sum(t.numel() for t in module.buffers())
+    return PieceTiming(piece.key, piece.what, result, weights)

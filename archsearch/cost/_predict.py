@@ -1,13 +1,17 @@
 """Latency predicted from a plan: the sum of its pieces' table entries plus a fitted overhead.
 
-``predicted = sum(table[key] for key in piece_keys(plan)) + a + b * n_pieces``
+``predicted = sum(table[key].ms for key in piece_keys(plan)) + a + b * n_pieces + c * weights``
 
-where ``a`` (per model) and ``b`` (per piece) are fitted by least squares on the residuals
-``measured - sum`` of a few whole members timed with the harness (the table's ``members``). With
-no member measured, both are 0; with one or two, ``b`` is 0 and ``a`` their mean residual. This is
-Once-for-All's lookup-table predictor (``LatencyTable.predict_network_latency``: a sum of
-per-block entries) with nn-Meter's lesson that what the pieces leave out (the model's own calls,
-dispatch between kernels) is best fitted, not guessed.
+where ``weights`` is the sum of the pieces' parameter and buffer counts in millions. ``a`` (per
+model), ``b`` (per piece) and ``c`` (per million weights) are fitted by least squares on the
+residuals ``measured - sum`` of a few whole members timed with the harness (the table's
+``members``; 12 by default): the model's own calls and the dispatch between pieces are ``a`` and
+``b``; ``c`` is what a piece timed alone does not pay, reading weights that a whole model has
+pushed out of the caches (a large model at batch 1 streams its weights from memory on every
+forward). With no member measured all are 0. This is Once-for-All's lookup-table predictor
+(``LatencyTable.predict_network_latency``: a sum of per-block entries) with nn-Meter's lesson
+that what the pieces leave out is best fitted, not guessed; which terms are fitted is chosen by
+leave-one-out error (:func:`fit_overhead`), so noisy members cannot make it worse than the sum.
 
 A piece missing from the table is built and timed on demand (:func:`~._pieces.measure_piece`)
 and added; the table is saved after each such addition when it has a file. Keys are memoised per
@@ -18,8 +22,10 @@ microseconds (``benchmarks/latency_model.py`` counts predictions per second).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..core import NormalizedSpec
 from ._latency_table import Fingerprint, LatencyTable
@@ -30,33 +36,65 @@ __all__ = ["LatencyPredictor", "Overhead", "fit_overhead"]
 
 @dataclass(frozen=True)
 class Overhead:
-    """The per-model part of a prediction: ``intercept_ms + per_piece_ms * n_pieces``."""
+    """The part of a prediction the pieces leave out:
+    ``intercept_ms + per_piece_ms * n_pieces + per_mweight_ms * weights / 1e6``."""
 
     intercept_ms: float = 0.0
     per_piece_ms: float = 0.0
+    per_mweight_ms: float = 0.0
     members: int = 0
     """Whole members it was fitted on (0: not fitted)."""
 
-    def __call__(self, n_pieces: int) -> float:
-        return self.intercept_ms + self.per_piece_ms * n_pieces
+    def __call__(self, n_pieces: int, mweights: float = 0.0) -> float:
+        return self.intercept_ms + self.per_piece_ms * n_pieces + self.per_mweight_ms * mweights
 
 
-def fit_overhead(rows: Iterable[tuple[float, int, float]]) -> Overhead:
-    """Least squares of ``measured - pieces_sum ~ a + b * n_pieces`` over ``(pieces_sum_ms,
-    n_pieces, measured_ms)`` rows; ``b`` is fitted only from 3 rows on and when the piece counts
-    differ (else ``a`` is the mean residual)."""
-    data = list(rows)
-    if not data:
+def fit_overhead(rows: Iterable[Sequence[float]]) -> Overhead:
+    """Least squares of ``measured - pieces_sum ~ a + b * n_pieces + c * mweights`` over
+    ``(pieces_sum_ms, n_pieces, mweights, measured_ms)`` rows (``mweights``: the pieces' weights in
+    millions), with the terms chosen by leave-one-out error.
+
+    The candidates are: no overhead, ``a`` alone, ``a + b``, ``a + c`` (from 3 rows, each only where
+    its feature varies) and ``a + b + c`` (from 4 rows); the one whose leave-one-out predictions
+    miss the measured latencies least (mean relative error) is fitted on every row. A few noisy
+    members so cannot make the prediction worse than the plain sum of pieces. With one or two
+    rows, ``a`` is their mean residual; without rows, everything is 0.
+    """
+    data = np.array([tuple(float(v) for v in row) for row in rows], dtype=float).reshape(-1, 4)
+    n = len(data)
+    if n == 0:
         return Overhead()
-    residuals = [m - s for s, _, m in data]
-    counts = [float(n) for _, n, _ in data]
-    mean_r = sum(residuals) / len(data)
-    mean_n = sum(counts) / len(data)
-    var_n = sum((n - mean_n) ** 2 for n in counts)
-    if len(data) < 3 or var_n == 0:
-        return Overhead(mean_r, 0.0, len(data))
-    b = sum((n - mean_n) * (r - mean_r) for n, r in zip(counts, residuals, strict=True)) / var_n
-    return Overhead(mean_r - b * mean_n, b, len(data))
+    residual, measured = data[:, 3] - data[:, 0], data[:, 3]
+    if n < 3:
+        return Overhead(float(residual.mean()), 0.0, 0.0, n)
+    features = {"b": data[:, 1], "c": data[:, 2]}
+    varies = {k: np.ptp(v) > 1e-9 * max(1.0, float(np.abs(v).max())) for k, v in features.items()}
+    candidates: list[tuple[str, ...]] = [(), ("a",)]
+    candidates += [("a", k) for k in ("b", "c") if varies[k]]
+    if n >= 4 and all(varies.values()):
+        candidates.append(("a", "b", "c"))
+
+    def design(terms: tuple[str, ...], index: np.ndarray) -> np.ndarray:
+        cols = [np.ones(len(index)) if t == "a" else features[t][index] for t in terms]
+        return np.stack(cols, axis=1)
+
+    def loo_error(terms: tuple[str, ...]) -> float:
+        if not terms:
+            return float(np.mean(np.abs(residual) / measured))
+        errors = []
+        for i in range(n):
+            rest = np.arange(n) != i
+            coef, *_ = np.linalg.lstsq(design(terms, np.flatnonzero(rest)), residual[rest], rcond=None)
+            guess = float((design(terms, np.array([i])) @ coef)[0])
+            errors.append(abs(guess - residual[i]) / measured[i])
+        return float(np.mean(errors))
+
+    best = min(candidates, key=lambda terms: (loo_error(terms), len(terms)))
+    if not best:
+        return Overhead(members=n)
+    coef, *_ = np.linalg.lstsq(design(best, np.arange(n)), residual, rcond=None)
+    fitted = dict(zip(best, (float(c) for c in coef), strict=True))
+    return Overhead(fitted["a"], fitted.get("b", 0.0), fitted.get("c", 0.0), n)
 
 
 class LatencyPredictor:
@@ -71,6 +109,8 @@ class LatencyPredictor:
         self.on_measure = on_measure
         self.measured = 0
         """Pieces this predictor timed on demand."""
+        self._flat: dict[str, tuple[float, float]] = {}
+        """key -> (ms, weights in millions): the table's entries as the fast path reads them."""
         self.overhead = self._fit()
 
     @classmethod
@@ -84,16 +124,37 @@ class LatencyPredictor:
         a new table when there is none). Raises :class:`TableMismatch` for another setting's table."""
         return cls(LatencyTable.open(path, fingerprint), **kwargs)
 
+    def _entry(self, key: str) -> tuple[float, float]:
+        """(ms, weights in millions) of a piece in the table; ``KeyError`` when it is not there."""
+        entry = self.table.pieces[key]
+        value = self._flat[key] = (float(entry["ms"]), float(entry.get("params", 0)) / 1e6)
+        return value
+
+    def _sums(self, keys: Sequence[str]) -> tuple[float, float]:
+        """Sum of the pieces' ms and of their weights (millions); ``KeyError`` for a missing piece."""
+        flat = self._flat
+        ms = weights = 0.0
+        for key in keys:
+            entry = flat.get(key)
+            if entry is None:
+                entry = self._entry(key)
+            ms += entry[0]
+            weights += entry[1]
+        return ms, weights
+
     def _fit(self) -> Overhead:
         rows = []
         for member in self.table.members:
             keys = member.get("pieces") or []
             if all(k in self.table for k in keys):
-                rows.append((sum(self.table.ms(k) for k in keys), len(keys), float(member["measured_ms"])))
+                ms, weights = self._sums(keys)
+                rows.append((ms, len(keys), weights, float(member["measured_ms"])))
         return fit_overhead(rows)
 
     def refit(self) -> Overhead:
-        """Fit the overhead again from the table's measured members."""
+        """Read the table's entries afresh (after changing it directly) and fit the overhead again
+        from its measured members."""
+        self._flat.clear()
         self.overhead = self._fit()
         return self.overhead
 
@@ -102,23 +163,23 @@ class LatencyPredictor:
     def pieces_ms(self, plan: NormalizedSpec) -> float:
         """The sum of ``plan``'s pieces in the table (measuring the missing ones), no overhead."""
         keys = piece_keys(plan)
-        pieces = self.table.pieces
         try:
-            return sum(pieces[k]["ms"] for k in keys)
+            return self._sums(keys)[0]
         except KeyError:
             self.measure_missing(plan)
-            return sum(pieces[k]["ms"] for k in keys)
+            return self._sums(keys)[0]
 
     def predict(self, plan: NormalizedSpec) -> float:
-        """Predicted median latency (ms) of the model ``plan`` compiles to, in the table's setting."""
+        """Predicted median latency (ms) of the model ``plan`` compiles to, in the table's setting:
+        the sum of its pieces plus the fitted :class:`Overhead`. Pieces the table lacks are timed
+        first (and added)."""
         keys = piece_keys(plan)
-        pieces = self.table.pieces
         try:
-            total = sum(pieces[k]["ms"] for k in keys)
+            ms, weights = self._sums(keys)
         except KeyError:
             self.measure_missing(plan)
-            total = sum(pieces[k]["ms"] for k in keys)
-        return total + self.overhead(len(keys))
+            ms, weights = self._sums(keys)
+        return ms + self.overhead(len(keys), weights)
 
     def missing(self, plan: NormalizedSpec) -> list[Piece]:
         """``plan``'s pieces the table lacks (each key once)."""
@@ -154,14 +215,19 @@ class LatencyPredictor:
             runs=harness.get("runs", 30),
         )
         r = timing.result
-        self.table.add(piece.key, ms=r.median_ms, iqr_ms=r.iqr_ms, min_ms=r.min_ms, what=piece.what)
+        self.table.add(
+            piece.key, ms=r.median_ms, iqr_ms=r.iqr_ms, min_ms=r.min_ms, params=timing.params, what=piece.what
+        )
+        self._flat.pop(piece.key, None)
         self.measured += 1
         if self.on_measure is not None:
             self.on_measure(timing)
         return timing
 
     def add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
-        """Record a whole member's measured latency (for the overhead fit) and refit."""
+        """Record a whole member's measured latency (for the overhead fit; its pieces the table
+        lacks are timed first) and refit."""
+        self.measure_missing(plan)
         keys = list(piece_keys(plan))
         self.table.members = [m for m in self.table.members if m.get("hash") != spec_hash]
         self.table.members.append({"hash": spec_hash, "measured_ms": measured_ms, "pieces": keys})

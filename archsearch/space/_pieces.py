@@ -198,7 +198,7 @@ def fill_table(
     space: SearchSpace,
     predictor: LatencyPredictor,
     *,
-    members: int = 8,
+    members: int = 12,
     samples: int = 100,
     seed: int = 0,
     on_found: Callable[[int], None] | None = None,
