@@ -230,3 +230,69 @@ def test_fused_attention_is_part_of_the_fingerprint() -> None:
     assert not Fingerprint.here("cpu").fused_attention
     archsearch.set_fused_attention(True)
     assert Fingerprint.here("cpu").fused_attention
+
+
+# --------------------------------------------------------------------------- the command and the benchmark
+
+
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from archsearch.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_latency_table_command_is_resumable_and_refuses_another_setting(tmp_path: Path) -> None:
+    import yaml
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(tiny_space(dims=(8,), depth=1)))
+    out = tmp_path / "table.json"
+    common = [
+        "latency-table",
+        str(space),
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--runs",
+        "4",
+        "--warmup",
+        "0",
+    ]
+    first = _cli(*common, "--members", "2", "--samples", "5", "--json")
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.stdout)
+    assert data["pieces"] == data["measured"] > 0 and data["skipped"] == 0 and data["members"] == 2
+    table = LatencyTable.load(out)
+    assert len(table) == data["pieces"] and len(table.members) == 2 and table.spaces == ["space"]
+    again = _cli(*common, "--members", "2", "--samples", "5", "--json")
+    assert again.exit_code == 0, again.output
+    second = json.loads(again.stdout)
+    assert second["measured"] == 0 and second["skipped"] == data["pieces"] and second["members"] == 0
+    other = _cli("latency-table", str(space), "--threads", "3", "--out", str(out), "--json")
+    assert other.exit_code == 2
+    assert "threads: 3 here, 1 in the table" in other.output
+    assert "archsearch latency-table SPACE" in other.output
+
+
+def test_latency_model_benchmark_quick(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "lm.json"
+    command = [sys.executable, str(root / "benchmarks" / "latency_model.py"), "--quick", "--threads", "1"]
+    command += ["--hybrid", "3", "--cvt", "2", "--out", str(out), "--table-dir", str(tmp_path / "tables")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    spaces = {s["space"]: s for s in result["spaces"]}
+    assert set(spaces) == {"hybrid_small", "cvt13_nas"}
+    for s in spaces.values():
+        assert s["members"] >= 2
+        assert s["median_abs_error_pct"] >= 0 and s["p90_abs_error_pct"] >= s["median_abs_error_pct"]
+        assert -1 <= s["kendall_tau"] <= 1
+        assert s["predictions_per_s"]["warm"] > 0
+    assert "median err" in done.stdout
