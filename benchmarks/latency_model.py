@@ -33,13 +33,11 @@ from typing import Any
 
 import torch
 
-from archsearch.compiler import build
 from archsearch.cost import (
     Fingerprint,
     LatencyPredictor,
     LatencyTable,
     clear_piece_keys,
-    measure_latency,
     piece_keys,
 )
 from archsearch.space import fill_table, load_space
@@ -134,10 +132,7 @@ def run_space(name: str, count: int, args: argparse.Namespace, resolution: int |
     if args.quick:
         fit = members(space, args.fit, seed=1, exclude=set())
         for plan, digest in fit:
-            x = plan.input_shape
-            shape = (args.batch, x.channels, x.height, x.width)
-            ms = measure_latency(build(plan), shape, device=args.device, threads=args.threads, runs=args.runs)
-            predictor.add_member(plan, digest, ms.median_ms)
+            predictor.measure_member(plan, digest)
         counts = {"pieces": None, "measured": predictor.measured, "members": len(fit)}
     else:
         counts = fill_table(space, predictor, members=args.fit, samples=100, seed=1)
@@ -146,16 +141,7 @@ def run_space(name: str, count: int, args: argparse.Namespace, resolution: int |
     rows = []
     for plan, digest in members(space, count, seed=2, exclude=exclude):
         predicted = predictor.predict(plan)
-        x = plan.input_shape
-        torch.manual_seed(0)
-        result = measure_latency(
-            build(plan),
-            (args.batch, x.channels, x.height, x.width),
-            device=args.device,
-            threads=args.threads,
-            warmup=args.warmup,
-            runs=args.runs,
-        )
+        result = predictor.time_member(plan)
         keys = piece_keys(plan)
         rows.append(
             {

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from archsearch.cost import Fingerprint, LatencyTable, piece_keys
+from archsearch.cost import _predict as predict_module
 from archsearch.errors import SpecError
 from archsearch.report import write_report
 from archsearch.search import _evaluate as evaluate_module
-from archsearch.search import _front_latency as front_module
 from archsearch.search import load_experiment, load_results, run_search
 from archsearch.space import load_space, space_pieces
 
@@ -174,13 +174,13 @@ def test_quickstart_with_predicted_latency_times_no_candidate(
     into the table on demand); afterwards the front is timed whole and the report shows both."""
     _no_candidate_timed(monkeypatch)
     timed: list[str] = []
-    real = front_module.measure_latency
+    real = predict_module.measure_latency
 
     def spy(model: Any, shape: Any, **kwargs: Any) -> Any:
         timed.append("front")
         return real(model, shape, **{**kwargs, "runs": 4})
 
-    monkeypatch.setattr(front_module, "measure_latency", spy)
+    monkeypatch.setattr(predict_module, "measure_latency", spy)  # whole models: the front only
     table = tmp_path / "quick.json"
     exp = load_experiment(
         ROOT / "experiments" / "quickstart.yaml",

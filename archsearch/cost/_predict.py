@@ -24,10 +24,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
 from ..core import NormalizedSpec
+from ._latency import LatencyResult, measure_latency
 from ._latency_table import Fingerprint, LatencyTable
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
 
@@ -201,19 +204,20 @@ class LatencyPredictor:
             self.table.save()
         return len(missing)
 
+    def _setting(self) -> dict[str, Any]:
+        """The harness's keyword arguments for the table's setting."""
+        fp, harness = self.table.fingerprint, self.table.harness
+        return {
+            "device": "cuda" if fp.device.startswith("cuda") else "cpu",
+            "dtype": fp.dtype,
+            "threads": fp.threads,
+            "warmup": harness.get("warmup", 10),
+            "runs": harness.get("runs", 30),
+        }
+
     def measure(self, piece: Piece) -> PieceTiming:
         """Time one piece in the table's setting and add it to the table (not saved)."""
-        fp, harness = self.table.fingerprint, self.table.harness
-        device = "cuda" if fp.device.startswith("cuda") else "cpu"
-        timing = measure_piece(
-            piece,
-            device=device,
-            dtype=fp.dtype,
-            batch=fp.batch,
-            threads=fp.threads,
-            warmup=harness.get("warmup", 10),
-            runs=harness.get("runs", 30),
-        )
+        timing = measure_piece(piece, batch=self.table.fingerprint.batch, **self._setting())
         r = timing.result
         self.table.add(
             piece.key, ms=r.median_ms, iqr_ms=r.iqr_ms, min_ms=r.min_ms, params=timing.params, what=piece.what
@@ -223,6 +227,23 @@ class LatencyPredictor:
         if self.on_measure is not None:
             self.on_measure(timing)
         return timing
+
+    def time_member(self, plan: NormalizedSpec, seed: int = 0) -> LatencyResult:
+        """Build the whole model ``plan`` compiles to (weights seeded by ``seed``) and time it with
+        the harness in the table's setting (nothing is added to the table)."""
+        from ..compiler import build
+
+        x = plan.input_shape
+        torch.manual_seed(seed)
+        shape = (self.table.fingerprint.batch, x.channels, x.height, x.width)
+        return measure_latency(build(plan), shape, **self._setting())
+
+    def measure_member(self, plan: NormalizedSpec, spec_hash: str, seed: int = 0) -> float:
+        """Time the whole model (:meth:`time_member`), add it to the overhead fit
+        (:meth:`add_member`) and return its median (ms); the table is not saved."""
+        ms = self.time_member(plan, seed).median_ms
+        self.add_member(plan, spec_hash, ms)
+        return ms
 
     def add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
         """Record a whole member's measured latency (for the overhead fit; its pieces the table

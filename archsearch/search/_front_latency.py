@@ -2,9 +2,10 @@
 
 When latency is predicted (``latency_ms: {predict: true}``) no candidate is timed during the
 search. Afterwards, the Pareto members are built and timed whole with the harness, in the
-objective's setting; the times are kept in the study's user attribute ``latency_measured``
-(trial number -> ms), where the report reads them to show predicted and measured latency side by
-side, and added to the latency table's measured members (the overhead fit learns from them).
+setting of the objective's latency table (its warm-up and runs); the times are kept in the
+study's user attribute ``latency_measured`` (trial number -> ms), where the report reads them to
+show predicted and measured latency side by side, and added to the latency table's measured
+members (the overhead fit learns from them).
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from __future__ import annotations
 import json
 
 import optuna
-import torch
 
-from ..compiler import build
-from ..cost import measure_latency
 from ..spec import load_spec, normalize, spec_hash
 from ._evaluate import latency_predictor
 from ._experiment import Experiment
@@ -44,21 +42,9 @@ def measure_front_latency(experiment: Experiment, study: optuna.Study) -> dict[s
         return measured
     predictor = latency_predictor(experiment)
     assert predictor is not None
-    threads = objective.threads or torch.get_num_threads()
     for trial in todo:
         plan = normalize(load_spec(json.loads(trial.user_attrs["spec"])))
-        x = plan.input_shape
-        torch.manual_seed(experiment.sampler.seed)
-        result = measure_latency(
-            build(plan),
-            (objective.batch, x.channels, x.height, x.width),
-            device=objective.device,
-            dtype=objective.dtype,
-            runs=objective.runs,
-            threads=threads,
-        )
-        measured[str(trial.number)] = result.median_ms
-        predictor.add_member(plan, spec_hash(plan), result.median_ms)
+        measured[str(trial.number)] = predictor.measure_member(plan, spec_hash(plan), experiment.sampler.seed)
     if predictor.table.path is not None:
         predictor.table.save()
     study.set_user_attr(MEASURED_ATTR, measured)

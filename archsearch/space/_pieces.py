@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cost import LatencyPredictor, Piece, measure_latency, plan_pieces
+from ..cost import LatencyPredictor, Piece, plan_pieces
 from ..errors import SpecError
 from ..spec import NormalizedSpec, normalize
 from ._space import SearchSpace
@@ -214,7 +214,6 @@ def fill_table(
     whole member. Returns counts: ``pieces`` (the space's), ``measured``, ``skipped`` (already in
     the table), ``members`` (timed whole now).
     """
-    from ..compiler import build
     from ..spec import spec_hash
 
     table = predictor.table
@@ -240,21 +239,8 @@ def fill_table(
             chosen.append((plan, digest))
         if len(chosen) >= need:
             break
-    fp, harness = table.fingerprint, table.harness
-    device = "cuda" if fp.device.startswith("cuda") else "cpu"
     for done, (plan, digest) in enumerate(chosen, 1):
-        predictor.measure_missing(plan)
-        x = plan.input_shape
-        result = measure_latency(
-            build(plan),
-            (fp.batch, x.channels, x.height, x.width),
-            device=device,
-            dtype=fp.dtype,
-            threads=fp.threads,
-            warmup=harness.get("warmup", 10),
-            runs=harness.get("runs", 30),
-        )
-        predictor.add_member(plan, digest, result.median_ms)
+        predictor.measure_member(plan, digest)
         if table.path is not None:
             table.save()
         if on_member is not None:
