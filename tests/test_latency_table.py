@@ -264,13 +264,24 @@ def test_latency_table_command_is_resumable_and_refuses_another_setting(tmp_path
     first = _cli(*common, "--members", "2", "--samples", "5", "--json")
     assert first.exit_code == 0, first.output
     data = json.loads(first.stdout)
-    assert data["pieces"] == data["measured"] > 0 and data["skipped"] == 0 and data["members"] == 2
+    assert data["pieces"] == data["measured"] > 0 and data["skipped"] == 0
+    assert data["hosts"] >= 1  # pieces timed in place, inside whole members (which join the fit)
     table = LatencyTable.load(out)
-    assert len(table) == data["pieces"] and len(table.members) == 2 and table.spaces == ["space"]
+    assert len(table) == data["pieces"] and table.spaces == ["space"]
+    assert len(table.members) == data["hosts"] + data["members"] >= 2
+    assert all(e["how"] == "in_situ" for e in table.pieces.values())
     again = _cli(*common, "--members", "2", "--samples", "5", "--json")
     assert again.exit_code == 0, again.output
     second = json.loads(again.stdout)
     assert second["measured"] == 0 and second["skipped"] == data["pieces"] and second["members"] == 0
+    assert second["hosts"] == 0
+    alone = tmp_path / "alone.json"
+    third = _cli(
+        *common[:-5], str(alone), "--runs", "4", "--warmup", "0", "--alone", "--members", "2", "--json"
+    )
+    assert third.exit_code == 0, third.output
+    assert json.loads(third.stdout)["members"] == 2
+    assert all(e["how"] == "alone" for e in LatencyTable.load(alone).pieces.values())
     other = _cli("latency-table", str(space), "--threads", "3", "--out", str(out), "--json")
     assert other.exit_code == 2
     assert "threads: 3 here, 1 in the table" in other.output
@@ -296,3 +307,36 @@ def test_latency_model_benchmark_quick(tmp_path: Path) -> None:
         assert -1 <= s["kendall_tau"] <= 1
         assert s["predictions_per_s"]["warm"] > 0
     assert "median err" in done.stdout
+
+
+def test_pieces_timed_in_place_tile_the_forward_pass(tmp_path: Path) -> None:
+    """In place, every piece of a member gets a time, and together they cover one forward pass."""
+    from archsearch.cost import time_in_situ
+
+    plan = normalize(load_spec(hand_made()))
+    result = time_in_situ(plan, archsearch.build, threads=1, warmup=2, runs=8)
+    assert [p.key for p, _, _ in result.pieces] == list(piece_keys(plan))
+    assert all(ms > 0 for _, ms, _ in result.pieces)
+    assert all(w > 0 for _, _, w in result.pieces)
+    total = sum(ms for _, ms, _ in result.pieces)
+    assert 0.2 * result.whole.min_ms < total < 5 * result.whole.median_ms  # loose: timings, not logic
+    # into a table: observations per piece, the member joins the overhead fit
+    table = LatencyTable(Fingerprint.here("cpu", threads=1), harness=dict(FAST))
+    predictor = LatencyPredictor(table)
+    predictor.measure_in_situ(plan, "h")
+    assert set(table.pieces) == set(piece_keys(plan))
+    assert all(e["how"] == "in_situ" and e["samples"] for e in table.pieces.values())
+    # the identical attention blocks give two observations of one key
+    assert len(table.pieces[piece_keys(plan)[6]]["samples"]) == 2
+    assert [m["hash"] for m in table.members] == ["h"]
+
+
+def test_a_mobilevit_stage_is_one_piece_in_place() -> None:
+    from archsearch.cost import time_in_situ
+
+    plan = normalize(load_spec("mobilevit-xxs", input_size=64, num_classes=10))
+    kinds = [p.kind for p in plan_pieces(plan)]
+    result = time_in_situ(plan, archsearch.build, threads=1, warmup=1, runs=4)
+    assert [p.kind for p, _, _ in result.pieces] == kinds
+    mobile = [p for p, _, _ in result.pieces if p.kind == "stage" and "mobilevit" in p.what]
+    assert mobile and all("blocks" in p.what for p in mobile)

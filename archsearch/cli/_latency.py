@@ -47,11 +47,16 @@ def latency_table(
     ] = 100,
     runs: Annotated[int, typer.Option(min=4, help="Timed runs per piece after warm-up.")] = 30,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs per piece.")] = 10,
+    alone: Annotated[
+        bool,
+        typer.Option("--alone", help="Time each piece built alone instead of in place inside whole members."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Time every distinct piece (stem, stage entry, block, head at its input shape) that members of
-    SPACE use, on this device, into a latency table: re-running skips what is measured (resumable),
-    and a table from another device or setting is refused. Share the file: the same device setting
+    SPACE use, on this device, into a latency table: in place, inside whole members that together
+    use them all (or each alone with --alone). Re-running skips what is measured (resumable), and
+    a table from another device or setting is refused. Share the file: the same device setting
     predicts with it (`latency_ms: {predict: true, table: FILE}` in an experiment)."""
     import torch
 
@@ -94,7 +99,7 @@ def latency_table(
         def found(n: int) -> None:
             bar.update(find, completed=n)
 
-        def piece(done: int, total: int, _: Any) -> None:
+        def piece(done: int, total: int) -> None:
             bar.update(find, visible=False)
             bar.update(timed, completed=done, total=total, visible=True)
 
@@ -106,6 +111,7 @@ def latency_table(
             predictor,
             members=members,
             samples=samples,
+            in_situ=not alone,
             on_found=found,
             on_piece=piece,
             on_member=member,
@@ -122,14 +128,15 @@ def latency_table(
         print(json.dumps(summary, indent=2))
         return
     out.print(
-        f"{counts['pieces']} pieces in {escape(loaded.name)}: {counts['measured']} timed, "
-        f"{counts['skipped']} already in the table; {counts['members']} whole members timed; "
+        f"{counts['pieces']} pieces in {escape(loaded.name)}: {counts['measured']} timed"
+        + (f" (in place, inside {counts['hosts']} members)" if counts["hosts"] else "")
+        + f", {counts['skipped']} already in the table; {counts['members']} more whole members timed; "
         f"the table holds {len(table)} pieces",
         highlight=False,
     )
     out.print(
         f"overhead: {o.intercept_ms:+.3f} ms per model {o.per_piece_ms:+.4f} ms per piece "
-        f"(fitted on {o.members} members)",
+        f"{o.per_mweight_ms:+.4f} ms per million weights (fitted on {o.members} members)",
         highlight=False,
     )
     out.print(f"written to {escape(str(table.path))}", highlight=False)

@@ -2,6 +2,7 @@
 from per-device piece tables) and memory."""
 
 from ._analytic import Cost, CostReport, analytic_costs
+from ._insitu import InSitu, hook_cost_ms, time_in_situ
 from ._latency import LatencyCache, LatencyResult, device_name, measure_latency, time_call
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
@@ -16,6 +17,7 @@ __all__ = [
     "CostReport",
     "CudaPeakMemory",
     "Fingerprint",
+    "InSitu",
     "LatencyCache",
     "LatencyPredictor",
     "LatencyResult",
@@ -35,6 +37,7 @@ __all__ = [
     "default_table_path",
     "device_name",
     "fit_overhead",
+    "hook_cost_ms",
     "measure_latency",
     "measure_piece",
     "op_kind",
@@ -43,4 +46,5 @@ __all__ = [
     "profile",
     "saved_activation_bytes",
     "time_call",
+    "time_in_situ",
 ]

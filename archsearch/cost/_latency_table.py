@@ -13,7 +13,7 @@ The file::
      "fingerprint": {"device": "cpu (AMD EPYC 7B13)", "threads": 2, "torch": "2.13.0", ...},
      "harness": {"warmup": 10, "runs": 30},
      "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408,
-                          "what": "block ..."}, ...},
+                          "what": "block ...", "how": "in_situ", "samples": [0.41, ...]}, ...},
      "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...]}, ...],
      "spaces": ["hybrid_small"]}
 
@@ -144,16 +144,34 @@ class LatencyTable:
         min_ms: float | None = None,
         params: int = 0,
         what: str = "",
+        how: str = "alone",
     ) -> None:
         """Record a piece's timing (replacing an earlier one); ``params``: the elements of its
-        weights (parameters and buffers), which the overhead fit may use."""
+        weights (parameters and buffers), which the overhead fit may use; ``how``: ``alone`` (the
+        piece built and timed by itself) or ``in_situ`` (timed inside whole members)."""
         self.pieces[key] = {
             "ms": ms,
             "iqr_ms": iqr_ms,
             "min_ms": ms if min_ms is None else min_ms,
             "params": params,
             "what": what,
+            "how": how,
         }
+
+    def observe(self, key: str, ms: float, *, params: int = 0, what: str = "") -> None:
+        """Add one in-place timing of a piece (its median inside one member): the entry's ``ms``
+        becomes the median over the members it was timed in (``samples``, the last 15 kept).
+        An entry timed alone is replaced."""
+        entry = self.pieces.get(key)
+        samples = list(entry.get("samples", [])) if entry and entry.get("how") == "in_situ" else []
+        samples = [*samples, ms][-15:]
+        median = (
+            sorted(samples)[len(samples) // 2]
+            if len(samples) % 2
+            else sum(sorted(samples)[len(samples) // 2 - 1 : len(samples) // 2 + 1]) / 2
+        )
+        self.add(key, ms=median, min_ms=min(samples), params=params, what=what, how="in_situ")
+        self.pieces[key]["samples"] = samples
 
     # ------------------------------------------------------------------ files
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..core import NormalizedSpec
+from ._insitu import time_in_situ
 from ._latency import LatencyResult, measure_latency
 from ._latency_table import Fingerprint, LatencyTable
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
@@ -227,6 +228,19 @@ class LatencyPredictor:
         if self.on_measure is not None:
             self.on_measure(timing)
         return timing
+
+    def measure_in_situ(self, plan: NormalizedSpec, spec_hash: str, seed: int = 0) -> float:
+        """Time ``plan``'s pieces in place (:func:`~._insitu.time_in_situ`: inside the whole
+        model, as ``archsearch latency-table`` fills tables), add each as an observation of its
+        piece, add the whole member to the overhead fit, and return the member's median (ms)."""
+        from ..compiler import build
+
+        result = time_in_situ(plan, build, batch=self.table.fingerprint.batch, seed=seed, **self._setting())
+        for piece, ms, weights in result.pieces:
+            self.table.observe(piece.key, ms, params=weights, what=piece.what)
+            self._flat.pop(piece.key, None)
+        self.add_member(plan, spec_hash, result.whole.median_ms)
+        return result.whole.median_ms
 
     def time_member(self, plan: NormalizedSpec, seed: int = 0) -> LatencyResult:
         """Build the whole model ``plan`` compiles to (weights seeded by ``seed``) and time it with

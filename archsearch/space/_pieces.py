@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cost import LatencyPredictor, Piece, plan_pieces
+from ..cost import LatencyPredictor, Piece, piece_keys, plan_pieces
 from ..errors import SpecError
 from ..spec import NormalizedSpec, normalize
 from ._space import SearchSpace
@@ -194,6 +194,19 @@ def _stagewise(space: SearchSpace) -> Iterator[NormalizedSpec | None]:
         prefixes = list(reached.values())
 
 
+def _cover(pieces: dict[str, Piece], todo: set[str]) -> list[NormalizedSpec]:
+    """Members that together use every key of ``todo`` (greedy: the member with the most keys not
+    yet covered first), among the members that brought the pieces."""
+    plans = {id(p.plan): p.plan for k, p in pieces.items() if k in todo}
+    uses = {i: set(piece_keys(plan)) & todo for i, plan in plans.items()}
+    left, out = set(todo), []
+    while left:
+        best = max(uses, key=lambda i: len(uses[i] & left))
+        out.append(plans[best])
+        left -= uses.pop(best)
+    return out
+
+
 def fill_table(
     space: SearchSpace,
     predictor: LatencyPredictor,
@@ -201,30 +214,46 @@ def fill_table(
     members: int = 12,
     samples: int = 100,
     seed: int = 0,
+    in_situ: bool = True,
     on_found: Callable[[int], None] | None = None,
-    on_piece: Callable[[int, int, Piece], None] | None = None,
+    on_piece: Callable[[int, int], None] | None = None,
     on_member: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
     """Measure into ``predictor``'s table every piece of ``space`` it lacks (:func:`space_pieces`),
     then random members whole until the table holds ``members`` of them, for the overhead fit.
 
-    The table is saved after each piece and member when it has a file, so an interrupted run
-    resumes where it stopped. Callbacks: ``on_found(n)`` while members are normalised,
-    ``on_piece(done, total, piece)`` after each piece timed, ``on_member(done, total)`` after each
-    whole member. Returns counts: ``pieces`` (the space's), ``measured``, ``skipped`` (already in
-    the table), ``members`` (timed whole now).
+    With ``in_situ`` (the default) the pieces are timed in place, inside whole members that
+    together use them all (:meth:`LatencyPredictor.measure_in_situ`; each such member also joins
+    the overhead fit); otherwise each is built and timed alone. The table is saved after each step
+    when it has a file, so an interrupted run resumes where it stopped. Callbacks: ``on_found(n)``
+    while members are normalised, ``on_piece(done, total)`` as pieces are timed,
+    ``on_member(done, total)`` after each whole member of the fit. Returns counts: ``pieces`` (the
+    space's), ``measured``, ``skipped`` (already in the table), ``members`` (timed whole for the
+    fit), ``hosts`` (members the pieces were timed in).
     """
     from ..spec import spec_hash
 
     table = predictor.table
     pieces = space_pieces(space, samples=samples, seed=seed, on_plan=on_found)
-    todo = [p for k, p in pieces.items() if k not in table]
-    for done, piece in enumerate(todo, 1):
-        predictor.measure(piece)
-        if table.path is not None:
-            table.save()
-        if on_piece is not None:
-            on_piece(done, len(todo), piece)
+    todo = [k for k in pieces if k not in table]
+    hosts = 0
+    if in_situ:
+        covered: set[str] = set()
+        for host in _cover(pieces, set(todo)):
+            predictor.measure_in_situ(host, spec_hash(host))
+            hosts += 1
+            covered |= set(piece_keys(host)) & set(todo)
+            if table.path is not None:
+                table.save()
+            if on_piece is not None:
+                on_piece(len(covered), len(todo))
+    else:
+        for done, key in enumerate(todo, 1):
+            predictor.measure(pieces[key])
+            if table.path is not None:
+                table.save()
+            if on_piece is not None:
+                on_piece(done, len(todo))
     if space.name not in table.spaces:
         table.spaces.append(space.name)
     known = {m.get("hash") for m in table.members}
@@ -252,4 +281,5 @@ def fill_table(
         "measured": len(todo),
         "skipped": len(pieces) - len(todo),
         "members": len(chosen),
+        "hosts": hosts,
     }
