@@ -199,9 +199,12 @@ def _head_key(plan: NormalizedSpec) -> str:
     )
 
 
-_BLOCK_KEYS: ObjectMemo[str] = ObjectMemo()
-_STAGE_KEYS: ObjectMemo[tuple[tuple[int, bool], tuple[str, ...]]] = ObjectMemo()
-_PLAN_KEYS: ObjectMemo[tuple[str, ...]] = ObjectMemo()
+# Memos by plan object, storing a value on its object's second sight only: one-off plans are not
+# kept alive (a memo holding every plan a search predicts would make the garbage collector's full
+# passes ever slower, as in :mod:`._memo`).
+_BLOCK_KEYS: ObjectMemo[str] = ObjectMemo(second_sight=True)
+_STAGE_KEYS: ObjectMemo[tuple[tuple[int, bool], tuple[str, ...]]] = ObjectMemo(second_sight=True)
+_PLAN_KEYS: ObjectMemo[tuple[str, ...]] = ObjectMemo(second_sight=True)
 
 
 def _stage_keys(stage: StagePlan, c_in: int, after_tokens: bool) -> tuple[str, ...]:
