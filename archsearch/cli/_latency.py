@@ -39,6 +39,12 @@ def latency_table(
     resolution: Annotated[
         int | None, typer.Option("--resolution", "-r", help="Override the input size.")
     ] = None,
+    num_classes: Annotated[
+        int | None,
+        typer.Option(
+            "--num-classes", min=1, help="Override the classes (as an experiment's data sets them)."
+        ),
+    ] = None,
     members: Annotated[
         int, typer.Option(min=0, help="Whole members timed for the per-model overhead fit (table total).")
     ] = 12,
@@ -70,6 +76,8 @@ def latency_table(
         err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
         raise typer.Exit(2)
     overrides: dict[str, Any] = {"input_size": resolution} if resolution else {}
+    if num_classes:
+        overrides["num_classes"] = num_classes
     loaded = load_space(space, **overrides)
     fingerprint = Fingerprint.here(device, threads=threads, dtype=dtype, batch=batch)
     table = LatencyTable.open(out_file, fingerprint)
