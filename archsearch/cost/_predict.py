@@ -59,9 +59,10 @@ def fit_overhead(rows: Iterable[Sequence[float]]) -> Overhead:
     millions), with the terms chosen by leave-one-out error.
 
     The candidates are: no overhead, ``a`` alone, ``a + b``, ``a + c`` (from 3 rows, each only where
-    its feature varies) and ``a + b + c`` (from 4 rows); the one whose leave-one-out predictions
-    miss the measured latencies least (mean relative error) is fitted on every row. A few noisy
-    members so cannot make the prediction worse than the plain sum of pieces. With one or two
+    its feature varies) and ``a + b + c`` (from 4 rows), less those fitting a negative ``b`` or
+    ``c``; the simplest whose leave-one-out predictions miss the measured latencies (mean relative
+    error) by at most 10% more than the best one's is fitted on every row. Noisy members so tend
+    to leave the plain sum of pieces as it is. With one or two
     rows, ``a`` is their mean residual; without rows, everything is 0.
     """
     data = np.array([tuple(float(v) for v in row) for row in rows], dtype=float).reshape(-1, 4)
@@ -93,10 +94,23 @@ def fit_overhead(rows: Iterable[Sequence[float]]) -> Overhead:
             errors.append(abs(guess - residual[i]) / measured[i])
         return float(np.mean(errors))
 
-    best = min(candidates, key=lambda terms: (loo_error(terms), len(terms)))
+    def fit(terms: tuple[str, ...]) -> np.ndarray:
+        if not terms:
+            return np.zeros(0)
+        coef, *_ = np.linalg.lstsq(design(terms, np.arange(n)), residual, rcond=None)
+        return np.asarray(coef)
+
+    # a per-piece or per-weight cost is never negative: a fit that says so is fitting noise
+    physical = [
+        t for t in candidates if all(c >= 0 for term, c in zip(t, fit(t), strict=True) if term != "a")
+    ]
+    errors = {t: loo_error(t) for t in physical}
+    # the simplest candidate within 10% of the best leave-one-out error (noise favours extra terms)
+    floor = min(errors.values())
+    best = min((t for t in physical if errors[t] <= 1.1 * floor + 1e-12), key=len)
     if not best:
         return Overhead(members=n)
-    coef, *_ = np.linalg.lstsq(design(best, np.arange(n)), residual, rcond=None)
+    coef = fit(best)
     fitted = dict(zip(best, (float(c) for c in coef), strict=True))
     return Overhead(fitted["a"], fitted.get("b", 0.0), fitted.get("c", 0.0), n)
 
