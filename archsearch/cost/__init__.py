@@ -1,27 +1,50 @@
-"""Costs: traced counts of built models, analytic costs of specs, latency and memory."""
+"""Costs: traced counts of built models, analytic costs of specs, latency (measured, or predicted
+from per-device piece tables) and memory."""
 
 from ._analytic import Cost, CostReport, analytic_costs
-from ._latency import LatencyCache, LatencyResult, device_name, measure_latency
+from ._insitu import InSitu, hook_cost_ms, time_in_situ
+from ._latency import LatencyCache, LatencyResult, device_name, measure_latency, time_call
+from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
+from ._pieces import BLOCK_INPUT, Piece, PieceTiming, clear_piece_keys, measure_piece, piece_keys, plan_pieces
+from ._predict import LatencyPredictor, Overhead, fit_overhead
 from ._profile import Profile, profile
 from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_traced, op_kind
 
 __all__ = [
+    "BLOCK_INPUT",
     "Cost",
     "CostReport",
     "CudaPeakMemory",
+    "Fingerprint",
+    "InSitu",
     "LatencyCache",
+    "LatencyPredictor",
     "LatencyResult",
+    "LatencyTable",
+    "Overhead",
+    "Piece",
+    "PieceTiming",
     "Profile",
+    "TableMismatch",
     "TracedCounts",
     "UncountedOpsWarning",
     "analytic_costs",
+    "clear_piece_keys",
     "count_params",
     "count_traced",
     "cuda_peak_memory",
+    "default_table_path",
     "device_name",
+    "fit_overhead",
+    "hook_cost_ms",
     "measure_latency",
+    "measure_piece",
     "op_kind",
+    "piece_keys",
+    "plan_pieces",
     "profile",
     "saved_activation_bytes",
+    "time_call",
+    "time_in_situ",
 ]

@@ -14,7 +14,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["LatencyCache", "LatencyResult", "device_name", "measure_latency"]
+__all__ = ["LatencyCache", "LatencyResult", "device_name", "measure_latency", "time_call", "torch_dtype"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -102,37 +102,81 @@ def measure_latency(
     The model is put in eval mode and moved to ``device``/``dtype`` (in place). ``threads`` fixes
     the CPU thread count for the measurement (default: the current setting).
     """
+    _check(runs, dtype)
+    dev = _device(device)
+    model = model.eval().to(device=dev, dtype=_DTYPES[dtype])
+    x = torch.randn(input_shape, device=dev, dtype=_DTYPES[dtype])
+    return time_call(
+        lambda: model(x),
+        device=device,
+        dtype=dtype,
+        batch=input_shape[0],
+        warmup=warmup,
+        runs=runs,
+        threads=threads,
+    )
+
+
+def torch_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype of a dtype name (``float32``, ``float16``, ``bfloat16``); ``ValueError``
+    naming the allowed ones otherwise."""
+    _check(4, dtype)
+    return _DTYPES[dtype]
+
+
+def _check(runs: int, dtype: str) -> None:
     if runs < 4:
         raise ValueError(f"`runs >= 4` must hold for quartiles, but got runs={runs}")
     if dtype not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(_DTYPES)}")
+
+
+def _device(device: str) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA latency was asked for, but no CUDA device is available")
-    model = model.eval().to(device=dev, dtype=_DTYPES[dtype])
-    x = torch.randn(input_shape, device=dev, dtype=_DTYPES[dtype])
+    return dev
+
+
+def time_call(
+    call: Callable[[], Any],
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch: int = 1,
+    warmup: int = 10,
+    runs: int = 50,
+    threads: int | None = None,
+) -> LatencyResult:
+    """Median time of ``call()`` (a forward pass on tensors made beforehand): ``warmup`` untimed
+    calls, then ``runs`` timed ones, under ``torch.inference_mode`` with ``threads`` CPU threads;
+    on CUDA timed with events and a synchronisation after each run. :func:`measure_latency` times
+    a whole model with it, the latency tables (:mod:`._pieces`) each piece of one, in the same
+    setting. ``dtype`` and ``batch`` are recorded in the result, not applied."""
+    _check(runs, dtype)
+    dev = _device(device)
     samples: list[float] = []
     with _threads(threads) as used, torch.inference_mode():
         for _ in range(warmup):
-            model(x)
+            call()
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             for _ in range(runs):
                 start.record()
-                model(x)
+                call()
                 end.record()
                 end.synchronize()
                 samples.append(start.elapsed_time(end))
         else:
             for _ in range(runs):
                 t0 = time.perf_counter()
-                model(x)
+                call()
                 samples.append((time.perf_counter() - t0) * 1e3)
     return LatencyResult(
         device=device_name(dev),
         dtype=dtype,
-        batch=input_shape[0],
+        batch=batch,
         threads=used,
         warmup=warmup,
         runs=runs,

@@ -36,6 +36,11 @@ class ObjectMemo(Generic[V]):
             return entry[1]
         return None
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+        self._seen.clear()
+
     def put(self, plan: object, value: V) -> None:
         """Store ``value`` for ``plan`` (on its second sight, if so configured)."""
         key = id(plan)

@@ -42,7 +42,17 @@ __all__ = [
 ]
 
 #: Metric columns reports show when a study has them, in this order.
-METRICS = ("accuracy", "macs", "params", "latency_ms", "memory_mb", "synflow", "naswot", "grad_norm")
+METRICS = (
+    "accuracy",
+    "macs",
+    "params",
+    "latency_ms",
+    "latency_measured_ms",
+    "memory_mb",
+    "synflow",
+    "naswot",
+    "grad_norm",
+)
 #: Columns whose larger values are better (for plotting metrics that are not objectives).
 _MAXIMIZED = {"accuracy", "synflow", "naswot"}
 #: Colours of the mixer-per-stage labels, most frequent first; the rarer ones share ``OTHER``.

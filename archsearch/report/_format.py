@@ -6,6 +6,8 @@ import math
 import re
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "choice_name",
     "format_metric",
@@ -22,6 +24,7 @@ _LABELS = {
     "macs": "MACs (M)",
     "params": "params (M)",
     "latency_ms": "latency (ms)",
+    "latency_measured_ms": "measured latency (ms)",
     "memory_mb": "memory (MB)",
     "duration_s": "duration (s)",
 }
@@ -63,7 +66,7 @@ def format_metric(metric: str, value: Any) -> str:
         return f"{100 * x:.2f}%"
     if metric in ("macs", "params"):
         return _si(x)
-    if metric == "latency_ms":
+    if metric in ("latency_ms", "latency_measured_ms"):
         return f"{x:.3g} ms"
     if metric == "memory_mb":
         return f"{x:.1f} MB"
@@ -81,7 +84,7 @@ def format_value(value: Any) -> str:
     """A choice's value as written in YAML: ``4.0`` -> ``4``, missing -> ``—``."""
     if is_missing(value):
         return "—"
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):  # pandas hands out NumPy booleans from a bool column
         return "true" if value else "false"
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return str(int(value))

@@ -128,7 +128,9 @@ def _facts(data: ReportData) -> str:
 
 
 def _front_table(data: ReportData) -> str:
-    metrics: list[str] = [m for m in ("params", "macs", "latency_ms", "accuracy") if m in data.metrics]
+    metrics: list[str] = [
+        m for m in ("params", "macs", "latency_ms", "latency_measured_ms", "accuracy") if m in data.metrics
+    ]
     metrics += [m for m in data.metrics if m not in metrics]
     heads = ["trial", "mixers", *[metric_title(m) for m in metrics], "choices", "spec"]
     head = "".join(f"<th>{escape(h)}</th>" for h in heads)

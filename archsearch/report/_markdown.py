@@ -48,7 +48,11 @@ def render_markdown(data: ReportData, figures: list[str]) -> str:
     if data.front.empty:
         lines += ["No trial has completed with every objective: there is no front yet.", ""]
     else:
-        metrics: list[str] = [m for m in ("params", "macs", "latency_ms", "accuracy") if m in data.metrics]
+        metrics: list[str] = [
+            m
+            for m in ("params", "macs", "latency_ms", "latency_measured_ms", "accuracy")
+            if m in data.metrics
+        ]
         metrics += [m for m in data.metrics if m not in metrics]
         heads = ["trial", "mixers", *[metric_title(m) for m in metrics], "choices", "spec"]
         lines += [

@@ -10,14 +10,22 @@ from typing import Any
 import torch
 
 from ..compiler import build
-from ..cost import CostReport, LatencyCache, measure_latency
+from ..cost import CostReport, Fingerprint, LatencyCache, LatencyPredictor, measure_latency
 from ..data import Dataset
 from ..errors import SpecError
 from ..evaluate import TrainConfig, TrainingDiverged, ZeroCostConfig, train_and_evaluate, zero_cost_scores
 from ..spec import NormalizedSpec
 from ._experiment import COST_METRICS, Experiment
 
-__all__ = ["Evaluation", "Evaluator", "cost_vector", "failure_reason", "objective_values", "plain_attrs"]
+__all__ = [
+    "Evaluation",
+    "Evaluator",
+    "cost_vector",
+    "failure_reason",
+    "latency_predictor",
+    "objective_values",
+    "plain_attrs",
+]
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Evaluator:
         self.dataset = dataset
         self.latency_cache = latency_cache
         self.latency = next((o for o in experiment.objectives if o.metric == "latency_ms"), None)
+        self.predictor = latency_predictor(experiment)
 
     def costs(
         self, plan: NormalizedSpec, costs: CostReport, spec_hash: str, model: torch.nn.Module
@@ -50,7 +59,9 @@ class Evaluator:
         evaluator = self.experiment.evaluator
         batch = evaluator.batch_size if isinstance(evaluator, TrainConfig) else 1
         out["memory_mb"] = (16 * costs.params + costs.activation_bytes(batch)) / 2**20
-        if self.latency is not None:
+        if self.predictor is not None:  # from the table: nothing is timed
+            out["latency_ms"] = self.predictor.predict(plan)
+        elif self.latency is not None:
             out["latency_ms"] = self._latency(plan, spec_hash, model)
         return out
 
@@ -61,11 +72,11 @@ class Evaluator:
         size = plan.spec.input.size
         h, w = (size, size) if isinstance(size, int) else size
         threads = o.threads or torch.get_num_threads()
-        key = LatencyCache.key(spec_hash, o.device, "float32", o.batch, threads)
+        key = LatencyCache.key(spec_hash, o.device, o.dtype, o.batch, threads)
         if self.latency_cache is not None and (hit := self.latency_cache.get(key)) is not None:
             return hit.median_ms
         result = measure_latency(
-            model, (o.batch, channels, h, w), device=o.device, runs=o.runs, threads=threads
+            model, (o.batch, channels, h, w), device=o.device, dtype=o.dtype, runs=o.runs, threads=threads
         )
         model.to("cpu")
         if self.latency_cache is not None:
@@ -93,6 +104,20 @@ class Evaluator:
             epochs=result.epochs,
             seconds=time.perf_counter() - start,
         )
+
+
+def latency_predictor(experiment: Experiment) -> LatencyPredictor | None:
+    """The predictor of the experiment's ``latency_ms: {predict: true}`` objective (its table, or
+    this device setting's table in the cache), or ``None`` when latency is not predicted.
+
+    Raises:
+        TableMismatch: the table was measured in another setting (named with both fingerprints).
+    """
+    o = next((o for o in experiment.objectives if o.metric == "latency_ms" and o.predict), None)
+    if o is None:
+        return None
+    fingerprint = Fingerprint.here(o.device, threads=o.threads, dtype=o.dtype, batch=o.batch)
+    return LatencyPredictor.open(o.table, fingerprint)
 
 
 def objective_values(experiment: Experiment, metrics: dict[str, Any]) -> list[float]:

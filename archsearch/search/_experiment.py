@@ -79,6 +79,37 @@ class Objective(StrictModel):
     """``latency_ms`` on CPU only: threads used while timing (default: all of torch's threads)."""
     runs: Annotated[int, Field(ge=4, le=MAX_TRIALS)] = 20
     """``latency_ms`` only: timed runs after warm-up; the median is the objective."""
+    predict: bool = False
+    """``latency_ms`` only: predict the latency from a per-device latency table (the sum of the
+    candidate's pieces plus a fitted overhead: no candidate is timed) instead of timing each
+    candidate. Pieces the table lacks are timed on demand and added. ``archsearch latency-table``
+    fills a table beforehand."""
+    table: str | None = None
+    """``latency_ms`` with ``predict`` only: the latency table file (a relative path is read from
+    this file's folder). Default: the table of this device setting in the cache
+    (``$ARCHSEARCH_CACHE/latency-tables/``). A table measured in another setting is refused."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """``latency_ms`` only: the dtype timed."""
+    measure_front: bool = True
+    """``latency_ms`` with ``predict`` only: after the search, time the Pareto members whole, so
+    the report shows predicted against measured latency (and the table's overhead fit learns from
+    them); the search itself times no candidate."""
+
+    @model_validator(mode="after")
+    def _latency_fields(self) -> Objective:
+        """``predict`` and ``table`` belong to ``latency_ms`` (a field check: the error names the key)."""
+        if self.metric != "latency_ms":
+            given = sorted(
+                k for k in ("predict", "table", "dtype", "measure_front") if k in self.model_fields_set
+            )
+            if given:
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValueError(
+                    f"{', '.join(given)} {verb} to the latency_ms objective only, not {self.metric}"
+                )
+        elif self.table is not None and not self.predict:
+            raise ValueError("`table` is read only when latency is predicted: add `predict: true`")
+        return self
 
     @property
     def sense(self) -> Literal["minimize", "maximize"]:

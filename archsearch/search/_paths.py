@@ -2,11 +2,12 @@
 
 An experiment names files: ``space``, ``data.root``, ``backend.storage`` (a path or a
 ``sqlite:///relative.db`` URL), ``backend.study_storage`` and ``backend.storage_path`` (Ray),
-``run_dir`` and ``report``. A relative path written in the file is read from the folder of the
-file, whatever the current directory is, so ``archsearch search work/E.yaml`` and ``archsearch
-trials E.yaml`` run from ``work/`` find the same study. A path given on the command line
-(``run_dir=out``) is read from the current directory, as the shell completes it; an experiment
-given as a mapping (the Python API) reads its paths from the current directory too.
+``run_dir``, ``report`` and a latency objective's ``table``. A relative path written in the file
+is read from the folder of the file, whatever the current directory is, so ``archsearch search
+work/E.yaml`` and ``archsearch trials E.yaml`` run from ``work/`` find the same study. A path
+given on the command line (``run_dir=out``) is read from the current directory, as the shell
+completes it; an experiment given as a mapping (the Python API) reads its paths from the current
+directory too.
 
 The defaults, ``runs/<name>`` (the study and its storage) and ``reports/<name>``, live in the
 experiment's *project folder*: the folder of the experiment file, or its parent when that folder
@@ -73,6 +74,13 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             holder = holder[part]
         if holder is not None and isinstance(holder.get(key[-1]), str):
             holder[key[-1]] = _absolute(holder[key[-1]], base)
+    if isinstance(out.get("objectives"), list):  # a latency objective's table file
+        out["objectives"] = [
+            {**o, "table": _absolute(o["table"], base)}
+            if isinstance(o, dict) and isinstance(o.get("table"), str)
+            else o
+            for o in out["objectives"]
+        ]
     return out
 
 

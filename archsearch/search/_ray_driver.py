@@ -56,7 +56,7 @@ def _init_ray(backend: RayBackend) -> bool:
 
 def _latency_actor(experiment: Experiment, backend: RayBackend) -> tuple[str | None, Any]:
     objective = next((o for o in experiment.objectives if o.metric == "latency_ms"), None)
-    if objective is None:
+    if objective is None or objective.predict:  # predicted in the trial from the table: no actor
         return None, None
     if ray.cluster_resources().get(LATENCY_RESOURCE, 0) < 1:
         raise SearchError(

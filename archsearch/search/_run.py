@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 
 from ..cost import LatencyCache
 from ._backend import Backend, SearchProgress, SearchSummary
 from ._experiment import Experiment
+from ._front_latency import measure_front_latency
 from ._inprocess import InProcessBackend
 from ._lock import StudyLock
 from ._ray import RayTuneBackend
@@ -55,14 +57,17 @@ def run_search(
     On a file storage (a journal or SQLite file) one run at a time searches a study: the run holds
     :class:`~._lock.StudyLock` beside the file, and a second run raises
     :class:`~._lock.StudyInUse` (a :class:`~archsearch.SearchError` naming the first run's host,
-    pid and start time) before it changes anything; a killed run's lock is free at once."""
+    pid and start time) before it changes anything; a killed run's lock is free at once.
+
+    With predicted latency (``latency_ms: {predict: true}``), the Pareto members are timed whole
+    at the end (:func:`~._front_latency.measure_front_latency`), for the report."""
     experiment.check_files()  # a missing space or data root: before anything is created
     backend = backend_for(experiment)
     file = experiment.storage_file
     if file is not None:
         check_file_storage(experiment.storage_url)  # before the lock file is made beside it
     with StudyLock(file, experiment.study_name) if file is not None else nullcontext():
-        return backend.run(
+        summary = backend.run(
             experiment,
             trials=trials,
             fresh=fresh,
@@ -71,3 +76,9 @@ def run_search(
             latency_cache=latency_cache,
             heartbeats=heartbeats,
         )
+        if not summary.interrupted:  # predicted latency: the front timed whole, for the report
+            try:
+                measure_front_latency(experiment, summary.study)
+            except (RuntimeError, ValueError, OSError) as exc:  # the search's results stand
+                warnings.warn(f"the Pareto members could not be timed for the report: {exc}", stacklevel=2)
+        return summary

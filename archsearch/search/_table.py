@@ -134,6 +134,9 @@ def load_results(source: str | optuna.Study, study_name: str | None = None) -> A
     meta = study.user_attrs.get("experiment", {})
     size = meta.get("input_size", [224, 224])
     trials = trials_table(study)
+    measured = study.user_attrs.get("latency_measured") or {}
+    if measured:  # predicted latency, timed whole on the front (search._front_latency)
+        trials["latency_measured_ms"] = [float(measured.get(str(n), math.nan)) for n in trials["trial"]]
     # a duplicate carries its original's values: one architecture is one point on the front
     duplicate = trials["outcome"] == "duplicate"
     trials.loc[duplicate, "state"] = "PRUNED"

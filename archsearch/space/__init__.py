@@ -1,6 +1,7 @@
 """Search spaces: the spec grammar with choice nodes, sampled through a "suggest" interface."""
 
 from ._nodes import Choice, FloatRange, IntRange, Node, size_text
+from ._pieces import fill_table, space_pieces
 from ._space import Bound, Candidate, Constraints, Dimension, Sample, SearchSpace, load_space
 from ._suggest import DefaultSuggest, FixedSuggest, OptunaSuggest, RandomSuggest, Scalar, Suggest
 
@@ -21,6 +22,8 @@ __all__ = [
     "Scalar",
     "SearchSpace",
     "Suggest",
+    "fill_table",
     "load_space",
     "size_text",
+    "space_pieces",
 ]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ..core import StrictModel
-from ..cost import CostReport
+from ..core import NormalizedSpec, StrictModel
+from ..cost import CostReport, Fingerprint, LatencyPredictor
 
-__all__ = ["Bound", "Constraints"]
+__all__ = ["Bound", "Constraints", "LatencyBound"]
 
 
 class Bound(StrictModel):
@@ -17,6 +18,41 @@ class Bound(StrictModel):
 
     min: Annotated[float, Field(ge=0)] | None = None
     max: Annotated[float, Field(gt=0)] | None = None
+
+
+class LatencyBound(Bound):
+    """A range of predicted latency (ms), from the latency table of a device setting: checked
+    before anything is built, like MACs (the prediction builds no model; pieces the table lacks
+    are timed once and added)."""
+
+    device: str = "cpu"
+    """Where the latency is predicted for (``cpu``, ``cuda``)."""
+    batch: Annotated[int, Field(gt=0)] = 1
+    threads: Annotated[int, Field(gt=0)] | None = None
+    """CPU threads (default: torch's current setting)."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    table: str | None = None
+    """The latency table file (a relative path is read from the space file's folder). Default: this
+    device setting's table in the cache (``archsearch latency-table`` fills it)."""
+
+    def predictor(self, folder: Path | None = None) -> LatencyPredictor:
+        """The predictor of this bound's table (opened once per bound and folder).
+
+        Raises:
+            TableMismatch: the table was measured in another device setting."""
+        key = (self, folder)
+        if key not in _PREDICTORS:
+            table = self.table
+            if table is not None and folder is not None and not Path(table).expanduser().is_absolute():
+                table = str(folder / Path(table).expanduser())
+            fingerprint = Fingerprint.here(
+                self.device, threads=self.threads, dtype=self.dtype, batch=self.batch
+            )
+            _PREDICTORS[key] = LatencyPredictor.open(table, fingerprint)
+        return _PREDICTORS[key]
+
+
+_PREDICTORS: dict[tuple[LatencyBound, Path | None], LatencyPredictor] = {}
 
 
 class Constraints(StrictModel):
@@ -28,10 +64,23 @@ class Constraints(StrictModel):
     """Multiply-accumulates of one forward pass at batch 1."""
     flops: Bound | None = None
     """The same as ``macs``: papers' "FLOPs" count multiply-accumulates (fvcore's convention)."""
+    latency_ms: LatencyBound | None = None
+    """Predicted latency in milliseconds (``{max: 5.0, device: cpu, batch: 1, threads: 2}``), from
+    a latency table: no candidate is built or timed to check it."""
 
-    def violations(self, costs: CostReport) -> list[str]:
-        """Human-readable reasons ``costs`` falls outside the limits (empty when it fits)."""
+    def violations(
+        self, costs: CostReport, plan: NormalizedSpec | None = None, folder: Path | None = None
+    ) -> list[str]:
+        """Human-readable reasons ``costs`` (and, for a latency bound, the predicted latency of
+        ``plan``; ``folder``: where a relative table path is read from) fall outside the limits
+        (empty when they fit)."""
         out = []
+        if self.latency_ms is not None and plan is not None:
+            ms = self.latency_ms.predictor(folder).predict(plan)
+            if self.latency_ms.min is not None and ms < self.latency_ms.min:
+                out.append(f"latency_ms {ms:.3g} (predicted) < min {self.latency_ms.min:g}")
+            if self.latency_ms.max is not None and ms > self.latency_ms.max:
+                out.append(f"latency_ms {ms:.3g} (predicted) > max {self.latency_ms.max:g}")
         for name, bound, value in (
             ("params", self.params, costs.params),
             ("macs", self.macs, costs.macs),

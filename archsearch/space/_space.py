@@ -113,7 +113,8 @@ class SearchSpace:
                     .removeprefix("Input should be ")
                     .replace("Extra inputs are not permitted", "unknown key"),
                     value=err.get("input"),
-                    allowed="params, macs (or flops), each {min, max}",
+                    allowed="params, macs (or flops), each {min, max}; latency_ms {min, max, device, batch, "
+                    "threads, dtype, table}",
                 )
                 for err in errors
             ]
@@ -165,7 +166,8 @@ class SearchSpace:
             costs = analytic_costs(plan)
         except SpecError as exc:
             return Candidate(sample, rejected=f"invalid: {exc}")
-        violations = self.constraints.violations(costs)
+        folder = Path(self.source.file).parent if self.source.file else None
+        violations = self.constraints.violations(costs, plan, folder)
         rejected = "constraints: " + "; ".join(violations) if violations else None
         return Candidate(sample, spec, costs, rejected, violations, plan)
 

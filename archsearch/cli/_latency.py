@@ -1,0 +1,150 @@
+"""``archsearch latency-table``: time every piece a space's members use, into a shareable table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ._app import JsonOpt, app, err, friendly, out
+
+__all__ = ["latency_table"]
+
+
+@app.command(name="latency-table")
+@friendly
+def latency_table(
+    space: Annotated[str, typer.Argument(help="A search-space YAML file.")],
+    device: Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or cuda:N.")] = "cpu",
+    batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size timed.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads (default: torch's setting).")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="The table file (default: one per device setting in the cache)."),
+    ] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", "-r", help="Override the input size.")
+    ] = None,
+    num_classes: Annotated[
+        int | None,
+        typer.Option(
+            "--num-classes", min=1, help="Override the classes (as an experiment's data sets them)."
+        ),
+    ] = None,
+    members: Annotated[
+        int, typer.Option(min=0, help="Whole members timed for the per-model overhead fit (table total).")
+    ] = 12,
+    samples: Annotated[
+        int, typer.Option(min=0, help="Random members added to the stage-wise enumeration.")
+    ] = 100,
+    runs: Annotated[int, typer.Option(min=4, help="Timed runs per piece after warm-up.")] = 30,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs per piece.")] = 10,
+    alone: Annotated[
+        bool,
+        typer.Option("--alone", help="Time each piece built alone instead of in place inside whole members."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Time every distinct piece (stem, stage entry, block, head at its input shape) that members of
+    SPACE use, on this device, into a latency table: in place, inside whole members that together
+    use them all (or each alone with --alone). Re-running skips what is measured (resumable), and
+    a table from another device or setting is refused. Share the file: the same device setting
+    predicts with it (`latency_ms: {predict: true, table: FILE}` in an experiment)."""
+    import torch
+
+    from ..cost import Fingerprint, LatencyPredictor, LatencyTable
+    from ..space import fill_table, load_space
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        err.print("[bold red]error:[/] --device cuda: no CUDA device is available here; allowed: cpu")
+        raise typer.Exit(2)
+    if dtype not in ("float32", "bfloat16", "float16"):
+        err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
+        raise typer.Exit(2)
+    overrides: dict[str, Any] = {"input_size": resolution} if resolution else {}
+    if num_classes:
+        overrides["num_classes"] = num_classes
+    loaded = load_space(space, **overrides)
+    fingerprint = Fingerprint.here(device, threads=threads, dtype=dtype, batch=batch)
+    table = LatencyTable.open(out_file, fingerprint)
+    if not table.pieces:
+        table.harness = {"warmup": warmup, "runs": runs}
+    predictor = LatencyPredictor(table)
+    if not as_json:
+        err.print(
+            f"latency table {escape(str(table.path))}: {escape(fingerprint.describe())}", highlight=False
+        )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=not err.is_terminal,
+        disable=not err.is_terminal,
+    )
+    with bar:
+        find = bar.add_task("finding pieces (members normalised)", total=None)
+        timed = bar.add_task("timing pieces", total=None, visible=False)
+        whole = bar.add_task("timing whole members", total=None, visible=False)
+
+        def found(n: int) -> None:
+            bar.update(find, completed=n)
+
+        def piece(done: int, total: int) -> None:
+            bar.update(find, visible=False)
+            bar.update(timed, completed=done, total=total, visible=True)
+
+        def member(done: int, total: int) -> None:
+            bar.update(whole, completed=done, total=total, visible=True)
+
+        counts = fill_table(
+            loaded,
+            predictor,
+            members=members,
+            samples=samples,
+            in_situ=not alone,
+            on_found=found,
+            on_piece=piece,
+            on_member=member,
+        )
+    o = predictor.overhead
+    summary = {
+        "table": str(table.path),
+        "fingerprint": fingerprint.describe(),
+        **counts,
+        "table_pieces": len(table),
+        "overhead": {"intercept_ms": o.intercept_ms, "per_piece_ms": o.per_piece_ms, "members": o.members},
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    out.print(
+        f"{counts['pieces']} pieces in {escape(loaded.name)}: {counts['measured']} timed"
+        + (f" (in place, inside {counts['hosts']} members)" if counts["hosts"] else "")
+        + f", {counts['skipped']} already in the table; {counts['members']} more whole members timed; "
+        f"the table holds {len(table)} pieces",
+        highlight=False,
+    )
+    out.print(
+        f"overhead: {o.intercept_ms:+.3f} ms per model {o.per_piece_ms:+.4f} ms per piece "
+        f"{o.per_mweight_ms:+.4f} ms per million weights (fitted on {o.members} members)",
+        highlight=False,
+    )
+    out.print(f"written to {escape(str(table.path))}", highlight=False)

@@ -1,0 +1,274 @@
+"""Latency tables: per-device piece latencies in a JSON file people can share.
+
+A table holds the median time of each piece (:mod:`._pieces`) measured on one device in one
+setting, the *fingerprint*: device name (CPU model or GPU name), CPU threads, torch version, dtype,
+batch, fused attention on or off, compiled or not. A table is only valid where the fingerprint
+matches: :meth:`LatencyTable.load` refuses another machine's table with a message that names both
+fingerprints and what differs (Once-for-All keeps one lookup table per device the same way;
+nn-Meter one predictor per device).
+
+The file::
+
+    {"format": "archsearch-latency-table", "version": 1,
+     "fingerprint": {"device": "cpu (AMD EPYC 7B13)", "threads": 2, "torch": "2.13.0", ...},
+     "harness": {"warmup": 10, "runs": 30},
+     "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408,
+                          "what": "block ...", "how": "in_situ", "samples": [0.41, ...]}, ...},
+     "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...]}, ...],
+     "spaces": ["hybrid_small"]}
+
+``members`` are whole models measured with the harness, from which the per-model overhead is
+fitted (:mod:`._predict`). Writes are atomic (a temporary file renamed over the table), so an
+interrupted ``archsearch latency-table`` leaves a valid table to resume from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import Issue, SpecError
+from ._latency import device_name
+
+__all__ = ["FORMAT", "Fingerprint", "LatencyTable", "TableMismatch", "default_table_path"]
+
+FORMAT = "archsearch-latency-table"
+VERSION = 1
+
+
+class TableMismatch(SpecError):
+    """A latency table measured elsewhere (another device, thread count, dtype, batch, torch)."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Where and how a table's pieces were timed; a table serves only this setting."""
+
+    device: str
+    """``cpu (<CPU model>)`` or ``cuda (<GPU name>)`` (:func:`~archsearch.cost.device_name`)."""
+    threads: int | None
+    """CPU threads (``None`` on CUDA, where it does not matter)."""
+    torch: str
+    dtype: str
+    batch: int
+    fused_attention: bool
+    """Whether attention runs through ``scaled_dot_product_attention``
+    (:func:`archsearch.set_fused_attention`)."""
+    compiled: bool = False
+    """``torch.compile``d models (not supported yet: always ``False``)."""
+
+    @classmethod
+    def here(
+        cls, device: str = "cpu", *, threads: int | None = None, dtype: str = "float32", batch: int = 1
+    ) -> Fingerprint:
+        """This machine's fingerprint for timing on ``device`` with ``threads`` CPU threads
+        (default: torch's current count) at ``batch`` in ``dtype``."""
+        from ..ops import uses_fused_attention
+
+        dev = torch.device(device)
+        return cls(
+            device=device_name(dev),
+            threads=None if dev.type == "cuda" else (threads or torch.get_num_threads()),
+            torch=torch.__version__.split("+")[0],
+            dtype=dtype,
+            batch=batch,
+            fused_attention=uses_fused_attention(),
+        )
+
+    def describe(self) -> str:
+        """One line: ``cpu (AMD EPYC 7B13), 2 threads, torch 2.13.0, float32, batch 1, fused attention``."""
+        threads = f", {self.threads} threads" if self.threads is not None else ""
+        fused = "fused attention" if self.fused_attention else "plain attention"
+        compiled = ", compiled" if self.compiled else ""
+        return (
+            f"{self.device}{threads}, torch {self.torch}, {self.dtype}, batch {self.batch}, {fused}{compiled}"
+        )
+
+    def differences(self, other: Fingerprint) -> list[str]:
+        """``threads: 2 here, 4 in the table``-style lines for each field that differs."""
+        mine, theirs = asdict(self), asdict(other)
+        return [f"{k}: {mine[k]!r} here, {theirs[k]!r} in the table" for k in mine if mine[k] != theirs[k]]
+
+    def slug(self) -> str:
+        """A file-name-safe name for this fingerprint (the default table file's name)."""
+        kind = self.device.split(" ", 1)[0]
+        name = "".join(c if c.isalnum() else "-" for c in self.device.split("(", 1)[-1].rstrip(")")).strip(
+            "-"
+        )
+        while "--" in name:
+            name = name.replace("--", "-")
+        threads = f"-t{self.threads}" if self.threads is not None else ""
+        fused = "" if self.fused_attention else "-plain"
+        return f"{kind}-{name[:40]}{threads}-b{self.batch}-{self.dtype}-torch{self.torch}{fused}"
+
+
+def default_table_path(fingerprint: Fingerprint) -> Path:
+    """``$ARCHSEARCH_CACHE/latency-tables/<fingerprint slug>.json`` (default cache:
+    ``~/.cache/archsearch``): where a table goes when no file is named."""
+    root = Path(os.environ.get("ARCHSEARCH_CACHE", Path.home() / ".cache" / "archsearch"))
+    return root / "latency-tables" / f"{fingerprint.slug()}.json"
+
+
+@dataclass
+class LatencyTable:
+    """Piece key -> median milliseconds on one :class:`Fingerprint`, plus measured whole members."""
+
+    fingerprint: Fingerprint
+    pieces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    harness: dict[str, int] = field(default_factory=lambda: {"warmup": 10, "runs": 30})
+    spaces: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.pieces
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def ms(self, key: str) -> float:
+        """The piece's median time (ms); ``KeyError`` when it was not measured."""
+        return float(self.pieces[key]["ms"])
+
+    def add(
+        self,
+        key: str,
+        *,
+        ms: float,
+        iqr_ms: float = 0.0,
+        min_ms: float | None = None,
+        params: int = 0,
+        what: str = "",
+        how: str = "alone",
+    ) -> None:
+        """Record a piece's timing (replacing an earlier one); ``params``: the elements of its
+        weights (parameters and buffers), which the overhead fit may use; ``how``: ``alone`` (the
+        piece built and timed by itself) or ``in_situ`` (timed inside whole members)."""
+        self.pieces[key] = {
+            "ms": ms,
+            "iqr_ms": iqr_ms,
+            "min_ms": ms if min_ms is None else min_ms,
+            "params": params,
+            "what": what,
+            "how": how,
+        }
+
+    def observe(self, key: str, ms: float, *, params: int = 0, what: str = "") -> None:
+        """Add one in-place timing of a piece (its median inside one member): the entry's ``ms``
+        becomes the median over the members it was timed in (``samples``, the last 15 kept).
+        An entry timed alone is replaced."""
+        entry = self.pieces.get(key)
+        samples = list(entry.get("samples", [])) if entry and entry.get("how") == "in_situ" else []
+        samples = [*samples, ms][-15:]
+        median = (
+            sorted(samples)[len(samples) // 2]
+            if len(samples) % 2
+            else sum(sorted(samples)[len(samples) // 2 - 1 : len(samples) // 2 + 1]) / 2
+        )
+        self.add(key, ms=median, min_ms=min(samples), params=params, what=what, how="in_situ")
+        self.pieces[key]["samples"] = samples
+
+    # ------------------------------------------------------------------ files
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "fingerprint": asdict(self.fingerprint),
+            "harness": self.harness,
+            "pieces": self.pieces,
+            "members": self.members,
+            "spaces": self.spaces,
+        }
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the table as JSON to ``path`` (default: where it was loaded from), atomically."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("this latency table has no file yet: pass a path to save it to")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False))
+        tmp.replace(target)
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], expect: Fingerprint | None = None) -> LatencyTable:
+        """Read a table; with ``expect``, refuse one whose fingerprint differs.
+
+        Raises:
+            SpecError: the file is not JSON, not a latency table, or of another format version
+                (naming the file).
+            TableMismatch: the table was measured in another setting than ``expect``; the message
+                names both fingerprints and each field that differs.
+        """
+        file = Path(path)
+        try:
+            data = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            raise SpecError(Issue((), f"cannot read the latency table: {exc}", file=str(file))) from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise SpecError(
+                Issue(
+                    (),
+                    f"not a latency table (its 'format' is not {FORMAT!r})",
+                    file=str(file),
+                    allowed="a file written by `archsearch latency-table`",
+                )
+            )
+        if data.get("version") != VERSION:
+            raise SpecError(
+                Issue(
+                    ("version",),
+                    "a latency table of another format version",
+                    value=data.get("version"),
+                    file=str(file),
+                    allowed=str(VERSION),
+                )
+            )
+        try:
+            fingerprint = Fingerprint(**data["fingerprint"])
+        except (TypeError, KeyError):
+            raise SpecError(
+                Issue(
+                    ("fingerprint",),
+                    "the table's fingerprint is unreadable",
+                    value=data.get("fingerprint"),
+                    file=str(file),
+                )
+            ) from None
+        if expect is not None and fingerprint != expect:
+            raise TableMismatch(
+                Issue(
+                    ("fingerprint",),
+                    f"this latency table was measured on [{fingerprint.describe()}], but latency is wanted "
+                    f"on [{expect.describe()}] ({'; '.join(expect.differences(fingerprint))}); its times do "
+                    "not hold here",
+                    file=str(file),
+                    allowed="a table measured in this setting: `archsearch latency-table SPACE --device ... "
+                    "--threads ... --batch ... --dtype ... --out FILE` makes one",
+                )
+            )
+        return cls(
+            fingerprint=fingerprint,
+            pieces=dict(data.get("pieces") or {}),
+            members=list(data.get("members") or []),
+            harness=dict(data.get("harness") or {"warmup": 10, "runs": 30}),
+            spaces=list(data.get("spaces") or []),
+            path=file,
+        )
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None, fingerprint: Fingerprint) -> LatencyTable:
+        """The table at ``path`` (default: :func:`default_table_path`) if it exists, checked
+        against ``fingerprint``; else a new empty one that will be saved there."""
+        file = Path(path) if path is not None else default_table_path(fingerprint)
+        if file.exists():
+            return cls.load(file, expect=fingerprint)
+        return cls(fingerprint, path=file)

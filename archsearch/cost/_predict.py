@@ -1,0 +1,283 @@
+"""Latency predicted from a plan: the sum of its pieces' table entries plus a fitted overhead.
+
+``predicted = sum(table[key].ms for key in piece_keys(plan)) + a + b * n_pieces + c * weights``
+
+where ``weights`` is the sum of the pieces' parameter and buffer counts in millions. ``a`` (per
+model), ``b`` (per piece) and ``c`` (per million weights) are fitted by least squares on the
+residuals ``measured - sum`` of a few whole members timed with the harness (the table's
+``members``; 12 by default): the model's own calls and the dispatch between pieces are ``a`` and
+``b``; ``c`` is what a piece timed alone does not pay, reading weights that a whole model has
+pushed out of the caches (a large model at batch 1 streams its weights from memory on every
+forward). With no member measured all are 0. This is Once-for-All's lookup-table predictor
+(``LatencyTable.predict_network_latency``: a sum of per-block entries) with nn-Meter's lesson
+that what the pieces leave out is best fitted, not guessed; which terms are fitted is chosen by
+leave-one-out error (:func:`fit_overhead`), so noisy members cannot make it worse than the sum.
+
+A piece missing from the table is built and timed on demand (:func:`~._pieces.measure_piece`)
+and added; the table is saved after each such addition when it has a file. Keys are memoised per
+plan object, so once the table holds a space's pieces a prediction builds nothing and takes
+microseconds (``benchmarks/latency_model.py`` counts predictions per second).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core import NormalizedSpec
+from ._insitu import time_in_situ
+from ._latency import LatencyResult, measure_latency
+from ._latency_table import Fingerprint, LatencyTable
+from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
+
+__all__ = ["LatencyPredictor", "Overhead", "fit_overhead"]
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """The part of a prediction the pieces leave out:
+    ``intercept_ms + per_piece_ms * n_pieces + per_mweight_ms * weights / 1e6``."""
+
+    intercept_ms: float = 0.0
+    per_piece_ms: float = 0.0
+    per_mweight_ms: float = 0.0
+    members: int = 0
+    """Whole members it was fitted on (0: not fitted)."""
+
+    def __call__(self, n_pieces: int, mweights: float = 0.0) -> float:
+        return self.intercept_ms + self.per_piece_ms * n_pieces + self.per_mweight_ms * mweights
+
+
+def fit_overhead(rows: Iterable[Sequence[float]]) -> Overhead:
+    """Least squares of ``measured - pieces_sum ~ a + b * n_pieces + c * mweights`` over
+    ``(pieces_sum_ms, n_pieces, mweights, measured_ms)`` rows (``mweights``: the pieces' weights in
+    millions), with the terms chosen by leave-one-out error.
+
+    The candidates are: no overhead, ``a`` alone, ``a + b``, ``a + c`` (from 3 rows, each only where
+    its feature varies) and ``a + b + c`` (from 4 rows), less those fitting a negative ``b`` or
+    ``c``; the simplest whose leave-one-out predictions miss the measured latencies (mean relative
+    error) by at most 10% more than the best one's is fitted on every row. Noisy members so tend
+    to leave the plain sum of pieces as it is. With one or two
+    rows, ``a`` is their mean residual; without rows, everything is 0.
+    """
+    data = np.array([tuple(float(v) for v in row) for row in rows], dtype=float).reshape(-1, 4)
+    n = len(data)
+    if n == 0:
+        return Overhead()
+    residual, measured = data[:, 3] - data[:, 0], data[:, 3]
+    if n < 3:
+        return Overhead(float(residual.mean()), 0.0, 0.0, n)
+    features = {"b": data[:, 1], "c": data[:, 2]}
+    varies = {k: np.ptp(v) > 1e-9 * max(1.0, float(np.abs(v).max())) for k, v in features.items()}
+    candidates: list[tuple[str, ...]] = [(), ("a",)]
+    candidates += [("a", k) for k in ("b", "c") if varies[k]]
+    if n >= 4 and all(varies.values()):
+        candidates.append(("a", "b", "c"))
+
+    def design(terms: tuple[str, ...], index: np.ndarray) -> np.ndarray:
+        cols = [np.ones(len(index)) if t == "a" else features[t][index] for t in terms]
+        return np.stack(cols, axis=1)
+
+    def loo_error(terms: tuple[str, ...]) -> float:
+        if not terms:
+            return float(np.mean(np.abs(residual) / measured))
+        errors = []
+        for i in range(n):
+            rest = np.arange(n) != i
+            coef, *_ = np.linalg.lstsq(design(terms, np.flatnonzero(rest)), residual[rest], rcond=None)
+            guess = float((design(terms, np.array([i])) @ coef)[0])
+            errors.append(abs(guess - residual[i]) / measured[i])
+        return float(np.mean(errors))
+
+    def fit(terms: tuple[str, ...]) -> np.ndarray:
+        if not terms:
+            return np.zeros(0)
+        coef, *_ = np.linalg.lstsq(design(terms, np.arange(n)), residual, rcond=None)
+        return np.asarray(coef)
+
+    # a per-piece or per-weight cost is never negative: a fit that says so is fitting noise
+    physical = [
+        t for t in candidates if all(c >= 0 for term, c in zip(t, fit(t), strict=True) if term != "a")
+    ]
+    errors = {t: loo_error(t) for t in physical}
+    # the simplest candidate within 10% of the best leave-one-out error (noise favours extra terms)
+    floor = min(errors.values())
+    best = min((t for t in physical if errors[t] <= 1.1 * floor + 1e-12), key=len)
+    if not best:
+        return Overhead(members=n)
+    coef = fit(best)
+    fitted = dict(zip(best, (float(c) for c in coef), strict=True))
+    return Overhead(fitted["a"], fitted.get("b", 0.0), fitted.get("c", 0.0), n)
+
+
+class LatencyPredictor:
+    """Predicts a plan's latency (ms) from a :class:`LatencyTable`, measuring missing pieces.
+
+    ``LatencyPredictor.open(path, Fingerprint.here("cpu", threads=2))`` reads (or starts) the
+    table for this setting; a table of another setting raises :class:`TableMismatch`.
+    """
+
+    def __init__(self, table: LatencyTable, *, on_measure: Callable[[PieceTiming], None] | None = None):
+        self.table = table
+        self.on_measure = on_measure
+        self.measured = 0
+        """Pieces this predictor timed on demand."""
+        self._flat: dict[str, tuple[float, float]] = {}
+        """key -> (ms, weights in millions): the table's entries as the fast path reads them."""
+        self.overhead = self._fit()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None,
+        fingerprint: Fingerprint,
+        **kwargs: Callable[[PieceTiming], None],
+    ) -> LatencyPredictor:
+        """The predictor of the table at ``path`` (default: the fingerprint's file in the cache;
+        a new table when there is none). Raises :class:`TableMismatch` for another setting's table."""
+        return cls(LatencyTable.open(path, fingerprint), **kwargs)
+
+    def _entry(self, key: str) -> tuple[float, float]:
+        """(ms, weights in millions) of a piece in the table; ``KeyError`` when it is not there."""
+        entry = self.table.pieces[key]
+        value = self._flat[key] = (float(entry["ms"]), float(entry.get("params", 0)) / 1e6)
+        return value
+
+    def _sums(self, keys: Sequence[str]) -> tuple[float, float]:
+        """Sum of the pieces' ms and of their weights (millions); ``KeyError`` for a missing piece."""
+        flat = self._flat
+        ms = weights = 0.0
+        for key in keys:
+            entry = flat.get(key)
+            if entry is None:
+                entry = self._entry(key)
+            ms += entry[0]
+            weights += entry[1]
+        return ms, weights
+
+    def _fit(self) -> Overhead:
+        rows = []
+        for member in self.table.members:
+            keys = member.get("pieces") or []
+            if all(k in self.table for k in keys):
+                ms, weights = self._sums(keys)
+                rows.append((ms, len(keys), weights, float(member["measured_ms"])))
+        return fit_overhead(rows)
+
+    def refit(self) -> Overhead:
+        """Read the table's entries afresh (after changing it directly) and fit the overhead again
+        from its measured members."""
+        self._flat.clear()
+        self.overhead = self._fit()
+        return self.overhead
+
+    # ------------------------------------------------------------------ prediction
+
+    def pieces_ms(self, plan: NormalizedSpec) -> float:
+        """The sum of ``plan``'s pieces in the table (measuring the missing ones), no overhead."""
+        keys = piece_keys(plan)
+        try:
+            return self._sums(keys)[0]
+        except KeyError:
+            self.measure_missing(plan)
+            return self._sums(keys)[0]
+
+    def predict(self, plan: NormalizedSpec) -> float:
+        """Predicted median latency (ms) of the model ``plan`` compiles to, in the table's setting:
+        the sum of its pieces plus the fitted :class:`Overhead`. Pieces the table lacks are timed
+        first (and added)."""
+        keys = piece_keys(plan)
+        try:
+            ms, weights = self._sums(keys)
+        except KeyError:
+            self.measure_missing(plan)
+            ms, weights = self._sums(keys)
+        return ms + self.overhead(len(keys), weights)
+
+    def missing(self, plan: NormalizedSpec) -> list[Piece]:
+        """``plan``'s pieces the table lacks (each key once)."""
+        seen: set[str] = set()
+        out = []
+        for piece in plan_pieces(plan):
+            if piece.key not in self.table and piece.key not in seen:
+                seen.add(piece.key)
+                out.append(piece)
+        return out
+
+    def measure_missing(self, plan: NormalizedSpec) -> int:
+        """Time the pieces of ``plan`` that the table lacks, add them (saving the table when it has
+        a file) and return how many were timed."""
+        missing = self.missing(plan)
+        for piece in missing:
+            self.measure(piece)
+        if missing and self.table.path is not None:
+            self.table.save()
+        return len(missing)
+
+    def _setting(self) -> dict[str, Any]:
+        """The harness's keyword arguments for the table's setting."""
+        fp, harness = self.table.fingerprint, self.table.harness
+        return {
+            "device": "cuda" if fp.device.startswith("cuda") else "cpu",
+            "dtype": fp.dtype,
+            "threads": fp.threads,
+            "warmup": harness.get("warmup", 10),
+            "runs": harness.get("runs", 30),
+        }
+
+    def measure(self, piece: Piece) -> PieceTiming:
+        """Time one piece in the table's setting and add it to the table (not saved)."""
+        timing = measure_piece(piece, batch=self.table.fingerprint.batch, **self._setting())
+        r = timing.result
+        self.table.add(
+            piece.key, ms=r.median_ms, iqr_ms=r.iqr_ms, min_ms=r.min_ms, params=timing.params, what=piece.what
+        )
+        self._flat.pop(piece.key, None)
+        self.measured += 1
+        if self.on_measure is not None:
+            self.on_measure(timing)
+        return timing
+
+    def measure_in_situ(self, plan: NormalizedSpec, spec_hash: str, seed: int = 0) -> float:
+        """Time ``plan``'s pieces in place (:func:`~._insitu.time_in_situ`: inside the whole
+        model, as ``archsearch latency-table`` fills tables), add each as an observation of its
+        piece, add the whole member to the overhead fit, and return the member's median (ms)."""
+        from ..compiler import build
+
+        result = time_in_situ(plan, build, batch=self.table.fingerprint.batch, seed=seed, **self._setting())
+        for piece, ms, weights in result.pieces:
+            self.table.observe(piece.key, ms, params=weights, what=piece.what)
+            self._flat.pop(piece.key, None)
+        self.add_member(plan, spec_hash, result.whole.median_ms)
+        return result.whole.median_ms
+
+    def time_member(self, plan: NormalizedSpec, seed: int = 0) -> LatencyResult:
+        """Build the whole model ``plan`` compiles to (weights seeded by ``seed``) and time it with
+        the harness in the table's setting (nothing is added to the table)."""
+        from ..compiler import build
+
+        x = plan.input_shape
+        torch.manual_seed(seed)
+        shape = (self.table.fingerprint.batch, x.channels, x.height, x.width)
+        return measure_latency(build(plan), shape, **self._setting())
+
+    def measure_member(self, plan: NormalizedSpec, spec_hash: str, seed: int = 0) -> float:
+        """Time the whole model (:meth:`time_member`), add it to the overhead fit
+        (:meth:`add_member`) and return its median (ms); the table is not saved."""
+        ms = self.time_member(plan, seed).median_ms
+        self.add_member(plan, spec_hash, ms)
+        return ms
+
+    def add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
+        """Record a whole member's measured latency (for the overhead fit; its pieces the table
+        lacks are timed first) and refit."""
+        self.measure_missing(plan)
+        keys = list(piece_keys(plan))
+        self.table.members = [m for m in self.table.members if m.get("hash") != spec_hash]
+        self.table.members.append({"hash": spec_hash, "measured_ms": measured_ms, "pieces": keys})
+        self.refit()

@@ -1,0 +1,210 @@
+"""Predicted latency in a search: the objective, the constraint, the report's measured column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+
+from archsearch.cost import Fingerprint, LatencyTable, piece_keys
+from archsearch.cost import _predict as predict_module
+from archsearch.errors import SpecError
+from archsearch.report import write_report
+from archsearch.search import _evaluate as evaluate_module
+from archsearch.search import load_experiment, load_results, run_search
+from archsearch.space import load_space, space_pieces
+
+from .helpers import QUICK, tiny_space, write_file
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+ROOT = Path(__file__).resolve().parent.parent
+SPACE = tiny_space(dims=(8, 16), depth=1)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables go to a fresh cache, never the user's."""
+    monkeypatch.setenv("ARCHSEARCH_CACHE", str(tmp_path / "cache"))
+
+
+def _no_candidate_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a candidate was timed although its latency is predicted")
+
+    monkeypatch.setattr(evaluate_module, "measure_latency", boom)
+
+
+def _fake_table(path: Path, space: dict[str, Any], threads: int = 1) -> LatencyTable:
+    """A table holding every piece of ``space`` (10 classes, as digits) at 1 ms, attention blocks at
+    3 ms: a member's prediction is :func:`_expected`."""
+    table = LatencyTable(Fingerprint.here("cpu", threads=threads))
+    for key in space_pieces(load_space(space, num_classes=10), samples=20):
+        table.add(key, ms=1.0 + 2.0 * ("attention" in key))
+    table.save(path)
+    return table
+
+
+@pytest.mark.parametrize(
+    ("objective", "message"),
+    [
+        (
+            {"metric": "macs", "predict": True},
+            r"experiment.yaml:\d+: objectives\[0\]: predict applies to the ",
+        ),
+        ({"metric": "latency_ms", "table": "t.json"}, r"`table` is read only when latency is predicted"),
+        (
+            {"metric": "accuracy", "table": "t.json", "dtype": "float16"},
+            r"dtype, table apply to the latency_ms",
+        ),
+    ],
+)
+def test_predict_fields_belong_to_latency(tmp_path: Path, objective: dict[str, Any], message: str) -> None:
+    text = yaml.safe_dump({"space": "s.yaml", "objectives": [objective]})
+    with pytest.raises(SpecError, match=message):
+        load_experiment(write_file(tmp_path, text, "experiment.yaml"))
+
+
+def test_a_relative_table_is_read_from_the_experiment_folder(tmp_path: Path) -> None:
+    text = yaml.safe_dump(
+        {"space": "s.yaml", "objectives": [{"metric": "latency_ms", "predict": True, "table": "t.json"}]}
+    )
+    exp = load_experiment(write_file(tmp_path, text, "experiment.yaml"))
+    assert exp.objectives[0].table == str(tmp_path / "t.json")
+
+
+def test_a_table_from_another_setting_stops_the_search_at_once(tmp_path: Path) -> None:
+    table = _fake_table(tmp_path / "t.json", SPACE, threads=7)
+    assert table.fingerprint.threads == 7
+    exp = load_experiment(
+        {
+            "space": SPACE,
+            **QUICK,
+            "objectives": [
+                {"metric": "grad_norm"},
+                {"metric": "latency_ms", "predict": True, "threads": 1, "table": str(tmp_path / "t.json")},
+            ],
+            "trials": 1,
+            "run_dir": str(tmp_path / "run"),
+        }
+    )
+    with pytest.raises(SpecError, match=r"threads: 1 here, 7 in the table"):
+        run_search(exp)
+
+
+def test_predicted_latency_is_the_objective_and_nothing_is_timed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_table(tmp_path / "t.json", SPACE)
+    _no_candidate_timed(monkeypatch)
+    latency = {
+        "metric": "latency_ms",
+        "predict": True,
+        "threads": 1,
+        "table": str(tmp_path / "t.json"),
+        "measure_front": False,
+    }
+    exp = load_experiment(
+        {
+            "space": SPACE,
+            **QUICK,
+            "objectives": [{"metric": "grad_norm"}, latency],
+            "trials": 3,
+            "run_dir": str(tmp_path / "run"),
+        }
+    )
+    summary = run_search(exp)
+    space = load_space(SPACE, num_classes=10)
+    done = [t for t in summary.study.trials if t.user_attrs.get("outcome") == "complete"]
+    assert len(done) == 3
+    for t in done:
+        plan = space.candidate(_fixed(t.params)).plan
+        assert plan is not None
+        assert t.user_attrs["latency_ms"] == pytest.approx(_expected(piece_keys(plan)))
+    assert "latency_measured" not in summary.study.user_attrs
+
+
+def _expected(keys: tuple[str, ...]) -> float:
+    return sum(1.0 + 2.0 * ("attention" in k) for k in keys)
+
+
+def _fixed(params: dict[str, Any]) -> Any:
+    from archsearch.space import FixedSuggest
+
+    return FixedSuggest(params)
+
+
+def test_a_latency_bound_rejects_candidates_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_table(tmp_path / "t.json", SPACE)
+    space = {
+        **SPACE,
+        "head": {"num_classes": 10},
+        "constraints": {"latency_ms": {"max": 6, "threads": 1, "table": "t.json"}},
+    }
+    path = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")
+    loaded = load_space(path)
+    counts = {"ok": 0, "rejected": 0}
+    for candidate in loaded.random_samples(30, seed=1):
+        assert candidate.plan is not None
+        n = _expected(piece_keys(candidate.plan))
+        if n > 6:
+            assert candidate.rejected == f"constraints: latency_ms {n:.3g} (predicted) > max 6"
+            counts["rejected"] += 1
+        else:
+            assert candidate.rejected is None
+            counts["ok"] += 1
+    assert counts["ok"] and counts["rejected"]
+
+
+def test_a_bad_latency_bound_names_its_line(tmp_path: Path) -> None:
+    space = {**SPACE, "constraints": {"latency_ms": {"max": 2, "device_kind": "cpu"}}}
+    path = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")
+    with pytest.raises(SpecError, match=r"space.yaml:\d+: constraints.latency_ms.device_kind: unknown key"):
+        load_space(path)
+
+
+def test_quickstart_with_predicted_latency_times_no_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped quickstart, latency predicted: the search times no candidate (pieces are timed
+    into the table on demand); afterwards the front is timed whole and the report shows both."""
+    _no_candidate_timed(monkeypatch)
+    timed: list[str] = []
+    real = predict_module.measure_latency
+
+    def spy(model: Any, shape: Any, **kwargs: Any) -> Any:
+        timed.append("front")
+        return real(model, shape, **{**kwargs, "runs": 4})
+
+    monkeypatch.setattr(predict_module, "measure_latency", spy)  # whole models: the front only
+    table = tmp_path / "quick.json"
+    exp = load_experiment(
+        ROOT / "experiments" / "quickstart.yaml",
+        [
+            "trials=3",
+            "evaluator.epochs=1",
+            "objectives.2.predict=true",
+            "objectives.2.threads=1",
+            f"objectives.2.table={table}",
+            f"run_dir={tmp_path / 'run'}",
+        ],
+    )
+    summary = run_search(exp)
+    study = summary.study
+    done = [t for t in study.trials if t.user_attrs.get("outcome") == "complete"]
+    assert done and all(t.user_attrs["latency_ms"] > 0 for t in done)
+    saved = LatencyTable.load(table)
+    assert len(saved) > 0  # the pieces were timed into the table, on demand
+    measured = study.user_attrs["latency_measured"]
+    front = {str(t.number) for t in study.best_trials if t.user_attrs.get("outcome") == "complete"}
+    assert set(measured) == front and len(timed) == len(front)
+    assert len(saved.members) == len(front)  # the overhead fit learns from them
+    report = tmp_path / "report"
+    write_report(load_results(study), report)
+    text = (report / "README.md").read_text() if (report / "README.md").exists() else ""
+    text = text or next(report.glob("*.md")).read_text()
+    assert "measured latency" in text
