@@ -1,0 +1,22 @@
+"""One-shot search: a weight-sharing supernet compiled from a search space, trained once, whose
+members are scored with the weights they inherit (SPOS, AutoFormer, OFA; CvT-13-NAS used DA-NAS).
+
+Sharing rules live with the kinds (:class:`archsearch.kinds.Share`); a member is the ordinary
+``build(plan)`` model with its learned tensors cut from the supernet's slots.
+"""
+
+from ._choices import ExtremeSuggest, covering_overrides, direction, refusals
+from ._net import Supernet, SupernetError
+from ._slots import Use, member_uses, take
+
+__all__ = [
+    "ExtremeSuggest",
+    "Supernet",
+    "SupernetError",
+    "Use",
+    "covering_overrides",
+    "direction",
+    "member_uses",
+    "refusals",
+    "take",
+]
