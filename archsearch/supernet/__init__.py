@@ -8,15 +8,21 @@ Sharing rules live with the kinds (:class:`archsearch.kinds.Share`); a member is
 from ._choices import ExtremeSuggest, covering_overrides, direction, refusals
 from ._net import Supernet, SupernetError
 from ._slots import Use, member_uses, take
+from ._train import SupernetRun, load_supernet_weights, sample_path, shrink, train_supernet
 
 __all__ = [
     "ExtremeSuggest",
     "Supernet",
     "SupernetError",
+    "SupernetRun",
     "Use",
     "covering_overrides",
     "direction",
+    "load_supernet_weights",
     "member_uses",
     "refusals",
+    "sample_path",
+    "shrink",
     "take",
+    "train_supernet",
 ]

@@ -62,6 +62,9 @@ class Supernet(nn.Module):
             raise SpecError(issues)
         self.space = space
         self.seed = seed
+        self.path: NormalizedSpec | None = None
+        """The member :meth:`forward` runs when it is given none (DistributedDataParallel passes
+        only the images)."""
         self._cache_size = cache
         self._members: OrderedDict[str, tuple[ArchNet, list[Use]]] = OrderedDict()
         self.slots: dict[str, _Slot] = {}
@@ -148,8 +151,12 @@ class Supernet(nn.Module):
             out[use.name] = take(getattr(self, slot.attr), use, slot.grid)
         return out
 
-    def forward(self, x: torch.Tensor, plan: NormalizedSpec) -> torch.Tensor:
-        """Logits of member ``plan`` on ``x`` ``(B, C, H, W)``, through the slots' weights."""
+    def forward(self, x: torch.Tensor, plan: NormalizedSpec | None = None) -> torch.Tensor:
+        """Logits of member ``plan`` (default :attr:`path`) on ``x`` ``(B, C, H, W)``, through
+        the slots' weights."""
+        plan = plan if plan is not None else self.path
+        if plan is None:
+            raise SupernetError("no member to run: pass a plan or set `path`")
         module, uses = self._entry(plan)
         module.train(self.training)
         return functional_call(module, self.tensors(plan, uses), (x,), strict=False)
