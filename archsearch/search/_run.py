@@ -5,10 +5,12 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 from ..cost import LatencyCache
+from ..evaluate import SupernetConfig
 from ._backend import Backend, SearchProgress, SearchSummary
 from ._experiment import Experiment
 from ._inprocess import InProcessBackend
 from ._lock import StudyLock
+from ._oneshot import retrain_front
 from ._ray import RayTuneBackend
 from ._shared import Heartbeats, is_shared
 from ._storage import check_file_storage
@@ -62,7 +64,7 @@ def run_search(
     if file is not None:
         check_file_storage(experiment.storage_url)  # before the lock file is made beside it
     with StudyLock(file, experiment.study_name) if file is not None else nullcontext():
-        return backend.run(
+        summary = backend.run(
             experiment,
             trials=trials,
             fresh=fresh,
@@ -71,3 +73,6 @@ def run_search(
             latency_cache=latency_cache,
             heartbeats=heartbeats,
         )
+        if isinstance(experiment.evaluator, SupernetConfig) and not summary.interrupted:
+            retrain_front(experiment, summary.study)  # one-shot: the best members from scratch
+        return summary

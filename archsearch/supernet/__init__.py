@@ -6,6 +6,7 @@ Sharing rules live with the kinds (:class:`archsearch.kinds.Share`); a member is
 """
 
 from ._choices import ExtremeSuggest, covering_overrides, direction, refusals
+from ._members import inherited_accuracy, recalibrate, save_member, validation_accuracy
 from ._net import Supernet, SupernetError
 from ._slots import Use, member_uses, take
 from ._train import SupernetRun, load_supernet_weights, sample_path, shrink, train_supernet
@@ -18,11 +19,15 @@ __all__ = [
     "Use",
     "covering_overrides",
     "direction",
+    "inherited_accuracy",
     "load_supernet_weights",
     "member_uses",
+    "recalibrate",
     "refusals",
     "sample_path",
+    "save_member",
     "shrink",
     "take",
     "train_supernet",
+    "validation_accuracy",
 ]
