@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import fcntl
 import math
+import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from ..compiler import build
@@ -31,7 +34,7 @@ from ..evaluate import SupernetConfig, TrainConfig, resolve_device, train_and_ev
 from ..pareto import non_dominated_sort
 from ..space import FixedSuggest
 from ..spec import NormalizedSpec
-from ..supernet import Supernet, recalibrate, save_member, train_supernet, validation_accuracy
+from ..supernet import Supernet, SupernetRun, recalibrate, save_member, train_supernet, validation_accuracy
 from ._candidate import prepare
 from ._experiment import Experiment
 
@@ -78,26 +81,40 @@ class OneShot:
     def net(self) -> Supernet:
         """The trained supernet: trained (or resumed) here on first use, else loaded."""
         if self._net is None:
-            space, _ = prepare(self.experiment)
-            net = Supernet(space, seed=self.config.seed)
-            threads = torch.get_num_threads()
-            if isinstance(self.config.threads, int):
-                torch.set_num_threads(self.config.threads)
-            start = time.perf_counter()
-            try:
-                with _Lock(self.checkpoint.with_suffix(".lock")):
-                    run = train_supernet(
-                        net, self.dataset, self.config, checkpoint=self.checkpoint, on_epoch=_epoch
-                    )
-            finally:
-                torch.set_num_threads(threads)
-            if run.resumed_from is None or run.resumed_from < run.epochs:
-                _say(
-                    f"supernet: {run.epochs} epochs, {run.steps} steps, {len(net.slots)} tensors, "
-                    f"{time.perf_counter() - start:.0f} s; saved in {self.checkpoint}"
-                )
-            self._net = net.eval()
+            self._net = self.train()[0].eval()
         return self._net
+
+    def train(self) -> tuple[Supernet, SupernetRun]:
+        """Train (or resume, or load when finished) the supernet into :attr:`checkpoint`.
+
+        One process: under a file lock, so that PostgreSQL workers sharing the run folder wait
+        for the one that trains. Under ``torchrun`` (``WORLD_SIZE`` > 1): every rank calls this,
+        the process group is started here (NCCL on CUDA, else gloo), each rank takes the GPU of
+        its ``LOCAL_RANK``, and rank 0 writes the checkpoint."""
+        space, _ = prepare(self.experiment)
+        net = Supernet(space, seed=self.config.seed)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and not dist.is_initialized():
+            if self.device.type == "cuda":
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        threads = torch.get_num_threads()
+        if isinstance(self.config.threads, int):
+            torch.set_num_threads(self.config.threads)
+        start = time.perf_counter()
+        try:
+            with _Lock(self.checkpoint.with_suffix(".lock")) if world == 1 else nullcontext():
+                run = train_supernet(
+                    net, self.dataset, self.config, checkpoint=self.checkpoint, on_epoch=_epoch
+                )
+        finally:
+            torch.set_num_threads(threads)
+        if run.resumed_from is None or run.resumed_from < run.epochs:
+            _say(
+                f"supernet: {run.epochs} epochs, {run.steps} steps, {len(net.slots)} tensors, "
+                f"{time.perf_counter() - start:.0f} s; saved in {self.checkpoint}"
+            )
+        return net, run
 
     def member(self, plan: NormalizedSpec) -> nn.Module:
         """The member ``plan`` with its inherited weights (an ordinary archsearch model)."""
