@@ -18,7 +18,7 @@ from ._experiment import (
 )
 from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
 from ._lock import StudyInUse, StudyLock
-from ._oneshot import RETRAINED, OneShot, retrain_front
+from ._oneshot import RETRAINED, OneShot, retrain_config, retrain_front
 from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
 from ._shared import Heartbeats, SharedStudy, is_shared
@@ -64,6 +64,7 @@ __all__ = [
     "outcome_of",
     "prepare_experiment",
     "project_folder",
+    "retrain_config",
     "retrain_front",
     "run_search",
     "trials_table",
