@@ -137,10 +137,11 @@ def test_structural_choices_get_their_own_weights() -> None:
     assert {k.split("/")[1].split("(")[0] for k in keys} == {"conv", "attention", "window", "mhsa"}
 
 
-def test_unshareable_choice_is_refused_with_its_line(tmp_path: Path) -> None:
+def _space_file(tmp_path: Path, size: str) -> Path:
+    """A one-stage space whose kv stride is a choice (line 6) and whose input size is ``size``."""
     file = tmp_path / "space.yaml"
     file.write_text(
-        "input: {size: {choice: [32, 64]}, channels: 3}\n"
+        f"input: {{size: {size}, channels: 3}}\n"
         "stages:\n"
         "  - embed: {kind: conv, kernel: 3, stride: 2, padding: 1}\n"
         "    dim: 16\n"
@@ -148,23 +149,17 @@ def test_unshareable_choice_is_refused_with_its_line(tmp_path: Path) -> None:
         "    mixer: {kind: attention, heads: 2, kv_stride: {choice: [1, 2]}}\n"
         "head: {num_classes: 10}\n"
     )
+    return file
+
+
+def test_unshareable_choice_is_refused_with_its_line(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"space\.yaml:1: .*one input size"):
-        Supernet(load_space(file))
+        Supernet(load_space(_space_file(tmp_path, "{choice: [32, 64]}")))
 
 
 def test_a_kind_can_refuse_a_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     attention = MIXERS.get("attention")
     rule = Share(reuse=("heads",), refuse={"kv_stride": "made up for the test"})
     monkeypatch.setattr(attention, "share", rule)
-    file = tmp_path / "space.yaml"
-    file.write_text(
-        "input: {size: 32, channels: 3}\n"
-        "stages:\n"
-        "  - embed: {kind: conv, kernel: 3, stride: 2, padding: 1}\n"
-        "    dim: 16\n"
-        "    depth: 1\n"
-        "    mixer: {kind: attention, heads: 2, kv_stride: {choice: [1, 2]}}\n"
-        "head: {num_classes: 10}\n"
-    )
     with pytest.raises(SpecError, match=r"space\.yaml:6: .*made up for the test"):
-        Supernet(load_space(file))
+        Supernet(load_space(_space_file(tmp_path, "32")))
