@@ -79,3 +79,23 @@ def test_two_process_ddp_equals_one_process_with_the_doubled_batch(tmp_path: Pat
     assert a["steps"] == b["steps"] == 1438 // 64
     for key, value in b["state"].items():
         torch.testing.assert_close(a["state"][key], value, rtol=0, atol=1e-5, msg=key)
+
+
+def test_shrinking_drops_the_worst_options_after_a_phase() -> None:
+    from archsearch.data import DigitsData, load_dataset
+    from archsearch.evaluate import SupernetConfig
+    from archsearch.space import load_space
+    from archsearch.supernet import Supernet, train_supernet
+
+    from .supernet_run import SPACE
+
+    torch.set_num_threads(1)
+    data = load_dataset(DigitsData(), input_size=(16, 16), channels=3)
+    net = Supernet(load_space(SPACE))
+    shrink = {"phases": 2, "drop": 0.5, "paths": 1, "batches": 1}
+    config = SupernetConfig(epochs=2, batch_size=256, device="cpu", threads=1, shrink=shrink)
+    run = train_supernet(net, data, config)
+    # dim, kv_stride and mlp_ratio have two options each: one of each is kept after epoch 1
+    assert sorted(run.allowed) == ["stages.0.dim", "stages.0.mixer.kv_stride", "stages.0.mlp_ratio"]
+    assert all(len(kept) == 1 for kept in run.allowed.values())
+    assert run.epochs == 2 and run.steps == 2 * (1438 // 256)

@@ -149,10 +149,10 @@ def covering_overrides(space: SearchSpace) -> list[dict[str, int]]:
     Raises :class:`SpecError` when a stage has more than 4096 structural combinations."""
     groups: dict[str, list[tuple[str, int]]] = {}
     for dim in space.dimensions():
-        if dim.kind != "categorical":
-            continue
         name = normal_name(dim.name)
-        if direction(space, name) is not None and _numeric(dim.domain):
+        if dim.kind == "float" or (dim.kind == "int" and direction(space, name) is not None):
+            continue  # a float has no options to try; an int with a direction takes its extreme
+        if dim.kind == "categorical" and direction(space, name) is not None and _numeric(dim.domain):
             continue
         group = ".".join(name.split(".")[:2]) if name.startswith("stages.") else ""
         groups.setdefault(group, []).append((name, int(dim.count)))
