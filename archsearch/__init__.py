@@ -10,8 +10,8 @@
 """
 
 from . import _openmp  # noqa: F401  # first: sets OMP_WAIT_POLICY before torch is imported
-from .compiler import ArchNet, build, create_model, resample_state_dict
-from .deploy import ExportResult, export, load_weights
+from .compiler import ArchNet, build, resample_state_dict
+from .deploy import ExportResult, create_model, export, load_weights
 from .errors import ExportError, InputSizeError, Issue, SearchError, SpecError
 from .ops import fused_attention, set_fused_attention
 from .spec import NormalizedSpec, Spec, list_models, load_spec, normalize, zoo_names

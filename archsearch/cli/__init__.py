@@ -1,8 +1,8 @@
 """The ``archsearch`` command line: ``app`` (typer) and ``main``.
 
 The commands live in :mod:`._spec` (validate, compile, zoo, profile, schema, report),
-:mod:`._search` (space, search, worker, trials), :mod:`._export` (export) and :mod:`._latency`
-(latency-table); each registers on
+:mod:`._search` (space, search, worker, trials), :mod:`._export` (export), :mod:`._latency`
+(latency-table) and :mod:`._oneshot` (supernet); each registers on
 the one app of :mod:`._app`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from . import _export, _latency, _search, _spec  # noqa: F401  (register their commands)
+from . import _export, _latency, _oneshot, _search, _spec  # noqa: F401  (register their commands)
 from ._app import app, err, out
 
 __all__ = ["app", "err", "main", "out"]

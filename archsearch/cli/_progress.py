@@ -34,7 +34,7 @@ __all__ = ["BarProgress", "LineProgress", "best_line", "fmt", "mixers_of"]
 
 def fmt(metric: str, value: float) -> str:
     """An objective's value as people read it: accuracy to 4 places, MACs and params in millions."""
-    if metric == "accuracy":
+    if metric.endswith("accuracy"):
         return f"{value:.4f}"
     if metric in ("macs", "params"):
         return f"{value / 1e6:,.2f}M"

@@ -381,7 +381,16 @@ def trials_(
         )
     metrics = [
         m
-        for m in ("accuracy", "macs", "params", "latency_ms", "synflow", "naswot", "grad_norm")
+        for m in (
+            "accuracy",
+            "retrained_accuracy",
+            "macs",
+            "params",
+            "latency_ms",
+            "synflow",
+            "naswot",
+            "grad_norm",
+        )
         if m in frame and frame[m].notna().any()
     ]
     table = Table(title=f"{len(frame)} trials: {counts.line()}")

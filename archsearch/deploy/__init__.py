@@ -5,6 +5,7 @@
 >>> result.max_abs_diff            # onnxruntime's logits vs PyTorch's, at batch 1 and 2
 """
 
+from ._create import create_model
 from ._export import DEFAULT_TOLERANCE, FORMATS, SUFFIXES, ExportResult, export
 from ._weights import load_weights, read_state_dict
 
@@ -13,6 +14,7 @@ __all__ = [
     "FORMATS",
     "SUFFIXES",
     "ExportResult",
+    "create_model",
     "export",
     "load_weights",
     "read_state_dict",

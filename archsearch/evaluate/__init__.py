@@ -2,7 +2,8 @@
 
 ``TrainConfig`` + :func:`train_and_evaluate` train it briefly and report validation accuracy per
 epoch; ``ZeroCostConfig`` + :func:`zero_cost_scores` score it untrained. ``EvaluatorConfig`` is
-their union, discriminated on ``kind``. :class:`AutoThreads` and :class:`CpuSampler` choose the
+their union with ``SupernetConfig`` (one-shot, :mod:`archsearch.supernet`), discriminated on
+``kind``. :class:`AutoThreads` and :class:`CpuSampler` choose the
 training threads under ``threads: auto`` from the cores other processes leave free.
 """
 
@@ -12,17 +13,21 @@ from pydantic import Field
 
 from ._augment import augment_batch, normalize_images, random_crop, random_flip
 from ._common import resolve_device
+from ._supernet import RetrainConfig, ShrinkConfig, SupernetConfig
 from ._threads import AutoThreads, CpuSampler, core_ceiling, cpu_quota, shared_sampler
 from ._train import TrainConfig, TrainingDiverged, TrainResult, lr_at, train_and_evaluate
 from ._zero_cost import Proxy, ZeroCostConfig, zero_cost_scores
 
-EvaluatorConfig = Annotated[TrainConfig | ZeroCostConfig, Field(discriminator="kind")]
+EvaluatorConfig = Annotated[TrainConfig | ZeroCostConfig | SupernetConfig, Field(discriminator="kind")]
 
 __all__ = [
     "AutoThreads",
     "CpuSampler",
     "EvaluatorConfig",
     "Proxy",
+    "RetrainConfig",
+    "ShrinkConfig",
+    "SupernetConfig",
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ..core import BlockPlan, CheckContext, Cost, FeatureShape, NormalizedSpec, Path, StagePlan, StrictModel
 from ..errors import Issue, SpecError
+from ._share import Share
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,6 +26,7 @@ __all__ = [
     "FamilyKind",
     "KindRegistry",
     "MixerKind",
+    "Share",
     "StemKind",
     "check_heads",
     "check_norm_first",
@@ -64,8 +66,9 @@ class MixerKind:
     """Position embeddings the mixer accepts; the first is the default."""
     per_block_fields: tuple[str, ...] = ()
     """Mixer fields that may be a list of one value per block."""
-    share: Any = None
-    """Weight-sharing rule for supernets (one-shot search); ``None``: not defined yet."""
+    share: Share = Share()
+    """Weight-sharing rule for supernets (one-shot search, :class:`Share`); the default makes
+    every field structural (one set of weights per value)."""
 
     # ------------------------------------------------------------------ normalisation
     def check(self, ctx: CheckContext, mpath: Path, mixer: Any, width: int, what: str) -> None:
@@ -163,8 +166,9 @@ class FamilyKind:
     """Under ``embed: none`` the stage dim must equal the incoming channels."""
     head_norm: Literal[False, "tokens", "pooled"] = False
     """Where the head's LayerNorm goes by default after a last stage of this family."""
-    share: Any = None
-    """Weight-sharing rule for supernets; ``None``: not defined yet."""
+    share: Share = Share()
+    """Weight-sharing rule for supernets (:class:`Share`), over the block's ``act``,
+    ``mlp_dwconv``, ``dim``, ``mlp_ratio``, ``expansion`` and ``stride``."""
 
     def block(self, plan: BlockPlan, build_mixer: BuildMixer) -> nn.Module:
         """One block built from its plan; it calls ``build_mixer(plan)`` where its mixer sits (so
@@ -242,8 +246,9 @@ class StemKind:
     """The ``kind`` in YAML; must equal the schema's ``kind`` literal."""
     schema: type[StrictModel]
     """The pydantic model of ``stem: {kind: <name>, ...}``; its docstrings are the docs."""
-    share: Any = None
-    """Weight-sharing rule for supernets (one-shot search); ``None``: not defined yet."""
+    share: Share = Share()
+    """Weight-sharing rule for supernets (one-shot search, :class:`Share`); the default makes
+    every field structural (one set of weights per value)."""
 
     def shape(self, stem: Any, input_shape: FeatureShape) -> FeatureShape:
         """The ``(channels, height, width)`` the stem hands the first stage. Stems pad so that
@@ -275,8 +280,9 @@ class EmbedKind:
     """The ``kind`` in YAML; must equal the schema's ``kind`` literal."""
     schema: type[StrictModel]
     """The pydantic model of ``embed: {kind: <name>, ...}``; its docstrings are the docs."""
-    share: Any = None
-    """Weight-sharing rule for supernets (one-shot search); ``None``: not defined yet."""
+    share: Share = Share()
+    """Weight-sharing rule for supernets (one-shot search, :class:`Share`); the default makes
+    every field structural (one set of weights per value)."""
 
     def normalize(
         self, ctx: CheckContext, epath: Path, stage: Any, family: FamilyKind, shape: FeatureShape, act: str

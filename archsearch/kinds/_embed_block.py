@@ -8,7 +8,7 @@ from typing import Any, Literal
 from torch import nn
 
 from ..core import CheckContext, FeatureShape, Path, PositiveInt, StrictModel
-from ._base import EmbedKind, FamilyKind
+from ._base import EmbedKind, FamilyKind, Share
 
 __all__ = ["BLOCK_EMBED", "BlockEmbed"]
 
@@ -27,6 +27,7 @@ class BlockEmbed(StrictModel):
 
 class _Block(EmbedKind):
     name = "block"
+    share = Share(reuse=("stride",), source="the same block at another stride")
     schema = BlockEmbed
 
     def normalize(

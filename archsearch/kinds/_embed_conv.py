@@ -21,7 +21,7 @@ from ..core import (
     conv_out,
 )
 from ..ops import conv_embed
-from ._base import EmbedKind, FamilyKind, check_norm_first
+from ._base import EmbedKind, FamilyKind, Share, check_norm_first
 
 __all__ = ["CONV_EMBED", "ConvEmbed"]
 
@@ -49,6 +49,11 @@ class ConvEmbed(StrictModel):
 
 class _Conv(EmbedKind):
     name = "conv"
+    share = Share(
+        kernels=("kernel",),
+        reuse=("stride", "padding", "norm_eps"),
+        source="OFA elastic kernel (Cai et al. ICLR 2020); stride: the same conv at another stride",
+    )
     schema = ConvEmbed
 
     def normalize(

@@ -21,7 +21,7 @@ from ..core import (
     make_divisible,
 )
 from ..ops import mbconv_embed
-from ._base import EmbedKind, FamilyKind
+from ._base import EmbedKind, FamilyKind, Share
 
 __all__ = ["MBCONV_EMBED", "MBConvEmbed"]
 
@@ -47,6 +47,9 @@ class MBConvEmbed(StrictModel):
 
 class _MBConv(EmbedKind):
     name = "mbconv"
+    share = Share(
+        nested=("expansion",), kernels=("kernel",), reuse=("stride",), source="OFA elastic width and kernel"
+    )
     schema = MBConvEmbed
 
     def normalize(

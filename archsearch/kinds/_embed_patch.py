@@ -9,7 +9,7 @@ from torch import nn
 
 from ..core import CheckContext, Cost, FeatureShape, Path, PositiveInt, StagePlan, StrictModel
 from ..ops import patch_embed
-from ._base import EmbedKind, FamilyKind, check_norm_first
+from ._base import EmbedKind, FamilyKind, Share, check_norm_first
 from ._embed_conv import conv_norm_cost
 
 __all__ = ["PATCH_EMBED", "PatchEmbed"]
@@ -32,6 +32,10 @@ class PatchEmbed(StrictModel):
 
 class _Patch(EmbedKind):
     name = "patch"
+    share = Share(
+        kernels=("stride",),
+        source="patch size: OFA elastic kernel (centre of the largest; Cai et al. ICLR 2020)",
+    )
     schema = PatchEmbed
 
     def normalize(

@@ -24,7 +24,7 @@ from ..core import (
     conv_out,
 )
 from ..ops import t2t_embed
-from ._base import EmbedKind, FamilyKind
+from ._base import EmbedKind, FamilyKind, Share
 
 __all__ = ["T2T_EMBED", "T2TEmbed"]
 
@@ -68,6 +68,11 @@ class T2TEmbed(StrictModel):
 
 class _T2T(EmbedKind):
     name = "t2t"
+    share = Share(
+        nested=("token_dim", "mlp_ratio"),
+        reuse=("heads",),
+        source="AutoFormer weight entanglement (leading slice; Chen et al. ICCV 2021)",
+    )
     schema = T2TEmbed
 
     def normalize(

@@ -26,7 +26,7 @@ from ..core import (
     scalar,
 )
 from ..ops import Attention
-from ._base import MixerKind, check_heads, check_odd_kernel
+from ._base import MixerKind, Share, check_heads, check_odd_kernel
 
 __all__ = ["ATTENTION", "AttentionMixer"]
 
@@ -66,6 +66,11 @@ class AttentionMixer(StrictModel):
 
 class _Attention(MixerKind):
     name = "attention"
+    share = Share(
+        kernels=("kernel",),
+        reuse=("heads", "kv_stride", "q_stride", "norm_eps"),
+        source="kv/q stride: the same projection at another stride (CvT-13-NAS); kernel: OFA",
+    )
     schema = AttentionMixer
     family = "transformer"
     pos_embeds = ("none", "absolute", "sinusoidal")

@@ -18,7 +18,7 @@ from ..core import (
     StrictModel,
     conv_out,
 )
-from ._base import MixerKind, check_odd_kernel
+from ._base import MixerKind, Share, check_odd_kernel
 
 __all__ = ["CONV", "ConvMixer"]
 
@@ -35,6 +35,9 @@ class ConvMixer(StrictModel):
 
 class _Conv(MixerKind):
     name = "conv"
+    share = Share(
+        kernels=("kernel",), source="OFA elastic kernel (centre of the largest; Cai et al. ICLR 2020)"
+    )
     schema = ConvMixer
     family = "bottleneck"
 

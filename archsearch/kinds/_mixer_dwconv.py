@@ -9,7 +9,7 @@ from pydantic import Field
 from torch import nn
 
 from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Kernel, Path, StrictModel
-from ._base import MixerKind, check_odd_kernel
+from ._base import MixerKind, Share, check_odd_kernel
 
 __all__ = ["DWCONV", "DwConvMixer"]
 
@@ -31,6 +31,9 @@ class DwConvMixer(StrictModel):
 
 class _DwConv(MixerKind):
     name = "dwconv"
+    share = Share(
+        kernels=("kernel",), source="OFA elastic kernel (centre of the largest; Cai et al. ICLR 2020)"
+    )
     schema = DwConvMixer
     family = "convnext"
 

@@ -18,7 +18,7 @@ from ..core import (
     conv_out,
 )
 from ..ops import InvertedResidual
-from ._base import MixerKind, check_odd_kernel
+from ._base import MixerKind, Share, check_odd_kernel
 
 __all__ = ["MBCONV", "MBConvMixer"]
 
@@ -38,6 +38,9 @@ class MBConvMixer(StrictModel):
 
 class _MBConv(MixerKind):
     name = "mbconv"
+    share = Share(
+        kernels=("kernel",), source="OFA elastic kernel (centre of the largest; Cai et al. ICLR 2020)"
+    )
     schema = MBConvMixer
     family = "mbconv"
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Path, PositiveInt, StrictModel
 from ..ops import MHSA2d
-from ._base import MixerKind, check_heads
+from ._base import MixerKind, Share, check_heads
 
 __all__ = ["MHSA", "MhsaMixer"]
 
@@ -30,6 +30,11 @@ class MhsaMixer(StrictModel):
 
 class _Mhsa(MixerKind):
     name = "mhsa"
+    share = Share(
+        reuse=("heads",),
+        centre=("rel_h", "rel_w"),
+        source="heads split one qkv projection; relative logits: the centre of the largest table",
+    )
     schema = MhsaMixer
     family = "bottleneck"
     pos_embeds = ("relative", "none")

@@ -20,7 +20,7 @@ from ..core import (
     StrictModel,
 )
 from ..ops import Attention
-from ._base import MixerKind, check_heads, check_odd_kernel
+from ._base import MixerKind, Share, check_heads, check_odd_kernel
 
 __all__ = ["MOBILEVIT", "MobileViTMixer"]
 
@@ -52,6 +52,12 @@ class MobileViTMixer(StrictModel):
 
 class _MobileViT(MixerKind):
     name = "mobilevit"
+    share = Share(
+        nested=("transformer_dim",),
+        kernels=("kernel",),
+        reuse=("heads", "patch"),
+        source="AutoFormer weight entanglement (Chen et al. ICCV 2021); kernel: OFA elastic kernel",
+    )
     schema = MobileViTMixer
     family = "mobilevit"
 

@@ -19,7 +19,7 @@ from ..core import (
     window_geometry,
 )
 from ..ops import WindowAttention
-from ._base import MixerKind, check_heads
+from ._base import MixerKind, Share, check_heads
 
 __all__ = ["WINDOW", "WindowMixer"]
 
@@ -49,6 +49,11 @@ class WindowMixer(StrictModel):
 
 class _Window(MixerKind):
     name = "window"
+    share = Share(
+        nested=("heads",),
+        reuse=("shift",),
+        source="window size: one set per option (SPOS); heads: AutoFormer weight entanglement",
+    )
     schema = WindowMixer
     family = "transformer"
     pos_embeds = ("relative_bias", "none", "absolute")

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..core import Act, Cost, FeatureShape, Kernel, NormalizedSpec, PositiveInt, StrictModel, conv_out
 from ..ops import conv_stem
-from ._base import StemKind
+from ._base import Share, StemKind
 
 __all__ = ["CONV_STEM", "ConvStem"]
 
@@ -30,6 +30,9 @@ class ConvStem(StrictModel):
 
 class _Conv(StemKind):
     name = "conv"
+    share = Share(
+        nested=("channels",), kernels=("kernel",), reuse=("stride",), source="OFA elastic width and kernel"
+    )
     schema = ConvStem
 
     def shape(self, stem: Any, input_shape: FeatureShape) -> FeatureShape:

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..core import Cost, FeatureShape, NormalizedSpec, PositiveInt, StrictModel, conv_out
 from ..ops import resnet_stem
-from ._base import StemKind
+from ._base import Share, StemKind
 
 __all__ = ["RESNET_STEM", "ResNetStem"]
 
@@ -23,6 +23,9 @@ class ResNetStem(StrictModel):
 
 class _ResNet(StemKind):
     name = "resnet"
+    share = Share(
+        nested=("channels",), source="AutoFormer weight entanglement (leading slice; Chen et al. ICCV 2021)"
+    )
     schema = ResNetStem
 
     def shape(self, stem: Any, input_shape: FeatureShape) -> FeatureShape:

@@ -41,9 +41,11 @@ __all__ = [
     "zoo_in_view",
 ]
 
-#: Metric columns reports show when a study has them, in this order.
+#: Metric columns reports show when a study has them, in this order (``retrained_accuracy``: a
+#: one-shot study's members retrained from scratch, beside their inherited-weight ``accuracy``).
 METRICS = (
     "accuracy",
+    "retrained_accuracy",
     "macs",
     "params",
     "latency_ms",
@@ -54,7 +56,7 @@ METRICS = (
     "grad_norm",
 )
 #: Columns whose larger values are better (for plotting metrics that are not objectives).
-_MAXIMIZED = {"accuracy", "synflow", "naswot"}
+_MAXIMIZED = {"accuracy", "retrained_accuracy", "synflow", "naswot"}
 #: Colours of the mixer-per-stage labels, most frequent first; the rarer ones share ``OTHER``.
 PALETTE = (
     "#4c72b0",

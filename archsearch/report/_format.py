@@ -21,6 +21,7 @@ __all__ = [
 
 _LABELS = {
     "accuracy": "accuracy (%)",
+    "retrained_accuracy": "retrained accuracy (%)",
     "macs": "MACs (M)",
     "params": "params (M)",
     "latency_ms": "latency (ms)",
@@ -29,7 +30,7 @@ _LABELS = {
     "duration_s": "duration (s)",
 }
 #: Metrics shown scaled: accuracy as a percentage, MACs and params in millions.
-_SCALES = {"accuracy": 100.0, "macs": 1e-6, "params": 1e-6}
+_SCALES = {"accuracy": 100.0, "retrained_accuracy": 100.0, "macs": 1e-6, "params": 1e-6}
 
 
 def is_missing(value: Any) -> bool:
@@ -62,7 +63,7 @@ def format_metric(metric: str, value: Any) -> str:
     if is_missing(value):
         return "—"
     x = float(value)
-    if metric == "accuracy":
+    if metric in ("accuracy", "retrained_accuracy"):
         return f"{100 * x:.2f}%"
     if metric in ("macs", "params"):
         return _si(x)

@@ -1,8 +1,9 @@
 """The search engine: experiments, the backends behind one interface, the trial ledger, early
-stopping, the trial table."""
+stopping, the trial table, one-shot scoring (:class:`OneShot`)."""
 
 from ..errors import SearchError
 from ._backend import Backend, SearchProgress, SearchSummary
+from ._candidate import prepare as prepare_experiment
 from ._early_stop import Curve, dominated_at
 from ._experiment import (
     COST_METRICS,
@@ -17,6 +18,7 @@ from ._experiment import (
 )
 from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
 from ._lock import StudyInUse, StudyLock
+from ._oneshot import RETRAINED, OneShot, retrain_config, retrain_front
 from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
 from ._shared import Heartbeats, SharedStudy, is_shared
@@ -31,12 +33,14 @@ __all__ = [
     "EVALUATED",
     "METRICS",
     "OUTCOMES",
+    "RETRAINED",
     "Backend",
     "Curve",
     "EarlyStopping",
     "Experiment",
     "Heartbeats",
     "Objective",
+    "OneShot",
     "OptunaBackend",
     "RayBackend",
     "Sampler",
@@ -58,7 +62,10 @@ __all__ = [
     "open_storage",
     "open_study",
     "outcome_of",
+    "prepare_experiment",
     "project_folder",
+    "retrain_config",
+    "retrain_front",
     "run_search",
     "trials_table",
     "without_duplicates",

@@ -13,9 +13,17 @@ from ..compiler import build
 from ..cost import CostReport, Fingerprint, LatencyCache, LatencyPredictor, measure_latency
 from ..data import Dataset
 from ..errors import SpecError
-from ..evaluate import TrainConfig, TrainingDiverged, ZeroCostConfig, train_and_evaluate, zero_cost_scores
+from ..evaluate import (
+    SupernetConfig,
+    TrainConfig,
+    TrainingDiverged,
+    ZeroCostConfig,
+    train_and_evaluate,
+    zero_cost_scores,
+)
 from ..spec import NormalizedSpec
 from ._experiment import COST_METRICS, Experiment
+from ._oneshot import OneShot
 
 __all__ = [
     "Evaluation",
@@ -49,6 +57,10 @@ class Evaluator:
         self.latency_cache = latency_cache
         self.latency = next((o for o in experiment.objectives if o.metric == "latency_ms"), None)
         self.predictor = latency_predictor(experiment)
+        self.oneshot = (
+            OneShot(experiment, dataset) if isinstance(experiment.evaluator, SupernetConfig) else None
+        )
+        """One-shot (``evaluator: {kind: supernet}``): members inherit the supernet's weights."""
 
     def costs(
         self, plan: NormalizedSpec, costs: CostReport, spec_hash: str, model: torch.nn.Module
@@ -84,7 +96,9 @@ class Evaluator:
         return result.median_ms
 
     def build(self, plan: NormalizedSpec) -> torch.nn.Module:
-        """The candidate's model, its weights seeded by the sampler's seed."""
+        """The candidate's model, its weights seeded by the sampler's seed (one-shot: inherited)."""
+        if self.oneshot is not None:
+            return self.oneshot.member(plan)
         torch.manual_seed(self.experiment.sampler.seed)
         return build(plan)
 
@@ -94,6 +108,10 @@ class Evaluator:
         """Train (or score) ``model``; ``on_epoch`` may raise to stop it early."""
         evaluator = self.experiment.evaluator
         start = time.perf_counter()
+        if self.oneshot is not None:
+            accuracy = self.oneshot.score(model)
+            metrics = {"accuracy": accuracy, "inherited_accuracy": accuracy}
+            return Evaluation(metrics, curve=[accuracy], seconds=time.perf_counter() - start)
         if isinstance(evaluator, ZeroCostConfig):
             scores = zero_cost_scores(model, self.dataset, evaluator)
             return Evaluation(dict(scores), seconds=time.perf_counter() - start)

@@ -6,11 +6,13 @@ import warnings
 from contextlib import nullcontext
 
 from ..cost import LatencyCache
+from ..evaluate import SupernetConfig
 from ._backend import Backend, SearchProgress, SearchSummary
 from ._experiment import Experiment
 from ._front_latency import measure_front_latency
 from ._inprocess import InProcessBackend
 from ._lock import StudyLock
+from ._oneshot import retrain_front
 from ._ray import RayTuneBackend
 from ._shared import Heartbeats, is_shared
 from ._storage import check_file_storage
@@ -76,6 +78,8 @@ def run_search(
             latency_cache=latency_cache,
             heartbeats=heartbeats,
         )
+        if isinstance(experiment.evaluator, SupernetConfig) and not summary.interrupted:
+            retrain_front(experiment, summary.study)  # one-shot: the best members from scratch
         if not summary.interrupted:  # predicted latency: the front timed whole, for the report
             try:
                 measure_front_latency(experiment, summary.study)

@@ -3,7 +3,8 @@
 Columns: ``trial``, ``state``, ``outcome``, ``spec_hash``, ``spec`` (the concrete spec as JSON),
 the metrics (``accuracy``, ``macs``, ``params``, ``latency_ms``, ``memory_mb``, proxy scores, as
 far as measured), ``epochs``, ``duration_s``, ``eval_s``, ``reason``, ``duplicate_of``, then one
-``choice.<name>`` column per sampled parameter (empty where a nested choice did not exist).
+``choice.<name>`` column per sampled parameter (empty where a nested choice did not exist). A
+one-shot study also has ``inherited_accuracy`` and ``retrained_accuracy`` after ``accuracy``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from optuna.trial import FrozenTrial
 from ..errors import Issue, SpecError
 from ._experiment import METRICS, Experiment, load_experiment
 from ._ledger import count_trials, outcome_of
+from ._oneshot import RETRAINED
 from ._storage import open_storage, open_study
 
 __all__ = ["BASE_COLUMNS", "load_results", "load_study", "trials_table", "without_duplicates"]
@@ -65,13 +67,22 @@ def _row(t: FrozenTrial) -> dict[str, Any]:
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
     """Every trial of ``study`` as a row (see the module docstring for the columns)."""
-    rows = [_row(t) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    rows = [_row(t) for t in trials]
     frame = pd.DataFrame(rows, columns=None if rows else BASE_COLUMNS)
     for column in BASE_COLUMNS:
         if column not in frame:
             frame[column] = math.nan
     choices = sorted(c for c in frame.columns if c.startswith("choice."))
     frame = frame[[*BASE_COLUMNS, *choices]]
+    retrained = study.user_attrs.get(RETRAINED)
+    if retrained is not None or any("inherited_accuracy" in t.user_attrs for t in trials):
+        # one-shot: the accuracy with inherited weights, and after retraining from scratch
+        at = list(frame.columns).index("accuracy") + 1
+        inherited = [t.user_attrs.get("inherited_accuracy", math.nan) for t in trials]
+        frame.insert(at, "inherited_accuracy", inherited)
+        again = [float((retrained or {}).get(str(t.number), math.nan)) for t in trials]
+        frame.insert(at + 1, "retrained_accuracy", again)
     return frame.astype({"duplicate_of": "Int64"}) if len(frame) else frame
 
 
