@@ -19,6 +19,7 @@ from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
 from ._lock import StudyInUse, StudyLock
 from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
+from ._samplers import SAMPLER_KINDS, auto_kind
 from ._shared import Heartbeats, SharedStudy, is_shared
 from ._storage import CONNECT_TIMEOUT_S, mask_url, open_storage, open_study
 from ._table import BASE_COLUMNS, load_results, load_study, trials_table, without_duplicates
@@ -31,6 +32,7 @@ __all__ = [
     "EVALUATED",
     "METRICS",
     "OUTCOMES",
+    "SAMPLER_KINDS",
     "Backend",
     "Curve",
     "EarlyStopping",
@@ -47,6 +49,7 @@ __all__ = [
     "StudyInUse",
     "StudyLock",
     "TrialCounts",
+    "auto_kind",
     "backend_for",
     "count_trials",
     "dominated_at",
