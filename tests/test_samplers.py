@@ -174,14 +174,14 @@ def test_samplers_see_duplicates_as_their_values_and_rejected_as_infeasible(tmp_
     trials = summary.study.get_trials(deepcopy=False)
     shown = sampler_trials(trials, summary.experiment.directions)
     by_number = {t.number: t for t in trials}
-    complete = [t.values for t in trials if t.state == TrialState.COMPLETE]
     for t, s in zip(trials, shown, strict=True):
+        complete = [c.values for c in trials if c.state == TrialState.COMPLETE and c.number < t.number]
         outcome = t.user_attrs.get("outcome")
         if outcome == "duplicate" and by_number[t.user_attrs["duplicate_of"]].state == TrialState.COMPLETE:
             assert (
                 s.state == TrialState.COMPLETE and s.values == by_number[t.user_attrs["duplicate_of"]].values
             )
-        elif outcome == "rejected" and t.user_attrs.get("constraints"):
+        elif outcome == "rejected" and t.user_attrs.get("constraints") and complete:
             assert s.state == TrialState.COMPLETE
             assert s.values == [min(v[0] for v in complete), max(v[1] for v in complete)]
         else:
@@ -220,3 +220,35 @@ def test_bad_sampler_options_name_the_line_the_value_and_what_is_allowed(tmp_pat
     )
     with pytest.raises(SpecError, match=message):
         load_experiment(file)
+
+
+def test_the_report_draws_random_search_band_where_the_objectives_are_analytic(tmp_path):
+    from archsearch.report import compute_report, write_report
+    from archsearch.search import load_results
+
+    space_data = {**RICH, "constraints": {"macs": {"max": RICH_LIMIT}}}
+    exp = _experiment(
+        tmp_path / "a",
+        "evolution",
+        space_data,
+        trials=8,
+        objectives=[{"metric": "macs"}, {"metric": "params", "direction": "maximize"}],
+    )
+    summary = run_search(exp)
+    results = load_results(summary.study)
+    files = write_report(results, tmp_path / "report", zoo=False, space=summary.space)
+    data = compute_report(results, zoo=False, space=summary.space)
+    band = data.random_band
+    assert band is not None and len(band) == summary.counts.complete
+    assert list(band["trial"]) == list(data.history["trial"])
+    assert (band["low"] <= band["median"]).all() and (band["median"] <= band["high"]).all()
+    assert band["median"].is_monotonic_increasing
+    text = files.report_md.read_text()
+    assert "**random search on the same space**, 8 members: hypervolume" in text
+    # without the space, or with an objective that needs an evaluation: stated as unavailable
+    alone = compute_report(results, zoo=False)
+    assert alone.random_band is None and any("written without the search space" in n for n in alone.notes)
+    trained = run_search(_experiment(tmp_path / "b", "random", RICH, trials=3))
+    other = compute_report(load_results(trained.study), zoo=False, space=trained.space)
+    assert other.random_band is None
+    assert any("objective grad_norm needs an evaluation" in n for n in other.notes)

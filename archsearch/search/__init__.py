@@ -17,6 +17,7 @@ from ._experiment import (
 )
 from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
 from ._lock import StudyInUse, StudyLock
+from ._loop import TrialLoop
 from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
 from ._samplers import SAMPLER_KINDS, auto_kind
@@ -49,6 +50,7 @@ __all__ = [
     "StudyInUse",
     "StudyLock",
     "TrialCounts",
+    "TrialLoop",
     "auto_kind",
     "backend_for",
     "count_trials",

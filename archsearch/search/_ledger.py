@@ -224,19 +224,15 @@ def _shown_as(t: FrozenTrial, values: Sequence[float]) -> FrozenTrial:
 def sampler_trials(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> list[FrozenTrial]:
     """``trials`` as the samplers see them (the rule of the module docstring): a duplicate of a
     complete trial is COMPLETE with that trial's values; a candidate rejected over the constraints
-    is COMPLETE with the worst value of each objective over the complete trials (and its constraint
-    values, which make it infeasible), once there is a complete trial; every other trial as stored.
-    The trials shown are copies: the storage is not changed."""
+    after at least one complete trial is COMPLETE with the worst value of each objective over the
+    complete trials before it (and its constraint values, which make it infeasible); every other
+    trial as stored. What a trial is shown as depends on the trials before it only, so it never
+    changes once a sampler has seen it finished (Optuna's intersection search space reads each
+    finished trial once). The trials shown are copies: the storage is not changed."""
     by_number = {t.number: t for t in trials}
-    done = [t.values for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-    worst = None
-    if done:
-        arr = np.asarray(done, dtype=float)
-        worst = [
-            float(arr[:, i].min() if d == "maximize" else arr[:, i].max()) for i, d in enumerate(directions)
-        ]
+    worst: list[float] | None = None
     out = []
-    for t in trials:
+    for t in sorted(trials, key=lambda t: t.number):
         outcome = t.user_attrs.get("outcome") if t.state == TrialState.PRUNED else None
         if outcome == "duplicate":
             seen = by_number.get(t.user_attrs.get("duplicate_of", -1))
@@ -244,6 +240,11 @@ def sampler_trials(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> 
                 t = _shown_as(t, seen.values)
         elif outcome == "rejected" and worst is not None and t.user_attrs.get("constraints"):
             t = _shown_as(t, worst)
+        elif t.state == TrialState.COMPLETE and t.values is not None:
+            worst = [
+                min(w, v) if d == "maximize" else max(w, v)
+                for w, v, d in zip(worst or t.values, t.values, directions, strict=True)
+            ]
         out.append(t)
     return out
 
