@@ -4,6 +4,7 @@ reproduces its sequence from its seed; bad sampler options are errors with a lin
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,34 @@ def test_the_report_draws_random_search_band_where_the_objectives_are_analytic(t
     other = compute_report(load_results(trained.study), zoo=False, space=trained.space)
     assert other.random_band is None
     assert any("objective grad_norm needs an evaluation" in n for n in other.notes)
+
+
+def test_the_search_quality_benchmark_runs_quick(tmp_path):
+    """``benchmarks/search_quality.py --quick``: every output, in seconds (one problem here)."""
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "search_quality.py"
+    spec = importlib.util.spec_from_file_location("search_quality", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["search_quality"] = bench  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    argv = [
+        "--quick",
+        "--out",
+        str(tmp_path),
+        "--problems",
+        "hybrid_stages",
+        "--samplers",
+        "random",
+        "evolution",
+    ]
+    results = bench.main(argv)
+    table = results["problems"]["hybrid_stages"]["table"]
+    assert set(table) == {"random", "evolution"} and table["random"]["seeds"] == 2
+    assert "4" in table["evolution"] and "8" in table["random"]  # N and 2N
+    assert json.loads((tmp_path / "search_quality.json").read_text())["ns"] == [4]
+    assert "| evolution |" in (tmp_path / "search_quality.md").read_text()
+    assert (tmp_path / "search_quality.png").stat().st_size > 10_000
+    assert (tmp_path / "cache" / "search_quality_hybrid_stages.json").exists()
