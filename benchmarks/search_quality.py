@@ -67,6 +67,7 @@ class Problem:
     score: str  # "naswot" or "accuracy"
     measure_size: int  # the resolution the score is measured at
     constraints: dict[str, Any] | None = None
+    design: float = 1.0  # the share of --design members measured (training costs more than NASWOT)
 
     @property
     def directions(self) -> list[str]:
@@ -79,7 +80,7 @@ class Problem:
 
 PROBLEMS = {
     "cvt13": Problem("cvt13", "cvt13_nas.yaml", 224, "naswot", 32),
-    "hybrid_small": Problem("hybrid_small", "hybrid_small.yaml", 32, "accuracy", 32),
+    "hybrid_small": Problem("hybrid_small", "hybrid_small.yaml", 32, "accuracy", 32, design=0.4),
     "hybrid_stages": Problem(
         "hybrid_stages",
         "hybrid_stages.yaml",
@@ -158,7 +159,7 @@ class Measure:
                 cfg = ZeroCostConfig(proxies=["naswot"], batch_size=8, device="cpu")
                 value = zero_cost_scores(model, self.data, cfg)["naswot"]
             else:
-                steps = 20 if self.quick else 60
+                steps = 20 if self.quick else 40
                 cfg_t = TrainConfig(
                     epochs=None,
                     steps=steps,
@@ -197,10 +198,10 @@ class _Fixed:
 
 
 def fit_surrogate(
-    problem: Problem, space: SearchSpace, design: int, quick: bool, out: Path
+    problem: Problem, space: SearchSpace, design: int, quick: bool, cache: Path
 ) -> tuple[Callable, dict]:
-    """Measure ``design`` random members (cached under ``out``) and fit the surrogate on 3/4 of them."""
-    measure = Measure(problem, out / "cache" / f"search_quality_{problem.name}.json", quick)
+    """Measure ``design`` random members (cached in ``cache``) and fit the surrogate on 3/4 of them."""
+    measure = Measure(problem, cache / f"search_quality_{problem.name}.json", quick)
     rng = np.random.default_rng(12345)
     rows: list[tuple[list[str], float]] = []
     tries = 0
@@ -353,9 +354,10 @@ def acceptance(summary: dict[str, Any], ns: Sequence[int]) -> list[dict[str, Any
 def write_outputs(results: dict[str, Any], out: Path, ns: Sequence[int], checkpoints: list[int]) -> None:
     lines = ["# Search quality (benchmarks/search_quality.py)", ""]
     lines.append(
-        f"Median hypervolume [interquartile range] over seeds {results['seeds']}, one reference point "
-        "per problem; higher is better. `dup`: duplicate proposals per run (median; redrawn, never "
-        "evaluated), `rej`: rejected candidates per run (median)."
+        f"Median hypervolume [interquartile range] over seeds {results['seeds']} (`seeds`: the runs "
+        "of a sampler), one reference point per problem; higher is better; a blank: the runs stopped "
+        "before. `dup`: duplicate proposals per run (median; redrawn, never evaluated), `rej`: "
+        "rejected candidates per run (median)."
     )
     for name, s in results["problems"].items():
         lines += ["", f"## {name}: {s['description']}", ""]
@@ -365,15 +367,16 @@ def write_outputs(results: dict[str, Any], out: Path, ns: Sequence[int], checkpo
             f"{fid['kendall_tau']:.2f} on {fid['held_out']} held out. Reference point {s['reference_point']}."
         )
         lines.append("")
-        header = "| sampler | " + " | ".join(f"N={n}" for n in checkpoints) + " | dup | rej |"
-        lines += [header, "|" + "---|" * (len(checkpoints) + 3)]
+        header = "| sampler | " + " | ".join(f"N={n}" for n in checkpoints) + " | dup | rej | seeds |"
+        lines += [header, "|" + "---|" * (len(checkpoints) + 4)]
         for kind, row in sorted(s["table"].items(), key=lambda kv: -kv[1].get(str(ns[0]), (0,))[0]):
             cells = []
             for n in checkpoints:
                 v = row.get(str(n))
                 cells.append(f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}]" if v else "")
             lines.append(
-                f"| {kind} | " + " | ".join(cells) + f" | {row['duplicates']:g} | {row['rejected']:g} |"
+                f"| {kind} | " + " | ".join(cells) + f" | {row['duplicates']:g} | {row['rejected']:g} "
+                f"| {row['seeds']} |"
             )
         for a in s["acceptance"]:
             verdict = "holds" if a["holds"] else "does NOT hold"
@@ -431,11 +434,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
-    parser.add_argument("--samplers", nargs="+", default=SAMPLERS, choices=SAMPLERS)
+    parser.add_argument("--samplers", nargs="*", default=SAMPLERS, choices=SAMPLERS)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="add the runs of other results files (of samplers not run here)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--ns", type=int, nargs="+", default=[50, 100], help="budgets N (random runs 2N)")
     parser.add_argument("--design", type=int, default=64, help="members measured for each surrogate")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--cache", type=Path, default=None, help="measurements (default: OUT/cache)")
+    parser.add_argument(
+        "--max-trials", type=int, default=None, help="cap the samplers' runs (GP costs seconds per trial)"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke test in seconds")
     args = parser.parse_args(argv)
     if args.quick:
@@ -462,13 +476,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         problem = PROBLEMS[name]
         space_data = _space_data(problem)
         space = load_space(space_data, num_classes=10)
-        surrogate, fidelity = fit_surrogate(problem, space, args.design, args.quick, args.out)
+        design = max(4, round(args.design * problem.design))
+        surrogate, fidelity = fit_surrogate(
+            problem, space, design, args.quick, args.cache or args.out / "cache"
+        )
         print(f"{name}: surrogate {fidelity}", flush=True)
         old = results["problems"].get(name, {}).get("runs", [])
         runs = [r for r in old if r["sampler"] not in args.samplers]
+        for merged in args.merge:
+            other = json.loads(merged.read_text())["problems"].get(name, {}).get("runs", [])
+            have = {r["sampler"] for r in runs} | set(args.samplers)
+            runs += [r for r in other if r["sampler"] not in have]
         for kind in args.samplers:
             for seed in args.seeds:
                 trials = 2 * top if kind == "random" else top
+                trials = min(trials, args.max_trials or trials)
                 r = run_one(problem, space_data, space, surrogate, kind, seed, trials)
                 print(
                     f"  {kind:<10} seed {seed}: {len(r['points'])} evaluated, {r['duplicates']} duplicates, "
@@ -476,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     flush=True,
                 )
                 runs.append(r)
+                partial = {"problems": {name: {"runs": runs}}}  # a run is never lost to a stop
+                (args.out / "search_quality.partial.json").write_text(json.dumps(partial))
         summary = summarise(problem, runs, checkpoints)
         results["problems"][name] = {
             "description": _describe(problem),
@@ -485,8 +509,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             **summary,
             "acceptance": acceptance(summary, args.ns),
         }
-    results["ranking"] = rank(results, top)
-    write_outputs(results, args.out, args.ns, checkpoints)
+        results["ranking"] = rank(results, top)
+        write_outputs(results, args.out, args.ns, checkpoints)  # after each problem: a partial table
     print((args.out / "search_quality.md").read_text())
     return results
 

@@ -14,7 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from archsearch import SpecError
-from archsearch.search import SAMPLER_KINDS, count_trials, load_experiment, open_study, run_search
+from archsearch.search import SAMPLER_KINDS, auto_kind, count_trials, load_experiment, open_study, run_search
 from archsearch.search._ledger import sampler_trials
 from archsearch.search._mutate import MutateSuggest
 from archsearch.space import RandomSuggest, load_space
@@ -284,3 +284,10 @@ def test_the_search_quality_benchmark_runs_quick(tmp_path):
     assert "| evolution |" in (tmp_path / "search_quality.md").read_text()
     assert (tmp_path / "search_quality.png").stat().st_size > 10_000
     assert (tmp_path / "cache" / "search_quality_hybrid_stages.json").exists()
+
+
+def test_auto_picks_by_the_space_size_and_the_budget(tmp_path):
+    assert auto_kind(6, 10, 2) == "random" and auto_kind(2**26, 100, 2) == "tpe"
+    summary = run_search(_experiment(tmp_path / "auto", "auto", SIX, trials=6))
+    assert summary.counts.evaluated == 6 == summary.counts.complete
+    assert summary.study.sampler.inner.__class__.__name__ == "RandomSampler"
