@@ -57,6 +57,7 @@ from archsearch.spec import spec_hash
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLERS = [k for k in SAMPLER_KINDS if k != "auto"]
+COLOURS = {"gp": "#ff7f0e", "evolution": "#1f77b4", "nsga2": "#2ca02c", "tpe": "#9467bd", "random": "#d62728"}
 
 
 @dataclass(frozen=True)
@@ -407,8 +408,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
             x = np.arange(1, n + 1)
             med = np.median(arr, axis=0)
             q1, q3 = np.percentile(arr, [25, 75], axis=0)
-            (line,) = ax.plot(x, med, label=kind, lw=1.5)
-            ax.fill_between(x, q1, q3, color=line.get_color(), alpha=0.2, lw=0)
+            colour = COLOURS.get(kind, "black")
+            ax.plot(x, med, label=kind, lw=1.5, color=colour)
+            ax.fill_between(x, q1, q3, color=colour, alpha=0.2, lw=0)
         ax.set_title(f"{name}: {s['score']} max, MACs min")
         ax.set_xlabel("architectures evaluated")
         ax.set_ylabel("hypervolume")
