@@ -442,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         type=Path,
         nargs="*",
         default=[],
-        help="add the runs of other results files (of samplers not run here)",
+        help="take the runs of other results files (their samplers, unless run here)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--ns", type=int, nargs="+", default=[50, 100], help="budgets N (random runs 2N)")
@@ -485,10 +485,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"{name}: surrogate {fidelity}", flush=True)
         old = results["problems"].get(name, {}).get("runs", [])
         runs = [r for r in old if r["sampler"] not in args.samplers]
-        for merged in args.merge:
+        for merged in args.merge:  # a file given wins over the earlier results for its samplers
             other = json.loads(merged.read_text())["problems"].get(name, {}).get("runs", [])
-            have = {r["sampler"] for r in runs} | set(args.samplers)
-            runs += [r for r in other if r["sampler"] not in have]
+            taken = {r["sampler"] for r in other} - set(args.samplers)
+            runs = [r for r in runs if r["sampler"] not in taken]
+            runs += [r for r in other if r["sampler"] in taken]
         for kind in args.samplers:
             for seed in args.seeds:
                 trials = 2 * top if kind == "random" else top
