@@ -65,7 +65,11 @@ def zero_cost_run(
             "data": {"kind": "digits"},
             "evaluator": {"kind": "zero_cost", "proxies": ["synflow"], "batch_size": 16},
             "objectives": [{"metric": "synflow"}, {"metric": "macs"}],
-            "sampler": {"kind": sampler, "seed": seed, "population_size": 20},
+            "sampler": {
+                "kind": sampler,
+                "seed": seed,
+                **({"population_size": 20} if sampler == "nsga2" else {}),
+            },
             "trials": trials,
             "run_dir": str(tmp / f"{sampler}-{seed}"),
         }

@@ -59,7 +59,7 @@ EXPECTED = [
     ("failed", TrialState.FAIL),  # 0: failed in an earlier run
     ("interrupted", TrialState.FAIL),  # 1: left running by an earlier run
     ("complete", TrialState.COMPLETE),  # 2: A
-    ("duplicate", TrialState.COMPLETE),  # 3: A again: a copy of 2's values
+    ("duplicate", TrialState.PRUNED),  # 3: A again: PRUNED, never a COMPLETE copy
     ("duplicate", TrialState.PRUNED),  # 4: C again: a duplicate of a failed trial is PRUNED
     ("rejected", TrialState.PRUNED),  # 5: R, over the limit
     ("complete", TrialState.COMPLETE),  # 6: the retry of 1
@@ -112,7 +112,8 @@ def _check(summary) -> None:
     trials = study.get_trials(deepcopy=False)
     got = [(t.user_attrs.get("outcome"), t.state) for t in trials]
     assert got == EXPECTED, got
-    assert trials[3].values == trials[2].values and trials[3].user_attrs["duplicate_of"] == 2
+    assert trials[3].values is None and trials[3].user_attrs["duplicate_of"] == 2
+    assert trials[3].user_attrs["reason"] == "the same architecture as trial 2 (complete)"
     assert trials[4].user_attrs["duplicate_of"] == 0
     assert trials[4].user_attrs["reason"] == "the same architecture as trial 0 (failed)"
     assert trials[5].user_attrs["reason"].startswith("constraints: macs")

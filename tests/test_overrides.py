@@ -116,12 +116,12 @@ def test_an_override_changes_the_run(tmp_path):
         (
             "sampler.sed=3",
             "error: <command line> sampler.sed=3: sampler.sed: unknown key 'sed' in Sampler "
-            "(did you mean 'seed'?); allowed: kind, seed, population_size, startup_trials",
+            "(did you mean 'seed'?); allowed: kind, seed, population_size, sample_size, startup_trials",
         ),
         (
             "sampler.kind=grid",
             "error: <command line> sampler.kind=grid: sampler.kind: not an allowed value (got 'grid'); "
-            "allowed: nsga2, tpe, random",
+            "allowed: auto, gp, evolution, nsga2, tpe, random",
         ),
         ("trials=0", "error: <command line> trials=0: trials: must be greater than 0 (got 0)"),
     ],

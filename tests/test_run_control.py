@@ -305,7 +305,7 @@ def test_optuna_reads_the_metric_names_and_duplicates_can_be_left_out(tmp_path):
             "name": "d",
             "space": two,
             **QUICK,
-            "sampler": {"kind": "random", "seed": 2},  # draws one member thrice before the other
+            "sampler": {"kind": "random", "seed": 2},  # draws one member twice: the ledger redraws it
             "trials": 2,
             "run_dir": str(tmp_path),
         }
@@ -315,8 +315,8 @@ def test_optuna_reads_the_metric_names_and_duplicates_can_be_left_out(tmp_path):
     assert loaded.metric_names == ["grad_norm", "macs"]
     assert list(loaded.trials_dataframe(multi_index=True)["values"].columns) == ["grad_norm", "macs"]
     duplicates = [t for t in study.trials if t.user_attrs["outcome"] == "duplicate"]
-    assert len(duplicates) == 2
-    assert all(t.state.name == "COMPLETE" for t in duplicates)  # samplers learn from them
+    assert len(duplicates) == 1 and study.trials[2].user_attrs["redraw_of"] == 1
+    assert all(t.state.name == "PRUNED" for t in duplicates)  # never a COMPLETE copy (issue 19)
     view = without_duplicates(loaded)
     assert len(view.trials) == len(study.trials) - len(duplicates)
     assert view.metric_names == ["grad_norm", "macs"] and view.study_name == "d"

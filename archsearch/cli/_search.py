@@ -328,7 +328,7 @@ def _write_report(summary: Any) -> Path:
     from ..search import load_results
 
     path = summary.experiment.report_path
-    write_report(load_results(summary.study), path)
+    write_report(load_results(summary.study), path, space=summary.space)
     return Path(path) / "index.html"
 
 

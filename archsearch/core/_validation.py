@@ -21,7 +21,16 @@ from ..errors import Issue
 from ._model import describe_model
 from ._yaml import SourceMap
 
-__all__ = ["union_kinds", "validation_issues"]
+__all__ = ["FieldIssue", "union_kinds", "validation_issues"]
+
+
+class FieldIssue(ValueError):
+    """Raised by a field validator for an error that names the value got and what is allowed:
+    ``path: message (got value); allowed: allowed``, like the schema's own errors."""
+
+    def __init__(self, message: str, value: Any, allowed: str):
+        super().__init__(message)
+        self.value, self.allowed = value, allowed
 
 
 def union_kinds(annotated: Any) -> tuple[str, ...]:
@@ -211,6 +220,9 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         extra = {"value": value, "allowed": _pattern_words(ctx.get("pattern", ""))}
     elif kind == "value_error":
         message = raw["msg"].removeprefix("Value error, ")
+        error = ctx.get("error")
+        if isinstance(error, FieldIssue):
+            message, extra = str(error), {"value": error.value, "allowed": error.allowed}
     else:
         message = raw["msg"].removeprefix("Input should be ")
         message = message[0].lower() + message[1:]

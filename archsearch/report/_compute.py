@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,12 @@ from ..pareto import (
 )
 from ._format import slug
 from ._importance import compute_importances
+from ._random_band import random_band
 from ._reasons import count_outcomes, counts_line, group_reasons, outcomes
 from ._results import STATES, Objective, StudyResults
+
+if TYPE_CHECKING:
+    from ..space import SearchSpace
 
 __all__ = [
     "METRICS",
@@ -129,6 +133,10 @@ class ReportData:
     """Front trial -> its spec YAML, relative to the report folder."""
     notes: list[str] = field(default_factory=list)
     """What was skipped and why, for the reader."""
+    random_band: pd.DataFrame | None = None
+    """Random search's hypervolume on the same space (:mod:`._random_band`): columns ``trial``,
+    ``low``, ``median``, ``high``; None when unavailable (``random_band_note`` says why)."""
+    random_band_note: str = ""
 
     def trials_summary(self) -> str:
         """``"11 trials: 7 evaluated (5 complete, 1 early-stopped, 1 failed), 2 duplicate,
@@ -189,9 +197,13 @@ def zoo_in_view(data: ReportData, x: str) -> tuple[list[ZooReference], list[ZooR
 
 
 def compute_report(
-    results: StudyResults, reference: Sequence[float] | None = None, zoo: bool = True
+    results: StudyResults,
+    reference: Sequence[float] | None = None,
+    zoo: bool = True,
+    space: SearchSpace | None = None,
 ) -> ReportData:
-    """Front, ranks, hypervolume, importances and zoo matches of ``results``."""
+    """Front, ranks, hypervolume, importances and zoo matches of ``results``; with the study's
+    ``space``, the band random search reaches on it (:func:`._random_band.random_band`)."""
     objectives = list(results.objectives)
     if not objectives:
         raise ValueError("a report needs at least one objective, but got none")
@@ -241,6 +253,13 @@ def compute_report(
         )
     if not scored.empty:
         _front(data, reference)
+    if data.history_label == "hypervolume":
+        assert data.history is not None
+        data.random_band, data.random_band_note = random_band(
+            space, names, data.directions, data.reference, data.history["trial"].to_numpy()
+        )
+        if data.random_band is None:
+            data.notes.append(f"The band random search reaches is unavailable: {data.random_band_note}.")
     if zoo:
         _zoo(data)
     _colours(data)

@@ -96,7 +96,30 @@ def history_png(data: ReportData, path: Path) -> Path:
     scale = metric_unit_scale(metric) if single else 1.0
     fig = _figure(6.4, 3.6)
     ax = fig.add_subplot()
-    ax.step(data.history["trial"], data.history["value"] * scale, where="post", color="#4c72b0", lw=1.4)
+    band = data.random_band
+    if band is not None:
+        ax.fill_between(
+            band["trial"], band["low"], band["high"], step="post", color="#999999", alpha=0.3, lw=0
+        )
+        ax.step(
+            band["trial"],
+            band["median"],
+            where="post",
+            color="#777777",
+            lw=1,
+            ls="--",
+            label="random search, same evaluations (median, IQR)",
+        )
+    ax.step(
+        data.history["trial"],
+        data.history["value"] * scale,
+        where="post",
+        color="#4c72b0",
+        lw=1.4,
+        label="this study",
+    )
+    if band is not None:
+        ax.legend(fontsize=8, loc="lower right")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole trials, never 0.5
     bounded = axis_range(data.history["value"] * scale, metric) if single else None
     if bounded is not None:

@@ -37,6 +37,16 @@ def render_markdown(data: ReportData, figures: list[str]) -> str:
         lines.append(
             f"- **hypervolume**: {data.hypervolume:.6g}, reference point ({ref}): {data.reference_source}"
         )
+        band = data.random_band
+        if band is not None and len(band):
+            last = band.iloc[-1]
+            lines.append(
+                f"- **random search on the same space**, {len(band)} members: hypervolume "
+                f"{last['median']:.6g} (interquartile range {last['low']:.6g} to {last['high']:.6g}); "
+                f"{data.random_band_note}"
+            )
+        else:
+            lines.append(f"- **random search on the same space**: unavailable ({data.random_band_note})")
     lines += [
         "",
         "Interactive version: [index.html](index.html). Every trial: [trials.csv](trials.csv), "

@@ -153,6 +153,31 @@ def history_figure(data: ReportData) -> Any:
             hovertemplate="trial %{x}<br>%{y:.6g}<extra></extra>",
         )
     )
+    band = data.random_band
+    if band is not None:  # random search's quartiles on the same space, behind the study's curve
+        for column, fill in (("high", None), ("low", "tonexty")):
+            fig.add_trace(
+                go.Scatter(
+                    x=band["trial"],
+                    y=band[column],
+                    mode="lines",
+                    line={"shape": "hv", "width": 0},
+                    fill=fill,
+                    fillcolor="rgba(150,150,150,0.3)",
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=band["trial"],
+                y=band["median"],
+                mode="lines",
+                line={"shape": "hv", "color": "#777777", "dash": "dash"},
+                name="random search (median, IQR)",
+                hovertemplate="random search after the same evaluations<br>%{y:.6g}<extra></extra>",
+            )
+        )
     fig.update_layout(
         **_LAYOUT,
         title={"text": f"{data.history_label} over trials"},

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ._compute import compute_report
 from ._results import StudyResults
 from ._winners import write_winners
+
+if TYPE_CHECKING:
+    from ..space import SearchSpace
 
 __all__ = ["ReportFiles", "write_report"]
 
@@ -40,6 +43,7 @@ def write_report(
     reference: Sequence[float] | None = None,
     zoo: bool = True,
     progress: Callable[[str], None] | None = None,
+    space: SearchSpace | None = None,
 ) -> ReportFiles:
     """Write a study's report into ``out_dir``.
 
@@ -49,7 +53,8 @@ def write_report(
     the nadir of the complete trials pushed out by 10% of each range); ``zoo`` marks the zoo's
     architectures at the study's input size. Raises ValueError for an objective that is not a
     column of the trials, or a reference of the wrong length. ``progress`` is called with each
-    step's name as it starts.
+    step's name as it starts. With the study's ``space``, the hypervolume figures show the band
+    random search reaches on it beside the study's curve (:mod:`._random_band`).
     """
     import plotly.offline
 
@@ -61,7 +66,7 @@ def write_report(
     say = progress or (lambda _: None)
     out = Path(out_dir)
     say("computing the front, hypervolume, importances" + (" and zoo references" if zoo else ""))
-    data = compute_report(results, reference=reference, zoo=zoo)
+    data = compute_report(results, reference=reference, zoo=zoo, space=space)
     say("writing the winners' specs")
     for sub, pattern in (("winners", "*.yaml"), ("figures", "*.png")):  # no stale files of an older run
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,11 @@ from ._experiment import (
 )
 from ._ledger import EVALUATED, OUTCOMES, TrialCounts, count_trials, outcome_of
 from ._lock import StudyInUse, StudyLock
+from ._loop import TrialLoop
 from ._oneshot import RETRAINED, OneShot, retrain_config, retrain_front
 from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
+from ._samplers import SAMPLER_KINDS, auto_kind
 from ._shared import Heartbeats, SharedStudy, is_shared
 from ._storage import CONNECT_TIMEOUT_S, mask_url, open_storage, open_study
 from ._table import BASE_COLUMNS, load_results, load_study, trials_table, without_duplicates
@@ -34,6 +36,7 @@ __all__ = [
     "METRICS",
     "OUTCOMES",
     "RETRAINED",
+    "SAMPLER_KINDS",
     "Backend",
     "Curve",
     "EarlyStopping",
@@ -51,6 +54,8 @@ __all__ = [
     "StudyInUse",
     "StudyLock",
     "TrialCounts",
+    "TrialLoop",
+    "auto_kind",
     "backend_for",
     "count_trials",
     "dominated_at",

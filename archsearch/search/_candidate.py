@@ -14,7 +14,7 @@ from ..space import SearchSpace, Suggest, load_space
 from ..spec import NormalizedSpec, Spec, spec_hash
 from ._experiment import Experiment
 
-__all__ = ["Checked", "check_candidate", "plan_hash", "prepare"]
+__all__ = ["Checked", "Rejected", "check_candidate", "plan_hash", "prepare"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Checked:
     data: dict[str, Any]
     """The concrete spec as plain data (what a trial stores as its ``spec`` attribute, and what a
     Ray trial receives)."""
+    constraints: tuple[float, ...] | None = None
+    """Optuna's constraint values of the space's limits (all ``<= 0`` here), None without limits."""
 
     @property
     def spec(self) -> Spec:
@@ -36,6 +38,15 @@ class Checked:
 
     def spec_json(self) -> str:
         return json.dumps(self.data, separators=(",", ":"))
+
+
+class Rejected(str):
+    """Why a candidate was rejected (a plain string to every reader); one over the space's limits
+    also carries its analytic ``macs``, ``params`` and Optuna's ``constraints`` values."""
+
+    macs: float | None = None
+    params: float | None = None
+    constraints: tuple[float, ...] | None = None
 
 
 def plan_hash(plan: NormalizedSpec) -> str:
@@ -47,11 +58,23 @@ def check_candidate(space: SearchSpace, suggest: Suggest, name: str) -> Checked 
     """Sample ``space`` through ``suggest`` and check the candidate (shapes, then constraints with
     the analytic cost model): the checked candidate, named ``name``, or why it is rejected."""
     candidate = space.candidate(suggest)
+    limits = space.constraints.values(candidate.costs) if candidate.costs is not None else None
+    if limits is not None and not space.constraints.limited:
+        limits = None
     if candidate.rejected is not None or candidate.plan is None or candidate.costs is None:
-        return str(candidate.rejected)
+        rejected = Rejected(candidate.rejected)
+        if candidate.costs is not None and limits is not None:
+            rejected.macs, rejected.params = float(candidate.costs.macs), float(candidate.costs.params)
+            rejected.constraints = tuple(limits)
+        return rejected
     data = {**candidate.sample.data, "name": name}
     return Checked(
-        candidate.plan, candidate.costs, plan_hash(candidate.plan), dict(candidate.sample.params), data
+        candidate.plan,
+        candidate.costs,
+        plan_hash(candidate.plan),
+        dict(candidate.sample.params),
+        data,
+        None if limits is None else tuple(limits),
     )
 
 

@@ -18,6 +18,7 @@ from ..core import (
     MAX_INPUT_SIDE,
     MAX_TRIALS,
     MAX_WIDTH,
+    FieldIssue,
     SourceMap,
     StrictModel,
     apply_dotlist,
@@ -119,16 +120,56 @@ class Objective(StrictModel):
 
 
 class Sampler(StrictModel):
-    """How the next architecture is chosen."""
+    """How the next architecture is chosen (``README.md``, "Samplers", says when to use which)."""
 
-    kind: Literal["nsga2", "tpe", "random"] | None = None
-    """``nsga2`` (default with several objectives), ``tpe`` (default with one), ``random``."""
+    kind: Literal["auto", "gp", "evolution", "nsga2", "tpe", "random"] | None = None
+    """``gp`` (Optuna's Gaussian-process sampler), ``evolution`` (regularized evolution), ``nsga2``,
+    ``tpe`` (multivariate), ``random``, or ``auto`` (the best of these for the space's size and the
+    budget, by ``benchmarks/search_quality.py``). Default: ``nsga2`` with several objectives,
+    ``tpe`` with one. The space's limits (``constraints``) reach ``gp``, ``nsga2`` and ``tpe`` as
+    Optuna constraints; every sampler only ever evaluates members within them."""
     seed: int = 0
     """Seeds the sampler: the same seed suggests the same sequence of architectures."""
-    population_size: Annotated[int, Field(ge=2, le=MAX_TRIALS)] = 10
-    """NSGA-II's population (its first generation is random)."""
+    population_size: Annotated[int, Field(ge=2, le=MAX_TRIALS)] | None = None
+    """``nsga2`` (default 10; its first generation is random) and ``evolution`` (default 20: the
+    members alive, the first ones random)."""
+    sample_size: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 5
+    """``evolution`` only: members drawn for each tournament (at most ``population_size``)."""
     startup_trials: Annotated[int, Field(ge=0, le=MAX_TRIALS)] = 10
-    """TPE's random trials before it models the space."""
+    """``tpe`` and ``gp``: random trials before they model the space."""
+
+    @field_validator("population_size", "sample_size", "startup_trials")
+    @classmethod
+    def _applies(cls, value: Any, info: ValidationInfo) -> Any:
+        """An option given for a sampler that takes no such option is an error (not ignored)."""
+        kind = info.data.get("kind")
+        takers = _SAMPLER_OPTIONS[str(info.field_name)]
+        if kind is not None and kind not in takers:
+            options = [k for k, kinds in _SAMPLER_OPTIONS.items() if kind in kinds]
+            raise FieldIssue(
+                f"sampler {kind!r} takes no {info.field_name!r}; it is an option of {', '.join(takers)}",
+                value,
+                ", ".join(["kind", "seed", *options]),
+            )
+        if info.field_name == "sample_size":
+            population = info.data.get("population_size") or 20
+            if value > population:
+                raise FieldIssue(
+                    "a tournament draws its members from the population", value, f"at most {population}"
+                )
+        return value
+
+    def population(self, kind: str) -> int:
+        """``population_size`` for ``kind`` (its default where not given)."""
+        return self.population_size or (20 if kind == "evolution" else 10)
+
+
+#: Which sampler kinds take each option (``auto`` takes them all; no kind: the default's).
+_SAMPLER_OPTIONS = {
+    "population_size": ("nsga2", "evolution", "auto"),
+    "sample_size": ("evolution", "auto"),
+    "startup_trials": ("tpe", "gp", "auto"),
+}
 
 
 class EarlyStopping(StrictModel):

@@ -6,19 +6,26 @@ Optuna study and follow these rules through :class:`Ledger`:
 * **Outcomes.** Every finished trial carries the user attribute ``outcome``: ``complete``,
   ``early-stopped``, ``failed`` (these three *evaluated* the architecture and count towards the
   budget), ``duplicate``, ``rejected``, ``skipped`` (workers: the budget was held by others) or
-  ``interrupted``. Optuna states follow from the outcome: COMPLETE for ``complete`` and for a
-  duplicate of a complete trial (which carries that trial's values, so samplers learn from it),
-  FAIL for ``failed`` and ``interrupted`` only, PRUNED for everything else.
+  ``interrupted``. Optuna states follow from the outcome: COMPLETE for ``complete`` only, FAIL for
+  ``failed`` and ``interrupted``, PRUNED for everything else.
 * **Spec-hash index.** Each evaluated trial is indexed by its spec hash; the first one wins, except
   that a failed trial gives way to a later evaluation of the same architecture (after an
   interrupted run, say). A candidate whose hash is indexed is never evaluated again.
-* **Duplicates** (:func:`duplicate_record`). A duplicate of a complete trial is COMPLETE with its
-  values and metrics; a duplicate of any other trial (failed, early-stopped, or still running on
-  another worker) is PRUNED with ``duplicate_of`` and the reason "the same architecture as trial N
-  (its outcome)". A duplicate of a failed trial is therefore PRUNED, never FAIL: FAIL means an
-  evaluation went wrong, and PRUNED steers Optuna's TPE away from the architecture where a FAIL
-  would be ignored by it (and proposed again).
-* **Rejected candidates** (invalid shapes, over a constraint) are PRUNED with the reason, never built.
+* **Duplicates never consume the budget** (:func:`duplicate_record`, :meth:`Ledger.tell`). A
+  proposal whose spec hash is known is stored PRUNED with ``duplicate_of`` and the reason "the same
+  architecture as trial N (its outcome)", never as a COMPLETE copy, so Optuna's own tools and the
+  reports see each architecture once and the study counts the duplicate proposals (the
+  ``duplicate`` outcome). The ledger then draws again: it mutates the duplicate (:func:`._mutate.redraw`,
+  at most :data:`._mutate.MAX_REDRAWS` tries) into a member that passes the space's checks and is
+  not known, and queues it (``redraw_of``) as the next trial, so the next evaluation is a new
+  member. Samplers still learn from what they proposed: :func:`sampler_trials` shows them a
+  duplicate of a complete trial as COMPLETE with that trial's values.
+* **Rejected candidates** (invalid shapes, over a constraint) are PRUNED with the reason, never built
+  (:func:`rejected_record`). One over the space's constraints carries its MACs, params and
+  ``constraints`` (Optuna's constraint values, <= 0 when met; every checked candidate carries them,
+  :meth:`Ledger.label`), and :func:`sampler_trials` shows it to the samplers as an infeasible
+  COMPLETE trial with the worst values evaluated so far, so that constrained samplers (``gp``,
+  ``nsga2``, ``tpe``) learn where the limits lie.
 * **Interrupted trials.** A trial left RUNNING by a run that stopped (a file storage has one
   owner at a time, the run holding its lock (:mod:`._lock`), so whatever it finds RUNNING was left
   by a run that is gone; Ray: a trial the driver asked for and Ray never recorded) is set FAIL with outcome
@@ -34,19 +41,24 @@ Optuna study and follow these rules through :class:`Ledger`:
 
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..pareto import pareto_mask
-from ..space import size_text
+from ..space import SearchSpace, size_text
+from ._candidate import Checked, Rejected
 from ._early_stop import Curve
 from ._evaluate import cost_vector
 from ._experiment import Experiment
+from ._mutate import redraw
 
 __all__ = [
     "CLAIM",
@@ -60,6 +72,8 @@ __all__ = [
     "count_trials",
     "duplicate_record",
     "outcome_of",
+    "rejected_record",
+    "sampler_trials",
     "study_meta",
 ]
 
@@ -183,15 +197,56 @@ class Record:
 
 
 def duplicate_record(seen: FrozenTrial) -> Record:
-    """The record of a candidate with the same spec hash as ``seen`` (the rule of the module docstring)."""
-    if seen.state == TrialState.COMPLETE and seen.values is not None:
-        metrics = {k: v for k, v in seen.user_attrs.items() if k not in HIDDEN_ATTRS}
-        return Record(
-            "duplicate", TrialState.COMPLETE, list(seen.values), {**metrics, "duplicate_of": seen.number}
-        )
-    status = "running" if seen.state == TrialState.RUNNING else seen.user_attrs.get("outcome")
+    """The record of a candidate with the same spec hash as ``seen``: PRUNED, never a COMPLETE copy
+    (the rule of the module docstring)."""
+    status = "running" if seen.state == TrialState.RUNNING else outcome_of(seen)
     reason = f"the same architecture as trial {seen.number} ({status})"
     return Record("duplicate", TrialState.PRUNED, None, {"duplicate_of": seen.number, "reason": reason})
+
+
+def rejected_record(reason: str) -> Record:
+    """The record of a candidate the space's checks refused (``reason``, a
+    :class:`~._candidate.Rejected` over the constraints also carries its costs and constraint
+    values)."""
+    attrs: dict[str, Any] = {"reason": str(reason)}
+    if isinstance(reason, Rejected) and reason.constraints is not None:
+        attrs.update(macs=reason.macs, params=reason.params, constraints=list(reason.constraints))
+    return Record("rejected", TrialState.PRUNED, None, attrs)
+
+
+def _shown_as(t: FrozenTrial, values: Sequence[float]) -> FrozenTrial:
+    shown = copy.copy(t)
+    shown.state = TrialState.COMPLETE
+    shown.values = list(values)
+    return shown
+
+
+def sampler_trials(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> list[FrozenTrial]:
+    """``trials`` as the samplers see them (the rule of the module docstring): a duplicate of a
+    complete trial is COMPLETE with that trial's values; a candidate rejected over the constraints
+    after at least one complete trial is COMPLETE with the worst value of each objective over the
+    complete trials before it (and its constraint values, which make it infeasible); every other
+    trial as stored. What a trial is shown as depends on the trials before it only, so it never
+    changes once a sampler has seen it finished (Optuna's intersection search space reads each
+    finished trial once). The trials shown are copies: the storage is not changed."""
+    by_number = {t.number: t for t in trials}
+    worst: list[float] | None = None
+    out = []
+    for t in sorted(trials, key=lambda t: t.number):
+        outcome = t.user_attrs.get("outcome") if t.state == TrialState.PRUNED else None
+        if outcome == "duplicate":
+            seen = by_number.get(t.user_attrs.get("duplicate_of", -1))
+            if seen is not None and seen.state == TrialState.COMPLETE and seen.values is not None:
+                t = _shown_as(t, seen.values)
+        elif outcome == "rejected" and worst is not None and t.user_attrs.get("constraints"):
+            t = _shown_as(t, worst)
+        elif t.state == TrialState.COMPLETE and t.values is not None:
+            worst = [
+                min(w, v) if d == "maximize" else max(w, v)
+                for w, v, d in zip(worst or t.values, t.values, directions, strict=True)
+            ]
+        out.append(t)
+    return out
 
 
 def tell(study: optuna.Study, trial: optuna.Trial | int, record: Record, **attrs: Any) -> FrozenTrial:
@@ -230,8 +285,8 @@ class Ledger:
     """One study's trials as a backend sees them: the spec-hash index, the evaluated count, the
     learning curves (for early stopping by dominance), the outcomes of this run and the streak."""
 
-    def __init__(self, experiment: Experiment, study: optuna.Study):
-        self.experiment, self.study = experiment, study
+    def __init__(self, experiment: Experiment, study: optuna.Study, space: SearchSpace | None = None):
+        self.experiment, self.study, self.space = experiment, study, space
         self.by_hash: dict[str, FrozenTrial] = {}
         self.curves: list[Curve] = []
         self.evaluated = 0
@@ -294,12 +349,42 @@ class Ledger:
 
     # ------------------------------------------------------------------ telling
 
+    def label(self, trial: optuna.Trial, checked: Checked) -> None:
+        """Write a checked candidate's ``spec_hash``, ``spec`` and, where the space has limits,
+        its ``constraints`` values on ``trial``, before anything is decided about it."""
+        trial.set_user_attr("spec_hash", checked.spec_hash)
+        trial.set_user_attr("spec", checked.spec_json())
+        if checked.constraints is not None:
+            trial.set_user_attr("constraints", list(checked.constraints))
+
     def tell(self, trial: optuna.Trial | int, record: Record, **attrs: Any) -> FrozenTrial:
-        """Tell the study how a trial ended, index it and count its outcome."""
+        """Tell the study how a trial ended, index it and count its outcome; after a duplicate,
+        queue a new member near it (:meth:`redraw`)."""
         frozen = tell(self.study, trial, record, **attrs)
         self.outcomes[record.outcome] = self.outcomes.get(record.outcome, 0) + 1
         self.index(frozen)
+        if record.outcome == "duplicate":
+            self.redraw(frozen)
         return frozen
+
+    def redraw(self, duplicate: FrozenTrial) -> Checked | None:
+        """Queue a mutant of ``duplicate``'s parameters that passes the space's checks and is not
+        evaluated yet (:func:`._mutate.redraw`, seeded by the sampler's seed and the trial's
+        number) as the next trial, with ``redraw_of``; the member queued, or None (no space given,
+        no parameters, trials already queued, or no new member found within the tries)."""
+        if self.space is None or not duplicate.params:
+            return None
+        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return None  # the queue already holds the next proposals (retries, enqueued members)
+        rng = np.random.default_rng([self.experiment.sampler.seed, duplicate.number])
+        name = f"{self.experiment.study_name}-redraw"
+        found = redraw(self.space, duplicate.params, lambda h: h in self.by_hash, rng, name=name)
+        if found is None:
+            return None
+        with warnings.catch_warnings():  # user_attrs of enqueue_trial: "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.enqueue_trial(found.params, user_attrs={"redraw_of": duplicate.number})
+        return found
 
     def count_streak(self, spent: bool, space_size: float) -> str | None:
         """Record whether a candidate spent an evaluation; the error message once

@@ -40,7 +40,7 @@ from ._candidate import Checked, check_candidate, prepare
 from ._early_stop import dominated_at
 from ._evaluate import Evaluator, cost_vector, failure_reason, objective_values, plain_attrs
 from ._experiment import Experiment
-from ._ledger import CLAIM, Ledger, Record, duplicate_record, study_meta
+from ._ledger import CLAIM, Ledger, Record, duplicate_record, rejected_record, study_meta
 from ._shared import Heartbeats, RetryStale, SharedStudy, Slots, count_slots, decide
 from ._storage import open_storage, open_study, sampler_for, stopping_kind
 
@@ -70,7 +70,7 @@ class TrialLoop:
     ):
         self.experiment, self.study, self.space, self.evaluator = experiment, study, space, evaluator
         self.progress, self.stopping, self.shared = progress, stopping, shared
-        self.ledger = Ledger(experiment, study)
+        self.ledger = Ledger(experiment, study, space)
         self.eval_seconds = 0.0
         self.budget = experiment.trials
         if shared is None:  # one process owns a file storage: what is left running is dead
@@ -164,10 +164,9 @@ class TrialLoop:
         name = f"{self.experiment.study_name}-t{trial.number}"
         checked = check_candidate(self.space, OptunaSuggest(trial), name)
         if isinstance(checked, str):
-            self._finish(trial, Record("rejected", TrialState.PRUNED), reason=checked)
+            self._finish(trial, rejected_record(checked))
             return False
-        trial.set_user_attr("spec_hash", checked.spec_hash)
-        trial.set_user_attr("spec", checked.spec_json())
+        self.ledger.label(trial, checked)
         h = checked.spec_hash
         seen = self.ledger.seen(h) if self.shared is None else self._claim(trial, h)
         if seen == "skipped":

@@ -33,7 +33,7 @@ from ._backend import SearchProgress
 from ._candidate import check_candidate
 from ._evaluate import objective_values, plain_attrs
 from ._experiment import Experiment
-from ._ledger import Ledger, Record, duplicate_record
+from ._ledger import Ledger, Record, duplicate_record, rejected_record
 from ._pareto_asha import STOP_REASONS
 from ._storage import open_study
 
@@ -122,7 +122,7 @@ class OptunaSpaceSearcher(Searcher):
                 dead.add(t._trial_id)
             elif t.state != TrialState.RUNNING and t._trial_id in live_ids:
                 self.live[live_ids[t._trial_id]].stale = True
-        ledger = Ledger(self.experiment, study)
+        ledger = Ledger(self.experiment, study, self.space)
         ledger.recover(left_running=dead)
         return ledger
 
@@ -151,11 +151,10 @@ class OptunaSpaceSearcher(Searcher):
             name = f"{self.experiment.study_name}-t{trial.number}"
             checked = check_candidate(self.space, OptunaSuggest(trial), name)
             if isinstance(checked, str):
-                self._finish(trial._trial_id, Record("rejected", TrialState.PRUNED), reason=checked)
+                self._finish(trial._trial_id, rejected_record(checked))
             else:
                 h = checked.spec_hash
-                trial.set_user_attr("spec_hash", h)
-                trial.set_user_attr("spec", checked.spec_json())
+                ledger.label(trial, checked)
                 seen = ledger.seen(h)
                 if seen is not None:
                     self._finish(trial._trial_id, duplicate_record(seen))

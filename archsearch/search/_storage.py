@@ -9,7 +9,6 @@ import inspect
 import os
 import time
 import warnings
-import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from ..errors import SearchError
 from ._experiment import Experiment
+from ._samplers import sampler_for
 from ._shared import Heartbeats, RetryStale, is_shared, sqlalchemy_url
 
 __all__ = [
@@ -174,21 +174,6 @@ def _reason(exc: Exception, url: str) -> str:
     text = text.split(" (Background on this error at:")[0]
     password = urlsplit(url).password if "://" in url else None
     return (text.replace(password, "***") if password else text) or type(exc).__name__
-
-
-def sampler_for(experiment: Experiment, worker: str | None = None) -> optuna.samplers.BaseSampler:
-    """The experiment's sampler; a ``worker``'s is seeded by the seed and its name, or every worker
-    would suggest the same architectures (duplicates) in the random phases."""
-    cfg = experiment.sampler
-    kind = cfg.kind or ("nsga2" if len(experiment.objectives) > 1 else "tpe")
-    seed = cfg.seed
-    if worker is not None:
-        seed = zlib.crc32(f"{cfg.seed}:{worker}".encode())
-    if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=seed)
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.startup_trials, multivariate=True)
-    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def stopping_kind(experiment: Experiment) -> str:

@@ -168,10 +168,10 @@ def load_results(source: str | optuna.Study, study_name: str | None = None) -> A
 def without_duplicates(study: optuna.Study) -> optuna.Study:
     """An in-memory copy of ``study`` without its duplicate trials, for Optuna's own tools.
 
-    A duplicate (a candidate whose architecture was already evaluated) is stored as a COMPLETE
-    copy of its original's values, as Optuna's FAQ recommends for repeated parameters, so that
-    the samplers learn from it (stored PRUNED, TPE would take a good architecture for a bad one).
-    Optuna's plots and ``best_trials`` would count it as a second result: give them this copy
+    A duplicate (a candidate whose architecture was already evaluated) is stored PRUNED; the
+    samplers see it with its original's values through the ledger's view (:mod:`._ledger`).
+    Studies made before issue 19 stored it as a COMPLETE copy, which Optuna's plots and
+    ``best_trials`` count as a second result: give them this copy
     (``optuna.visualization.plot_pareto_front(without_duplicates(study))``). The copy has the
     study's name, directions, metric names and user attributes, and every other trial unchanged.
     """

@@ -68,6 +68,33 @@ class Constraints(StrictModel):
     """Predicted latency in milliseconds (``{max: 5.0, device: cpu, batch: 1, threads: 2}``), from
     a latency table: no candidate is built or timed to check it."""
 
+    @property
+    def limited(self) -> bool:
+        """Whether a params, MACs or FLOPs limit is set: those give Optuna's constraint values
+        (:meth:`values`). A ``latency_ms`` bound rejects candidates but is not given to samplers."""
+        return any(
+            b is not None and (b.min is not None or b.max is not None) for _, b, _ in self._bounds(None)
+        )
+
+    def _bounds(self, costs: CostReport | None) -> list[tuple[str, Bound | None, float]]:
+        params = float(costs.params) if costs is not None else 0.0
+        macs = float(costs.macs) if costs is not None else 0.0
+        return [("params", self.params, params), ("macs", self.macs, macs), ("macs", self.flops, macs)]
+
+    def values(self, costs: CostReport) -> list[float]:
+        """Optuna's constraint values (``constraints_func``): one per limit set, in the order
+        params, macs, flops and min before max, each ``<= 0`` when met: ``value / max - 1`` and
+        ``1 - value / min`` (relative, so limits of different units weigh alike)."""
+        out = []
+        for _, bound, value in self._bounds(costs):
+            if bound is None:
+                continue
+            if bound.min is not None:
+                out.append(1.0 - value / bound.min if bound.min > 0 else -1.0)
+            if bound.max is not None:
+                out.append(value / bound.max - 1.0)
+        return out
+
     def violations(
         self, costs: CostReport, plan: NormalizedSpec | None = None, folder: Path | None = None
     ) -> list[str]:
