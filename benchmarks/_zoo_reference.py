@@ -31,6 +31,8 @@ REFERENCES: dict[str, str | None] = {
     "convnext-t": "timm:convnext_tiny",
     "mobilevit-s": "timm:mobilevit_s",
     "mobilevit-xxs": "timm:mobilevit_xxs",
+    "regnety-016": "timm:regnety_016",
+    "efficientnet-b0": "timm:efficientnet_b0",
 }
 
 EQUIV_BATCH = 2

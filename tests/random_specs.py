@@ -54,9 +54,16 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
     if mixer_kind == "conv":
         stage["mixer"] = {"kind": "conv", "kernel": rng.choice([1, 3, 5]), "groups": rng.choice([1, 2])}
         stage["expansion"] = rng.choice([1, 2, 4])
+        if rng.random() < 0.3:  # RegNetY's squeeze-excitation (tiny ratios: an error, retried)
+            stage["mixer"]["se"] = rng.choice([0.25, 0.5, 0.01])
     elif mixer_kind == "mbconv":
         stage["mixer"] = {"kind": "mbconv", "kernel": rng.choice([1, 3, 5])}
         stage["expansion"] = rng.choice([1, 2, 4, 6])
+        if rng.random() < 0.3:  # EfficientNet's squeeze-excitation
+            stage["mixer"]["se"] = rng.choice([0.25, 0.5])
+        if rng.random() < 0.2:  # a depthwise-separable conv (no expand conv)
+            stage["mixer"]["expand_conv"] = False
+            stage["expansion"] = 1
         stage["act"] = rng.choice(["silu", "relu"])
     elif mixer_kind == "mobilevit":
         stage["mixer"] = {

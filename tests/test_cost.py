@@ -30,6 +30,8 @@ REFERENCE_GMACS = {
     "swin-t": 4.509,
     "mobilevit-s": 2.033,
     "mobilevit-xxs": 0.418,
+    "regnety-016": 1.628,
+    "efficientnet-b0": 0.399,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 
@@ -118,6 +120,12 @@ def test_random_hybrids_cover_the_grammar():
         ("sr", 2),
     }
     assert {b.mlp_dwconv for b in blocks} == {True, False}
+    assert {(b.mixer.kind, getattr(b.mixer, "se", None)) for b in blocks} >= {
+        ("conv", 0.25),
+        ("mbconv", 0.25),
+        ("conv", None),
+    }
+    assert any(not getattr(b.mixer, "expand_conv", True) for b in blocks)
     assert {s.norm_out for p in plans for s in p.stages} == {True, False}
     assert {b.kv_stride for b in blocks} >= {1, 2, 3}
     assert {b.q_stride for b in blocks} >= {1, 2}

@@ -28,6 +28,8 @@ REFERENCE_PARAMS = {
     "swin-t": 28_288_354,
     "mobilevit-s": 5_578_632,
     "mobilevit-xxs": 1_272_024,
+    "regnety-016": 11_202_430,
+    "efficientnet-b0": 5_288_548,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

@@ -16,6 +16,7 @@ from ._base import (
     check_heads,
     check_norm_first,
     check_odd_kernel,
+    check_se,
 )
 from ._embed_block import BlockEmbed
 from ._embed_conv import ConvEmbed
@@ -92,4 +93,5 @@ __all__ = [
     "check_heads",
     "check_norm_first",
     "check_odd_kernel",
+    "check_se",
 ]

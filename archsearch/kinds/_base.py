@@ -29,6 +29,8 @@ __all__ = [
     "check_heads",
     "check_norm_first",
     "check_odd_kernel",
+    "check_se",
+    "omit_defaults",
 ]
 
 
@@ -348,3 +350,25 @@ def check_norm_first(ctx: CheckContext, epath: Path, embed: Any) -> bool:
         )
         return False
     return True
+
+
+def check_se(ctx: CheckContext, mpath: Path, se: float | None, c_in: int) -> bool:
+    """A squeeze-excitation reduces to ``round(se * c_in)`` channels (the block's input
+    channels): at least one. ``False`` after reporting that it has none."""
+    if se is not None and round(se * c_in) < 1:
+        ctx.fail(
+            (*mpath, "se"),
+            f"squeeze-excitation reduces to round(se x {c_in} input channels) = 0 channels",
+            value=se,
+            allowed=f"more than {0.5 / c_in:.3g} for {c_in} input channels",
+        )
+        return False
+    return True
+
+
+def omit_defaults(data: dict[str, Any], schema: type[StrictModel], names: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` (a dumped model) without the fields ``names`` where they hold the schema's default:
+    for :meth:`MixerKind.canonical`, so fields added to a kind later leave the hashes of specs that
+    do not use them as they were."""
+    fields = schema.model_fields
+    return {k: v for k, v in data.items() if not (k in names and v == fields[k].default)}

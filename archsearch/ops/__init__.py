@@ -3,7 +3,16 @@
 from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
 from ._blocks import Bottleneck, BuildMixer, ConvNeXtBlock, TransformerBlock
 from ._embed import conv_embed, patch_embed, resnet_stem
-from ._layers import DropPath, LayerNorm2d, Mlp, MlpDwConv, QuickGELU, tokens_to_map
+from ._layers import (
+    DropPath,
+    LayerNorm2d,
+    Mlp,
+    MlpDwConv,
+    QuickGELU,
+    SqueezeExcite,
+    se_reduced,
+    tokens_to_map,
+)
 from ._mobile import (
     ConvBnAct,
     InvertedResidual,
@@ -37,6 +46,7 @@ __all__ = [
     "MobileViTStage",
     "PatchMerging",
     "QuickGELU",
+    "SqueezeExcite",
     "TokenStage",
     "TokenTransformer",
     "TokensToToken",
@@ -55,6 +65,7 @@ __all__ = [
     "resample_bias_table",
     "resample_rel_embed",
     "resnet_stem",
+    "se_reduced",
     "set_fused_attention",
     "sinusoid_table",
     "t2t_embed",

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..core import BlockPlan, StagePlan, make_divisible
 from ._blocks import BuildMixer
-from ._layers import DropPath, Mlp, make_act
+from ._layers import DropPath, Mlp, SqueezeExcite, make_act
 
 if TYPE_CHECKING:  # the schema sits above this layer
     from ..kinds import MobileViTMixer
@@ -56,9 +56,13 @@ class ConvBnAct(nn.Module):
 class InvertedResidual(nn.Module):
     """MobileNetV2 inverted residual: 1x1 expand -> kxk depthwise (strided) -> 1x1 project.
 
-    The projection is linear (BN, no activation); the residual is added where the stride is 1
-    and the channels match (timm's ``downsample=''``: no shortcut otherwise). The last BN starts
-    at zero in residual blocks, so each starts as the identity.
+    Without ``expand`` there is no 1x1 expand conv and the depthwise conv runs on the ``c_in``
+    input channels (``hidden`` must equal ``c_in``: timm's ``DepthwiseSeparableConv``, the first
+    EfficientNet block). ``se`` > 0 adds squeeze-excitation to ``se`` channels after the
+    depthwise conv (EfficientNet; its activation is ``act``). The projection is linear (BN, no
+    activation); the residual is added where the stride is 1 and the channels match (timm's
+    ``downsample=''``: no shortcut otherwise). The last BN starts at zero in residual blocks, so
+    each starts as the identity. Raises ``ValueError`` without ``expand`` when ``hidden != c_in``.
     """
 
     def __init__(
@@ -71,10 +75,17 @@ class InvertedResidual(nn.Module):
         kernel: int,
         act: str,
         drop_path: float = 0.0,
+        expand: bool = True,
+        se: int = 0,
     ):
         super().__init__()
-        self.conv1 = ConvBnAct(c_in, hidden, 1, act=act)
+        if not expand and hidden != c_in:
+            raise ValueError(
+                f"an inverted residual without expand conv needs hidden == c_in, got {hidden} != {c_in}"
+            )
+        self.conv1 = ConvBnAct(c_in, hidden, 1, act=act) if expand else nn.Identity()
         self.conv2 = ConvBnAct(hidden, hidden, kernel, stride, groups=hidden, act=act)
+        self.se = SqueezeExcite(hidden, se, act) if se else nn.Identity()
         self.conv3 = ConvBnAct(hidden, c_out, 1)
         self.residual = stride == 1 and c_in == c_out
         self.drop_path = DropPath(drop_path)
@@ -82,7 +93,7 @@ class InvertedResidual(nn.Module):
             nn.init.zeros_(self.conv3.bn.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv3(self.conv2(self.conv1(x)))
+        out = self.conv3(self.se(self.conv2(self.conv1(x))))
         return x + self.drop_path(out) if self.residual else out
 
 
