@@ -30,6 +30,12 @@ REFERENCE_PARAMS = {
     "mobilevit-xxs": 1_272_024,
     "regnety-016": 11_202_430,
     "efficientnet-b0": 5_288_548,
+    "resnet-50d": 25_576_264,
+    "botnet-26t": 12_488_672,
+    "poolformer-s12": 11_915_176,
+    "deit-b-distilled": 87_338_192,
+    "lambda-resnet-26t": 10_958_272,
+    "halonet-26t": 12_480_288,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

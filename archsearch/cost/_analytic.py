@@ -76,7 +76,7 @@ _BLOCK_COSTS: dict[tuple[object, ...], tuple[int, int, int]] = {}
 _NOT_IN_KEY = ("index", "stage", "position", "drop_path", "norm_eps")
 _KEY_FIELDS = (
     "family", "mixer", "dim_in", "dim", "stride", "mlp_ratio", "expansion", "act", "pos_embed",
-    "in_shape", "out_shape", "mlp_dwconv",
+    "in_shape", "out_shape", "mlp_dwconv", "shortcut",
 )  # fmt: skip
 if set(_KEY_FIELDS) != {f.name for f in dataclasses.fields(BlockPlan)} - set(_NOT_IN_KEY):  # pragma: no cover
     raise RuntimeError("BlockPlan gained or lost a field: update _KEY_FIELDS and _key in cost/_analytic.py")
@@ -99,6 +99,7 @@ def _key(block: BlockPlan) -> tuple[object, ...]:
         i.channels, i.height, i.width, i.cls_tokens,
         o.channels, o.height, o.width, o.cls_tokens,
         block.mlp_dwconv,
+        block.shortcut,
     )  # fmt: skip
 
 
@@ -164,6 +165,11 @@ def _head(plan: NormalizedSpec) -> Cost:
             cost.layer_norm(c, c)
     if head.num_classes:
         cost.linear(1, c, head.num_classes)
+    if plan.stages[-1].dist_token and head.pool == "cls":  # DeiT: the same on the distillation token
+        if head.norm:
+            cost.op(5 * c, c)  # the LayerNorm's MACs again; its weights are shared
+        if head.num_classes:
+            cost.linear(1, c, head.num_classes)
     return cost
 
 

@@ -156,7 +156,8 @@ class FamilyKind:
     expansion: int | None = None
     """Default expansion; ``None``: ``expansion`` is not allowed."""
     stage_fields: tuple[str, ...] = ()
-    """Family-only stage flags it accepts, among ``cls_token``, ``mlp_dwconv``, ``norm_out``."""
+    """Family-only stage flags it accepts, among ``cls_token``, ``dist_token``, ``mlp_dwconv``,
+    ``norm_out``."""
     width_name: str = "dim"
     """How messages name the channels the mixer sees."""
     bottleneck_width: bool = False
@@ -299,6 +300,11 @@ class EmbedKind:
         """Add the embedding's parameters, MACs and activations (fvcore's conventions) to
         ``cost``; ``c_in``: the incoming channels. Class tokens and position tables are the
         stage's, not the embedding's."""
+
+    def canonical(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The resolved embedding as plain data for :func:`archsearch.spec.spec_hash` (see
+        :meth:`MixerKind.canonical`). Default: ``data`` as it is."""
+        return data
 
     def latency_key(self, stage: StagePlan, c_in: int) -> tuple[Any, ...]:
         """What determines the embedding's latency in a latency table."""

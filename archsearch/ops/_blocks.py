@@ -29,7 +29,7 @@ class Bottleneck(nn.Module):
     The mixer is a kxk conv (strided when the block downsamples) or BoTNet MHSA followed by a
     2x2 average pool when it downsamples. A mixer with ``se`` adds squeeze-excitation after the
     mixer's BN and activation (RegNetY). The shortcut is a strided 1x1 conv + BN when the shape
-    changes.
+    changes (``plan.shortcut == "avg"``: ResNet-D's 2x2 average pool, ceil mode, then 1x1 conv + BN).
     """
 
     def __init__(self, plan: BlockPlan, build_mixer: BuildMixer):
@@ -46,7 +46,16 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, plan.dim, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(plan.dim)
         self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or plan.dim_in != plan.dim:
+        if (stride != 1 or plan.dim_in != plan.dim) and plan.shortcut == "avg":  # ResNet-D
+            pool = (
+                nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
+                if stride > 1
+                else nn.Identity()
+            )
+            self.shortcut = nn.Sequential(
+                pool, nn.Conv2d(plan.dim_in, plan.dim, 1, bias=False), nn.BatchNorm2d(plan.dim)
+            )
+        elif stride != 1 or plan.dim_in != plan.dim:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(plan.dim_in, plan.dim, 1, stride, bias=False), nn.BatchNorm2d(plan.dim)
             )

@@ -20,7 +20,7 @@ from ._layers import DropPath, Mlp, SqueezeExcite, make_act
 
 if TYPE_CHECKING:  # the schema sits above this layer
     from ..kinds import MobileViTMixer
-    from ..spec import ConvStem, MBConvEmbed
+    from ..spec import ConvStem, DeepStem, MBConvEmbed
 
 __all__ = [
     "ConvBnAct",
@@ -28,6 +28,7 @@ __all__ = [
     "MobileViTLayer",
     "MobileViTStage",
     "conv_stem",
+    "deep_stem",
     "fold_patches",
     "mbconv_embed",
     "unfold_patches",
@@ -108,6 +109,18 @@ def mbconv_embed(embed: MBConvEmbed, in_channels: int, dim: int, eps: float) -> 
 
 def conv_stem(stem: ConvStem, in_channels: int) -> nn.Module:
     return ConvBnAct(in_channels, stem.channels, stem.kernel, stem.stride, act=stem.act)
+
+
+def deep_stem(stem: DeepStem, in_channels: int) -> nn.Module:
+    """``stem: deep``: kxk conv + BN + act per entry of ``channels`` (the first strided), then a
+    3x3/2 max-pool (padding 1) unless ``pool: none``."""
+    layers: list[nn.Module] = []
+    for i, c in enumerate(stem.channels):
+        layers.append(ConvBnAct(in_channels, c, stem.kernel, stem.stride if i == 0 else 1, act=stem.act))
+        in_channels = c
+    if stem.pool == "max":
+        layers.append(nn.MaxPool2d(3, 2, 1))
+    return nn.Sequential(*layers)
 
 
 # --------------------------------------------------------------------------- MobileViT

@@ -196,4 +196,10 @@ def stage_keys(
 
 def head_key(head: Head, last: StagePlan) -> tuple[Any, ...]:
     """Key of the resolved head after stage plan ``last`` (the head holds scalars only)."""
-    return (*head.__dict__.values(), frozenset(head.__pydantic_fields_set__), last.family, last.cls_token)
+    return (
+        *head.__dict__.values(),
+        frozenset(head.__pydantic_fields_set__),
+        last.family,
+        last.cls_token,
+        last.dist_token,
+    )

@@ -172,7 +172,15 @@ class _Normalizer(CheckContext):
         embed, embed_shape, block_stride = embed_kind.normalize(self, epath, stage, family, shape, act)
         if embed_shape is None:
             return None
-        cls_tokens = 1 if stage.cls_token else 0
+        if stage.dist_token and not stage.cls_token:
+            self.fail(
+                (*path, "dist_token"),
+                "the distillation token goes after a class token, but this stage has none",
+                value=True,
+                allowed="cls_token: true with it (or dist_token: false)",
+            )
+            return None
+        cls_tokens = (1 if stage.cls_token else 0) + (1 if stage.dist_token else 0)
         embed_shape = FeatureShape(embed_shape.channels, embed_shape.height, embed_shape.width, cls_tokens)
         expansion = (stage.expansion or family.expansion) if family.expansion is not None else None
         if expansion and family.bottleneck_width and stage.dim % expansion:
@@ -252,6 +260,7 @@ class _Normalizer(CheckContext):
                     drop_path=drop,
                     norm_eps=self.spec.norm_eps,
                     mlp_dwconv=stage.mlp_dwconv,
+                    shortcut=getattr(embed, "shortcut", "conv") if j == 0 else "conv",
                 )
                 if not self.issues:
                     keep(BLOCK_PLANS, block_key, block)
@@ -266,6 +275,7 @@ class _Normalizer(CheckContext):
             dim=stage.dim,
             depth=depth,
             cls_token=stage.cls_token,
+            dist_token=stage.dist_token,
             pos_embed=pos_embed,
             in_shape=shape,
             embed_shape=embed_shape,
