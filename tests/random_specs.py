@@ -155,14 +155,14 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
                 mixer["norm_eps"] = 1e-5
             per_block = [rng.choice([1, 2, 3]) for _ in range(depth)]
             mixer["kv_stride"] = per_block if rng.random() < 0.5 else per_block[0]
-        if qkv == "dw_bn" and rng.random() < 0.3:
+        if qkv == "dw_bn" and rng.random() < 0.5:
             mixer["q_stride"] = [rng.choice([1, 2])] + [1] * (depth - 1)
         stage["mixer"] = mixer
         ratios = [rng.choice([1, 2, 3.5, 4]) for _ in range(depth)]
         stage["mlp_ratio"] = ratios if rng.random() < 0.5 else ratios[0]
         stage["pos_embed"] = rng.choice(["none", "absolute", "sinusoidal"])
         stage["cls_token"] = rng.random() < 0.3
-        if stage["cls_token"] and rng.random() < 0.3:  # DeiT's distillation token
+        if stage["cls_token"] and rng.random() < 0.6:  # DeiT's distillation token
             stage["dist_token"] = True
         stage["act"] = rng.choice(["gelu", "quick_gelu", "relu", "silu"])
         stage["mlp_dwconv"] = rng.random() < 0.3

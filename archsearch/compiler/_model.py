@@ -158,7 +158,7 @@ class ArchNet(nn.Module):
         """``(B, C, H, W)`` image -> ``(B, num_classes)`` logits (see :meth:`set_distilled_training`
         for the one exception)."""
         x, cls = self.forward_features(x)
-        return self.head(x, cls)  # type: ignore[return-value]  # a pair only under distilled training
+        return self.head(x, cls)  # a pair only under distilled training
 
 
 def _init_weights(module: nn.Module) -> None:
