@@ -31,7 +31,20 @@ REFERENCES: dict[str, str | None] = {
     "convnext-t": "timm:convnext_tiny",
     "mobilevit-s": "timm:mobilevit_s",
     "mobilevit-xxs": "timm:mobilevit_xxs",
+    "regnety-016": "timm:regnety_016",
+    "efficientnet-b0": "timm:efficientnet_b0",
+    "resnet-50d": "timm:resnet50d",
+    "botnet-26t": "timm:botnet26t_256",
+    "poolformer-s12": "timm:poolformer_s12",
+    "deit-b-distilled": "timm:deit_base_distilled_patch16_224",
+    "lambda-resnet-26t": "timm:lambda_resnet26t",
+    "halonet-26t": "timm:halonet26t",
 }
+
+# Reference models whose blocks register their shortcut first and their attention's relative
+# position tables after its qkv conv (timm byobnet.py); ours register the shortcut last (as timm's
+# resnet.py does) and the tables first: their state dicts are reordered before pairing.
+SHORTCUT_FIRST = ("timm:botnet26t_256", "timm:lambda_resnet26t", "timm:halonet26t")
 
 EQUIV_BATCH = 2
 SEED = 0
@@ -59,6 +72,31 @@ def pair_state_dicts(
             return None, f"tensor {i}: ref {sk} {tuple(sv.shape)} vs ours {dk} {tuple(dv.shape)}"
         out[dk] = sv.detach().clone().to(dv.dtype)
     return out, ""
+
+
+def reference_state(name: str, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The reference model's state dict in the order ours registers the same tensors: for the models
+    of :data:`SHORTCUT_FIRST`, each block's ``shortcut.*`` tensors move behind the block's others
+    and its ``pos_embed.*`` tables in front of its attention's ``qkv``."""
+    state = model.state_dict()
+    if REFERENCES.get(name) not in SHORTCUT_FIRST:
+        return state
+    blocks: dict[str, list[str]] = {}  # block prefix -> its keys
+    for key in state:
+        prefix = key.split(".shortcut.")[0] if ".shortcut." in key else ".".join(key.split(".")[:3])
+        blocks.setdefault(prefix, []).append(key)
+
+    def rank(keys: list[str], i: int) -> tuple[int, float]:
+        key = keys[i]
+        qkv = [j for j, k in enumerate(keys) if k.startswith(key.split(".pos_embed.")[0] + ".qkv")]
+        if ".pos_embed." in key and qkv:  # just before the qkv conv of the same attention (BoTNet)
+            return 0, qkv[0] - 0.5
+        return int(".shortcut." in key), i
+
+    ordered = [
+        keys[i] for keys in blocks.values() for i in sorted(range(len(keys)), key=lambda i: rank(keys, i))
+    ]
+    return {k: state[k] for k in ordered}
 
 
 def perturb_(model: nn.Module, seed: int) -> None:

@@ -14,7 +14,15 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from _zoo_reference import EQUIV_BATCH, SEED, build_ours, build_ref, pair_state_dicts, perturb_
+from _zoo_reference import (
+    EQUIV_BATCH,
+    SEED,
+    build_ours,
+    build_ref,
+    pair_state_dicts,
+    perturb_,
+    reference_state,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -100,7 +108,8 @@ def worker_main(args: argparse.Namespace) -> int:
                 x = torch.randn(EQUIV_BATCH, 3, *size, generator=gen)
                 with torch.inference_mode():
                     y = model(x)
-                torch.save({"state": model.state_dict(), "input": x, "output": y}, req["path"])
+                state = reference_state(args.model, model)
+                torch.save({"state": state, "input": x, "output": y}, req["path"])
                 reply({"ok": True})
             elif cmd == "check":  # our side: copy the reference weights in and compare outputs
                 saved = torch.load(req["path"], weights_only=True)

@@ -11,14 +11,26 @@ from archsearch import SpecError
 
 def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
     mixer_kind = rng.choice(
-        ["conv", "mhsa", "attention", "attention", "dwconv", "window", "mbconv", "mobilevit"]
+        [
+            "conv",
+            "mhsa",
+            "attention",
+            "attention",
+            "dwconv",
+            "window",
+            "mbconv",
+            "mobilevit",
+            "pool",
+            "lambda",
+            "halo",
+        ]
     )
     heads = rng.choice([1, 2, 4])
     dim = heads * rng.choice([4, 8, 12, 16])
     depth = rng.randint(1, 3)
     stage: dict[str, Any] = {"dim": dim, "depth": depth}
     embeds = ["conv", "patch", "none", "t2t", "merge", "mbconv"] + (
-        ["block"] if mixer_kind in ("conv", "mhsa", "mbconv") else []
+        ["block"] if mixer_kind in ("conv", "mhsa", "mbconv", "lambda", "halo") else []
     )
     kind = rng.choice(embeds)
     if kind == "conv":
@@ -43,6 +55,8 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         embed = {"kind": "merge"}
     elif kind == "block":
         embed = {"kind": "block", "stride": rng.choice([1, 2])}
+        if mixer_kind in ("conv", "mhsa", "lambda", "halo") and rng.random() < 0.4:  # ResNet-D's shortcut
+            embed["shortcut"] = "avg"
     elif kind == "mbconv":
         embed = {"kind": "mbconv", "stride": rng.choice([1, 2]), "expansion": rng.choice([1, 2, 4])}
         embed["kernel"] = rng.choice([3, 5])
@@ -54,9 +68,16 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
     if mixer_kind == "conv":
         stage["mixer"] = {"kind": "conv", "kernel": rng.choice([1, 3, 5]), "groups": rng.choice([1, 2])}
         stage["expansion"] = rng.choice([1, 2, 4])
+        if rng.random() < 0.3:  # RegNetY's squeeze-excitation (tiny ratios: an error, retried)
+            stage["mixer"]["se"] = rng.choice([0.25, 0.5, 0.01])
     elif mixer_kind == "mbconv":
         stage["mixer"] = {"kind": "mbconv", "kernel": rng.choice([1, 3, 5])}
         stage["expansion"] = rng.choice([1, 2, 4, 6])
+        if rng.random() < 0.3:  # EfficientNet's squeeze-excitation
+            stage["mixer"]["se"] = rng.choice([0.25, 0.5])
+        if rng.random() < 0.2:  # a depthwise-separable conv (no expand conv)
+            stage["mixer"]["expand_conv"] = False
+            stage["expansion"] = 1
         stage["act"] = rng.choice(["silu", "relu"])
     elif mixer_kind == "mobilevit":
         stage["mixer"] = {
@@ -82,6 +103,30 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         ratios = [rng.choice([1, 2, 3.5, 4]) for _ in range(depth)]
         stage["mlp_ratio"] = ratios if rng.random() < 0.5 else ratios[0]
         stage["act"] = rng.choice(["gelu", "relu", "silu"])
+    elif mixer_kind == "lambda":  # LambdaNetworks (a stride over 2 is an error, retried)
+        stage["mixer"] = {
+            "kind": "lambda",
+            "heads": heads,
+            "key_dim": rng.choice([4, 8]),
+            "radius": rng.choice([1, 3, 5]),
+        }
+        stage["mixer"]["qkv_bias"] = rng.random() < 0.3
+        stage["expansion"] = 1
+    elif mixer_kind == "halo":  # HaloNet (a map not in blocks is an error, retried)
+        stage["mixer"] = {
+            "kind": "halo",
+            "heads": heads,
+            "block": rng.choice([1, 2, 4]),
+            "halo": rng.choice([0, 1, 2]),
+        }
+        stage["expansion"] = 1
+    elif mixer_kind == "pool":  # PoolFormer
+        stage["mixer"] = {
+            "kind": "pool",
+            "kernel": rng.choice([1, 3, 5]),
+            "layer_scale": rng.choice([1e-5, None]),
+        }
+        stage["mlp_ratio"] = rng.choice([1, 2, 4])
     elif mixer_kind == "window":  # small windows on small maps: shifts, padding and shrinking all occur
         shift = [rng.random() < 0.5 for _ in range(depth)]
         stage["mixer"] = {
@@ -110,13 +155,15 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
                 mixer["norm_eps"] = 1e-5
             per_block = [rng.choice([1, 2, 3]) for _ in range(depth)]
             mixer["kv_stride"] = per_block if rng.random() < 0.5 else per_block[0]
-        if qkv == "dw_bn" and rng.random() < 0.3:
+        if qkv == "dw_bn" and rng.random() < 0.5:
             mixer["q_stride"] = [rng.choice([1, 2])] + [1] * (depth - 1)
         stage["mixer"] = mixer
         ratios = [rng.choice([1, 2, 3.5, 4]) for _ in range(depth)]
         stage["mlp_ratio"] = ratios if rng.random() < 0.5 else ratios[0]
         stage["pos_embed"] = rng.choice(["none", "absolute", "sinusoidal"])
         stage["cls_token"] = rng.random() < 0.3
+        if stage["cls_token"] and rng.random() < 0.6:  # DeiT's distillation token
+            stage["dist_token"] = True
         stage["act"] = rng.choice(["gelu", "quick_gelu", "relu", "silu"])
         stage["mlp_dwconv"] = rng.random() < 0.3
         stage["norm_out"] = rng.random() < 0.3
@@ -132,6 +179,9 @@ def random_spec_dict(seed: int) -> dict[str, Any]:
         spec["stem"] = {"kind": "resnet", "channels": rng.choice([8, 16])}
     elif rng.random() < 0.15:
         spec["stem"] = {"kind": "conv", "channels": rng.choice([8, 16]), "stride": rng.choice([1, 2])}
+    elif rng.random() < 0.1:  # ResNet-D / tiered stems
+        channels = [rng.choice([4, 8, 16]) for _ in range(rng.randint(1, 3))]
+        spec["stem"] = {"kind": "deep", "channels": channels, "pool": rng.choice(["max", "none"])}
     spec["stages"] = [_stage(rng, i == 0) for i in range(rng.randint(1, 4))]
     last = spec["stages"][-1]
     pool = "cls" if last.get("cls_token") and rng.random() < 0.7 else "avg"

@@ -30,6 +30,14 @@ REFERENCE_GMACS = {
     "swin-t": 4.509,
     "mobilevit-s": 2.033,
     "mobilevit-xxs": 0.418,
+    "regnety-016": 1.628,
+    "efficientnet-b0": 0.399,
+    "resnet-50d": 4.353,
+    "botnet-26t": 3.319,
+    "poolformer-s12": 1.823,
+    "deit-b-distilled": 17.676,
+    "lambda-resnet-26t": 3.025,
+    "halonet-26t": 3.194,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 
@@ -118,6 +126,13 @@ def test_random_hybrids_cover_the_grammar():
         ("sr", 2),
     }
     assert {b.mlp_dwconv for b in blocks} == {True, False}
+    assert {(b.mixer.kind, getattr(b.mixer, "se", None)) for b in blocks} >= {
+        ("conv", 0.25),
+        ("mbconv", 0.25),
+        ("conv", None),
+    }
+    assert any(not getattr(b.mixer, "expand_conv", True) for b in blocks)
+    assert any(p.stages[-1].dist_token and p.head.pool == "cls" for p in plans)
     assert {s.norm_out for p in plans for s in p.stages} == {True, False}
     assert {b.kv_stride for b in blocks} >= {1, 2, 3}
     assert {b.q_stride for b in blocks} >= {1, 2}
@@ -153,7 +168,8 @@ def test_random_hybrids_cover_the_grammar():
     )  # resized
     assert {p.input_shape.height for p in plans} >= {24, 32, 40, 48, 64}
     assert {len(p.stages) for p in plans} == {1, 2, 3, 4}
-    assert {p.spec.stem.kind for p in plans if p.spec.stem is not None} == {"resnet", "conv"}
+    assert {p.spec.stem.kind for p in plans if p.spec.stem is not None} == {"resnet", "conv", "deep"}
+    assert {b.shortcut for b in blocks if b.dim_in != b.dim or b.stride > 1} == {"conv", "avg"}
     assert any(p.head.conv for p in plans)
 
 

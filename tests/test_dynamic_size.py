@@ -468,7 +468,16 @@ def test_swin_t_saved_at_224_loads_at_384(window):
 
 # --------------------------------------------------------------------------- the zoo
 
-SIZE_DEPENDENT = {"bot-50", "deit-s", "deit-ti", "swin-t", "t2t-vit-t-14", "vit-b16"}
+SIZE_DEPENDENT = {
+    "bot-50",
+    "deit-s",
+    "deit-ti",
+    "swin-t",
+    "t2t-vit-t-14",
+    "vit-b16",
+    "botnet-26t",
+    "deit-b-distilled",
+}
 
 
 @pytest.mark.slow

@@ -320,10 +320,20 @@ ZOO_HASHES = {
     "swin-t": "43ec94b06e2f84f6",
     "t2t-vit-t-14": "1e86e1b21359a777",
     "vit-b16": "23198767f9f9843d",
+    # issue 14 (the kinds' new fields at their defaults leave the hashes above as they were)
+    "regnety-016": "4751216f552e19b1",
+    "efficientnet-b0": "374a6e64cb8b8d0e",
+    "resnet-50d": "d8fca0695bd2612b",
+    "botnet-26t": "3b5fd18f84b4031b",
+    "poolformer-s12": "399033c05fee4316",
+    "deit-b-distilled": "881e91130bfbd75b",
+    "lambda-resnet-26t": "c561e5137240d9f3",
+    "halonet-26t": "f860beaffafe4d75",
 }
 SPACE_HASHES = {
     "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],
     "hybrid_small": ["fd0f45259e1610db", "b9308cb62d712874", "4892194773cb2cb4", "0332546de5ea3805"],
+    "hybrid_kinds": ["d181f2292fd4e50a", "66b4fb8f65ee392d", "4ccae96ca42dd3d7", "22da526035af5a3f"],
     "hybrid_stages": ["d19f27d84a63e93a", "a323c7a379b35d01", "a221f4eadc65c74c", "2e5a4c24d37efe4e"],
 }
 

@@ -28,6 +28,14 @@ REFERENCE_PARAMS = {
     "swin-t": 28_288_354,
     "mobilevit-s": 5_578_632,
     "mobilevit-xxs": 1_272_024,
+    "regnety-016": 11_202_430,
+    "efficientnet-b0": 5_288_548,
+    "resnet-50d": 25_576_264,
+    "botnet-26t": 12_488_672,
+    "poolformer-s12": 11_915_176,
+    "deit-b-distilled": 87_338_192,
+    "lambda-resnet-26t": 10_958_272,
+    "halonet-26t": 12_480_288,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

@@ -15,7 +15,12 @@ __all__ = ["ArchNet", "ClassifierHead"]
 
 class ClassifierHead(nn.Module):
     """Pool (class token or average), LayerNorm per token before the average (``norm: tokens``)
-    or on the pooled vector (``norm: pooled``), dropout, Linear."""
+    or on the pooled vector (``norm: pooled``), dropout, Linear.
+
+    After a last stage with DeiT's distillation token and ``pool: cls``, a second Linear
+    (``fc_dist``) classifies the distillation token (normalised alike): the output is the mean of
+    the two logits, or both ``(class logits, distillation logits)`` in training when
+    ``distilled_training`` is on (timm ``VisionTransformerDistilled``)."""
 
     def __init__(self, plan: NormalizedSpec):
         super().__init__()
@@ -29,9 +34,24 @@ class ClassifierHead(nn.Module):
         self.norm_tokens = head.norm == "tokens" and head.pool == "avg"
         self.drop = nn.Dropout(head.dropout)
         self.fc = nn.Linear(dim, head.num_classes) if head.num_classes else nn.Identity()
+        self.fc_dist: nn.Module | None = None
+        if plan.stages[-1].dist_token and head.pool == "cls":
+            self.fc_dist = nn.Linear(dim, head.num_classes) if head.num_classes else nn.Identity()
+        self.distilled_training = False
 
-    def forward(self, x: torch.Tensor, cls: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cls: torch.Tensor | None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = self.conv(x)
+        if self.fc_dist is not None:
+            assert cls is not None
+            x, x_dist = (
+                self.fc(self.drop(self._norm(cls[:, 0]))),
+                self.fc_dist(self.drop(self._norm(cls[:, 1]))),
+            )
+            if self.distilled_training and self.training:
+                return x, x_dist
+            return (x + x_dist) / 2
         if self.pool == "cls":
             assert cls is not None
             x = cls[:, 0]
@@ -40,9 +60,12 @@ class ClassifierHead(nn.Module):
             x = self.norm(x.flatten(2).transpose(1, 2)).mean(dim=1)
         else:
             x = x.mean(dim=(2, 3))
-        if self.norm is not None and not self.norm_tokens:
-            x = self.norm(x)
+        if not self.norm_tokens:
+            x = self._norm(x)
         return self.fc(self.drop(x))
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.norm is None else self.norm(x)
 
 
 class ArchNet(nn.Module):
@@ -90,7 +113,7 @@ class ArchNet(nn.Module):
         self.set_dynamic_size(plan.spec.dynamic_size)
         self.apply(_init_weights)
         for stage in self.stages:
-            for name in ("cls_token", "pos_embed"):
+            for name in ("cls_token", "dist_token", "pos_embed"):
                 param = getattr(stage, name, None)
                 if param is not None and param.requires_grad:  # a fixed table stays as it is
                     nn.init.trunc_normal_(param, std=0.02)
@@ -121,9 +144,21 @@ class ArchNet(nn.Module):
             x, cls = stage(x, cls)
         return x, cls
 
+    def set_distilled_training(self, enabled: bool = True) -> None:
+        """DeiT's training mode for a model with a distillation token: in ``train()`` mode its
+        forward returns ``(class logits, distillation logits)`` for the two losses (in eval, and
+        with this off, their mean). Raises ``ValueError`` on a model without distillation head."""
+        if self.head.fc_dist is None:
+            raise ValueError(
+                "this model has no distillation head: set dist_token: true in its last stage (with pool: cls)"
+            )
+        self.head.distilled_training = bool(enabled)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` image -> ``(B, num_classes)`` logits (see :meth:`set_distilled_training`
+        for the one exception)."""
         x, cls = self.forward_features(x)
-        return self.head(x, cls)
+        return self.head(x, cls)  # a pair only under distilled training
 
 
 def _init_weights(module: nn.Module) -> None:

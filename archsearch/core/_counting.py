@@ -73,15 +73,34 @@ class Cost:
         elif kind == "batch":
             self.batch_norm(channels, elements)
 
+    def squeeze_excite(self, channels: int, reduced: int, h: int, w: int) -> None:
+        """Squeeze-excitation on a ``channels`` x ``h`` x ``w`` map: two 1x1 convs with bias; the
+        squeeze (a mean, which fvcore does not count), the gate and the product count zero."""
+        self.conv(channels, reduced, 1, 1, 1, bias=True)
+        self.conv(reduced, channels, 1, 1, 1, bias=True)
+
     def inverted_residual(
-        self, c_in: int, hidden: int, c_out: int, kernel: int, hw: tuple[int, int], out: tuple[int, int]
+        self,
+        c_in: int,
+        hidden: int,
+        c_out: int,
+        kernel: int,
+        hw: tuple[int, int],
+        out: tuple[int, int],
+        *,
+        expand: bool = True,
+        se: int = 0,
     ) -> None:
-        """MobileNetV2 inverted residual: 1x1 expand + BN, kxk depthwise + BN (map ``hw`` -> ``out``),
-        1x1 project + BN; activations and the residual add count zero."""
+        """MobileNetV2 inverted residual: 1x1 expand + BN (unless ``expand`` is off: then ``hidden``
+        is ``c_in``), kxk depthwise + BN (map ``hw`` -> ``out``), squeeze-excitation to ``se``
+        channels (if any), 1x1 project + BN; activations and the residual add count zero."""
         (h, w), (ho, wo) = hw, out
-        self.conv(c_in, hidden, 1, h, w)
-        self.batch_norm(hidden, hidden * h * w)
+        if expand:
+            self.conv(c_in, hidden, 1, h, w)
+            self.batch_norm(hidden, hidden * h * w)
         self.conv(hidden, hidden, kernel, ho, wo, groups=hidden)
         self.batch_norm(hidden, hidden * ho * wo)
+        if se:
+            self.squeeze_excite(hidden, se, ho, wo)
         self.conv(hidden, c_out, 1, ho, wo)
         self.batch_norm(c_out, c_out * ho * wo)

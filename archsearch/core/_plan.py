@@ -73,6 +73,9 @@ class BlockPlan:
     norm_eps: float
     mlp_dwconv: bool = False
     """Depthwise 3x3 conv in the MLP (PVT v2)."""
+    shortcut: str = "conv"
+    """A projection shortcut's form (where the block has one): ``conv`` (strided 1x1 conv + BN) or
+    ``avg`` (ResNet-D: 2x2 average pool, then 1x1 conv + BN); from ``embed: block``."""
 
     @property
     def path(self) -> Path:
@@ -117,6 +120,8 @@ class StagePlan:
     blocks: tuple[BlockPlan, ...]
     norm_out: bool = False
     """LayerNorm on the stage's output tokens (PVT v2)."""
+    dist_token: bool = False
+    """A distillation token after the class token (DeiT); counted in the shapes' ``cls_tokens``."""
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ _BLOCK_COSTS: dict[tuple[object, ...], tuple[int, int, int]] = {}
 _NOT_IN_KEY = ("index", "stage", "position", "drop_path", "norm_eps")
 _KEY_FIELDS = (
     "family", "mixer", "dim_in", "dim", "stride", "mlp_ratio", "expansion", "act", "pos_embed",
-    "in_shape", "out_shape", "mlp_dwconv",
+    "in_shape", "out_shape", "mlp_dwconv", "shortcut",
 )  # fmt: skip
 if set(_KEY_FIELDS) != {f.name for f in dataclasses.fields(BlockPlan)} - set(_NOT_IN_KEY):  # pragma: no cover
     raise RuntimeError("BlockPlan gained or lost a field: update _KEY_FIELDS and _key in cost/_analytic.py")
@@ -104,6 +104,7 @@ def _key(block: BlockPlan) -> tuple[object, ...]:
         i.channels, i.height, i.width, i.cls_tokens,
         o.channels, o.height, o.width, o.cls_tokens,
         block.mlp_dwconv,
+        block.shortcut,
     )  # fmt: skip
 
 
@@ -111,7 +112,7 @@ Figures = tuple[int, int, int]
 """``(params, macs, activations)``."""
 _BY_BLOCK: ObjectMemo[Figures] = ObjectMemo()
 _BY_STAGE: ObjectMemo[tuple[Figures, tuple[Figures, ...]]] = ObjectMemo(second_sight=True)
-_BY_HEAD: ObjectMemo[tuple[FeatureShape, Figures]] = ObjectMemo()
+_BY_HEAD: ObjectMemo[tuple[tuple[FeatureShape, bool], Figures]] = ObjectMemo()
 #: A stage's own figures (embedding, the mixer's and the family's stage costs) by what they may read:
 #: the stage plan but its blocks after the first (``kinds._base``: the stage-cost contract).
 _OWN: dict[tuple[object, ...], tuple[object, object, Figures]] = {}
@@ -169,16 +170,16 @@ def _stage_figures(stage: StagePlan) -> tuple[Figures, tuple[Figures, ...]]:
 
 def _head(plan: NormalizedSpec) -> Cost:
     """The head's cost, memoised on the (shared) resolved head object and the last map."""
-    head, out = plan.head, plan.out_shape
+    head, out, dist = plan.head, plan.out_shape, plan.stages[-1].dist_token
     found = _BY_HEAD.get(head)
-    if found is None or found[0] != out:
-        cost = _head_cost(head, out)
-        found = (out, (cost.params, cost.macs, cost.activations))
+    if found is None or found[0] != (out, dist):
+        cost = _head_cost(head, out, dist)
+        found = ((out, dist), (cost.params, cost.macs, cost.activations))
         _BY_HEAD.put(head, found)
     return Cost(*found[1])
 
 
-def _head_cost(head: Head, out: FeatureShape) -> Cost:
+def _head_cost(head: Head, out: FeatureShape, dist_token: bool) -> Cost:
     cost = Cost()
     c = out.channels
     if head.conv is not None:
@@ -196,6 +197,11 @@ def _head_cost(head: Head, out: FeatureShape) -> Cost:
             cost.layer_norm(c, c)
     if head.num_classes:
         cost.linear(1, c, head.num_classes)
+    if dist_token and head.pool == "cls":  # DeiT: the same on the distillation token
+        if head.norm:
+            cost.op(5 * c, c)  # the LayerNorm's MACs again; its weights are shared
+        if head.num_classes:
+            cost.linear(1, c, head.num_classes)
     return cost
 
 

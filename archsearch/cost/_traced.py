@@ -97,9 +97,12 @@ def _input_elements(args: Any, out: Any) -> int:
 
 
 def _mean(args: Any, out: Any) -> int:
-    # A mean over the spatial dims is global average pooling (fvcore: 1 per input element).
+    # A mean over the spatial dims down to a (B, C) vector is the head's global average pooling
+    # (fvcore counts timm's adaptive_avg_pool2d: 1 per input element). Kept dims (B, C, 1, 1) are a
+    # squeeze-excitation's squeeze, which fvcore does not count in timm (aten::mean): zero.
     dims = args[1] if len(args) > 1 else None
-    if args[0].dim() == 4 and dims is not None and sorted(d % 4 for d in dims) == [2, 3]:
+    keepdim = len(args) > 2 and bool(args[2])
+    if args[0].dim() == 4 and dims is not None and sorted(d % 4 for d in dims) == [2, 3] and not keepdim:
         return _numel(args[0].shape)
     return 0
 

@@ -17,6 +17,7 @@ from ._base import (
     check_heads,
     check_norm_first,
     check_odd_kernel,
+    check_se,
 )
 from ._embed_block import BlockEmbed
 from ._embed_conv import ConvEmbed
@@ -28,12 +29,16 @@ from ._embed_t2t import T2TEmbed
 from ._mixer_attention import AttentionMixer
 from ._mixer_conv import ConvMixer
 from ._mixer_dwconv import DwConvMixer
+from ._mixer_halo import HaloMixer
+from ._mixer_lambda import LambdaMixer
 from ._mixer_mbconv import MBConvMixer
 from ._mixer_mhsa import MhsaMixer
 from ._mixer_mobilevit import MobileViTMixer
+from ._mixer_pool import PoolMixer
 from ._mixer_window import WindowMixer
 from ._registry import EMBEDS, FAMILIES, MIXERS, STEMS
 from ._stem_conv import ConvStem
+from ._stem_deep import DeepStem
 from ._stem_resnet import ResNetStem
 from ._tables import (
     FAMILY_ACT,
@@ -70,12 +75,15 @@ __all__ = [
     "ConvEmbed",
     "ConvMixer",
     "ConvStem",
+    "DeepStem",
     "DwConvMixer",
     "Embed",
     "EmbedKind",
     "FamilyKind",
     "FamilyName",
+    "HaloMixer",
     "KindRegistry",
+    "LambdaMixer",
     "MBConvEmbed",
     "MBConvMixer",
     "MergeEmbed",
@@ -85,6 +93,7 @@ __all__ = [
     "MobileViTMixer",
     "NoEmbed",
     "PatchEmbed",
+    "PoolMixer",
     "ResNetStem",
     "Share",
     "Stem",
@@ -94,4 +103,5 @@ __all__ = [
     "check_heads",
     "check_norm_first",
     "check_odd_kernel",
+    "check_se",
 ]

@@ -31,6 +31,8 @@ __all__ = [
     "check_heads",
     "check_norm_first",
     "check_odd_kernel",
+    "check_se",
+    "omit_defaults",
 ]
 
 
@@ -157,7 +159,8 @@ class FamilyKind:
     expansion: int | None = None
     """Default expansion; ``None``: ``expansion`` is not allowed."""
     stage_fields: tuple[str, ...] = ()
-    """Family-only stage flags it accepts, among ``cls_token``, ``mlp_dwconv``, ``norm_out``."""
+    """Family-only stage flags it accepts, among ``cls_token``, ``dist_token``, ``mlp_dwconv``,
+    ``norm_out``."""
     width_name: str = "dim"
     """How messages name the channels the mixer sees."""
     bottleneck_width: bool = False
@@ -304,6 +307,11 @@ class EmbedKind:
         ``cost``; ``c_in``: the incoming channels. Class tokens and position tables are the
         stage's, not the embedding's."""
 
+    def canonical(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The resolved embedding as plain data for :func:`archsearch.spec.spec_hash` (see
+        :meth:`MixerKind.canonical`). Default: ``data`` as it is."""
+        return data
+
     def latency_key(self, stage: StagePlan, c_in: int) -> tuple[Any, ...]:
         """What determines the embedding's latency in a latency table."""
         embed = stage.embed
@@ -354,3 +362,25 @@ def check_norm_first(ctx: CheckContext, epath: Path, embed: Any) -> bool:
         )
         return False
     return True
+
+
+def check_se(ctx: CheckContext, mpath: Path, se: float | None, c_in: int) -> bool:
+    """A squeeze-excitation reduces to ``round(se * c_in)`` channels (the block's input
+    channels): at least one. ``False`` after reporting that it has none."""
+    if se is not None and round(se * c_in) < 1:
+        ctx.fail(
+            (*mpath, "se"),
+            f"squeeze-excitation reduces to round(se x {c_in} input channels) = 0 channels",
+            value=se,
+            allowed=f"more than {0.5 / c_in:.3g} for {c_in} input channels",
+        )
+        return False
+    return True
+
+
+def omit_defaults(data: dict[str, Any], schema: type[StrictModel], names: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` (a dumped model) without the fields ``names`` where they hold the schema's default:
+    for :meth:`MixerKind.canonical`, so fields added to a kind later leave the hashes of specs that
+    do not use them as they were."""
+    fields = schema.model_fields
+    return {k: v for k, v in data.items() if not (k in names and v == fields[k].default)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..core import BlockPlan, Cost, StagePlan
-from ..ops import Bottleneck, BuildMixer, MapStage
+from ..ops import Bottleneck, BuildMixer, MapStage, se_reduced
 from ._base import CostMixer, FamilyKind, Share
 
 __all__ = ["BOTTLENECK"]
@@ -33,8 +33,8 @@ class _Bottleneck(FamilyKind):
         return MapStage(plan, embed, blocks)
 
     def cost(self, block: BlockPlan, cost_mixer: CostMixer) -> Cost:
-        """1x1 reduce + BN, the mixer + BN, 1x1 expand + BN, the shortcut (1x1 conv + BN when the
-        shape changes)."""
+        """1x1 reduce + BN, the mixer + BN (+ squeeze-excitation), 1x1 expand + BN, the shortcut
+        (1x1 conv + BN when the shape changes)."""
         cost = Cost()
         c_in, width, dim = block.dim_in, block.width, block.dim
         h, w = block.in_shape.height, block.in_shape.width
@@ -43,6 +43,9 @@ class _Bottleneck(FamilyKind):
         cost.batch_norm(width, width * h * w)
         cost_mixer(block, cost)
         cost.batch_norm(width, width * ho * wo)
+        se = getattr(block.mixer, "se", None)
+        if se:
+            cost.squeeze_excite(width, se_reduced(c_in, se), ho, wo)
         cost.conv(width, dim, 1, ho, wo)
         cost.batch_norm(dim, dim * ho * wo)
         if block.stride != 1 or c_in != dim:

@@ -40,7 +40,7 @@ class _Transformer(FamilyKind):
     act = "gelu"
     embeds = ("conv", "patch", "t2t", "merge", "mbconv", "none")
     mlp_ratio = 4.0
-    stage_fields = ("cls_token", "mlp_dwconv", "norm_out")
+    stage_fields = ("cls_token", "dist_token", "mlp_dwconv", "norm_out")
     keeps_dim = True
     head_norm = "tokens"
 

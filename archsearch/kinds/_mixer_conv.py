@@ -1,5 +1,6 @@
 """``mixer: conv``: the kxk convolution of a ResNet bottleneck (He et al. 2016; torchvision/timm
-``Bottleneck``)."""
+``Bottleneck``), optionally followed by squeeze-excitation (RegNetY: Radosavovic et al. 2020,
+timm ``regnet.py``)."""
 
 from __future__ import annotations
 
@@ -15,22 +16,29 @@ from ..core import (
     Kernel,
     Path,
     PositiveInt,
+    Ratio,
+    StagePlan,
     StrictModel,
     conv_out,
 )
-from ._base import MixerKind, Share, check_odd_kernel
+from ._base import MixerKind, Share, check_odd_kernel, check_se, omit_defaults
 
 __all__ = ["CONV", "ConvMixer"]
 
 
 class ConvMixer(StrictModel):
-    """A kxk convolution (the 3x3 of a ResNet bottleneck). Family: ``bottleneck``."""
+    """A kxk convolution (the 3x3 of a ResNet bottleneck), optionally followed by
+    squeeze-excitation (RegNetY). Family: ``bottleneck``."""
 
     kind: Literal["conv"] = "conv"
     kernel: Kernel = 3
     """Kernel side (padding ``kernel // 2``)."""
     groups: PositiveInt = 1
     """Groups of the conv; must divide the bottleneck width."""
+    se: Ratio | None = None
+    """Squeeze-excitation after the conv's BatchNorm and activation (RegNetY: 0.25): global
+    average pool -> 1x1 conv (bias) to ``round(se x block input channels)`` -> the stage's
+    activation -> 1x1 conv (bias) -> sigmoid gate per channel; ``null``: none."""
 
 
 class _Conv(MixerKind):
@@ -51,6 +59,8 @@ class _Conv(MixerKind):
     def block_shape(
         self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
     ) -> FeatureShape | None:
+        if not check_se(ctx, mpath, mixer.se, shape.channels):
+            return None
         pad = mixer.kernel // 2
         oh, ow = (
             conv_out(shape.height, mixer.kernel, stride, pad),
@@ -70,6 +80,10 @@ class _Conv(MixerKind):
         mixer, width, out = block.mixer, block.width, block.out_shape
         assert isinstance(mixer, ConvMixer)
         cost.conv(width, width, mixer.kernel, out.height, out.width, groups=mixer.groups)
+
+    def canonical(self, data: dict[str, Any], stage: StagePlan) -> dict[str, Any]:
+        """Without the fields added for issue 14 where unused: earlier spec hashes hold."""
+        return omit_defaults(data, ConvMixer, ("se",))
 
 
 CONV = _Conv()

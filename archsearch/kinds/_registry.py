@@ -17,16 +17,21 @@ from ._embed_t2t import T2T_EMBED
 from ._family_bottleneck import BOTTLENECK
 from ._family_convnext import CONVNEXT
 from ._family_mbconv import MBCONV as MBCONV_FAMILY
+from ._family_metaformer import METAFORMER
 from ._family_mobilevit import MOBILEVIT as MOBILEVIT_FAMILY
 from ._family_transformer import TRANSFORMER
 from ._mixer_attention import ATTENTION
 from ._mixer_conv import CONV
 from ._mixer_dwconv import DWCONV
+from ._mixer_halo import HALO
+from ._mixer_lambda import LAMBDA
 from ._mixer_mbconv import MBCONV
 from ._mixer_mhsa import MHSA
 from ._mixer_mobilevit import MOBILEVIT
+from ._mixer_pool import POOL
 from ._mixer_window import WINDOW
 from ._stem_conv import CONV_STEM
+from ._stem_deep import DEEP_STEM
 from ._stem_resnet import RESNET_STEM
 
 __all__ = ["EMBEDS", "FAMILIES", "MIXERS", "STEMS"]
@@ -42,6 +47,9 @@ MIXERS: KindRegistry[MixerKind] = KindRegistry(
         (DWCONV.name, DWCONV),
         (MBCONV.name, MBCONV),
         (MOBILEVIT.name, MOBILEVIT),
+        (POOL.name, POOL),
+        (LAMBDA.name, LAMBDA),
+        (HALO.name, HALO),
     ),
 )
 
@@ -54,6 +62,7 @@ FAMILIES: KindRegistry[FamilyKind] = KindRegistry(
         (CONVNEXT.name, CONVNEXT),
         (MBCONV_FAMILY.name, MBCONV_FAMILY),
         (MOBILEVIT_FAMILY.name, MOBILEVIT_FAMILY),
+        (METAFORMER.name, METAFORMER),
     ),
 )
 
@@ -63,6 +72,7 @@ STEMS: KindRegistry[StemKind] = KindRegistry(
     (
         (RESNET_STEM.name, RESNET_STEM),
         (CONV_STEM.name, CONV_STEM),
+        (DEEP_STEM.name, DEEP_STEM),
     ),
 )
 

@@ -80,7 +80,7 @@ FAMILY_ONLY_FIELDS: dict[str, tuple[tuple[str, ...], Any]] = {
     "mlp_ratio": (tuple(FAMILY_MLP_RATIO), None),
     **{
         name: (tuple(f.name for f in FAMILIES.values() if name in f.stage_fields), False)
-        for name in ("cls_token",)
+        for name in ("cls_token", "dist_token")
     },
     "expansion": (tuple(FAMILY_EXPANSION), None),
     **{

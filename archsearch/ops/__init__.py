@@ -3,13 +3,26 @@
 from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
 from ._blocks import Bottleneck, BuildMixer, ConvNeXtBlock, TransformerBlock
 from ._embed import conv_embed, patch_embed, resnet_stem
-from ._layers import DropPath, LayerNorm2d, Mlp, MlpDwConv, QuickGELU, tokens_to_map
+from ._halo import HaloAttention, RelativeTables
+from ._lambda import LambdaLayer
+from ._layers import (
+    DropPath,
+    LayerNorm2d,
+    Mlp,
+    MlpDwConv,
+    QuickGELU,
+    SqueezeExcite,
+    se_reduced,
+    tokens_to_map,
+)
+from ._metaformer import GROUP_NORM_EPS, LayerScale2d, MetaFormerBlock, Pooling
 from ._mobile import (
     ConvBnAct,
     InvertedResidual,
     MobileViTLayer,
     MobileViTStage,
     conv_stem,
+    deep_stem,
     fold_patches,
     mbconv_embed,
     unfold_patches,
@@ -20,6 +33,7 @@ from ._t2t import TokensToToken, TokenTransformer, sinusoid_table, t2t_embed
 from ._window import PatchMerging, WindowAttention, WindowLayout, merge_embed
 
 __all__ = [
+    "GROUP_NORM_EPS",
     "Attention",
     "Bottleneck",
     "BuildMixer",
@@ -27,16 +41,23 @@ __all__ = [
     "ConvNeXtBlock",
     "DropPath",
     "Features",
+    "HaloAttention",
     "InvertedResidual",
+    "LambdaLayer",
     "LayerNorm2d",
+    "LayerScale2d",
     "MHSA2d",
     "MapStage",
+    "MetaFormerBlock",
     "Mlp",
     "MlpDwConv",
     "MobileViTLayer",
     "MobileViTStage",
     "PatchMerging",
+    "Pooling",
     "QuickGELU",
+    "RelativeTables",
+    "SqueezeExcite",
     "TokenStage",
     "TokenTransformer",
     "TokensToToken",
@@ -46,6 +67,7 @@ __all__ = [
     "attend",
     "conv_embed",
     "conv_stem",
+    "deep_stem",
     "fold_patches",
     "fused_attention",
     "mbconv_embed",
@@ -55,6 +77,7 @@ __all__ = [
     "resample_bias_table",
     "resample_rel_embed",
     "resnet_stem",
+    "se_reduced",
     "set_fused_attention",
     "sinusoid_table",
     "t2t_embed",

@@ -13,7 +13,16 @@ from torch import nn
 from ._layers import tokens_to_map
 from ._resample import resample_rel_embed
 
-__all__ = ["Attention", "MHSA2d", "attend", "fused_attention", "set_fused_attention", "uses_fused_attention"]
+__all__ = [
+    "Attention",
+    "MHSA2d",
+    "attend",
+    "fused_attention",
+    "relative_logits",
+    "relative_offsets",
+    "set_fused_attention",
+    "uses_fused_attention",
+]
 
 _FUSED = os.environ.get("ARCHSEARCH_FUSED_ATTN", "1") not in ("0", "false", "False")
 
@@ -186,25 +195,21 @@ class MHSA2d(nn.Module):
             # index[i, j] = j - i + (n - 1): the offset of key j from query i
             self.index_h: torch.Tensor
             self.index_w: torch.Tensor
-            self.register_buffer("index_h", _offsets(h), persistent=False)
-            self.register_buffer("index_w", _offsets(w), persistent=False)
+            self.register_buffer("index_h", relative_offsets(h), persistent=False)
+            self.register_buffer("index_w", relative_offsets(w), persistent=False)
 
     def position_logits(self, q: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """``(B, heads, H*W, H*W)`` logits of each query against each key position of the
         ``size`` map (default: the built one)."""
         b, heads, _, d = q.shape
         h, w = size or self.size
-        q = q.reshape(b, heads, h, w, d)
         if (h, w) == self.size:
             rel_h = self.rel_h[self.index_h]  # (H query rows, H key rows, d)
             rel_w = self.rel_w[self.index_w]
         else:
-            rel_h = resample_rel_embed(self.rel_h, 2 * h - 1)[_offsets(h).to(q.device)]
-            rel_w = resample_rel_embed(self.rel_w, 2 * w - 1)[_offsets(w).to(q.device)]
-        logits_h = torch.einsum("bnxyd,xpd->bnxyp", q, rel_h)
-        logits_w = torch.einsum("bnxyd,yqd->bnxyq", q, rel_w)
-        logits = logits_h[..., :, None] + logits_w[..., None, :]
-        return logits.reshape(b, heads, h * w, h * w)
+            rel_h = resample_rel_embed(self.rel_h, 2 * h - 1)[relative_offsets(h).to(q.device)]
+            rel_w = resample_rel_embed(self.rel_w, 2 * w - 1)[relative_offsets(w).to(q.device)]
+        return relative_logits(q.reshape(b, heads, h * w, d), rel_h, rel_w, (h, w))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -222,6 +227,28 @@ class MHSA2d(nn.Module):
         return out.transpose(-2, -1).reshape(b, c, h, w)
 
 
-def _offsets(n: int) -> torch.Tensor:
-    idx = torch.arange(n)
-    return idx[None, :] - idx[:, None] + n - 1
+def relative_offsets(queries: int, keys: int | None = None) -> torch.Tensor:
+    """``(queries, keys)`` indices into a table of ``2 * keys - 1`` relative embeddings along one
+    side: ``index[i, j] = j - i + keys - 1`` for query ``i`` and key ``j`` (timm's
+    ``rel_logits_1d``; ``keys`` defaults to ``queries``, BoTNet's whole map; HaloNet's windows are
+    wider than their query blocks)."""
+    keys = queries if keys is None else keys
+    return torch.arange(keys)[None, :] - torch.arange(queries)[:, None] + keys - 1
+
+
+def relative_logits(
+    q: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, q_size: tuple[int, int]
+) -> torch.Tensor:
+    """2-D relative position logits (BoTNet, HaloNet; Bello et al. 2019): the logit of a query
+    at ``(y, x)`` against a key at ``(ky, kx)`` is ``q . (rel_h[y, ky] + rel_w[x, kx])``.
+
+    ``q``: ``(..., qh * qw, d)`` queries of a ``q_size`` grid; ``rel_h``: ``(qh, kh, d)`` and
+    ``rel_w``: ``(qw, kw, d)``, the tables already indexed per (query, key) pair (with
+    :func:`relative_offsets`). Returns ``(..., qh * qw, kh * kw)``."""
+    (qh, qw), d = q_size, q.shape[-1]
+    kh, kw = rel_h.shape[1], rel_w.shape[1]
+    q = q.reshape(*q.shape[:-2], qh, qw, d)
+    logits_h = torch.einsum("...xyd,xpd->...xyp", q, rel_h)
+    logits_w = torch.einsum("...xyd,yqd->...xyq", q, rel_w)
+    logits = logits_h[..., :, None] + logits_w[..., None, :]
+    return logits.reshape(*q.shape[:-3], qh * qw, kh * kw)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..core import BlockPlan
-from ._layers import DropPath, Mlp, MlpDwConv, make_act, tokens_to_map
+from ._layers import DropPath, Mlp, MlpDwConv, SqueezeExcite, make_act, se_reduced, tokens_to_map
 
 __all__ = ["Bottleneck", "BuildMixer", "ConvNeXtBlock", "TransformerBlock"]
 
@@ -27,8 +27,9 @@ class Bottleneck(nn.Module):
     """ResNet v1.5 bottleneck: 1x1 reduce -> mixer -> 1x1 expand, plus shortcut; map in, map out.
 
     The mixer is a kxk conv (strided when the block downsamples) or BoTNet MHSA followed by a
-    2x2 average pool when it downsamples. The shortcut is a strided 1x1 conv + BN when the
-    shape changes.
+    2x2 average pool when it downsamples. A mixer with ``se`` adds squeeze-excitation after the
+    mixer's BN and activation (RegNetY). The shortcut is a strided 1x1 conv + BN when the shape
+    changes (``plan.shortcut == "avg"``: ResNet-D's 2x2 average pool, ceil mode, then 1x1 conv + BN).
     """
 
     def __init__(self, plan: BlockPlan, build_mixer: BuildMixer):
@@ -40,10 +41,21 @@ class Bottleneck(nn.Module):
         self.mixer = build_mixer(plan)  # width -> width, strided when the block downsamples
         self.bn2 = nn.BatchNorm2d(width)
         self.act2 = make_act(plan.act)
+        se = getattr(plan.mixer, "se", None)
+        self.se = SqueezeExcite(width, se_reduced(plan.dim_in, se), plan.act) if se else nn.Identity()
         self.conv3 = nn.Conv2d(width, plan.dim, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(plan.dim)
         self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or plan.dim_in != plan.dim:
+        if (stride != 1 or plan.dim_in != plan.dim) and plan.shortcut == "avg":  # ResNet-D
+            pool = (
+                nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
+                if stride > 1
+                else nn.Identity()
+            )
+            self.shortcut = nn.Sequential(
+                pool, nn.Conv2d(plan.dim_in, plan.dim, 1, bias=False), nn.BatchNorm2d(plan.dim)
+            )
+        elif stride != 1 or plan.dim_in != plan.dim:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(plan.dim_in, plan.dim, 1, stride, bias=False), nn.BatchNorm2d(plan.dim)
             )
@@ -52,7 +64,7 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
-        out = self.act2(self.bn2(self.mixer(out)))
+        out = self.se(self.act2(self.bn2(self.mixer(out))))
         out = self.bn3(self.conv3(out))
         return self.act3(self.drop_path(out) + self.shortcut(x))
 

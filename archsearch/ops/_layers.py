@@ -12,8 +12,10 @@ __all__ = [
     "Mlp",
     "MlpDwConv",
     "QuickGELU",
+    "SqueezeExcite",
     "make_act",
     "make_norm2d",
+    "se_reduced",
     "tokens_to_map",
 ]
 
@@ -118,3 +120,25 @@ class MlpDwConv(nn.Module):
         tokens = self.dwconv(tokens_to_map(tokens, hw)).flatten(2).transpose(1, 2)
         x = torch.cat((cls, tokens), dim=1) if self.cls_tokens else tokens
         return self.fc2(self.act(x))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-excitation (Hu et al. 2018; timm ``SEModule`` / ``SqueezeExcite``) on a
+    ``(B, C, H, W)`` map: global average pool -> 1x1 conv (bias) to ``reduced`` channels ->
+    activation -> 1x1 conv (bias) back to ``channels`` -> sigmoid, which scales each channel."""
+
+    def __init__(self, channels: int, reduced: int, act: str):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, reduced, 1)
+        self.act = make_act(act, inplace=True)
+        self.fc2 = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
+        return x * gate.sigmoid()
+
+
+def se_reduced(c_in: int, ratio: float) -> int:
+    """Reduced channels of a squeeze-excitation: ``round(ratio * c_in)`` of the block's *input*
+    channels, as timm's RegNetY and EfficientNet count them (whatever width the SE sits on)."""
+    return round(c_in * ratio)

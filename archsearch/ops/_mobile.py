@@ -16,11 +16,11 @@ from torch import nn
 
 from ..core import BlockPlan, StagePlan, make_divisible
 from ._blocks import BuildMixer
-from ._layers import DropPath, Mlp, make_act
+from ._layers import DropPath, Mlp, SqueezeExcite, make_act
 
 if TYPE_CHECKING:  # the schema sits above this layer
     from ..kinds import MobileViTMixer
-    from ..spec import ConvStem, MBConvEmbed
+    from ..spec import ConvStem, DeepStem, MBConvEmbed
 
 __all__ = [
     "ConvBnAct",
@@ -28,6 +28,7 @@ __all__ = [
     "MobileViTLayer",
     "MobileViTStage",
     "conv_stem",
+    "deep_stem",
     "fold_patches",
     "mbconv_embed",
     "unfold_patches",
@@ -56,9 +57,13 @@ class ConvBnAct(nn.Module):
 class InvertedResidual(nn.Module):
     """MobileNetV2 inverted residual: 1x1 expand -> kxk depthwise (strided) -> 1x1 project.
 
-    The projection is linear (BN, no activation); the residual is added where the stride is 1
-    and the channels match (timm's ``downsample=''``: no shortcut otherwise). The last BN starts
-    at zero in residual blocks, so each starts as the identity.
+    Without ``expand`` there is no 1x1 expand conv and the depthwise conv runs on the ``c_in``
+    input channels (``hidden`` must equal ``c_in``: timm's ``DepthwiseSeparableConv``, the first
+    EfficientNet block). ``se`` > 0 adds squeeze-excitation to ``se`` channels after the
+    depthwise conv (EfficientNet; its activation is ``act``). The projection is linear (BN, no
+    activation); the residual is added where the stride is 1 and the channels match (timm's
+    ``downsample=''``: no shortcut otherwise). The last BN starts at zero in residual blocks, so
+    each starts as the identity. Raises ``ValueError`` without ``expand`` when ``hidden != c_in``.
     """
 
     def __init__(
@@ -71,10 +76,17 @@ class InvertedResidual(nn.Module):
         kernel: int,
         act: str,
         drop_path: float = 0.0,
+        expand: bool = True,
+        se: int = 0,
     ):
         super().__init__()
-        self.conv1 = ConvBnAct(c_in, hidden, 1, act=act)
+        if not expand and hidden != c_in:
+            raise ValueError(
+                f"an inverted residual without expand conv needs hidden == c_in, got {hidden} != {c_in}"
+            )
+        self.conv1 = ConvBnAct(c_in, hidden, 1, act=act) if expand else nn.Identity()
         self.conv2 = ConvBnAct(hidden, hidden, kernel, stride, groups=hidden, act=act)
+        self.se = SqueezeExcite(hidden, se, act) if se else nn.Identity()
         self.conv3 = ConvBnAct(hidden, c_out, 1)
         self.residual = stride == 1 and c_in == c_out
         self.drop_path = DropPath(drop_path)
@@ -82,7 +94,7 @@ class InvertedResidual(nn.Module):
             nn.init.zeros_(self.conv3.bn.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv3(self.conv2(self.conv1(x)))
+        out = self.conv3(self.se(self.conv2(self.conv1(x))))
         return x + self.drop_path(out) if self.residual else out
 
 
@@ -97,6 +109,18 @@ def mbconv_embed(embed: MBConvEmbed, in_channels: int, dim: int, eps: float) -> 
 
 def conv_stem(stem: ConvStem, in_channels: int) -> nn.Module:
     return ConvBnAct(in_channels, stem.channels, stem.kernel, stem.stride, act=stem.act)
+
+
+def deep_stem(stem: DeepStem, in_channels: int) -> nn.Module:
+    """``stem: deep``: kxk conv + BN + act per entry of ``channels`` (the first strided), then a
+    3x3/2 max-pool (padding 1) unless ``pool: none``."""
+    layers: list[nn.Module] = []
+    for i, c in enumerate(stem.channels):
+        layers.append(ConvBnAct(in_channels, c, stem.kernel, stem.stride if i == 0 else 1, act=stem.act))
+        in_channels = c
+    if stem.pool == "max":
+        layers.append(nn.MaxPool2d(3, 2, 1))
+    return nn.Sequential(*layers)
 
 
 # --------------------------------------------------------------------------- MobileViT

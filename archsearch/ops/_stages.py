@@ -32,7 +32,8 @@ class MapStage(nn.Module):
 class TokenStage(nn.Module):
     """A stage whose blocks work on ``(B, cls + H*W, C)`` tokens (transformer).
 
-    After the embedding, the map is flattened to tokens, the class token is prepended and the
+    After the embedding, the map is flattened to tokens, the class token (and DeiT's distillation
+    token after it) is prepended and the
     position embedding (learned, or the fixed sinusoidal table as a frozen parameter) added; at
     the end (after the ``norm_out`` LayerNorm, if any) the class tokens are split off again.
 
@@ -46,7 +47,8 @@ class TokenStage(nn.Module):
         super().__init__()
         self.embed = embed
         self.cls_tokens = plan.embed_shape.cls_tokens
-        self.cls_token = nn.Parameter(torch.zeros(1, self.cls_tokens, plan.dim)) if self.cls_tokens else None
+        n_cls = self.cls_tokens - (1 if plan.dist_token else 0)
+        self.cls_token = nn.Parameter(torch.zeros(1, n_cls, plan.dim)) if n_cls else None
         self.pos_embed = None
         self.pos_kind = plan.pos_embed
         self.grid = (plan.embed_shape.height, plan.embed_shape.width)
@@ -56,6 +58,8 @@ class TokenStage(nn.Module):
         elif plan.pos_embed == "sinusoidal":
             table = sinusoid_table(plan.embed_shape.tokens, plan.dim)
             self.pos_embed = nn.Parameter(table, requires_grad=False)
+        # after the position table: timm's VisionTransformerDistilled registers it there
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, plan.dim)) if plan.dist_token else None
         self.blocks = nn.ModuleList(blocks)
         self.norm_out = nn.LayerNorm(plan.dim, eps=plan.blocks[0].norm_eps) if plan.norm_out else None
 
@@ -63,7 +67,10 @@ class TokenStage(nn.Module):
         x = self.embed(x)
         b, _, h, w = x.shape
         t = x.flatten(2).transpose(1, 2)
-        if self.cls_token is not None:
+        if self.dist_token is not None:
+            assert self.cls_token is not None
+            t = torch.cat((self.cls_token.expand(b, -1, -1), self.dist_token.expand(b, -1, -1), t), dim=1)
+        elif self.cls_token is not None:
             t = torch.cat((self.cls_token.expand(b, -1, -1), t), dim=1)
         if self.pos_embed is not None:
             t = t + (self.pos_embed if (h, w) == self.grid else self._pos_embed_for((h, w)))

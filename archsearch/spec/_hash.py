@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..core import NormalizedSpec
-from ..kinds import MIXERS
+from ..kinds import EMBEDS, MIXERS
 from ._normalize import normalize
 from ._schema import Spec
 
@@ -28,7 +28,7 @@ def canonical_spec(spec: Spec | NormalizedSpec) -> dict[str, Any]:
     for stage, resolved in zip(data["stages"], plan.stages, strict=True):
         stage["depth"] = resolved.depth
         stage["block"] = resolved.family
-        stage["embed"] = resolved.embed.model_dump(mode="json")
+        stage["embed"] = EMBEDS.get(resolved.embed.kind).canonical(resolved.embed.model_dump(mode="json"))
         stage["pos_embed"] = resolved.pos_embed
         stage["act"] = resolved.blocks[0].act
         stage["mlp_ratio"] = (
@@ -36,6 +36,8 @@ def canonical_spec(spec: Spec | NormalizedSpec) -> dict[str, Any]:
         )
         stage["mixer"] = MIXERS.get(resolved.blocks[0].mixer.kind).canonical(stage["mixer"], resolved)
         stage["expansion"] = resolved.blocks[0].expansion
+        if not stage["dist_token"]:  # added for issue 14: earlier spec hashes hold
+            del stage["dist_token"]
     data["head"]["norm"] = plan.head.norm
     return data
 

@@ -220,5 +220,11 @@ def head_key(head: Head, last: StagePlan, top: int | None = None) -> tuple[Any, 
     """Key of the resolved head after stage plan ``last`` (the head holds scalars only); ``top``:
     the spec's top-level part (which holds the head) when :data:`PARTS` validated it."""
     if top is not None:
-        return (top, last.family, last.cls_token)
-    return (*head.__dict__.values(), frozenset(head.__pydantic_fields_set__), last.family, last.cls_token)
+        return (top, last.family, last.cls_token, last.dist_token)
+    return (
+        *head.__dict__.values(),
+        frozenset(head.__pydantic_fields_set__),
+        last.family,
+        last.cls_token,
+        last.dist_token,
+    )

@@ -185,7 +185,15 @@ class _Normalizer(CheckContext):
         embed, embed_shape, block_stride = embed_kind.normalize(self, epath, stage, family, shape, act)
         if embed_shape is None:
             return None
-        cls_tokens = 1 if stage.cls_token else 0
+        if stage.dist_token and not stage.cls_token:
+            self.fail(
+                (*path, "dist_token"),
+                "the distillation token goes after a class token, but this stage has none",
+                value=True,
+                allowed="cls_token: true with it (or dist_token: false)",
+            )
+            return None
+        cls_tokens = (1 if stage.cls_token else 0) + (1 if stage.dist_token else 0)
         embed_shape = FeatureShape(embed_shape.channels, embed_shape.height, embed_shape.width, cls_tokens)
         expansion = (stage.expansion or family.expansion) if family.expansion is not None else None
         if expansion and family.bottleneck_width and stage.dim % expansion:
@@ -258,6 +266,7 @@ class _Normalizer(CheckContext):
                     drop_path=self.spec.drop_path * index / max(total_blocks - 1, 1),
                     norm_eps=self.spec.norm_eps,
                     mlp_dwconv=stage.mlp_dwconv,
+                    shortcut=getattr(head.embed, "shortcut", "conv") if j == 0 else "conv",
                 )
                 if not self.issues:
                     keep(BLOCK_PLANS, block_key, block)
@@ -269,7 +278,7 @@ class _Normalizer(CheckContext):
             # depth, cls_token, pos_embed, in_shape, embed_shape, out_shape, reduction, blocks, norm_out)
             i, head.family_name, head.embed, stage.dim, depth, stage.cls_token, head.pos_embed, shape,
             head.embed_shape, current, max(1, round(self.spec.input.hw[0] / current.height)), tuple(blocks),
-            stage.norm_out,
+            stage.norm_out, dist_token=stage.dist_token,
         )  # fmt: skip
 
     def block(

@@ -66,7 +66,8 @@ class Stage(StrictModel):
 
     The family follows from the mixer (``conv``/``mhsa``: ``bottleneck``; ``attention``/``window``:
     ``transformer``; ``dwconv``: ``convnext``; ``mbconv``: ``mbconv``; ``mobilevit``: ``mobilevit``,
-    whose blocks are the transformer layers of one MobileViT block) unless ``block`` names it.
+    whose blocks are the transformer layers of one MobileViT block; ``pool``: ``metaformer``)
+    unless ``block`` names it.
     """
 
     embed: Embed = NoEmbed()
@@ -80,8 +81,8 @@ class Stage(StrictModel):
     """Block family; inferred from the mixer when omitted."""
     mixer: Mixer = Field(description=_mixer_description())
     mlp_ratio: PerBlockFloat | None = None
-    """Hidden/embedding ratio of the transformer or ConvNeXt MLP (default 4; mobilevit 2); a list
-    gives one per block."""
+    """Hidden/embedding ratio of the transformer, ConvNeXt or MetaFormer MLP (default 4; mobilevit
+    2); a list gives one per block."""
     expansion: PositiveInt | None = None
     """Bottleneck: output channels / bottleneck width (default 4). MBConv: hidden width / input
     channels (default 4)."""
@@ -92,6 +93,11 @@ class Stage(StrictModel):
     offset, the default for ``window``) or ``none`` (the default otherwise)."""
     cls_token: bool = False
     """Prepend a learned class token (transformer stages)."""
+    dist_token: bool = False
+    """Also prepend DeiT's learned distillation token, after the class token (needs
+    ``cls_token``; Touvron et al. 2021). After a last stage with one, the head's ``pool: cls``
+    classifies both tokens with two Linears and averages the logits; in training with
+    ``distilled_training`` on (:meth:`~archsearch.ArchNet.set_distilled_training`) it returns both."""
     act: Act | None = None
     """Activation: default ``relu`` in bottlenecks, ``gelu`` in transformer and ConvNeXt MLPs,
     ``silu`` in mbconv and mobilevit stages (every conv and the MLP)."""
@@ -131,8 +137,9 @@ class Head(StrictModel):
     """Dropout before the classifier."""
     norm: bool | Literal["tokens", "pooled"] | None = None
     """LayerNorm before the classifier: ``tokens`` (per token, then pooled), ``pooled`` (on the
-    pooled vector), ``true`` (where the last stage's family puts it: ``pooled`` after ``convnext``,
-    else ``tokens``) or ``false``; default: on after a transformer or convnext last stage."""
+    pooled vector), ``true`` (where the last stage's family puts it: ``pooled`` after ``convnext``
+    and ``metaformer``, else ``tokens``) or ``false``; default: on after a transformer, convnext or
+    metaformer last stage."""
     conv: PositiveInt | None = None
     """Channels of a 1x1 conv (no bias) + BatchNorm + the last stage's activation on the map
     before pooling (MobileViT's final conv)."""

@@ -1,0 +1,282 @@
+"""The kinds of issue 14 (squeeze-excitation, depthwise-separable MBConv, multi-conv stems, the
+average-pool shortcut, the pooling mixer, the distillation token): their checks and their
+behaviour beyond the zoo tests (parameter counts, analytic == traced) that cover their models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import archsearch
+from archsearch import SpecError
+from archsearch.cost import analytic_costs, count_traced
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _spec(stage: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"input": {"size": 32}, "stages": [stage], "head": {"num_classes": 10}, **extra}
+
+
+def _costs_agree(spec: dict[str, Any]) -> torch.nn.Module:
+    model = archsearch.build(archsearch.load_spec(spec))
+    shape = model.plan.input_shape
+    traced = count_traced(model, (1, shape.channels, shape.height, shape.width))
+    analytic = analytic_costs(model.plan)
+    assert (analytic.params, analytic.macs, analytic.activations) == (
+        traced.params,
+        traced.macs,
+        traced.activations,
+    )
+    return model
+
+
+# --------------------------------------------------------------------------- squeeze-excitation
+
+
+def test_squeeze_excitation_reduces_the_block_input_channels():
+    stage = {"embed": {"kind": "block", "stride": 2}, "dim": 48, "depth": 2, "expansion": 1}
+    model = _costs_agree(_spec({**stage, "mixer": {"kind": "conv", "groups": 2, "se": 0.25}}))
+    first, second = model.stages[0].blocks
+    # RegNetY: round(0.25 x block input channels), on the bottleneck width
+    assert (first.se.fc1.in_channels, first.se.fc1.out_channels) == (48, 1)  # 3 input channels
+    assert (second.se.fc1.in_channels, second.se.fc1.out_channels) == (48, 12)
+
+
+def test_squeeze_excitation_gates_channels():
+    model = archsearch.build(
+        archsearch.load_spec(
+            _spec({"dim": 16, "depth": 1, "mixer": {"kind": "conv", "se": 0.5}, "expansion": 1})
+        )
+    ).eval()
+    se = model.stages[0].blocks[0].se
+    x = torch.randn(2, 16, 5, 5)
+    gate = torch.sigmoid(se.fc2(torch.relu(se.fc1(x.mean((2, 3), keepdim=True)))))
+    torch.testing.assert_close(se(x), x * gate)
+
+
+def test_squeeze_excitation_needs_a_reduced_channel():
+    with pytest.raises(SpecError, match=r"stages\[0\]\.mixer\.se: .*= 0 channels.*got 0.1"):
+        archsearch.load_spec(_spec({"dim": 16, "depth": 1, "mixer": {"kind": "conv", "se": 0.1}}))
+
+
+def test_mbconv_without_expand_conv():
+    stage = {
+        "dim": 16,
+        "depth": 2,
+        "expansion": 1,
+        "mixer": {"kind": "mbconv", "expand_conv": False, "se": 0.25},
+    }
+    model = _costs_agree(_spec(stage, stem={"kind": "conv", "channels": 16}))
+    block = model.stages[0].blocks[0]
+    assert isinstance(block.conv1, torch.nn.Identity)
+    assert block.conv2.conv.in_channels == 16 and block.residual
+    with pytest.raises(SpecError, match=r"stages\[0\]\.expansion: expand_conv: false .* must be 1.*got 4"):
+        archsearch.load_spec(_spec({**stage, "expansion": 4}))
+
+
+def test_new_fields_leave_earlier_spec_hashes_alone():
+    """Fields added to a kind are left out of the canonical form at their default: a spec that does
+    not use them hashes as before (values recorded before issue 14)."""
+    from archsearch.spec import spec_hash
+
+    assert spec_hash(archsearch.load_spec("resnet-50")) == "5d727eb00be96a72"
+    assert spec_hash(archsearch.load_spec("mobilevit-s")) == "e87432fb9747c6e8"
+    stage = {"dim": 16, "depth": 1, "expansion": 1, "mixer": {"kind": "conv"}}
+    with_se = {**stage, "mixer": {"kind": "conv", "se": 0.25}}
+    assert spec_hash(archsearch.load_spec(_spec(stage))) != spec_hash(archsearch.load_spec(_spec(with_se)))
+
+
+# --------------------------------------------------------------------------- stems and shortcuts
+
+
+def test_deep_stem_shapes_and_costs():
+    spec = _spec({"dim": 16, "depth": 1, "mixer": "conv"}, stem={"kind": "deep", "channels": [8, 8, 16]})
+    model = _costs_agree({**spec, "input": {"size": 33}})
+    assert model.plan.stem_shape.as_tuple() == (16, 9, 9)  # 33 -> 17 (3x3/2) -> 9 (max-pool)
+    spec["stem"]["pool"] = "none"
+    assert archsearch.build(archsearch.load_spec(spec)).plan.stem_shape.as_tuple() == (16, 16, 16)
+
+
+def test_average_pool_shortcut():
+    stage = {
+        "embed": {"kind": "block", "stride": 2, "shortcut": "avg"},
+        "dim": 32,
+        "depth": 2,
+        "mixer": "conv",
+    }
+    model = _costs_agree({**_spec(stage), "input": {"size": 15}})
+    first, second = model.stages[0].blocks
+    pool, conv, _ = first.shortcut
+    assert isinstance(pool, torch.nn.AvgPool2d) and pool.ceil_mode and not pool.count_include_pad
+    assert conv.stride == (1, 1)
+    assert isinstance(second.shortcut, torch.nn.Identity)
+    x = torch.randn(1, 3, 15, 15)
+    torch.testing.assert_close(
+        first.shortcut(x),
+        first.shortcut[2](
+            conv(torch.nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False))
+        ),
+    )
+
+
+def test_average_pool_shortcut_is_for_bottlenecks():
+    stage = {"embed": {"kind": "block", "shortcut": "avg"}, "dim": 16, "depth": 1, "mixer": "mbconv"}
+    with pytest.raises(SpecError, match=r"stages\[0\]\.embed\.shortcut: .*bottleneck stages.*mbconv stage"):
+        archsearch.load_spec(_spec(stage))
+
+
+# --------------------------------------------------------------------------- PoolFormer
+
+
+def test_pool_mixer_block_and_costs():
+    stage = {"embed": {"kind": "conv", "kernel": 3, "stride": 2, "norm": "none"}, "dim": 16, "depth": 2}
+    model = _costs_agree(_spec({**stage, "mixer": {"kind": "pool", "kernel": 3}}))
+    assert model.plan.stages[0].family == "metaformer" and model.plan.head.norm == "pooled"
+    block = model.stages[0].blocks[0]
+    assert isinstance(block.norm1, torch.nn.GroupNorm) and block.norm1.num_groups == 1
+    assert block.layer_scale1.scale.shape == (16,) and block.layer_scale1.scale[0].item() == pytest.approx(
+        1e-5
+    )
+    # a constant map stays constant under the pool (padding not counted): the mixer gives zero
+    assert block.token_mixer(torch.ones(1, 16, 5, 5)).abs().max() == 0
+    plain = archsearch.build(
+        archsearch.load_spec(_spec({**stage, "mixer": {"kind": "pool", "layer_scale": None}}))
+    )
+    assert isinstance(plain.stages[0].blocks[0].layer_scale2, torch.nn.Identity)
+
+
+def test_pool_mixer_needs_an_odd_kernel_and_its_family():
+    with pytest.raises(SpecError, match=r"stages\[0\]\.mixer\.kernel: the kernel must be odd"):
+        archsearch.load_spec(
+            _spec({"embed": "patch", "dim": 16, "depth": 1, "mixer": {"kind": "pool", "kernel": 2}})
+        )
+    with pytest.raises(SpecError, match=r"mixer 'pool' does not fit a transformer block.*allowed: attention"):
+        archsearch.load_spec(
+            _spec({"embed": "patch", "dim": 16, "depth": 1, "block": "transformer", "mixer": "pool"})
+        )
+
+
+# --------------------------------------------------------------------------- distillation token
+
+
+def _deit(**head: Any) -> dict[str, Any]:
+    stage = {
+        "embed": {"kind": "patch", "stride": 8},
+        "dim": 16,
+        "depth": 1,
+        "mixer": {"kind": "attention", "heads": 2},
+    }
+    stage.update(cls_token=True, dist_token=True, pos_embed="absolute")
+    return _spec(stage, head={"pool": "cls", "num_classes": 10, **head})
+
+
+def test_distillation_token_and_head():
+    model = _costs_agree(_deit())
+    stage = model.stages[0]
+    assert stage.cls_token.shape == stage.dist_token.shape == (1, 1, 16)
+    assert stage.pos_embed.shape == (1, 2 + 16, 16)  # class + distillation + 4x4 patches
+    x = torch.randn(2, 3, 32, 32)
+    model.eval()
+    _, tokens = model.forward_features(x)
+    head = model.head
+    expected = (head.fc(head.norm(tokens[:, 0])) + head.fc_dist(head.norm(tokens[:, 1]))) / 2
+    torch.testing.assert_close(model(x), expected)
+    model.train()
+    assert model(x).shape == (2, 10)  # training without distilled_training: the mean as well
+    model.set_distilled_training(True)
+    cls_logits, dist_logits = model(x)
+    assert cls_logits.shape == dist_logits.shape == (2, 10)
+    model.eval()
+    assert model(x).shape == (2, 10)
+
+
+def test_distillation_token_needs_a_class_token():
+    data = _deit()
+    data["stages"][0]["cls_token"] = False
+    data["head"]["pool"] = "avg"
+    with pytest.raises(
+        SpecError, match=r"stages\[0\]\.dist_token: the distillation token goes after a class token"
+    ):
+        archsearch.load_spec(data)
+    with pytest.raises(ValueError, match="no distillation head"):
+        archsearch.create_model("deit-ti", input_size=32).set_distilled_training(True)
+
+
+# --------------------------------------------------------------------------- lambda
+
+
+def test_lambda_layer_shapes_costs_and_checks():
+    stage = {"embed": {"kind": "block", "stride": 2}, "dim": 32, "depth": 2, "expansion": 1}
+    model = _costs_agree(
+        {
+            **_spec({**stage, "mixer": {"kind": "lambda", "heads": 4, "key_dim": 8, "radius": 3}}),
+            "input": {"size": 15},
+        }
+    )
+    assert model.plan.stages[0].out_shape.as_tuple() == (32, 8, 8)  # ceil-mode pool, as the shortcut
+    layer = model.stages[0].blocks[0].mixer
+    assert layer.qkv.out_channels == 4 * 8 + 8 + 32 // 4
+    with pytest.raises(SpecError, match=r"stages\[0\]\.mixer\.radius: the radius must be odd.*got 4"):
+        archsearch.load_spec(_spec({**stage, "mixer": {"kind": "lambda", "radius": 4}}))
+    with pytest.raises(
+        SpecError, match=r"stages\[0\]\.mixer\.heads: heads must divide the bottleneck width 32"
+    ):
+        archsearch.load_spec(_spec({**stage, "mixer": {"kind": "lambda", "heads": 3}}))
+
+
+# --------------------------------------------------------------------------- search
+
+
+def test_a_space_mixing_new_and_old_mixers_searches_digits_end_to_end(tmp_path):
+    """Acceptance 5 of issue 14: the shipped ``hybrid_kinds`` space (lambda, pool, squeeze-
+    excitation, deep stem next to conv, MHSA and attention) runs a short search on digits."""
+    from archsearch.search import load_experiment, run_search
+
+    experiment = load_experiment(
+        {
+            "name": "kinds",
+            "space": str(ROOT / "search_spaces" / "hybrid_kinds.yaml"),
+            "data": {"kind": "digits"},
+            "evaluator": {"kind": "train", "epochs": 1, "batch_size": 256, "flip": False},
+            "objectives": [{"metric": "accuracy"}, {"metric": "macs"}],
+            "sampler": {"kind": "random", "seed": 3},
+            "trials": 4,
+            "run_dir": str(tmp_path / "run"),
+        }
+    )
+    summary = run_search(experiment)
+    trials = [t for t in summary.study.trials if t.user_attrs.get("outcome") == "complete"]
+    assert len(trials) == 4
+    mixers = {v for t in trials for k, v in t.params.items() if k.endswith("mixer")}
+    assert mixers & {"lambda", "pool", "mbconv"} and mixers & {"conv", "mhsa", "attention"}, mixers
+    assert all(0.0 <= t.values[0] <= 1.0 for t in trials)
+
+
+# --------------------------------------------------------------------------- halo
+
+
+def test_halo_attention_is_local_and_shares_botnet_relative_logits():
+    stage = {"embed": {"kind": "block", "stride": 2}, "dim": 16, "depth": 2, "expansion": 1}
+    mixer = {"kind": "halo", "heads": 2, "block": 4, "halo": 1}
+    model = _costs_agree({**_spec({**stage, "mixer": mixer}), "input": {"size": 16}})
+    assert model.plan.stages[0].out_shape.as_tuple() == (16, 8, 8)
+    attn = model.stages[0].blocks[1].mixer.eval()
+    assert attn.pos_embed.rel_h.shape == (2 * 6 - 1, 8)  # window 4 + 2 x 1
+    # a change of pixels that only the first block's window (its 4x4 block plus a 1-pixel halo)
+    # covers reaches that block's outputs alone
+    x = torch.randn(1, 16, 8, 8)
+    y = x.clone()
+    y[..., :3, :3] += 1.0
+    with torch.no_grad():
+        changed = (attn(x) - attn(y)).abs().sum(1)[0] > 0
+    assert changed[:4, :4].all() and not changed[4:].any() and not changed[:, 4:].any()
+    # a map not in whole blocks is padded to them (the output cropped), costs as traced
+    odd = _costs_agree({**_spec({**stage, "mixer": {**mixer, "block": 6}}), "input": {"size": 15}})
+    assert odd(torch.randn(1, 3, 15, 15)).shape == (1, 10)
+    assert odd.plan.stages[0].out_shape.as_tuple() == (16, 8, 8)
+    with pytest.raises(SpecError, match=r"stages\[0\]\.embed\.stride: a halo block downsamples .*got 2"):
+        archsearch.load_spec(_spec({**stage, "mixer": {**mixer, "block": 5}}))
