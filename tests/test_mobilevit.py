@@ -344,7 +344,7 @@ head: {num_classes: 10}
             "mixer: mbconv, mlp_ratio: 4}",
             "stages[0].mlp_ratio",
             3,
-            r"mlp_ratio applies to transformer, convnext and mobilevit stages, "
+            r"mlp_ratio applies to transformer, convnext, mobilevit and metaformer stages, "
             r"but this stage is a mbconv stage",
         ),
         (
