@@ -340,3 +340,16 @@ def test_a_mobilevit_stage_is_one_piece_in_place() -> None:
     assert [p.kind for p, _, _ in result.pieces] == kinds
     mobile = [p for p, _, _ in result.pieces if p.kind == "stage" and "mobilevit" in p.what]
     assert mobile and all("blocks" in p.what for p in mobile)
+
+
+def test_blocks_that_differ_only_in_their_shortcut_are_different_pieces():
+    """ResNet-D's average-pool shortcut and the plain strided conv one take different times."""
+    plan = normalize(load_spec("resnet-50d"))
+    avg = [b for stage in plan.stages for b in stage.blocks if b.shortcut == "avg"]
+    assert avg, "resnet-50d has average-pool shortcuts"
+    conv_stage = replace(
+        plan.stages[avg[0].stage],
+        blocks=tuple(replace(b, shortcut="conv") for b in plan.stages[avg[0].stage].blocks),
+    )
+    stages = tuple(conv_stage if s.index == avg[0].stage else s for s in plan.stages)
+    assert piece_keys(replace(plan, stages=stages)) != piece_keys(plan)

@@ -28,6 +28,7 @@ of the embedded map, and a map coming out of a token stage is the channels-last 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -141,26 +142,21 @@ def _text(parts: tuple[Any, ...]) -> str:
         return "|".join(_fmt(v) for v in parts)
 
 
+#: BlockPlan fields a block's time does not depend on (where it sits, stochastic depth, norm eps),
+#: or that its key holds another way (the mixer, through its kind's ``latency_key``; the output
+#: shape, which the rest determine). Every other field is in the key, so a field added to
+#: BlockPlan (a shortcut's form, say) tells pieces apart without an edit here.
+_NOT_IN_KEY = frozenset(
+    ("index", "stage", "position", "drop_path", "norm_eps", "family", "mixer", "out_shape")
+)
+_KEY_FIELDS = tuple(f.name for f in dataclasses.fields(BlockPlan) if f.name not in _NOT_IN_KEY)
+
+
 def _block_key(block: BlockPlan) -> str:
     mixer = MIXERS.get(block.mixer.kind).latency_key(block)
     view = _token_family(block.family) and _viewed_tokens(block)
-    return _text(
-        (
-            "block",
-            block.family,
-            mixer,
-            block.dim_in,
-            block.dim,
-            block.stride,
-            block.mlp_ratio,
-            block.expansion,
-            block.act,
-            block.pos_embed,
-            block.in_shape,
-            block.mlp_dwconv,
-            "view" if view else "dense",
-        )
-    )
+    fields = tuple(getattr(block, name) for name in _KEY_FIELDS)
+    return _text(("block", block.family, mixer, *fields, "view" if view else "dense"))
 
 
 def _stage_key(stage: StagePlan, c_in: int, after_tokens: bool) -> str:
