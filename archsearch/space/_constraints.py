@@ -76,9 +76,10 @@ class Constraints(StrictModel):
             b is not None and (b.min is not None or b.max is not None) for _, b, _ in self._bounds(None)
         )
 
-    def _bounds(self, costs: CostReport | None) -> list[tuple[str, Bound | None, float]]:
-        params = float(costs.params) if costs is not None else 0.0
-        macs = float(costs.macs) if costs is not None else 0.0
+    def _bounds(self, costs: CostReport | None) -> list[tuple[str, Bound | None, int]]:
+        """Each cost limit with its name and the value of ``costs`` it bounds (0 without costs)."""
+        params = costs.params if costs is not None else 0
+        macs = costs.macs if costs is not None else 0
         return [("params", self.params, params), ("macs", self.macs, macs), ("macs", self.flops, macs)]
 
     def values(self, costs: CostReport) -> list[float]:
@@ -108,11 +109,7 @@ class Constraints(StrictModel):
                 out.append(f"latency_ms {ms:.3g} (predicted) < min {self.latency_ms.min:g}")
             if self.latency_ms.max is not None and ms > self.latency_ms.max:
                 out.append(f"latency_ms {ms:.3g} (predicted) > max {self.latency_ms.max:g}")
-        for name, bound, value in (
-            ("params", self.params, costs.params),
-            ("macs", self.macs, costs.macs),
-            ("macs", self.flops, costs.macs),
-        ):
+        for name, bound, value in self._bounds(costs):
             if bound is None:
                 continue
             if bound.min is not None and value < bound.min:
