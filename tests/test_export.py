@@ -186,3 +186,30 @@ def test_dynamo_onnx_exporter(tmp_path):
     result = archsearch.export("deit-ti", "onnx", tmp_path, **kwargs)
     assert "torch.export-based" in result.exporter
     assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 and result.batches == (1, 2)
+
+
+def test_save_weights_is_atomic_readable_and_keeps_views_apart(tmp_path):
+    """A state dict whose tensors view one storage (a one-shot member's slices of shared supernet
+    tensors) is written whole: safetensors alone refuses shared memory. The file gets the usual
+    mode (safetensors writes 0600) and no ``.part`` file is left behind."""
+    import os
+
+    from archsearch.deploy import read_state_dict, save_weights
+
+    base = torch.arange(12.0)
+    state = {"a.weight": base[:6], "b.weight": base[6:], "c.bias": torch.ones(3)}
+    path = save_weights(state, tmp_path / "w.safetensors")
+    assert path == tmp_path / "w.safetensors"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+    back = read_state_dict(path)
+    assert set(back) == set(state)
+    for key, tensor in state.items():
+        assert torch.equal(back[key], tensor)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(archsearch.errors.ExportError, match="metadata needs the safetensors format"):
+        save_weights(state, tmp_path / "w.pt", metadata={"k": "v"})
+    model = torch.nn.Linear(3, 2)
+    pt = save_weights(model, tmp_path / "m.pt")
+    assert set(read_state_dict(pt)) == {"weight", "bias"}

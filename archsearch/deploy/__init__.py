@@ -7,7 +7,7 @@
 
 from ._create import create_model
 from ._export import DEFAULT_TOLERANCE, FORMATS, SUFFIXES, ExportResult, export
-from ._weights import load_weights, read_state_dict
+from ._weights import load_weights, read_state_dict, save_weights
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -18,4 +18,5 @@ __all__ = [
     "export",
     "load_weights",
     "read_state_dict",
+    "save_weights",
 ]

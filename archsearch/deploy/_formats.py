@@ -25,6 +25,7 @@ from torch import nn
 from ..compiler import build
 from ..errors import ExportError
 from ..spec import load_spec
+from ._weights import save_weights
 
 __all__ = ["INSTALL", "check", "inputs", "write_onnx", "write_safetensors", "write_torchscript"]
 
@@ -156,19 +157,12 @@ def write_safetensors(
 ) -> str:
     try:
         import safetensors
-        from safetensors.torch import save_model
     except ImportError:
         raise ExportError(
             f"{target}: the safetensors format needs the safetensors package: {INSTALL}"
         ) from None
-    tmp = target.with_name(target.name + ".part")
-    metadata = {"format": "pt"}
-    metadata.update({f"archsearch.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
-    save_model(model, str(tmp), metadata=metadata)
-    os.replace(tmp, target)
-    umask = os.umask(0)
-    os.umask(umask)
-    target.chmod(0o666 & ~umask)  # safetensors writes 0600; make it like every other file
+    metadata = {f"archsearch.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+    save_weights(model, target, metadata)
     return f"safetensors {safetensors.__version__}"
 
 

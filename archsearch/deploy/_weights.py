@@ -15,7 +15,7 @@ from torch import nn
 from ..compiler import ArchNet, resample_state_dict
 from ..errors import ExportError
 
-__all__ = ["load_weights", "read_state_dict"]
+__all__ = ["load_weights", "read_state_dict", "save_weights"]
 
 #: Keys under which checkpoints commonly nest the model's state dict.
 _NESTED = ("state_dict", "model", "model_state_dict", "module", "ema")
@@ -63,6 +63,63 @@ def read_state_dict(source: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
         state = {k.removeprefix("module."): v for k, v in state.items()}
     return state
+
+
+def save_weights(
+    weights: nn.Module | Mapping[str, torch.Tensor],
+    target: str | os.PathLike[str],
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a model's state dict (or a state dict) to ``target``, atomically (a ``.part`` file
+    renamed into place, so a reader never sees half a file) and with the usual file mode
+    (safetensors itself writes 0600).
+
+    ``.safetensors`` targets are written with the safetensors package: a model with
+    ``save_model`` (tensors that share memory stored once, as ``load_model`` expects), a state
+    dict with every key (shared tensors stored as copies); where the package is not installed the
+    state dict goes to a ``torch.save`` file with the suffix ``.pt`` instead. Any other suffix is
+    written with ``torch.save``. :func:`read_state_dict` and :func:`load_weights` read both.
+    Returns the path written.
+
+    Raises :class:`ExportError` when ``metadata`` is given for a ``torch.save`` file (only
+    safetensors stores it).
+    """
+    path = Path(target)
+    safetensors: Any = None
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import torch as safetensors
+        except ImportError:
+            path = path.with_suffix(".pt")
+    if safetensors is None and metadata:
+        raise ExportError(f"{path}: metadata needs the safetensors format (pip install safetensors)")
+    tmp = path.with_name(path.name + ".part")
+    if safetensors is not None and isinstance(weights, nn.Module):
+        safetensors.save_model(weights, str(tmp), metadata={"format": "pt", **(metadata or {})})
+    else:
+        state = weights.state_dict() if isinstance(weights, nn.Module) else dict(weights)
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        if safetensors is not None:
+            safetensors.save_file(_unshared(state), str(tmp), metadata={"format": "pt", **(metadata or {})})
+        else:
+            torch.save(state, tmp)
+    os.replace(tmp, path)
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+    return path
+
+
+def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with tensors that share storage cloned apart: safetensors refuses shared memory."""
+    seen: set[int] = set()
+    out = {}
+    for key, tensor in state.items():
+        ptr = tensor.untyped_storage().data_ptr() if tensor.numel() else -1
+        out[key] = tensor.clone() if ptr in seen else tensor
+        if ptr != -1:
+            seen.add(ptr)
+    return out
 
 
 def _why(exc: BaseException) -> str:

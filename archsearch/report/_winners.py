@@ -53,7 +53,7 @@ def write_winners(data: ReportData, out_dir: Path) -> list[Path]:
     The body is the trial's concrete spec as the search stored it (renamed after the file); a spec
     whose YAML would not hash back to the trial's ``spec_hash`` is noted in the report.
     """
-    from ..spec import spec_from_dict, spec_hash
+    from ..spec import spec_from_dict, spec_hash, spec_yaml
 
     written = []
     for _, row in data.front.iterrows():
@@ -64,8 +64,7 @@ def write_winners(data: ReportData, out_dir: Path) -> list[Path]:
             data.notes.append(f"Trial {trial} is on the front but has no spec: {relative} is not written.")
             continue
         spec: dict[str, Any] = json.loads(row["spec"])
-        spec = {"name": path.stem, **{k: v for k, v in spec.items() if k != "name"}}
-        body = yaml.safe_dump(spec, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+        body = spec_yaml(spec, path.stem)
         try:
             same = spec_hash(spec_from_dict(yaml.safe_load(body))) == row["spec_hash"]
         except SpecError as exc:

@@ -44,6 +44,7 @@ from ._load import (
     list_models,
     load_spec,
     spec_from_dict,
+    spec_yaml,
     validate_spec,
     zoo_names,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "schema_markdown",
     "spec_from_dict",
     "spec_hash",
+    "spec_yaml",
     "validate_spec",
     "window_geometry",
     "zoo_names",

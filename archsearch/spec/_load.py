@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from ..core import (
@@ -29,6 +30,7 @@ __all__ = [
     "list_models",
     "load_spec",
     "spec_from_dict",
+    "spec_yaml",
     "validate_spec",
     "zoo_names",
 ]
@@ -164,3 +166,13 @@ def _a(value: Any) -> str:
 def validate_spec(spec: Spec) -> NormalizedSpec:
     """Check a spec's shapes; return its normalised form."""
     return normalize(spec)
+
+
+def spec_yaml(data: Mapping[str, Any], name: str | None = None) -> str:
+    """A spec (plain data, as ``Spec.model_dump(mode="json")`` or a stored trial gives it) as the
+    YAML archsearch writes everywhere (winners, one-shot members, ``archsearch train`` outputs):
+    keys in the spec's order, short lists inline, lines up to 100 characters. ``name``, when
+    given, replaces the spec's name and comes first. :func:`load_spec` reads it back to the same
+    spec."""
+    body = dict(data) if name is None else {"name": name, **{k: v for k, v in data.items() if k != "name"}}
+    return yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)

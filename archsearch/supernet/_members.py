@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from ..core import NormalizedSpec
 from ..data import Dataset
+from ..deploy import save_weights
 from ..evaluate import normalize_images
+from ..spec import spec_yaml
 from ._net import Supernet
 
 __all__ = ["inherited_accuracy", "recalibrate", "save_member", "validation_accuracy"]
@@ -94,15 +95,7 @@ def save_member(
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     spec_file = out / f"{name}.yaml"
-    data = {"name": name, **{k: v for k, v in plan.spec.model_dump(mode="json").items() if k != "name"}}
-    spec_file.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100))
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    try:
-        from safetensors.torch import save_file
-    except ImportError:
-        weights_file = out / f"{name}.pt"
-        torch.save(state, weights_file)
-    else:
-        weights_file = out / f"{name}.safetensors"
-        save_file(state, str(weights_file))
+    spec_file.write_text(spec_yaml(plan.spec.model_dump(mode="json"), name), encoding="utf-8")
+    # a state dict, not the model: a member's tensors may be views of the supernet's
+    weights_file = save_weights(model.state_dict(), out / f"{name}.safetensors")
     return spec_file, weights_file
