@@ -13,8 +13,7 @@ from torch import nn
 
 from archsearch import SpecError
 from archsearch.data import Dataset
-from archsearch.evaluate import TrainConfig, train_and_evaluate
-from archsearch.evaluate._accel import block_modules, grad_checkpointing
+from archsearch.evaluate import TrainConfig, block_modules, grad_checkpointing, train_and_evaluate
 from archsearch.search import load_experiment
 
 from .small_nets import tiny_hybrid
