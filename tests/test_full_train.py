@@ -241,3 +241,27 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path):
         assert torch.equal(b["state"][key], value), key
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["world"] == 2 and result["epochs"] == 2 and Path(result["weights"]).is_file()
+
+
+def test_gpu_options_together_train_to_finite_results(digits16: Dataset, tmp_path: Path):
+    """bf16 autocast, channels-last, gradient checkpointing and torch.compile (graph capture
+    only: ``aot_eager``) in one run, with mixup and EMA; the weights still load."""
+    config = CONFIG.model_copy(
+        update={
+            "epochs": 1,
+            "precision": "bf16",
+            "channels_last": True,
+            "grad_checkpointing": True,
+            "compile": True,
+            "compile_backend": "aot_eager",
+        }
+    )
+    torch.manual_seed(0)
+    model = tiny_hybrid()
+    result = fit(model, digits16, config, tmp_path)
+    assert math.isfinite(result.log[0]["train_loss"]) and 0 <= result.accuracy <= 1
+    assert result.peak_memory_mb is None  # measured on CUDA only
+    loaded = archsearch.create_model(model.plan.spec, weights=result.weights)
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), model.eval()(x))
