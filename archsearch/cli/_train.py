@@ -36,7 +36,8 @@ def train(
         Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/train/<spec name>).")
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the run folder's checkpoint.pt.")
+        bool,
+        typer.Option("--resume", help="Continue from the run folder's checkpoint.pt (without one: start)."),
     ] = False,
     stop_after: Annotated[
         int | None,

@@ -209,16 +209,15 @@ class _Fit:
         ema = ModelEma(model, cfg.ema.decay) if cfg.ema is not None else None
         epoch, step, log, resumed = 0, 0, [], None
         target = self.folder / CHECKPOINT
+        held: dict[str, Any] = {
+            "model": model,
+            "optimizer": optimizer,
+            "ema": ema,
+            "settings": cfg.settings(),
+            "spec_hash": self.hash,
+        }
         if resume and target.exists():
-            state = load_checkpoint(
-                target,
-                model=model,
-                optimizer=optimizer,
-                ema=ema,
-                settings=cfg.settings(),
-                spec_hash=self.hash,
-                device=device,
-            )
+            state = load_checkpoint(target, device=device, **held)
             epoch, step, log = state["epoch"], state["step"], state["log"]
             resumed = epoch
         runner: nn.Module = model
@@ -251,17 +250,7 @@ class _Fit:
                 }
                 log.append(row)
                 if self.rank == 0:
-                    save_checkpoint(
-                        target,
-                        model=model,
-                        optimizer=optimizer,
-                        ema=ema,
-                        epoch=epoch,
-                        step=step,
-                        settings=cfg.settings(),
-                        spec_hash=self.hash,
-                        log=log,
-                    )
+                    save_checkpoint(target, epoch=epoch, step=step, log=log, **held)
                     _write_log(self.folder / "log.csv", log)
                 if self.world > 1:
                     dist.barrier()
