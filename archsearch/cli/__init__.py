@@ -2,7 +2,7 @@
 
 The commands live in :mod:`._spec` (validate, compile, zoo, profile, schema, report),
 :mod:`._search` (space, search, worker, trials), :mod:`._export` (export), :mod:`._latency`
-(latency-table) and :mod:`._oneshot` (supernet); each registers on
+(latency-table), :mod:`._oneshot` (supernet) and :mod:`._train` (train); each registers on
 the one app of :mod:`._app`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from . import _export, _latency, _oneshot, _search, _spec  # noqa: F401  (register their commands)
+from . import _export, _latency, _oneshot, _search, _spec, _train  # noqa: F401  (register their commands)
 from ._app import app, err, out
 
 __all__ = ["app", "err", "main", "out"]

@@ -44,7 +44,11 @@ class RetrainConfig(StrictModel):
 class SupernetConfig(TrainConfig):
     """One-shot: train a weight-sharing supernet of the space once (``epochs`` of the training
     settings below), then score each member with the weights it inherits, after recalibrating its
-    BatchNorm statistics on ``calibration_batches`` training batches."""
+    BatchNorm statistics on ``calibration_batches`` training batches.
+
+    The GPU options ``precision``, ``channels_last``, ``compile`` and ``grad_checkpointing`` apply
+    to the retraining of the front (``retrain``); the supernet itself trains with bf16 autocast on
+    CUDA while ``amp`` is on, as before."""
 
     kind: Literal["supernet"] = "supernet"  # type: ignore[assignment]
     sampling: Literal["uniform", "sandwich"] = "uniform"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -17,6 +16,16 @@ from torch import nn
 from ..core import MAX_WIDTH, StrictModel
 from ..data import Dataset
 from ..errors import Issue, SpecError
+from ._accel import (
+    CompileBackend,
+    Precision,
+    autocast_context,
+    compile_model,
+    grad_checkpointing,
+    memory_format,
+    peak_memory_mb,
+    reset_peak_memory,
+)
 from ._augment import augment_batch, normalize_images
 from ._common import Device, check_model_fits, resolve_device, rng_devices
 from ._threads import AutoThreads, core_ceiling, shared_sampler
@@ -59,7 +68,24 @@ class TrainConfig(StrictModel):
     device: Device = "auto"
     """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
     amp: bool = True
-    """bfloat16 autocast on CUDA; ignored elsewhere."""
+    """bfloat16 autocast on CUDA; ignored elsewhere. Kept for older experiments: ``precision``
+    says the same and more (``amp: false`` is ``precision: fp32``)."""
+    precision: Precision = "auto"
+    """``bf16``: forwards under bfloat16 autocast (on any device; the loss in fp32); ``fp32``: no
+    autocast; ``auto``: bf16 on CUDA when ``amp`` is on, else fp32."""
+    channels_last: bool = False
+    """Models and images in the channels-last (NHWC) memory format, which convolutions on GPUs
+    (cuDNN, tensor cores) and oneDNN read fastest; the results are those of NCHW up to rounding."""
+    compile: bool = False
+    """``torch.compile`` the model for training and validation: the first steps compile (seconds
+    to minutes; on the CPU inductor needs a C++ compiler), later ones run the fused kernels."""
+    compile_backend: CompileBackend = "inductor"
+    """The compiler backend: ``inductor`` (generated kernels), ``aot_eager`` or ``eager`` (graph
+    capture only: to check that a model compiles, cheaply)."""
+    grad_checkpointing: bool = False
+    """Recompute each block's activations in the backward instead of keeping them
+    (``torch.utils.checkpoint``; about one extra forward per step for much less activation memory).
+    Losses, gradients and BatchNorm statistics are those of the plain run."""
     eval_batch_size: BatchSize = 256
     """Batch size for validation."""
     seed: Annotated[int, Field(ge=0)] = 0
@@ -95,7 +121,15 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"set exactly one of epochs and steps, but got epochs={self.epochs}, steps={self.steps}"
             )
+        if self.precision == "bf16" and not self.amp:
+            raise ValueError("amp: false contradicts precision: bf16; drop `amp` and set only `precision`")
         return self
+
+    def precision_on(self, device: torch.device) -> Literal["fp32", "bf16"]:
+        """The precision training runs in on ``device`` (``auto`` resolved with ``amp``)."""
+        if self.precision == "auto":
+            return "bf16" if self.amp and device.type == "cuda" else "fp32"
+        return self.precision
 
 
 @dataclass
@@ -118,6 +152,9 @@ class TrainResult:
     """Training throughput (augmentation, forward, backward and step; validation excluded)."""
     threads: list[int] = field(default_factory=list)
     """Intra-op CPU threads in use at the end of each epoch (``threads: auto`` may change them)."""
+    peak_memory_mb: float | None = None
+    """Most GPU memory allocated during the run (MiB, ``torch.cuda.max_memory_allocated`` after a
+    reset at its start: tensors, not the allocator's cache); ``None`` off CUDA."""
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -143,7 +180,10 @@ def train_and_evaluate(
     validation; whatever it raises (a pruner's signal) propagates unchanged. The model is moved to
     the device and left there, in eval mode. On the CPU the run is deterministic for a seed and a
     thread count (``threads: auto`` picks the count from the free cores: :class:`AutoThreads`);
-    the global RNG state and torch's thread setting are restored afterwards. Raises
+    the global RNG state and torch's thread setting are restored afterwards. The GPU options
+    (``precision``, ``channels_last``, ``compile``, ``grad_checkpointing``) apply for the run only:
+    the model comes back uncompiled, with its blocks' forwards restored. On CUDA the peak of
+    allocated memory is measured (:attr:`TrainResult.peak_memory_mb`). Raises
     :class:`TrainingDiverged` on a NaN/inf loss and :class:`~archsearch.SpecError` when model and
     data disagree.
     """
@@ -162,7 +202,11 @@ def train_and_evaluate(
             auto = AutoThreads(core_ceiling(threads), shared_sampler())
         with torch.random.fork_rng(devices=rng_devices(device)):
             torch.manual_seed(config.seed)
-            return _Run(model, data, config, device, auto).run(on_epoch)
+            reset_peak_memory(device)
+            with grad_checkpointing(model, config.grad_checkpointing, keep_norm_stats=not config.compile):
+                result = _Run(model, data, config, device, auto).run(on_epoch)
+            result.peak_memory_mb = peak_memory_mb(device)
+            return result
     finally:
         torch.set_num_threads(threads)
 
@@ -183,11 +227,14 @@ class _Run:
         device: torch.device,
         auto: AutoThreads | None = None,
     ):
-        self.model, self.data, self.config, self.device = model.to(device), data, config, device
+        self.format = memory_format(config.channels_last)
+        self.trained = model.to(device).to(memory_format=self.format)  # type: ignore[call-overload]
+        self.model = compile_model(self.trained, config.compile_backend) if config.compile else self.trained
+        self.data, self.config, self.device = data, config, device
         self.auto = auto
-        self.train_x = data.train_images.to(device)
+        self.train_x = data.train_images.to(device, memory_format=self.format)
         self.train_y = data.train_labels.to(device)
-        self.val_x = data.val_images.to(device)
+        self.val_x = data.val_images.to(device, memory_format=self.format)
         self.val_y = data.val_labels.to(device)
         self.mean = torch.tensor(data.mean, device=device)
         self.std = torch.tensor(data.std, device=device)
@@ -195,11 +242,7 @@ class _Run:
         epochs = config.epochs or 0
         self.total = config.steps if config.steps is not None else epochs * self.steps_per_epoch
         self.warmup = min(round(config.warmup_epochs * self.steps_per_epoch), self.total)
-        self.autocast: Callable[[], AbstractContextManager[Any]] = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-            if config.amp and device.type == "cuda"
-            else nullcontext
-        )
+        self.autocast = autocast_context(config.precision_on(device), device)
         # Checking the loss costs a host sync: every step on the CPU, every few on an accelerator.
         self.check_every = 1 if device.type == "cpu" else 16
 
@@ -209,9 +252,8 @@ class _Run:
         # CUDA: the fused kernel. CPU: the multi-tensor path, a few calls per step instead of a few
         # per parameter tensor, with the same results bit for bit as the per-tensor loop.
         cuda, cpu = self.device.type == "cuda", self.device.type == "cpu"
-        optimizer = torch.optim.AdamW(
-            _param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=cuda, foreach=True if cpu else None
-        )
+        groups = _param_groups(self.trained, cfg.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=cuda, foreach=True if cpu else None)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         generator = torch.Generator().manual_seed(cfg.seed)
         result = TrainResult(accuracy=math.nan)
@@ -235,7 +277,7 @@ class _Run:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, self.total, self.warmup, cfg.lr)
                 with self.autocast():
-                    logits = model(normalize_images(batch, self.mean, self.std))
+                    logits = model(self._input(batch))
                 loss = criterion(logits.float(), self.train_y[index])
                 losses[i] = loss.detach()
                 if (i + 1) % self.check_every == 0 or i + 1 == n_steps:
@@ -243,7 +285,7 @@ class _Run:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    nn.utils.clip_grad_norm_(self.trained.parameters(), cfg.grad_clip)
                 optimizer.step()
                 if self.auto is not None:
                     self.auto.record(time.perf_counter() - step_start)
@@ -263,6 +305,10 @@ class _Run:
                 on_epoch(result.epochs, accuracy)
         result.seconds = time.perf_counter() - start
         return result
+
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images to the normalised float input, in the run's memory format."""
+        return normalize_images(images, self.mean, self.std).contiguous(memory_format=self.format)
 
     @staticmethod
     def _set_threads(n: int) -> None:
@@ -289,6 +335,6 @@ class _Run:
         size = self.config.eval_batch_size
         for start in range(0, self.data.num_val, size):
             with self.autocast():
-                logits = self.model(normalize_images(self.val_x[start : start + size], self.mean, self.std))
+                logits = self.model(self._input(self.val_x[start : start + size]))
             correct += (logits.argmax(-1) == self.val_y[start : start + size]).sum()
         return correct.item() / self.data.num_val

@@ -116,8 +116,11 @@ class Evaluator:
             scores = zero_cost_scores(model, self.dataset, evaluator)
             return Evaluation(dict(scores), seconds=time.perf_counter() - start)
         result = train_and_evaluate(model, self.dataset, evaluator, on_epoch=on_epoch)
+        metrics = {"accuracy": result.accuracy, "train_loss": result.train_loss}
+        if result.peak_memory_mb is not None:  # measured on CUDA; the estimate is ``memory_mb``
+            metrics["peak_memory_mb"] = result.peak_memory_mb
         return Evaluation(
-            {"accuracy": result.accuracy, "train_loss": result.train_loss},
+            metrics,
             curve=list(result.curve),
             epochs=result.epochs,
             seconds=time.perf_counter() - start,
