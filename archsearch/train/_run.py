@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from ..compiler import build
 from ..data import load_dataset
-from ..spec import NormalizedSpec, Spec, load_spec, normalize
+from ..spec import NormalizedSpec, Spec, load_spec, normalize, spec_yaml
 from ._batches import BatchSource
 from ._config import FullTrainConfig
 from ._loop import FitResult, fit
@@ -55,11 +54,6 @@ def train_architecture(
         model, data, config, folder, resume=resume, stop_after=stop_after, batches=batches, on_epoch=on_epoch
     )
     if int(os.environ.get("RANK", "0")) == 0:
-        body = yaml.safe_dump(
-            spec.model_dump(mode="json", exclude_none=True),
-            sort_keys=False,
-            default_flow_style=None,
-            width=100,
-        )
+        body = spec_yaml(spec.model_dump(mode="json", exclude_none=True))
         (folder / "spec.yaml").write_text(body, encoding="utf-8")
     return result
