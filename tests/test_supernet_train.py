@@ -99,3 +99,30 @@ def test_shrinking_drops_the_worst_options_after_a_phase() -> None:
     assert sorted(run.allowed) == ["stages.0.dim", "stages.0.mixer.kv_stride", "stages.0.mlp_ratio"]
     assert all(len(kept) == 1 for kept in run.allowed.values())
     assert run.epochs == 2 and run.steps == 2 * (1438 // 256)
+
+
+def test_precision_and_channels_last_reach_the_supernet_training() -> None:
+    """channels_last changes the layout, not the result (to rounding); bf16 autocast changes the
+    result (it runs in bfloat16 here on the CPU too), so the option is not silently dropped."""
+    from archsearch.data import DigitsData, load_dataset
+    from archsearch.evaluate import SupernetConfig
+    from archsearch.space import load_space
+    from archsearch.supernet import Supernet, train_supernet
+
+    from .supernet_run import SPACE
+
+    torch.set_num_threads(1)
+    data = load_dataset(DigitsData(), input_size=(16, 16), channels=3)
+
+    def weights(**options: object) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        net = Supernet(load_space(SPACE))
+        config = SupernetConfig(steps=3, epochs=None, batch_size=64, device="cpu", threads=1, **options)
+        train_supernet(net, data, config)
+        return [p.detach().clone().contiguous() for p in net.parameters()]
+
+    plain = weights()
+    nhwc = weights(channels_last=True)
+    bf16 = weights(precision="bf16")
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(plain, nhwc, strict=True))
+    assert max((a - b).abs().max().item() for a, b in zip(plain, bf16, strict=True)) > 1e-4

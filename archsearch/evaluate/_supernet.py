@@ -46,9 +46,9 @@ class SupernetConfig(TrainConfig):
     settings below), then score each member with the weights it inherits, after recalibrating its
     BatchNorm statistics on ``calibration_batches`` training batches.
 
-    The GPU options ``precision``, ``channels_last``, ``compile`` and ``grad_checkpointing`` apply
-    to the retraining of the front (``retrain``); the supernet itself trains with bf16 autocast on
-    CUDA while ``amp`` is on, as before."""
+    The GPU options ``precision`` and ``channels_last`` apply to the supernet's training and to the
+    retraining of the front (``retrain``); ``compile`` and ``grad_checkpointing`` to the retraining
+    only (the supernet changes its path every step, which a compiled graph would recompile for)."""
 
     kind: Literal["supernet"] = "supernet"  # type: ignore[assignment]
     sampling: Literal["uniform", "sandwich"] = "uniform"

@@ -133,7 +133,11 @@ class OneShot:
             seed=cfg.seed,
         )
         accuracy = validation_accuracy(
-            model, self.dataset, batch_size=cfg.eval_batch_size, device=self.device, amp=cfg.amp
+            model,
+            self.dataset,
+            batch_size=cfg.eval_batch_size,
+            device=self.device,
+            amp=cfg.precision_on(self.device) == "bf16",
         )
         model.to("cpu")
         return accuracy

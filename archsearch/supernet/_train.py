@@ -1,5 +1,6 @@
 """Training a supernet: sampled paths per step, a checkpoint per epoch, resume after a kill,
-bf16 autocast on CUDA, data parallel under ``torchrun`` (every rank on the same path)."""
+the trainer's precision and channels-last options, data parallel under ``torchrun`` (every rank on
+the same path)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ from ..evaluate import (
     SupernetConfig,
     TrainingDiverged,
     augment_batch,
+    autocast_context,
     lr_at,
+    memory_format,
     normalize_images,
     resolve_device,
 )
@@ -178,11 +180,10 @@ def train_supernet(
     if world > 1:
         ids = [device.index or 0] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
-    autocast: Any = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-        if config.amp and device.type == "cuda"
-        else nullcontext
-    )
+    autocast = autocast_context(config.precision_on(device), device)
+    fmt = memory_format(config.channels_last)
+    if config.channels_last:
+        net.to(memory_format=fmt)  # type: ignore[call-overload]
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     train_y = data.train_labels.to(device)
     mean, std = torch.tensor(data.mean, device=device), torch.tensor(data.std, device=device)
@@ -202,7 +203,7 @@ def train_supernet(
             images = augment_batch(
                 data.train_images[index], padding=config.crop_padding, flip=config.flip, generator=generator
             )[rank::world].to(device)
-            images = normalize_images(images, mean, std)
+            images = normalize_images(images, mean, std).contiguous(memory_format=fmt)
             labels = train_y[index[rank::world].to(device)]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, warmup, config.lr)
