@@ -283,7 +283,7 @@ class Batches:
             pin_memory=self.device.type == "cuda",
             drop_last=self.drop_last,
             worker_init_fn=_worker_init if data.workers else None,
-            prefetch_factor=4 if data.workers else None,
+            prefetch_factor=2 if data.workers else None,
         )
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

@@ -1,0 +1,60 @@
+"""benchmarks/gpu.py --quick: every part of the GPU benchmark runs on the CPU for seconds and writes
+RESULTS.md and its JSON into the folder given by ``--out`` (no figure here is a measurement)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_gpu_benchmark_quick_runs_every_part(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu.py"),
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--commit",
+            "abc123",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "gpu_results.json").read_text())
+    meta = results["meta"]
+    assert meta["quick"] and meta["commit"] == "abc123" and meta["device_info"]["device"] == "cpu"
+    models = ["deit-s", "cvt-13", "swin-t", "resnet-50", "convnext-t"]
+    assert meta["models"] == models
+    for part in ("peak", "latency", "inference", "train_eager", "train_compiled", "supernet", "search"):
+        assert results[part]["status"] == "ok", (part, results[part])
+    assert results["peak"]["tflops"] > 0
+    for name in models:
+        eager = results["train_eager"][name]
+        assert eager["status"] == "ok", eager
+        # MFU is 3 x 2 x MACs x images/s over the peak measured in the same run.
+        flops = eager["forward_gflops"] * 1e9
+        assert abs(eager["mfu"] - 3 * flops * eager["images_per_s"] / results["peak"]["flops"]) < 1e-9
+        assert eager["channels_last"] == (name in ("resnet-50", "convnext-t"))
+        assert results["inference"][name]["images_per_s"] > 0
+    assert results["train_compiled"]["deit-s"]["status"] == "ok"
+    assert "profile" in results["train_compiled"]["deit-s"]  # quick MFU is meaningless: the profile path runs
+    if not results["inference"]["timm"]:
+        assert "timm is not installed" in results["inference"]["note"]
+    assert results["latency"]["float32"]["batch"] == 2 and results["latency"]["float32"]["runs"] == 4
+    assert results["search"]["trials_evaluated"] >= 1 and results["search"]["trials_per_hour"] > 0
+    assert results["supernet"]["images_per_s"] > 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "commit abc123" in text and "quick mode" in text and "torch " in text
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+        assert heading in text
