@@ -12,24 +12,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_gpu_benchmark_quick_runs_every_part(tmp_path):
+def _run(tmp_path: Path, *args: str, timeout: int) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "gpu.py"),
-            "--quick",
-            "--out",
-            str(tmp_path),
-            "--commit",
-            "abc123",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    command = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--out", str(tmp_path), *args]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_gpu_benchmark_quick_runs_every_part(tmp_path):
+    proc = _run(tmp_path, "--quick", "--commit", "abc123", timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "gpu_results.json").read_text())
     meta = results["meta"]
@@ -58,3 +48,15 @@ def test_gpu_benchmark_quick_runs_every_part(tmp_path):
     assert "commit abc123" in text and "quick mode" in text and "torch " in text
     for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
         assert heading in text
+
+
+def test_gpu_benchmark_out_of_budget_skips_every_part_and_still_reports(tmp_path):
+    """With no time left every part is recorded as skipped (what a run near its limit keeps)."""
+    parts = "peak,train_eager,search"
+    proc = _run(tmp_path, "--device", "cpu", "--budget-s", "0", "--parts", parts, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "gpu_results.json").read_text())
+    assert [k for k in results if k != "meta"] == ["peak", "train_eager", "search"]
+    assert all(results[k]["status"] == "skipped" for k in ("peak", "train_eager", "search"))
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.count("skipped: out of time") == 3 and "## 4." in text and "not run" in text
