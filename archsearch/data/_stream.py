@@ -20,7 +20,7 @@ import torch
 import torch.utils.data
 from PIL import Image
 
-from ._dataset import Dataset
+from ._dataset import ChannelStats, Dataset
 from ._imagefolder import open_image
 from ._transforms import to_chw, train_transform, val_transform
 
@@ -163,10 +163,11 @@ def _worker_init(_: int) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class StreamData:
+class StreamData(ChannelStats):
     """A data set read per batch: the same names as :class:`Dataset` (``num_classes``, ``classes``,
-    ``channels``, ``input_size``, ``num_train``, ``num_val``, ``mean``, ``std``) but no image
-    tensors; :func:`batches` is how a trainer reads it."""
+    ``channels``, ``input_size``, ``num_train``, ``num_val``, ``mean``, ``std``; the last two
+    estimated from up to 256 training images) but no image tensors; :func:`batches` is how a
+    trainer reads it."""
 
     name: str
     train_source: ImageSource
@@ -188,18 +189,8 @@ class StreamData:
         return len(self.val_source)
 
     @cached_property
-    def mean(self) -> tuple[float, ...]:
-        """Per-channel mean on a 0..1 scale, estimated from up to 256 evenly spaced training images
-        at the validation transform."""
-        return self._stats[0]
-
-    @cached_property
-    def std(self) -> tuple[float, ...]:
-        """Per-channel standard deviation on a 0..1 scale (at least 1e-3), from the same sample."""
-        return self._stats[1]
-
-    @cached_property
     def _stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Estimated from up to 256 evenly spaced training images at the validation transform."""
         items = _Items(self.train_source, self.train_labels, self.input_size, self.channels, False, 0)
         picks = np.unique(np.linspace(0, self.num_train - 1, min(self.num_train, _STATS_SAMPLE)).astype(int))
         sample = torch.stack([items[(int(i), 0)][0] for i in picks]).to(torch.float64) / 255.0
