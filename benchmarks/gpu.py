@@ -29,9 +29,11 @@ and RESULTS.md are rewritten after every part, so a run killed at its limit keep
 5. ``search``: a 2-minute slice of the CvT-13-NAS search (experiments/cvt13_nas.yaml) on synthetic
    224-px data (``data: {kind: synthetic}``): trials per hour.
 6. ``supernet``: supernet training images/s (the one-shot CvT-13-NAS supernet, uniform paths).
+7. ``stream``: images/s of the streamed image-folder path (archsearch.data's DataLoader workers,
+   JPEG decoding, random-resized crop and flip, pinned memory) on a generated folder of JPEGs.
 
-The parts run in the order peak, latency, inference, train (eager), train (compiled), supernet,
-search: the figures with targets first (deit-s and cvt-13 compile first; the other models compile
+The parts run in the order peak, latency, inference, train (eager), stream, train (compiled),
+supernet, search: the figures with targets first (deit-s and cvt-13 compile first; the other models compile
 only while 150 s stay for the supernet and the search); ``--budget-s`` (default 440) stops starting
 work that would not fit, recording it as skipped, and shortens the search slice to what is left.
 ``--quick`` compiles only the first model (with the ``eager`` backend: dynamo's capture without
@@ -74,7 +76,7 @@ CONV_MODELS = frozenset({"resnet-50", "convnext-t"})
 MFU_TARGETS = {"deit-s": 0.35, "cvt-13": 0.25}
 TIMM_RATIO_TARGET = 1.0
 LATENCY_CV_TARGET = 0.02
-PART_ORDER = ("peak", "latency", "inference", "train_eager", "train_compiled", "supernet", "search")
+PART_ORDER = ("peak", "latency", "inference", "train_eager", "stream", "train_compiled", "supernet", "search")
 RESERVE_S = 150.0  # seconds kept for the supernet and search parts, after the compiled runs
 JSON_NAME = "gpu_results.json"
 MD_NAME = "RESULTS.md"
@@ -105,6 +107,9 @@ class Settings:
     search_val: int = 512
     supernet_steps: int = 20
     profile_steps: int = 3
+    stream_images: int = 1536
+    stream_shape: tuple[int, int] = (375, 500)
+    stream_workers: int | None = None
 
 
 FULL = Settings(quick=False)
@@ -130,6 +135,9 @@ QUICK = Settings(
     search_val=4,
     supernet_steps=1,
     profile_steps=1,
+    stream_images=16,
+    stream_shape=(48, 64),
+    stream_workers=2,
 )
 
 
@@ -489,6 +497,55 @@ def part_latency(s: Settings, device: torch.device, budget: Budget) -> dict[str,
     return out
 
 
+# --------------------------------------------------------------------------- 7. streamed data
+
+
+def part_stream(s: Settings, device: torch.device, budget: Budget) -> dict[str, Any]:
+    """Images/s of the streamed image-folder path (DataLoader workers, Pillow JPEG decoding,
+    random-resized crop and flip at ``size``, pinned memory, copies to ``device``): a generated folder
+    of JPEGs (smooth random images of ``stream_shape``), two epochs, the second timed."""
+    import numpy as np
+    from PIL import Image
+
+    from archsearch.data import ImageFolderData, StreamData, batches, load_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        h, w = s.stream_shape
+        for i in range(s.stream_images):
+            folder = Path(tmp) / f"class{i % 4}"
+            folder.mkdir(exist_ok=True)
+            small = Image.fromarray(rng.integers(0, 256, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8))
+            small.resize((w, h), Image.Resampling.BILINEAR).save(folder / f"{i}.jpg", quality=90)
+        workers: int | str = s.stream_workers if s.stream_workers is not None else "auto"
+        config = ImageFolderData(root=tmp, cache="stream", val_fraction=0.1, workers=workers)  # type: ignore[arg-type]
+        data = load_data(config, input_size=(s.size, s.size), channels=3)
+        assert isinstance(data, StreamData)
+        rates, shapes = [], set()
+        for epoch in range(2):
+            count, start = 0, time.perf_counter()
+            for x, y in batches(data, "train", s.batch, epoch=epoch, device=device):
+                count += int(y.shape[0])
+                shapes.add((tuple(x.shape), str(x.dtype), x.device.type))
+            _sync(device)
+            rates.append(count / (time.perf_counter() - start))
+        (x_shape, x_dtype, x_device), *others = sorted(shapes)
+        if others:
+            raise RuntimeError(f"batches of several shapes: {sorted(shapes)}")
+    return {
+        "status": "ok",
+        "images_per_s": rates[1],
+        "first_epoch_images_per_s": rates[0],
+        "workers": data.workers,
+        "batch": s.batch,
+        "source_shape": [h, w],
+        "train_images": data.num_train,
+        "batch_shape": list(x_shape),
+        "batch_dtype": x_dtype,
+        "batch_device": x_device,
+    }
+
+
 # --------------------------------------------------------------------------- 5. search slice
 
 
@@ -731,6 +788,18 @@ def render(results: dict[str, Any]) -> str:
         )
     )
     lines.append("")
+    stream = results.get("stream")
+    lines += ["## 7. Streamed image folder (DataLoader workers, JPEG, random-resized crop, pinned)", ""]
+    lines.append(
+        _status(stream)
+        or (
+            f"**{stream['images_per_s']:.0f} images/s** with {stream['workers']} workers "
+            f"({stream['source_shape'][1]}x{stream['source_shape'][0]} JPEGs to "
+            f"{stream['batch_shape'][2]} px, "
+            f"batch {stream['batch']}, second epoch; first epoch {stream['first_epoch_images_per_s']:.0f})"
+        )
+    )
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -788,13 +857,14 @@ def main(argv: list[str] | None = None) -> int:
         "latency": lambda: part_latency(settings, device, budget),
         "inference": lambda: part_inference(settings, device, budget, models),
         "train_eager": lambda: part_train(settings, device, budget, results, False, models),
+        "stream": lambda: part_stream(settings, device, budget),
         "supernet": lambda: part_supernet(settings, device, budget),
         "search": lambda: part_search(
             replace(settings, search_s=min(settings.search_s, max(budget.left() - 30, 10.0))), device, budget
         ),
         "train_compiled": lambda: part_train(settings, device, budget, results, True, models),
     }
-    minimum = {"search": 60.0, "supernet": 30.0, "train_compiled": 40.0}
+    minimum = {"search": 60.0, "supernet": 30.0, "train_compiled": 40.0, "stream": 20.0}
     for name in parts:
         if name not in runners:
             parser.error(f"unknown part {name!r}; allowed: {', '.join(runners)}")

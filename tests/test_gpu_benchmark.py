@@ -26,7 +26,16 @@ def test_gpu_benchmark_quick_runs_every_part(tmp_path):
     assert meta["quick"] and meta["commit"] == "abc123" and meta["device_info"]["device"] == "cpu"
     models = ["deit-s", "cvt-13", "swin-t", "resnet-50", "convnext-t"]
     assert meta["models"] == models
-    for part in ("peak", "latency", "inference", "train_eager", "train_compiled", "supernet", "search"):
+    for part in (
+        "peak",
+        "latency",
+        "inference",
+        "train_eager",
+        "stream",
+        "train_compiled",
+        "supernet",
+        "search",
+    ):
         assert results[part]["status"] == "ok", (part, results[part])
     assert results["peak"]["tflops"] > 0
     for name in models:
@@ -44,9 +53,16 @@ def test_gpu_benchmark_quick_runs_every_part(tmp_path):
     assert results["latency"]["float32"]["batch"] == 2 and results["latency"]["float32"]["runs"] == 4
     assert results["search"]["trials_evaluated"] >= 1 and results["search"]["trials_per_hour"] > 0
     assert results["supernet"]["images_per_s"] > 0
+    stream = results["stream"]
+    assert (
+        stream["workers"] == 2
+        and stream["batch_shape"] == [2, 3, 32, 32]
+        and stream["batch_dtype"] == "torch.uint8"
+        and stream["batch_device"] == "cpu"
+    )
     text = (tmp_path / "RESULTS.md").read_text()
     assert "commit abc123" in text and "quick mode" in text and "torch " in text
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7."):
         assert heading in text
 
 
