@@ -255,7 +255,9 @@ def test_auto_picks_stream_over_the_budget(tmp_path):
         == "memory"
     )
     # The in-memory path refuses a stream rather than filling the memory.
-    with pytest.raises(SpecError, match=r"data\.cache: cache: auto chose stream .*cache: memory") as err:
+    with pytest.raises(
+        SpecError, match=r"data\.cache: cache: auto chose stream \(33\.8 KiB .*cache: memory"
+    ) as err:
         load_dataset(tiny, input_size=(24, 20), channels=3)
     assert err.value.path == "data.cache"
 

@@ -40,7 +40,7 @@ def load_dataset(config: DataConfig, *, input_size: Sequence[int], channels: int
         raise SpecError(
             Issue(
                 ("data", "cache"),
-                f"{how} ({decoded_bytes(config, size, channels) / 2**30:.1f} GiB decoded at "
+                f"{how} ({_show_bytes(decoded_bytes(config, size, channels))} decoded at "
                 f"{size[0]}x{size[1]}), but this path reads the whole data set into memory: set "
                 "cache: memory (or raise memory_budget_gib), or read it with load_data",
                 value=getattr(config, "cache", None),
@@ -81,6 +81,14 @@ def cache_mode(config: DataConfig, size: Sequence[int], channels: int) -> str:
     budget = config.memory_budget_gib if not isinstance(config, DigitsData) else None
     limit = budget * 2**30 if budget is not None else _physical_memory() / 2
     return "memory" if decoded_bytes(config, size, channels) <= limit else "stream"
+
+
+def _show_bytes(count: int) -> str:
+    """``1.5 GiB``, ``12.0 MiB``, ``640 B``: the largest binary unit that keeps a leading digit."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
 
 
 def _physical_memory() -> float:
