@@ -37,7 +37,7 @@ class _Cached(StrictModel):
     physical memory."""
     workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     """DataLoader worker processes of a stream (0 decodes in the training process); ``auto``: one per
-    CPU core but one, at most 8."""
+    CPU core but one, at most 16."""
 
 
 class DigitsData(StrictModel):

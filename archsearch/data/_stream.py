@@ -49,12 +49,12 @@ def epoch_seed(seed: int, epoch: int, index: int | None = None) -> int:
 
 
 def auto_workers() -> int:
-    """One worker per CPU core this process may use, but one, at most 8."""
+    """One worker per CPU core this process may use, but one, at most 16."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return max(0, min(8, cores - 1))
+    return max(0, min(16, cores - 1))
 
 
 class ImageSource(Protocol):
