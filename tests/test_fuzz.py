@@ -361,7 +361,7 @@ REGRESSIONS: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
         "data.yaml",
         "space: s.yaml\ndata: {root: x}\n" + _OBJECTIVES,
         ("s.yaml", _SPACE),
-        "error: {file}:2: data: missing 'kind'; allowed: digits, cifar10, cifar100, imagefolder",
+        "error: {file}:2: data: missing 'kind'; allowed: digits, cifar10, cifar100, imagefolder, synthetic",
     ),
     # pydantic's regex in the message
     "device-pattern": (

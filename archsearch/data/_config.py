@@ -12,10 +12,32 @@ from pydantic import Field
 
 from ..core import StrictModel
 
-__all__ = ["CifarData", "DataConfig", "DigitsData", "ImageFolderData"]
+__all__ = ["CACHE_MODES", "CifarData", "DataConfig", "DigitsData", "ImageFolderData", "SyntheticData"]
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 Seed = Annotated[int, Field(ge=0)]
+Count = Annotated[int, Field(gt=0)]
+
+#: The values of ``cache``: where the images live while a model trains on them.
+CACHE_MODES = ("auto", "memory", "stream")
+
+
+class _Cached(StrictModel):
+    """The fields of the data kinds that can either be decoded into memory or streamed."""
+
+    cache: Literal["auto", "memory", "stream"] = "auto"
+    """``memory``: every image decoded once, at the model's size, and kept (the trainer crops and
+    flips on the device). ``stream``: images decoded per batch by DataLoader worker processes with
+    ImageNet-style augmentation (random-resized crop and flip at the model's size; validation resized
+    and center-cropped), into pinned memory. ``auto``: ``memory`` when the decoded size (images x
+    channels x height x width bytes, train and validation, at the model's size) is at most
+    ``memory_budget_gib``, else ``stream``."""
+    memory_budget_gib: Annotated[float, Field(gt=0)] | None = None
+    """The limit ``auto`` compares the decoded size with, in GiB; ``null``: half the machine's
+    physical memory."""
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    """DataLoader worker processes of a stream (0 decodes in the training process); ``auto``: one per
+    CPU core but one, at most 16."""
 
 
 class DigitsData(StrictModel):
@@ -29,7 +51,7 @@ class DigitsData(StrictModel):
     """Seed of the train/validation split."""
 
 
-class CifarData(StrictModel):
+class CifarData(_Cached):
     """CIFAR-10 or CIFAR-100 from a local copy in the python pickle format: the official
     ``test_batch`` / ``test`` split is the validation set."""
 
@@ -43,7 +65,7 @@ class CifarData(StrictModel):
     """Keep only the first N test images."""
 
 
-class ImageFolderData(StrictModel):
+class ImageFolderData(_Cached):
     """A folder of image files, one sub-folder per class: ``root/train/<class>/*`` and
     ``root/val/<class>/*`` when both exist, else ``root/<class>/*`` split by ``val_fraction``.
     Files with the usual image extensions (png, jpg, jpeg, bmp, gif, ppm, pgm, tif, tiff, webp) are
@@ -60,4 +82,22 @@ class ImageFolderData(StrictModel):
     """Read at most N files per class (the first N by name; per split in the train/val layout)."""
 
 
-DataConfig = Annotated[DigitsData | CifarData | ImageFolderData, Field(discriminator="kind")]
+class SyntheticData(_Cached):
+    """Random uint8 images with random labels, from a seed (no files): for benchmarks and tests of
+    throughput, where accuracy means nothing. The same seed gives the same images and labels."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    num_train: Count = 256
+    """Training images."""
+    num_val: Count = 64
+    """Validation images."""
+    num_classes: Annotated[int, Field(ge=2)] = 10
+    """Labels are drawn uniformly from ``0 .. num_classes - 1``."""
+    image_size: Count | None = None
+    """Side of the square images as generated (they are then resized or cropped to the model's size
+    like any other data); ``null``: the model's size."""
+    seed: Seed = 0
+    """Seed of the images and labels."""
+
+
+DataConfig = Annotated[DigitsData | CifarData | ImageFolderData | SyntheticData, Field(discriminator="kind")]

@@ -12,15 +12,34 @@ import torch.nn.functional as F
 
 from ..errors import Issue, SpecError
 
-__all__ = ["Dataset", "check_target", "convert_channels", "resize_images", "stratified_split"]
+__all__ = ["ChannelStats", "Dataset", "check_target", "convert_channels", "resize_images", "stratified_split"]
 
 #: ITU-R 601 luma weights, as Pillow's ``convert("L")`` uses.
 _LUMA = (0.299, 0.587, 0.114)
 _CHUNK = 1024  # images resized at once, to bound the float copy
 
 
+class ChannelStats:
+    """``mean`` and ``std`` per channel of the training images, from the subclass's ``_stats``."""
+
+    @property
+    def _stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)``; subclasses compute it once (a cached property)."""
+        raise NotImplementedError
+
+    @cached_property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of the training images, on a 0..1 scale."""
+        return self._stats[0]
+
+    @cached_property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel standard deviation of the training images, on a 0..1 scale (at least 1e-3)."""
+        return self._stats[1]
+
+
 @dataclass(frozen=True, eq=False)
-class Dataset:
+class Dataset(ChannelStats):
     """Train and validation images, all of one size, as uint8 tensors in ``[N, C, H, W]``.
 
     Loaded datasets are cached and shared: treat the tensors as read-only.
@@ -50,16 +69,6 @@ class Dataset:
     @property
     def num_val(self) -> int:
         return int(self.val_images.shape[0])
-
-    @cached_property
-    def mean(self) -> tuple[float, ...]:
-        """Per-channel mean of the training images, on a 0..1 scale."""
-        return self._stats[0]
-
-    @cached_property
-    def std(self) -> tuple[float, ...]:
-        """Per-channel standard deviation of the training images, on a 0..1 scale (at least 1e-3)."""
-        return self._stats[1]
 
     @cached_property
     def _stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:

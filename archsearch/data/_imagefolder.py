@@ -13,7 +13,7 @@ from ..errors import Issue, SpecError
 from ._config import ImageFolderData
 from ._dataset import resize_images, stratified_split
 
-__all__ = ["IMAGE_EXTENSIONS", "load_imagefolder"]
+__all__ = ["IMAGE_EXTENSIONS", "list_imagefolder", "load_imagefolder", "open_image"]
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp"}
@@ -38,20 +38,33 @@ def _classes(directory: Path) -> dict[str, list[Path]]:
     return out
 
 
-def _decode(path: Path, mode: str) -> np.ndarray:
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    Image.DecompressionBombWarning,
+    Image.DecompressionBombError,
+)
+
+
+def open_image(path: str | Path, mode: str) -> Image.Image:
+    """Decode ``path`` and convert it to ``mode`` (``RGB`` or ``L``); a decompression bomb is an
+    error, not a warning. Raises OSError naming the file (it is raised in DataLoader workers, which
+    re-raise by message alone)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                return np.asarray(img.convert(mode))
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
-    ) as exc:
-        raise SpecError(Issue(_ROOT, f"cannot read the image {path}: {exc}")) from None
+                return img.convert(mode)
+    except _READ_ERRORS as exc:
+        raise OSError(f"cannot read the image {path}: {exc}") from None
+
+
+def _decode(path: Path, mode: str) -> np.ndarray:
+    try:
+        return np.asarray(open_image(path, mode))
+    except OSError as exc:
+        raise SpecError(Issue(_ROOT, str(exc))) from None
 
 
 def _read(files: list[Path], size: tuple[int, int], channels: int) -> torch.Tensor:
@@ -83,10 +96,11 @@ def _labelled(
     return files, labels
 
 
-def load_imagefolder(
-    config: ImageFolderData, size: tuple[int, int], channels: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]:
-    """``(train_images, train_labels, val_images, val_labels, classes)`` at ``size``."""
+def list_imagefolder(
+    config: ImageFolderData,
+) -> tuple[list[Path], list[int], list[Path], list[int], tuple[str, ...]]:
+    """``(train_files, train_labels, val_files, val_labels, classes)`` without decoding anything.
+    Raises SpecError (path ``data.root``) for a missing root or a bad layout."""
     root = Path(config.root).expanduser()
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
@@ -117,10 +131,18 @@ def load_imagefolder(
         train_idx, val_idx = stratified_split(np.asarray(labels), config.val_fraction, config.seed)
         train_files, val_files = [files[i] for i in train_idx], [files[i] for i in val_idx]
         train_labels, val_labels = [labels[i] for i in train_idx], [labels[i] for i in val_idx]
+    return train_files, train_labels, val_files, val_labels, tuple(names)
+
+
+def load_imagefolder(
+    config: ImageFolderData, size: tuple[int, int], channels: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """``(train_images, train_labels, val_images, val_labels, classes)`` at ``size``."""
+    train_files, train_labels, val_files, val_labels, names = list_imagefolder(config)
     return (
         _read(train_files, size, channels),
         torch.tensor(train_labels, dtype=torch.int64),
         _read(val_files, size, channels),
         torch.tensor(val_labels, dtype=torch.int64),
-        tuple(names),
+        names,
     )
