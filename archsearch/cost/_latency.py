@@ -24,8 +24,6 @@ from torch import nn
 
 __all__ = ["LatencyCache", "LatencyResult", "device_name", "measure_latency", "time_call", "torch_dtype"]
 
-#: Seconds of untimed calls on CUDA before timing, at least (see :func:`time_call`).
-CUDA_WARMUP_S = 1.0
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -151,8 +149,7 @@ def time_call(
     threads: int | None = None,
 ) -> LatencyResult:
     """Median time of ``call()`` (a forward pass on tensors made beforehand): ``warmup`` untimed
-    calls (on CUDA then more, until ``CUDA_WARMUP_S`` seconds of calls have run, so the clocks
-    have left idle), then ``runs`` timed ones, under ``torch.inference_mode`` with ``threads`` CPU threads;
+    calls, then ``runs`` timed ones, under ``torch.inference_mode`` with ``threads`` CPU threads;
     on CUDA timed with events and a synchronisation after each run. :func:`measure_latency` times
     a whole model with it, the latency tables (:mod:`._pieces`) each piece of one, in the same
     setting. ``dtype`` and ``batch`` are recorded in the result, not applied."""
@@ -164,12 +161,6 @@ def time_call(
             call()
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-            # an idle GPU runs at a fraction of its clock for the first few hundred milliseconds of
-            # work: keep warming until CUDA_WARMUP_S of calls have run, whatever ``warmup`` says
-            began = time.perf_counter()
-            while time.perf_counter() - began < CUDA_WARMUP_S:
-                call()
-                torch.cuda.synchronize(dev)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             for _ in range(runs):
                 start.record()
