@@ -276,3 +276,26 @@ def test_gpu_options_together_train_to_finite_results(digits16: Dataset, tmp_pat
     x = torch.randn(2, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(x), model.eval()(x))
+
+
+def test_train_architecture_streams_an_image_folder(tmp_path: Path):
+    """``cache: stream``: batches decoded per step from the files (random-resized crop, flip),
+    validation read from the stream too; the run sees every full batch of each epoch and learns
+    three flat colours."""
+    from PIL import Image
+
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (20, 40, 230)}
+    for split, count in (("train", 8), ("val", 3)):
+        for name, colour in colours.items():
+            folder = tmp_path / "images" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (30 + 5 * i, 24), colour).save(folder / f"{i}.png")
+    data = {"kind": "imagefolder", "root": str(tmp_path / "images"), "cache": "stream", "workers": 0}
+    settings = {"epochs": 3, "batch_size": 4, "mixup": None, "ema": None, "data": data, "warmup_epochs": 0}
+    config = type(CONFIG).model_validate({**CONFIG.model_dump(), **settings})
+    result = train_architecture(tiny_hybrid().plan.spec, config, tmp_path / "run", num_classes=3)
+    assert result.epochs == 3 and result.steps == 3 * (24 // 4)
+    assert result.accuracy == 1.0  # 9 validation images of three flat colours
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + 3

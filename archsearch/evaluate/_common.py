@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ..data import Dataset
+from ..data import Dataset, StreamData
 from ..errors import Issue, SpecError
 
 __all__ = ["Device", "check_model_fits", "resolve_device", "rng_devices"]
@@ -39,7 +39,7 @@ def rng_devices(device: torch.device) -> list[int]:
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
-def check_model_fits(model: nn.Module, data: Dataset) -> None:
+def check_model_fits(model: nn.Module, data: Dataset | StreamData) -> None:
     """An archsearch model (one with a ``plan``) must take the data's images and predict its classes."""
     plan = getattr(model, "plan", None)
     shape = getattr(plan, "input_shape", None)

@@ -1,6 +1,6 @@
 """Where training batches come from: any :class:`BatchSource` (an iterator of augmented uint8
-batches per epoch), by default :class:`MemoryBatches` over an in-memory dataset, sharded over the
-processes of a ``torchrun`` run."""
+batches per epoch): :class:`MemoryBatches` over an in-memory dataset or :class:`StreamBatches`
+over a streamed one, sharded over the processes of a ``torchrun`` run."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Protocol
 
 import torch
 
-from ..data import Dataset
+from ..data import Dataset, StreamData, batches
 from ..evaluate import augment_batch
 
-__all__ = ["BatchSource", "MemoryBatches"]
+__all__ = ["BatchSource", "MemoryBatches", "StreamBatches", "batch_source"]
 
 
 class BatchSource(Protocol):
@@ -67,3 +67,45 @@ class MemoryBatches:
             )
             share = slice(self.rank, None, self.world)
             yield images[share], self.data.train_labels[index][share]
+
+
+class StreamBatches:
+    """Batches of a :class:`~archsearch.data.StreamData` (image files decoded per batch by
+    DataLoader workers, with the stream's random-resized crop and flip): each step the next
+    ``batch_size * world`` images of the epoch's shuffle by ``(seed, epoch)``, split over the
+    ``world`` processes as :class:`MemoryBatches` splits them. Every process decodes the whole
+    global batch and keeps its share (simple and the same for any ``world``; a per-process sampler
+    would decode ``world`` times less)."""
+
+    def __init__(self, data: StreamData, *, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.data, self.seed, self.rank, self.world = data, seed, rank, world
+        self.global_batch = batch_size * world
+        self._steps = max(data.num_train // self.global_batch, 1)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self._steps
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        share = slice(self.rank, None, self.world)
+        for images, labels in batches(self.data, "train", self.global_batch, epoch=epoch, seed=self.seed):
+            yield images[share], labels[share]
+
+
+def batch_source(
+    data: Dataset | StreamData,
+    *,
+    batch_size: int,
+    crop_padding: int,
+    flip: bool,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+) -> BatchSource:
+    """:class:`StreamBatches` for streamed data (its own crop and flip; ``crop_padding`` and
+    ``flip`` do not apply), :class:`MemoryBatches` for in-memory data."""
+    if isinstance(data, StreamData):
+        return StreamBatches(data, batch_size=batch_size, seed=seed, rank=rank, world=world)
+    return MemoryBatches(
+        data, batch_size=batch_size, crop_padding=crop_padding, flip=flip, seed=seed, rank=rank, world=world
+    )

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..compiler import ArchNet
-from ..data import Dataset
+from ..data import Dataset, StreamData, batches
 from ..deploy import export
 from ..evaluate import (
     TrainingDiverged,
@@ -35,7 +35,7 @@ from ..evaluate import (
     resolve_device,
 )
 from ..spec import spec_hash
-from ._batches import BatchSource, MemoryBatches
+from ._batches import BatchSource, batch_source
 from ._checkpoint import TrainError, load_checkpoint, save_checkpoint
 from ._config import FullTrainConfig
 from ._ema import ModelEma
@@ -104,7 +104,7 @@ def distributed(device_name: str) -> Iterator[torch.device]:
 
 def fit(
     model: ArchNet,
-    data: Dataset,
+    data: Dataset | StreamData,
     config: FullTrainConfig,
     out: str | os.PathLike[str],
     *,
@@ -115,8 +115,9 @@ def fit(
 ) -> FitResult:
     """Train ``model`` in place for ``config.epochs`` on ``data`` and write the run into ``out``.
 
-    Each step: a batch of the source (default :class:`MemoryBatches` of ``data``: uint8 images,
-    cropped and flipped), normalised with the training set's mean and std, mixed (``mixup``),
+    Each step: a batch of the source (default :func:`batch_source` of ``data``: uint8 images,
+    cropped and flipped; a streamed ``data`` is decoded per batch by DataLoader workers),
+    normalised with the training set's mean and std, mixed (``mixup``),
     forward under the ``precision``'s autocast, loss in fp32 (soft-target cross-entropy with
     mixup, else label-smoothed cross-entropy), AdamW with the learning rate of the step (linear
     warm-up, cosine to ``min_lr``), then the EMA update. After each epoch: validation top-1 of the
@@ -159,7 +160,7 @@ class _Fit:
     def __init__(
         self,
         model: ArchNet,
-        data: Dataset,
+        data: Dataset | StreamData,
         config: FullTrainConfig,
         folder: Path,
         device: torch.device,
@@ -169,7 +170,7 @@ class _Fit:
         self.config, self.data, self.folder, self.device = config, data, folder, device
         self.format = memory_format(config.channels_last)
         self.model = model.to(device).to(memory_format=self.format)  # type: ignore[call-overload]
-        self.batches = batches or MemoryBatches(
+        self.batches = batches or batch_source(
             data,
             batch_size=config.batch_size,
             crop_padding=config.crop_padding,
@@ -330,18 +331,30 @@ class _Fit:
         """Validation top-1 of ``model``; under ``torchrun`` each process scores every
         ``world``-th image and the counts are summed."""
         model.eval()
-        val_x = self.data.val_images[self.rank :: self.world]
-        val_y = self.data.val_labels[self.rank :: self.world]
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        size = self.config.eval_batch_size
-        for s in range(0, len(val_x), size):
-            x = normalize_images(val_x[s : s + size].to(self.device), self.mean, self.std)
+        for x, y in self._val_batches():
+            x = normalize_images(x.to(self.device), self.mean, self.std)
             with self.autocast():
                 logits = model(x.contiguous(memory_format=self.format))
-            correct += (logits.argmax(-1) == val_y[s : s + size].to(self.device)).sum()
+            correct += (logits.argmax(-1) == y.to(self.device)).sum()
         if self.world > 1:
             dist.all_reduce(correct)
         return correct.item() / self.data.num_val
+
+    def _val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's validation images: every ``world``-th image in memory, every
+        ``world``-th batch of a stream (each process still decodes every batch: simple, not yet
+        a per-process sampler)."""
+        size = self.config.eval_batch_size
+        if isinstance(self.data, StreamData):
+            for b, (x, y) in enumerate(batches(self.data, "val", size)):
+                if b % self.world == self.rank:
+                    yield x, y
+            return
+        val_x = self.data.val_images[self.rank :: self.world]
+        val_y = self.data.val_labels[self.rank :: self.world]
+        for s in range(0, len(val_x), size):
+            yield val_x[s : s + size], val_y[s : s + size]
 
     def _write(self, model: nn.Module, name: str) -> str:
         """``model``'s weights as ``<name>.safetensors``, through :func:`archsearch.export`."""

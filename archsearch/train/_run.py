@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..compiler import build
-from ..data import load_dataset
+from ..data import load_data
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, spec_yaml
 from ._batches import BatchSource
 from ._config import FullTrainConfig
@@ -45,7 +45,7 @@ def train_architecture(
     spec = load_spec(source, **overrides)
     plan: NormalizedSpec = normalize(spec)
     shape = plan.input_shape
-    data = load_dataset(config.data, input_size=(shape.height, shape.width), channels=shape.channels)
+    data = load_data(config.data, input_size=(shape.height, shape.width), channels=shape.channels)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         model = build(plan)
