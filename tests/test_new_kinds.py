@@ -280,3 +280,79 @@ def test_halo_attention_is_local_and_shares_botnet_relative_logits():
     assert odd.plan.stages[0].out_shape.as_tuple() == (16, 8, 8)
     with pytest.raises(SpecError, match=r"stages\[0\]\.embed\.stride: a halo block downsamples .*got 2"):
         archsearch.load_spec(_spec({**stage, "mixer": {**mixer, "block": 5}}))
+
+
+# --------------------------------------------------------------------------- conditional position encoding
+
+
+def _peg_stage(**extra: Any) -> dict[str, Any]:
+    embed = {"kind": "conv", "kernel": 4, "stride": 4, "padding": 0}
+    return {"embed": embed, "dim": 16, "depth": 2, "mixer": {"kind": "attention", "heads": 2}, **extra}
+
+
+@pytest.mark.parametrize("cls_token", [False, True])
+def test_peg_adds_a_depthwise_conv_of_the_map_after_its_block(cls_token):
+    """CPVT's PEG: after block ``peg`` the tokens (class tokens aside) gain a depthwise 3x3 conv
+    (with bias) of their map; analytic costs as traced, with and without a class token."""
+    with_peg = _costs_agree(_spec(_peg_stage(peg=1, cls_token=cls_token)))
+    without = archsearch.build(archsearch.load_spec(_spec(_peg_stage(cls_token=cls_token))))
+    extra = sum(p.numel() for p in with_peg.parameters()) - sum(p.numel() for p in without.parameters())
+    assert extra == 16 * 9 + 16
+    assert [b.peg for b in with_peg.plan.stages[0].blocks] == [False, True]
+    peg = with_peg.stages[0].blocks[1].peg
+    assert peg is not None and with_peg.stages[0].blocks[0].peg is None
+    # zero conv: the PEG adds nothing, and the two models agree
+    state = {k: v for k, v in with_peg.state_dict().items() if ".peg." not in k}
+    without.load_state_dict(state)
+    torch.nn.init.zeros_(peg.proj.weight)
+    torch.nn.init.zeros_(peg.proj.bias)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(with_peg.eval()(x), without.eval()(x), atol=1e-6)
+        # a bias alone shifts every map token (the class token passes unchanged)
+        peg.proj.bias.fill_(1.0)
+        tokens = torch.randn(2, (1 if cls_token else 0) + 64, 16)
+        out = peg(tokens, (8, 8))
+    cls = 1 if cls_token else 0
+    assert torch.equal(out[:, :cls], tokens[:, :cls])
+    assert torch.allclose(out[:, cls:], tokens[:, cls:] + 1.0)
+
+
+def test_peg_needs_a_block_of_a_transformer_stage():
+    with pytest.raises(
+        SpecError, match=r"stages\[0\]\.peg: the position encoding goes after block 2, .* 2 blocks"
+    ):
+        archsearch.load_spec(_spec(_peg_stage(peg=2)))
+    bottleneck = {"embed": {"kind": "block", "stride": 1}, "dim": 64, "depth": 1, "mixer": "conv", "peg": 0}
+    with pytest.raises(SpecError, match=r"stages\[0\]\.peg: peg applies to transformer stages"):
+        archsearch.load_spec(_spec(bottleneck))
+
+
+# --------------------------------------------------------------------------- gated positional attention
+
+
+def test_gpsa_offsets_and_gate():
+    """ConViT's GPSA: the offsets are timm's (dx, dy, dx^2 + dy^2); a closed gate is plain softmax
+    attention, an open one ignores the content; costs as traced; no class token."""
+    from archsearch.ops import relative_indices
+
+    rel = relative_indices((2, 3), torch.device("cpu"), torch.float32)[0]
+    assert rel.shape == (6, 6, 3)
+    assert rel[0, 5].tolist() == [2.0, 1.0, 5.0] and rel[5, 0].tolist() == [-2.0, -1.0, 5.0]
+    stage = {"embed": {"kind": "patch", "stride": 4}, "dim": 16, "depth": 1, "pos_embed": "absolute"}
+    model = _costs_agree(_spec({**stage, "mixer": {"kind": "gpsa", "heads": 2}}))
+    attn = model.stages[0].blocks[0].attn.eval()
+    x = torch.randn(2, 64, 16)
+    with torch.no_grad():
+        attn.gating_param.fill_(-60.0)  # sigmoid ~ 0: content attention alone
+        q, k = attn.qk(x).reshape(2, 64, 2, 2, 8).permute(2, 0, 3, 1, 4)
+        v = attn.v(x).reshape(2, 64, 2, 8).transpose(1, 2)
+        plain = ((q @ k.transpose(-2, -1)) * 8**-0.5).softmax(-1) @ v
+        expected = attn.proj(plain.transpose(1, 2).reshape(2, 64, 16))
+        assert torch.allclose(attn(x, (8, 8)), expected, atol=1e-5)
+        attn.gating_param.fill_(60.0)  # sigmoid ~ 1: position attention alone
+        before = attn(x, (8, 8))
+        attn.qk.weight.normal_()
+        assert torch.allclose(attn(x, (8, 8)), before, atol=1e-5)
+    with pytest.raises(SpecError, match=r"stages\[0\]\.cls_token: gated positional attention has positions"):
+        archsearch.load_spec(_spec({**stage, "mixer": {"kind": "gpsa"}, "cls_token": True}))
