@@ -11,18 +11,11 @@ import torch
 
 import archsearch
 from archsearch import SpecError
-from archsearch.cost import analytic_costs, count_traced
 from archsearch.kinds import FAMILY_MIXERS, MIXERS, mixable
 from archsearch.space import RandomSuggest, load_space
 from archsearch.spec import spec_hash
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from .helpers import costs_agree
 
 
 def _spec(*stages: dict[str, Any]) -> dict[str, Any]:
@@ -45,19 +38,11 @@ def _load_error(spec: dict[str, Any], tmp_path: Path) -> str:
 
 def test_blocks_take_their_own_mixer_and_position_embedding():
     spec = _spec({**_BOT, "mixer": ["conv", {"kind": "mhsa", "heads": 4}]})
-    model = archsearch.build(archsearch.load_spec(spec))
+    model = costs_agree(spec)
     stage = model.plan.stages[0]
     assert [b.mixer.kind for b in stage.blocks] == ["conv", "mhsa"]
     assert [b.pos_embed for b in stage.blocks] == ["none", "relative"]  # each mixer's default
     assert stage.family == "bottleneck" and len(model.plan.stages) == 1
-    shape = model.plan.input_shape
-    traced = count_traced(model, (1, shape.channels, shape.height, shape.width))
-    analytic = analytic_costs(model.plan)
-    assert (analytic.params, analytic.macs, analytic.activations) == (
-        traced.params,
-        traced.macs,
-        traced.activations,
-    )
 
 
 def test_transformer_blocks_alternate_window_and_global_attention():
@@ -171,3 +156,10 @@ def test_supernet_refuses_per_block_mixers_of_several_families(tmp_path):
     file.write_text(_SPACE.replace("[conv, {kind: mhsa, heads: 2}]", "[conv, {kind: attention, heads: 2}]"))
     with pytest.raises(SpecError, match=r"space\.yaml:10: .*several families \(bottleneck, transformer\)"):
         Supernet(load_space(file))
+
+
+def test_per_block_mixer_options_hold_no_choices(tmp_path):
+    file = tmp_path / "space.yaml"
+    file.write_text(_SPACE.replace("{kind: mhsa, heads: 2}", "{kind: mhsa, heads: {choice: [1, 2]}}"))
+    with pytest.raises(SpecError, match=r"space\.yaml:10: .*or mixers without choices inside them"):
+        load_space(file)
