@@ -178,6 +178,7 @@ def _mixed(stage: dict[str, Any], mixer_kind: str, heads: int, depth: int) -> No
     mixer = stage["mixer"]
     if mixer_kind == "conv" and depth > 1 and sub.random() < 0.4:  # BoTNet-26t's conv, MHSA stage
         stage["mixer"] = [mixer if j % 2 == 0 else {"kind": "mhsa", "heads": heads} for j in range(depth)]
+        stage["expansion"] = 1  # as the MHSA stages above (see the report of branch kinds2)
     elif mixer_kind == "attention" and not stage.get("cls_token") and sub.random() < 0.2:  # ConViT
         stage["mixer"] = {"kind": "gpsa", "heads": heads, "qkv_bias": sub.random() < 0.5}
     elif mixer_kind == "attention":

@@ -63,7 +63,7 @@ class _Gpsa(MixerKind):
         return GatedPositionalAttention(block.dim, mixer.heads, qkv_bias=mixer.qkv_bias)
 
     def cost(self, block: BlockPlan, cost: Cost) -> None:
-        """q/k and v Linears, the position Linear on every query-key offset (once per image), the
+        """q/k and v Linears, the position Linear on every query-key offset, the
         content scores and ``attn v`` over all heads, the output Linear; the gate's parameters."""
         mixer = block.mixer
         assert isinstance(mixer, GpsaMixer)

@@ -50,7 +50,9 @@ class GatedPositionalAttention(nn.Module):
         heads = self.heads
         qk = self.qk(x).reshape(b, n, 2, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k = qk[0], qk[1]
-        pos = self.pos_proj(self._indices(hw, x)).permute(0, 3, 1, 2).softmax(dim=-1)  # (1, heads, N, N)
+        # per image, as timm (so costs scale with the batch like every other op)
+        rel = self._indices(hw, x).expand(b, -1, -1, -1)
+        pos = self.pos_proj(rel).permute(0, 3, 1, 2).softmax(dim=-1)  # (B, heads, N, N)
         content = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
         gate = torch.sigmoid(self.gating_param).view(1, -1, 1, 1)
         attn = (1.0 - gate) * content + gate * pos
