@@ -39,12 +39,22 @@ REFERENCES: dict[str, str | None] = {
     "deit-b-distilled": "timm:deit_base_distilled_patch16_224",
     "lambda-resnet-26t": "timm:lambda_resnet26t",
     "halonet-26t": "timm:halonet26t",
+    "twins-svt-s": "timm:twins_svt_small",
+    "convit-ti": "timm:convit_tiny",
 }
 
 # Reference models whose blocks register their shortcut first and their attention's relative
 # position tables after its qkv conv (timm byobnet.py); ours register the shortcut last (as timm's
 # resnet.py does) and the tables first: their state dicts are reordered before pairing.
 SHORTCUT_FIRST = ("timm:botnet26t_256", "timm:lambda_resnet26t", "timm:halonet26t")
+
+# Reference models that list all patch embeddings, then all blocks, then all PEGs (timm twins.py);
+# ours lists each stage's embedding, its blocks, the PEG inside the block it follows.
+PEG_AFTER_FIRST_BLOCK = ("timm:twins_svt_small",)
+
+# Reference models whose class token joins late (timm convit.py, after the GPSA blocks) but is
+# registered first: it moves in front of the first block that sees it, as in ours (a later stage).
+CLASS_TOKEN_BEFORE = {"timm:convit_tiny": "blocks.10."}
 
 EQUIV_BATCH = 2
 SEED = 0
@@ -79,6 +89,13 @@ def reference_state(name: str, model: nn.Module) -> dict[str, torch.Tensor]:
     of :data:`SHORTCUT_FIRST`, each block's ``shortcut.*`` tensors move behind the block's others
     and its ``pos_embed.*`` tables in front of its attention's ``qkv``."""
     state = model.state_dict()
+    if REFERENCES.get(name) in PEG_AFTER_FIRST_BLOCK:
+        return _stagewise(state)
+    before = CLASS_TOKEN_BEFORE.get(REFERENCES.get(name) or "")
+    if before is not None:
+        keys = [k for k in state if k != "cls_token"]
+        at = next(i for i, k in enumerate(keys) if k.startswith(before))
+        return {k: state[k] for k in [*keys[:at], "cls_token", *keys[at:]]}
     if REFERENCES.get(name) not in SHORTCUT_FIRST:
         return state
     blocks: dict[str, list[str]] = {}  # block prefix -> its keys
@@ -96,6 +113,24 @@ def reference_state(name: str, model: nn.Module) -> dict[str, torch.Tensor]:
     ordered = [
         keys[i] for keys in blocks.values() for i in sorted(range(len(keys)), key=lambda i: rank(keys, i))
     ]
+    return {k: state[k] for k in ordered}
+
+
+def _stagewise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm Twins' state dict in our order: per stage ``k`` its patch embedding, block 0, its PEG
+    (``pos_block.k``), the other blocks; then the rest (final norm, head)."""
+    stages = sorted({int(k.split(".")[1]) for k in state if k.startswith("patch_embeds.")})
+
+    def part(prefix: str) -> list[str]:
+        return [k for k in state if k.startswith(prefix)]
+
+    ordered: list[str] = []
+    for k in stages:
+        blocks = sorted({int(key.split(".")[2]) for key in part(f"blocks.{k}.")})
+        ordered += part(f"patch_embeds.{k}.") + part(f"blocks.{k}.{blocks[0]}.") + part(f"pos_block.{k}.")
+        for j in blocks[1:]:
+            ordered += part(f"blocks.{k}.{j}.")
+    ordered += [k for k in state if k not in set(ordered)]
     return {k: state[k] for k in ordered}
 
 

@@ -112,3 +112,21 @@ def write_file(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def costs_agree(spec: Any) -> torch.nn.Module:
+    """The model of ``spec`` (a spec dict), after checking that its analytic params, MACs and
+    activations equal the traced ones at its native input."""
+    import archsearch
+    from archsearch.cost import analytic_costs, count_traced
+
+    model = archsearch.build(archsearch.load_spec(spec))
+    shape = model.plan.input_shape
+    traced = count_traced(model, (1, shape.channels, shape.height, shape.width))
+    analytic = analytic_costs(model.plan)
+    assert (analytic.params, analytic.macs, analytic.activations) == (
+        traced.params,
+        traced.macs,
+        traced.activations,
+    )
+    return model

@@ -167,7 +167,28 @@ def _stage(rng: random.Random, first: bool) -> dict[str, Any]:
         stage["act"] = rng.choice(["gelu", "quick_gelu", "relu", "silu"])
         stage["mlp_dwconv"] = rng.random() < 0.3
         stage["norm_out"] = rng.random() < 0.3
+    _mixed(stage, mixer_kind, heads, depth)
     return stage
+
+
+def _mixed(stage: dict[str, Any], mixer_kind: str, heads: int, depth: int) -> None:
+    """A per-block mixer list and CPVT's PEG, drawn from the stage's own stream (so the draws
+    above, and the specs of earlier seeds without these, stay as they were)."""
+    sub = random.Random(repr(sorted(stage.items(), key=str)))
+    mixer = stage["mixer"]
+    if mixer_kind == "conv" and depth > 1 and sub.random() < 0.4:  # BoTNet-26t's conv, MHSA stage
+        stage["mixer"] = [mixer if j % 2 == 0 else {"kind": "mhsa", "heads": heads} for j in range(depth)]
+        stage["expansion"] = 1  # as the MHSA stages above (see the report of branch kinds2)
+    elif mixer_kind == "attention" and not stage.get("cls_token") and sub.random() < 0.2:  # ConViT
+        stage["mixer"] = {"kind": "gpsa", "heads": heads, "qkv_bias": sub.random() < 0.5}
+    elif mixer_kind == "attention":
+        scalar = not any(isinstance(v, list) for v in mixer.values())
+        plain = not stage.get("cls_token") and stage.get("pos_embed") in ("none", "absolute")
+        if depth > 1 and scalar and plain and sub.random() < 0.4:  # Twins' LSA, GSA alternation
+            window = {"kind": "window", "heads": heads, "window": sub.choice([2, 3, 4]), "shift": False}
+            stage["mixer"] = [window if j % 2 == 0 else mixer for j in range(depth)]
+        if sub.random() < 0.3:  # CPVT's PEG
+            stage["peg"] = sub.randrange(depth)
 
 
 def random_spec_dict(seed: int) -> dict[str, Any]:

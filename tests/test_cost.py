@@ -38,6 +38,8 @@ REFERENCE_GMACS = {
     "deit-b-distilled": 17.676,
     "lambda-resnet-26t": 3.025,
     "halonet-26t": 3.194,
+    "twins-svt-s": 2.942,
+    "convit-ti": 1.257,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 

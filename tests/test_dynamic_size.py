@@ -477,6 +477,8 @@ SIZE_DEPENDENT = {
     "vit-b16",
     "botnet-26t",
     "deit-b-distilled",
+    "twins-svt-s",
+    "convit-ti",
 }
 
 

@@ -1,5 +1,6 @@
 """The kinds of issue 14 (squeeze-excitation, depthwise-separable MBConv, multi-conv stems, the
-average-pool shortcut, the pooling mixer, the distillation token): their checks and their
+average-pool shortcut, the pooling mixer, the distillation token, the lambda, halo and gated
+positional mixers, the PEG): their checks and their
 behaviour beyond the zoo tests (parameter counts, analytic == traced) that cover their models."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch
 
 import archsearch
 from archsearch import SpecError
-from archsearch.cost import analytic_costs, count_traced
+
+from .helpers import costs_agree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,25 +23,12 @@ def _spec(stage: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"input": {"size": 32}, "stages": [stage], "head": {"num_classes": 10}, **extra}
 
 
-def _costs_agree(spec: dict[str, Any]) -> torch.nn.Module:
-    model = archsearch.build(archsearch.load_spec(spec))
-    shape = model.plan.input_shape
-    traced = count_traced(model, (1, shape.channels, shape.height, shape.width))
-    analytic = analytic_costs(model.plan)
-    assert (analytic.params, analytic.macs, analytic.activations) == (
-        traced.params,
-        traced.macs,
-        traced.activations,
-    )
-    return model
-
-
 # --------------------------------------------------------------------------- squeeze-excitation
 
 
 def test_squeeze_excitation_reduces_the_block_input_channels():
     stage = {"embed": {"kind": "block", "stride": 2}, "dim": 48, "depth": 2, "expansion": 1}
-    model = _costs_agree(_spec({**stage, "mixer": {"kind": "conv", "groups": 2, "se": 0.25}}))
+    model = costs_agree(_spec({**stage, "mixer": {"kind": "conv", "groups": 2, "se": 0.25}}))
     first, second = model.stages[0].blocks
     # RegNetY: round(0.25 x block input channels), on the bottleneck width
     assert (first.se.fc1.in_channels, first.se.fc1.out_channels) == (48, 1)  # 3 input channels
@@ -70,7 +59,7 @@ def test_mbconv_without_expand_conv():
         "expansion": 1,
         "mixer": {"kind": "mbconv", "expand_conv": False, "se": 0.25},
     }
-    model = _costs_agree(_spec(stage, stem={"kind": "conv", "channels": 16}))
+    model = costs_agree(_spec(stage, stem={"kind": "conv", "channels": 16}))
     block = model.stages[0].blocks[0]
     assert isinstance(block.conv1, torch.nn.Identity)
     assert block.conv2.conv.in_channels == 16 and block.residual
@@ -95,7 +84,7 @@ def test_new_fields_leave_earlier_spec_hashes_alone():
 
 def test_deep_stem_shapes_and_costs():
     spec = _spec({"dim": 16, "depth": 1, "mixer": "conv"}, stem={"kind": "deep", "channels": [8, 8, 16]})
-    model = _costs_agree({**spec, "input": {"size": 33}})
+    model = costs_agree({**spec, "input": {"size": 33}})
     assert model.plan.stem_shape.as_tuple() == (16, 9, 9)  # 33 -> 17 (3x3/2) -> 9 (max-pool)
     spec["stem"]["pool"] = "none"
     assert archsearch.build(archsearch.load_spec(spec)).plan.stem_shape.as_tuple() == (16, 16, 16)
@@ -108,7 +97,7 @@ def test_average_pool_shortcut():
         "depth": 2,
         "mixer": "conv",
     }
-    model = _costs_agree({**_spec(stage), "input": {"size": 15}})
+    model = costs_agree({**_spec(stage), "input": {"size": 15}})
     first, second = model.stages[0].blocks
     pool, conv, _ = first.shortcut
     assert isinstance(pool, torch.nn.AvgPool2d) and pool.ceil_mode and not pool.count_include_pad
@@ -134,7 +123,7 @@ def test_average_pool_shortcut_is_for_bottlenecks():
 
 def test_pool_mixer_block_and_costs():
     stage = {"embed": {"kind": "conv", "kernel": 3, "stride": 2, "norm": "none"}, "dim": 16, "depth": 2}
-    model = _costs_agree(_spec({**stage, "mixer": {"kind": "pool", "kernel": 3}}))
+    model = costs_agree(_spec({**stage, "mixer": {"kind": "pool", "kernel": 3}}))
     assert model.plan.stages[0].family == "metaformer" and model.plan.head.norm == "pooled"
     block = model.stages[0].blocks[0]
     assert isinstance(block.norm1, torch.nn.GroupNorm) and block.norm1.num_groups == 1
@@ -175,7 +164,7 @@ def _deit(**head: Any) -> dict[str, Any]:
 
 
 def test_distillation_token_and_head():
-    model = _costs_agree(_deit())
+    model = costs_agree(_deit())
     stage = model.stages[0]
     assert stage.cls_token.shape == stage.dist_token.shape == (1, 1, 16)
     assert stage.pos_embed.shape == (1, 2 + 16, 16)  # class + distillation + 4x4 patches
@@ -211,7 +200,7 @@ def test_distillation_token_needs_a_class_token():
 
 def test_lambda_layer_shapes_costs_and_checks():
     stage = {"embed": {"kind": "block", "stride": 2}, "dim": 32, "depth": 2, "expansion": 1}
-    model = _costs_agree(
+    model = costs_agree(
         {
             **_spec({**stage, "mixer": {"kind": "lambda", "heads": 4, "key_dim": 8, "radius": 3}}),
             "input": {"size": 15},
@@ -262,7 +251,7 @@ def test_a_space_mixing_new_and_old_mixers_searches_digits_end_to_end(tmp_path):
 def test_halo_attention_is_local_and_shares_botnet_relative_logits():
     stage = {"embed": {"kind": "block", "stride": 2}, "dim": 16, "depth": 2, "expansion": 1}
     mixer = {"kind": "halo", "heads": 2, "block": 4, "halo": 1}
-    model = _costs_agree({**_spec({**stage, "mixer": mixer}), "input": {"size": 16}})
+    model = costs_agree({**_spec({**stage, "mixer": mixer}), "input": {"size": 16}})
     assert model.plan.stages[0].out_shape.as_tuple() == (16, 8, 8)
     attn = model.stages[0].blocks[1].mixer.eval()
     assert attn.pos_embed.rel_h.shape == (2 * 6 - 1, 8)  # window 4 + 2 x 1
@@ -275,8 +264,84 @@ def test_halo_attention_is_local_and_shares_botnet_relative_logits():
         changed = (attn(x) - attn(y)).abs().sum(1)[0] > 0
     assert changed[:4, :4].all() and not changed[4:].any() and not changed[:, 4:].any()
     # a map not in whole blocks is padded to them (the output cropped), costs as traced
-    odd = _costs_agree({**_spec({**stage, "mixer": {**mixer, "block": 6}}), "input": {"size": 15}})
+    odd = costs_agree({**_spec({**stage, "mixer": {**mixer, "block": 6}}), "input": {"size": 15}})
     assert odd(torch.randn(1, 3, 15, 15)).shape == (1, 10)
     assert odd.plan.stages[0].out_shape.as_tuple() == (16, 8, 8)
     with pytest.raises(SpecError, match=r"stages\[0\]\.embed\.stride: a halo block downsamples .*got 2"):
         archsearch.load_spec(_spec({**stage, "mixer": {**mixer, "block": 5}}))
+
+
+# --------------------------------------------------------------------------- conditional position encoding
+
+
+def _peg_stage(**extra: Any) -> dict[str, Any]:
+    embed = {"kind": "conv", "kernel": 4, "stride": 4, "padding": 0}
+    return {"embed": embed, "dim": 16, "depth": 2, "mixer": {"kind": "attention", "heads": 2}, **extra}
+
+
+@pytest.mark.parametrize("cls_token", [False, True])
+def test_peg_adds_a_depthwise_conv_of_the_map_after_its_block(cls_token):
+    """CPVT's PEG: after block ``peg`` the tokens (class tokens aside) gain a depthwise 3x3 conv
+    (with bias) of their map; analytic costs as traced, with and without a class token."""
+    with_peg = costs_agree(_spec(_peg_stage(peg=1, cls_token=cls_token)))
+    without = archsearch.build(archsearch.load_spec(_spec(_peg_stage(cls_token=cls_token))))
+    extra = sum(p.numel() for p in with_peg.parameters()) - sum(p.numel() for p in without.parameters())
+    assert extra == 16 * 9 + 16
+    assert [b.peg for b in with_peg.plan.stages[0].blocks] == [False, True]
+    peg = with_peg.stages[0].blocks[1].peg
+    assert peg is not None and with_peg.stages[0].blocks[0].peg is None
+    # zero conv: the PEG adds nothing, and the two models agree
+    state = {k: v for k, v in with_peg.state_dict().items() if ".peg." not in k}
+    without.load_state_dict(state)
+    torch.nn.init.zeros_(peg.proj.weight)
+    torch.nn.init.zeros_(peg.proj.bias)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(with_peg.eval()(x), without.eval()(x), atol=1e-6)
+        # a bias alone shifts every map token (the class token passes unchanged)
+        peg.proj.bias.fill_(1.0)
+        tokens = torch.randn(2, (1 if cls_token else 0) + 64, 16)
+        out = peg(tokens, (8, 8))
+    cls = 1 if cls_token else 0
+    assert torch.equal(out[:, :cls], tokens[:, :cls])
+    assert torch.allclose(out[:, cls:], tokens[:, cls:] + 1.0)
+
+
+def test_peg_needs_a_block_of_a_transformer_stage():
+    with pytest.raises(
+        SpecError, match=r"stages\[0\]\.peg: the position encoding goes after block 2, .* 2 blocks"
+    ):
+        archsearch.load_spec(_spec(_peg_stage(peg=2)))
+    bottleneck = {"embed": {"kind": "block", "stride": 1}, "dim": 64, "depth": 1, "mixer": "conv", "peg": 0}
+    with pytest.raises(SpecError, match=r"stages\[0\]\.peg: peg applies to transformer stages"):
+        archsearch.load_spec(_spec(bottleneck))
+
+
+# --------------------------------------------------------------------------- gated positional attention
+
+
+def test_gpsa_offsets_and_gate():
+    """ConViT's GPSA: the offsets are timm's (dx, dy, dx^2 + dy^2); a closed gate is plain softmax
+    attention, an open one ignores the content; costs as traced; no class token."""
+    from archsearch.ops import relative_indices
+
+    rel = relative_indices((2, 3), torch.device("cpu"), torch.float32)[0]
+    assert rel.shape == (6, 6, 3)
+    assert rel[0, 5].tolist() == [2.0, 1.0, 5.0] and rel[5, 0].tolist() == [-2.0, -1.0, 5.0]
+    stage = {"embed": {"kind": "patch", "stride": 4}, "dim": 16, "depth": 1, "pos_embed": "absolute"}
+    model = costs_agree(_spec({**stage, "mixer": {"kind": "gpsa", "heads": 2}}))
+    attn = model.stages[0].blocks[0].attn.eval()
+    x = torch.randn(2, 64, 16)
+    with torch.no_grad():
+        attn.gating_param.fill_(-60.0)  # sigmoid ~ 0: content attention alone
+        q, k = attn.qk(x).reshape(2, 64, 2, 2, 8).permute(2, 0, 3, 1, 4)
+        v = attn.v(x).reshape(2, 64, 2, 8).transpose(1, 2)
+        plain = ((q @ k.transpose(-2, -1)) * 8**-0.5).softmax(-1) @ v
+        expected = attn.proj(plain.transpose(1, 2).reshape(2, 64, 16))
+        assert torch.allclose(attn(x, (8, 8)), expected, atol=1e-5)
+        attn.gating_param.fill_(60.0)  # sigmoid ~ 1: position attention alone
+        before = attn(x, (8, 8))
+        attn.qk.weight.normal_()
+        assert torch.allclose(attn(x, (8, 8)), before, atol=1e-5)
+    with pytest.raises(SpecError, match=r"stages\[0\]\.cls_token: gated positional attention has positions"):
+        archsearch.load_spec(_spec({**stage, "mixer": {"kind": "gpsa"}, "cls_token": True}))

@@ -324,11 +324,13 @@ ZOO_HASHES = {
     "regnety-016": "4751216f552e19b1",
     "efficientnet-b0": "374a6e64cb8b8d0e",
     "resnet-50d": "d8fca0695bd2612b",
-    "botnet-26t": "3b5fd18f84b4031b",
+    "botnet-26t": "a02d901e69b41819",  # one stage of a conv and an MHSA block (was two stages)
     "poolformer-s12": "399033c05fee4316",
     "deit-b-distilled": "881e91130bfbd75b",
-    "lambda-resnet-26t": "c561e5137240d9f3",
-    "halonet-26t": "f860beaffafe4d75",
+    "lambda-resnet-26t": "ac796d9c5883f308",  # as botnet-26t
+    "halonet-26t": "18cdca41bb71298d",  # as botnet-26t
+    "twins-svt-s": "0abe4ef2cc8bcc7c",
+    "convit-ti": "b3fe0b9a89fce032",
 }
 SPACE_HASHES = {
     "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],

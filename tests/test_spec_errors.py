@@ -25,6 +25,7 @@ import archsearch
 from archsearch import SpecError
 from archsearch.cli import app
 from archsearch.errors import format_path
+from archsearch.kinds import MIXERS
 from archsearch.spec import ZOO_DIR, load_spec
 
 from .helpers import write_file
@@ -57,7 +58,7 @@ def _load_corpus() -> list[BadSpec]:
             absent=entry.get("file"),
             path=entry["path"],
             line=entry.get("line"),
-            match=entry["match"],
+            match=entry["match"].replace("{MIXERS}", ", ".join(MIXERS.names())),
         )
         for folder, cases in index.items()
         for name, entry in cases.items()

@@ -36,6 +36,8 @@ REFERENCE_PARAMS = {
     "deit-b-distilled": 87_338_192,
     "lambda-resnet-26t": 10_958_272,
     "halonet-26t": 12_480_288,
+    "twins-svt-s": 24_060_776,
+    "convit-ti": 5_710_512,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

@@ -133,14 +133,10 @@ def _front_table(rows: list[dict[str, Any]], objectives: list[Any]) -> Table:
 
 
 def _mixers(spec_json: Any) -> str:
-    try:
-        stages = json.loads(spec_json)["stages"]
-    except (TypeError, ValueError, KeyError):
-        return ""
-    kinds = [
-        s.get("mixer") if isinstance(s.get("mixer"), str) else s.get("mixer", {}).get("kind") for s in stages
-    ]
-    return "·".join(str(k) for k in kinds)
+    from ..report import mixer_label  # the report's own label ("" where it has none)
+
+    label = mixer_label(spec_json)
+    return "" if label in ("—", "?") else label
 
 
 def _describe(exp: Any, console: Console) -> None:

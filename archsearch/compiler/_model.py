@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..core import NormalizedSpec
-from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS
+from ..kinds import EMBEDS, FAMILIES, STEMS, build_mixer
 from ..ops import Bottleneck, ConvBnAct, Features
 from ._size import input_size_error, size_dependence
 
@@ -98,8 +98,7 @@ class ArchNet(nn.Module):
             embed_kind = EMBEDS.get(sp.embed.kind, ("stages", sp.index, "embed", "kind"), source)
             embed = embed_kind.build(sp.embed, channels, sp.dim, eps)
             family = FAMILIES.get(sp.family, ("stages", sp.index, "block"), source)
-            mixer = MIXERS.get(sp.blocks[0].mixer.kind, ("stages", sp.index, "mixer", "kind"), source)
-            stages.append(family.stage(sp, embed, [family.block(b, mixer.build) for b in sp.blocks]))
+            stages.append(family.stage(sp, embed, [family.block(b, build_mixer) for b in sp.blocks]))
             channels = sp.out_shape.channels
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(plan)

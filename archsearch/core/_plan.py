@@ -76,6 +76,8 @@ class BlockPlan:
     shortcut: str = "conv"
     """A projection shortcut's form (where the block has one): ``conv`` (strided 1x1 conv + BN) or
     ``avg`` (ResNet-D: 2x2 average pool, then 1x1 conv + BN); from ``embed: block``."""
+    peg: bool = False
+    """The stage's conditional position encoding (PEG) follows this block (its ``peg``)."""
 
     @property
     def path(self) -> Path:

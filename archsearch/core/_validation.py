@@ -99,9 +99,10 @@ class _Error:
 
     path: tuple[str | int, ...]
     raw: Any
-    site: tuple[str | int, ...] | None = None  # path of the union (scalar | list) it is inside
+    site: tuple[str | int, ...] | None = None  # path of the innermost union (scalar | list) it is inside
     branch: str | None = None  # pydantic's name of the alternative, e.g. 'list[constrained-int]'
     at_site: bool = False  # about the union's value itself, not an item inside it
+    sites: tuple[tuple[str | int, ...], ...] = ()  # every union it is inside (a mixer or a list of them)
 
 
 def validation_issues(
@@ -115,12 +116,12 @@ def validation_issues(
     done: set[tuple[Any, ...]] = set()
     for err in errors:
         if err.site is not None:
-            group = [e for e in errors if e.site == err.site]
-            wrong_type = [e for e in group if e.at_site and e.raw["type"] in _EXPECTED]
+            group = [e for e in errors if err.site in e.sites]
+            wrong_type = [e for e in group if e.at_site and e.site == err.site and e.raw["type"] in _EXPECTED]
             if len(wrong_type) == len(group):  # no alternative takes this type: say what would
                 if ("union", err.site) not in done:
                     done.add(("union", err.site))
-                    issues.append(_union_issue(group, source))
+                    issues.append(_union_issue(group, source, root))
                 continue
             if err in wrong_type:  # another alternative fits the type; its own error is the one to show
                 continue
@@ -150,8 +151,9 @@ def _place(err: Any, data: Any) -> _Error:
             current = current[part]
             path.append(part)
         elif isinstance(part, str) and (not part.isidentifier() or part in _UNION_TAGS):
-            if out.site is None:  # an alternative of a plain union, e.g. ``int | list[int]``
-                out.site, out.branch = tuple(path), part
+            # an alternative of a plain union, e.g. ``int | list[int]`` (the innermost one counts)
+            out.site, out.branch = tuple(path), part
+            out.sites += (tuple(path),)
         elif isinstance(part, str) and isinstance(current, dict):
             path.append(part)  # a missing key
             current = None
@@ -238,14 +240,20 @@ _BOUNDS = {
 }
 
 
-def _union_issue(group: list[_Error], source: SourceMap) -> Issue:
-    """One value that fits none of the alternatives by type, e.g. ``kv_stride: two``."""
+def _union_issue(group: list[_Error], source: SourceMap, root: type[BaseModel]) -> Issue:
+    """One value that fits none of the alternatives by type, e.g. ``kv_stride: two``; where one
+    alternative is a kind's mapping (``mixer``: one, or a list of them), what it accepts."""
     first = group[0]
     assert first.site is not None
     nouns = list(dict.fromkeys(_noun(e.branch or "", e.raw["type"]) for e in group))
     expected = " or ".join(nouns)
     value = first.raw.get("input")
-    return source.issue(first.site, f"expected {expected}{_hint(expected, value)}", value=value)
+    mapping = next((e for e in group if e.raw["type"] in ("model_type", "model_attributes_type")), None)
+    allowed = _mapping_allowed(first.site, mapping.raw.get("ctx") or {}, root) if mapping else ""
+    if allowed and any(n.startswith("a list") for n in nouns):
+        allowed += ", or a list of them (one per block)"
+    extra = {"allowed": allowed} if allowed else {}
+    return source.issue(first.site, f"expected {expected}{_hint(expected, value)}", value=value, **extra)
 
 
 def _noun(branch: str, kind: str) -> str:
@@ -326,6 +334,8 @@ def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | 
     """The schema object at pydantic's error location ``loc`` (union tags included), if one."""
     options: list[Any] = [root]
     for part in loc:
+        if isinstance(part, str) and not part.isidentifier():
+            continue  # pydantic's name of a union's alternative (``tagged-union[...]``)
         found: list[Any] = []
         members = [u for option in options for u in _members(option)]
         union = len(members) > 1

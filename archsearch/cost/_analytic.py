@@ -81,7 +81,7 @@ _BLOCK_COSTS: dict[tuple[object, ...], tuple[int, int, int]] = {}
 _NOT_IN_KEY = ("index", "stage", "position", "drop_path", "norm_eps")
 _KEY_FIELDS = (
     "family", "mixer", "dim_in", "dim", "stride", "mlp_ratio", "expansion", "act", "pos_embed",
-    "in_shape", "out_shape", "mlp_dwconv", "shortcut",
+    "in_shape", "out_shape", "mlp_dwconv", "shortcut", "peg",
 )  # fmt: skip
 if set(_KEY_FIELDS) != {f.name for f in dataclasses.fields(BlockPlan)} - set(_NOT_IN_KEY):  # pragma: no cover
     raise RuntimeError("BlockPlan gained or lost a field: update _KEY_FIELDS and _key in cost/_analytic.py")
@@ -105,6 +105,7 @@ def _key(block: BlockPlan) -> tuple[object, ...]:
         o.channels, o.height, o.width, o.cls_tokens,
         block.mlp_dwconv,
         block.shortcut,
+        block.peg,
     )  # fmt: skip
 
 

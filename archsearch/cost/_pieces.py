@@ -40,7 +40,7 @@ from torch import nn
 
 from ..compiler import ClassifierHead
 from ..core import BlockPlan, FeatureShape, NormalizedSpec, StagePlan
-from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS
+from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS, build_mixer
 from ..ops import tokens_to_map
 from ._latency import LatencyResult, time_call, torch_dtype
 from ._memo import ObjectMemo
@@ -313,7 +313,6 @@ def _piece_call(
         assert piece.stage is not None
         stage, c_in, after_tokens = _stage_inputs(plan)[piece.stage]
         family = FAMILIES.get(stage.family)
-        build_mixer = MIXERS.get(stage.blocks[0].mixer.kind).build
         if piece.kind == "stage":
             embed = EMBEDS.get(stage.embed.kind).build(stage.embed, c_in, stage.dim, plan.spec.norm_eps)
             inner = (

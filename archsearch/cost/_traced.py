@@ -146,6 +146,7 @@ ZERO_BY_CONVENTION = frozenset(
     (
         "add",
         "sub",
+        "rsub",
         "mul",
         "div",
         "neg",

@@ -26,9 +26,11 @@ from ._embed_merge import MergeEmbed
 from ._embed_none import NoEmbed
 from ._embed_patch import PatchEmbed
 from ._embed_t2t import T2TEmbed
+from ._mixed import BlockMixer, build_mixer, canonical_mixers, mixable, resolve_mixers
 from ._mixer_attention import AttentionMixer
 from ._mixer_conv import ConvMixer
 from ._mixer_dwconv import DwConvMixer
+from ._mixer_gpsa import GpsaMixer
 from ._mixer_halo import HaloMixer
 from ._mixer_lambda import LambdaMixer
 from ._mixer_mbconv import MBConvMixer
@@ -72,6 +74,7 @@ __all__ = [
     "STEMS",
     "AttentionMixer",
     "BlockEmbed",
+    "BlockMixer",
     "ConvEmbed",
     "ConvMixer",
     "ConvStem",
@@ -81,6 +84,7 @@ __all__ = [
     "EmbedKind",
     "FamilyKind",
     "FamilyName",
+    "GpsaMixer",
     "HaloMixer",
     "KindRegistry",
     "LambdaMixer",
@@ -100,8 +104,12 @@ __all__ = [
     "StemKind",
     "T2TEmbed",
     "WindowMixer",
+    "build_mixer",
+    "canonical_mixers",
     "check_heads",
     "check_norm_first",
     "check_odd_kernel",
     "check_se",
+    "mixable",
+    "resolve_mixers",
 ]

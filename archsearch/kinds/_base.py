@@ -159,8 +159,8 @@ class FamilyKind:
     expansion: int | None = None
     """Default expansion; ``None``: ``expansion`` is not allowed."""
     stage_fields: tuple[str, ...] = ()
-    """Family-only stage flags it accepts, among ``cls_token``, ``dist_token``, ``mlp_dwconv``,
-    ``norm_out``."""
+    """Family-only stage fields it accepts, among ``cls_token``, ``dist_token``, ``mlp_dwconv``,
+    ``norm_out``, ``peg``."""
     width_name: str = "dim"
     """How messages name the channels the mixer sees."""
     bottleneck_width: bool = False

@@ -14,7 +14,8 @@ __all__ = ["TRANSFORMER", "transformer_cost"]
 
 def transformer_cost(block: BlockPlan, cost_mixer: CostMixer) -> Cost:
     """Pre-norm transformer block (also a MobileViT layer): LayerNorm, the mixer, LayerNorm and the
-    MLP on the mixer's output tokens (PVT v2: with a depthwise 3x3 conv on the map)."""
+    MLP on the mixer's output tokens (PVT v2: with a depthwise 3x3 conv on the map), and the stage's
+    PEG where it follows the block."""
     cost = Cost()
     assert block.mlp_ratio is not None
     c, n, nq = block.dim, block.in_shape.tokens, block.out_shape.tokens
@@ -27,6 +28,9 @@ def transformer_cost(block: BlockPlan, cost_mixer: CostMixer) -> Cost:
         out = block.out_shape
         cost.conv(hidden, hidden, 3, out.height, out.width, groups=hidden, bias=True)
     cost.linear(nq, hidden, c)
+    if block.peg:  # the stage's PEG: depthwise 3x3 on the output map (the sum is not counted)
+        out = block.out_shape
+        cost.conv(c, c, 3, out.height, out.width, groups=c, bias=True)
     return cost
 
 
@@ -40,7 +44,7 @@ class _Transformer(FamilyKind):
     act = "gelu"
     embeds = ("conv", "patch", "t2t", "merge", "mbconv", "none")
     mlp_ratio = 4.0
-    stage_fields = ("cls_token", "dist_token", "mlp_dwconv", "norm_out")
+    stage_fields = ("cls_token", "dist_token", "mlp_dwconv", "norm_out", "peg")
     keeps_dim = True
     head_norm = "tokens"
 

@@ -23,6 +23,7 @@ from ._family_transformer import TRANSFORMER
 from ._mixer_attention import ATTENTION
 from ._mixer_conv import CONV
 from ._mixer_dwconv import DWCONV
+from ._mixer_gpsa import GPSA
 from ._mixer_halo import HALO
 from ._mixer_lambda import LAMBDA
 from ._mixer_mbconv import MBCONV
@@ -50,6 +51,7 @@ MIXERS: KindRegistry[MixerKind] = KindRegistry(
         (POOL.name, POOL),
         (LAMBDA.name, LAMBDA),
         (HALO.name, HALO),
+        (GPSA.name, GPSA),
     ),
 )
 

@@ -87,4 +87,5 @@ FAMILY_ONLY_FIELDS: dict[str, tuple[tuple[str, ...], Any]] = {
         name: (tuple(f.name for f in FAMILIES.values() if name in f.stage_fields), False)
         for name in ("mlp_dwconv", "norm_out")
     },
+    "peg": (tuple(f.name for f in FAMILIES.values() if "peg" in f.stage_fields), None),
 }

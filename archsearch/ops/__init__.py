@@ -3,6 +3,7 @@
 from ._attention import Attention, MHSA2d, attend, fused_attention, set_fused_attention, uses_fused_attention
 from ._blocks import Bottleneck, BuildMixer, ConvNeXtBlock, TransformerBlock
 from ._embed import conv_embed, patch_embed, resnet_stem
+from ._gpsa import GatedPositionalAttention, relative_indices
 from ._halo import HaloAttention, RelativeTables
 from ._lambda import LambdaLayer
 from ._layers import (
@@ -10,6 +11,7 @@ from ._layers import (
     LayerNorm2d,
     Mlp,
     MlpDwConv,
+    PosConv,
     QuickGELU,
     SqueezeExcite,
     se_reduced,
@@ -41,6 +43,7 @@ __all__ = [
     "ConvNeXtBlock",
     "DropPath",
     "Features",
+    "GatedPositionalAttention",
     "HaloAttention",
     "InvertedResidual",
     "LambdaLayer",
@@ -55,6 +58,7 @@ __all__ = [
     "MobileViTStage",
     "PatchMerging",
     "Pooling",
+    "PosConv",
     "QuickGELU",
     "RelativeTables",
     "SqueezeExcite",
@@ -73,6 +77,7 @@ __all__ = [
     "mbconv_embed",
     "merge_embed",
     "patch_embed",
+    "relative_indices",
     "resample_abs_pos_embed",
     "resample_bias_table",
     "resample_rel_embed",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..core import BlockPlan
-from ._layers import DropPath, Mlp, MlpDwConv, SqueezeExcite, make_act, se_reduced, tokens_to_map
+from ._layers import DropPath, Mlp, MlpDwConv, PosConv, SqueezeExcite, make_act, se_reduced, tokens_to_map
 
 __all__ = ["Bottleneck", "BuildMixer", "ConvNeXtBlock", "TransformerBlock"]
 
@@ -75,7 +75,8 @@ class TransformerBlock(nn.Module):
     The mixer is global attention (ViT, CvT, PVT) or Swin window attention. With ``q_stride > 1``
     the token map shrinks, and the shortcut is max-pooled to match (class tokens pass through
     unchanged). With ``mlp_dwconv`` the MLP is PVT v2's, with a depthwise 3x3 conv on the (output)
-    token map.
+    token map. With ``peg`` the stage's conditional position encoding follows the block
+    (:class:`PosConv`).
     """
 
     def __init__(self, plan: BlockPlan, build_mixer: BuildMixer):
@@ -97,12 +98,16 @@ class TransformerBlock(nn.Module):
         if plan.q_stride > 1:  # the query projection's kernel pools the shortcut alike
             kernel: int = getattr(plan.mixer, "kernel", 3)
             self.pool = nn.MaxPool2d(kernel, plan.q_stride, kernel // 2)
+        # the stage's PEG after this block (CPVT, Twins): registered last, as timm lists it after
+        self.peg = PosConv(plan.dim, plan.out_shape.cls_tokens) if plan.peg else None
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         shortcut, out_hw = (x, hw) if self.pool is None else self._pool_tokens(x, hw)
         x = shortcut + self.drop_path(self.attn(self.norm1(x), hw))
         y = self.norm2(x)
         x = x + self.drop_path(self.mlp(y, out_hw) if self.mlp_dwconv else self.mlp(y))
+        if self.peg is not None:
+            x = self.peg(x, out_hw)
         return x, out_hw
 
     def _pool_tokens(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:

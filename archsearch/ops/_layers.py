@@ -122,6 +122,24 @@ class MlpDwConv(nn.Module):
         return self.fc2(self.act(x))
 
 
+class PosConv(nn.Module):
+    """Conditional position encoding: a PEG (Chu et al., "Conditional Positional Encodings for Vision
+    Transformers", CPVT, 2021; Twins; timm ``twins.PosConv`` at stride 1). The ``(B, cls + H*W, C)``
+    tokens as a ``(B, C, H, W)`` map, plus a depthwise 3x3 conv (with bias) of that map; class tokens
+    in front pass unchanged."""
+
+    def __init__(self, dim: int, cls_tokens: int = 0):
+        super().__init__()
+        self.cls_tokens = cls_tokens
+        self.proj = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+
+    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
+        grid = tokens_to_map(tokens, hw)
+        tokens = (self.proj(grid) + grid).flatten(2).transpose(1, 2)
+        return torch.cat((cls, tokens), dim=1) if self.cls_tokens else tokens
+
+
 class SqueezeExcite(nn.Module):
     """Squeeze-excitation (Hu et al. 2018; timm ``SEModule`` / ``SqueezeExcite``) on a
     ``(B, C, H, W)`` map: global average pool -> 1x1 conv (bias) to ``reduced`` channels ->

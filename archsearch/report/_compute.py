@@ -297,7 +297,8 @@ def _prepare(table: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
 
 
 def mixer_label(spec_json: Any) -> str:
-    """``conv·conv·window·attention``: each stage's mixer kind, read from a spec's JSON."""
+    """``conv·conv+mhsa·attention``: each stage's mixer kind (a per-block list's kinds joined by
+    ``+``), read from a spec's JSON."""
     if not isinstance(spec_json, str):
         return "—"
     try:
@@ -307,7 +308,9 @@ def mixer_label(spec_json: Any) -> str:
     kinds = []
     for stage in stages:
         mixer = stage.get("mixer") if isinstance(stage, dict) else None
-        kinds.append(mixer if isinstance(mixer, str) else (mixer or {}).get("kind", "?"))
+        items = mixer if isinstance(mixer, list) else [mixer]
+        names = [m if isinstance(m, str) else (m or {}).get("kind", "?") for m in items]
+        kinds.append("+".join(dict.fromkeys(str(n) for n in names)))
     return "·".join(str(k) for k in kinds) or "?"
 
 

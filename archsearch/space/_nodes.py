@@ -138,8 +138,14 @@ def _parse_choice(options: Any, per_block: bool, path: Path, source: SourceMap) 
                 "options, or put it inside a mapping option",
                 value=options[i],
             )
-    if per_block and any(isinstance(o, dict | list) for o in parsed):
-        raise source.error(where, "per_block options must be plain values (one per block goes into a list)")
+    # one mixer per block: mappings without choices inside (a per-block mixer list, kinds/_mixed.py)
+    mixers = path[-1:] == ("mixer",) and not any(isinstance(o, list) or _has_nodes(o) for o in parsed)
+    if per_block and not mixers and any(isinstance(o, dict | list) for o in parsed):
+        raise source.error(
+            where,
+            "per_block options must be plain values (one per block goes into a list), or mixers "
+            "without choices inside them",
+        )
     labels = _labels(parsed, where, source)
     return Choice(parsed, labels, per_block, path)
 

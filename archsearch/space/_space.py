@@ -371,7 +371,8 @@ class SearchSpace:
         depth = stage.get("depth", outer_depth)
         rest = {k: v for k, v in stage.items() if k not in ("depth", "mixer")}
         mixer = stage.get("mixer")
-        options = list(mixer.options) if isinstance(mixer, Choice) else [mixer]
+        # a per-block mixer choice is counted by _count
+        options = list(mixer.options) if isinstance(mixer, Choice) and not mixer.per_block else [mixer]
         total: int | float = 0
         for d in _depth_values(depth):
             for option in options:
@@ -405,6 +406,7 @@ class _Recorder:
 
 
 def _mixer_kind(mixer: Any) -> str | None:
+    mixer = mixer[0] if isinstance(mixer, list) and mixer else mixer  # a list: block 0's
     kind = mixer if isinstance(mixer, str) else mixer.get("kind") if isinstance(mixer, dict) else None
     return kind if isinstance(kind, str) else None
 

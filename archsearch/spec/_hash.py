@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..core import NormalizedSpec
-from ..kinds import EMBEDS, MIXERS
+from ..kinds import EMBEDS, MIXERS, canonical_mixers
 from ._normalize import normalize
 from ._schema import Spec
 
@@ -34,10 +34,15 @@ def canonical_spec(spec: Spec | NormalizedSpec) -> dict[str, Any]:
         stage["mlp_ratio"] = (
             [b.mlp_ratio for b in resolved.blocks] if resolved.blocks[0].mlp_ratio is not None else None
         )
-        stage["mixer"] = MIXERS.get(resolved.blocks[0].mixer.kind).canonical(stage["mixer"], resolved)
+        if isinstance(stage["mixer"], list):  # one per block
+            stage["mixer"] = canonical_mixers(stage["mixer"], resolved)
+        else:
+            stage["mixer"] = MIXERS.get(resolved.blocks[0].mixer.kind).canonical(stage["mixer"], resolved)
         stage["expansion"] = resolved.blocks[0].expansion
         if not stage["dist_token"]:  # added for issue 14: earlier spec hashes hold
             del stage["dist_token"]
+        if stage["peg"] is None:
+            del stage["peg"]
     data["head"]["norm"] = plan.head.norm
     return data
 

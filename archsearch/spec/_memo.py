@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 from ..core import BlockPlan, FeatureShape, StagePlan
-from ..kinds import MIXERS, MixerKind
+from ..kinds import MIXERS, BlockMixer, MixerKind
 from ._parts import StageParts
 from ._schema import STAGE_PER_BLOCK_FIELDS, Head, Spec, Stage
 
@@ -73,6 +73,8 @@ class StageHead(NamedTuple):
     """The stage's mixer as its blocks start from it (``prepare``)."""
     first_shape: FeatureShape
     """The shape the first block sees."""
+    mixers: tuple[BlockMixer, ...] | None = None
+    """Each block's mixer where the stage gives a per-block mixer list (else ``None``)."""
 
 
 class StageKeys(NamedTuple):

@@ -22,7 +22,17 @@ from ..core import (
     StagePlan,
     and_words,
 )
-from ..kinds import EMBEDS, FAMILIES, FAMILY_MIXERS, FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXERS, STEMS, Mixer
+from ..kinds import (
+    EMBEDS,
+    FAMILIES,
+    FAMILY_MIXERS,
+    FAMILY_ONLY_FIELDS,
+    MIXER_FAMILY,
+    MIXERS,
+    STEMS,
+    Mixer,
+    resolve_mixers,
+)
 from ._memo import (
     BLOCK_PLANS,
     HEADS,
@@ -140,11 +150,13 @@ class _Normalizer(CheckContext):
     def stage_head(self, i: int, stage: Stage, depth: int, shape: FeatureShape) -> StageHead | None:
         """The stage-level checks and what the stage resolves to before its blocks."""
         path: Path = ("stages", i)
-        mixer_kind = MIXERS.get(stage.mixer.kind, (*path, "mixer", "kind"), self.source)
+        mixed = isinstance(stage.mixer, list)  # one mixer per block (kinds/_mixed.py)
+        first = _first(stage.mixer)
+        mixer_kind = MIXERS.get(first.kind, (*path, "mixer", *((0,) if mixed else ()), "kind"), self.source)
         family_name: str
         if stage.block is not None:
             family_name = stage.block
-            if mixer_kind.name not in FAMILY_MIXERS[family_name]:
+            if not mixed and mixer_kind.name not in FAMILY_MIXERS[family_name]:
                 self.fail(
                     (*path, "mixer", "kind"),
                     f"mixer {mixer_kind.name!r} does not fit a {family_name} block",
@@ -164,9 +176,11 @@ class _Normalizer(CheckContext):
                 value=stage.embed.kind,
                 allowed=", ".join(family.embeds),
             )
+        named = stage.block is not None
+        mixers = resolve_mixers(self, path, stage, depth, family_name, named) if mixed else None
         pos_allowed = mixer_kind.pos_embeds
         pos_embed = stage.pos_embed or pos_allowed[0]
-        if pos_embed not in pos_allowed:
+        if not mixed and pos_embed not in pos_allowed:
             self.fail(
                 (*path, "pos_embed"),
                 f"position embedding {pos_embed!r} does not fit mixer {mixer_kind.name!r}",
@@ -175,7 +189,8 @@ class _Normalizer(CheckContext):
             )
         # the per-block checks (stage_blocks reads the values again)
         self.per_block((*path, "mlp_ratio"), stage.mlp_ratio, depth, family.mlp_ratio)
-        mixer_kind.per_block_values(self, path, stage, depth)
+        if not mixed:
+            mixer_kind.per_block_values(self, path, stage, depth)
         if self.issues:
             return None
 
@@ -184,6 +199,15 @@ class _Normalizer(CheckContext):
         embed_kind = EMBEDS.get(stage.embed.kind, (*epath, "kind"), self.source)
         embed, embed_shape, block_stride = embed_kind.normalize(self, epath, stage, family, shape, act)
         if embed_shape is None:
+            return None
+        if stage.peg is not None and stage.peg >= depth:
+            self.fail(
+                (*path, "peg"),
+                f"the position encoding goes after block {stage.peg}, but this stage has {depth} "
+                f"block{'s' if depth != 1 else ''}",
+                value=stage.peg,
+                allowed=f"0 to {depth - 1} (0: after the first block, as CPVT and Twins)",
+            )
             return None
         if stage.dist_token and not stage.cls_token:
             self.fail(
@@ -204,13 +228,21 @@ class _Normalizer(CheckContext):
             )
             return None
         width = stage.dim // expansion if expansion and family.bottleneck_width else stage.dim
-        mixer_kind.check(self, (*path, "mixer"), stage.mixer, width, family.width_name)
+        if mixers is None:
+            mixer_kind.check(self, (*path, "mixer"), stage.mixer, width, family.width_name)
+        else:
+            for j, item in enumerate(stage.mixer):
+                if item not in stage.mixer[:j]:  # equal items are checked once
+                    mixers[j].kind.check(self, (*path, "mixer", j), item, width, family.width_name)
         if self.issues:
             return None
-        stage_mixer, current = mixer_kind.prepare(stage.mixer, stage.dim, embed_shape)
+        if mixed:  # no stage-level hooks (kinds/_mixed.py)
+            stage_mixer, current = first, embed_shape
+        else:
+            stage_mixer, current = mixer_kind.prepare(first, stage.dim, embed_shape)
         return StageHead(
             family_name, family, mixer_kind, pos_embed, act, embed, embed_shape, block_stride, expansion,
-            stage_mixer, current,
+            stage_mixer, current, mixers,
         )  # fmt: skip
 
     def stage_blocks(
@@ -229,7 +261,7 @@ class _Normalizer(CheckContext):
         path: Path = ("stages", i)
         family, mixer_kind, current = head.family, head.mixer_kind, head.first_shape
         mlp_ratios = self.per_block((*path, "mlp_ratio"), stage.mlp_ratio, depth, family.mlp_ratio)
-        mixer_values = mixer_kind.per_block_values(self, path, stage, depth)
+        mixer_values = {} if head.mixers else mixer_kind.per_block_values(self, path, stage, depth)
         names = tuple([name for name, vals in mixer_values.items() if vals is not None])
         per_block = list(zip(*[mixer_values[name] for name in names], strict=True)) if names else [()] * depth
         if mlp_ratios is None:
@@ -248,6 +280,7 @@ class _Normalizer(CheckContext):
                     return None
                 mixer, out = made
                 index = first_block + j
+                pos_embed = head.mixers[j].pos_embed if head.mixers else head.pos_embed
                 block = BlockPlan(
                     index=index,
                     stage=i,
@@ -260,13 +293,14 @@ class _Normalizer(CheckContext):
                     mlp_ratio=mlp_ratio,
                     expansion=head.expansion,
                     act=head.act,
-                    pos_embed=head.pos_embed,
+                    pos_embed=pos_embed,
                     in_shape=current,
                     out_shape=out,
                     drop_path=self.spec.drop_path * index / max(total_blocks - 1, 1),
                     norm_eps=self.spec.norm_eps,
                     mlp_dwconv=stage.mlp_dwconv,
                     shortcut=getattr(head.embed, "shortcut", "conv") if j == 0 else "conv",
+                    peg=stage.peg == j,
                 )
                 if not self.issues:
                     keep(BLOCK_PLANS, block_key, block)
@@ -295,15 +329,17 @@ class _Normalizer(CheckContext):
     ) -> tuple[Mixer, FeatureShape] | None:
         """Block ``j``'s mixer (the stage's with the block's per-block ``values`` of fields
         ``names``) and output shape (``None`` after reporting why there is none)."""
-        mixer = head.mixer
-        if names:
+        mpath: Path = ("stages", i, "mixer")
+        mixer, kind = head.mixer, head.mixer_kind
+        if head.mixers:
+            kind, mixer, _ = head.mixers[j]
+            mpath = (*mpath, j)
+        elif names:
             mixer = _mixer_for_block(mixer, tuple(zip(names, values, strict=True)))
         shape_key = (id(mixer), stride, current)
         out = shapes.get(shape_key)
         if out is None:
-            out = shapes[shape_key] = head.mixer_kind.block_shape(
-                self, ("stages", i, "mixer"), j, mixer, stride, stage.dim, current
-            )
+            out = shapes[shape_key] = kind.block_shape(self, mpath, j, mixer, stride, stage.dim, current)
         return None if out is None else (mixer, out)
 
     def check_family_fields(self, path: Path, stage: Stage, family: str) -> None:
@@ -313,7 +349,7 @@ class _Normalizer(CheckContext):
                 self.fail(
                     (*path, name),
                     f"{name} applies to {and_words(owners)} stages, but this stage is a {family} "
-                    f"stage (mixer {stage.mixer.kind!r})",
+                    f"stage (mixer {_first(stage.mixer).kind!r})",
                     value=value,
                 )
 
@@ -353,6 +389,11 @@ class _Normalizer(CheckContext):
         if norm and head.pool == "cls":
             norm = "tokens"  # the class token is the only token: both placements are the same
         return head.model_copy(update={"norm": norm})
+
+
+def _first(mixer: Any) -> Any:
+    """A stage's mixer, or block 0's where it gives one per block."""
+    return mixer[0] if isinstance(mixer, list) else mixer
 
 
 _MIXERS: dict[tuple[Any, ...], Mixer] = {}

@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from ..core import (
     MAX_CLASSES,
+    MAX_DEPTH,
     MAX_LIST,
     Act,
     Depth,
@@ -58,7 +59,11 @@ class InputSpec(StrictModel):
 def _mixer_description() -> str:
     names = [f"``{name}``" for name in MIXERS.names()]
     listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
-    return f"Token mixer: {listed} (a bare string is short for ``{{kind: ...}}``)."
+    return (
+        f"Token mixer: {listed} (a bare string is short for ``{{kind: ...}}``); a list of "
+        "``depth`` mixers gives one per block (all of the stage's family; Twins' alternating local "
+        "and global attention, BoTNet's conv and MHSA blocks in one stage)."
+    )
 
 
 class Stage(StrictModel):
@@ -67,7 +72,7 @@ class Stage(StrictModel):
     The family follows from the mixer (``conv``/``mhsa``: ``bottleneck``; ``attention``/``window``:
     ``transformer``; ``dwconv``: ``convnext``; ``mbconv``: ``mbconv``; ``mobilevit``: ``mobilevit``,
     whose blocks are the transformer layers of one MobileViT block; ``pool``: ``metaformer``)
-    unless ``block`` names it.
+    unless ``block`` names it; a per-block mixer list gives its first mixer's family.
     """
 
     embed: Embed = NoEmbed()
@@ -79,7 +84,9 @@ class Stage(StrictModel):
     most 10,000 blocks."""
     block: FamilyName | None = None
     """Block family; inferred from the mixer when omitted."""
-    mixer: Mixer = Field(description=_mixer_description())
+    mixer: Mixer | Annotated[list[Mixer], Field(min_length=1, max_length=MAX_LIST)] = Field(
+        description=_mixer_description()
+    )
     mlp_ratio: PerBlockFloat | None = None
     """Hidden/embedding ratio of the transformer, ConvNeXt or MetaFormer MLP (default 4; mobilevit
     2); a list gives one per block."""
@@ -106,12 +113,18 @@ class Stage(StrictModel):
     Linear and the activation (PVT v2); class tokens bypass the conv."""
     norm_out: bool = False
     """LayerNorm on the stage's output tokens, class tokens included (PVT v2)."""
+    peg: Annotated[int, Field(ge=0, le=MAX_DEPTH)] | None = None
+    """Conditional position encoding (PEG: Chu et al. 2021, CPVT; Twins) after block ``peg`` of the
+    stage (``0``: after the first, as CPVT and Twins): a depthwise 3x3 conv (with bias) of the token
+    map, added to it; class tokens bypass it. ``null``: none."""
 
     @model_validator(mode="before")
     @classmethod
     def _shorthands(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("mixer"), str):
             data = {**data, "mixer": shorthand_kind(data["mixer"])}
+        elif isinstance(data, dict) and isinstance(data.get("mixer"), list):  # one mixer per block
+            data = {**data, "mixer": [shorthand_kind(m) for m in data["mixer"]]}
         if isinstance(data, dict) and isinstance(data.get("embed"), str):
             data = {**data, "embed": shorthand_kind(data["embed"])}
         return data

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Issue, SpecError
-from ..kinds import EMBEDS, MIXERS, STEMS, Share
+from ..kinds import EMBEDS, MIXERS, STEMS, Share, mixable
 from ..space import Choice, FloatRange, IntRange, SearchSpace
 
 __all__ = ["ExtremeSuggest", "covering_overrides", "direction", "refusals"]
@@ -56,6 +56,8 @@ def _walk(
             reason = _PLAIN.refuse["num_classes"]
         elif share is not None and field in share.refuse:
             reason = share.refuse[field]
+        elif isinstance(value, Choice) and value.per_block and path[-1:] == ("mixer",):
+            reason = _per_block_mixers(value)
         if reason is not None:
             out.append(space.source.issue(value.path, f"a supernet cannot share this choice: {reason}"))
         if isinstance(value, Choice):
@@ -68,6 +70,24 @@ def _walk(
     elif isinstance(value, dict):
         for key, item in value.items():
             _walk(space, item, (*path, key), _share_of((*path, key), item, share), out)
+
+
+def _per_block_mixers(choice: Choice) -> str | None:
+    """Why a per-block mixer choice cannot be shared (``None``: it can): every block of a stage
+    must take a mixer of one family, and one that can be one block's (kinds/_mixed.py)."""
+    options = choice.options
+    kinds = [o if isinstance(o, str) else (o.get("kind") if isinstance(o, dict) else None) for o in options]
+    known = [k for k in kinds if isinstance(k, str) and k in MIXERS]
+    families = sorted({MIXERS.get(k).family for k in known})
+    if len(families) > 1:
+        return (
+            f"its options are mixers of several families ({', '.join(families)}), and a stage's "
+            "blocks are of one family: most members would be invalid"
+        )
+    whole = [k for k in known if not mixable(MIXERS.get(k))]
+    if whole:
+        return f"mixer {whole[0]!r} acts on the whole stage and cannot be one block's"
+    return None
 
 
 def _share_of(path: tuple[Any, ...], value: Any, current: Share | None) -> Share | None:
