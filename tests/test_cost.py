@@ -38,6 +38,7 @@ REFERENCE_GMACS = {
     "deit-b-distilled": 17.676,
     "lambda-resnet-26t": 3.025,
     "halonet-26t": 3.194,
+    "vit-b16-r50": 21.658,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 

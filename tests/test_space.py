@@ -329,6 +329,7 @@ ZOO_HASHES = {
     "deit-b-distilled": "881e91130bfbd75b",
     "lambda-resnet-26t": "c561e5137240d9f3",
     "halonet-26t": "f860beaffafe4d75",
+    "vit-b16-r50": "128ccff7cec2723c",
 }
 SPACE_HASHES = {
     "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],

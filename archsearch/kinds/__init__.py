@@ -40,6 +40,7 @@ from ._registry import EMBEDS, FAMILIES, MIXERS, STEMS
 from ._stem_conv import ConvStem
 from ._stem_deep import DeepStem
 from ._stem_resnet import ResNetStem
+from ._stem_resnetv2 import ResNetV2Stem
 from ._tables import (
     FAMILY_ACT,
     FAMILY_EMBEDS,
@@ -95,6 +96,7 @@ __all__ = [
     "PatchEmbed",
     "PoolMixer",
     "ResNetStem",
+    "ResNetV2Stem",
     "Share",
     "Stem",
     "StemKind",
