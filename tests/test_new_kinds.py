@@ -344,17 +344,11 @@ def test_group_norm_groups_must_divide():
         )
 
 
-def test_resnetv2_options_are_search_choices():
-    """A space choosing the ResNet v2 stem and block options (and feeding a token stage through a
-    1x1 patch embedding, as the ViT hybrids do): its members build, run and cost as traced."""
-    from archsearch.space import RandomSuggest, load_space
+def _resnetv2_space(stem: Any) -> Any:
+    """A space choosing the ResNet v2 block options (and feeding a token stage through a 1x1 patch
+    embedding, as the ViT hybrids do) after ``stem``."""
+    from archsearch.space import load_space
 
-    stem = {
-        "kind": "resnetv2",
-        "channels": 16,
-        "norm_groups": 8,
-        "padding": {"choice": ["same", "fixed", "symmetric"]},
-    }
     mixer = {
         "kind": "conv",
         "norm": {"choice": ["batch", "group"]},
@@ -362,29 +356,41 @@ def test_resnetv2_options_are_search_choices():
         "weight_std": {"choice": [None, 1.0e-8]},
         "padding": {"choice": ["symmetric", "same"]},
     }
-    space = load_space(
+    stages = [
         {
-            "input": {"size": 40},
-            "stem": {"choice": [None, stem]},
-            "stages": [
-                {
-                    "embed": {"kind": "block", "stride": {"choice": [1, 2]}},
-                    "dim": 32,
-                    "depth": {"int": [1, 2]},
-                    "mixer": mixer,
-                },
-                {
-                    "embed": {"kind": "patch", "stride": 1},
-                    "dim": 16,
-                    "depth": 1,
-                    "mixer": {"kind": "attention", "heads": 2},
-                    "cls_token": True,
-                    "pos_embed": "absolute",
-                },
-            ],
-            "head": {"pool": "cls", "num_classes": 10},
-        }
+            "embed": {"kind": "block", "stride": {"choice": [1, 2]}},
+            "dim": 32,
+            "depth": {"int": [1, 2]},
+            "mixer": mixer,
+        },
+        {
+            "embed": {"kind": "patch", "stride": 1},
+            "dim": 16,
+            "depth": 1,
+            "mixer": {"kind": "attention", "heads": 2},
+            "cls_token": True,
+            "pos_embed": "absolute",
+        },
+    ]
+    return load_space(
+        {"input": {"size": 40}, "stem": stem, "stages": stages, "head": {"pool": "cls", "num_classes": 10}}
     )
+
+
+RESNETV2_STEM = {
+    "kind": "resnetv2",
+    "channels": 16,
+    "norm_groups": 8,
+    "padding": {"choice": ["same", "fixed", "symmetric"]},
+}
+
+
+def test_resnetv2_options_are_search_choices():
+    """The members of a space choosing the ResNet v2 stem and block options build, run and cost as
+    traced."""
+    from archsearch.space import RandomSuggest
+
+    space = _resnetv2_space({"choice": [None, RESNETV2_STEM]})
     seen: set[tuple[Any, ...]] = set()
     for seed in range(12):
         candidate = space.candidate(RandomSuggest(seed))
@@ -397,3 +403,19 @@ def test_resnetv2_options_are_search_choices():
         seen.add((m.norm, m.weight_std, m.padding, stem_.padding if stem_ else None))
     assert {s[0] for s in seen} == {"batch", "group"} and {s[1] for s in seen} == {None, 1e-8}
     assert {s[2] for s in seen} == {"symmetric", "same"} and len({s[3] for s in seen}) >= 3
+
+
+def test_resnetv2_options_share_weights_in_a_supernet():
+    """Members run through a supernet of that space equal the stand-alone members."""
+    from archsearch.space import RandomSuggest
+    from archsearch.supernet import Supernet
+
+    space = _resnetv2_space(RESNETV2_STEM)
+    net = Supernet(space).eval()
+    suggest = RandomSuggest(3)
+    for _ in range(6):
+        plan = space.candidate(suggest).plan
+        assert plan is not None
+        x = torch.randn(2, 3, 40, 40)
+        with torch.no_grad():
+            assert (net(x, plan) - net.member(plan).eval()(x)).abs().max().item() <= 1e-5

@@ -61,7 +61,10 @@ class ConvMixer(StrictModel):
 class _Conv(MixerKind):
     name = "conv"
     share = Share(
-        kernels=("kernel",), source="OFA elastic kernel (centre of the largest; Cai et al. ICLR 2020)"
+        kernels=("kernel",),
+        reuse=("padding",),
+        source="OFA elastic kernel (centre of the largest; Cai et al. ICLR 2020); the same weights at "
+        "either padding",
     )
     schema = ConvMixer
     family = "bottleneck"

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..core import Cost, FeatureShape, NormalizedSpec, PositiveInt, StrictModel, conv_out
 from ..ops import resnetv2_stem
-from ._base import StemKind
+from ._base import Share, StemKind
 
 __all__ = ["RESNETV2_STEM", "ResNetV2Stem"]
 
@@ -45,6 +45,12 @@ class ResNetV2Stem(StrictModel):
 
 class _ResNetV2(StemKind):
     name = "resnetv2"
+    share = Share(
+        nested=("channels",),
+        reuse=("padding",),
+        source="AutoFormer weight entanglement (leading slice; Chen et al. ICCV 2021); the same weights "
+        "at every padding",
+    )
     schema = ResNetV2Stem
 
     def _sides(self, side: int) -> tuple[int, int]:
