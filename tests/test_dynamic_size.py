@@ -477,6 +477,7 @@ SIZE_DEPENDENT = {
     "vit-b16",
     "botnet-26t",
     "deit-b-distilled",
+    "vit-b16-r50",
 }
 
 
