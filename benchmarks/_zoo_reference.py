@@ -41,6 +41,7 @@ REFERENCES: dict[str, str | None] = {
     "halonet-26t": "timm:halonet26t",
     "twins-svt-s": "timm:twins_svt_small",
     "convit-ti": "timm:convit_tiny",
+    "vit-b16-r50": "timm:vit_base_r50_s16_224",
 }
 
 # Reference models whose blocks register their shortcut first and their attention's relative
@@ -55,6 +56,10 @@ PEG_AFTER_FIRST_BLOCK = ("timm:twins_svt_small",)
 # Reference models whose class token joins late (timm convit.py, after the GPSA blocks) but is
 # registered first: it moves in front of the first block that sees it, as in ours (a later stage).
 CLASS_TOKEN_BEFORE = {"timm:convit_tiny": "blocks.10."}
+# timm ViT hybrids (vision_transformer_hybrid.py) register the class token and position table on the
+# model, in front of the ResNet v2 backbone, and each backbone block's downsample first; ours
+# register them in the token stage, just before its 1x1 projection, and the shortcut last.
+VIT_HYBRID = ("timm:vit_base_r50_s16_224",)
 
 EQUIV_BATCH = 2
 SEED = 0
@@ -89,6 +94,8 @@ def reference_state(name: str, model: nn.Module) -> dict[str, torch.Tensor]:
     of :data:`SHORTCUT_FIRST`, each block's ``shortcut.*`` tensors move behind the block's others
     and its ``pos_embed.*`` tables in front of its attention's ``qkv``."""
     state = model.state_dict()
+    if REFERENCES.get(name) in VIT_HYBRID:
+        return {k: state[k] for k in _vit_hybrid_order(list(state))}
     if REFERENCES.get(name) in PEG_AFTER_FIRST_BLOCK:
         return _stagewise(state)
     before = CLASS_TOKEN_BEFORE.get(REFERENCES.get(name) or "")
@@ -132,6 +139,25 @@ def _stagewise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             ordered += part(f"blocks.{k}.{j}.")
     ordered += [k for k in state if k not in set(ordered)]
     return {k: state[k] for k in ordered}
+
+
+def _vit_hybrid_order(keys: list[str]) -> list[str]:
+    """The keys of a timm ViT hybrid in our registration order: ``cls_token`` and ``pos_embed`` just
+    before ``patch_embed.proj``, and each ResNet v2 block's ``downsample.*`` behind its others."""
+    tokens = [k for k in keys if k in ("cls_token", "pos_embed")]
+    groups: list[list[str]] = []  # runs of keys of one block (or of one other part)
+    for key in keys:
+        if key in tokens:
+            continue
+        if key.startswith("patch_embed.proj.") and tokens:
+            groups.append(tokens)
+            tokens = []
+        block = ".".join(key.split(".")[:6]) if key.startswith("patch_embed.backbone.stages.") else key
+        if groups and groups[-1][0].startswith(block + ".") and block != key:
+            groups[-1].append(key)
+        else:
+            groups.append([key])
+    return [k for group in groups for k in sorted(group, key=lambda k: ".downsample." in k)]
 
 
 def perturb_(model: nn.Module, seed: int) -> None:

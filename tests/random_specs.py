@@ -214,6 +214,22 @@ def random_spec_dict(seed: int) -> dict[str, Any]:
     if pool == "avg" and rng.random() < 0.2:
         spec["head"]["conv"] = rng.choice([8, 24])
     spec["norm_eps"] = rng.choice([1e-5, 1e-6])
+    # ResNet v2 options (ViT hybrids), drawn from their own stream so the draws above stay put
+    rv2 = random.Random(f"resnetv2-{seed}")
+    if spec.get("stem", {}).get("kind") == "resnet" and rv2.random() < 0.5:
+        spec["stem"] = {
+            "kind": "resnetv2",
+            "channels": spec["stem"]["channels"],
+            "norm_groups": rv2.choice([1, 4, 8]),
+            "weight_std": rv2.choice([None, 1e-8]),
+            "padding": rv2.choice(["same", "fixed", "symmetric"]),
+        }
+    for stage in spec["stages"]:
+        if stage["mixer"]["kind"] == "conv" and rv2.random() < 0.3:
+            stage["mixer"]["norm"] = rv2.choice(["batch", "group"])
+            stage["mixer"]["norm_groups"] = rv2.choice([1, 2])  # 2 may not divide the width: retried
+            stage["mixer"]["weight_std"] = rv2.choice([None, 1e-8, 1e-5])
+            stage["mixer"]["padding"] = rv2.choice(["symmetric", "same"])
     return spec
 
 

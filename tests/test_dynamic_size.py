@@ -479,6 +479,7 @@ SIZE_DEPENDENT = {
     "deit-b-distilled",
     "twins-svt-s",
     "convit-ti",
+    "vit-b16-r50",
 }
 
 

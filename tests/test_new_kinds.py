@@ -13,6 +13,7 @@ import torch
 
 import archsearch
 from archsearch import SpecError
+from archsearch.cost import count_traced
 
 from .helpers import costs_agree
 
@@ -345,3 +346,142 @@ def test_gpsa_offsets_and_gate():
         assert torch.allclose(attn(x, (8, 8)), before, atol=1e-5)
     with pytest.raises(SpecError, match=r"stages\[0\]\.cls_token: gated positional attention has positions"):
         archsearch.load_spec(_spec({**stage, "mixer": {"kind": "gpsa"}, "cls_token": True}))
+
+
+# --------------------------------------------------------------------------- ResNet v2 (ViT hybrids)
+
+R50_MIXER = {"kind": "conv", "norm": "group", "norm_groups": 4, "weight_std": 1e-8, "padding": "same"}
+
+
+def test_weight_standardised_conv_and_same_padding():
+    from archsearch.ops import MaxPool2dSame, StdConv2d
+
+    F = torch.nn.functional
+    conv = StdConv2d(4, 6, 3, 2, std_eps=1e-8, same=True)
+    x = torch.randn(2, 4, 9, 10)
+    w = conv.weight
+    standard = (w - w.mean((1, 2, 3), keepdim=True)) / (
+        w.var((1, 2, 3), unbiased=False, keepdim=True) + 1e-8
+    ).sqrt()
+    # 9 -> 5 rows: 2 pixels of padding, one each side; 10 -> 5 columns: 1 pixel, on the right
+    torch.testing.assert_close(conv(x), F.conv2d(F.pad(x, (0, 1, 1, 1)), standard, stride=2))
+    assert StdConv2d(4, 6, 3, 1, same=True).padding == (1, 1)  # stride 1: padded kernel // 2
+    y = -torch.rand(1, 2, 10, 10)  # all negative: padding by zeros would show
+    expected = F.max_pool2d(F.pad(y, (0, 1, 0, 1), value=-float("inf")), 3, 2)
+    torch.testing.assert_close(MaxPool2dSame(3, 2)(y), expected)
+    assert (expected < 0).all()
+
+
+@pytest.mark.parametrize("padding", ["same", "fixed", "symmetric"])
+def test_resnetv2_stem_and_blocks_shapes_and_costs(padding):
+    stage = {"embed": {"kind": "block", "stride": 2}, "dim": 32, "depth": 2, "mixer": R50_MIXER}
+    stem = {"kind": "resnetv2", "channels": 16, "norm_groups": 4, "padding": padding}
+    model = costs_agree({**_spec(stage, stem=stem), "input": {"size": 37}})
+    assert model.plan.stem_shape.as_tuple() == (16, 10, 10)  # 37 -> 19 (7x7/2) -> 10 (3x3/2 pool)
+    assert model.stem(torch.randn(1, 3, 37, 37)).shape == (1, 16, 10, 10)
+    first = model.stages[0].blocks[0]
+    assert isinstance(first.bn1, torch.nn.GroupNorm) and first.bn1.num_groups == 4
+    assert first.mixer.std_eps == 1e-8 and first.mixer.dynamic_pad
+    assert first.shortcut[0].stride == (2, 2) and isinstance(first.shortcut[1], torch.nn.GroupNorm)
+    assert model.plan.stages[0].out_shape.as_tuple()[1:] == (5, 5)
+    assert model(torch.randn(2, 3, 37, 37)).shape == (2, 10)
+
+
+def test_group_norm_without_weight_standardisation_keeps_plain_convs():
+    mixer = {"kind": "conv", "norm": "group", "norm_groups": 2}
+    model = costs_agree(_spec({"dim": 32, "depth": 1, "mixer": mixer}))
+    block = model.stages[0].blocks[0]
+    assert type(block.conv1) is torch.nn.Conv2d and type(block.mixer) is torch.nn.Conv2d
+    assert isinstance(block.bn3, torch.nn.GroupNorm) and block.bn3.num_groups == 2
+
+
+def test_group_norm_groups_must_divide():
+    mixer = {"kind": "conv", "norm": "group", "norm_groups": 5}
+    with pytest.raises(
+        SpecError, match=r"stages\[0\]\.mixer\.norm_groups: .*divide the bottleneck width 8.*got 5"
+    ):
+        archsearch.load_spec(_spec({"dim": 32, "depth": 1, "mixer": mixer}))
+    with pytest.raises(SpecError, match=r"stem.*norm_groups 5 must divide channels 16"):
+        archsearch.load_spec(
+            _spec(
+                {"dim": 32, "depth": 1, "mixer": "conv"},
+                stem={"kind": "resnetv2", "channels": 16, "norm_groups": 5},
+            )
+        )
+
+
+def _resnetv2_space(stem: Any) -> Any:
+    """A space choosing the ResNet v2 block options (and feeding a token stage through a 1x1 patch
+    embedding, as the ViT hybrids do) after ``stem``."""
+    from archsearch.space import load_space
+
+    mixer = {
+        "kind": "conv",
+        "norm": {"choice": ["batch", "group"]},
+        "norm_groups": {"choice": [4, 8]},
+        "weight_std": {"choice": [None, 1.0e-8]},
+        "padding": {"choice": ["symmetric", "same"]},
+    }
+    stages = [
+        {
+            "embed": {"kind": "block", "stride": {"choice": [1, 2]}},
+            "dim": 32,
+            "depth": {"int": [1, 2]},
+            "mixer": mixer,
+        },
+        {
+            "embed": {"kind": "patch", "stride": 1},
+            "dim": 16,
+            "depth": 1,
+            "mixer": {"kind": "attention", "heads": 2},
+            "cls_token": True,
+            "pos_embed": "absolute",
+        },
+    ]
+    return load_space(
+        {"input": {"size": 40}, "stem": stem, "stages": stages, "head": {"pool": "cls", "num_classes": 10}}
+    )
+
+
+RESNETV2_STEM = {
+    "kind": "resnetv2",
+    "channels": 16,
+    "norm_groups": 8,
+    "padding": {"choice": ["same", "fixed", "symmetric"]},
+}
+
+
+def test_resnetv2_options_are_search_choices():
+    """The members of a space choosing the ResNet v2 stem and block options build, run and cost as
+    traced."""
+    from archsearch.space import RandomSuggest
+
+    space = _resnetv2_space({"choice": [None, RESNETV2_STEM]})
+    seen: set[tuple[Any, ...]] = set()
+    for seed in range(12):
+        candidate = space.candidate(RandomSuggest(seed))
+        assert candidate.spec is not None and candidate.costs is not None
+        model = archsearch.build(candidate.spec)
+        assert model(torch.randn(2, 3, 40, 40)).shape == (2, 10)
+        traced = count_traced(model, (1, 3, 40, 40))
+        assert (traced.params, traced.macs) == (candidate.costs.params, candidate.costs.macs)
+        m, stem_ = candidate.spec.stages[0].mixer, candidate.spec.stem
+        seen.add((m.norm, m.weight_std, m.padding, stem_.padding if stem_ else None))
+    assert {s[0] for s in seen} == {"batch", "group"} and {s[1] for s in seen} == {None, 1e-8}
+    assert {s[2] for s in seen} == {"symmetric", "same"} and len({s[3] for s in seen}) >= 3
+
+
+def test_resnetv2_options_share_weights_in_a_supernet():
+    """Members run through a supernet of that space equal the stand-alone members."""
+    from archsearch.space import RandomSuggest
+    from archsearch.supernet import Supernet
+
+    space = _resnetv2_space(RESNETV2_STEM)
+    net = Supernet(space).eval()
+    suggest = RandomSuggest(3)
+    for _ in range(6):
+        plan = space.candidate(suggest).plan
+        assert plan is not None
+        x = torch.randn(2, 3, 40, 40)
+        with torch.no_grad():
+            assert (net(x, plan) - net.member(plan).eval()(x)).abs().max().item() <= 1e-5

@@ -331,6 +331,7 @@ ZOO_HASHES = {
     "halonet-26t": "18cdca41bb71298d",  # as botnet-26t
     "twins-svt-s": "0abe4ef2cc8bcc7c",
     "convit-ti": "b3fe0b9a89fce032",
+    "vit-b16-r50": "128ccff7cec2723c",
 }
 SPACE_HASHES = {
     "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],

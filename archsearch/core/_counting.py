@@ -62,14 +62,27 @@ class Cost:
         """LayerNorm over ``channels``: five MACs per element (fvcore's count)."""
         self.op(5 * elements, elements, 2 * channels)
 
+    def group_norm(self, channels: int, elements: int) -> None:
+        """GroupNorm, affine: five MACs per element (fvcore's count, as LayerNorm)."""
+        self.op(5 * elements, elements, 2 * channels)
+
+    def weight_std(self, c_in: int, c_out: int, kernel: int, groups: int = 1) -> None:
+        """Weight standardisation of a conv's weight (once per forward, whatever the batch):
+        a BatchNorm in training mode without affine over the weight, four MACs per weight
+        (fvcore's count of ``F.batch_norm``, as timm's ``StdConv2d`` computes it)."""
+        weights = c_out * (c_in // groups) * kernel * kernel
+        self.op(4 * weights, weights)
+
     def linear(self, tokens: int, c_in: int, c_out: int, bias: bool = True) -> None:
         """A Linear applied to ``tokens`` tokens."""
         self.op(tokens * c_in * c_out, tokens * c_out, c_in * c_out + (c_out if bias else 0))
 
     def norm2d(self, kind: str, channels: int, elements: int) -> None:
-        """The norm an embedding names: ``layer``, ``batch`` or ``none``."""
+        """The norm an embedding or block names: ``layer``, ``batch``, ``group`` or ``none``."""
         if kind == "layer":
             self.layer_norm(channels, elements)
+        elif kind == "group":
+            self.group_norm(channels, elements)
         elif kind == "batch":
             self.batch_norm(channels, elements)
 

@@ -42,6 +42,7 @@ from ._registry import EMBEDS, FAMILIES, MIXERS, STEMS
 from ._stem_conv import ConvStem
 from ._stem_deep import DeepStem
 from ._stem_resnet import ResNetStem
+from ._stem_resnetv2 import ResNetV2Stem
 from ._tables import (
     FAMILY_ACT,
     FAMILY_EMBEDS,
@@ -99,6 +100,7 @@ __all__ = [
     "PatchEmbed",
     "PoolMixer",
     "ResNetStem",
+    "ResNetV2Stem",
     "Share",
     "Stem",
     "StemKind",

@@ -34,23 +34,30 @@ class _Bottleneck(FamilyKind):
 
     def cost(self, block: BlockPlan, cost_mixer: CostMixer) -> Cost:
         """1x1 reduce + BN, the mixer + BN (+ squeeze-excitation), 1x1 expand + BN, the shortcut
-        (1x1 conv + BN when the shape changes)."""
+        (1x1 conv + BN when the shape changes); with a conv mixer's ``norm: group`` GroupNorms
+        instead of BNs, with its ``weight_std`` the standardisation of each conv's weight."""
         cost = Cost()
         c_in, width, dim = block.dim_in, block.width, block.dim
         h, w = block.in_shape.height, block.in_shape.width
         ho, wo = block.out_shape.height, block.out_shape.width
-        cost.conv(c_in, width, 1, h, w)
-        cost.batch_norm(width, width * h * w)
+        mixer = block.mixer
+        norm, std = getattr(mixer, "norm", "batch"), getattr(mixer, "weight_std", None)
+
+        def conv1x1(c_from: int, c_to: int, side_h: int, side_w: int) -> None:
+            cost.conv(c_from, c_to, 1, side_h, side_w)
+            if std is not None:
+                cost.weight_std(c_from, c_to, 1)
+            cost.norm2d(norm, c_to, c_to * side_h * side_w)
+
+        conv1x1(c_in, width, h, w)
         cost_mixer(block, cost)
-        cost.batch_norm(width, width * ho * wo)
-        se = getattr(block.mixer, "se", None)
+        cost.norm2d(norm, width, width * ho * wo)
+        se = getattr(mixer, "se", None)
         if se:
             cost.squeeze_excite(width, se_reduced(c_in, se), ho, wo)
-        cost.conv(width, dim, 1, ho, wo)
-        cost.batch_norm(dim, dim * ho * wo)
+        conv1x1(width, dim, ho, wo)
         if block.stride != 1 or c_in != dim:
-            cost.conv(c_in, dim, 1, ho, wo)
-            cost.batch_norm(dim, dim * ho * wo)
+            conv1x1(c_in, dim, ho, wo)
         return cost
 
 

@@ -34,6 +34,7 @@ from ._mixer_window import WINDOW
 from ._stem_conv import CONV_STEM
 from ._stem_deep import DEEP_STEM
 from ._stem_resnet import RESNET_STEM
+from ._stem_resnetv2 import RESNETV2_STEM
 
 __all__ = ["EMBEDS", "FAMILIES", "MIXERS", "STEMS"]
 
@@ -75,6 +76,7 @@ STEMS: KindRegistry[StemKind] = KindRegistry(
         (RESNET_STEM.name, RESNET_STEM),
         (CONV_STEM.name, CONV_STEM),
         (DEEP_STEM.name, DEEP_STEM),
+        (RESNETV2_STEM.name, RESNETV2_STEM),
     ),
 )
 

@@ -31,10 +31,12 @@ from ._mobile import (
 )
 from ._resample import resample_abs_pos_embed, resample_bias_table, resample_rel_embed
 from ._stages import Features, MapStage, TokenStage
+from ._stdconv import BLOCK_GROUP_NORM_EPS, MaxPool2dSame, StdConv2d, block_norm, make_conv, resnetv2_stem
 from ._t2t import TokensToToken, TokenTransformer, sinusoid_table, t2t_embed
 from ._window import PatchMerging, WindowAttention, WindowLayout, merge_embed
 
 __all__ = [
+    "BLOCK_GROUP_NORM_EPS",
     "GROUP_NORM_EPS",
     "Attention",
     "Bottleneck",
@@ -51,6 +53,7 @@ __all__ = [
     "LayerScale2d",
     "MHSA2d",
     "MapStage",
+    "MaxPool2dSame",
     "MetaFormerBlock",
     "Mlp",
     "MlpDwConv",
@@ -62,6 +65,7 @@ __all__ = [
     "QuickGELU",
     "RelativeTables",
     "SqueezeExcite",
+    "StdConv2d",
     "TokenStage",
     "TokenTransformer",
     "TokensToToken",
@@ -69,11 +73,13 @@ __all__ = [
     "WindowAttention",
     "WindowLayout",
     "attend",
+    "block_norm",
     "conv_embed",
     "conv_stem",
     "deep_stem",
     "fold_patches",
     "fused_attention",
+    "make_conv",
     "mbconv_embed",
     "merge_embed",
     "patch_embed",
@@ -82,6 +88,7 @@ __all__ = [
     "resample_bias_table",
     "resample_rel_embed",
     "resnet_stem",
+    "resnetv2_stem",
     "se_reduced",
     "set_fused_attention",
     "sinusoid_table",

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..core import BlockPlan
 from ._layers import DropPath, Mlp, MlpDwConv, PosConv, SqueezeExcite, make_act, se_reduced, tokens_to_map
+from ._stdconv import block_norm, make_conv
 
 __all__ = ["Bottleneck", "BuildMixer", "ConvNeXtBlock", "TransformerBlock"]
 
@@ -30,21 +31,27 @@ class Bottleneck(nn.Module):
     2x2 average pool when it downsamples. A mixer with ``se`` adds squeeze-excitation after the
     mixer's BN and activation (RegNetY). The shortcut is a strided 1x1 conv + BN when the shape
     changes (``plan.shortcut == "avg"``: ResNet-D's 2x2 average pool, ceil mode, then 1x1 conv + BN).
+    A conv mixer's ``norm``, ``weight_std`` and ``padding`` apply to every conv and norm of the block
+    (ResNet v2 without pre-activation, as timm's ViT hybrids use it: ``resnetv2.py`` ``Bottleneck``).
     """
 
     def __init__(self, plan: BlockPlan, build_mixer: BuildMixer):
         super().__init__()
-        width, stride = plan.width, plan.stride
-        self.conv1 = nn.Conv2d(plan.dim_in, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        width, stride, mixer = plan.width, plan.stride, plan.mixer
+        # ResNet v2 / BiT options of the conv mixer (weight standardisation, "same" padding,
+        # GroupNorm) hold for every conv and norm of the block
+        std_eps, padding = getattr(mixer, "weight_std", None), getattr(mixer, "padding", "symmetric")
+        norm, groups = getattr(mixer, "norm", "batch"), getattr(mixer, "norm_groups", 1)
+        self.conv1 = make_conv(plan.dim_in, width, 1, std_eps=std_eps, padding=padding)
+        self.bn1 = block_norm(norm, width, groups)
         self.act1 = make_act(plan.act)
         self.mixer = build_mixer(plan)  # width -> width, strided when the block downsamples
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = block_norm(norm, width, groups)
         self.act2 = make_act(plan.act)
-        se = getattr(plan.mixer, "se", None)
+        se = getattr(mixer, "se", None)
         self.se = SqueezeExcite(width, se_reduced(plan.dim_in, se), plan.act) if se else nn.Identity()
-        self.conv3 = nn.Conv2d(width, plan.dim, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(plan.dim)
+        self.conv3 = make_conv(width, plan.dim, 1, std_eps=std_eps, padding=padding)
+        self.bn3 = block_norm(norm, plan.dim, groups)
         self.shortcut: nn.Module = nn.Identity()
         if (stride != 1 or plan.dim_in != plan.dim) and plan.shortcut == "avg":  # ResNet-D
             pool = (
@@ -53,11 +60,14 @@ class Bottleneck(nn.Module):
                 else nn.Identity()
             )
             self.shortcut = nn.Sequential(
-                pool, nn.Conv2d(plan.dim_in, plan.dim, 1, bias=False), nn.BatchNorm2d(plan.dim)
+                pool,
+                make_conv(plan.dim_in, plan.dim, 1, std_eps=std_eps, padding=padding),
+                block_norm(norm, plan.dim, groups),
             )
         elif stride != 1 or plan.dim_in != plan.dim:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(plan.dim_in, plan.dim, 1, stride, bias=False), nn.BatchNorm2d(plan.dim)
+                make_conv(plan.dim_in, plan.dim, 1, stride, std_eps=std_eps, padding=padding),
+                block_norm(norm, plan.dim, groups),
             )
         self.drop_path = DropPath(plan.drop_path)
         self.act3 = make_act(plan.act)
