@@ -225,11 +225,17 @@ def random_spec_dict(seed: int) -> dict[str, Any]:
             "padding": rv2.choice(["same", "fixed", "symmetric"]),
         }
     for stage in spec["stages"]:
-        if stage["mixer"]["kind"] == "conv" and rv2.random() < 0.3:
-            stage["mixer"]["norm"] = rv2.choice(["batch", "group"])
-            stage["mixer"]["norm_groups"] = rv2.choice([1, 2])  # 2 may not divide the width: retried
-            stage["mixer"]["weight_std"] = rv2.choice([None, 1e-8, 1e-5])
-            stage["mixer"]["padding"] = rv2.choice(["symmetric", "same"])
+        mixers = stage["mixer"] if isinstance(stage["mixer"], list) else [stage["mixer"]]
+        convs = [m for m in mixers if isinstance(m, dict) and m.get("kind") == "conv"]
+        if convs and rv2.random() < 0.3:
+            options = {
+                "norm": rv2.choice(["batch", "group"]),
+                "norm_groups": rv2.choice([1, 2]),  # 2 may not divide the width: retried
+                "weight_std": rv2.choice([None, 1e-8, 1e-5]),
+                "padding": rv2.choice(["symmetric", "same"]),
+            }
+            for mixer in convs:  # a mixed stage's conv blocks (per-block mixer list) alike
+                mixer.update(options)
     return spec
 
 

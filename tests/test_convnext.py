@@ -17,6 +17,7 @@ import archsearch
 from archsearch import SpecError
 from archsearch.cost import analytic_costs, count_traced
 from archsearch.errors import format_path
+from archsearch.kinds import FAMILY_EMBEDS, FAMILY_MIXERS
 from archsearch.ops import ConvNeXtBlock
 from archsearch.ops._layers import LayerNorm2d
 from archsearch.spec import normalize
@@ -391,7 +392,9 @@ P2 = "{kind: patch, stride: 2}"
             "{}",
             "stages[1].embed.kind",
             4,
-            r"embedding 'block' does not fit a convnext stage \(got 'block'\); allowed: conv, patch, none$",
+            r"embedding 'block' does not fit a convnext stage \(got 'block'\); allowed: "
+            + re.escape(", ".join(FAMILY_EMBEDS["convnext"]))
+            + "$",
         ),
         (
             "  - {dim: 32, depth: 1, mixer: dwconv}",
@@ -441,7 +444,9 @@ P2 = "{kind: patch, stride: 2}"
             "{}",
             "stages[1].mixer.kind",
             4,
-            r"mixer 'dwconv' does not fit a transformer block \(got 'dwconv'\); allowed: attention, window$",
+            r"mixer 'dwconv' does not fit a transformer block \(got 'dwconv'\); allowed: "
+            + re.escape(", ".join(FAMILY_MIXERS["transformer"]))
+            + "$",
         ),
         (
             "  - {embed: {kind: patch, stride: 2}, dim: 32, depth: 1, mixer: {kind: dwconv, kernal: 3}}",

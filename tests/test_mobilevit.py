@@ -13,6 +13,7 @@ import archsearch
 from archsearch import SpecError
 from archsearch.cost import analytic_costs, count_traced
 from archsearch.errors import format_path
+from archsearch.kinds import FAMILY_EMBEDS, FAMILY_MIXERS
 from archsearch.ops import InvertedResidual, MobileViTStage, fold_patches, unfold_patches
 from archsearch.spec import normalize
 
@@ -314,8 +315,9 @@ head: {num_classes: 10}
             "{kind: block, stride: 2}",
             "stages[1].embed.kind",
             4,
-            r"embedding 'block' does not fit a mobilevit stage \(got 'block'\); "
-            r"allowed: conv, patch, mbconv, none$",
+            r"embedding 'block' does not fit a mobilevit stage \(got 'block'\); allowed: "
+            + re.escape(", ".join(FAMILY_EMBEDS["mobilevit"]))
+            + "$",
         ),
         (
             "    mlp_ratio: 2",
@@ -352,7 +354,9 @@ head: {num_classes: 10}
             "mixer: mbconv, block: transformer}",
             "stages[0].mixer.kind",
             3,
-            r"mixer 'mbconv' does not fit a transformer block \(got 'mbconv'\); allowed: attention, window$",
+            r"mixer 'mbconv' does not fit a transformer block \(got 'mbconv'\); allowed: "
+            + re.escape(", ".join(FAMILY_MIXERS["transformer"]))
+            + "$",
         ),
         (
             "mixer: mbconv}",
