@@ -42,163 +42,26 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from ..core import PerBlockFloat, PerBlockInt, FeatureShape, NormalizedSpec, SourceMap, StagePlan
-from ..kinds import MIXERS
+from ..core import FeatureShape, NormalizedSpec, PerBlockFloat, PerBlockInt, SourceMap
+from ._fast_stage import FAST_SIZE, Given, StageTemplate, Variant, bounded_put, make_frozen
 from ._parts import _annotation, _model
 
 __all__ = ["FAST_SIZE", "FastPath"]
 
-FAST_SIZE = 1024
-"""Entries a memo of the fast path holds before it is cleared."""
 _RECENT = 8
-"""Specs whose template :meth:`FastPath.lookup` still knows (the last ones validated)."""
+"""Specs whose template :meth:`FastPath.normalize` still knows (the last ones validated)."""
 _PROTOCOL = 4
 _STRICT = ConfigDict(strict=True)
 #: Annotations of the per-block fields the fast path takes: they validate to exact int/float/None.
 _KEYED = (PerBlockInt, PerBlockFloat, PerBlockInt | None, PerBlockFloat | None)
-_STAGE_PLAN_FIELDS = (
-    "index", "family", "embed", "dim", "depth", "cls_token", "pos_embed", "in_shape", "embed_shape",
-    "out_shape", "reduction", "blocks", "norm_out", "dist_token",
-)  # fmt: skip
-if tuple(StagePlan.__dataclass_fields__) != _STAGE_PLAN_FIELDS:  # pragma: no cover
-    raise RuntimeError("StagePlan gained or lost a field: update _StageTemplate.assemble in spec/_fast.py")
-
-_Given = tuple[tuple[str, ...], tuple[str, ...]]
-"""The per-block fields a raw stage gives: the stage's, then its mixer's."""
-
-
-def _bounded_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(memo) >= FAST_SIZE:
-        memo.clear()
-    memo[key] = value
-
-
-def _second_sight(memo: dict[Any, Any], seen: set[int], key: Any, value: Any) -> None:
-    """Store on the second sight of ``key`` (``seen`` holds hashes: a collision admits early)."""
-    h = hash(key)
-    if h in seen:
-        _bounded_put(memo, key, value)
-    elif len(seen) >= 8 * FAST_SIZE:
-        seen.clear()
-    else:
-        seen.add(h)
-
-
-def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple([tuple(v) if v.__class__ is list else v for v in values])
-
-
-class _StageTemplate:
-    """One stage of a structure: its validated prototype and what its plans were made of."""
-
-    def __init__(self, stage: Any, given: _Given, n: int):
-        self.proto = stage
-        self.stage_names, self.mixer_names = given
-        self.n = n
-        """How many per-block values the stage takes (its slice of the spec's)."""
-        self.stages: dict[tuple[Any, ...], Any] = {}
-        self.stages_seen: set[int] = set()
-        self.plans: dict[tuple[Any, ...], StagePlan] = {}
-        self.plans_seen: set[int] = set()
-        self.heads: dict[tuple[Any, ...], tuple[StagePlan, Any]] = {}
-        """(incoming shape, head signature) -> a plan of the stage with it (for its stage-level
-        parts) and its mixer kind's ``stage_out``."""
-        self.blocks: dict[tuple[Any, ...], Any] = {}
-        """(position, incoming shape, stride, which values are lists, the block's values) -> its
-        BlockPlan."""
-
-    def stage(self, values: tuple[Any, ...], key: tuple[Any, ...]) -> Any:
-        """The validated stage with these (validated) per-block ``values`` (``key``: hashable)."""
-        if not values:
-            return self.proto
-        found = self.stages.get(key)
-        if found is None:
-            found = self.fill(values)
-            _second_sight(self.stages, self.stages_seen, key, found)
-        return found
-
-    def fill(self, valid: tuple[Any, ...]) -> Any:
-        """The prototype with other (validated) per-block values, as pydantic leaves a stage."""
-        stage = self.proto
-        fields = stage.__dict__.copy()
-        i = 0
-        for name in self.stage_names:
-            fields[name] = valid[i]
-            i += 1
-        if self.mixer_names:
-            mixer = stage.mixer
-            mixer_fields = mixer.__dict__.copy()
-            for name in self.mixer_names:
-                mixer_fields[name] = valid[i]
-                i += 1
-            fields["mixer"] = _model(mixer.__class__, mixer_fields, mixer.__pydantic_fields_set__, None)
-        return _model(stage.__class__, fields, stage.__pydantic_fields_set__, None)
-
-    def plan(self, shape: FeatureShape, values: tuple[Any, ...], key: tuple[Any, ...], hw0: int) -> StagePlan | None:
-        """The stage's plan on incoming ``shape``, or ``None`` where it was not learnt."""
-        plan_key = (shape, key)
-        found = self.plans.get(plan_key)
-        if found is None:
-            found = self.assemble(shape, values, hw0)
-            if found is not None:
-                _second_sight(self.plans, self.plans_seen, plan_key, found)
-        return found
-
-    def assemble(self, shape: FeatureShape, values: tuple[Any, ...], hw0: int) -> StagePlan | None:
-        """The plan from a known head and known blocks (``None``: something is not known)."""
-        head = self.heads.get((shape, _signature(values)))
-        if head is None:
-            return None
-        proto, stage_out = head
-        depth = proto.depth
-        columns = []
-        for v in values:
-            if v.__class__ is list:
-                if len(v) != depth:
-                    return None  # the general normaliser words the error
-                columns.append(v)
-            else:
-                columns.append((v,) * depth)
-        pattern = tuple([v.__class__ is list for v in values])
-        first = proto.blocks[0]
-        current, stride = first.in_shape, first.stride
-        known = self.blocks.get
-        blocks = []
-        for j, row in enumerate(zip(*columns) if columns else ((),) * depth):
-            block = known((j, current, stride, pattern, row))
-            if block is None:
-                return None
-            blocks.append(block)
-            current = block.out_shape
-            stride = 1
-        out = stage_out(proto.dim, proto.embed_shape, current)
-        return StagePlan(  # as _normalize.stage_blocks makes it (the fields are pinned above)
-            proto.index, proto.family, proto.embed, proto.dim, depth, proto.cls_token, proto.pos_embed, shape,
-            proto.embed_shape, out, max(1, round(hw0 / out.height)), tuple(blocks), proto.norm_out,
-            dist_token=proto.dist_token,
-        )  # fmt: skip
-
-    def learn(self, plan: StagePlan, values: tuple[Any, ...], key: tuple[Any, ...]) -> None:
-        """Remember what the general normaliser made of this stage with these values."""
-        shape = plan.in_shape
-        stage_out = MIXERS.get(plan.blocks[0].mixer.kind).stage_out
-        _bounded_put(self.heads, (shape, _signature(values)), (plan, stage_out))
-        pattern = tuple([v.__class__ is list for v in values])
-        for j, block in enumerate(plan.blocks):
-            row = tuple([v[j] if is_list else v for v, is_list in zip(values, pattern, strict=True)])
-            _bounded_put(self.blocks, (j, block.in_shape, block.stride, pattern, row), block)
-        _bounded_put(self.plans, (shape, key), plan)
-
-
-def _signature(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """What a stage's checks before its blocks may see of its per-block values."""
-    return tuple([frozenset(v) if v.__class__ is list else v for v in values])
 
 
 class _Template:
     """A structure: its validated spec, the per-block values' validator and the stage templates."""
 
-    def __init__(self, spec: Any, given: tuple[_Given, ...], fields: tuple[tuple[type, str], ...], private: Any):
+    def __init__(
+        self, spec: Any, given: tuple[Given, ...], fields: tuple[tuple[type, str], ...], private: Any
+    ):
         self.spec_cls = spec.__class__
         values = spec.__dict__.copy()
         values["stages"] = None
@@ -207,67 +70,84 @@ class _Template:
         self.private = private
         self.fields = fields
         """The per-block fields given, in order: (schema class, field name)."""
+        self.validators: dict[tuple[bool, ...], Any] = {}
+        """Which per-block values are lists -> their validator."""
         self.stages = []
         for stage, names in zip(spec.stages, given, strict=True):
-            self.stages.append(_StageTemplate(stage, names, len(names[0]) + len(names[1])))
+            self.stages.append(StageTemplate(stage, names, len(names[0]) + len(names[1])))
         self.hw0 = spec.input.hw[0]
         self.learnt: tuple[FeatureShape, FeatureShape | None, Any] | None = None
         """The spec-level parts of a plan: input shape, stem shape, resolved head."""
 
-    def split(self, spec: Any) -> tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]]:
-        """Per stage, the spec's per-block values and their hashable key."""
+    def split(self, spec: Any) -> tuple[tuple[Any, ...], tuple[Variant, ...]]:
+        """Per stage, the spec's per-block values and the stage as a variant (not memoised)."""
         values = []
         for st, stage in zip(self.stages, spec.stages, strict=True):
             vals = tuple([getattr(stage, n) for n in st.stage_names])
-            vals += tuple([getattr(stage.mixer, n) for n in st.mixer_names])
-            values.append(vals)
-        return tuple(values), tuple([_hashable(v) for v in values])
+            values.append(vals + tuple([getattr(stage.mixer, n) for n in st.mixer_names]))
+        return tuple(values), tuple([Variant(stage, None, None) for stage in spec.stages])
 
-    def validate(self, holes: tuple[Any, ...]) -> tuple[Any, Any, Any] | None:
-        """The spec these raw per-block values give, with its values and keys per stage."""
+    def validate(self, holes: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...], tuple[Variant, ...]] | None:
+        """The spec these raw per-block values give, with its values and variants per stage."""
+        valid: tuple[Any, ...] = ()
         if holes:
             pattern = tuple([v.__class__ is list for v in holes])
+            validator = self.validators.get(pattern) or self._validator(pattern)
             try:
-                valid = _validator(self.fields, pattern).validate_python(holes)
+                valid = validator.validate_python(holes)
             except ValidationError:
                 return None
-        else:
-            valid = ()
-        stages, values, keys = [], [], []
+        stages, values, variants = [], [], []
         i = 0
         for st in self.stages:
-            vals = valid[i : i + st.n]
-            i += st.n
-            key = _hashable(vals)
-            stages.append(st.stage(vals, key))
+            n = st.n
+            if n:
+                vals = valid[i : i + n]
+                i += n
+                variant = st.variant(vals)
+            else:
+                vals, variant = (), st.fixed
+            stages.append(variant.stage)
             values.append(vals)
-            keys.append(key)
+            variants.append(variant)
         fields = self.values.copy()
         fields["stages"] = stages
         spec = _model(self.spec_cls, fields, self.fields_set, self.private)
-        return spec, tuple(values), tuple(keys)
+        return spec, tuple(values), tuple(variants)
 
-    def normalize(self, spec: Any, values: Any, keys: Any, source: SourceMap, name: str) -> NormalizedSpec | None:
+    def _validator(self, pattern: tuple[bool, ...]) -> Any:
+        found = self.validators[pattern] = _validator(self.fields, pattern)
+        return found
+
+    def normalize(
+        self, spec: Any, values: Any, variants: Any, source: SourceMap, name: str
+    ) -> NormalizedSpec | None:
         """The plan of ``spec`` from what was learnt, or ``None``."""
         learnt = self.learnt
         if learnt is None:
             return None
         input_shape, stem_shape, head = learnt
         shape = stem_shape or input_shape
+        hw0 = self.hw0
         stages = []
-        for st, vals, key in zip(self.stages, values, keys, strict=True):
-            plan = st.plan(shape, vals, key, self.hw0)
+        for st, vals, variant in zip(self.stages, values, variants, strict=True):
+            plan = st.plan(shape, vals, variant, hw0)
             if plan is None:
                 return None
             stages.append(plan)
             shape = plan.out_shape
             if shape.cls_tokens:
                 shape = FeatureShape(shape.channels, shape.height, shape.width)
-        return NormalizedSpec(spec, name, input_shape, stem_shape, tuple(stages), head, source)
+        return make_frozen(
+            NormalizedSpec,
+            {"spec": spec, "name": name, "input_shape": input_shape, "stem_shape": stem_shape,
+             "stages": tuple(stages), "head": head, "source": source},
+        )  # fmt: skip
 
-    def learn(self, plan: NormalizedSpec, values: Any, keys: Any) -> None:
-        for st, stage_plan, vals, key in zip(self.stages, plan.stages, values, keys, strict=True):
-            st.learn(stage_plan, vals, key)
+    def learn(self, plan: NormalizedSpec, values: Any) -> None:
+        """Remember what the general normaliser made of a spec of this structure."""
+        for st, stage_plan, vals in zip(self.stages, plan.stages, values, strict=True):
+            st.learn(stage_plan, vals)
         self.learnt = (plan.input_shape, plan.stem_shape, plan.head)
 
 
@@ -275,7 +155,7 @@ class _Recent(NamedTuple):
     spec: Any
     template: _Template
     values: tuple[tuple[Any, ...], ...]
-    keys: tuple[tuple[Any, ...], ...]
+    variants: tuple[Variant, ...]
 
 
 class FastPath:
@@ -285,7 +165,10 @@ class FastPath:
     mixer kind -> its per-block fields."""
 
     def __init__(
-        self, spec_cls: type[BaseModel], stage_fields: tuple[str, ...], mixer_fields: Mapping[str, tuple[str, ...]]
+        self,
+        spec_cls: type[BaseModel],
+        stage_fields: tuple[str, ...],
+        mixer_fields: Mapping[str, tuple[str, ...]],
     ):
         attrs = spec_cls.__private_attributes__
         self._private = {n: a.get_default() for n, a in attrs.items()} if attrs else None
@@ -306,9 +189,8 @@ class FastPath:
         if template is not None:
             made = template.validate(holes)
             if made is not None:
-                spec, values, keys = made
-                self._note(_Recent(spec, template, values, keys))
-                return spec
+                self._note(_Recent(made[0], template, made[1], made[2]))
+                return made[0]
             return general(data)  # a value the validator refused: the general path raises
         spec = general(data)
         if key in self._templates:  # None: a structure the fast path does not take
@@ -320,7 +202,7 @@ class FastPath:
             self._seen.add(h)
             return spec
         template = self._template(spec, given)
-        _bounded_put(self._templates, key, template)
+        bounded_put(self._templates, key, template)
         if template is not None:
             self._note(_Recent(spec, template, *template.split(spec)))
         return spec
@@ -342,10 +224,10 @@ class FastPath:
         # the spec was made here: its private attributes are a dict holding ``_source``
         source = source or (spec.__pydantic_private__ or {}).get("_source") or SourceMap()
         name = name or spec.name or "spec"
-        plan = recent.template.normalize(spec, recent.values, recent.keys, source, name)
+        plan = recent.template.normalize(spec, recent.values, recent.variants, source, name)
         if plan is None:
             plan = general(spec, source, name)
-            recent.template.learn(plan, recent.values, recent.keys)
+            recent.template.learn(plan, recent.values)
         return plan
 
     def clear(self) -> None:
@@ -360,7 +242,7 @@ class FastPath:
             self._recent.clear()
         self._recent[id(recent.spec)] = recent
 
-    def _strip(self, data: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[_Given, ...]] | None:
+    def _strip(self, data: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Given, ...]] | None:
         """``(structure key, per-block values, which per-block fields each stage gives)``, or
         ``None`` for input the fast path does not take. The key is the pickle of ``data`` without
         its per-block values, and the names of those given."""
@@ -370,7 +252,7 @@ class FastPath:
         if raws.__class__ is not list:
             return None
         holes: list[Any] = []
-        given: list[_Given] = []
+        given: list[Given] = []
         stages = []
         for raw in raws:
             if raw.__class__ is not dict:
@@ -405,7 +287,7 @@ class FastPath:
         names = tuple(given)
         return (key, names), tuple(holes), names
 
-    def _template(self, spec: Any, given: tuple[_Given, ...]) -> _Template | None:
+    def _template(self, spec: Any, given: tuple[Given, ...]) -> _Template | None:
         """A template from a spec the general path validated, or ``None`` where the fast path does
         not take its per-block fields."""
         fields: list[tuple[type[BaseModel], str]] = []
@@ -432,9 +314,9 @@ def _validator(fields: tuple[tuple[type, str], ...], pattern: tuple[bool, ...]) 
     if found is None:
         annotations = []
         for (cls, name), is_list in zip(fields, pattern, strict=True):
-            annotation = _annotation(cls, name)  # type: ignore[arg-type]
+            annotation = _annotation(cls, name)
             annotations.append(_list_branch(annotation) if is_list else annotation)
-        adapter = TypeAdapter(tuple.__class_getitem__(tuple(annotations)), config=_STRICT)  # type: ignore[arg-type]
+        adapter: TypeAdapter[Any] = TypeAdapter(tuple.__class_getitem__(tuple(annotations)), config=_STRICT)  # type: ignore[arg-type]
         if len(_VALIDATORS) >= FAST_SIZE:
             _VALIDATORS.clear()
         found = _VALIDATORS[key] = adapter.validator

@@ -191,13 +191,13 @@ class Spec(StrictModel):
         is assembled from those parts): the spec pydantic would give. Anything else, and every
         error, is pydantic's own."""
         if cls is Spec and not any(v is not None for v in kwargs.values()):
-            return FAST.validate(obj, _from_parts)  # type: ignore[no-any-return]
+            return FAST.validate(obj, _from_parts)
         return super().model_validate(obj, **kwargs)
 
 
 def _from_parts(obj: Any) -> Spec:
     spec = PARTS.validate(obj)
-    return spec if spec is not None else Spec.__pydantic_validator__.validate_python(obj)  # type: ignore[no-any-return]
+    return spec if spec is not None else Spec.__pydantic_validator__.validate_python(obj)
 
 
 #: The memo of validated parts behind :meth:`Spec.model_validate`.
