@@ -190,3 +190,18 @@ def test_stages_the_fast_path_does_not_read_go_the_general_way(mixer: Any) -> No
         other["stages"][2]["mixer"] = mixer
         _check(other)
         _check(other)
+
+
+def test_blocks_that_change_the_shape_chain_as_the_normaliser_chains_them() -> None:
+    """A per-block query stride shrinks the map at its block: learnt blocks only fit where the
+    shapes before them are the same."""
+    FAST.clear()
+    members = _cvt13_nas(12, seed=4)
+    rng = random.Random(4)
+    outcomes = set()
+    for data in members:
+        for _ in range(4):
+            variant = copy.deepcopy(data)
+            variant["stages"][1]["mixer"]["q_stride"] = [rng.choice([1, 2]) for _ in range(2)]
+            outcomes.add(_check(variant))
+    assert "ok" in outcomes

@@ -105,9 +105,9 @@ class StageTemplate:
         self.heads: dict[tuple[Any, ...], tuple[StagePlan, Any]] = {}
         """(incoming shape, head signature) -> a plan of the stage with it (for its stage-level
         parts) and its mixer kind's ``stage_out``."""
-        self.blocks: dict[tuple[Any, ...], dict[tuple[Any, ...], Any]] = {}
-        """(incoming shape, which values are lists) -> (position, the block's values) -> its
-        BlockPlan (see :meth:`assemble`)."""
+        self.blocks: dict[tuple[Any, ...], list[Any]] = {}
+        """(incoming shape, which values are lists) -> [(position, the block's values) -> its
+        BlockPlan, and what :func:`_uniform` says of all the blocks learnt] (see :meth:`assemble`)."""
 
     def variant(self, values: tuple[Any, ...]) -> Variant:
         """The validated stage with these (validated) per-block ``values``, memoised unless cold."""
@@ -148,9 +148,7 @@ class StageTemplate:
         """The plan from a known head and known blocks (``None``: something is not known).
 
         Blocks are looked up by position and values (in C: ``map`` over ``zip``), then checked to
-        chain as the normaliser would have chained them: block 0 on the head's first shape and
-        stride, each next one on its predecessor's output with stride 1. A block's plan holds the
-        shape and stride it was made for, so that check stands for keying on them."""
+        chain (:func:`_chains`)."""
         head = self.heads.get((shape, _signature(values)))
         if head is None:
             return None
@@ -164,19 +162,14 @@ class StageTemplate:
                 columns.append(v)
             else:
                 columns.append((v,) * depth)
-        memo = self.blocks.get((shape, tuple([v.__class__ is list for v in values])))
-        if memo is None:
+        found = self.blocks.get((shape, tuple([v.__class__ is list for v in values])))
+        if found is None:
             return None
+        memo, uniform = found
         blocks: tuple[Any, ...] = tuple(map(memo.get, zip(range(depth), *columns, strict=True)))
         if not all(blocks):  # a block not learnt (plans have no __bool__/__len__: always true)
             return None
-        first, start = blocks[0], proto.blocks[0]
-        if first.in_shape != start.in_shape or first.stride != start.stride:
-            return None
-        if depth > 1 and (
-            tuple(map(_IN_SHAPE, blocks[1:])) != tuple(map(_OUT_SHAPE, blocks[:-1]))
-            or tuple(map(_STRIDE, blocks[1:])) != (1,) * (depth - 1)
-        ):
+        if not _chains(blocks, proto.blocks[0], uniform):
             return None
         out = stage_out(proto.dim, proto.embed_shape, blocks[-1].out_shape)
         fields = proto.__dict__.copy()  # as _normalize.stage_blocks makes it (the fields are pinned above)
@@ -192,10 +185,13 @@ class StageTemplate:
         stage_out = MIXERS.get(plan.blocks[0].mixer.kind).stage_out
         bounded_put(self.heads, (shape, _signature(values)), (plan, stage_out))
         pattern = tuple([v.__class__ is list for v in values])
-        memo = self.blocks.get((shape, pattern))
-        if memo is None:
-            memo = {}
-            bounded_put(self.blocks, (shape, pattern), memo)
+        found = self.blocks.get((shape, pattern))
+        if found is None:
+            found = [{}, _uniform(plan.blocks)]
+            bounded_put(self.blocks, (shape, pattern), found)
+        elif found[1] is not None and found[1] != _uniform(plan.blocks):
+            found[1] = None
+        memo = found[0]
         for j, block in enumerate(plan.blocks):
             row = [v[j] if is_list else v for v, is_list in zip(values, pattern, strict=True)]
             bounded_put(memo, (j, *row), block)
@@ -204,6 +200,33 @@ class StageTemplate:
 _IN_SHAPE = operator.attrgetter("in_shape")
 _OUT_SHAPE = operator.attrgetter("out_shape")
 _STRIDE = operator.attrgetter("stride")
+
+
+def _chains(blocks: tuple[Any, ...], start: Any, uniform: tuple[FeatureShape, int] | None) -> bool:
+    """Whether ``blocks`` chain as the normaliser chains a stage's blocks: the first on the shape
+    and stride of ``start`` (the learnt plan's first block), each next on its predecessor's
+    output with stride 1. A block's plan holds the shape and stride it was made for, so this
+    stands for keying the blocks on them."""
+    if uniform is not None and uniform == (start.in_shape, start.stride):
+        return True  # every block learnt keeps that shape, the first with that stride: they chain
+    first = blocks[0]
+    if first.in_shape != start.in_shape or first.stride != start.stride:
+        return False
+    rest = len(blocks) - 1
+    return not rest or (
+        tuple(map(_IN_SHAPE, blocks[1:])) == tuple(map(_OUT_SHAPE, blocks[:-1]))
+        and tuple(map(_STRIDE, blocks[1:])) == (1,) * rest
+    )
+
+
+def _uniform(blocks: tuple[Any, ...]) -> tuple[FeatureShape, int] | None:
+    """``(shape, first stride)`` when every block maps that shape to itself, the first with that
+    stride and the others with stride 1 (then any blocks learnt so chain), else ``None``."""
+    shape, stride = blocks[0].in_shape, blocks[0].stride
+    for j, block in enumerate(blocks):
+        if block.in_shape != shape or block.out_shape != shape or block.stride != (stride if j == 0 else 1):
+            return None
+    return shape, stride
 
 
 def _signature(values: tuple[Any, ...]) -> tuple[Any, ...]:
