@@ -4,11 +4,11 @@ in its per-block values is validated and normalised from what that one taught.
 A search's candidates share their structure (everything but the per-block values: the stage's
 ``mlp_ratio``, a mixer kind's ``per_block_fields``; CvT-13-NAS: ``kv_stride`` and ``mlp_ratio`` of
 each of 13 blocks) and differ in those values. :class:`FastPath` keys a dict by its structure
-(one :mod:`pickle` of the dict without its per-block values, and which of those it gives) and keeps, per
-structure seen twice, a :class:`_Template`: the spec the general path validated, a validator of
-the per-block values alone, and what normalisation gave for the stage plans, stage heads and blocks
-seen so far. A new candidate of that structure then costs one pickle, one validation of its
-per-block values, and dict lookups.
+(one :mod:`pickle` of the dict without its per-block values, and which of those it gives) and
+keeps, per structure seen twice, a :class:`_Template`: the spec the general path validated, a
+validator of the per-block values alone, and what normalisation gave for the stage plans, stage
+heads and blocks seen so far (:mod:`archsearch.spec._fast_stage`). A new candidate of that
+structure then costs one pickle, one validation of its per-block values, and dict lookups.
 
 Why it is exact (the same spec, plan and errors as the general path):
 
@@ -30,7 +30,9 @@ Why it is exact (the same spec, plan and errors as the general path):
   general normaliser runs, raising its errors, and the template learns its plan).
 
 Everything is bounded: templates, and each template's memos, are cleared when they outgrow
-:data:`FAST_SIZE`; stage plans and stages are admitted on second sight (as in ``_memo``).
+:data:`FAST_SIZE`; stages with given values (and their plans) are admitted on second sight (as in
+``_memo``), and a stage whose values seldom repeat (CvT-13-NAS's 10-block stage) is not memoised
+whole at all: it is filled in and assembled from its blocks each time.
 """
 
 from __future__ import annotations
