@@ -7,7 +7,10 @@ key/value stride in {1, 2} and MLP ratio in {2, 4} per block), and times, per sp
   * analytic: validate the spec dict, normalise it, compute params/MACs/activations; each of the
     3 timed rounds runs on fresh candidates (the memos of normalisation and costs are keyed by
     stage, block and plan values, never by a whole spec, but candidates seen before would hit
-    them more often than a search's new ones do); a separate row repeats one round's candidates;
+    them more often than a search's new ones do); a separate row repeats one round's candidates.
+    All candidates share one structure, so after the warm-up they take the fast path of
+    ``archsearch.spec._fast`` (the structure pickled once, only the per-block values validated,
+    the plan assembled from learnt blocks);
   * traced: build the torch model and count one forward pass at 224x224.
 Checks on a sample that both give the same params and MACs. Writes benchmarks/results/cost_model.json.
 """

@@ -46,7 +46,7 @@ from ._memo import (
     stage_keys,
 )
 from ._parts import StageParts
-from ._schema import PARTS, Head, Spec, Stage
+from ._schema import FAST, PARTS, Head, Spec, Stage
 
 __all__ = ["normalize"]
 
@@ -418,5 +418,9 @@ def _mixer_for_block(mixer: Mixer, values: tuple[tuple[str, Any], ...]) -> Mixer
 def normalize(spec: Spec, source: SourceMap | None = None, name: str | None = None) -> NormalizedSpec:
     """Resolve ``spec`` into stages and blocks with shapes; raise :class:`SpecError` (every
     problem with its YAML path and line) if the network is impossible."""
+    return FAST.normalize(spec, source, name, _normalize)
+
+
+def _normalize(spec: Spec, source: SourceMap | None, name: str | None) -> NormalizedSpec:
     source = source or getattr(spec, "_source", None) or SourceMap()
     return _Normalizer(spec, source).run(name or spec.name or "spec")

@@ -38,7 +38,7 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-__all__ = ["PARTS_SIZE", "PartsMemo", "SpecParts", "StageParts"]
+__all__ = ["PARTS_SIZE", "PartsMemo", "SpecParts", "StageParts", "fill_stage"]
 
 PARTS_SIZE = 4096
 """Parts a memo holds before it is cleared."""
@@ -251,20 +251,7 @@ class PartsMemo:
     @staticmethod
     def _fill(entry: _Stage, valid: tuple[Any, ...]) -> Any:
         """The stage of ``entry`` with these (validated) per-block values."""
-        stage = entry.stage
-        fields = stage.__dict__.copy()
-        i = 0
-        for name in entry.stage_names:
-            fields[name] = valid[i]
-            i += 1
-        if entry.mixer_names:
-            mixer = stage.mixer
-            mixer_fields = mixer.__dict__.copy()
-            for name in entry.mixer_names:
-                mixer_fields[name] = valid[i]
-                i += 1
-            fields["mixer"] = _model(mixer.__class__, mixer_fields, mixer.__pydantic_fields_set__, None)
-        return _model(stage.__class__, fields, stage.__pydantic_fields_set__, None)
+        return fill_stage(entry.stage, entry.stage_names, entry.mixer_names, valid)
 
     # ------------------------------------------------------------------ what the normaliser reads
     def _note(self, spec: Any, parts: SpecParts) -> None:
@@ -289,6 +276,26 @@ class PartsMemo:
         if len(memo) >= PARTS_SIZE:
             memo.clear()
         memo[key] = value
+
+
+def fill_stage(
+    stage: Any, stage_names: tuple[str, ...], mixer_names: tuple[str, ...], valid: tuple[Any, ...]
+) -> Any:
+    """``stage`` (validated) with other validated values of its per-block fields ``stage_names``,
+    then its mixer's ``mixer_names``, in that order: what pydantic gives for that stage."""
+    fields = stage.__dict__.copy()
+    i = 0
+    for name in stage_names:
+        fields[name] = valid[i]
+        i += 1
+    if mixer_names:
+        mixer = stage.mixer
+        mixer_fields = mixer.__dict__.copy()
+        for name in mixer_names:
+            mixer_fields[name] = valid[i]
+            i += 1
+        fields["mixer"] = _model(mixer.__class__, mixer_fields, mixer.__pydantic_fields_set__, None)
+    return _model(stage.__class__, fields, stage.__pydantic_fields_set__, None)
 
 
 def _second_sight(entry: _Stage, key: bytes, done: tuple[Any, StageParts]) -> None:

@@ -25,9 +25,11 @@ from ..core import (
     shorthand_kind,
 )
 from ..kinds import MIXERS, Embed, FamilyName, Mixer, NoEmbed, Stem
+from ._fast import FastPath
 from ._parts import PartsMemo
 
 __all__ = [
+    "FAST",
     "PARTS",
     "STAGE_PER_BLOCK_FIELDS",
     "Head",
@@ -196,15 +198,19 @@ class Spec(StrictModel):
 
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
-        """pydantic's ``model_validate``; without options, through :data:`PARTS`: a dict whose
-        top-level keys and stages (but their per-block values) were validated before is assembled
-        from those parts, the spec pydantic would give. Anything else, and every error, is
-        pydantic's own."""
+        """pydantic's ``model_validate``; without options, through :data:`FAST` (a dict whose
+        structure was seen before: only its per-block values are validated) and :data:`PARTS` (a
+        dict whose top-level keys and stages, but their per-block values, were validated before
+        is assembled from those parts): the spec pydantic would give. Anything else, and every
+        error, is pydantic's own."""
         if cls is Spec and not any(v is not None for v in kwargs.values()):
-            spec = PARTS.validate(obj)
-            if spec is not None:
-                return spec
+            return FAST.validate(obj, _from_parts)
         return super().model_validate(obj, **kwargs)
+
+
+def _from_parts(obj: Any) -> Spec:
+    spec = PARTS.validate(obj)
+    return spec if spec is not None else Spec.__pydantic_validator__.validate_python(obj)
 
 
 #: The memo of validated parts behind :meth:`Spec.model_validate`.
@@ -214,3 +220,5 @@ PARTS = PartsMemo(
     STAGE_PER_BLOCK_FIELDS,
     {kind.name: (kind.schema, kind.per_block_fields) for kind in MIXERS.values()},
 )
+#: The fast path in front of :data:`PARTS`: candidates of a structure seen before.
+FAST = FastPath(Spec, STAGE_PER_BLOCK_FIELDS, {kind.name: kind.per_block_fields for kind in MIXERS.values()})
