@@ -68,7 +68,10 @@ def test_json_schema_documents_defaults_and_forbids_extras():
     assert attention["properties"]["kv_stride"]["default"] == 1
     assert "key/value" in attention["properties"]["kv_stride"]["description"]
     # every mixer the schema accepts belongs to exactly one block family of the normaliser
-    mixers = set(schema["$defs"]["Stage"]["properties"]["mixer"]["discriminator"]["mapping"])
+    # a stage's mixer: one mixer (discriminated on kind) or a list of them, one per block
+    one, per_block = schema["$defs"]["Stage"]["properties"]["mixer"]["anyOf"][:2]
+    mixers = set(one["discriminator"]["mapping"])
+    assert per_block["type"] == "array" and set(per_block["items"]["discriminator"]["mapping"]) == mixers
     family_mixers = [k for kinds in FAMILY_MIXERS.values() for k in kinds]
     assert mixers == set(family_mixers) and len(family_mixers) == len(set(family_mixers))
     assert {"conv", "mhsa", "attention", "window", "dwconv", "mbconv", "mobilevit"} <= mixers
