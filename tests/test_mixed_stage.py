@@ -163,3 +163,15 @@ def test_per_block_mixer_options_hold_no_choices(tmp_path):
     file.write_text(_SPACE.replace("{kind: mhsa, heads: 2}", "{kind: mhsa, heads: {choice: [1, 2]}}"))
     with pytest.raises(SpecError, match=r"space\.yaml:10: .*or mixers without choices inside them"):
         load_space(file)
+
+
+def test_a_too_large_kv_stride_in_a_mixed_stage_names_its_block(tmp_path: Path) -> None:
+    """The shape check of one block's attention reads that block's own mixer (it used to read the
+    stage's mixer as one mapping and crash on the list)."""
+    embed = {"kind": "conv", "kernel": 8, "stride": 8, "padding": 0}
+    attention = {"kind": "attention", "heads": 2, "qkv": "dw_bn", "kv_stride": 8}
+    mixers = [{"kind": "window", "heads": 2, "window": 2}, attention]
+    stage = {"embed": embed, "dim": 16, "depth": 2, "mixer": mixers}
+    message = _load_error(_spec(stage), tmp_path)
+    expected = "stages[0].mixer[1].kv_stride: kv_stride 8 is larger than the 4x4 token map block 1 sees"
+    assert expected in message

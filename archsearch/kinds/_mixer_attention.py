@@ -133,7 +133,10 @@ class _Attention(MixerKind):
         for name in self.per_block_fields:
             value = scalar(getattr(mixer, name))
             if value > min(h, w):
-                given = getattr(ctx.spec.stages[mpath[1]].mixer, name)  # type: ignore[index]
+                stage_mixer = ctx.spec.stages[mpath[1]].mixer  # type: ignore[index]
+                if isinstance(stage_mixer, list):  # a mixed stage: this block's own mixer
+                    stage_mixer = stage_mixer[j]
+                given = getattr(stage_mixer, name)
                 at = (*mpath, name, j) if isinstance(given, list) else (*mpath, name)
                 why = (
                     f"the {value}x{value} spatial-reduction conv would leave no keys"

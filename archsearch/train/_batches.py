@@ -27,7 +27,22 @@ class BatchSource(Protocol):
     def epoch(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
-class MemoryBatches:
+class _Sharded:
+    """Steps of ``batch_size * world`` images (the last partial step dropped), each split over the
+    ``world`` processes: process ``rank`` takes every ``world``-th image."""
+
+    def __init__(self, num_train: int, batch_size: int, seed: int, rank: int, world: int):
+        self.seed, self.rank, self.world = seed, rank, world
+        self.global_batch = batch_size * world
+        self._steps = max(num_train // self.global_batch, 1)
+        self.share = slice(rank, None, world)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self._steps
+
+
+class MemoryBatches(_Sharded):
     """Batches of an in-memory :class:`~archsearch.data.Dataset`: each epoch a permutation drawn
     from ``(seed, epoch)``; each step the next ``batch_size * world`` images of it (the last
     partial step is dropped), cropped and flipped with a generator seeded from ``(seed, epoch,
@@ -46,14 +61,8 @@ class MemoryBatches:
         rank: int = 0,
         world: int = 1,
     ):
-        self.data, self.crop_padding, self.flip, self.seed = data, crop_padding, flip, seed
-        self.rank, self.world = rank, world
-        self.global_batch = batch_size * world
-        self._steps = max(data.num_train // self.global_batch, 1)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self._steps
+        super().__init__(data.num_train, batch_size, seed, rank, world)
+        self.data, self.crop_padding, self.flip = data, crop_padding, flip
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(
@@ -65,11 +74,10 @@ class MemoryBatches:
             images = augment_batch(
                 self.data.train_images[index], padding=self.crop_padding, flip=self.flip, generator=generator
             )
-            share = slice(self.rank, None, self.world)
-            yield images[share], self.data.train_labels[index][share]
+            yield images[self.share], self.data.train_labels[index][self.share]
 
 
-class StreamBatches:
+class StreamBatches(_Sharded):
     """Batches of a :class:`~archsearch.data.StreamData` (image files decoded per batch by
     DataLoader workers, with the stream's random-resized crop and flip): each step the next
     ``batch_size * world`` images of the epoch's shuffle by ``(seed, epoch)``, split over the
@@ -78,18 +86,12 @@ class StreamBatches:
     would decode ``world`` times less)."""
 
     def __init__(self, data: StreamData, *, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        self.data, self.seed, self.rank, self.world = data, seed, rank, world
-        self.global_batch = batch_size * world
-        self._steps = max(data.num_train // self.global_batch, 1)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self._steps
+        super().__init__(data.num_train, batch_size, seed, rank, world)
+        self.data = data
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        share = slice(self.rank, None, self.world)
         for images, labels in batches(self.data, "train", self.global_batch, epoch=epoch, seed=self.seed):
-            yield images[share], labels[share]
+            yield images[self.share], labels[self.share]
 
 
 def batch_source(
