@@ -347,7 +347,8 @@ class _Fit:
         a per-process sampler)."""
         size = self.config.eval_batch_size
         if isinstance(self.data, StreamData):
-            for b, (x, y) in enumerate(batches(self.data, "val", size)):
+            # given the device, batches() copies through pinned memory, non-blocking, on CUDA
+            for b, (x, y) in enumerate(batches(self.data, "val", size, device=self.device)):
                 if b % self.world == self.rank:
                     yield x, y
             return
