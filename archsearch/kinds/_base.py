@@ -26,6 +26,7 @@ __all__ = [
     "FamilyKind",
     "KindRegistry",
     "MixerKind",
+    "OddKernelMixer",
     "Share",
     "StemKind",
     "check_heads",
@@ -322,6 +323,19 @@ class EmbedKind:
             stage.dim,
             stage.in_shape,
         )
+
+
+class OddKernelMixer(MixerKind):
+    """A mixer that keeps the map: an odd ``kernel``, padded ``kernel // 2``, stride 1 (ConvNeXt's
+    depthwise conv, PoolFormer's pooling). Its schema has a ``kernel`` field."""
+
+    def check(self, ctx: CheckContext, mpath: Path, mixer: Any, width: int, what: str) -> None:
+        check_odd_kernel(ctx, mpath, mixer.kernel)
+
+    def block_shape(
+        self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
+    ) -> FeatureShape | None:
+        return FeatureShape(dim, shape.height, shape.width, shape.cls_tokens)
 
 
 # --------------------------------------------------------------------------- shared checks

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from torch import nn
 
-from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Kernel, Path, StrictModel
-from ._base import MixerKind, Share, check_odd_kernel
+from ..core import BlockPlan, Cost, Kernel, StrictModel
+from ._base import OddKernelMixer, Share
 
 __all__ = ["DWCONV", "DwConvMixer"]
 
@@ -29,21 +29,13 @@ class DwConvMixer(StrictModel):
     ``null`` or 0 leaves the scale out."""
 
 
-class _DwConv(MixerKind):
+class _DwConv(OddKernelMixer):
     name = "dwconv"
     share = Share(
         kernels=("kernel",), source="OFA elastic kernel (centre of the largest; Cai et al. ICLR 2020)"
     )
     schema = DwConvMixer
     family = "convnext"
-
-    def check(self, ctx: CheckContext, mpath: Path, mixer: Any, width: int, what: str) -> None:
-        check_odd_kernel(ctx, mpath, mixer.kernel)
-
-    def block_shape(
-        self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
-    ) -> FeatureShape | None:
-        return FeatureShape(dim, shape.height, shape.width, shape.cls_tokens)  # odd kernel, stride 1
 
     def build(self, block: BlockPlan) -> nn.Module:
         """``(B, dim, H, W)`` -> the same: depthwise kxk conv with bias (the block re-initialises

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from torch import nn
 
-from ..core import BlockPlan, CheckContext, Cost, FeatureShape, Kernel, Path, StagePlan, StrictModel
+from ..core import BlockPlan, Cost, Kernel, StagePlan, StrictModel
 from ..ops import Pooling
-from ._base import MixerKind, check_odd_kernel
+from ._base import OddKernelMixer
 
 __all__ = ["POOL", "PoolMixer"]
 
@@ -32,18 +32,10 @@ class PoolMixer(StrictModel):
     1e-5); ``null`` or 0 leaves them out."""
 
 
-class _Pool(MixerKind):
+class _Pool(OddKernelMixer):
     name = "pool"
     schema = PoolMixer
     family = "metaformer"
-
-    def check(self, ctx: CheckContext, mpath: Path, mixer: Any, width: int, what: str) -> None:
-        check_odd_kernel(ctx, mpath, mixer.kernel)
-
-    def block_shape(
-        self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
-    ) -> FeatureShape | None:
-        return FeatureShape(dim, shape.height, shape.width, shape.cls_tokens)  # odd kernel, stride 1
 
     def build(self, block: BlockPlan) -> nn.Module:
         """``(B, dim, H, W)`` -> the same: ``avg_pool(x) - x``."""
