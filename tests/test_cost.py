@@ -314,3 +314,25 @@ def test_every_in_place_op_of_the_zoo_is_counted_or_zero_by_convention(name, tra
     in_place = {n for n in recorder.names if n.endswith("_") and not n.endswith("__")}
     assert {n: op_kind(n)[0] for n in in_place if op_kind(n)[0] == "uncounted"} == {}
     assert not count_traced(model, (2, 3, 64, 64), train=train).uncounted
+
+
+@pytest.mark.parametrize(
+    "mixer", ["{kind: mhsa, heads: 4}", "{kind: halo, heads: 4, block: 4, halo: 1}"], ids=["mhsa", "halo"]
+)
+def test_relative_attention_with_one_channel_per_head_counts_like_traced(tmp_path, mixer):
+    """head_dim 1 (bottleneck width == heads): einsum would contract the size-1 dim of the
+    relative logits as a broadcast multiply that no counter sees; the products stay matmuls."""
+    path = tmp_path / "narrow.yaml"
+    path.write_text(
+        "input: {size: 32, channels: 3}\n"
+        "stem: {kind: conv, channels: 16}\n"
+        "stages:\n"
+        f"  - {{embed: {{kind: block, stride: 1}}, dim: 16, depth: 1, mixer: {mixer}, pos_embed: relative}}\n"
+        "head: {pool: avg, num_classes: 10}\n"
+    )
+    model = archsearch.create_model(str(path))
+    assert {b.width // b.mixer.heads for b in model.plan.blocks} == {1}
+    traced = count_traced(model, (2, 3, 32, 32))
+    analytic = analytic_costs(model.plan)
+    assert analytic.macs * 2 == traced.macs
+    assert not traced.uncounted

@@ -248,7 +248,16 @@ def relative_logits(
     (qh, qw), d = q_size, q.shape[-1]
     kh, kw = rel_h.shape[1], rel_w.shape[1]
     q = q.reshape(*q.shape[:-2], qh, qw, d)
-    logits_h = torch.einsum("...xyd,xpd->...xyp", q, rel_h)
-    logits_w = torch.einsum("...xyd,yqd->...xyq", q, rel_w)
+    if d == 1:
+        # einsum contracts a size-1 dim as a broadcast multiply, which no MAC counter (ours,
+        # fvcore, torch's) sees as a matmul; the same products as explicit batched matmuls
+        lead = q.shape[:-3]
+        rows = q.movedim(-3, 0).reshape(qh, -1, 1)  # (qh, ...*qw, 1)
+        logits_h = torch.bmm(rows, rel_h.transpose(1, 2)).reshape(qh, *lead, qw, kh).movedim(0, -3)
+        cols = q.movedim(-2, 0).reshape(qw, -1, 1)  # (qw, ...*qh, 1)
+        logits_w = torch.bmm(cols, rel_w.transpose(1, 2)).reshape(qw, *lead, qh, kw).movedim(0, -2)
+    else:
+        logits_h = torch.einsum("...xyd,xpd->...xyp", q, rel_h)
+        logits_w = torch.einsum("...xyd,yqd->...xyq", q, rel_w)
     logits = logits_h[..., :, None] + logits_w[..., None, :]
     return logits.reshape(*q.shape[:-3], qh * qw, kh * kw)
