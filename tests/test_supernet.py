@@ -163,3 +163,25 @@ def test_a_kind_can_refuse_a_field(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(attention, "share", rule)
     with pytest.raises(SpecError, match=r"space\.yaml:6: .*made up for the test"):
         Supernet(load_space(_space_file(tmp_path, "32")))
+
+
+def test_a_stem_chosen_between_none_and_a_conv_is_shared(tmp_path: Path) -> None:
+    """Members with and without the stem run through one supernet as they run alone."""
+    text = (SPACES / "hybrid_small.yaml").read_text()
+    path = tmp_path / "stem_choice.yaml"
+    path.write_text(text.replace("stages:", "stem: {choice: [null, {kind: conv, channels: 16}]}\nstages:", 1))
+    space = load_space(path)
+    net = Supernet(space).eval()
+    suggest = RandomSuggest(3)
+    stems = set()
+    for _ in range(12):
+        plan = space.candidate(suggest).plan
+        if plan is None:
+            continue
+        stems.add(plan.stem_shape is not None)
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            through = net(x, plan)
+            alone = net.member(plan).eval()(x)
+        assert (through - alone).abs().max().item() <= 1e-5
+    assert stems == {True, False}
