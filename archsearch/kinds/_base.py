@@ -170,7 +170,13 @@ class FamilyKind:
     """Under ``embed: none`` the stage dim must equal the incoming channels."""
     head_norm: Literal[False, "tokens", "pooled"] = False
     """Where the head's LayerNorm goes by default after a last stage of this family."""
-    share: Share = Share()
+    share: Share = Share(
+        nested=("dim", "mlp_ratio", "expansion"),
+        reuse=("stride",),
+        source="AutoFormer weight entanglement / OFA elastic width; act and mlp_dwconv: one set per option",
+    )
+    """Elastic width by default: a block's widths are the leading slices of the widest (the
+    covering members of a supernet take a stage's ``dim`` at its largest whatever the family)."""
     """Weight-sharing rule for supernets (:class:`Share`), over the block's ``act``,
     ``mlp_dwconv``, ``dim``, ``mlp_ratio``, ``expansion`` and ``stride``."""
 

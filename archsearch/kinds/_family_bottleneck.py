@@ -7,18 +7,13 @@ from torch import nn
 
 from ..core import BlockPlan, Cost, StagePlan
 from ..ops import Bottleneck, BuildMixer, MapStage, se_reduced
-from ._base import CostMixer, FamilyKind, Share
+from ._base import CostMixer, FamilyKind
 
 __all__ = ["BOTTLENECK"]
 
 
 class _Bottleneck(FamilyKind):
     name = "bottleneck"
-    share = Share(
-        nested=("dim", "mlp_ratio", "expansion"),
-        reuse=("stride",),
-        source="AutoFormer weight entanglement / OFA elastic width; act and mlp_dwconv: one set per option",
-    )
     act = "relu"
     embeds = ("conv", "patch", "block", "t2t", "merge", "mbconv", "none")
     expansion = 4

@@ -6,18 +6,13 @@ from torch import nn
 
 from ..core import BlockPlan, Cost, StagePlan
 from ..ops import BuildMixer, ConvNeXtBlock, MapStage
-from ._base import CostMixer, FamilyKind, Share
+from ._base import CostMixer, FamilyKind
 
 __all__ = ["CONVNEXT"]
 
 
 class _ConvNeXt(FamilyKind):
     name = "convnext"
-    share = Share(
-        nested=("dim", "mlp_ratio", "expansion"),
-        reuse=("stride",),
-        source="AutoFormer weight entanglement / OFA elastic width; act and mlp_dwconv: one set per option",
-    )
     act = "gelu"
     embeds = ("conv", "patch", "none")
     mlp_ratio = 4.0

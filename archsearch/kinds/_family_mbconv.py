@@ -7,18 +7,13 @@ from torch import nn
 
 from ..core import BlockPlan, Cost, StagePlan
 from ..ops import BuildMixer, MapStage
-from ._base import CostMixer, FamilyKind, Share
+from ._base import CostMixer, FamilyKind
 
 __all__ = ["MBCONV"]
 
 
 class _MBConv(FamilyKind):
     name = "mbconv"
-    share = Share(
-        nested=("dim", "mlp_ratio", "expansion"),
-        reuse=("stride",),
-        source="AutoFormer weight entanglement / OFA elastic width; act and mlp_dwconv: one set per option",
-    )
     act = "silu"
     embeds = ("conv", "patch", "block", "mbconv", "none")
     expansion = 4

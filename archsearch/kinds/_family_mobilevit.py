@@ -7,7 +7,7 @@ from torch import nn
 
 from ..core import BlockPlan, Cost, StagePlan
 from ..ops import BuildMixer, MobileViTLayer, MobileViTStage
-from ._base import CostMixer, FamilyKind, Share
+from ._base import CostMixer, FamilyKind
 from ._family_transformer import transformer_cost
 
 __all__ = ["MOBILEVIT"]
@@ -15,11 +15,6 @@ __all__ = ["MOBILEVIT"]
 
 class _MobileViT(FamilyKind):
     name = "mobilevit"
-    share = Share(
-        nested=("dim", "mlp_ratio", "expansion"),
-        reuse=("stride",),
-        source="AutoFormer weight entanglement / OFA elastic width; act and mlp_dwconv: one set per option",
-    )
     act = "silu"
     embeds = ("conv", "patch", "mbconv", "none")
     mlp_ratio = 2.0

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..core import BlockPlan, Cost, StagePlan
 from ..ops import BuildMixer, TokenStage, TransformerBlock
-from ._base import CostMixer, FamilyKind, Share
+from ._base import CostMixer, FamilyKind
 
 __all__ = ["TRANSFORMER", "transformer_cost"]
 
@@ -36,11 +36,6 @@ def transformer_cost(block: BlockPlan, cost_mixer: CostMixer) -> Cost:
 
 class _Transformer(FamilyKind):
     name = "transformer"
-    share = Share(
-        nested=("dim", "mlp_ratio", "expansion"),
-        reuse=("stride",),
-        source="AutoFormer weight entanglement / OFA elastic width; act and mlp_dwconv: one set per option",
-    )
     act = "gelu"
     embeds = ("conv", "patch", "t2t", "merge", "mbconv", "none")
     mlp_ratio = 4.0
