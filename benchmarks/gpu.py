@@ -24,8 +24,8 @@ and RESULTS.md are rewritten after every part, so a run killed at its limit keep
    GPU (bf16 autocast, channels_last for conv models, eager), timed in interleaved rounds; ratio
    ours / timm (above 1: ours faster). timm is imported here only; without it the part is skipped.
 4. ``latency``: ``latency_ms`` of cvt-13 at batch 64 through archsearch's latency harness
-   (:func:`archsearch.cost.measure_latency`, the search's objective), float32 and bfloat16, with
-   its coefficient of variation.
+   (:func:`archsearch.cost.measure_latency`, the search's objective), float32 and bfloat16, each
+   eager and as a CUDA graph's replay (``cuda_graph``), with its coefficient of variation.
 5. ``search``: a 2-minute slice of the CvT-13-NAS search (experiments/cvt13_nas.yaml) on synthetic
    224-px data (``data: {kind: synthetic}``): trials per hour.
 6. ``supernet``: supernet training images/s (the one-shot CvT-13-NAS supernet, uniform paths).
@@ -481,19 +481,24 @@ def part_latency(s: Settings, device: torch.device, budget: Budget) -> dict[str,
 
     out: dict[str, Any] = {"status": "ok", "model": "cvt-13", "batch": s.latency_batch, "size": s.size}
     for dtype in ("float32", "bfloat16"):
-        model = create_model("cvt-13", input_size=s.size)
-        result = measure_latency(
-            model,
-            (s.latency_batch, 3, s.size, s.size),
-            device=str(device),
-            dtype=dtype,
-            warmup=s.latency_warmup,
-            runs=s.latency_runs,
-        )
-        row = {k: v for k, v in result.to_dict().items() if k != "samples_ms"}
-        out[dtype] = row
-        del model
-        _free(device)
+        for graph in (False, True) if device.type == "cuda" else (False,):
+            model = create_model("cvt-13", input_size=s.size)
+            try:
+                result = measure_latency(
+                    model,
+                    (s.latency_batch, 3, s.size, s.size),
+                    device=str(device),
+                    dtype=dtype,
+                    warmup=s.latency_warmup,
+                    runs=s.latency_runs,
+                    cuda_graph=graph,
+                )
+                row = {k: v for k, v in result.to_dict().items() if k != "samples_ms"}
+            except RuntimeError as error:  # a forward that cannot be captured: say why
+                row = {"status": f"failed: {error}"[:300]}
+            out[f"{dtype}_graph" if graph else dtype] = row
+            del model
+            _free(device)
     return out
 
 
@@ -755,11 +760,20 @@ def render(results: dict[str, Any]) -> str:
         lines.append(_status(latency) or "")
     else:
         assert latency is not None
-        lines += ["| dtype | batch | median ms | IQR ms | CV | runs |", "|---|---:|---:|---:|---:|---:|"]
-        for dtype in ("float32", "bfloat16"):
-            row = latency[dtype]
+        lines += [
+            "| dtype | timed | batch | median ms | IQR ms | CV | runs |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for key in ("float32", "float32_graph", "bfloat16", "bfloat16_graph"):
+            row = latency.get(key)
+            dtype, timed = key.split("_")[0], "CUDA graph" if key.endswith("_graph") else "eager"
+            if row is None:
+                continue
+            if "median_ms" not in row:
+                lines.append(f"| {dtype} | {timed} | | | | {row.get('status', '—')} | |")
+                continue
             lines.append(
-                f"| {dtype} | {row['batch']} | {row['median_ms']:.2f} | {row['iqr_ms']:.3f} "
+                f"| {dtype} | {timed} | {row['batch']} | {row['median_ms']:.2f} | {row['iqr_ms']:.3f} "
                 f"| {row['cv']:.2%} "
                 f"| {row['runs']} |"
             )

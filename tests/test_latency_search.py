@@ -59,6 +59,12 @@ def _fake_table(path: Path, space: dict[str, Any], threads: int = 1) -> LatencyT
             {"metric": "accuracy", "table": "t.json", "dtype": "float16"},
             r"dtype, table apply to the latency_ms",
         ),
+        ({"metric": "params", "cuda_graph": True}, r"cuda_graph applies to the latency_ms objective only"),
+        ({"metric": "latency_ms", "cuda_graph": True}, r"cuda_graph times a CUDA graph: set device: cuda"),
+        (
+            {"metric": "latency_ms", "device": "cuda", "cuda_graph": True, "predict": True},
+            r"`cuda_graph` cannot be predicted",
+        ),
     ],
 )
 def test_predict_fields_belong_to_latency(tmp_path: Path, objective: dict[str, Any], message: str) -> None:

@@ -20,6 +20,7 @@ from archsearch.cost import (
     measure_latency,
     profile,
     saved_activation_bytes,
+    time_call,
 )
 from archsearch.cost import _profile as profile_module
 from archsearch.spec import spec_hash
@@ -51,6 +52,14 @@ def test_latency_rejects_bad_arguments():
         measure_latency(tiny_model(), (1, 3, 32, 32), runs=3)
     with pytest.raises(ValueError, match="unknown dtype"):
         measure_latency(tiny_model(), (1, 3, 32, 32), dtype="float8")
+    with pytest.raises(ValueError, match="cuda_graph times a CUDA graph's replay; the device is 'cpu'"):
+        measure_latency(tiny_model(), (1, 3, 32, 32), cuda_graph=True)
+
+
+def test_graph_timings_are_cached_apart_from_eager_ones():
+    eager = LatencyCache.key("abc", "cuda (H200)", "float32", 64, 1)
+    assert LatencyCache.key("abc", "cuda (H200)", "float32", 64, 1, cuda_graph=True) != eager
+    assert eager == "abc|cuda (H200)|float32|b64|t1"  # keys written before graphs still hit
 
 
 def test_spec_hash_ignores_names_and_spelling_but_not_architecture():
@@ -149,6 +158,21 @@ def test_cuda_latency_and_peak_memory():
     assert result.device.startswith("cuda") and result.median_ms > 0
     peak = cuda_peak_memory(model, (4, 3, 32, 32))
     assert peak.train_step_bytes > peak.inference_bytes > 0
+
+
+@cuda
+def test_cuda_graph_replays_the_forward():
+    model = tiny_model().cuda().eval()
+    x = torch.randn(4, 3, 32, 32, device="cuda")
+    calls = []
+
+    def forward():
+        calls.append(1)  # Python runs only while capturing: replays skip it
+        return model(x)
+
+    result = time_call(forward, device="cuda", warmup=3, runs=10, cuda_graph=True)
+    assert result.cuda_graph and result.median_ms > 0
+    assert len(calls) == 4  # three side-stream warm-ups and the capture
 
 
 @cuda

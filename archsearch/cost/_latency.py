@@ -1,7 +1,9 @@
 """Latency measured properly: warm-up, fixed threads, inference mode, repeated runs, statistics.
 
 On CPU each run is timed with ``perf_counter``; on CUDA with events around the run and a
-synchronisation after each, so queued work cannot hide. Results carry the median, the
+synchronisation after each, so queued work cannot hide, optionally as the replay of a CUDA graph
+captured once (``cuda_graph=True``: no Python or kernel-launch overhead, what a graph-captured
+deployment sees, and far steadier when a model launches many small kernels). Results carry the median, the
 interquartile range and the coefficient of variation, and can be cached by spec hash, device,
 dtype, batch and thread count.
 """
@@ -44,6 +46,8 @@ class LatencyResult:
     cv: float
     """Coefficient of variation: standard deviation over mean."""
     samples_ms: tuple[float, ...]
+    cuda_graph: bool = False
+    """Timed as the replay of a captured CUDA graph (:func:`time_call`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,11 +100,13 @@ def measure_latency(
     warmup: int = 10,
     runs: int = 50,
     threads: int | None = None,
+    cuda_graph: bool = False,
 ) -> LatencyResult:
     """Median latency of ``model`` on one batch of ``input_shape`` (batch first).
 
     The model is put in eval mode and moved to ``device``/``dtype`` (in place). ``threads`` fixes
-    the CPU thread count for the measurement (default: the current setting).
+    the CPU thread count for the measurement (default: the current setting); ``cuda_graph`` times
+    the replay of the forward captured as a CUDA graph (:func:`time_call`).
     """
     _check(runs, dtype)
     dev = _device(device)
@@ -114,6 +120,7 @@ def measure_latency(
         warmup=warmup,
         runs=runs,
         threads=threads,
+        cuda_graph=cuda_graph,
     )
 
 
@@ -147,31 +154,41 @@ def time_call(
     warmup: int = 10,
     runs: int = 50,
     threads: int | None = None,
+    cuda_graph: bool = False,
 ) -> LatencyResult:
     """Median time of ``call()`` (a forward pass on tensors made beforehand): ``warmup`` untimed
     calls, then ``runs`` timed ones, under ``torch.inference_mode`` with ``threads`` CPU threads;
     on CUDA timed with events and a synchronisation after each run. :func:`measure_latency` times
     a whole model with it, the latency tables (:mod:`._pieces`) each piece of one, in the same
-    setting. ``dtype`` and ``batch`` are recorded in the result, not applied."""
+    setting. ``dtype`` and ``batch`` are recorded in the result, not applied.
+
+    ``cuda_graph`` (CUDA only): ``call()`` is run three times on a side stream, captured once as
+    a CUDA graph (PyTorch's ``torch.cuda.graph``; the captured call must not synchronise with the
+    host or allocate outside the graph's pool), and the graph's replay is what is warmed up and
+    timed. Raises ``ValueError`` for ``cuda_graph`` on another device, ``RuntimeError`` when the
+    call cannot be captured (the message names the cause)."""
     _check(runs, dtype)
     dev = _device(device)
+    if cuda_graph and dev.type != "cuda":
+        raise ValueError(f"cuda_graph times a CUDA graph's replay; the device is {device!r}, not CUDA")
     samples: list[float] = []
     with _threads(threads) as used, torch.inference_mode():
+        run = _capture(call, dev) if cuda_graph else call
         for _ in range(warmup):
-            call()
+            run()
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             for _ in range(runs):
                 start.record()
-                call()
+                run()
                 end.record()
                 end.synchronize()
                 samples.append(start.elapsed_time(end))
         else:
             for _ in range(runs):
                 t0 = time.perf_counter()
-                call()
+                run()
                 samples.append((time.perf_counter() - t0) * 1e3)
     return LatencyResult(
         device=device_name(dev),
@@ -181,8 +198,26 @@ def time_call(
         warmup=warmup,
         runs=runs,
         samples_ms=tuple(samples),
+        cuda_graph=cuda_graph,
         **_stats(samples),
     )
+
+
+def _capture(call: Callable[[], Any], dev: torch.device) -> Callable[[], Any]:
+    """``call`` captured as a CUDA graph on ``dev``: its ``replay``."""
+    side = torch.cuda.Stream(dev)
+    side.wait_stream(torch.cuda.current_stream(dev))
+    with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream(dev).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            call()
+    except RuntimeError as error:
+        raise RuntimeError(f"the forward pass cannot be captured as a CUDA graph: {error}") from error
+    return graph.replay
 
 
 class LatencyCache:
@@ -193,8 +228,11 @@ class LatencyCache:
         self.path = Path(path) if path is not None else default / "latency.json"
 
     @staticmethod
-    def key(spec_hash: str, device: str, dtype: str, batch: int, threads: int) -> str:
-        return f"{spec_hash}|{device}|{dtype}|b{batch}|t{threads}"
+    def key(
+        spec_hash: str, device: str, dtype: str, batch: int, threads: int, cuda_graph: bool = False
+    ) -> str:
+        graph = "|graph" if cuda_graph else ""
+        return f"{spec_hash}|{device}|{dtype}|b{batch}|t{threads}{graph}"
 
     def _load(self) -> dict[str, Any]:
         try:

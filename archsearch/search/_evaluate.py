@@ -84,11 +84,17 @@ class Evaluator:
         size = plan.spec.input.size
         h, w = (size, size) if isinstance(size, int) else size
         threads = o.threads or torch.get_num_threads()
-        key = LatencyCache.key(spec_hash, o.device, o.dtype, o.batch, threads)
+        key = LatencyCache.key(spec_hash, o.device, o.dtype, o.batch, threads, o.cuda_graph)
         if self.latency_cache is not None and (hit := self.latency_cache.get(key)) is not None:
             return hit.median_ms
         result = measure_latency(
-            model, (o.batch, channels, h, w), device=o.device, dtype=o.dtype, runs=o.runs, threads=threads
+            model,
+            (o.batch, channels, h, w),
+            device=o.device,
+            dtype=o.dtype,
+            runs=o.runs,
+            threads=threads,
+            cuda_graph=o.cuda_graph,
         )
         model.to("cpu")
         if self.latency_cache is not None:

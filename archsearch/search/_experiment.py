@@ -92,6 +92,10 @@ class Objective(StrictModel):
     (``$ARCHSEARCH_CACHE/latency-tables/``). A table measured in another setting is refused."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """``latency_ms`` only: the dtype timed."""
+    cuda_graph: bool = False
+    """``latency_ms`` on CUDA only: time the replay of the forward captured once as a CUDA graph
+    (no Python or kernel-launch overhead: what a graph-captured deployment sees, and far steadier
+    for models of many small kernels) instead of the eager forward."""
     measure_front: bool = True
     """``latency_ms`` with ``predict`` only: after the search, time the Pareto members whole, so
     the report shows predicted against measured latency (and the table's overhead fit learns from
@@ -102,7 +106,9 @@ class Objective(StrictModel):
         """``predict`` and ``table`` belong to ``latency_ms`` (a field check: the error names the key)."""
         if self.metric != "latency_ms":
             given = sorted(
-                k for k in ("predict", "table", "dtype", "measure_front") if k in self.model_fields_set
+                k
+                for k in ("predict", "table", "dtype", "measure_front", "cuda_graph")
+                if k in self.model_fields_set
             )
             if given:
                 verb = "applies" if len(given) == 1 else "apply"
@@ -111,6 +117,10 @@ class Objective(StrictModel):
                 )
         elif self.table is not None and not self.predict:
             raise ValueError("`table` is read only when latency is predicted: add `predict: true`")
+        elif self.cuda_graph and self.predict:
+            raise ValueError("latency tables time their pieces eagerly: `cuda_graph` cannot be predicted")
+        elif self.cuda_graph and not self.device.startswith("cuda"):
+            raise ValueError(f"cuda_graph times a CUDA graph: set device: cuda (got device: {self.device})")
         return self
 
     @property

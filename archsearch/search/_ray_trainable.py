@@ -72,7 +72,8 @@ class _RayEvaluator(Evaluator):
         h, w = (size, size) if isinstance(size, int) else size
         meter = ray.get_actor(self.actor, namespace=NAMESPACE)
         shape = (o.batch, plan.spec.input.channels, h, w)
-        milliseconds: Any = ray.get(meter.measure.remote(plan, shape, o.device, o.runs))
+        remote: Any = meter.measure.remote(plan, shape, o.device, o.runs, o.dtype, o.cuda_graph)
+        milliseconds: Any = ray.get(remote)
         return float(milliseconds)
 
 
@@ -82,11 +83,23 @@ class LatencyMeter:
     def __init__(self, threads: int):
         self.threads = threads
 
-    def measure(self, plan: NormalizedSpec, shape: tuple[int, ...], device: str, runs: int) -> float:
-        """Median forward time (ms) of the model ``plan`` builds, on an input of ``shape``."""
+    def measure(
+        self,
+        plan: NormalizedSpec,
+        shape: tuple[int, ...],
+        device: str,
+        runs: int,
+        dtype: str = "float32",
+        cuda_graph: bool = False,
+    ) -> float:
+        """Median forward time (ms) of the model ``plan`` builds, on an input of ``shape``, in
+        ``dtype`` (optionally as a CUDA graph's replay: :func:`~archsearch.cost.time_call`)."""
         torch.manual_seed(0)
         model = build(plan)
-        return measure_latency(model, shape, device=device, runs=runs, threads=self.threads).median_ms
+        result = measure_latency(
+            model, shape, device=device, dtype=dtype, runs=runs, threads=self.threads, cuda_graph=cuda_graph
+        )
+        return result.median_ms
 
 
 def _report_with_checkpoint(metrics: dict[str, Any], state: dict[str, Any]) -> None:
