@@ -34,8 +34,9 @@ class LongShortMixer(StrictModel):
     heads: PositiveInt = 1
     """Attention heads; must divide the stage dim."""
     window: Annotated[int, Field(ge=0, le=MAX_WIDTH)] = 7
-    """Segment size ``w`` of the short-term branch, in tokens; must divide both sides of the map
-    (0: no short-term branch). Not for ``attention: full``."""
+    """Segment size ``w`` of the short-term branch, in tokens (0: no short-term branch). A map that
+    is not a multiple of it is zero-padded at the bottom/right, the padding masked (the official
+    code requires a multiple). Not for ``attention: full``."""
     rank: Annotated[int, Field(ge=0, le=MAX_WIDTH)] = 8
     """Landmarks ``r`` per head of the long-term dynamic projection (0: no long-term branch). Not
     for ``attention: full``."""
@@ -73,28 +74,15 @@ class _LongShort(MixerKind):
     def block_shape(
         self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
     ) -> FeatureShape | None:
-        """Long-short attention takes at most one class token and a map that tiles into
-        segments; ViL's full attention takes any map."""
-        if mixer.attention == "long_short":
-            if shape.cls_tokens > 1:
-                ctx.fail(
-                    (*mpath[:2], "dist_token"),
-                    "long-short attention has one global token (the class token)",
-                    value=True,
-                    allowed="false",
-                )
-                return None
-            h, w, win = shape.height, shape.width, mixer.window
-            if win and (h % win or w % win):
-                ctx.fail(
-                    (*mpath, "window"),
-                    f"the short-term branch tiles the map into window x window segments, "
-                    f"but the {h}x{w} map is not divisible into them",
-                    value=win,
-                    allowed="sizes dividing both sides: "
-                    + ", ".join(str(d) for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0),
-                )
-                return None
+        """Long-short attention takes at most one class token."""
+        if mixer.attention == "long_short" and shape.cls_tokens > 1:
+            ctx.fail(
+                (*mpath[:2], "dist_token"),
+                "long-short attention has one global token (the class token)",
+                value=True,
+                allowed="false",
+            )
+            return None
         return FeatureShape(dim, shape.height, shape.width, shape.cls_tokens)
 
     def build(self, block: BlockPlan) -> nn.Module:
@@ -145,6 +133,8 @@ class _LongShort(MixerKind):
             cost.linear(n, c, c)
             return
         r, win = mixer.rank, mixer.window
+        # queries of the map padded to whole segments (the padding is cropped after attention)
+        nq = -(-shape.height // win) * win * -(-shape.width // win) * win if win else hw
         cost.layer_norm(c, n * c)  # dual_ln_full on the keys ...
         cost.op(5 * n * c, n * c)  # ... and on the values
         cost.params += 2 * c  # dual_ln_dp (made whatever the rank, as the official code)
@@ -153,17 +143,17 @@ class _LongShort(MixerKind):
             for _ in range(2):  # landmarks of the keys and of the values, each LayerNormed
                 cost.op(r * hw * c, r * c)
                 cost.op(5 * r * c, r * c)
-            cost.op(hw * c * r, hw * heads * r)  # q . landmark keys
-            cost.op(hw * r * c, hw * c)  # attn . landmark values
+            cost.op(nq * c * r, nq * heads * r)  # q . landmark keys
+            cost.op(nq * r * c, nq * c)  # attn . landmark values
         if win:
             _, kv_width, table = long_short_geometry(win)
             kv = kv_width * kv_width
             if relative:
                 cost.params += table * heads
-            cost.op(hw * kv * c, hw * heads * kv)  # q . neighbourhood keys
-            cost.op(hw * kv * c, hw * c)  # attn . neighbourhood values
+            cost.op(nq * kv * c, nq * heads * kv)  # q . neighbourhood keys
+            cost.op(nq * kv * c, nq * c)  # attn . neighbourhood values
         if g:
-            cost.op(hw * c * g, hw * heads * g)  # map queries . class key
+            cost.op(nq * c * g, nq * heads * g)  # map queries . class key
             cost.op(g * g * c, heads * g * g)  # class query . class key
             cost.op(g * hw * c, heads * g * hw)  # class query . map outputs
             cost.op(g * hw * c, g * c)  # its attention . map outputs

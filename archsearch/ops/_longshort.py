@@ -52,18 +52,23 @@ def ls_relative_index(window: int) -> torch.Tensor:
     return dy * (2 * pad + window) + dx
 
 
-def _border_mask(groups: tuple[int, int], side: int, kv_width: int, like: torch.Tensor) -> torch.Tensor:
-    """``(gh, gw, 1, kv_width^2)`` additive mask: ``-inf`` on the zero padding that the first and
-    last segments of each side see (the official ``fill_(float('-inf'))``), 0 elsewhere."""
+def _border_mask(hw: tuple[int, int], window: int, like: torch.Tensor) -> torch.Tensor:
+    """``(gh, gw, 1, kv_width^2)`` additive mask of each segment's neighbourhood: ``-inf`` where a
+    key lies outside the ``H x W`` map (the zero padding), 0 elsewhere. Where the map tiles into
+    segments this is the official ``fill_(float('-inf'))`` of the first and last segments' sides."""
+    side, kv_width, _ = long_short_geometry(window)
     masks = []
-    for n in groups:
-        m = torch.zeros(n, kv_width, device=like.device, dtype=like.dtype)
-        m[0, :side] = float("-inf")
-        m[-1, kv_width - side :] = float("-inf")
-        masks.append(m)
+    for size in hw:
+        groups = -(-size // window)
+        pos = torch.arange(groups, device=like.device)[:, None] * window - side
+        pos = pos + torch.arange(kv_width, device=like.device)[None, :]
+        inside = (pos >= 0) & (pos < size)
+        masks.append(
+            torch.zeros(inside.shape, device=like.device, dtype=like.dtype).masked_fill(~inside, -torch.inf)
+        )
     rows, cols = masks
     mask = rows[:, None, :, None] + cols[None, :, None, :]
-    return mask.reshape(groups[0], groups[1], 1, kv_width * kv_width)
+    return mask.reshape(rows.shape[0], cols.shape[0], 1, kv_width * kv_width)
 
 
 class LongShortAttention(nn.Module):
@@ -79,7 +84,9 @@ class LongShortAttention(nn.Module):
     * the class token's key.
 
     The class token attends to its own key and to the map tokens' outputs (the official
-    "post_cls" variant). The map must tile into segments; ``window=0`` drops the short branch and
+    "post_cls" variant). A map that does not tile into segments is zero-padded at the bottom/right
+    to whole segments (the padded keys masked, the padded queries cropped; the official code
+    requires whole segments). ``window=0`` drops the short branch and
     ``rank=0`` the long one. Output: the Linear ``proj`` of the heads' concatenation.
     """
 
@@ -115,13 +122,16 @@ class LongShortAttention(nn.Module):
             self.relative_position_index = None
 
     def _segments(self, t: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        """``(B, h, H*W, d)`` -> ``(B, h, gh, gw, window^2, d)`` (one group of all tokens without
-        a short branch)."""
+        """``(B, h, H*W, d)`` -> ``(B, h, gh, gw, window^2, d)``, the map zero-padded at the
+        bottom/right to whole segments (one group of all tokens without a short branch)."""
         b, heads, n, d = t.shape
         w = self.window
         if not w:
             return t.reshape(b, heads, 1, 1, n, d)
-        gh, gw = hw[0] // w, hw[1] // w
+        (h, wd), (gh, gw) = hw, (-(-hw[0] // w), -(-hw[1] // w))
+        t = t.reshape(b, heads, h, wd, d)
+        if (gh * w, gw * w) != hw:
+            t = F.pad(t, (0, 0, 0, gw * w - wd, 0, gh * w - h))
         t = t.reshape(b, heads, gh, w, gw, w, d).permute(0, 1, 2, 4, 3, 5, 6)
         return t.reshape(b, heads, gh, gw, w * w, d)
 
@@ -129,19 +139,30 @@ class LongShortAttention(nn.Module):
         """``(B, h, H*W, d)`` -> ``(B, h, gh, gw, kv_width^2, d)``: the zero-padded keys or values
         around each segment (the official ``get_overlapping_tiles``)."""
         b, heads, _, d = t.shape
-        side, kv_width, _ = long_short_geometry(self.window)
-        t = F.pad(t.reshape(b, heads, hw[0], hw[1], d), (0, 0, side, side, side, side))
-        t = t.unfold(2, kv_width, self.window).unfold(3, kv_width, self.window)  # (.., gh, gw, d, K, K)
-        gh, gw = t.shape[2], t.shape[3]
+        w = self.window
+        side, kv_width, _ = long_short_geometry(w)
+        (h, wd), (gh, gw) = hw, (-(-hw[0] // w), -(-hw[1] // w))
+        pad = (0, 0, side, side + gw * w - wd, side, side + gh * w - h)
+        t = F.pad(t.reshape(b, heads, h, wd, d), pad)
+        t = t.unfold(2, kv_width, w).unfold(3, kv_width, w)  # (B, h, gh, gw, d, K, K)
         return t.permute(0, 1, 2, 3, 5, 6, 4).reshape(b, heads, gh, gw, kv_width * kv_width, d)
+
+    def _merge(self, t: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Inverse of :meth:`_segments`: ``(B, h, gh, gw, w^2, d)`` -> ``(B, h, H*W, d)``, the
+        padding cropped."""
+        b, heads, gh, gw, _, d = t.shape
+        w = self.window
+        if not w:
+            return t.reshape(b, heads, -1, d)
+        t = t.reshape(b, heads, gh, gw, w, w, d).permute(0, 1, 2, 4, 3, 5, 6)
+        t = t.reshape(b, heads, gh * w, gw * w, d)
+        if (gh * w, gw * w) != hw:
+            t = t[:, :, : hw[0], : hw[1]]
+        return t.reshape(b, heads, hw[0] * hw[1], d)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         b, n, c = x.shape
         g, heads, w, r = self.cls_tokens, self.heads, self.window, self.rank
-        if w and (hw[0] % w or hw[1] % w):
-            raise ValueError(
-                f"long-short attention tiles the map into {w}x{w} segments, but got a {hw[0]}x{hw[1]} map"
-            )
         q, k, v = self.qkv(x).chunk(3, dim=2)
         q = q.mul(self.scale)
         k, v = self.dual_ln_full(k), self.dual_ln_full(v)
@@ -159,10 +180,10 @@ class LongShortAttention(nn.Module):
             dots.append(q_seg @ k_lm.permute(0, 2, 3, 1)[:, :, None, None])
             split.append(r)
         if w:  # short term: the segment's neighbourhood
-            side, kv_width, _ = long_short_geometry(w)
+            kv_width = long_short_geometry(w)[1]
             v_tiles = self._tiles(v, hw)
             win = q_seg @ self._tiles(k, hw).transpose(-1, -2)
-            win.add_(_border_mask((hw[0] // w, hw[1] // w), side, kv_width, win))
+            win.add_(_border_mask(hw, w, win))
             if self.local_relative_position_bias_table is not None:
                 assert self.relative_position_index is not None
                 bias = self.local_relative_position_bias_table[self.relative_position_index]  # (w^2, K^2, h)
@@ -189,15 +210,6 @@ class LongShortAttention(nn.Module):
             cls_next = cls_attn[..., g:] @ out + cls_attn[..., :g] @ v_cls
             out = torch.cat((cls_next, out), dim=2)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
-
-    def _merge(self, t: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        """Inverse of :meth:`_segments`: ``(B, h, gh, gw, w^2, d)`` -> ``(B, h, H*W, d)``."""
-        b, heads, gh, gw, _, d = t.shape
-        w = self.window
-        if not w:
-            return t.reshape(b, heads, -1, d)
-        t = t.reshape(b, heads, gh, gw, w, w, d).permute(0, 1, 2, 4, 3, 5, 6)
-        return t.reshape(b, heads, gh * w * gw * w, d)
 
 
 class ViLAttention(nn.Module):
