@@ -62,10 +62,8 @@ def _border_mask(hw: tuple[int, int], window: int, like: torch.Tensor) -> torch.
         groups = -(-size // window)
         pos = torch.arange(groups, device=like.device)[:, None] * window - side
         pos = pos + torch.arange(kv_width, device=like.device)[None, :]
-        inside = (pos >= 0) & (pos < size)
-        masks.append(
-            torch.zeros(inside.shape, device=like.device, dtype=like.dtype).masked_fill(~inside, -torch.inf)
-        )
+        zeros = torch.zeros(pos.shape, device=like.device, dtype=like.dtype)
+        masks.append(zeros.masked_fill(pos < 0, -torch.inf).masked_fill(pos >= size, -torch.inf))
     rows, cols = masks
     mask = rows[:, None, :, None] + cols[None, :, None, :]
     return mask.reshape(rows.shape[0], cols.shape[0], 1, kv_width * kv_width)
