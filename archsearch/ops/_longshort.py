@@ -258,8 +258,8 @@ class ViLAttention(nn.Module):
 
     def position_bias(self, hw: tuple[int, int]) -> torch.Tensor:
         """``(heads, N, N)`` bias of every (query, key) pair of ``cls + H*W`` tokens."""
-        table = self.local_relative_position_bias_table
-        assert table is not None
+        assert self.local_relative_position_bias_table is not None
+        table: torch.Tensor = self.local_relative_position_bias_table
         if hw != self.size:
             if not self.dynamic_size:
                 raise ValueError(
