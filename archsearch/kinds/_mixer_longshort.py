@@ -26,8 +26,10 @@ class LongShortMixer(StrictModel):
     one), which attends to its own key and to the map tokens' outputs. Keys and values are
     LayerNormed first; the DualLN norms use eps 1e-5 as the official code. ``attention: full`` is
     instead the ViL full attention with a 2-D relative position bias (map and class-token terms)
-    that the official ImageNet models use in their stages with arch flag ``s0``. Family:
-    ``transformer``.
+    that the official ImageNet models use in their stages with arch flag ``s0``. Where the official
+    models differ: they need a map of whole segments (here one is padded and masked), and their
+    absolute position embedding (arch flag ``a1``) is two factorised x/y tables, where ``pos_embed:
+    absolute`` is one learned table over all tokens. Family: ``transformer``.
     """
 
     kind: Literal["longshort"] = "longshort"
@@ -38,8 +40,9 @@ class LongShortMixer(StrictModel):
     is not a multiple of it is zero-padded at the bottom/right, the padding masked (the official
     code requires a multiple). Not for ``attention: full``."""
     rank: Annotated[int, Field(ge=0, le=MAX_WIDTH)] = 8
-    """Landmarks ``r`` per head of the long-term dynamic projection (0: no long-term branch). Not
-    for ``attention: full``."""
+    """Landmarks ``r`` per head of the long-term dynamic projection (0: no long-term branch; its
+    LayerNorm ``dual_ln_dp`` is made all the same, unused, as in the official code). Not for
+    ``attention: full``."""
     attention: Literal["long_short", "full"] = "long_short"
     """``long_short``: Transformer-LS attention (official arch flag ``s1``); ``full``: ViL's global
     attention with relative position bias (``s0``)."""
