@@ -23,6 +23,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported inside functions: zoo_speed's workers import this file
+    import torch
 
 ARCH = (
     "l1,h3,d96,n1,s1,g1,p4,f7,a0,r8_l2,h3,d192,n4,s1,g1,p2,f7,a0,r8_"
@@ -31,19 +35,18 @@ ARCH = (
 DEPTHS = (1, 4, 16, 1)
 
 
-def reference_side(tree: str, out: str, seed: int) -> None:
-    """In the reference venv: build, perturb, run and count the official model; save to ``out``."""
+def build_official(tree: str) -> torch.nn.Module:
+    """The official ViL-LS-Medium (``MsViT``, 1000 classes, 224 px) from the exported tree, in eval
+    mode; needs timm (the official code imports its layers). Its tensors register in the zoo
+    model's order, so ``zoo_speed.py`` pairs them by position."""
     import importlib
     import types
 
-    import torch
-
-    torch.set_num_threads(1)
     pkg = types.ModuleType("tls_models")
     pkg.__path__ = [str(Path(tree) / "imagenet" / "models")]
     sys.modules["tls_models"] = pkg
     msvit = importlib.import_module("tls_models.msvit")
-    model = msvit.MsViT(
+    return msvit.MsViT(
         arch=ARCH,
         img_size=224,
         num_classes=1000,
@@ -59,6 +62,14 @@ def reference_side(tree: str, out: str, seed: int) -> None:
         ln_eps=1e-6,
         mode=0,
     ).eval()
+
+
+def reference_side(tree: str, out: str, seed: int) -> None:
+    """In the reference venv: build, perturb, run and count the official model; save to ``out``."""
+    import torch
+
+    torch.set_num_threads(1)
+    model = build_official(tree)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():  # every weight matters, LayerNorms and tables too
