@@ -203,3 +203,49 @@ def test_longshort_is_a_choice_in_a_space():
         seen.add((mixer.kind, getattr(mixer, "attention", None)))
         costs_agree(spec.model_dump(mode="json", exclude_unset=True))
     assert {("longshort", "long_short"), ("longshort", "full"), ("attention", None)} <= seen
+
+
+def test_a_space_with_longshort_searches_digits_end_to_end(tmp_path):
+    import yaml
+
+    from archsearch.search import load_experiment, run_search
+
+    space = {
+        "input": {"size": 32, "channels": 3},
+        "stages": [
+            {
+                "embed": {"kind": "conv", "kernel": 3, "stride": 2, "norm": "none"},
+                "dim": 16,
+                "depth": 1,
+                "mixer": {"choice": ["conv", "pool"]},
+            },
+            {
+                "embed": {"kind": "conv", "kernel": 2, "stride": 2, "padding": 0, "norm": "layer"},
+                "dim": 32,
+                "depth": {"int": [1, 2]},
+                "cls_token": {"choice": [False, True]},
+                "mixer": {
+                    "choice": [
+                        {"kind": "longshort", "heads": 2, "window": {"choice": [3, 4]}, "rank": 4},
+                        {"kind": "longshort", "heads": 2, "attention": "full"},
+                    ]
+                },
+            },
+        ],
+        "head": {"num_classes": 10},
+    }
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    experiment = load_experiment(
+        {
+            "name": "longshort",
+            "space": str(tmp_path / "space.yaml"),
+            "data": {"kind": "digits"},
+            "evaluator": {"kind": "train", "epochs": 1, "batch_size": 256, "flip": False},
+            "objectives": [{"metric": "accuracy"}, {"metric": "macs"}],
+            "sampler": {"kind": "random", "seed": 1},
+            "trials": 3,
+            "run_dir": str(tmp_path / "run"),
+        }
+    )
+    trials = [t for t in run_search(experiment).study.trials if t.user_attrs.get("outcome") == "complete"]
+    assert len(trials) == 3 and all(0.0 <= t.values[0] <= 1.0 for t in trials)
