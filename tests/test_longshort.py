@@ -249,3 +249,27 @@ def test_a_space_with_longshort_searches_digits_end_to_end(tmp_path):
     )
     trials = [t for t in run_search(experiment).study.trials if t.user_attrs.get("outcome") == "complete"]
     assert len(trials) == 3 and all(0.0 <= t.values[0] <= 1.0 for t in trials)
+
+
+def test_members_through_a_supernet_equal_standalone():
+    from archsearch.supernet import Supernet
+
+    stage = {
+        "embed": {"kind": "patch", "stride": 4, "norm": "layer"},
+        "dim": {"choice": [16, 32]},
+        "depth": {"int": [1, 2]},
+        "cls_token": {"choice": [False, True]},
+        "mixer": {
+            "choice": [
+                {"kind": "longshort", "heads": 2, "window": {"choice": [2, 3]}, "rank": {"int": [1, 4]}},
+                {"kind": "longshort", "heads": 2, "attention": "full"},
+            ]
+        },
+    }
+    space = load_space({"input": {"size": 32, "channels": 3}, "stages": [stage], "head": {"num_classes": 10}})
+    net, suggest = Supernet(space).eval(), RandomSuggest(3)
+    for _ in range(4):
+        plan = space.candidate(suggest).plan
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            assert (net(x, plan) - net.member(plan).eval()(x)).abs().max().item() <= 1e-5
