@@ -42,6 +42,9 @@ REFERENCES: dict[str, str | None] = {
     "twins-svt-s": "timm:twins_svt_small",
     "convit-ti": "timm:convit_tiny",
     "vit-b16-r50": "timm:vit_base_r50_s16_224",
+    # official NVIDIA/transformer-ls ViL-LS-Medium, built by longshort_reference.py from the tree exported
+    # at $ARCHSEARCH_TLS_TREE (default /tmp/transformer-ls); its tensors register in our order
+    "transformer-ls-m": "tls:medium",
 }
 
 # Reference models whose blocks register their shortcut first and their attention's relative
@@ -204,4 +207,10 @@ def build_ref(name: str, cvt_dir: str) -> tuple[nn.Module, tuple[int, int]]:
 
         depths = tuple(int(d) for d in arg.split(","))
         return load_cvt.build(depths=depths, num_classes=1000), (224, 224)
+    if kind == "tls":
+        import os
+
+        from longshort_reference import build_official
+
+        return build_official(os.environ.get("ARCHSEARCH_TLS_TREE", "/tmp/transformer-ls")), (224, 224)
     raise ValueError(f"unknown reference kind {kind!r} in {target!r}")

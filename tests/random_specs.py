@@ -189,6 +189,24 @@ def _mixed(stage: dict[str, Any], mixer_kind: str, heads: int, depth: int) -> No
             stage["mixer"] = [window if j % 2 == 0 else mixer for j in range(depth)]
         if sub.random() < 0.3:  # CPVT's PEG
             stage["peg"] = sub.randrange(depth)
+        _long_short(stage, heads)
+
+
+def _long_short(stage: dict[str, Any], heads: int) -> None:
+    """Transformer-LS attention in place of a plain attention stage, from its own stream (the draws
+    above, and the specs of seeds where it is not drawn, stay as they were)."""
+    ls = random.Random("longshort-" + repr(sorted(stage.items(), key=str)))
+    if not isinstance(stage["mixer"], dict) or stage.get("dist_token") or ls.random() >= 0.25:
+        return
+    mixer: dict[str, Any] = {"kind": "longshort", "heads": heads, "qkv_bias": ls.random() < 0.7}
+    if ls.random() < 0.3:  # ViL's full attention with relative position bias
+        mixer["attention"] = "full"
+    else:  # segments that tile the map or not (padded); either branch may be off
+        mixer.update(window=ls.choice([0, 1, 2, 3, 4, 7]), rank=ls.choice([0, 1, 2, 8]))
+        if not (mixer["window"] or mixer["rank"]):
+            mixer["rank"] = 1
+    stage["mixer"] = mixer
+    stage["pos_embed"] = ls.choice(["relative_bias", "relative_bias", "none", "absolute"])
 
 
 def random_spec_dict(seed: int) -> dict[str, Any]:

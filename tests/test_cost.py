@@ -41,6 +41,7 @@ REFERENCE_GMACS = {
     "twins-svt-s": 2.942,
     "convit-ti": 1.257,
     "vit-b16-r50": 21.658,
+    "transformer-ls-m": 8.722,  # fvcore on the official model (benchmarks/longshort_reference.py)
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 

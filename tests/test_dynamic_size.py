@@ -480,6 +480,7 @@ SIZE_DEPENDENT = {
     "twins-svt-s",
     "convit-ti",
     "vit-b16-r50",
+    "transformer-ls-m",  # ViL full attention's relative position bias tables (stages 3-4)
 }
 
 

@@ -39,6 +39,9 @@ REFERENCE_PARAMS = {
     "twins-svt-s": 24_060_776,
     "convit-ti": 5_710_512,
     "vit-b16-r50": 97_890_112,
+    # official NVIDIA/transformer-ls imagenet/models/msvit.py MsViT, ViL-LS-Medium arch of
+    # launch/train/train_medium_224.sh (benchmarks/longshort_reference.py counts it)
+    "transformer-ls-m": 39_799_423,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

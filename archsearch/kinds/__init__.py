@@ -33,6 +33,7 @@ from ._mixer_dwconv import DwConvMixer
 from ._mixer_gpsa import GpsaMixer
 from ._mixer_halo import HaloMixer
 from ._mixer_lambda import LambdaMixer
+from ._mixer_longshort import LongShortMixer
 from ._mixer_mbconv import MBConvMixer
 from ._mixer_mhsa import MhsaMixer
 from ._mixer_mobilevit import MobileViTMixer
@@ -89,6 +90,7 @@ __all__ = [
     "HaloMixer",
     "KindRegistry",
     "LambdaMixer",
+    "LongShortMixer",
     "MBConvEmbed",
     "MBConvMixer",
     "MergeEmbed",

@@ -26,6 +26,7 @@ from ._mixer_dwconv import DWCONV
 from ._mixer_gpsa import GPSA
 from ._mixer_halo import HALO
 from ._mixer_lambda import LAMBDA
+from ._mixer_longshort import LONGSHORT
 from ._mixer_mbconv import MBCONV
 from ._mixer_mhsa import MHSA
 from ._mixer_mobilevit import MOBILEVIT
@@ -53,6 +54,7 @@ MIXERS: KindRegistry[MixerKind] = KindRegistry(
         (LAMBDA.name, LAMBDA),
         (HALO.name, HALO),
         (GPSA.name, GPSA),
+        (LONGSHORT.name, LONGSHORT),
     ),
 )
 

@@ -17,6 +17,7 @@ from ._layers import (
     se_reduced,
     tokens_to_map,
 )
+from ._longshort import DUAL_LN_EPS, LongShortAttention, ViLAttention, long_short_geometry, ls_relative_index
 from ._metaformer import GROUP_NORM_EPS, LayerScale2d, MetaFormerBlock, Pooling
 from ._mobile import (
     ConvBnAct,
@@ -37,6 +38,7 @@ from ._window import PatchMerging, WindowAttention, WindowLayout, merge_embed
 
 __all__ = [
     "BLOCK_GROUP_NORM_EPS",
+    "DUAL_LN_EPS",
     "GROUP_NORM_EPS",
     "Attention",
     "Bottleneck",
@@ -51,6 +53,7 @@ __all__ = [
     "LambdaLayer",
     "LayerNorm2d",
     "LayerScale2d",
+    "LongShortAttention",
     "MHSA2d",
     "MapStage",
     "MaxPool2dSame",
@@ -70,6 +73,7 @@ __all__ = [
     "TokenTransformer",
     "TokensToToken",
     "TransformerBlock",
+    "ViLAttention",
     "WindowAttention",
     "WindowLayout",
     "attend",
@@ -79,6 +83,8 @@ __all__ = [
     "deep_stem",
     "fold_patches",
     "fused_attention",
+    "long_short_geometry",
+    "ls_relative_index",
     "make_conv",
     "mbconv_embed",
     "merge_embed",
