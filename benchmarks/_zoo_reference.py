@@ -42,6 +42,7 @@ REFERENCES: dict[str, str | None] = {
     "twins-svt-s": "timm:twins_svt_small",
     "convit-ti": "timm:convit_tiny",
     "vit-b16-r50": "timm:vit_base_r50_s16_224",
+    "rednet-50": None,  # official d-li14/involution (mmcls): compared by _official_rednet.py
 }
 
 # Reference models whose blocks register their shortcut first and their attention's relative

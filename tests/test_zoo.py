@@ -39,6 +39,10 @@ REFERENCE_PARAMS = {
     "twins-svt-s": 24_060_776,
     "convit-ti": 5_710_512,
     "vit-b16-r50": 97_890_112,
+    # official RedNet-50: d-li14/involution cls/mmcls/models/backbones/rednet.py (depth 50, naive
+    # involution) in mmcls' ImageClassifier with a 1000-class Linear head; counted by
+    # benchmarks/_official_rednet.py (paper: 15.5M)
+    "rednet-50": 15_540_806,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

@@ -5,6 +5,7 @@ from ._blocks import Bottleneck, BuildMixer, ConvNeXtBlock, TransformerBlock
 from ._embed import conv_embed, patch_embed, resnet_stem
 from ._gpsa import GatedPositionalAttention, relative_indices
 from ._halo import HaloAttention, RelativeTables
+from ._involution import INVOLUTION_GROUP, INVOLUTION_REDUCTION, Involution
 from ._lambda import LambdaLayer
 from ._layers import (
     DropPath,
@@ -38,6 +39,8 @@ from ._window import PatchMerging, WindowAttention, WindowLayout, merge_embed
 __all__ = [
     "BLOCK_GROUP_NORM_EPS",
     "GROUP_NORM_EPS",
+    "INVOLUTION_GROUP",
+    "INVOLUTION_REDUCTION",
     "Attention",
     "Bottleneck",
     "BuildMixer",
@@ -48,6 +51,7 @@ __all__ = [
     "GatedPositionalAttention",
     "HaloAttention",
     "InvertedResidual",
+    "Involution",
     "LambdaLayer",
     "LayerNorm2d",
     "LayerScale2d",
