@@ -17,7 +17,7 @@ and archsearch's has no fvcore::
 The reference process (``--phase ref``) builds the official model, counts its parameters and its
 fvcore MACs at 224 px, batch 1 (fvcore's default, which drops the involution's multiply-and-sum as
 unsupported ops, and "everything counted": the sum over each kxk neighbourhood counted one MAC per
-summed element, as our einsum's batched matrix product is), perturbs its weights (seeded) and saves
+summed element, as our batched matrix product counts it), perturbs its weights (seeded) and saves
 them with an input batch and the official output. This process then copies those weights into ours
 in registration order and reports the largest absolute difference of the outputs, and our traced
 and analytic MACs. Prints one JSON object.

@@ -26,9 +26,11 @@ class Involution(nn.Module):
     (the map unfolded with padding ``(kernel - 1) // 2`` and ``stride``), weighted by that pixel's
     kernel for the group: output ``(B, C, ceil(H / stride), ceil(W / stride))``.
 
-    The weighted sum runs as one batched matrix product (``einsum``: ``C * kernel**2`` MACs per
-    output pixel, counted by fvcore and by :func:`archsearch.cost.count_traced`); the official
-    naive path multiplies and sums, the same numbers.
+    The weighted sum runs as one batched matrix product, ``(group_channels, kernel**2) @
+    (kernel**2, 1)`` per group and output pixel (``C * kernel**2`` MACs per output pixel, counted
+    by fvcore and by :func:`archsearch.cost.count_traced`; ``einsum`` would take an uncounted
+    elementwise product for a 1x1 kernel); the official naive path multiplies and sums, the same
+    numbers.
 
     Args:
         channels: ``C``, a multiple of ``group_channels`` and at least ``reduction``.
@@ -63,6 +65,7 @@ class Involution(nn.Module):
         ho, wo = weight.shape[-2:]
         k, g = self.kernel, self.groups
         cols = F.unfold(x, k, padding=(k - 1) // 2, stride=self.stride)  # (B, C * k*k, H'W')
-        cols = cols.view(b, g, self.group_channels, k * k, ho * wo)
-        out = torch.einsum("bgckl,bgkl->bgcl", cols, weight.view(b, g, k * k, ho * wo))
-        return out.reshape(b, c, ho, wo)
+        cols = cols.view(b, g, self.group_channels, k * k, ho * wo).permute(0, 1, 4, 2, 3)
+        kernels = weight.view(b, g, k * k, ho * wo).permute(0, 1, 3, 2).unsqueeze(-1)
+        out = cols @ kernels  # (B, groups, H'W', group_channels, 1): one matrix product per pixel
+        return out.squeeze(-1).permute(0, 1, 3, 2).reshape(b, c, ho, wo)
