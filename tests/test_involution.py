@@ -191,3 +191,24 @@ def test_involution_is_a_choice_of_a_search_space():
         seen |= {(b.mixer.kind, getattr(b.mixer, "kernel", None)) for b in plan.blocks}
         seen |= {("stem", bool(plan.spec.stem))}
     assert {("involution", 3), ("involution", 7), ("conv", 3), ("stem", True), ("stem", False)} <= seen
+
+
+def test_involution_members_run_through_a_weight_sharing_supernet():
+    """Width nests (leading slices of the generator's convs and groups); kernel, group_channels
+    and reduction are structural: members through the supernet equal them stand-alone."""
+    from archsearch.space import RandomSuggest, load_space
+    from archsearch.supernet import Supernet
+
+    space = load_space(
+        {**SPACE, "stem": {"kind": "deep", "channels": [16, 16], "pool": "none", "involution": [1]}}
+    )
+    net, suggest = Supernet(space).eval(), RandomSuggest(7)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    seen = set()
+    for _ in range(16):
+        plan = space.candidate(suggest).plan
+        assert plan is not None
+        with torch.no_grad():
+            assert (net(x, plan) - net.member(plan).eval()(x)).abs().max().item() <= 1e-5
+        seen |= {(b.mixer.kind, b.dim) for b in plan.blocks}
+    assert {("involution", 32), ("involution", 64)} <= seen
