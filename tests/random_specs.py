@@ -249,7 +249,7 @@ def _involutions(spec: dict[str, Any], rng: random.Random) -> None:
         stem["involution"] = [1] if stem["channels"][0] == 16 and rng.random() < 0.5 else [2]
     for stage in spec["stages"]:
         mixer = stage["mixer"]
-        if isinstance(mixer, dict) and mixer.get("kind") == "conv" and rng.random() < 0.3:
+        if isinstance(mixer, dict) and mixer.get("kind") == "conv" and rng.random() < 0.4:
             width = stage["dim"] // stage.get("expansion", 4)
             stage["mixer"] = {
                 "kind": "involution",
@@ -257,6 +257,8 @@ def _involutions(spec: dict[str, Any], rng: random.Random) -> None:
                 "group_channels": rng.choice([g for g in (1, 2, 4, 8, 16) if width % g == 0]),
                 "reduction": rng.choice([r for r in (1, 2, 4) if r <= width]),
             }
+            if rng.random() < 0.5:  # a downsampling block: the generator's pool, on odd maps too
+                stage["embed"] = {"kind": "block", "stride": 2}
 
 
 def random_spec(seed: int) -> archsearch.Spec:

@@ -193,7 +193,6 @@ def test_random_hybrids_cover_the_grammar():
     involutions = [b for b in blocks if b.mixer.kind == "involution"]
     assert {b.stride for b in involutions} == {1, 2}
     assert {b.mixer.kernel for b in involutions} == {1, 3, 5, 7}  # 1x1: still one matrix product
-    assert any(b.stride == 2 and b.in_shape.height % 2 for b in involutions)  # ceil-mode pool
     assert any(getattr(p.spec.stem, "involution", None) for p in plans)  # RedNet's stem
     assert {p.spec.stem.kind for p in plans if p.spec.stem is not None} == {
         "resnet",
