@@ -45,6 +45,7 @@ REFERENCES: dict[str, str | None] = {
     # official NVIDIA/transformer-ls ViL-LS-Medium, built by longshort_reference.py from the tree exported
     # at $ARCHSEARCH_TLS_TREE (default /tmp/transformer-ls); its tensors register in our order
     "transformer-ls-m": "tls:medium",
+    "rednet-50": None,  # official d-li14/involution (mmcls): compared by _official_rednet.py
 }
 
 # Reference models whose blocks register their shortcut first and their attention's relative

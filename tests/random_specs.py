@@ -254,7 +254,29 @@ def random_spec_dict(seed: int) -> dict[str, Any]:
             }
             for mixer in convs:  # a mixed stage's conv blocks (per-block mixer list) alike
                 mixer.update(options)
+    _involutions(spec, random.Random(f"involution-{seed}"))
     return spec
+
+
+def _involutions(spec: dict[str, Any], rng: random.Random) -> None:
+    """RedNet's involution in place of some bottleneck conv mixers and of a deep stem's conv, drawn
+    from their own stream (so the draws above, and the specs of earlier seeds, stay as they were)."""
+    stem = spec.get("stem", {})
+    if stem.get("kind") == "deep" and rng.random() < 0.5:
+        stem["channels"] = [stem["channels"][0], 16, 16]
+        stem["involution"] = [1] if stem["channels"][0] == 16 and rng.random() < 0.5 else [2]
+    for stage in spec["stages"]:
+        mixer = stage["mixer"]
+        if isinstance(mixer, dict) and mixer.get("kind") == "conv" and rng.random() < 0.4:
+            width = stage["dim"] // stage.get("expansion", 4)
+            stage["mixer"] = {
+                "kind": "involution",
+                "kernel": rng.choice([1, 3, 5, 7]),
+                "group_channels": rng.choice([g for g in (1, 2, 4, 8, 16) if width % g == 0]),
+                "reduction": rng.choice([r for r in (1, 2, 4) if r <= width]),
+            }
+            if rng.random() < 0.5:  # a downsampling block: the generator's pool, on odd maps too
+                stage["embed"] = {"kind": "block", "stride": 2}
 
 
 def random_spec(seed: int) -> archsearch.Spec:

@@ -42,6 +42,9 @@ REFERENCE_GMACS = {
     "convit-ti": 1.257,
     "vit-b16-r50": 21.658,
     "transformer-ls-m": 8.722,  # fvcore on the official model (benchmarks/longshort_reference.py)
+    # official RedNet-50 (d-li14/involution, benchmarks/_official_rednet.py): fvcore with the
+    # involutions' weighted sums counted (2.602 G without them: fvcore skips aten::mul / sum)
+    "rednet-50": 2.673,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 
@@ -188,6 +191,10 @@ def test_random_hybrids_cover_the_grammar():
     )  # resized
     assert {p.input_shape.height for p in plans} >= {24, 32, 40, 48, 64}
     assert {len(p.stages) for p in plans} == {1, 2, 3, 4}
+    involutions = [b for b in blocks if b.mixer.kind == "involution"]
+    assert {b.stride for b in involutions} == {1, 2}
+    assert {b.mixer.kernel for b in involutions} == {1, 3, 5, 7}  # 1x1: still one matrix product
+    assert any(getattr(p.spec.stem, "involution", None) for p in plans)  # RedNet's stem
     assert {p.spec.stem.kind for p in plans if p.spec.stem is not None} == {
         "resnet",
         "conv",

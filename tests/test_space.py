@@ -333,6 +333,7 @@ ZOO_HASHES = {
     "convit-ti": "b3fe0b9a89fce032",
     "vit-b16-r50": "128ccff7cec2723c",
     "transformer-ls-m": "d2f64eb56f07b87d",
+    "rednet-50": "05381992eacd8406",  # involution (issue 14)
 }
 SPACE_HASHES = {
     "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],

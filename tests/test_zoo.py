@@ -42,6 +42,10 @@ REFERENCE_PARAMS = {
     # official NVIDIA/transformer-ls imagenet/models/msvit.py MsViT, ViL-LS-Medium arch of
     # launch/train/train_medium_224.sh (benchmarks/longshort_reference.py counts it)
     "transformer-ls-m": 39_799_423,
+    # official RedNet-50: d-li14/involution cls/mmcls/models/backbones/rednet.py (depth 50, naive
+    # involution) in mmcls' ImageClassifier with a 1000-class Linear head; counted by
+    # benchmarks/_official_rednet.py (paper: 15.5M)
+    "rednet-50": 15_540_806,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

@@ -92,6 +92,19 @@ class Cost:
         self.conv(channels, reduced, 1, 1, 1, bias=True)
         self.conv(reduced, channels, 1, 1, 1, bias=True)
 
+    def involution(
+        self, channels: int, kernel: int, group_channels: int, reduction: int, h_out: int, w_out: int
+    ) -> None:
+        """Involution (Li et al. 2021, :class:`~archsearch.ops.Involution`) with an ``h_out`` x
+        ``w_out`` output: the kernel generator's 1x1 reduce + BN and 1x1 span conv (bias) on the
+        (pooled) map, and the weighted sum, ``channels * kernel**2`` MACs per output pixel (a
+        batched matrix product); the pool, the ReLU and the unfold count zero."""
+        reduced, groups, pixels = channels // reduction, channels // group_channels, h_out * w_out
+        self.conv(channels, reduced, 1, h_out, w_out)
+        self.batch_norm(reduced, reduced * pixels)
+        self.conv(reduced, kernel * kernel * groups, 1, h_out, w_out, bias=True)
+        self.op(channels * kernel * kernel * pixels, channels * pixels)
+
     def inverted_residual(
         self,
         c_in: int,

@@ -32,6 +32,7 @@ from ._mixer_conv import ConvMixer
 from ._mixer_dwconv import DwConvMixer
 from ._mixer_gpsa import GpsaMixer
 from ._mixer_halo import HaloMixer
+from ._mixer_involution import InvolutionMixer
 from ._mixer_lambda import LambdaMixer
 from ._mixer_longshort import LongShortMixer
 from ._mixer_mbconv import MBConvMixer
@@ -88,6 +89,7 @@ __all__ = [
     "FamilyName",
     "GpsaMixer",
     "HaloMixer",
+    "InvolutionMixer",
     "KindRegistry",
     "LambdaMixer",
     "LongShortMixer",

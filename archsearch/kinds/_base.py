@@ -273,6 +273,11 @@ class StemKind:
         """Add the stem's parameters, MACs and activations (fvcore's conventions) to ``cost``."""
         raise NotImplementedError
 
+    def canonical(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The stem as plain data for :func:`archsearch.spec.spec_hash` (see
+        :meth:`MixerKind.canonical`). Default: ``data`` as it is."""
+        return data
+
     def latency_key(self, stem: Any, input_shape: FeatureShape) -> tuple[Any, ...]:
         """What determines the stem's latency in a latency table: its fields and the input."""
         return (self.name, *stem.__dict__.values(), input_shape)

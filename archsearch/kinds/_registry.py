@@ -25,6 +25,7 @@ from ._mixer_conv import CONV
 from ._mixer_dwconv import DWCONV
 from ._mixer_gpsa import GPSA
 from ._mixer_halo import HALO
+from ._mixer_involution import INVOLUTION
 from ._mixer_lambda import LAMBDA
 from ._mixer_longshort import LONGSHORT
 from ._mixer_mbconv import MBCONV
@@ -55,6 +56,7 @@ MIXERS: KindRegistry[MixerKind] = KindRegistry(
         (HALO.name, HALO),
         (GPSA.name, GPSA),
         (LONGSHORT.name, LONGSHORT),
+        (INVOLUTION.name, INVOLUTION),
     ),
 )
 

@@ -5,6 +5,7 @@ from ._blocks import Bottleneck, BuildMixer, ConvNeXtBlock, TransformerBlock
 from ._embed import conv_embed, patch_embed, resnet_stem
 from ._gpsa import GatedPositionalAttention, relative_indices
 from ._halo import HaloAttention, RelativeTables
+from ._involution import INVOLUTION_GROUP, INVOLUTION_REDUCTION, Involution
 from ._lambda import LambdaLayer
 from ._layers import (
     DropPath,
@@ -40,6 +41,8 @@ __all__ = [
     "BLOCK_GROUP_NORM_EPS",
     "DUAL_LN_EPS",
     "GROUP_NORM_EPS",
+    "INVOLUTION_GROUP",
+    "INVOLUTION_REDUCTION",
     "Attention",
     "Bottleneck",
     "BuildMixer",
@@ -50,6 +53,7 @@ __all__ = [
     "GatedPositionalAttention",
     "HaloAttention",
     "InvertedResidual",
+    "Involution",
     "LambdaLayer",
     "LayerNorm2d",
     "LayerScale2d",

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..core import BlockPlan, StagePlan, make_divisible
 from ._blocks import BuildMixer
+from ._involution import Involution
 from ._layers import DropPath, Mlp, SqueezeExcite, make_act
 
 if TYPE_CHECKING:  # the schema sits above this layer
@@ -112,11 +113,15 @@ def conv_stem(stem: ConvStem, in_channels: int) -> nn.Module:
 
 
 def deep_stem(stem: DeepStem, in_channels: int) -> nn.Module:
-    """``stem: deep``: kxk conv + BN + act per entry of ``channels`` (the first strided), then a
-    3x3/2 max-pool (padding 1) unless ``pool: none``."""
+    """``stem: deep``: kxk conv + BN + act per entry of ``channels`` (the first strided; at the
+    positions in ``involution`` a kxk :class:`Involution` + BN + act instead), then a 3x3/2
+    max-pool (padding 1) unless ``pool: none``."""
     layers: list[nn.Module] = []
     for i, c in enumerate(stem.channels):
-        layers.append(ConvBnAct(in_channels, c, stem.kernel, stem.stride if i == 0 else 1, act=stem.act))
+        if i in stem.involution:  # RedNet: involution + BN + act in place of the conv (channels kept)
+            layers += [Involution(c, stem.kernel), nn.BatchNorm2d(c), make_act(stem.act, inplace=True)]
+        else:
+            layers.append(ConvBnAct(in_channels, c, stem.kernel, stem.stride if i == 0 else 1, act=stem.act))
         in_channels = c
     if stem.pool == "max":
         layers.append(nn.MaxPool2d(3, 2, 1))

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..core import NormalizedSpec
-from ..kinds import EMBEDS, MIXERS, canonical_mixers
+from ..kinds import EMBEDS, MIXERS, STEMS, canonical_mixers
 from ._normalize import normalize
 from ._schema import Spec
 
@@ -25,6 +25,8 @@ def canonical_spec(spec: Spec | NormalizedSpec) -> dict[str, Any]:
     plan = spec if isinstance(spec, NormalizedSpec) else normalize(spec)
     spec = plan.spec
     data = spec.model_dump(mode="json", exclude={"name", "depths", "dynamic_size"})
+    if data.get("stem") is not None:
+        data["stem"] = STEMS.get(data["stem"]["kind"]).canonical(data["stem"])
     for stage, resolved in zip(data["stages"], plan.stages, strict=True):
         stage["depth"] = resolved.depth
         stage["block"] = resolved.family
