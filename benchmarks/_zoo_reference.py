@@ -42,6 +42,7 @@ REFERENCES: dict[str, str | None] = {
     "twins-svt-s": "timm:twins_svt_small",
     "convit-ti": "timm:convit_tiny",
     "vit-b16-r50": "timm:vit_base_r50_s16_224",
+    "mvitv2-t": "timm:mvitv2_tiny",
 }
 
 # Reference models whose blocks register their shortcut first and their attention's relative
