@@ -41,6 +41,7 @@ REFERENCE_GMACS = {
     "twins-svt-s": 2.942,
     "convit-ti": 1.257,
     "vit-b16-r50": 21.658,
+    "mvitv2-t": 4.704,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 

@@ -39,6 +39,7 @@ REFERENCE_PARAMS = {
     "twins-svt-s": 24_060_776,
     "convit-ti": 5_710_512,
     "vit-b16-r50": 97_890_112,
+    "mvitv2-t": 24_173_320,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

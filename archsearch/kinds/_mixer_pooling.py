@@ -80,7 +80,8 @@ class _Pooling(MixerKind):
             ctx.fail(
                 (*mpath, "q_stride"),
                 f"on the {shape.height}x{shape.width} map block {j} sees, the queries pool to "
-                f"{sides[0]}x{sides[1]} but the shortcut's {s + 1}x{s + 1} max pool to {pooled[0]}x{pooled[1]}",
+                f"{sides[0]}x{sides[1]} but the shortcut's {s + 1}x{s + 1} max pool to "
+                f"{pooled[0]}x{pooled[1]}",
                 value=s,
                 allowed="an even q_stride, or an odd one that does not divide the map's sides",
             )
@@ -93,7 +94,7 @@ class _Pooling(MixerKind):
 
     def fixed_size(self, block: BlockPlan) -> str | None:
         """The relative position tables are sized for the built map."""
-        if not block.mixer.rel_pos:  # type: ignore[union-attr]
+        if not getattr(block.mixer, "rel_pos", True):
             return None
         h, w = block.in_shape.height, block.in_shape.width
         return f"sizes its relative position tables for the {h}x{w} token map"

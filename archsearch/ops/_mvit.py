@@ -128,15 +128,20 @@ class PoolingAttention(nn.Module):
             t_out = torch.cat((t[:, :, :c], t_out), dim=2)
         return norm(t_out), out_hw
 
-    def _bias(self, q: torch.Tensor, q_hw: tuple[int, int], k_hw: tuple[int, int]) -> torch.Tensor:
-        """``(B, heads, Nq, Nk)`` relative position logits (zero on class-token rows and columns)."""
+    def _bias(
+        self, q: torch.Tensor, hw: tuple[int, int], q_hw: tuple[int, int], k_hw: tuple[int, int]
+    ) -> torch.Tensor:
+        """``(B, heads, Nq, Nk)`` relative position logits (zero on class-token rows and columns) of
+        the queries pooled from an ``hw`` map."""
         if (q_hw, k_hw) == self.built_hw:
             rel_h, rel_w = self.rel_pos_h[self.index_h], self.rel_pos_w[self.index_w]
-        elif self.dynamic_size:  # timm's checkpoint_filter_fn: tables resized linearly
+        elif self.dynamic_size:  # resized linearly to the table a model built at hw has (timm's
+            # checkpoint_filter_fn does this when loading weights at another size)
             tables = []
-            for table, q, k in ((self.rel_pos_h, q_hw[0], k_hw[0]), (self.rel_pos_w, q_hw[1], k_hw[1])):
-                index = mvit_offsets(q, k).to(table.device)
-                tables.append(resample_rel_embed(table, int(index.max()) + 1)[index])
+            sides = ((self.rel_pos_h, hw[0], q_hw[0], k_hw[0]), (self.rel_pos_w, hw[1], q_hw[1], k_hw[1]))
+            for table, side, nq, nk in sides:
+                rows = mvit_table_length(side, *self.strides, nq, nk)
+                tables.append(resample_rel_embed(table, rows)[mvit_offsets(nq, nk).to(table.device)])
             rel_h, rel_w = tables
         else:
             raise ValueError(
@@ -153,7 +158,7 @@ class PoolingAttention(nn.Module):
         q, q_hw = self._pool(q, hw, self.pool_q, self.norm_q)
         k, k_hw = self._pool(k, hw, self.pool_k, self.norm_k)
         v, _ = self._pool(v, hw, self.pool_v, self.norm_v)
-        out = attend(q, k, v, self.scale, self._bias(q, q_hw, k_hw) if self.rel_pos else None)
+        out = attend(q, k, v, self.scale, self._bias(q, hw, q_hw, k_hw) if self.rel_pos else None)
         if self.residual_pooling:
             out = out + q
         return self.proj(out.transpose(1, 2).reshape(b, -1, self.dim))
