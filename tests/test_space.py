@@ -332,6 +332,7 @@ ZOO_HASHES = {
     "twins-svt-s": "0abe4ef2cc8bcc7c",
     "convit-ti": "b3fe0b9a89fce032",
     "vit-b16-r50": "128ccff7cec2723c",
+    "mvitv2-t": "06759249e7c81434",
 }
 SPACE_HASHES = {
     "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],
