@@ -480,6 +480,7 @@ SIZE_DEPENDENT = {
     "twins-svt-s",
     "convit-ti",
     "vit-b16-r50",
+    "mvitv2-t",
 }
 
 

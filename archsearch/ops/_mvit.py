@@ -12,8 +12,8 @@ from torch import nn
 
 from ..core import BlockPlan
 from ._attention import attend, relative_logits
-from ._blocks import BuildMixer
-from ._layers import DropPath, Mlp, tokens_to_map
+from ._blocks import BuildMixer, pool_tokens
+from ._layers import DropPath, Mlp
 from ._resample import resample_rel_embed
 
 __all__ = ["MultiScaleBlock", "PoolingAttention", "mvit_offsets", "mvit_table_length"]
@@ -85,9 +85,8 @@ class PoolingAttention(nn.Module):
         def pool(stride: int) -> tuple[nn.Module | None, nn.Module | None]:
             if kernel == 1 and stride == 1:
                 return None, None
-            return nn.Conv2d(d, d, kernel, stride, kernel // 2, groups=d, bias=False), nn.LayerNorm(
-                d, eps=eps
-            )
+            conv = nn.Conv2d(d, d, kernel, stride, kernel // 2, groups=d, bias=False)
+            return conv, nn.LayerNorm(d, eps=eps)
 
         self.pool_q, self.norm_q = pool(q_stride)
         self.pool_k, self.norm_k = pool(kv_stride)
@@ -191,9 +190,6 @@ class MultiScaleBlock(nn.Module):
         shortcut = x if self.shortcut_proj is None else self.shortcut_proj(y)
         out_hw = hw
         if self.shortcut_pool is not None:
-            c = self.cls_tokens
-            pooled = self.shortcut_pool(tokens_to_map(shortcut[:, c:], hw).contiguous())
-            out_hw = (pooled.shape[2], pooled.shape[3])
-            shortcut = torch.cat((shortcut[:, :c], pooled.flatten(2).transpose(1, 2)), dim=1)
+            shortcut, out_hw = pool_tokens(self.shortcut_pool, shortcut, hw, self.cls_tokens)
         x = shortcut + self.drop_path(self.attn(y, hw))
         return x + self.drop_path(self.mlp(self.norm2(x))), out_hw
