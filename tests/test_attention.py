@@ -129,7 +129,8 @@ def test_fused_and_explicit_attention_agree_on_the_zoo(name):
     _randomise_batchnorm(model)
     x = torch.randn(2, 3, *spec.input.hw)
     has_attention = any(
-        b.mixer.kind in ("attention", "mhsa", "window", "mobilevit", "halo") for b in model.plan.blocks
+        b.mixer.kind in ("attention", "mhsa", "window", "mobilevit", "halo", "pooling")
+        for b in model.plan.blocks
     )
     with (
         torch.no_grad(),
