@@ -128,3 +128,35 @@ def test_pooling_keys_are_search_choices():
         seen |= {(b.q_stride, b.kv_stride, b.mixer.residual_pooling) for b in candidate.plan.blocks}
     assert {s[0] for s in seen} == {1, 2} and {s[1] for s in seen} == {1, 2, 4}
     assert {s[2] for s in seen} == {True, False}
+
+
+def test_supernet_shares_pooling_blocks_and_refuses_stride_choices():
+    """Members of a supernet over heads, kernel, widths, residual pooling, relative positions and
+    the embedding's stride equal the stand-alone members (relative position tables: the centre of
+    the largest); a choice of query or key/value stride is refused, naming the field."""
+    from archsearch.space import RandomSuggest, load_space
+    from archsearch.supernet import Supernet
+
+    first = {**FIRST, "embed": {**FIRST["embed"], "stride": {"choice": [1, 2]}}, "depth": 2}
+    mixer: dict[str, Any] = {
+        "kind": "pooling",
+        "heads": {"choice": [1, 2]},
+        "kernel": {"choice": [1, 3]},
+        "q_stride": [1, 2],
+        "kv_stride": 2,
+        "residual_pooling": {"choice": [True, False]},
+        "rel_pos": {"choice": [True, False]},
+    }
+    widen = {"embed": "none", "dim": {"choice": [16, 32]}, "depth": 1, "mixer": {**mixer, "q_stride": 1}}
+    space = load_space(_spec({**first, "mixer": mixer}, widen))
+    net = Supernet(space).eval()
+    suggest = RandomSuggest(3)
+    for _ in range(6):
+        plan = space.candidate(suggest).plan
+        assert plan is not None
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            assert (net(x, plan) - net.member(plan).eval()(x)).abs().max().item() <= 1e-5
+    strided = {**mixer, "q_stride": {"choice": [1, 2], "per_block": True}}
+    with pytest.raises(SpecError, match=r"stages\[0\]\.mixer\.q_stride: a supernet cannot share this choice"):
+        Supernet(load_space(_spec({**first, "mixer": strided}, widen)))

@@ -8,13 +8,18 @@ from torch import nn
 
 from ..core import BlockPlan, Cost, StagePlan
 from ..ops import BuildMixer, MultiScaleBlock, TokenStage
-from ._base import CostMixer, FamilyKind
+from ._base import CostMixer, FamilyKind, Share
 
 __all__ = ["MULTISCALE"]
 
 
 class _Multiscale(FamilyKind):
     name = "multiscale"
+    share = Share(
+        nested=("dim", "mlp_ratio", "expansion"),
+        reuse=("stride",),
+        source="AutoFormer weight entanglement / OFA elastic width (the input width too: a leading slice)",
+    )
     act = "gelu"
     embeds = ("conv", "patch", "none")
     mlp_ratio = 4.0

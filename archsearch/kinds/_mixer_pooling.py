@@ -22,7 +22,7 @@ from ..core import (
     scalar,
 )
 from ..ops import PoolingAttention, mvit_table_length
-from ._base import MixerKind, check_heads, check_odd_kernel
+from ._base import MixerKind, Share, check_heads, check_odd_kernel
 
 __all__ = ["POOLING", "PoolingMixer"]
 
@@ -60,6 +60,15 @@ class PoolingMixer(StrictModel):
 
 class _Pooling(MixerKind):
     name = "pooling"
+    share = Share(
+        centre=("rel_pos_h", "rel_pos_w"),
+        refuse={
+            name: "a stride decides whether a pooling conv exists (kernel 1) and the map the later "
+            "blocks' relative position tables are made for; choose it outside a supernet"
+            for name in ("q_stride", "kv_stride")
+        },
+        source="relative position tables: the centre of the largest, as BoTNet's",
+    )
     schema = PoolingMixer
     family = "multiscale"
     pos_embeds = ("none", "absolute")
