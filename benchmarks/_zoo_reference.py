@@ -46,6 +46,7 @@ REFERENCES: dict[str, str | None] = {
     # at $ARCHSEARCH_TLS_TREE (default /tmp/transformer-ls); its tensors register in our order
     "transformer-ls-m": "tls:medium",
     "rednet-50": None,  # official d-li14/involution (mmcls): compared by _official_rednet.py
+    "mvitv2-t": "timm:mvitv2_tiny",
 }
 
 # Reference models whose blocks register their shortcut first and their attention's relative

@@ -255,6 +255,13 @@ def random_spec_dict(seed: int) -> dict[str, Any]:
             for mixer in convs:  # a mixed stage's conv blocks (per-block mixer list) alike
                 mixer.update(options)
     _involutions(spec, random.Random(f"involution-{seed}"))
+    # MViT v2 pooling stages in place of some attention stages, from their own stream (the draws
+    # above, and the specs of seeds without them, stay as they were)
+    mv = random.Random(f"mvit-{seed}")
+    for i, stage in enumerate(spec["stages"]):
+        mixer = stage["mixer"]
+        if isinstance(mixer, dict) and mixer["kind"] == "attention" and mv.random() < 0.35:
+            spec["stages"][i] = _pooling_stage(mv, stage, mixer["heads"])
     return spec
 
 
@@ -277,6 +284,30 @@ def _involutions(spec: dict[str, Any], rng: random.Random) -> None:
             }
             if rng.random() < 0.5:  # a downsampling block: the generator's pool, on odd maps too
                 stage["embed"] = {"kind": "block", "stride": 2}
+
+
+def _pooling_stage(rng: random.Random, stage: dict[str, Any], heads: int) -> dict[str, Any]:
+    """An MViT v2 stage with the dim, depth and class token of ``stage``: query pooling in the first
+    block, a width change under ``embed: none`` (odd strides on maps they divide: an error, retried)."""
+    depth = stage["depth"]
+    kv = [rng.choice([1, 2, 3]) for _ in range(depth)]
+    mixer: dict[str, Any] = {
+        "kind": "pooling",
+        "heads": heads,
+        "kernel": rng.choice([1, 3, 3, 5]),
+        "q_stride": rng.choice([1, 2, [2] + [1] * (depth - 1), [3] + [1] * (depth - 1)]),
+        "kv_stride": kv if rng.random() < 0.4 else kv[0],
+        "qkv_bias": rng.random() < 0.7,
+        "residual_pooling": rng.random() < 0.7,
+        "rel_pos": rng.random() < 0.8,
+    }
+    embed = rng.choice([{"kind": "none"}, {"kind": "none"}, {"kind": "conv", "kernel": 3, "stride": 2}])
+    out = {"dim": stage["dim"], "depth": depth, "embed": embed, "mixer": mixer}
+    out["mlp_ratio"] = rng.choice([1, 2, 4])
+    out["pos_embed"] = rng.choice(["none", "none", "absolute"])
+    if stage.get("cls_token"):
+        out["cls_token"] = True
+    return out
 
 
 def random_spec(seed: int) -> archsearch.Spec:

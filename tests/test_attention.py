@@ -129,7 +129,7 @@ def test_fused_and_explicit_attention_agree_on_the_zoo(name):
     _randomise_batchnorm(model)
     x = torch.randn(2, 3, *spec.input.hw)
     has_attention = any(
-        b.mixer.kind in ("attention", "mhsa", "window", "mobilevit", "halo")
+        b.mixer.kind in ("attention", "mhsa", "window", "mobilevit", "halo", "pooling")
         or (b.mixer.kind == "longshort" and b.mixer.attention == "full")  # ViL's; long-short has its own
         for b in model.plan.blocks
     )

@@ -416,7 +416,7 @@ P2 = "{kind: patch, stride: 2}"
             "{}",
             "stages[1].cls_token",
             4,
-            r"cls_token applies to transformer stages, but this stage is a convnext stage",
+            r"cls_token applies to transformer and multiscale stages, but this stage is a convnext stage",
         ),
         (
             "  - {embed: {kind: patch, stride: 2}, dim: 32, depth: 1, mixer: dwconv, pos_embed: absolute}",

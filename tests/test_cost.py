@@ -45,6 +45,7 @@ REFERENCE_GMACS = {
     # official RedNet-50 (d-li14/involution, benchmarks/_official_rednet.py): fvcore with the
     # involutions' weighted sums counted (2.602 G without them: fvcore skips aten::mul / sum)
     "rednet-50": 2.673,
+    "mvitv2-t": 4.704,
 }
 MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution")
 
@@ -203,6 +204,13 @@ def test_random_hybrids_cover_the_grammar():
     }
     assert {b.shortcut for b in blocks if b.dim_in != b.dim or b.stride > 1} == {"conv", "avg"}
     assert any(p.head.conv for p in plans)
+    pooling = [b for b in blocks if b.mixer.kind == "pooling"]  # MViT v2
+    assert {(b.q_stride, b.dim_in != b.dim, b.in_shape.cls_tokens > 0) for b in pooling} >= {
+        (2, True, False),
+        (1, False, False),
+        (1, False, True),
+    }
+    assert {(b.mixer.residual_pooling, b.mixer.rel_pos) for b in pooling} >= {(True, True), (False, False)}
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -481,6 +481,7 @@ SIZE_DEPENDENT = {
     "convit-ti",
     "vit-b16-r50",
     "transformer-ls-m",  # ViL full attention's relative position bias tables (stages 3-4)
+    "mvitv2-t",
 }
 
 

@@ -324,7 +324,7 @@ head: {num_classes: 10}
             "    mlp_ratio: 2\n    cls_token: true",
             "stages[1].cls_token",
             9,
-            r"cls_token applies to transformer stages, but this stage is a mobilevit stage",
+            r"cls_token applies to transformer and multiscale stages, but this stage is a mobilevit stage",
         ),
         (
             "    mlp_ratio: 2",
@@ -346,7 +346,7 @@ head: {num_classes: 10}
             "mixer: mbconv, mlp_ratio: 4}",
             "stages[0].mlp_ratio",
             3,
-            r"mlp_ratio applies to transformer, convnext, mobilevit and metaformer stages, "
+            r"mlp_ratio applies to transformer, convnext, mobilevit, metaformer and multiscale stages, "
             r"but this stage is a mbconv stage",
         ),
         (

@@ -334,11 +334,12 @@ ZOO_HASHES = {
     "vit-b16-r50": "128ccff7cec2723c",
     "transformer-ls-m": "d2f64eb56f07b87d",
     "rednet-50": "05381992eacd8406",  # involution (issue 14)
+    "mvitv2-t": "06759249e7c81434",
 }
 SPACE_HASHES = {
     "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],
     "hybrid_small": ["fd0f45259e1610db", "b9308cb62d712874", "4892194773cb2cb4", "0332546de5ea3805"],
-    "hybrid_kinds": ["d181f2292fd4e50a", "66b4fb8f65ee392d", "4ccae96ca42dd3d7", "22da526035af5a3f"],
+    "hybrid_kinds": ["d181f2292fd4e50a", "17a14bddf65592fa", "ad9c6c88eb91aefd", "36dc83450d051072"],
     "hybrid_stages": ["d19f27d84a63e93a", "a323c7a379b35d01", "a221f4eadc65c74c", "2e5a4c24d37efe4e"],
 }
 

@@ -46,6 +46,7 @@ REFERENCE_PARAMS = {
     # involution) in mmcls' ImageClassifier with a 1000-class Linear head; counted by
     # benchmarks/_official_rednet.py (paper: 15.5M)
     "rednet-50": 15_540_806,
+    "mvitv2-t": 24_173_320,
 }
 # Trainable parameters where they differ from REFERENCE_PARAMS (a frozen position table).
 REFERENCE_TRAINABLE = {"t2t-vit-t-14": 21_465_422}

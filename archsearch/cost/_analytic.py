@@ -68,10 +68,10 @@ def _embed(stage: StagePlan, c_in: int) -> Cost:
     cost = Cost()
     EMBEDS.get(stage.embed.kind).cost(stage, c_in, cost)
     shape = stage.embed_shape
-    if stage.cls_token:
-        cost.params += stage.dim * shape.cls_tokens
+    if stage.cls_token:  # at the embedding's width (a multiscale stage widens in its first block)
+        cost.params += shape.channels * shape.cls_tokens
     if stage.pos_embed in ("absolute", "sinusoidal"):
-        cost.params += stage.dim * shape.tokens
+        cost.params += shape.channels * shape.tokens
     return cost
 
 
@@ -219,7 +219,7 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
         stages.append(Cost(p, m, a))
         blocks += starmap(Cost, figures)
         if stage.pos_embed == "sinusoidal":
-            frozen += stage.dim * stage.embed_shape.tokens
+            frozen += stage.embed_shape.channels * stage.embed_shape.tokens
     head = _head(plan)
     return CostReport(
         name=plan.name,

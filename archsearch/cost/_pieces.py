@@ -62,6 +62,7 @@ BLOCK_INPUT: dict[str, Literal["map", "tokens"]] = {
     "convnext": "map",
     "mbconv": "map",
     "transformer": "tokens",
+    "multiscale": "tokens",
 }
 
 PieceKind = Literal["stem", "stage", "block", "head"]

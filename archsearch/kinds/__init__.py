@@ -39,6 +39,7 @@ from ._mixer_mbconv import MBConvMixer
 from ._mixer_mhsa import MhsaMixer
 from ._mixer_mobilevit import MobileViTMixer
 from ._mixer_pool import PoolMixer
+from ._mixer_pooling import PoolingMixer
 from ._mixer_window import WindowMixer
 from ._registry import EMBEDS, FAMILIES, MIXERS, STEMS
 from ._stem_conv import ConvStem
@@ -103,6 +104,7 @@ __all__ = [
     "NoEmbed",
     "PatchEmbed",
     "PoolMixer",
+    "PoolingMixer",
     "ResNetStem",
     "ResNetV2Stem",
     "Share",

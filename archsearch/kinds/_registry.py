@@ -19,6 +19,7 @@ from ._family_convnext import CONVNEXT
 from ._family_mbconv import MBCONV as MBCONV_FAMILY
 from ._family_metaformer import METAFORMER
 from ._family_mobilevit import MOBILEVIT as MOBILEVIT_FAMILY
+from ._family_multiscale import MULTISCALE
 from ._family_transformer import TRANSFORMER
 from ._mixer_attention import ATTENTION
 from ._mixer_conv import CONV
@@ -32,6 +33,7 @@ from ._mixer_mbconv import MBCONV
 from ._mixer_mhsa import MHSA
 from ._mixer_mobilevit import MOBILEVIT
 from ._mixer_pool import POOL
+from ._mixer_pooling import POOLING
 from ._mixer_window import WINDOW
 from ._stem_conv import CONV_STEM
 from ._stem_deep import DEEP_STEM
@@ -57,6 +59,7 @@ MIXERS: KindRegistry[MixerKind] = KindRegistry(
         (GPSA.name, GPSA),
         (LONGSHORT.name, LONGSHORT),
         (INVOLUTION.name, INVOLUTION),
+        (POOLING.name, POOLING),
     ),
 )
 
@@ -70,6 +73,7 @@ FAMILIES: KindRegistry[FamilyKind] = KindRegistry(
         (MBCONV_FAMILY.name, MBCONV_FAMILY),
         (MOBILEVIT_FAMILY.name, MOBILEVIT_FAMILY),
         (METAFORMER.name, METAFORMER),
+        (MULTISCALE.name, MULTISCALE),
     ),
 )
 

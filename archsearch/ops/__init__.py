@@ -31,6 +31,7 @@ from ._mobile import (
     mbconv_embed,
     unfold_patches,
 )
+from ._mvit import MultiScaleBlock, PoolingAttention, mvit_offsets, mvit_table_length
 from ._resample import resample_abs_pos_embed, resample_bias_table, resample_rel_embed
 from ._stages import Features, MapStage, TokenStage
 from ._stdconv import BLOCK_GROUP_NORM_EPS, MaxPool2dSame, StdConv2d, block_norm, make_conv, resnetv2_stem
@@ -66,8 +67,10 @@ __all__ = [
     "MlpDwConv",
     "MobileViTLayer",
     "MobileViTStage",
+    "MultiScaleBlock",
     "PatchMerging",
     "Pooling",
+    "PoolingAttention",
     "PosConv",
     "QuickGELU",
     "RelativeTables",
@@ -92,6 +95,8 @@ __all__ = [
     "make_conv",
     "mbconv_embed",
     "merge_embed",
+    "mvit_offsets",
+    "mvit_table_length",
     "patch_embed",
     "relative_indices",
     "resample_abs_pos_embed",

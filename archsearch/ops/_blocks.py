@@ -17,7 +17,7 @@ from ..core import BlockPlan
 from ._layers import DropPath, Mlp, MlpDwConv, PosConv, SqueezeExcite, make_act, se_reduced, tokens_to_map
 from ._stdconv import block_norm, make_conv
 
-__all__ = ["Bottleneck", "BuildMixer", "ConvNeXtBlock", "TransformerBlock"]
+__all__ = ["Bottleneck", "BuildMixer", "ConvNeXtBlock", "TransformerBlock", "pool_tokens"]
 
 #: Builds a block's mixer module from its plan (the mixer kind's ``build``); a block calls it
 #: where the mixer sits, so parameters are created (and seeded) in a fixed order.
@@ -122,10 +122,18 @@ class TransformerBlock(nn.Module):
 
     def _pool_tokens(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         assert self.pool is not None
-        cls, tokens = x[:, : self.cls_tokens], x[:, self.cls_tokens :]
-        pooled = self.pool(tokens_to_map(tokens, hw))
-        out_hw = (pooled.shape[2], pooled.shape[3])
-        return torch.cat((cls, pooled.flatten(2).transpose(1, 2)), dim=1), out_hw
+        return pool_tokens(self.pool, x, hw, self.cls_tokens)
+
+
+def pool_tokens(
+    pool: nn.Module, x: torch.Tensor, hw: tuple[int, int], cls_tokens: int
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``(B, cls + H*W, C)`` tokens with their map pooled by ``pool`` (class tokens pass through)
+    and the pooled map's sides: a strided block's shortcut."""
+    cls, tokens = x[:, :cls_tokens], x[:, cls_tokens:]
+    pooled = pool(tokens_to_map(tokens, hw))
+    out_hw = (pooled.shape[2], pooled.shape[3])
+    return torch.cat((cls, pooled.flatten(2).transpose(1, 2)), dim=1), out_hw
 
 
 class ConvNeXtBlock(nn.Module):

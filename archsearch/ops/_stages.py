@@ -48,18 +48,19 @@ class TokenStage(nn.Module):
         self.embed = embed
         self.cls_tokens = plan.embed_shape.cls_tokens
         n_cls = self.cls_tokens - (1 if plan.dist_token else 0)
-        self.cls_token = nn.Parameter(torch.zeros(1, n_cls, plan.dim)) if n_cls else None
+        dim = plan.embed_shape.channels  # the stage dim (a multiscale stage widens in its first block)
+        self.cls_token = nn.Parameter(torch.zeros(1, n_cls, dim)) if n_cls else None
         self.pos_embed = None
         self.pos_kind = plan.pos_embed
         self.grid = (plan.embed_shape.height, plan.embed_shape.width)
         self.dynamic_size = False
         if plan.pos_embed == "absolute":
-            self.pos_embed = nn.Parameter(torch.zeros(1, plan.embed_shape.tokens, plan.dim))
+            self.pos_embed = nn.Parameter(torch.zeros(1, plan.embed_shape.tokens, dim))
         elif plan.pos_embed == "sinusoidal":
-            table = sinusoid_table(plan.embed_shape.tokens, plan.dim)
+            table = sinusoid_table(plan.embed_shape.tokens, dim)
             self.pos_embed = nn.Parameter(table, requires_grad=False)
         # after the position table: timm's VisionTransformerDistilled registers it there
-        self.dist_token = nn.Parameter(torch.zeros(1, 1, plan.dim)) if plan.dist_token else None
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, dim)) if plan.dist_token else None
         self.blocks = nn.ModuleList(blocks)
         self.norm_out = nn.LayerNorm(plan.dim, eps=plan.blocks[0].norm_eps) if plan.norm_out else None
 
