@@ -168,23 +168,31 @@ def test_a_kind_can_refuse_a_field(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         Supernet(load_space(_space_file(tmp_path, "32")))
 
 
-def test_a_stem_chosen_between_none_and_a_conv_is_shared(tmp_path: Path) -> None:
-    """Members with and without the stem run through one supernet as they run alone."""
-    text = (SPACES / "hybrid_small.yaml").read_text()
+def test_a_stem_choice_combines_with_the_first_stage_choices(tmp_path: Path) -> None:
+    """The first block takes the stem's channels (3 without a stem): every pairing of the stem
+    option with the first stage's mixer needs its own slot shapes, and runs through the supernet
+    as it runs alone."""
     path = tmp_path / "stem_choice.yaml"
-    path.write_text(text.replace("stages:", "stem: {choice: [null, {kind: conv, channels: 16}]}\nstages:", 1))
+    path.write_text(
+        "input: {size: 32, channels: 3}\n"
+        "stem: {choice: [null, {kind: deep, channels: [8, 16], pool: none}]}\n"
+        "stages:\n"
+        "  - {embed: {kind: block, stride: 2}, dim: {choice: [32, 64]}, depth: {int: [1, 2]},\n"
+        "     mixer: {choice: [conv, {kind: mhsa, heads: 2}]}}\n"
+        "  - {embed: {kind: block, stride: 2}, dim: 64, depth: 1, mixer: conv}\n"
+        "head: {pool: avg, num_classes: 10}\n"
+    )
     space = load_space(path)
     net = Supernet(space).eval()
     suggest = RandomSuggest(3)
-    stems = set()
-    for _ in range(12):
+    seen = set()
+    for _ in range(40):
         plan = space.candidate(suggest).plan
-        if plan is None:
-            continue
-        stems.add(plan.stem_shape is not None)
+        assert plan is not None
+        seen.add((plan.stem_shape is not None, plan.blocks[0].mixer.kind))
         x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
         with torch.no_grad():
             through = net(x, plan)
             alone = net.member(plan).eval()(x)
         assert (through - alone).abs().max().item() <= 1e-5
-    assert stems == {True, False}
+    assert seen == {(False, "conv"), (False, "mhsa"), (True, "conv"), (True, "mhsa")}

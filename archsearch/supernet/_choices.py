@@ -163,7 +163,8 @@ def _owner_share(space: SearchSpace, tokens: list[tuple[str, str | None]]) -> Sh
 def covering_overrides(space: SearchSpace) -> list[dict[str, int]]:
     """Overrides (normalised draw name -> option index) of the members whose union of slot
     shapes covers every member of ``space``: per stage, every combination of its structural
-    draws (each with the other stages at their first option); numeric draws with a direction
+    draws (each with the other stages at their first option; the stem's draws combine with the
+    first stage's, whose first block takes the stem's channels); numeric draws with a direction
     take their extreme in :class:`ExtremeSuggest`.
 
     Raises :class:`SpecError` when a stage has more than 4096 structural combinations."""
@@ -174,7 +175,10 @@ def covering_overrides(space: SearchSpace) -> list[dict[str, int]]:
             continue  # a float has no options to try; an int with a direction takes its extreme
         if dim.kind == "categorical" and direction(space, name) is not None and _numeric(dim.domain):
             continue
-        group = ".".join(name.split(".")[:2]) if name.startswith("stages.") else ""
+        if name.startswith("stages."):
+            group = ".".join(name.split(".")[:2])
+        else:  # the stem's output is the first stage's input: their structures combine
+            group = "stages.0" if name.split(".")[0] == "stem" else ""
         groups.setdefault(group, []).append((name, int(dim.count)))
     out: list[dict[str, int]] = [{}]
     for group, draws in groups.items():
