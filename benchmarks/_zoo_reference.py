@@ -16,7 +16,8 @@ if TYPE_CHECKING:  # torch and archsearch are imported inside functions: the ref
 
 
 # zoo name -> reference: "timm:<model name>", "cvt:<depth,depth,depth>" (official microsoft/CvT, loaded
-# by load_cvt.py from --cvt-ref), or None when no reference implementation exists.
+# by load_cvt.py from --cvt-ref), "tls:<size>" (official NVIDIA/transformer-ls), "rednet:<depth>"
+# (official d-li14/involution), or None when no reference implementation exists.
 REFERENCES: dict[str, str | None] = {
     "resnet-50": "timm:resnet50",
     "bot-50": None,
@@ -45,7 +46,9 @@ REFERENCES: dict[str, str | None] = {
     # official NVIDIA/transformer-ls ViL-LS-Medium, built by longshort_reference.py from the tree exported
     # at $ARCHSEARCH_TLS_TREE (default /tmp/transformer-ls); its tensors register in our order
     "transformer-ls-m": "tls:medium",
-    "rednet-50": None,  # official d-li14/involution (mmcls): compared by _official_rednet.py
+    # official d-li14/involution RedNet-50 (mmcls backbone + Linear head), built by _official_rednet.py
+    # from the tree exported at $ARCHSEARCH_REDNET_TREE (default /tmp/involution)
+    "rednet-50": "rednet:50",
     "mvitv2-t": "timm:mvitv2_tiny",
 }
 
@@ -215,4 +218,12 @@ def build_ref(name: str, cvt_dir: str) -> tuple[nn.Module, tuple[int, int]]:
         from longshort_reference import build_official
 
         return build_official(os.environ.get("ARCHSEARCH_TLS_TREE", "/tmp/transformer-ls")), (224, 224)
+    if kind == "rednet":
+        import os
+        from pathlib import Path
+
+        from _official_rednet import build_official as build_rednet
+
+        tree = Path(os.environ.get("ARCHSEARCH_REDNET_TREE", "/tmp/involution"))
+        return build_rednet(tree, depth=int(arg)), (224, 224)
     raise ValueError(f"unknown reference kind {kind!r} in {target!r}")
