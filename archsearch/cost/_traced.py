@@ -137,6 +137,8 @@ HANDLERS: dict[str, Callable[[Any, Any], int]] = {
     "mean": _mean,
     "upsample_nearest2d": _output_elements(1),
     "upsample_bilinear2d": _output_elements(4),
+    # involution's weighted sum (archsearch::involution_sum): group_channels * k*k per output element
+    "involution_sum": _input_elements,
 }
 
 #: Ops that count zero by convention (elementwise, reductions of no note, data movement, factories).

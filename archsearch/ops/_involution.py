@@ -26,11 +26,9 @@ class Involution(nn.Module):
     (the map unfolded with padding ``(kernel - 1) // 2`` and ``stride``), weighted by that pixel's
     kernel for the group: output ``(B, C, ceil(H / stride), ceil(W / stride))``.
 
-    The weighted sum runs as one batched matrix product, ``(group_channels, kernel**2) @
-    (kernel**2, 1)`` per group and output pixel (``C * kernel**2`` MACs per output pixel, counted
-    by fvcore and by :func:`archsearch.cost.count_traced`; ``einsum`` would take an uncounted
-    elementwise product for a 1x1 kernel); the official naive path multiplies and sums, the same
-    numbers.
+    The weighted sum is the official naive path's multiply-and-sum, run as one op
+    (:func:`weighted_sum`, ``C * kernel**2`` MACs per output pixel, counted by
+    :func:`archsearch.cost.count_traced`).
 
     Args:
         channels: ``C``, a multiple of ``group_channels`` and at least ``reduction``.
@@ -65,7 +63,38 @@ class Involution(nn.Module):
         ho, wo = weight.shape[-2:]
         k, g = self.kernel, self.groups
         cols = F.unfold(x, k, padding=(k - 1) // 2, stride=self.stride)  # (B, C * k*k, H'W')
-        cols = cols.view(b, g, self.group_channels, k * k, ho * wo).permute(0, 1, 4, 2, 3)
-        kernels = weight.view(b, g, k * k, ho * wo).permute(0, 1, 3, 2).unsqueeze(-1)
-        out = cols @ kernels  # (B, groups, H'W', group_channels, 1): one matrix product per pixel
-        return out.squeeze(-1).permute(0, 1, 3, 2).reshape(b, c, ho, wo)
+        cols = cols.view(b, g, self.group_channels, k * k, ho * wo)
+        out = weighted_sum(cols, weight.view(b, g, k * k, ho * wo))  # (B, groups, gc, H'W')
+        return out.reshape(b, c, ho, wo)
+
+
+@torch.library.custom_op("archsearch::involution_sum", mutates_args=())
+def weighted_sum(cols: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """``out[b, g, c, p] = sum_k cols[b, g, c, k, p] * kernels[b, g, k, p]``: each pixel's kxk
+    neighbourhood (``cols``, ``(B, groups, group_channels, k*k, P)``) weighted by its generated
+    kernel (``kernels``, ``(B, groups, k*k, P)``) -> ``(B, groups, group_channels, P)``.
+
+    The official naive involution's multiply-and-sum, as one op so that MAC counters see it
+    (:func:`archsearch.cost.count_traced` counts ``group_channels * k*k`` per output element, as
+    fvcore with the involution's sum counted); a batched matrix product per pixel would count the
+    same but run far slower on tiny matrices."""
+    return (cols * kernels.unsqueeze(2)).sum(dim=3)
+
+
+@weighted_sum.register_fake
+def _(cols: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    b, g, c, _, p = cols.shape
+    return cols.new_empty((b, g, c, p))
+
+
+def _setup(ctx: object, inputs: tuple[torch.Tensor, torch.Tensor], output: torch.Tensor) -> None:
+    ctx.save_for_backward(*inputs)  # type: ignore[attr-defined]
+
+
+def _backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    cols, kernels = ctx.saved_tensors  # type: ignore[attr-defined]
+    grad = grad.unsqueeze(3)  # (B, groups, gc, 1, P)
+    return grad * kernels.unsqueeze(2), (grad * cols).sum(dim=2)
+
+
+weighted_sum.register_autograd(_backward, setup_context=_setup)
