@@ -59,7 +59,7 @@ class ObjectMemo(Generic[V]):
 
         When all are stored (a search's candidates share most blocks), the lookups run in C:
         ``map`` over the ids, then a check that each entry holds that very plan."""
-        entries = tuple(map(self._entries.get, map(id, plans)))
+        entries: tuple[Any, ...] = tuple(map(self._entries.get, map(id, plans)))
         if None not in entries and all(map(is_, map(_FIRST, entries), plans)):
             return tuple(map(_SECOND, entries))
         out = []
