@@ -37,7 +37,7 @@ def _detailed(plan: NormalizedSpec) -> tuple[Cost, list[Cost], Cost, list[Cost],
             cost += one
         stages.append(cost)
         if stage.pos_embed == "sinusoidal":
-            frozen += stage.dim * stage.embed_shape.tokens
+            frozen += stage.embed_shape.channels * stage.embed_shape.tokens
     head = _head_cost(plan.head, plan.out_shape, plan.stages[-1].dist_token)
     return stem, stages, head, blocks, frozen
 
