@@ -1,7 +1,7 @@
 """Costs: traced counts of built models, analytic costs of specs, latency (measured, or predicted
 from per-device piece tables) and memory."""
 
-from ._analytic import Cost, CostReport, analytic_costs
+from ._analytic import Breakdown, Cost, CostReport, analytic_costs
 from ._insitu import InSitu, hook_cost_ms, time_in_situ
 from ._latency import LatencyCache, LatencyResult, device_name, measure_latency, time_call
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
@@ -13,6 +13,7 @@ from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_trac
 
 __all__ = [
     "BLOCK_INPUT",
+    "Breakdown",
     "Cost",
     "CostReport",
     "CudaPeakMemory",

@@ -9,9 +9,10 @@ attention maps not materialised (the fused path): a proxy for activation memory.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from itertools import starmap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..core import BlockPlan, Cost, FeatureShape, NormalizedSpec, StagePlan
 from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS
@@ -20,23 +21,54 @@ from ._memo import ObjectMemo
 if TYPE_CHECKING:
     from ..spec import Head
 
-__all__ = ["Cost", "CostReport", "analytic_costs"]
+__all__ = ["Breakdown", "Cost", "CostReport", "Figures", "analytic_costs"]
+
+
+Figures = tuple[int, int, int]
+"""``(params, macs, activations)``."""
+
+
+class Breakdown(NamedTuple):
+    """Where a report's costs come from, as plain :data:`Figures` (no :class:`Cost` objects, so
+    that filtering many candidates builds none): the stem, each stage (its embedding and blocks),
+    the head, and each block in network order (each also counted in its stage's figures)."""
+
+    stem: Figures
+    stages: tuple[Figures, ...]
+    head: Figures
+    blocks: tuple[Figures, ...]
 
 
 @dataclass
 class CostReport:
-    """Costs of a whole network at batch 1, with the parts they come from."""
+    """Costs of a whole network at batch 1, with the parts they come from.
+
+    The parts (:attr:`stem`, :attr:`stages`, :attr:`head`, :attr:`blocks`) are :class:`Cost`
+    objects made from :attr:`figures` when first read."""
 
     name: str
     params: int
     macs: int
     activations: int
-    stem: Cost
-    stages: list[Cost]
-    head: Cost
-    blocks: list[Cost] = field(default_factory=list)
+    figures: Breakdown
     frozen_params: int = 0
     """Parameters that do not train (a fixed sinusoidal position table); included in ``params``."""
+
+    @cached_property
+    def stem(self) -> Cost:
+        return Cost(*self.figures.stem)
+
+    @cached_property
+    def stages(self) -> list[Cost]:
+        return list(starmap(Cost, self.figures.stages))
+
+    @cached_property
+    def head(self) -> Cost:
+        return Cost(*self.figures.head)
+
+    @cached_property
+    def blocks(self) -> list[Cost]:
+        return list(starmap(Cost, self.figures.blocks))
 
     @property
     def trainable_params(self) -> int:
@@ -45,8 +77,9 @@ class CostReport:
     @property
     def by_scope(self) -> dict[str, int]:
         """MACs per part, named as :func:`count_traced` names them."""
-        out = {"stem": self.stem.macs, "head": self.head.macs}
-        out.update({f"stages.{i}": s.macs for i, s in enumerate(self.stages)})
+        figures = self.figures
+        out = {"stem": figures.stem[1], "head": figures.head[1]}
+        out.update({f"stages.{i}": s[1] for i, s in enumerate(figures.stages)})
         return {k: v for k, v in out.items() if v}
 
     def activation_bytes(self, batch: int = 1, bytes_per_element: int = 4) -> int:
@@ -56,11 +89,15 @@ class CostReport:
 # --------------------------------------------------------------------------- parts
 
 
-def _stem(plan: NormalizedSpec) -> Cost:
+_NO_COST: Figures = (0, 0, 0)
+
+
+def _stem(plan: NormalizedSpec) -> Figures:
+    if plan.spec.stem is None:
+        return _NO_COST
     cost = Cost()
-    if plan.spec.stem is not None:
-        STEMS.get(plan.spec.stem.kind).cost(plan, cost)
-    return cost
+    STEMS.get(plan.spec.stem.kind).cost(plan, cost)
+    return cost.params, cost.macs, cost.activations
 
 
 def _embed(stage: StagePlan, c_in: int) -> Cost:
@@ -109,8 +146,6 @@ def _key(block: BlockPlan) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-Figures = tuple[int, int, int]
-"""``(params, macs, activations)``."""
 _BY_BLOCK: ObjectMemo[Figures] = ObjectMemo()
 _BY_STAGE: ObjectMemo[tuple[Figures, tuple[Figures, ...]]] = ObjectMemo(second_sight=True)
 _BY_HEAD: ObjectMemo[tuple[tuple[FeatureShape, bool], Figures]] = ObjectMemo()
@@ -169,7 +204,7 @@ def _stage_figures(stage: StagePlan) -> tuple[Figures, tuple[Figures, ...]]:
     return found
 
 
-def _head(plan: NormalizedSpec) -> Cost:
+def _head(plan: NormalizedSpec) -> Figures:
     """The head's cost, memoised on the (shared) resolved head object and the last map."""
     head, out, dist = plan.head, plan.out_shape, plan.stages[-1].dist_token
     found = _BY_HEAD.get(head)
@@ -177,7 +212,7 @@ def _head(plan: NormalizedSpec) -> Cost:
         cost = _head_cost(head, out, dist)
         found = ((out, dist), (cost.params, cost.macs, cost.activations))
         _BY_HEAD.put(head, found)
-    return Cost(*found[1])
+    return found[1]
 
 
 def _head_cost(head: Head, out: FeatureShape, dist_token: bool) -> Cost:
@@ -207,28 +242,30 @@ def _head_cost(head: Head, out: FeatureShape, dist_token: bool) -> Cost:
 
 
 def analytic_costs(plan: NormalizedSpec) -> CostReport:
-    """Parameters, MACs and activation elements of ``plan`` at batch 1, per block and stage."""
+    """Parameters, MACs and activation elements of ``plan`` at batch 1, per block and stage.
+
+    The totals are summed from plain figures (memoised per block, stage and head); the
+    :class:`Cost` objects of the parts are made only when a report's parts are read."""
     stem = _stem(plan)
-    stages: list[Cost] = []
-    blocks: list[Cost] = []
-    params, macs, activations = stem.params, stem.macs, stem.activations
+    params, macs, activations = stem
+    stages: list[Figures] = []
+    blocks: tuple[Figures, ...] = ()
     frozen = 0
     for stage in plan.stages:
-        (p, m, a), figures = _stage_figures(stage)
-        params, macs, activations = params + p, macs + m, activations + a
-        stages.append(Cost(p, m, a))
-        blocks += starmap(Cost, figures)
+        total, figures = _stage_figures(stage)
+        params += total[0]
+        macs += total[1]
+        activations += total[2]
+        stages.append(total)
+        blocks += figures
         if stage.pos_embed == "sinusoidal":
             frozen += stage.embed_shape.channels * stage.embed_shape.tokens
     head = _head(plan)
     return CostReport(
-        name=plan.name,
-        params=params + head.params,
-        macs=macs + head.macs,
-        activations=activations + head.activations,
-        stem=stem,
-        stages=stages,
-        head=head,
-        blocks=blocks,
-        frozen_params=frozen,
+        plan.name,
+        params + head[0],
+        macs + head[1],
+        activations + head[2],
+        Breakdown(stem, tuple(stages), head, blocks),
+        frozen,
     )
