@@ -138,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         runs_dir = cache / "runs" / (name + ("_quick" if args.quick else ""))
         runs_dir.mkdir(parents=True, exist_ok=True)
         score = None
-        for kind in args.samplers:
-            for seed in args.seeds:
+        for seed in args.seeds:  # seed by seed: a stopped run still compares every sampler
+            for kind in args.samplers:
                 trials = 2 * top if kind == "random" else top
                 path = runs_dir / f"{kind}-s{seed}-n{trials}.json"
                 if path.exists():
