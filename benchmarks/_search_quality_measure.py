@@ -92,8 +92,10 @@ class ValueCache:
         self.values: dict[str, float] = {}
         if path.exists():
             for line in path.read_text().splitlines():
-                if line.strip():
+                try:
                     self.values.update(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a killed writer (or a blank one)
+                    continue
 
     def get(self, key: str) -> float | None:
         return self.values.get(key)

@@ -35,9 +35,9 @@ def summarise(problem: Problem, runs: list[dict], checkpoints: list[int]) -> dic
     for kind, cs in curves.items():
         row: dict[str, Any] = {}
         for n in checkpoints:
-            at = [c[n - 1] for c in cs if len(c) >= n]
-            if len(at) == len(cs) and at:
-                row[str(n)] = _quartiles(at)
+            at = [c[n - 1] for c in cs if len(c) >= n]  # a run stopped before n is left out
+            if at:
+                row[str(n)] = (*_quartiles(at), len(at))
         mine = [r for r in runs if r["sampler"] == kind]
         row["duplicates"] = statistics.median(r["duplicates"] for r in mine)
         row["rejected"] = statistics.median(r["rejected"] for r in mine)
@@ -62,7 +62,9 @@ def acceptance(summary: dict[str, Any], ns: Sequence[int]) -> list[dict[str, Any
                 "N": n,
                 "best": best,
                 "best_hv": cands[best],
+                "best_seeds": table[best][str(n)][3],
                 "random_2N": rand[0],
+                "random_seeds": rand[3],
                 "holds": cands[best] >= rand[0],
             }
         )
@@ -74,7 +76,8 @@ def write_outputs(results: dict[str, Any], out: Path, ns: Sequence[int], checkpo
     lines.append(
         f"Median hypervolume [interquartile range] over seeds {results['seeds']} (`seeds`: the runs "
         "of a sampler), one reference point per problem; higher is better; a blank: the runs stopped "
-        "before. `dup`: duplicate proposals per run (median; redrawn, never evaluated), `rej`: "
+        "before; `(k seeds)`: only k runs got that far (a run stopped at the time limit counts up to "
+        "where it reached). `dup`: duplicate proposals per run (median; redrawn, never evaluated), `rej`: "
         "rejected candidates per run (median)."
     )
     for name, s in results["problems"].items():
@@ -91,7 +94,8 @@ def write_outputs(results: dict[str, Any], out: Path, ns: Sequence[int], checkpo
             cells = []
             for n in checkpoints:
                 v = row.get(str(n))
-                cells.append(f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}]" if v else "")
+                seeds = f" ({v[3]} seeds)" if v and v[3] < row["seeds"] else ""
+                cells.append(f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}]{seeds}" if v else "")
             lines.append(
                 f"| {kind} | " + " | ".join(cells) + f" | {row['duplicates']:g} | {row['rejected']:g} "
                 f"| {row['seeds']} |"
@@ -99,8 +103,8 @@ def write_outputs(results: dict[str, Any], out: Path, ns: Sequence[int], checkpo
         for a in s["acceptance"]:
             verdict = "holds" if a["holds"] else "does NOT hold"
             lines.append(
-                f"\nBest at N={a['N']}: {a['best']} {a['best_hv']:.4g} vs random at {2 * a['N']}: "
-                f"{a['random_2N']:.4g} ({verdict})."
+                f"\nBest at N={a['N']}: {a['best']} {a['best_hv']:.4g} ({a['best_seeds']} seeds) vs random "
+                f"at {2 * a['N']}: {a['random_2N']:.4g} ({a['random_seeds']} seeds): {verdict}."
             )
     ranking = results.get("ranking")
     if ranking:
@@ -120,11 +124,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, len(problems), figsize=(5 * len(problems), 4), squeeze=False)
     for ax, (name, s) in zip(axes[0], problems.items(), strict=True):
         for kind, cs in sorted(s["curves"].items()):
-            n = min(len(c) for c in cs)
-            arr = np.asarray([c[:n] for c in cs])
+            n = max(len(c) for c in cs)
+            arr = np.full((len(cs), n), np.nan)  # a stopped run counts up to where it reached
+            for i, c in enumerate(cs):
+                arr[i, : len(c)] = c
             x = np.arange(1, n + 1)
-            med = np.median(arr, axis=0)
-            q1, q3 = np.percentile(arr, [25, 75], axis=0)
+            med = np.nanmedian(arr, axis=0)
+            q1, q3 = np.nanpercentile(arr, [25, 75], axis=0)
             colour = COLOURS.get(kind, "black")
             ax.plot(x, med, label=kind, lw=1.5, color=colour)
             ax.fill_between(x, q1, q3, color=colour, alpha=0.2, lw=0)

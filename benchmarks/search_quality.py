@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -84,7 +85,11 @@ def run_one(
     exp = _experiment(problem, space_data, kind, seed, trials)
     study = open_study(exp, storage=optuna.storages.InMemoryStorage())
     loop = TrialLoop(exp, study, space, evaluator, None, "none")
-    loop.run(trials, None)
+    stopped = False
+    try:
+        loop.run(trials, None)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run so far is kept, marked as stopped
+        stopped = True
     trials_ = study.get_trials(deepcopy=False)
     done = [t for t in trials_ if t.user_attrs.get("outcome") == "complete"]
     points = [t.values for t in done]
@@ -98,6 +103,7 @@ def run_one(
         "duplicates": outcomes.count("duplicate"),
         "rejected": outcomes.count("rejected"),
         "failed": outcomes.count("failed"),
+        "stopped": stopped,
     }
 
 
@@ -131,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "optuna": optuna.__version__,
         "problems": {},
     }
+    stop = False
     for name in args.problems:
         problem = PROBLEMS[name]
         space_data = _space_data(problem)
@@ -142,17 +149,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for kind in args.samplers:
                 trials = 2 * top if kind == "random" else top
                 path = runs_dir / f"{kind}-s{seed}-n{trials}.json"
-                if path.exists():
+                if path.exists() or stop:
                     continue
                 if score is None:
                     score = scorer(problem, cache, args.quick)
                 before = score.measured
                 r = run_one(problem, space_data, space, MeasuredEvaluator(problem, score), kind, seed, trials)
+                if r["stopped"]:  # kept beside, until a full run replaces it; nothing more runs
+                    path, stop = path.with_suffix(".stopped.json"), True
                 path.write_text(json.dumps(r))
                 print(
                     f"{name} {kind:<10} seed {seed}: {len(r['points'])} evaluated, {r['duplicates']} "
                     f"duplicates, {r['rejected']} rejected, {r['failed']} failed, "
-                    f"{score.measured - before} measured now",
+                    f"{score.measured - before} measured now{', stopped' if r['stopped'] else ''}",
                     flush=True,
                 )
         if args.no_table:
@@ -161,8 +170,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for kind in SAMPLERS:
             for seed in args.seeds:
                 path = runs_dir / f"{kind}-s{seed}-n{2 * top if kind == 'random' else top}.json"
-                if path.exists():
-                    runs.append(json.loads(path.read_text()))
+                for one in (path, path.with_suffix(".stopped.json")):
+                    if one.exists():
+                        runs.append(json.loads(one.read_text()))
+                        break
         if not runs:
             continue
         summary = summarise(problem, runs, checkpoints)
@@ -202,4 +213,5 @@ def _describe(problem: Problem) -> str:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill: keep the run so far
     sys.exit(0 if main() else 1)
