@@ -180,7 +180,28 @@ def remeasured(plan: NormalizedSpec, size: int) -> NormalizedSpec:
     return normalize(load_spec(data, input_size=size))
 
 
-class Naswot:
+class _Score:
+    """A member's score at ``size`` px, measured once (:meth:`measure`) and kept in ``cache``."""
+
+    size: int
+    cache: ValueCache
+    measured: int
+
+    def measure(self, small: NormalizedSpec) -> float:
+        raise NotImplementedError
+
+    def __call__(self, plan: NormalizedSpec) -> float:
+        small = remeasured(plan, self.size)
+        key = spec_hash(small)
+        value = self.cache.get(key)
+        if value is None:
+            value = self.measure(small)
+            self.cache.put(key, value)
+            self.measured += 1
+        return value
+
+
+class Naswot(_Score):
     """NASWOT of a member at ``problem.measure_size``, on a batch of 8 digits, cached."""
 
     def __init__(self, problem: Problem, cache: Path):
@@ -190,19 +211,12 @@ class Naswot:
         self.config = ZeroCostConfig(proxies=["naswot"], batch_size=8, device="cpu")
         self.measured = 0
 
-    def __call__(self, plan: NormalizedSpec) -> float:
-        small = remeasured(plan, self.size)
-        key = spec_hash(small)
-        value = self.cache.get(key)
-        if value is None:
-            torch.manual_seed(0)
-            model = fast_build(small)
-            model.__deepcopy__ = lambda memo: model  # built for this score alone: no protective copy
-            score = zero_cost_scores(model, self.data, self.config)["naswot"]
-            value = float(score) if math.isfinite(score) else -1e9
-            self.cache.put(key, value)
-            self.measured += 1
-        return value
+    def measure(self, small: NormalizedSpec) -> float:
+        torch.manual_seed(0)
+        model = fast_build(small)
+        model.__deepcopy__ = lambda memo: model  # built for this score alone: no protective copy
+        score = zero_cost_scores(model, self.data, self.config)["naswot"]
+        return float(score) if math.isfinite(score) else -1e9
 
 
 def oneshot_config(quick: bool) -> SupernetConfig:
@@ -215,7 +229,7 @@ def oneshot_config(quick: bool) -> SupernetConfig:
     return SupernetConfig(**data)
 
 
-class Inherited:
+class Inherited(_Score):
     """The accuracy a member inherits from the supernet of ``problem``'s space, trained once
     (cached as ``supernet_<problem>.pt``, resumed after a stop), cached by spec hash."""
 
@@ -246,27 +260,20 @@ class Inherited:
         self.net.eval()
         self.measured = 0
 
-    def __call__(self, plan: NormalizedSpec) -> float:
+    def measure(self, small: NormalizedSpec) -> float:
         from archsearch.supernet import inherited_accuracy
 
-        small = remeasured(plan, self.size)
-        key = spec_hash(small)
-        value = self.cache.get(key)
-        if value is None:
-            value, _ = inherited_accuracy(
-                self.net,
-                small,
-                self.data,
-                calibration_batches=self.config.calibration_batches,
-                batch_size=self.config.batch_size,
-                eval_batch_size=self.config.eval_batch_size,
-                device=torch.device("cpu"),
-                seed=self.config.seed,
-            )
-            value = float(value)
-            self.cache.put(key, value)
-            self.measured += 1
-        return value
+        value, _ = inherited_accuracy(
+            self.net,
+            small,
+            self.data,
+            calibration_batches=self.config.calibration_batches,
+            batch_size=self.config.batch_size,
+            eval_batch_size=self.config.eval_batch_size,
+            device=torch.device("cpu"),
+            seed=self.config.seed,
+        )
+        return float(value)
 
 
 def scorer(problem: Problem, cache: Path, quick: bool) -> Naswot | Inherited:
