@@ -283,7 +283,7 @@ def test_the_search_quality_benchmark_runs_quick(tmp_path):
     assert json.loads((tmp_path / "search_quality.json").read_text())["ns"] == [4]
     assert "| evolution |" in (tmp_path / "search_quality.md").read_text()
     assert (tmp_path / "search_quality.png").stat().st_size > 10_000
-    assert (tmp_path / "cache" / "search_quality_hybrid_stages.json").exists()
+    assert (tmp_path / "cache" / "search_quality_hybrid_stages.jsonl").exists()
 
 
 def test_auto_picks_by_the_space_size_and_the_budget(tmp_path):
