@@ -339,7 +339,7 @@ ZOO_HASHES = {
 SPACE_HASHES = {
     "cvt13_nas": ["4a917e22db063851", "2d94c68f46100c50", "8af28f9e50bb760d", "2de216cc2e396a38"],
     "hybrid_small": ["fd0f45259e1610db", "b9308cb62d712874", "4892194773cb2cb4", "0332546de5ea3805"],
-    "hybrid_kinds": ["d181f2292fd4e50a", "17a14bddf65592fa", "ad9c6c88eb91aefd", "36dc83450d051072"],
+    "hybrid_kinds": ["d181f2292fd4e50a", "a268ea69f77714a1", "1a012e445d7f2642", "5b6fde870220bdbb"],
     "hybrid_stages": ["d19f27d84a63e93a", "a323c7a379b35d01", "a221f4eadc65c74c", "2e5a4c24d37efe4e"],
 }
 
