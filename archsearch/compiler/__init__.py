@@ -7,6 +7,7 @@ from typing import Any
 
 from ..ops import MapStage, TokenStage
 from ..spec import NormalizedSpec, Spec, load_spec, normalize
+from ._features import FeatureInfo, FeatureNet
 from ._model import ArchNet, ClassifierHead
 from ._size import size_dependence
 from ._weights import resample_state_dict
@@ -14,6 +15,8 @@ from ._weights import resample_state_dict
 __all__ = [
     "ArchNet",
     "ClassifierHead",
+    "FeatureInfo",
+    "FeatureNet",
     "MapStage",
     "TokenStage",
     "build",

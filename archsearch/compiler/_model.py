@@ -129,14 +129,19 @@ class ArchNet(nn.Module):
             if module is not self and hasattr(module, "dynamic_size"):
                 setattr(module, "dynamic_size", self.dynamic_size)  # noqa: B010 (any module that has it)
 
-    def forward_features(self, x: torch.Tensor) -> Features:
-        """``(B, C, H, W)`` image -> the last stage's ``(B, C', H', W')`` map and its class tokens
-        ``(B, n, C')`` (or ``None``). Raises :class:`~archsearch.InputSizeError` for an input of
-        another size than ``input_size`` where the model depends on it and ``dynamic_size`` is off."""
+    def check_input_size(self, x: torch.Tensor) -> None:
+        """Raise :class:`~archsearch.InputSizeError` when ``x`` (``(B, C, H, W)``) is not
+        ``input_size`` where the model depends on it and ``dynamic_size`` is off."""
         if self.fixed_size is not None and not self.dynamic_size:
             given = (x.shape[-2], x.shape[-1])
             if given != self.input_size:
                 raise input_size_error(self.plan, self.fixed_size, given)
+
+    def forward_features(self, x: torch.Tensor) -> Features:
+        """``(B, C, H, W)`` image -> the last stage's ``(B, C', H', W')`` map and its class tokens
+        ``(B, n, C')`` (or ``None``). Raises :class:`~archsearch.InputSizeError` for an input of
+        another size than ``input_size`` where the model depends on it and ``dynamic_size`` is off."""
+        self.check_input_size(x)
         x = self.stem(x)
         cls = None
         for stage in self.stages:

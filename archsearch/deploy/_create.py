@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..compiler import ArchNet
+from ..compiler import ArchNet, FeatureNet
 from ..compiler import create_model as _build_named
 from ._weights import load_weights
 
@@ -17,16 +17,28 @@ def create_model(
     name: str | os.PathLike[str],
     *,
     weights: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
     **overrides: Any,
-) -> ArchNet:
+) -> ArchNet | FeatureNet:
     """Build a zoo model (or a YAML file) with overrides (``num_classes``, ``input_size``,
     ``in_chans``, ``dynamic_size``), then load ``weights`` into it if given (a safetensors file, a
     ``torch.save`` state dict or a mapping; checked key by key, see :func:`load_weights`):
     ``create_model("winner.yaml", weights="winner.safetensors")`` for a one-shot winner.
 
-    Raises :class:`~archsearch.SpecError` for a bad spec and :class:`~archsearch.ExportError`
-    for weights that cannot be read or do not fit."""
+    ``features_only=True`` returns the backbone without its head as a
+    :class:`~archsearch.compiler.FeatureNet` (timm's convention): its forward gives the output maps
+    of the stages in ``out_indices`` (default all; negative from the end), and its
+    ``feature_info.channels()`` / ``.reduction()`` their channels and strides, for a detection or
+    segmentation head. ``weights`` are those of the whole model (the head's are dropped after
+    loading).
+
+    Raises :class:`~archsearch.SpecError` for a bad spec, :class:`~archsearch.ExportError`
+    for weights that cannot be read or do not fit, and ``ValueError`` for ``out_indices`` without
+    ``features_only`` or out of the model's stages."""
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices chooses the stages of a features_only model: add features_only=True")
     model = _build_named(name, **overrides)
     if weights is not None:
         load_weights(model, weights)
-    return model
+    return FeatureNet(model, out_indices) if features_only else model

@@ -1,0 +1,81 @@
+"""``features_only``: a compiled model without its head, returning the stage outputs (timm's
+``features_only=True, out_indices=...`` convention), for detection and segmentation heads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._model import ArchNet
+
+__all__ = ["FeatureInfo", "FeatureNet"]
+
+
+class FeatureInfo(list[dict[str, Any]]):
+    """The chosen stages' ``{"num_chs", "reduction", "module", "index"}`` (timm's ``feature_info``),
+    with timm's accessors."""
+
+    def channels(self) -> list[int]:
+        """Output channels of each returned feature map."""
+        return [f["num_chs"] for f in self]
+
+    def reduction(self) -> list[int]:
+        """Stride of each returned map relative to the input image (pixels per map cell)."""
+        return [f["reduction"] for f in self]
+
+    def module_name(self) -> list[str]:
+        """The module each map is taken from (``stages.<i>``)."""
+        return [f["module"] for f in self]
+
+
+class FeatureNet(nn.Module):
+    """An :class:`~archsearch.ArchNet` without its classifier head: ``(B, C, H, W)`` image -> the
+    list of the chosen stages' output maps ``(B, channels_i, ceil(H / reduction_i), ...)`` in
+    ``out_indices`` order (timm's ``features_only``; a token stage's class tokens are left out,
+    its tokens returned as the map). Stages after the last chosen one are not built into it.
+
+    ``out_indices``: stage indices, negative ones counted from the end (``-1``: the last stage);
+    default every stage. Raises ``ValueError`` naming the allowed range for an index out of it or
+    repeated. ``feature_info`` (:class:`FeatureInfo`) gives each map's channels and reduction.
+    """
+
+    def __init__(self, model: ArchNet, out_indices: Sequence[int] | None = None):
+        super().__init__()
+        n = len(model.stages)
+        wanted = list(range(n)) if out_indices is None else [int(i) for i in out_indices]
+        resolved = [i + n if i < 0 else i for i in wanted]
+        bad = [w for w, r in zip(wanted, resolved, strict=True) if not 0 <= r < n]
+        if bad or not resolved or len(set(resolved)) != len(resolved):
+            raise ValueError(
+                f"out_indices {list(wanted)}: this model has {n} stages; allowed: distinct indices "
+                f"in {-n}..{n - 1} (negative ones count from the last stage)"
+            )
+        self.out_indices = tuple(resolved)
+        self.plan = model.plan
+        self.stem = model.stem
+        self.stages = nn.ModuleList(list(model.stages)[: max(resolved) + 1])
+        self.feature_info = FeatureInfo({**model.feature_info[i], "index": i} for i in resolved)
+        self.input_size, self.fixed_size = model.input_size, model.fixed_size
+        self._model = [model]  # kept out of the module tree: its head is not part of this net
+
+    @property
+    def dynamic_size(self) -> bool:
+        return self._model[0].dynamic_size
+
+    def set_dynamic_size(self, enabled: bool = True) -> None:
+        """As :meth:`ArchNet.set_dynamic_size`."""
+        self._model[0].set_dynamic_size(enabled)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        model = self._model[0]
+        model.check_input_size(x)
+        x = self.stem(x)
+        cls = None
+        maps: dict[int, torch.Tensor] = {}
+        for i, stage in enumerate(self.stages):
+            x, cls = stage(x, cls)
+            maps[i] = x
+        return [maps[i] for i in self.out_indices]
