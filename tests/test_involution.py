@@ -212,3 +212,10 @@ def test_involution_members_run_through_a_weight_sharing_supernet():
             assert (net(x, plan) - net.member(plan).eval()(x)).abs().max().item() <= 1e-5
         seen |= {(b.mixer.kind, b.dim) for b in plan.blocks}
     assert {("involution", 32), ("involution", 64)} <= seen
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_rednet_exports_through_plain_ops(tmp_path, fmt):
+    """The counted custom op of the weighted sum is replaced by its aten ops under the exporters."""
+    result = archsearch.export("rednet-50", fmt, tmp_path / f"rednet.{fmt}", num_classes=10, input_size=64)
+    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4

@@ -64,7 +64,11 @@ class Involution(nn.Module):
         k, g = self.kernel, self.groups
         cols = F.unfold(x, k, padding=(k - 1) // 2, stride=self.stride)  # (B, C * k*k, H'W')
         cols = cols.view(b, g, self.group_channels, k * k, ho * wo)
-        out = weighted_sum(cols, weight.view(b, g, k * k, ho * wo))  # (B, groups, gc, H'W')
+        kernels = weight.view(b, g, k * k, ho * wo)
+        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():  # exporters: plain aten ops
+            out = (cols * kernels.unsqueeze(2)).sum(dim=3)
+        else:
+            out = weighted_sum(cols, kernels)  # (B, groups, gc, H'W'), one counted op
         return out.reshape(b, c, ho, wo)
 
 
