@@ -92,12 +92,16 @@ class CostReport:
 _NO_COST: Figures = (0, 0, 0)
 
 
+def _figures(cost: Cost) -> Figures:
+    return cost.params, cost.macs, cost.activations
+
+
 def _stem(plan: NormalizedSpec) -> Figures:
     if plan.spec.stem is None:
         return _NO_COST
     cost = Cost()
     STEMS.get(plan.spec.stem.kind).cost(plan, cost)
-    return cost.params, cost.macs, cost.activations
+    return _figures(cost)
 
 
 def _embed(stage: StagePlan, c_in: int) -> Cost:
@@ -164,7 +168,7 @@ def _block_figures(block: BlockPlan) -> Figures:
         if len(_BLOCK_COSTS) > 65536:
             _BLOCK_COSTS.clear()
         cost = FAMILIES.get(block.family).cost(block, MIXERS.get(block.mixer.kind).cost)
-        found = _BLOCK_COSTS[key] = (cost.params, cost.macs, cost.activations)
+        found = _BLOCK_COSTS[key] = _figures(cost)
     return found
 
 
@@ -183,7 +187,7 @@ def _own_figures(stage: StagePlan) -> Figures:
     cost = _embed(stage, stage.in_shape.channels)
     MIXERS.get(first.mixer.kind).stage_cost(stage, cost)
     FAMILIES.get(stage.family).stage_cost(stage, cost)
-    figures = (cost.params, cost.macs, cost.activations)
+    figures = _figures(cost)
     if len(_OWN) > 8192:
         _OWN.clear()
     _OWN[key] = (embed, first, figures)
@@ -210,7 +214,7 @@ def _head(plan: NormalizedSpec) -> Figures:
     found = _BY_HEAD.get(head)
     if found is None or found[0] != (out, dist):
         cost = _head_cost(head, out, dist)
-        found = ((out, dist), (cost.params, cost.macs, cost.activations))
+        found = ((out, dist), _figures(cost))
         _BY_HEAD.put(head, found)
     return found[1]
 
