@@ -66,7 +66,7 @@ class Involution(nn.Module):
         cols = cols.view(b, g, self.group_channels, k * k, ho * wo)
         kernels = weight.view(b, g, k * k, ho * wo)
         if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():  # exporters: plain aten ops
-            out = (cols * kernels.unsqueeze(2)).sum(dim=3)
+            out = _multiply_sum(cols, kernels)
         else:
             out = weighted_sum(cols, kernels)  # (B, groups, gc, H'W'), one counted op
         return out.reshape(b, c, ho, wo)
@@ -82,6 +82,10 @@ def weighted_sum(cols: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     (:func:`archsearch.cost.count_traced` counts ``group_channels * k*k`` per output element, as
     fvcore with the involution's sum counted); a batched matrix product per pixel would count the
     same but run far slower on tiny matrices."""
+    return _multiply_sum(cols, kernels)
+
+
+def _multiply_sum(cols: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     return (cols * kernels.unsqueeze(2)).sum(dim=3)
 
 
