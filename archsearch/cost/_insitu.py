@@ -98,31 +98,12 @@ def _owners(model: Any, plan: NormalizedSpec, pieces: list[Piece]) -> list[tuple
 
 
 def time_in_situ(
-    plan: NormalizedSpec,
-    build: Callable[[NormalizedSpec], nn.Module],
-    *,
-    device: str = "cpu",
-    dtype: str = "float32",
-    batch: int = 1,
-    threads: int | None = None,
-    warmup: int = 10,
-    runs: int = 30,
-    seed: int = 0,
+    plan: NormalizedSpec, build: Callable[[NormalizedSpec], nn.Module], **setting: Any
 ) -> InSitu:
     """Time ``plan``'s pieces in place (see the module's docstring) and the member whole: one
-    member of :func:`time_in_situ_many` (same arguments, ``rounds=1``)."""
-    return time_in_situ_many(
-        [plan],
-        build,
-        device=device,
-        dtype=dtype,
-        batch=batch,
-        threads=threads,
-        warmup=warmup,
-        runs=runs,
-        rounds=1,
-        seed=seed,
-    )[0]
+    member of :func:`time_in_situ_many`, whose keyword arguments (``device``, ``dtype``, ``batch``,
+    ``threads``, ``warmup``, ``runs``, ``seed``) it takes, in one round."""
+    return time_in_situ_many([plan], build, rounds=1, **setting)[0]
 
 
 class _Host:

@@ -251,9 +251,11 @@ def time_interleaved(
     this is :func:`time_call` (one untimed run more). On CUDA each run is synchronised and timed
     with events, as in :func:`time_call` (no CUDA graphs here).
 
-    On a shared 2-core cloud CPU, timing 20 small models twice this way (20 rounds of 5 runs)
+    On a loaded 2-core cloud VM, timing 20 small models twice this way (20 rounds of 5 runs)
     reproduced their medians to 3 % (median over models; 6 % at the 90th percentile), where 30
-    back-to-back runs of each (:func:`time_call`) reproduced them to 8-25 %.
+    back-to-back runs of each (:func:`time_call`) reproduced them to 8-25 %. Interleaving cannot
+    remove a drift between two timings: there, a minute apart, 100 models once came out 18 %
+    faster overall (``benchmarks/latency_model.py``'s retest).
 
     Raises:
         ValueError: ``runs < 4``, ``rounds < 1`` or an unknown dtype.
