@@ -180,13 +180,15 @@ def test_quickstart_with_predicted_latency_times_no_candidate(
     into the table on demand); afterwards the front is timed whole and the report shows both."""
     _no_candidate_timed(monkeypatch)
     timed: list[str] = []
-    real = predict_module.measure_latency
+    real = predict_module.time_interleaved
+    calls: list[int] = []
 
-    def spy(model: Any, shape: Any, **kwargs: Any) -> Any:
-        timed.append("front")
-        return real(model, shape, **{**kwargs, "runs": 4})
+    def spy(items: list[Any], **kwargs: Any) -> Any:
+        timed.extend("front" for _ in items)
+        calls.append(len(items))
+        return real(items, **{**kwargs, "runs": 4, "rounds": 2})
 
-    monkeypatch.setattr(predict_module, "measure_latency", spy)  # whole models: the front only
+    monkeypatch.setattr(predict_module, "time_interleaved", spy)  # whole models: the front only
     table = tmp_path / "quick.json"
     exp = load_experiment(
         ROOT / "experiments" / "quickstart.yaml",
@@ -208,6 +210,7 @@ def test_quickstart_with_predicted_latency_times_no_candidate(
     measured = study.user_attrs["latency_measured"]
     front = {str(t.number) for t in study.best_trials if t.user_attrs.get("outcome") == "complete"}
     assert set(measured) == front and len(timed) == len(front)
+    assert calls == [len(front)]  # the front timed together, interleaved
     assert len(saved.members) == len(front)  # the overhead fit learns from them
     report = tmp_path / "report"
     write_report(load_results(study), report)

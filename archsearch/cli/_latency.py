@@ -53,6 +53,12 @@ def latency_table(
     ] = 100,
     runs: Annotated[int, typer.Option(min=4, help="Timed runs per piece after warm-up.")] = 30,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs per piece.")] = 10,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Interleaved rounds the runs are spread over (members timed together, in turn)."
+        ),
+    ] = 10,
     alone: Annotated[
         bool,
         typer.Option("--alone", help="Time each piece built alone instead of in place inside whole members."),
@@ -82,7 +88,7 @@ def latency_table(
     fingerprint = Fingerprint.here(device, threads=threads, dtype=dtype, batch=batch)
     table = LatencyTable.open(out_file, fingerprint)
     if not table.pieces:
-        table.harness = {"warmup": warmup, "runs": runs}
+        table.harness = {"warmup": warmup, "runs": runs, "rounds": rounds}
     predictor = LatencyPredictor(table)
     if not as_json:
         err.print(

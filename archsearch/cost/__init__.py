@@ -2,8 +2,16 @@
 from per-device piece tables) and memory."""
 
 from ._analytic import Breakdown, Cost, CostReport, analytic_costs
-from ._insitu import InSitu, hook_cost_ms, time_in_situ
-from ._latency import LatencyCache, LatencyResult, device_name, measure_latency, time_call
+from ._insitu import InSitu, hook_cost_ms, time_in_situ, time_in_situ_many
+from ._latency import (
+    LatencyCache,
+    LatencyResult,
+    Timed,
+    device_name,
+    measure_latency,
+    time_call,
+    time_interleaved,
+)
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
 from ._pieces import BLOCK_INPUT, Piece, PieceTiming, clear_piece_keys, measure_piece, piece_keys, plan_pieces
@@ -28,6 +36,7 @@ __all__ = [
     "PieceTiming",
     "Profile",
     "TableMismatch",
+    "Timed",
     "TracedCounts",
     "UncountedOpsWarning",
     "analytic_costs",
@@ -48,4 +57,6 @@ __all__ = [
     "saved_activation_bytes",
     "time_call",
     "time_in_situ",
+    "time_in_situ_many",
+    "time_interleaved",
 ]

@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from ..core import NormalizedSpec
-from ._latency import LatencyResult, measure_latency, time_call, torch_dtype
+from ._latency import LatencyResult, Timed, time_call, time_interleaved, torch_dtype
 from ._pieces import BLOCK_INPUT, Piece, plan_pieces
 
-__all__ = ["InSitu", "hook_cost_ms", "time_in_situ"]
+__all__ = ["InSitu", "hook_cost_ms", "time_in_situ", "time_in_situ_many"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,87 @@ def _owners(model: Any, plan: NormalizedSpec, pieces: list[Piece]) -> list[tuple
 
 
 def time_in_situ(
-    plan: NormalizedSpec,
+    plan: NormalizedSpec, build: Callable[[NormalizedSpec], nn.Module], **setting: Any
+) -> InSitu:
+    """Time ``plan``'s pieces in place (see the module's docstring) and the member whole: one
+    member of :func:`time_in_situ_many`, whose keyword arguments (``device``, ``dtype``, ``batch``,
+    ``threads``, ``warmup``, ``runs``, ``seed``) it takes, in one round."""
+    return time_in_situ_many([plan], build, rounds=1, **setting)[0]
+
+
+class _Host:
+    """A member built, and the two ways it is timed: plain (the whole) and with timestamps."""
+
+    def __init__(
+        self,
+        plan: NormalizedSpec,
+        build: Callable[[NormalizedSpec], nn.Module],
+        dev: torch.device,
+        dtype: torch.dtype,
+        batch: int,
+        seed: int,
+    ):
+        torch.manual_seed(seed)
+        self.plan = plan
+        self.model = build(plan).eval().to(device=dev, dtype=dtype)
+        x = plan.input_shape
+        self.input = torch.randn((batch, x.channels, x.height, x.width), device=dev, dtype=dtype)
+        self.pieces = plan_pieces(plan)
+        self.marks = _owners(self.model, plan, self.pieces)
+        self.owners = [owner for *_, owner in self.marks]
+        # a module that carries two timestamps (a stage: pre and post) fires them in that order,
+        # and modules fire in the order the model calls them, which is the order of ``marks``
+        self.cuda = dev.type == "cuda"
+        self.stamps: list[Any] = []
+        self.handles: list[Any] = []
+        self.per_piece: list[list[float]] = [[] for _ in self.pieces]
+        self.cost = 0.0
+
+    def call(self) -> Any:
+        return self.model(self.input)
+
+    def stamped_call(self) -> Any:
+        self.stamps.clear()
+        return self.model(self.input)
+
+    def _stamp(self, *_: Any) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.stamps.append(event)
+        else:
+            self.stamps.append(time.perf_counter())
+
+    def hook(self) -> None:
+        """Put the timestamps on (hooks slow every call of the modules that carry them, so they
+        are on only while the stamped runs are timed)."""
+        for module, when, _ in self.marks:
+            register = module.register_forward_pre_hook if when == "pre" else module.register_forward_hook
+            self.handles.append(register(self._stamp))
+
+    def unhook(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def collect(self) -> None:
+        """Cut the last stamped run's timeline into the pieces' stretches."""
+        if self.cuda:
+            self.stamps[-1].synchronize()
+            gaps = [a.elapsed_time(b) for a, b in itertools.pairwise(self.stamps)]
+        else:
+            gaps = [(b - a) * 1e3 for a, b in itertools.pairwise(self.stamps)]
+        totals = [0.0] * len(self.pieces)
+        counts = [0] * len(self.pieces)
+        for owner, gap in zip(self.owners, gaps, strict=False):
+            totals[owner] += gap
+            counts[owner] += 1
+        for i, (t, n) in enumerate(zip(totals, counts, strict=True)):
+            self.per_piece[i].append(max(0.0, t - n * self.cost))
+
+
+def time_in_situ_many(
+    plans: list[NormalizedSpec],
     build: Callable[[NormalizedSpec], nn.Module],
     *,
     device: str = "cpu",
@@ -107,84 +187,54 @@ def time_in_situ(
     threads: int | None = None,
     warmup: int = 10,
     runs: int = 30,
+    rounds: int = 10,
     seed: int = 0,
-) -> InSitu:
-    """Time ``plan``'s pieces in place (see the module's docstring) and the member whole.
+) -> list[InSitu]:
+    """Time each plan's pieces in place (see the module's docstring) and each member whole, all of
+    them in interleaved rounds (:func:`~._latency.time_interleaved`: each round, in a shuffled
+    order, every member runs ``ceil(runs / rounds)`` times whole and as often with timestamps), so
+    a drift of the machine's speed while they are timed touches them all alike.
 
-    ``build`` compiles the plan (:func:`archsearch.build`). Each piece's time is the median over
-    ``runs`` of its stretches in one forward pass, less the calibrated cost of a timestamp (CPU).
+    ``build`` compiles a plan (:func:`archsearch.build`); each member's weights are seeded by
+    ``seed``. Each piece's time is the median over the stamped runs of its stretches in one forward
+    pass, less the calibrated cost of a timestamp (CPU); each whole is timed without timestamps.
 
     Raises:
-        ValueError: an unknown dtype or ``runs < 4``.
+        ValueError: an unknown dtype, ``runs < 4`` or ``rounds < 1``.
         RuntimeError: CUDA asked for where there is none.
     """
     torch_dt = torch_dtype(dtype)
     dev = torch.device(device)
-    torch.manual_seed(seed)
-    model = build(plan).eval().to(device=dev, dtype=torch_dt)
-    x = plan.input_shape
-    shape = (batch, x.channels, x.height, x.width)
-    whole = measure_latency(
-        model, shape, device=device, dtype=dtype, warmup=warmup, runs=runs, threads=threads
-    )
-    pieces = plan_pieces(plan)
-    marks = _owners(model, plan, pieces)
-    cuda = dev.type == "cuda"
-    stamps: list[Any] = []
-
-    def stamp() -> None:
-        if cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            stamps.append(event)
-        else:
-            stamps.append(time.perf_counter())
-
-    handles = []
-    for module, when, _ in marks:
-        if when == "pre":
-            handles.append(module.register_forward_pre_hook(lambda *_: stamp()))
-        else:
-            handles.append(module.register_forward_hook(lambda *_: stamp()))
-    owners = [owner for *_, owner in marks]
-    # a module that carries two timestamps (a stage: pre and post) fires them in that order, and
-    # modules fire in the order the model calls them, which is the order of ``marks``
-    inp = torch.randn(shape, device=dev, dtype=torch_dt)
-    per_piece: list[list[float]] = [[] for _ in pieces]
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA latency was asked for, but no CUDA device is available")
+    hosts = [_Host(plan, build, dev, torch_dt, batch, seed) for plan in plans]
     cost = hook_cost_ms(device, threads)
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            for r in range(warmup + runs):
-                stamps.clear()
-                model(inp)
-                if r < warmup:
-                    continue
-                if cuda:
-                    stamps[-1].synchronize()
-                    gaps = [a.elapsed_time(b) for a, b in itertools.pairwise(stamps)]
-                else:
-                    gaps = [(b - a) * 1e3 for a, b in itertools.pairwise(stamps)]
-                totals = [0.0] * len(pieces)
-                counts = [0] * len(pieces)
-                for owner, gap in zip(owners, gaps, strict=False):
-                    totals[owner] += gap
-                    counts[owner] += 1
-                for i, (t, n) in enumerate(zip(totals, counts, strict=True)):
-                    per_piece[i].append(max(0.0, t - n * cost))
-    finally:
-        torch.set_num_threads(before)
-        for h in handles:
-            h.remove()
-    return InSitu(
-        [
-            (p, statistics.median(times), _piece_weights(model, plan, p))
-            for p, times in zip(pieces, per_piece, strict=True)
-        ],
-        whole,
+    items: list[Timed] = []
+    for host in hosts:
+        host.cost = cost
+        items.append(Timed(host.call))
+        items.append(Timed(host.stamped_call, setup=host.hook, teardown=host.unhook, collect=host.collect))
+    results = time_interleaved(
+        items,
+        device=device,
+        dtype=dtype,
+        batch=batch,
+        warmup=warmup,
+        runs=runs,
+        rounds=rounds,
+        threads=threads,
+        seed=seed,
     )
+    return [
+        InSitu(
+            [
+                (p, statistics.median(times), _piece_weights(host.model, host.plan, p))
+                for p, times in zip(host.pieces, host.per_piece, strict=True)
+            ],
+            whole,
+        )
+        for host, whole in zip(hosts, results[::2], strict=True)
+    ]
 
 
 def _piece_weights(model: Any, plan: NormalizedSpec, piece: Piece) -> int:

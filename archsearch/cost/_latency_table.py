@@ -11,7 +11,7 @@ The file::
 
     {"format": "archsearch-latency-table", "version": 1,
      "fingerprint": {"device": "cpu (AMD EPYC 7B13)", "threads": 2, "torch": "2.13.0", ...},
-     "harness": {"warmup": 10, "runs": 30},
+     "harness": {"warmup": 10, "runs": 30, "rounds": 10},
      "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408,
                           "what": "block ...", "how": "in_situ", "samples": [0.41, ...]}, ...},
      "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...]}, ...],
@@ -121,7 +121,10 @@ class LatencyTable:
     fingerprint: Fingerprint
     pieces: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: list[dict[str, Any]] = field(default_factory=list)
-    harness: dict[str, int] = field(default_factory=lambda: {"warmup": 10, "runs": 30})
+    harness: dict[str, int] = field(default_factory=lambda: {"warmup": 10, "runs": 30, "rounds": 10})
+    """How pieces and members are timed: ``warmup`` untimed runs, then ``runs`` timed ones in
+    ``rounds`` interleaved rounds (:func:`~archsearch.cost.time_interleaved`; a table without
+    ``rounds`` was timed member by member)."""
     spaces: list[str] = field(default_factory=list)
     path: Path | None = None
 

@@ -21,6 +21,7 @@ microseconds (``benchmarks/latency_model.py`` counts predictions per second).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ import numpy as np
 import torch
 
 from ..core import NormalizedSpec
-from ._insitu import time_in_situ
-from ._latency import LatencyResult, measure_latency
+from ._insitu import time_in_situ_many
+from ._latency import LatencyResult, Timed, time_interleaved, torch_dtype
 from ._latency_table import Fingerprint, LatencyTable
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
 
@@ -244,40 +245,87 @@ class LatencyPredictor:
         return timing
 
     def measure_in_situ(self, plan: NormalizedSpec, spec_hash: str, seed: int = 0) -> float:
-        """Time ``plan``'s pieces in place (:func:`~._insitu.time_in_situ`: inside the whole
-        model, as ``archsearch latency-table`` fills tables), add each as an observation of its
-        piece, add the whole member to the overhead fit, and return the member's median (ms)."""
+        """Time ``plan``'s pieces in place (:meth:`measure_in_situ_many` of one member) and return
+        the member's median (ms)."""
+        return self.measure_in_situ_many([(plan, spec_hash)], seed=seed)[0]
+
+    def measure_in_situ_many(
+        self, members: Sequence[tuple[NormalizedSpec, str]], seed: int = 0
+    ) -> list[float]:
+        """Time the pieces of each ``(plan, spec hash)`` in place, the members in interleaved
+        rounds (:func:`~._insitu.time_in_situ_many`: inside the whole models, as ``archsearch
+        latency-table`` fills tables; the table's ``harness`` gives ``rounds``), add each as an
+        observation of its piece, add each whole member to the overhead fit, and return the
+        members' medians (ms); the table is not saved."""
         from ..compiler import build
 
-        result = time_in_situ(plan, build, batch=self.table.fingerprint.batch, seed=seed, **self._setting())
-        for piece, ms, weights in result.pieces:
-            self.table.observe(piece.key, ms, params=weights, what=piece.what)
-            self._flat.pop(piece.key, None)
-        self.add_member(plan, spec_hash, result.whole.median_ms)
-        return result.whole.median_ms
+        plans = [plan for plan, _ in members]
+        results = time_in_situ_many(
+            plans,
+            build,
+            batch=self.table.fingerprint.batch,
+            seed=seed,
+            rounds=self._rounds(),
+            **self._setting(),
+        )
+        for result in results:
+            for piece, ms, weights in result.pieces:
+                self.table.observe(piece.key, ms, params=weights, what=piece.what)
+                self._flat.pop(piece.key, None)
+        for (plan, digest), result in zip(members, results, strict=True):
+            self._add_member(plan, digest, result.whole.median_ms)
+        self.refit()
+        return [r.whole.median_ms for r in results]
+
+    def _rounds(self) -> int:
+        return int(self.table.harness.get("rounds", 10))
+
+    def time_members(self, plans: Sequence[NormalizedSpec], seed: int = 0) -> list[LatencyResult]:
+        """Build the whole models ``plans`` compile to (weights seeded by ``seed``) and time them
+        with the harness in the table's setting, in interleaved rounds
+        (:func:`~._latency.time_interleaved`, ``rounds`` from the table's ``harness``); nothing is
+        added to the table."""
+        from ..compiler import build
+
+        fp = self.table.fingerprint
+        setting = self._setting()
+        dev, dt = torch.device(setting["device"]), torch_dtype(setting["dtype"])
+        items = []
+        for plan in plans:
+            torch.manual_seed(seed)
+            model = build(plan).eval().to(device=dev, dtype=dt)
+            x = plan.input_shape
+            inp = torch.randn((fp.batch, x.channels, x.height, x.width), device=dev, dtype=dt)
+            items.append(Timed(functools.partial(model, inp)))
+        return time_interleaved(items, batch=fp.batch, rounds=self._rounds(), seed=seed, **setting)
 
     def time_member(self, plan: NormalizedSpec, seed: int = 0) -> LatencyResult:
         """Build the whole model ``plan`` compiles to (weights seeded by ``seed``) and time it with
         the harness in the table's setting (nothing is added to the table)."""
-        from ..compiler import build
-
-        x = plan.input_shape
-        torch.manual_seed(seed)
-        shape = (self.table.fingerprint.batch, x.channels, x.height, x.width)
-        return measure_latency(build(plan), shape, **self._setting())
+        return self.time_members([plan], seed)[0]
 
     def measure_member(self, plan: NormalizedSpec, spec_hash: str, seed: int = 0) -> float:
         """Time the whole model (:meth:`time_member`), add it to the overhead fit
         (:meth:`add_member`) and return its median (ms); the table is not saved."""
-        ms = self.time_member(plan, seed).median_ms
-        self.add_member(plan, spec_hash, ms)
-        return ms
+        return self.measure_members([(plan, spec_hash)], seed)[0]
+
+    def measure_members(self, members: Sequence[tuple[NormalizedSpec, str]], seed: int = 0) -> list[float]:
+        """Time whole members in interleaved rounds (:meth:`time_members`), add each to the
+        overhead fit and return their medians (ms); the table is not saved."""
+        results = self.time_members([plan for plan, _ in members], seed)
+        for (plan, digest), result in zip(members, results, strict=True):
+            self._add_member(plan, digest, result.median_ms)
+        self.refit()
+        return [r.median_ms for r in results]
 
     def add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
         """Record a whole member's measured latency (for the overhead fit; its pieces the table
         lacks are timed first) and refit."""
+        self._add_member(plan, spec_hash, measured_ms)
+        self.refit()
+
+    def _add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
         self.measure_missing(plan)
         keys = list(piece_keys(plan))
         self.table.members = [m for m in self.table.members if m.get("hash") != spec_hash]
         self.table.members.append({"hash": spec_hash, "measured_ms": measured_ms, "pieces": keys})
-        self.refit()

@@ -2,7 +2,8 @@
 
 When latency is predicted (``latency_ms: {predict: true}``) no candidate is timed during the
 search. Afterwards, the Pareto members are built and timed whole with the harness, in the
-setting of the objective's latency table (its warm-up and runs); the times are kept in the
+setting of the objective's latency table (its warm-up, runs and rounds: the members are timed
+together, interleaved); the times are kept in the
 study's user attribute ``latency_measured`` (trial number -> ms), where the report reads them to
 show predicted and measured latency side by side, and added to the latency table's measured
 members (the overhead fit learns from them).
@@ -42,9 +43,11 @@ def measure_front_latency(experiment: Experiment, study: optuna.Study) -> dict[s
         return measured
     predictor = latency_predictor(experiment)
     assert predictor is not None
-    for trial in todo:
-        plan = normalize(load_spec(json.loads(trial.user_attrs["spec"])))
-        measured[str(trial.number)] = predictor.measure_member(plan, spec_hash(plan), experiment.sampler.seed)
+    plans = [normalize(load_spec(json.loads(trial.user_attrs["spec"]))) for trial in todo]
+    # timed together, in interleaved rounds: a drift of the machine's speed touches them all alike
+    times = predictor.measure_members([(plan, spec_hash(plan)) for plan in plans], experiment.sampler.seed)
+    for trial, ms in zip(todo, times, strict=True):
+        measured[str(trial.number)] = ms
     if predictor.table.path is not None:
         predictor.table.save()
     study.set_user_attr(MEASURED_ATTR, measured)

@@ -39,6 +39,9 @@ __all__ = ["fill_table", "space_pieces"]
 _STAGE = re.compile(r"^stages\.(\d+)\.(?:blocks\.(\d+)\.)?")
 #: Assignments one expansion may enumerate before giving up on it (the caller samples instead).
 MAX_ASSIGNMENTS = 20_000
+#: Members timed together in interleaved rounds by :func:`fill_table` (the table is saved after
+#: each such group, so an interrupted fill resumes from there).
+HOSTS_AT_ONCE = 64
 #: Integer ranges wider than this are covered by their ends and a few points between.
 MAX_RANGE = 16
 
@@ -239,10 +242,13 @@ def fill_table(
     hosts = 0
     if in_situ:
         covered: set[str] = set()
-        for host in _cover(pieces, set(todo)):
-            predictor.measure_in_situ(host, spec_hash(host))
-            hosts += 1
-            covered |= set(piece_keys(host)) & set(todo)
+        cover = _cover(pieces, set(todo))
+        for start in range(0, len(cover), HOSTS_AT_ONCE):
+            chunk = cover[start : start + HOSTS_AT_ONCE]
+            predictor.measure_in_situ_many([(host, spec_hash(host)) for host in chunk])
+            hosts += len(chunk)
+            for host in chunk:
+                covered |= set(piece_keys(host)) & set(todo)
             if table.path is not None:
                 table.save()
             if on_piece is not None:
@@ -268,12 +274,12 @@ def fill_table(
             chosen.append((plan, digest))
         if len(chosen) >= need:
             break
-    for done, (plan, digest) in enumerate(chosen, 1):
-        predictor.measure_member(plan, digest)
+    for start in range(0, len(chosen), HOSTS_AT_ONCE):
+        predictor.measure_members(chosen[start : start + HOSTS_AT_ONCE])
         if table.path is not None:
             table.save()
         if on_member is not None:
-            on_member(done, len(chosen))
+            on_member(min(start + HOSTS_AT_ONCE, len(chosen)), len(chosen))
     if table.path is not None:
         table.save()
     return {
