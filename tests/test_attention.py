@@ -140,12 +140,12 @@ def test_fused_and_explicit_attention_agree_on_the_zoo(name):
         with fused_attention(True):
             fused = model(x)
         assert sdpa.called == has_attention
+        if not has_attention:  # the flag changes nothing here: the explicit pass would rerun the same
+            return  # code (and RedNet's involutions, second order, overflow here)
         sdpa.reset_mock()
         with fused_attention(False):
             explicit = model(x)
         assert not sdpa.called
-    if not has_attention:  # both ran the same code; RedNet's involutions (second order) overflow here
-        return
     # the fused kernels block the softmax differently: agree to float32 rounding, scaled to the output
     scale = explicit.abs().max().item()
     torch.testing.assert_close(fused, explicit, rtol=1e-4, atol=1e-5 * max(scale, 1.0))

@@ -4,7 +4,6 @@ on Ray; and a candidate is normalised once."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,6 @@ from archsearch.search import (
 from archsearch.search import _candidate as candidate_module
 from archsearch.space import OptunaSuggest, RandomSuggest, load_space
 
-from .pg import TemporaryPostgres, find_postgres
 from .test_search import QUICK, SPACE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -162,16 +160,6 @@ def test_the_ledger_in_process(tmp_path):
     assert "7 trials: 3 evaluated (2 complete, 1 failed), 2 duplicate, 1 rejected, 1 interrupted;" in (
         " ".join(result.output.split())
     )
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if find_postgres() is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql")
-    if importlib.util.find_spec("psycopg2") is None:
-        pytest.skip("no psycopg2: pip install 'archsearch[cluster]'")
-    with TemporaryPostgres() as pg:
-        yield pg
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")

@@ -3,7 +3,6 @@ processes on a real PostgreSQL server (started on loopback for the session), one
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import signal
@@ -33,7 +32,6 @@ from archsearch.search._shared import (
 )
 
 from .helpers import tiny_space
-from .pg import TemporaryPostgres, find_postgres
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,16 +179,6 @@ def test_worker_refuses_a_file_storage(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- PostgreSQL
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    if find_postgres() is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql")
-    if importlib.util.find_spec("psycopg2") is None:
-        pytest.skip("no psycopg2: pip install 'archsearch[cluster]'")
-    with TemporaryPostgres() as pg:
-        yield pg
 
 
 def test_racing_claims_on_postgres_take_one_slot_per_architecture_and_never_exceed_the_budget(postgres):
