@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..core import FeatureShape, NormalizedSpec, PerBlockFloat, PerBlockInt, SourceMap
+from ._fast_check import CheckedValidator, plain_check
 from ._fast_stage import FAST_SIZE, Given, StageTemplate, Variant, bounded_put, make_frozen
 from ._parts import _annotation, _model
 
@@ -308,7 +309,8 @@ _VALIDATORS: dict[tuple[Any, ...], Any] = {}
 
 def _validator(fields: tuple[tuple[type, str], ...], pattern: tuple[bool, ...]) -> Any:
     """A strict validator of the per-block values of ``fields``; where ``pattern`` says a value is
-    a list, of the field's list branch alone. Validating a list against the whole union first fails
+    a list, of the field's list branch alone, its common inputs checked in plain Python first
+    (:mod:`archsearch.spec._fast_check`). Validating a list against the whole union first fails
     the scalar branch (building an error); the result is the list branch's either way (no scalar
     branch takes a list in strict mode), and any failure goes the general way."""
     key = (fields, pattern)
@@ -319,9 +321,16 @@ def _validator(fields: tuple[tuple[type, str], ...], pattern: tuple[bool, ...]) 
             annotation = _annotation(cls, name)
             annotations.append(_list_branch(annotation) if is_list else annotation)
         adapter: TypeAdapter[Any] = TypeAdapter(tuple.__class_getitem__(tuple(annotations)), config=_STRICT)  # type: ignore[arg-type]
+        checks = [
+            plain_check(_annotation(cls, name), is_list)
+            for (cls, name), is_list in zip(fields, pattern, strict=True)
+        ]
         if len(_VALIDATORS) >= FAST_SIZE:
             _VALIDATORS.clear()
-        found = _VALIDATORS[key] = adapter.validator
+        found = adapter.validator
+        if None not in checks:
+            found = CheckedValidator(found, tuple(checks))  # type: ignore[arg-type]
+        _VALIDATORS[key] = found
     return found
 
 
