@@ -10,15 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from archsearch import SpecError
-from archsearch.core import MAX_LIST, MAX_RATIO, MAX_WIDTH, PerBlockInt
 from archsearch.cost import _analytic, analytic_costs
 from archsearch.kinds import MIXERS
 from archsearch.space import RandomSuggest, load_space
-from archsearch.spec import Spec, _fast, _memo, _normalize, normalize, spec_from_dict, spec_hash
-from archsearch.spec._fast_check import UNDECIDED, CheckedValidator, plain_check
+from archsearch.spec import Spec, _memo, _normalize, normalize, spec_from_dict, spec_hash
 from archsearch.spec._schema import FAST, STAGE_PER_BLOCK_FIELDS
 
 from .test_parts import _pydantic, _same
@@ -207,43 +205,3 @@ def test_blocks_that_change_the_shape_chain_as_the_normaliser_chains_them() -> N
             variant["stages"][1]["mixer"]["q_stride"] = [rng.choice([1, 2]) for _ in range(2)]
             outcomes.add(_check(variant))
     assert "ok" in outcomes
-
-
-class _Int(int):
-    pass
-
-
-_PLAIN_CHECK_INPUTS: list[Any] = [
-    1, 2, 4, 0, -1, 2.0, 2.5, 0.0, -0.0, 1e9, 10**30, float("nan"), float("inf"), True, False, None, "2",
-    _Int(2), [1], [2, 4], [2.0, 4.5], [1, True], [0], [], [2] * (MAX_LIST + 1), [2] * MAX_LIST,
-    [float("nan"), 2.0], [2.0, float("nan")], [2.0, float("inf")], [1, 10**30], [None], [_Int(2)],
-    (2, 4), [[2]], MAX_RATIO, MAX_RATIO + 0.5, [MAX_RATIO], MAX_WIDTH, MAX_WIDTH + 1, [MAX_WIDTH + 1],
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("annotation", _fast._KEYED, ids=str)
-def test_plain_checks_of_per_block_values_agree_with_pydantic(annotation: Any) -> None:
-    """What the fast path's plain checks accept, pydantic's strict validator accepts with the
-    same values and types; what they refuse or leave undecided goes to pydantic itself."""
-    for value in _PLAIN_CHECK_INPUTS:
-        is_list = value.__class__ is list
-        branch = _fast._list_branch(annotation) if is_list else annotation
-        adapter = TypeAdapter(tuple[branch, int], config=ConfigDict(strict=True))  # type: ignore[valid-type]
-        check = plain_check(annotation, is_list)
-        assert check is not None
-        checked = CheckedValidator(adapter.validator, (check, plain_check(PerBlockInt, False)))  # type: ignore[arg-type]
-        try:
-            want: Any = adapter.validate_python((value, 3))
-        except ValidationError as exc:
-            with pytest.raises(ValidationError) as raised:
-                checked.validate_python((value, 3))
-            assert str(raised.value) == str(exc)
-            continue
-        got = checked.validate_python((value, 3))
-        assert repr(got) == repr(want), (value, got, want)
-        assert [type(v) for v in got] == [type(v) for v in want]
-        if is_list:
-            assert got[0] is not value  # a new list, as pydantic gives
-            assert [type(v) for v in got[0]] == [type(v) for v in want[0]]
-        if check(value) is not UNDECIDED:
-            assert repr(check(value)) == repr(want[0])
