@@ -205,3 +205,27 @@ def test_blocks_that_change_the_shape_chain_as_the_normaliser_chains_them() -> N
             variant["stages"][1]["mixer"]["q_stride"] = [rng.choice([1, 2]) for _ in range(2)]
             outcomes.add(_check(variant))
     assert "ok" in outcomes
+
+
+def test_the_structure_key_keeps_which_per_block_fields_are_given_not_their_values() -> None:
+    """Candidates that differ only in per-block values (lists or scalars) share a key; a per-block
+    field left out is another structure; all give the general path's results."""
+    FAST.clear()
+    members = _cvt13_nas(8, seed=5)
+    keys = {FAST._strip(data)[0] for data in members}  # type: ignore[index]
+    assert len(keys) == 1
+    others = []
+    for data in members:
+        other = copy.deepcopy(data)
+        mixer = other["stages"][2]["mixer"]
+        if "q_stride" in mixer:
+            del mixer["q_stride"]
+        else:
+            mixer["q_stride"] = 1
+        others.append(other)
+    assert FAST._strip(others[0])[0] not in keys  # type: ignore[index]
+    scalar = copy.deepcopy(members[0])
+    scalar["stages"][2]["mlp_ratio"] = 4
+    assert FAST._strip(scalar)[0] in keys  # type: ignore[index]
+    for data in (*members, *others, *members, *others, scalar, scalar):
+        assert _check(data) == "ok"

@@ -4,7 +4,7 @@ in its per-block values is validated and normalised from what that one taught.
 A search's candidates share their structure (everything but the per-block values: the stage's
 ``mlp_ratio``, a mixer kind's ``per_block_fields``; CvT-13-NAS: ``kv_stride`` and ``mlp_ratio`` of
 each of 13 blocks) and differ in those values. :class:`FastPath` keys a dict by its structure
-(one :mod:`pickle` of the dict without its per-block values, and which of those it gives) and
+(one :mod:`pickle` of the dict with each per-block value it gives replaced by ``None``) and
 keeps, per structure seen twice, a :class:`_Template`: the spec the general path validated, a
 validator of the per-block values alone, and what normalisation gave for the stage plans, stage
 heads and blocks seen so far (:mod:`archsearch.spec._fast_stage`). A new candidate of that
@@ -176,7 +176,7 @@ class FastPath:
         self._private = {n: a.get_default() for n, a in attrs.items()} if attrs else None
         self._stage_fields = stage_fields
         self._mixer_fields = {kind: fields for kind, fields in mixer_fields.items() if fields}
-        self._templates: dict[tuple[Any, ...], _Template | None] = {}
+        self._templates: dict[bytes, _Template | None] = {}
         self._seen: set[int] = set()
         self._recent: dict[int, _Recent] = {}
 
@@ -186,7 +186,7 @@ class FastPath:
         found = self._strip(data)
         if found is None:
             return general(data)
-        key, holes, given = found
+        key, holes = found
         template = self._templates.get(key)
         if template is not None:
             made = template.validate(holes)
@@ -203,7 +203,7 @@ class FastPath:
                 self._seen.clear()
             self._seen.add(h)
             return spec
-        template = self._template(spec, given)
+        template = self._template(spec, self._given(data))
         bounded_put(self._templates, key, template)
         if template is not None:
             self._note(_Recent(spec, template, *template.split(spec)))
@@ -244,50 +244,58 @@ class FastPath:
             self._recent.clear()
         self._recent[id(recent.spec)] = recent
 
-    def _strip(self, data: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Given, ...]] | None:
-        """``(structure key, per-block values, which per-block fields each stage gives)``, or
-        ``None`` for input the fast path does not take. The key is the pickle of ``data`` without
-        its per-block values, and the names of those given."""
+    def _strip(self, data: Any) -> tuple[bytes, tuple[Any, ...]] | None:
+        """``(structure key, per-block values)``, or ``None`` for input the fast path does not take.
+        The key is the pickle of ``data`` with the value of each per-block field it gives replaced
+        by ``None``: it keeps which fields are given (and where), and nothing of their values."""
         if data.__class__ is not dict:
             return None
         raws = data.get("stages")
         if raws.__class__ is not list:
             return None
         holes: list[Any] = []
-        given: list[Given] = []
         stages = []
+        stage_fields, mixer_fields = self._stage_fields, self._mixer_fields
         for raw in raws:
             if raw.__class__ is not dict:
                 return None
             stage = raw.copy()
-            stage_names: tuple[str, ...] = ()
-            for name in self._stage_fields:
+            for name in stage_fields:
                 if name in stage:
-                    holes.append(stage.pop(name))
-                    stage_names += (name,)
-            mixer_names: tuple[str, ...] = ()
+                    holes.append(stage[name])
+                    stage[name] = None
             mixer = stage.get("mixer")
             if mixer.__class__ is dict:
                 kind = mixer.get("kind")
-                fields = self._mixer_fields.get(kind, ()) if kind.__class__ is str else ()
+                fields = mixer_fields.get(kind, ()) if kind.__class__ is str else ()
                 if fields:
                     mixer = stage["mixer"] = mixer.copy()
                     for name in fields:
                         if name in mixer:
-                            holes.append(mixer.pop(name))
-                            mixer_names += (name,)
+                            holes.append(mixer[name])
+                            mixer[name] = None
             elif mixer.__class__ is not str:  # not a shorthand either: the general path words it
                 return None
             stages.append(stage)
-            given.append((stage_names, mixer_names))
         top = data.copy()
         top["stages"] = stages
         try:
             key = pickle.dumps(top, _PROTOCOL)
         except Exception:  # whatever pickle refuses goes the general way
             return None
-        names = tuple(given)
-        return (key, names), tuple(holes), names
+        return key, tuple(holes)
+
+    def _given(self, data: dict[str, Any]) -> tuple[Given, ...]:
+        """Which per-block fields each stage of ``data`` gives (a dict :meth:`_strip` took): the
+        stage's, then its mixer's, in the order :meth:`_strip` reads them."""
+        given: list[Given] = []
+        for raw in data["stages"]:
+            mixer = raw.get("mixer")
+            kind = mixer.get("kind") if mixer.__class__ is dict else None
+            fields = self._mixer_fields.get(kind, ()) if kind.__class__ is str else ()
+            stage_names = tuple([name for name in self._stage_fields if name in raw])
+            given.append((stage_names, tuple([name for name in fields if name in mixer])))
+        return tuple(given)
 
     def _template(self, spec: Any, given: tuple[Given, ...]) -> _Template | None:
         """A template from a spec the general path validated, or ``None`` where the fast path does

@@ -203,7 +203,7 @@ class Spec(StrictModel):
         dict whose top-level keys and stages, but their per-block values, were validated before
         is assembled from those parts): the spec pydantic would give. Anything else, and every
         error, is pydantic's own."""
-        if cls is Spec and not any(v is not None for v in kwargs.values()):
+        if cls is Spec and (not kwargs or all(v is None for v in kwargs.values())):
             return FAST.validate(obj, _from_parts)
         return super().model_validate(obj, **kwargs)
 
