@@ -341,9 +341,10 @@ def test_auto_picks_by_the_space_size_the_budget_and_the_evaluator(tmp_path):
     assert auto_kind(6, 10, 2) == auto_kind(large, large, 2) == "random"  # the budget covers the space
     assert auto_kind(large, 100, 2) == auto_kind(large, GP_MAX_BUDGET, 2) == "gp"
     assert auto_kind(mid, 100, 2) == "gp"
-    assert auto_kind(small, 20, 2) == BENCHMARK_RANKING["hybrid_small"][0]
+    assert auto_kind(small, 20, 2) == BENCHMARK_RANKING["hybrid_small"][0] == "gp"
     # GP gives way to the next of its problem's ranking beyond its budget and for one-shot searches
     assert auto_kind(large, GP_MAX_BUDGET + 1, 2) == auto_kind(mid, 1000, 2) == "tpe"
+    assert auto_kind(small, 1000, 2) == "nsga2"
     one_shot = next(k for k in BENCHMARK_RANKING["hybrid_small"] if k != "gp")
     assert auto_kind(small, 200, 2, evaluator="supernet") == one_shot
     assert auto_kind(large, 1000, 2, evaluator="supernet") == one_shot
