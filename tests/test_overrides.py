@@ -115,7 +115,7 @@ def test_an_override_changes_the_run(tmp_path):
         ),
         (
             "sampler.sed=3",
-            "error: <command line> sampler.sed=3: sampler.sed: unknown key 'sed' in Sampler "
+            "error: <command line> sampler.sed=3: sampler.sed: unknown key 'sed' in Sampler (kind 'auto') "
             "(did you mean 'seed'?); allowed: kind, seed, population_size, sample_size, startup_trials",
         ),
         (

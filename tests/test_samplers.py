@@ -14,7 +14,19 @@ import pytest
 from optuna.trial import TrialState
 
 from archsearch import SpecError
-from archsearch.search import SAMPLER_KINDS, auto_kind, count_trials, load_experiment, open_study, run_search
+from archsearch.search import (
+    BENCHMARK_RANKING,
+    GP_MAX_BUDGET,
+    SAMPLER_KINDS,
+    auto_kind,
+    benchmark_problem,
+    count_trials,
+    gp_pays,
+    load_experiment,
+    open_study,
+    run_search,
+    sampler_kind,
+)
 from archsearch.search._ledger import sampler_trials
 from archsearch.search._mutate import MutateSuggest
 from archsearch.space import RandomSuggest, load_space
@@ -286,8 +298,84 @@ def test_the_search_quality_benchmark_runs_quick(tmp_path):
     assert (tmp_path / "cache" / "search_quality_hybrid_stages.jsonl").exists()
 
 
-def test_auto_picks_by_the_space_size_and_the_budget(tmp_path):
-    assert auto_kind(6, 10, 2) == "random" and auto_kind(2**26, 100, 2) == "tpe"
+ROOT = Path(__file__).resolve().parent.parent
+#: The benchmark's stored results (``benchmarks/search_quality.py``; committed beside its table).
+BENCHMARK = ROOT / "benchmarks" / "results" / "search_quality.json"
+#: The space of each problem of the benchmark.
+PROBLEM_SPACES = {"cvt13": "cvt13_nas", "hybrid_small": "hybrid_small", "hybrid_stages": "hybrid_stages"}
+
+
+def _stored_ranking(n: int) -> dict[str, list[str]]:
+    """Each problem's samplers by their median hypervolume at ``n`` evaluations, best first, as
+    the benchmark stored them (a sampler without a run at ``n`` is left out)."""
+    import json
+
+    problems = json.loads(BENCHMARK.read_text())["problems"]
+    out = {}
+    for name, problem in problems.items():
+        at = {kind: row[str(n)][0] for kind, row in problem["table"].items() if str(n) in row}
+        out[name] = sorted(at, key=lambda kind: -at[kind])
+    return out
+
+
+def test_the_ranking_auto_follows_is_the_benchmarks():
+    """BENCHMARK_RANKING is the order of the stored medians at 100 evaluations, with the same
+    first at 50, every sampler measured with all five seeds; each benchmark problem's space is of
+    its own kind by the size thresholds."""
+    import json
+
+    stored = _stored_ranking(100)
+    assert set(stored) == set(BENCHMARK_RANKING)
+    for name, ranking in BENCHMARK_RANKING.items():
+        assert list(ranking) == stored[name], name
+        assert _stored_ranking(50)[name][0] == ranking[0], name
+        table = json.loads(BENCHMARK.read_text())["problems"][name]["table"]
+        assert all(table[kind]["100"][3] == 5 for kind in ranking), f"{name}: a sampler lacks seeds at 100"
+        size = load_space(ROOT / "search_spaces" / f"{PROBLEM_SPACES[name]}.yaml", num_classes=10).size()
+        assert benchmark_problem(size) == name
+    assert benchmark_problem(2**26, "supernet") == "hybrid_small"  # the one-shot problem
+
+
+def test_auto_picks_by_the_space_size_the_budget_and_the_evaluator(tmp_path):
+    small, mid, large = 1_296_000, 2_571_912, 2**26  # the sizes of the three problems' spaces
+    assert auto_kind(6, 10, 2) == auto_kind(large, large, 2) == "random"  # the budget covers the space
+    assert auto_kind(large, 100, 2) == auto_kind(large, GP_MAX_BUDGET, 2) == "gp"
+    assert auto_kind(mid, 100, 2) == "gp"
+    assert auto_kind(small, 20, 2) == BENCHMARK_RANKING["hybrid_small"][0] == "gp"
+    # GP gives way to the next of its problem's ranking beyond its budget and for one-shot searches
+    assert auto_kind(large, GP_MAX_BUDGET + 1, 2) == auto_kind(mid, 1000, 2) == "tpe"
+    assert auto_kind(small, 1000, 2) == "nsga2"
+    one_shot = next(k for k in BENCHMARK_RANKING["hybrid_small"] if k != "gp")
+    assert auto_kind(small, 200, 2, evaluator="supernet") == one_shot
+    assert auto_kind(large, 1000, 2, evaluator="supernet") == one_shot
+    assert auto_kind(large, 100, 2, evaluator="zero_cost") == "gp"
+    assert not gp_pays(100, "supernet") and gp_pays(100, "zero_cost")
+    assert not gp_pays(GP_MAX_BUDGET + 1, "train")
+    # run: the budget covers the space -> random; it does not -> the small spaces' first
     summary = run_search(_experiment(tmp_path / "auto", "auto", SIX, trials=6))
     assert summary.counts.evaluated == 6 == summary.counts.complete
     assert summary.study.sampler.inner.__class__.__name__ == "RandomSampler"
+    exp = _experiment(tmp_path / "rich", "auto", RICH, trials=3)
+    expected = {"nsga2": "NSGAIISampler", "tpe": "TPESampler", "gp": "GPSampler"}
+    expected["evolution"] = "EvolutionSampler"
+    assert sampler_kind(exp) == BENCHMARK_RANKING["hybrid_small"][0]
+    assert run_search(exp).study.sampler.inner.__class__.__name__ == expected[sampler_kind(exp)]
+
+
+def test_auto_is_the_default_sampler():
+    exp = load_experiment(
+        {"space": SIX, "data": {"kind": "digits"}, **QUICK, "trials": 6}  # no sampler
+    )
+    assert exp.sampler.kind == "auto" and sampler_kind(exp) == "random"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments").glob("*.yaml")))
+def test_every_shipped_experiment_runs_the_sampler_the_benchmark_ranks_best(name):
+    """The sampler each shipped experiment runs is the first of the stored ranking of its kind of
+    problem, GP passed over where it does not pay (its budget, a one-shot evaluator)."""
+    exp = load_experiment(ROOT / "experiments" / name)
+    size = load_space(exp.space_source(), num_classes=10).size()
+    problem = benchmark_problem(size, exp.evaluator.kind)
+    ranking = [k for k in _stored_ranking(100)[problem] if k != "random"]
+    best = next(k for k in ranking if k != "gp" or gp_pays(exp.trials, exp.evaluator.kind))
+    assert sampler_kind(exp) == best, f"{name}: {problem}'s ranking {ranking}"

@@ -22,7 +22,15 @@ from ._loop import TrialLoop
 from ._oneshot import RETRAINED, OneShot, retrain_config, retrain_front
 from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
-from ._samplers import SAMPLER_KINDS, auto_kind
+from ._samplers import (
+    BENCHMARK_RANKING,
+    GP_MAX_BUDGET,
+    SAMPLER_KINDS,
+    auto_kind,
+    benchmark_problem,
+    gp_pays,
+    sampler_kind,
+)
 from ._shared import Heartbeats, SharedStudy, is_shared
 from ._storage import CONNECT_TIMEOUT_S, mask_url, open_storage, open_study
 from ._table import BASE_COLUMNS, load_results, load_study, trials_table, without_duplicates
@@ -30,9 +38,11 @@ from ._table import BASE_COLUMNS, load_results, load_study, trials_table, withou
 __all__ = [
     "BACKENDS",
     "BASE_COLUMNS",
+    "BENCHMARK_RANKING",
     "CONNECT_TIMEOUT_S",
     "COST_METRICS",
     "EVALUATED",
+    "GP_MAX_BUDGET",
     "METRICS",
     "OUTCOMES",
     "RETRAINED",
@@ -57,8 +67,10 @@ __all__ = [
     "TrialLoop",
     "auto_kind",
     "backend_for",
+    "benchmark_problem",
     "count_trials",
     "dominated_at",
+    "gp_pays",
     "is_shared",
     "load_experiment",
     "load_results",
@@ -72,6 +84,7 @@ __all__ = [
     "retrain_config",
     "retrain_front",
     "run_search",
+    "sampler_kind",
     "trials_table",
     "without_duplicates",
 ]

@@ -133,12 +133,12 @@ class Objective(StrictModel):
 class Sampler(StrictModel):
     """How the next architecture is chosen (``README.md``, "Samplers", says when to use which)."""
 
-    kind: Literal["auto", "gp", "evolution", "nsga2", "tpe", "random"] | None = None
+    kind: Literal["auto", "gp", "evolution", "nsga2", "tpe", "random"] = "auto"
     """``gp`` (Optuna's Gaussian-process sampler), ``evolution`` (regularized evolution), ``nsga2``,
-    ``tpe`` (multivariate), ``random``, or ``auto`` (the best of these for the space's size and the
-    budget, by ``benchmarks/search_quality.py``). Default: ``nsga2`` with several objectives,
-    ``tpe`` with one. The space's limits (``constraints``) reach ``gp``, ``nsga2`` and ``tpe`` as
-    Optuna constraints; every sampler only ever evaluates members within them."""
+    ``tpe`` (multivariate), ``random``, or ``auto`` (the default: the one ``benchmarks/search_quality.py``
+    ranks best for the space's size, the budget and the evaluator's cost, by the rule of
+    :func:`~._samplers.auto_kind`). The space's limits (``constraints``) reach ``gp``, ``nsga2`` and
+    ``tpe`` as Optuna constraints; every sampler only ever evaluates members within them."""
     seed: int = 0
     """Seeds the sampler: the same seed suggests the same sequence of architectures."""
     population_size: Annotated[int, Field(ge=2, le=MAX_TRIALS)] | None = None
@@ -175,7 +175,7 @@ class Sampler(StrictModel):
         return self.population_size or (20 if kind == "evolution" else 10)
 
 
-#: Which sampler kinds take each option (``auto`` takes them all; no kind: the default's).
+#: Which sampler kinds take each option (``auto`` takes them all: the kind it picks uses its own).
 _SAMPLER_OPTIONS = {
     "population_size": ("nsga2", "evolution", "auto"),
     "sample_size": ("evolution", "auto"),
