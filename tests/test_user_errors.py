@@ -1,12 +1,17 @@
 """What a new user gets wrong, met with a clear error: a model called on a tensor of another shape
-than the images it was built for."""
+than the images it was built for, a misspelt zoo name."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import archsearch
+from archsearch import SpecError
+from archsearch.cli import app
+
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +46,15 @@ def test_a_backbone_names_the_image_shape_it_takes():
 def test_the_shape_check_leaves_tracing_alone(small_deit):
     traced = torch.jit.trace(small_deit, torch.zeros(2, 3, 32, 32))
     assert traced(torch.zeros(3, 3, 32, 32)).shape == (3, 10)
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("resnet50", "resnet-50"), ("Deit-Ti", "deit-ti"), ("cvt13", "cvt-13")]
+)
+def test_a_misspelt_zoo_name_suggests_the_model_meant(typed, meant):
+    with pytest.raises(
+        SpecError, match=rf"no file and no zoo model named '{typed}' \(did you mean '{meant}'\?\)"
+    ):
+        archsearch.create_model(typed)
+    result = runner.invoke(app, ["validate", typed])
+    assert result.exit_code == 2 and f"did you mean '{meant}'?" in result.output
