@@ -70,7 +70,7 @@ def tiny_space(dims: Sequence[int] = (8, 16, 24), depth: int = 2) -> dict[str, A
 
     Stage 0 chooses its width from ``dims``, has ``depth`` blocks, a conv or attention mixer (with
     key/value stride 1 or 2) and a per-block MLP ratio of 2 or 4; stage 1 is a fixed 32-wide conv
-    block. The defaults give 36 architectures; ``dims=(8, 16), depth=1`` gives 12.
+    block. The defaults give 27 members; ``dims=(8, 16), depth=1`` gives 10 (a conv mixer draws no MLP ratio).
     """
     return {
         "input": {"size": 16, "channels": 1},

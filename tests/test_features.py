@@ -3,6 +3,8 @@ convention), and a segmentation decoder that learns on them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,22 @@ def test_out_indices_choose_and_order_the_maps_and_drop_later_stages():
 @pytest.mark.parametrize("indices", [(4,), (-5,), (1, 1), ()])
 def test_bad_out_indices_name_the_allowed_range(indices):
     with pytest.raises(ValueError, match=r"this model has 4 stages; allowed: distinct indices in -4\.\.3"):
+        archsearch.create_model("resnet-50", input_size=64, features_only=True, out_indices=indices)
+
+
+def test_an_int_out_indices_takes_the_last_stages_as_timm():
+    net = archsearch.create_model("resnet-50", input_size=64, features_only=True, out_indices=2)
+    assert net.out_indices == (2, 3)  # timm: an int n is the last n feature maps
+    with pytest.raises(ValueError, match=r"out_indices 5: .*4 stages.*\(got 5\); allowed: 1 to 4"):
+        archsearch.create_model("resnet-50", input_size=64, features_only=True, out_indices=5)
+
+
+@pytest.mark.parametrize(
+    ("indices", "got"),
+    [("1", "'1'"), ((True,), "(True,)"), ((1.0,), "(1.0,)"), ((None,), "(None,)"), (0, "0")],
+)
+def test_out_indices_of_another_type_are_refused_naming_the_value(indices, got):
+    with pytest.raises(ValueError, match=r"out_indices .*\(got " + re.escape(got) + r"\); allowed: "):
         archsearch.create_model("resnet-50", input_size=64, features_only=True, out_indices=indices)
 
 

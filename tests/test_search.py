@@ -144,6 +144,24 @@ def test_the_same_architecture_is_not_trained_twice(tmp_path, score_calls):
         assert t.user_attrs["spec_hash"] == original.user_attrs["spec_hash"]
 
 
+def test_a_budget_larger_than_the_space_stops_once_every_member_is_proposed(tmp_path, score_calls):
+    tiny = {**SPACE, "stages": [{**SPACE["stages"][0], "mixer": "conv"}, SPACE["stages"][1]]}  # 2 members
+    with pytest.raises(archsearch.search.SearchError, match=r"all 2 members of the space .* lower `trials`"):
+        run_search(_experiment(tmp_path, space=tiny, trials=5, **QUICK))
+    study = load_study(str(tmp_path / "run" / "study.journal"))
+    outcomes = _outcomes(study)
+    assert outcomes.count("complete") == 2 == len(score_calls)  # what was evaluated is kept
+    assert len(outcomes) < 10, outcomes  # not hundreds of duplicates before giving up
+
+
+def test_a_space_whose_every_member_is_rejected_stops_without_hundreds_of_trials(tmp_path, score_calls):
+    space = {**SPACE, "constraints": {"params": {"max": 10}}}  # 10 members, none this small
+    with pytest.raises(archsearch.search.SearchError, match=r"all 10 members .*\(0 evaluated, 10 rejected\)"):
+        run_search(_experiment(tmp_path, space=space, trials=2, **QUICK))
+    outcomes = _outcomes(load_study(str(tmp_path / "run" / "study.journal")))
+    assert set(outcomes) == {"rejected"} and len(outcomes) < 200 and not score_calls
+
+
 def test_resume_keeps_completed_trials_and_does_not_repeat_them(tmp_path, score_calls):
     first = run_search(_experiment(tmp_path, trials=2, **QUICK))
     before = {t.number: (t.values, t.user_attrs["spec_hash"]) for t in first.study.trials}

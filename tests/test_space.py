@@ -241,6 +241,23 @@ stages:
             "belongs inside a stage",
         ),
         ("    mixer: conv\nconstraints: {macs: {maximum: 3}}\n", 7, "unknown key"),
+        (
+            "    mixer: conv\nconstraints: {macs: {min: 1.0e+9, max: 1.0e+6}}\n",
+            7,
+            "constraints.macs: `min <= max` must hold, or no candidate fits (got {'min': 1000000000.0, "
+            "'max': 1000000.0})",
+        ),
+        ("    mixer: conv\nconstraints: {params: {min: 5, max: 4}}\n", 7, "constraints.params: `min <= max`"),
+        (
+            "    mixer: conv\nconstraints:\n  latency_ms: {min: 9, max: 2}\n",
+            8,
+            "constraints.latency_ms: `min <= max` must hold",
+        ),
+        (
+            "    mixer: conv\nconstraints: {macs: {max: 100}, flops: {min: 200}}\n",
+            7,
+            "constraints.flops: `flops` is a synonym of `macs`",
+        ),
     ],
 )
 def test_space_errors_name_the_line_and_what_is_allowed(tmp_path, tail, line, message):

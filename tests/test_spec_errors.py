@@ -270,7 +270,8 @@ def test_an_override_that_breaks_a_zoo_model_names_the_zoo_file_and_line():
 
 
 def test_an_unknown_zoo_name_lists_the_zoo():
-    with pytest.raises(SpecError, match=r"no file and no zoo model named 'resnet-5'; allowed: .*resnet-50"):
+    says = r"no file and no zoo model named 'resnet-5' \(did you mean 'resnet-50'\?\); allowed: .*resnet-50"
+    with pytest.raises(SpecError, match=says):
         load_spec("resnet-5")
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,15 +38,17 @@ class FeatureNet(nn.Module):
     ``out_indices`` order (timm's ``features_only``; a token stage's class tokens are left out,
     its tokens returned as the map). Stages after the last chosen one are not built into it.
 
-    ``out_indices``: stage indices, negative ones counted from the end (``-1``: the last stage);
-    default every stage. Raises ``ValueError`` naming the allowed range for an index out of it or
-    repeated. ``feature_info`` (:class:`FeatureInfo`) gives each map's channels and reduction.
+    ``out_indices``: stage indices, negative ones counted from the end (``-1``: the last stage),
+    or an int ``k``: the last ``k`` stages (timm's ``_out_indices_as_tuple``); default every stage.
+    Raises ``ValueError`` naming the value and the allowed range for an index out of it or
+    repeated, or one that is not an integer (a bool, a string, a float).
+    ``feature_info`` (:class:`FeatureInfo`) gives each map's channels and reduction.
     """
 
-    def __init__(self, model: ArchNet, out_indices: Sequence[int] | None = None):
+    def __init__(self, model: ArchNet, out_indices: Sequence[int] | int | None = None):
         super().__init__()
         n = len(model.stages)
-        wanted = list(range(n)) if out_indices is None else [int(i) for i in out_indices]
+        wanted = list(range(n)) if out_indices is None else _indices(out_indices, n)
         resolved = [i + n if i < 0 else i for i in wanted]
         bad = [w for w, r in zip(wanted, resolved, strict=True) if not 0 <= r < n]
         if bad or not resolved or len(set(resolved)) != len(resolved):
@@ -79,3 +82,30 @@ class FeatureNet(nn.Module):
             x, cls = stage(x, cls)
             maps[i] = x
         return [maps[i] for i in self.out_indices]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _indices(out_indices: Any, n: int) -> list[int]:
+    """``out_indices`` as a list of ints: an int ``k`` is the last ``k`` of ``n`` stages (timm);
+    ``ValueError`` naming the value for anything but an int or a sequence of ints."""
+    if _is_int(out_indices):
+        k = int(out_indices)
+        if not 1 <= k <= n:
+            raise ValueError(
+                f"out_indices {k}: this model has {n} stages, and an int takes the last that many "
+                f"(got {k}); allowed: 1 to {n}, or a sequence of stage indices"
+            )
+        return list(range(n - k, n))
+    if (
+        isinstance(out_indices, str | bytes)
+        or not isinstance(out_indices, Sequence)
+        or not all(_is_int(i) for i in out_indices)
+    ):
+        raise ValueError(
+            f"out_indices must be stage indices (got {out_indices!r}); allowed: a sequence of ints in "
+            f"{-n}..{n - 1} (negative ones count from the last stage), or an int k for the last k stages"
+        )
+    return [int(i) for i in out_indices]

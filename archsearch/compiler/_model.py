@@ -8,7 +8,7 @@ from torch import nn
 from ..core import NormalizedSpec
 from ..kinds import EMBEDS, FAMILIES, STEMS, build_mixer
 from ..ops import Bottleneck, ConvBnAct, Features
-from ._size import input_size_error, size_dependence
+from ._size import input_shape_error, input_size_error, size_dependence
 
 __all__ = ["ArchNet", "ClassifierHead"]
 
@@ -130,8 +130,11 @@ class ArchNet(nn.Module):
                 setattr(module, "dynamic_size", self.dynamic_size)  # noqa: B010 (any module that has it)
 
     def check_input_size(self, x: torch.Tensor) -> None:
-        """Raise :class:`~archsearch.InputSizeError` when ``x`` (``(B, C, H, W)``) is not
-        ``input_size`` where the model depends on it and ``dynamic_size`` is off."""
+        """Raise ``ValueError`` when ``x`` is not a ``(B, C, H, W)`` batch with the spec's
+        ``input.channels``, and :class:`~archsearch.InputSizeError` when it is not ``input_size``
+        where the model depends on it and ``dynamic_size`` is off."""
+        if x.dim() != 4 or x.shape[1] != self.plan.input_shape.channels:
+            raise input_shape_error(self.plan, tuple(x.shape))
         if self.fixed_size is not None and not self.dynamic_size:
             given = (x.shape[-2], x.shape[-1])
             if given != self.input_size:

@@ -6,7 +6,7 @@ from ..core import NormalizedSpec, Path
 from ..errors import InputSizeError, format_path
 from ..kinds import MIXERS
 
-__all__ = ["input_size_error", "size_dependence"]
+__all__ = ["input_shape_error", "input_size_error", "size_dependence"]
 
 
 def size_dependence(plan: NormalizedSpec) -> tuple[Path, str] | None:
@@ -51,3 +51,26 @@ def input_size_error(plan: NormalizedSpec, part: tuple[Path, str], given: tuple[
         f"archsearch.create_model(..., input_size={py_size}))"
     )
     return InputSizeError(message, built, given)
+
+
+def input_shape_error(plan: NormalizedSpec, shape: tuple[int, ...]) -> ValueError:
+    """The error for a tensor of ``shape`` that is not a batch of the plan's images ``(B, C, H,
+    W)``: not 4-D, or another number of channels; it names the model, the channels it takes with
+    their file:line, the shape got and what to do."""
+    channels = plan.input_shape.channels
+    where = plan.source.issue(("input", "channels"), "").location
+    got = f"got a tensor of shape {tuple(shape)}"
+    if len(shape) == 3 and shape[0] == channels:
+        fix = "add the batch axis: x.unsqueeze(0)"
+    elif len(shape) == 4:
+        got = f"got {shape[1]} channels (shape {tuple(shape)})"
+        fix = (
+            f"build it for {shape[1]} channels (input.channels: {shape[1]}, or "
+            f"archsearch.create_model(..., in_chans={shape[1]}))"
+        )
+    else:
+        fix = "pass a 4-D batch of images"
+    return ValueError(
+        f"{plan.name} takes (batch, {channels}, height, width) images (input.channels: {channels}"
+        f"{', ' + where if where else ''}) but {got}; {fix}"
+    )

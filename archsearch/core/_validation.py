@@ -21,7 +21,7 @@ from ..errors import Issue
 from ._model import describe_model
 from ._yaml import SourceMap
 
-__all__ = ["FieldIssue", "union_kinds", "validation_issues"]
+__all__ = ["FieldIssue", "did_you_mean", "union_kinds", "validation_issues"]
 
 
 class FieldIssue(ValueError):
@@ -177,7 +177,7 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         model = _model_at(raw["loc"][:-1], root)
         allowed = list(model.model_fields) if model is not None else []
         message = f"unknown key {key!r}" + (f" in {describe_model(model)}" if model is not None else "")
-        message += _did_you_mean(key, allowed)
+        message += did_you_mean(key, allowed)
         extra = {"allowed": ", ".join(allowed)} if allowed else {}
     elif kind == "union_tag_invalid":
         given = _get(data, path)
@@ -186,7 +186,7 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
             path = (*path, "kind")
         kinds = ctx["expected_tags"].replace("'", "").split(", ")
         if isinstance(tag, str):
-            message = f"unknown kind {tag!r}{_did_you_mean(tag, kinds)}"
+            message = f"unknown kind {tag!r}{did_you_mean(tag, kinds)}"
             extra = {"allowed": ", ".join(kinds)}
         else:  # pydantic shows ``kind: null`` as the tag 'None'
             message, extra = "expected a kind name", {"value": tag, "allowed": ", ".join(kinds)}
@@ -200,7 +200,7 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         message = f"missing required key {key!r}"
     elif kind == "literal_error":
         options = [o.strip(" '") for o in ctx["expected"].replace(" or ", ", ").split(",")]
-        message = f"not an allowed value{_did_you_mean(value, options)}{_node_hint(value)}"
+        message = f"not an allowed value{did_you_mean(value, options)}{_node_hint(value)}"
         extra = {"value": value, "allowed": ", ".join(options)}
     elif kind in _EXPECTED:
         message = f"expected {_EXPECTED[kind]}{_hint(_EXPECTED[kind], value)}"
@@ -310,7 +310,8 @@ def _pattern_words(pattern: str) -> str:
     return ", ".join(words)
 
 
-def _did_you_mean(given: Any, options: list[str]) -> str:
+def did_you_mean(given: Any, options: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the option closest to ``given`` (difflib), or ``""``."""
     close = difflib.get_close_matches(str(given), options, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close and close[0] != given else ""
 

@@ -18,7 +18,7 @@ def create_model(
     *,
     weights: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     features_only: bool = False,
-    out_indices: Sequence[int] | None = None,
+    out_indices: Sequence[int] | int | None = None,
     **overrides: Any,
 ) -> ArchNet | FeatureNet:
     """Build a zoo model (or a YAML file) with overrides (``num_classes``, ``input_size``,
@@ -28,7 +28,8 @@ def create_model(
 
     ``features_only=True`` returns the backbone without its head as a
     :class:`~archsearch.compiler.FeatureNet` (timm's convention): its forward gives the output maps
-    of the stages in ``out_indices`` (default all; negative from the end), and its
+    of the stages in ``out_indices`` (default all; negative from the end; an int ``k``: the last
+    ``k``, as timm), and its
     ``feature_info.channels()`` / ``.reduction()`` their channels and strides, for a detection or
     segmentation head. ``weights`` are those of the whole model (the head's are dropped after
     loading).

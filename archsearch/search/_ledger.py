@@ -34,7 +34,9 @@ Optuna study and follow these rules through :class:`Ledger`:
   heartbeats (:mod:`._shared`) and queue them the same way.
 * **Streak.** After :data:`MAX_UNEVALUATED_STREAK` candidates in a row that were rejected or
   duplicates, the search stops with a :class:`~archsearch.SearchError` (the space is exhausted or
-  its constraints too tight).
+  its constraints too tight); at once, after the first such candidate, when every point of the
+  space has been proposed (a budget larger than a small space), so the study is not filled with
+  hundreds of duplicates before the error.
 * **Counts** (:func:`count_trials`): one definition, used by the progress line, the closing
   summary, ``archsearch trials`` and the reports.
 """
@@ -293,12 +295,15 @@ class Ledger:
         self.outcomes: dict[str, int] = {}
         """What this process told, by outcome."""
         self.streak = 0
+        self.points: dict[str, bool] = {}
+        """Each point of the space proposed so far (its params) -> whether it was rejected; a point
+        that ended otherwise (evaluated, or a duplicate of an evaluated one) will never be new again."""
 
     # ------------------------------------------------------------------ the index
 
     def reindex(self, trials: Iterable[FrozenTrial] | None = None) -> None:
         """Index ``trials`` (default: the study's) afresh."""
-        self.by_hash, self.curves, self.evaluated = {}, [], 0
+        self.by_hash, self.curves, self.evaluated, self.points = {}, [], 0, {}
         for t in self.study.get_trials(deepcopy=False) if trials is None else trials:
             if t.state.is_finished():
                 self.index(t)
@@ -311,6 +316,8 @@ class Ledger:
             h = t.user_attrs.get("spec_hash")
             if h and (outcome != "failed" or h not in self.by_hash):
                 self.by_hash.setdefault(h, t)
+        if outcome in (*EVALUATED, "duplicate", "rejected"):  # not interrupted (retried) or skipped
+            self.points[repr(sorted(t.params.items()))] = outcome == "rejected"
         if outcome == "complete" and t.user_attrs.get("curve"):
             costs = tuple(cost_vector(self.experiment, t.user_attrs))
             self.curves.append(Curve(t.number, costs, tuple(t.user_attrs["curve"])))
@@ -388,8 +395,16 @@ class Ledger:
 
     def count_streak(self, spent: bool, space_size: float) -> str | None:
         """Record whether a candidate spent an evaluation; the error message once
-        :data:`MAX_UNEVALUATED_STREAK` candidates in a row did not (``space_size``: members)."""
+        :data:`MAX_UNEVALUATED_STREAK` candidates in a row did not, or at once when one did not and
+        every point of the space (``space_size``: members) has been proposed, so none is new."""
         self.streak = 0 if spent else self.streak + 1
+        if self.streak and len(self.points) >= space_size:
+            rejected = sum(self.points.values())
+            return (
+                f"all {int(space_size):,} members of the space have been proposed "
+                f"({len(self.points) - rejected} evaluated, {rejected} rejected), so none is left to "
+                "evaluate: lower `trials` or widen the space (or its constraints)"
+            )
         if self.streak < MAX_UNEVALUATED_STREAK:
             return None
         return (

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from ..core import NormalizedSpec, StrictModel
+from ..core import FieldIssue, NormalizedSpec, StrictModel
 from ..cost import CostReport, Fingerprint, LatencyPredictor
 
 __all__ = ["Bound", "Constraints", "LatencyBound"]
 
 
 class Bound(StrictModel):
-    """An inclusive range; either end may be left open."""
+    """An inclusive range; either end may be left open. ``min <= max`` must hold (a range no
+    candidate can fit is refused when the space loads, not after hundreds of rejections)."""
 
     min: Annotated[float, Field(ge=0)] | None = None
     max: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise FieldIssue(
+                "`min <= max` must hold, or no candidate fits",
+                {"min": self.min, "max": self.max},
+                f"a min at most the max {self.max:g}",
+            )
+        return self
 
 
 class LatencyBound(Bound):
@@ -67,6 +78,22 @@ class Constraints(StrictModel):
     latency_ms: LatencyBound | None = None
     """Predicted latency in milliseconds (``{max: 5.0, device: cpu, batch: 1, threads: 2}``), from
     a latency table: no candidate is built or timed to check it."""
+
+    @field_validator("flops")
+    @classmethod
+    def _synonyms_agree(cls, flops: Bound | None, info: ValidationInfo) -> Bound | None:
+        """``macs`` and ``flops`` bound one figure: together they must leave a range."""
+        macs = info.data.get("macs")
+        if macs is not None and flops is not None:
+            lows = [b.min for b in (macs, flops) if b.min is not None]
+            highs = [b.max for b in (macs, flops) if b.max is not None]
+            if lows and highs and max(lows) > min(highs):
+                raise FieldIssue(
+                    "`flops` is a synonym of `macs`, and together their limits leave no range",
+                    {name: b.model_dump(exclude_none=True) for name, b in (("macs", macs), ("flops", flops))},
+                    "one of them, or limits whose largest min is at most their smallest max",
+                )
+        return flops
 
     @property
     def limited(self) -> bool:

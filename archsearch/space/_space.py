@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..core import FieldIssue
 from ..cost import CostReport, analytic_costs
 from ..errors import Issue, SpecError
 from ..kinds import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
@@ -106,18 +107,24 @@ class SearchSpace:
             return Constraints.model_validate(raw)
         except ValidationError as exc:  # restated with the line and what is allowed
             errors = exc.errors(include_url=False)
-            issues = [
-                self.source.issue(
-                    ("constraints", *err["loc"]),
-                    err["msg"]
-                    .removeprefix("Input should be ")
-                    .replace("Extra inputs are not permitted", "unknown key"),
-                    value=err.get("input"),
-                    allowed="params, macs (or flops), each {min, max}; latency_ms {min, max, device, batch, "
-                    "threads, dtype, table}",
+            issues = []
+            for err in errors:
+                path = ("constraints", *err["loc"])
+                issue = (err.get("ctx") or {}).get("error")
+                if isinstance(issue, FieldIssue):  # a range no candidate fits
+                    issue_at = self.source.issue(path, str(issue), value=issue.value, allowed=issue.allowed)
+                    issues.append(issue_at)
+                    continue
+                message = err["msg"].removeprefix("Input should be ")
+                issues.append(
+                    self.source.issue(
+                        path,
+                        message.replace("Extra inputs are not permitted", "unknown key"),
+                        value=err.get("input"),
+                        allowed="params, macs (or flops), each {min, max}; latency_ms {min, max, device, "
+                        "batch, threads, dtype, table}",
+                    )
                 )
-                for err in errors
-            ]
             raise SpecError(issues or [self.source.issue(("constraints",), str(exc))]) from None
 
     def _check_options(self) -> None:

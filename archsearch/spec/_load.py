@@ -16,6 +16,7 @@ from ..core import (
     SourceMap,
     apply_dotlist,
     command_line_issues,
+    did_you_mean,
     parse_override,
     read_yaml_file,
     validation_issues,
@@ -100,7 +101,7 @@ def _read(source: str | os.PathLike[str]) -> tuple[Any, SourceMap]:
             raise SpecError(
                 Issue(
                     (),
-                    f"no file and no zoo model named {source!r}",
+                    f"no file and no zoo model named {source!r}{_zoo_hint(str(source))}",
                     allowed="a YAML path or one of " + ", ".join(zoo_names()),
                 )
             )
@@ -176,3 +177,14 @@ def spec_yaml(data: Mapping[str, Any], name: str | None = None) -> str:
     spec."""
     body = dict(data) if name is None else {"name": name, **{k: v for k, v in data.items() if k != "name"}}
     return yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+
+
+def _zoo_hint(name: str) -> str:
+    """`` (did you mean 'resnet-50'?)`` for a zoo name given in another case, with ``_`` for
+    ``-``, or close to one (``resnet50``, ``cvt13``); ``""`` when none is close."""
+    names = zoo_names()
+    folded = {n.lower(): n for n in names}
+    key = name.lower().replace("_", "-")
+    if key in folded:
+        return f" (did you mean {folded[key]!r}?)"
+    return did_you_mean(key, names)

@@ -1,0 +1,60 @@
+"""What a new user gets wrong, met with a clear error: a model called on a tensor of another shape
+than the images it was built for, a misspelt zoo name."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import archsearch
+from archsearch import SpecError
+from archsearch.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_deit():
+    """deit-ti at 32 px (2x2 patches of 16): an absolute position table, so it checks its size."""
+    return archsearch.create_model("deit-ti", input_size=32, num_classes=10).eval()
+
+
+@pytest.mark.parametrize(
+    ("shape", "says"),
+    [
+        ((3, 32, 32), r"got a tensor of shape \(3, 32, 32\); add the batch axis: x\.unsqueeze\(0\)"),
+        ((1, 1, 3, 32, 32), r"got a tensor of shape \(1, 1, 3, 32, 32\)"),
+        ((1, 4, 32, 32), r"got 4 channels \(shape \(1, 4, 32, 32\)\); .*in_chans=4"),
+    ],
+)
+def test_a_model_names_the_image_shape_it_takes(small_deit, shape, says):
+    with pytest.raises(
+        ValueError, match=r"deit-ti takes \(batch, 3, height, width\) images .*input\.channels"
+    ):
+        small_deit(torch.zeros(shape))
+    with pytest.raises(ValueError, match=says):
+        small_deit(torch.zeros(shape))
+
+
+def test_a_backbone_names_the_image_shape_it_takes():
+    net = archsearch.create_model("resnet-50", input_size=64, features_only=True)
+    with pytest.raises(ValueError, match=r"resnet-50 takes \(batch, 3, height, width\) images"):
+        net(torch.zeros(1, 1, 64, 64))
+
+
+def test_the_shape_check_leaves_tracing_alone(small_deit):
+    traced = torch.jit.trace(small_deit, torch.zeros(2, 3, 32, 32))
+    assert traced(torch.zeros(3, 3, 32, 32)).shape == (3, 10)
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("resnet50", "resnet-50"), ("Deit-Ti", "deit-ti"), ("cvt13", "cvt-13")]
+)
+def test_a_misspelt_zoo_name_suggests_the_model_meant(typed, meant):
+    with pytest.raises(
+        SpecError, match=rf"no file and no zoo model named '{typed}' \(did you mean '{meant}'\?\)"
+    ):
+        archsearch.create_model(typed)
+    result = runner.invoke(app, ["validate", typed])
+    assert result.exit_code == 2 and f"did you mean '{meant}'?" in result.output
