@@ -364,6 +364,10 @@ def test_cli_space_search_and_trials(tmp_path):
     result = runner.invoke(app, ["trials", str(exp), "--csv", str(csv)])
     assert result.exit_code == 0, result.output
     assert "2 trials" in result.output and csv.read_text().startswith("trial,state,outcome")
+    one = runner.invoke(app, ["trials", str(exp), "--limit", "1"])
+    assert one.exit_code == 0 and one.output.count("complete") < result.output.count("complete")
+    result = runner.invoke(app, ["trials", str(exp), "--limit", "-1"])  # was every row but the first
+    assert result.exit_code == 2 and "--limit" in result.output and "Traceback" not in result.output
     never_run = tmp_path / "never-run.yaml"
     never_run.write_text(exp.read_text().replace(str(tmp_path / "run"), str(tmp_path / "elsewhere")))
     result = runner.invoke(app, ["trials", str(never_run)])  # a SearchError: one line, exit 2

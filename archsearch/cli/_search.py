@@ -348,7 +348,9 @@ def trials_(
     study: Annotated[
         str | None, typer.Option("--study", help="The study, where the storage holds several.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Rows to print (the last ones).")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Rows to print (the last ones; 0: none, only the counts).")
+    ] = 50,
     sets: SetOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the study's counts and every trial as JSON.")
