@@ -58,3 +58,28 @@ def test_a_misspelt_zoo_name_suggests_the_model_meant(typed, meant):
         archsearch.create_model(typed)
     result = runner.invoke(app, ["validate", typed])
     assert result.exit_code == 2 and f"did you mean '{meant}'?" in result.output
+
+
+@pytest.mark.parametrize("source", [None, 3, 2.5, b"deit-ti"])
+def test_create_model_of_a_non_name_says_what_a_spec_is(source):
+    with pytest.raises(TypeError, match=r"zoo name, a YAML path, a dict or a Spec; got \w+"):
+        archsearch.create_model(source)
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_create_model_of_an_empty_name_lists_the_zoo(name):
+    with pytest.raises(SpecError, match="empty name") as info:
+        archsearch.create_model(name)
+    assert "deit-ti" in str(info.value)
+
+
+@pytest.mark.parametrize("pattern", [3, None, [1], ["cvt*", None]])
+def test_list_models_of_a_non_pattern_says_what_a_pattern_is(pattern):
+    with pytest.raises(TypeError, match="list of patterns"):
+        archsearch.list_models(pattern)
+    with pytest.raises(TypeError, match="exclude"):
+        archsearch.list_models("*", exclude=pattern)
+
+
+def test_list_models_takes_a_tuple_of_patterns():
+    assert archsearch.list_models(("cvt*", "deit-t*"), exclude=("cvt-21",)) == ["cvt-13", "deit-ti"]

@@ -52,13 +52,22 @@ def list_models(pattern: str | Sequence[str] = "*", exclude: str | Sequence[str]
     ``list_models("cvt*")`` -> ``["cvt-13", "cvt-21"]``; ``list_models()`` -> every zoo name;
     a pattern that matches nothing gives ``[]``.
     """
-    include = [pattern] if isinstance(pattern, str) else list(pattern)
-    leave = [exclude] if isinstance(exclude, str) else list(exclude)
+    include = _patterns(pattern, "pattern")
+    leave = _patterns(exclude, "exclude")
 
     def hit(name: str, patterns: list[str]) -> bool:
         return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
 
     return [n for n in zoo_names() if hit(n, include) and not hit(n, leave)]
+
+
+def _patterns(value: str | Sequence[str], name: str) -> list[str]:
+    """``value`` (one shell-style pattern or a sequence of them) as a list; ``TypeError`` naming
+    ``name`` for anything else (a number, ``None``)."""
+    patterns = [value] if isinstance(value, str) else value
+    if not isinstance(patterns, Sequence) or not all(isinstance(p, str) for p in patterns):
+        raise TypeError(f"list_models: {name} is a pattern or a list of patterns like 'cvt*'; got {value!r}")
+    return list(patterns)
 
 
 def load_spec(
@@ -93,6 +102,14 @@ def load_spec(
 
 
 def _read(source: str | os.PathLike[str]) -> tuple[Any, SourceMap]:
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"a spec is a zoo name, a YAML path, a dict or a Spec; got {type(source).__name__} {source!r}"
+        )
+    if not str(source).strip():
+        raise SpecError(
+            Issue((), f"an empty name {source!r}", allowed="a YAML path or one of " + ", ".join(zoo_names()))
+        )
     path = Path(source)
     bare_name = isinstance(source, str) and os.sep not in source and not source.endswith(".yaml")
     if not path.exists() and bare_name:
