@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..core import FieldIssue, NormalizedSpec, StrictModel
+from ..core import FieldIssue, NormalizedSpec, SourceMap, StrictModel
 from ..cost import CostReport, Fingerprint, LatencyPredictor
+from ..errors import SpecError
 
-__all__ = ["Bound", "Constraints", "LatencyBound"]
+__all__ = ["Bound", "Constraints", "LatencyBound", "load_constraints"]
 
 
 class Bound(StrictModel):
@@ -144,3 +145,34 @@ class Constraints(StrictModel):
             if bound.max is not None and value > bound.max:
                 out.append(f"{name} {value:,} > max {bound.max:,.0f}")
         return out
+
+
+def load_constraints(raw: Any, source: SourceMap) -> Constraints:
+    """A space's ``constraints:`` mapping (``None``: no limits) as :class:`Constraints`.
+
+    Raises :class:`SpecError` with one issue per problem, each at its line in ``source``: unknown
+    keys, wrong types, and ranges no candidate fits (``min`` above ``max``, or ``macs`` and
+    ``flops`` limits that leave no range), naming the got value and what is allowed."""
+    if raw is None:
+        return Constraints()
+    try:
+        return Constraints.model_validate(raw)
+    except ValidationError as exc:  # restated with the line and what is allowed
+        issues = []
+        for err in exc.errors(include_url=False):
+            path = ("constraints", *err["loc"])
+            issue = (err.get("ctx") or {}).get("error")
+            if isinstance(issue, FieldIssue):  # a range no candidate fits
+                issues.append(source.issue(path, str(issue), value=issue.value, allowed=issue.allowed))
+                continue
+            message = err["msg"].removeprefix("Input should be ")
+            issues.append(
+                source.issue(
+                    path,
+                    message.replace("Extra inputs are not permitted", "unknown key"),
+                    value=err.get("input"),
+                    allowed="params, macs (or flops), each {min, max}; latency_ms {min, max, device, "
+                    "batch, threads, dtype, table}",
+                )
+            )
+        raise SpecError(issues or [source.issue(("constraints",), str(exc))]) from None

@@ -17,14 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ..core import FieldIssue
 from ..cost import CostReport, analytic_costs
 from ..errors import Issue, SpecError
 from ..kinds import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
 from ..spec import NormalizedSpec, SourceMap, Spec, apply_overrides, normalize, read_yaml_file, spec_from_dict
-from ._constraints import Bound, Constraints
+from ._constraints import Bound, Constraints, load_constraints
 from ._nodes import Choice, FloatRange, IntRange, Node, parse_tree
 from ._suggest import DefaultSuggest, FixedSuggest, RandomSuggest, Suggest
 
@@ -101,31 +98,7 @@ class SearchSpace:
     # ------------------------------------------------------------------ loading and checking
 
     def _constraints(self, raw: Any) -> Constraints:
-        if raw is None:
-            return Constraints()
-        try:
-            return Constraints.model_validate(raw)
-        except ValidationError as exc:  # restated with the line and what is allowed
-            errors = exc.errors(include_url=False)
-            issues = []
-            for err in errors:
-                path = ("constraints", *err["loc"])
-                issue = (err.get("ctx") or {}).get("error")
-                if isinstance(issue, FieldIssue):  # a range no candidate fits
-                    issue_at = self.source.issue(path, str(issue), value=issue.value, allowed=issue.allowed)
-                    issues.append(issue_at)
-                    continue
-                message = err["msg"].removeprefix("Input should be ")
-                issues.append(
-                    self.source.issue(
-                        path,
-                        message.replace("Extra inputs are not permitted", "unknown key"),
-                        value=err.get("input"),
-                        allowed="params, macs (or flops), each {min, max}; latency_ms {min, max, device, "
-                        "batch, threads, dtype, table}",
-                    )
-                )
-            raise SpecError(issues or [self.source.issue(("constraints",), str(exc))]) from None
+        return load_constraints(raw, self.source)
 
     def _check_options(self) -> None:
         """Every option of every node must fit the schema (typos fail here, at load time, with
