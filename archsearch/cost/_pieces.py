@@ -156,20 +156,29 @@ _NOT_IN_KEY = frozenset(
 _KEY_FIELDS = tuple(f.name for f in dataclasses.fields(BlockPlan) if f.name not in _NOT_IN_KEY)
 _key_fields = operator.attrgetter(*_KEY_FIELDS)
 
-#: Mixer kind -> whether its ``latency_key`` is :class:`MixerKind`'s, which reads only the block's
-#: mixer object: those keys are memoised by mixer object (a space's members share a few dozen).
-_MIXER_ONLY: dict[str, bool] = {}
+#: Kind name -> whether the kind's ``latency_key`` is its base class's (:class:`MixerKind`'s
+#: reads only the block's mixer object; :class:`EmbedKind`'s only the stage's embedding object,
+#: ``c_in``, ``stage.dim`` and ``stage.in_shape``): those keys are memoised by those objects (a
+#: space's members share a few dozen of them).
+_BASE_KEY: dict[tuple[str, str], bool] = {}
 _MIXER_KEYS: ObjectMemo[tuple[Any, ...]] = ObjectMemo(size=4096)
+_EMBED_KEYS: ObjectMemo[dict[tuple[Any, ...], tuple[Any, ...]]] = ObjectMemo(size=4096)
+
+
+def _base_key(kind: Any, base: type[MixerKind] | type[EmbedKind]) -> bool:
+    """Whether ``kind`` (a registered kind) keeps ``base``'s ``latency_key``."""
+    name = (base.__name__, kind.name)
+    only = _BASE_KEY.get(name)
+    if only is None:
+        only = _BASE_KEY[name] = type(kind).latency_key is base.latency_key
+    return only
 
 
 def _mixer_key(block: BlockPlan) -> tuple[Any, ...]:
     """The mixer kind's ``latency_key`` of ``block``."""
     mixer = block.mixer
     kind = MIXERS.get(mixer.kind)
-    only = _MIXER_ONLY.get(mixer.kind)
-    if only is None:
-        only = _MIXER_ONLY[mixer.kind] = type(kind).latency_key is MixerKind.latency_key
-    if not only:
+    if not _base_key(kind, MixerKind):
         return kind.latency_key(block)
     key = _MIXER_KEYS.get(mixer)
     if key is None:
@@ -183,21 +192,11 @@ def _block_key(block: BlockPlan) -> str:
     return _text(("block", block.family, _mixer_key(block), *_key_fields(block), "view" if view else "dense"))
 
 
-#: Embedding kind -> whether its ``latency_key`` is :class:`EmbedKind`'s, which reads only the
-#: stage's embedding object, ``c_in``, ``stage.dim`` and ``stage.in_shape``: those keys are
-#: memoised by embedding object and those three values.
-_EMBED_ONLY: dict[str, bool] = {}
-_EMBED_KEYS: ObjectMemo[dict[tuple[Any, ...], tuple[Any, ...]]] = ObjectMemo(size=4096)
-
-
 def _embed_key(stage: StagePlan, c_in: int) -> tuple[Any, ...]:
     """The embedding kind's ``latency_key`` of ``stage`` on ``c_in`` incoming channels."""
     embed = stage.embed
     kind = EMBEDS.get(embed.kind)
-    only = _EMBED_ONLY.get(embed.kind)
-    if only is None:
-        only = _EMBED_ONLY[embed.kind] = type(kind).latency_key is EmbedKind.latency_key
-    if not only:
+    if not _base_key(kind, EmbedKind):
         return kind.latency_key(stage, c_in)
     keys = _EMBED_KEYS.get(embed)
     if keys is None:
