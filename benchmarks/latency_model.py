@@ -43,6 +43,9 @@ the tokens. Only 224 px (CvT-13's own resolution, so not a reduced one) comes ne
 0.9; the runs are cut to 20 (10 rounds of 2) so that the table, both timings of 50 members and the
 speed count fit in about 10 minutes. No resolution reached a retest tau well above 0.9 on this
 loaded VM: where the retest tau stays below 0.9, no prediction can be shown to rank better.
+The full run at 224 px (load 4.6-8.0) gave a retest tau of 0.690, and the prediction 0.691; there
+the small calibration reference did not track the large members' drift (calibrated error 20.6 %
+against 8.4 % raw; README, Benchmarks).
 
 Targets (issue 16; batch 1, 2 threads, a quiet machine): median error <= 5 %, p90 <= 10 %,
 tau >= 0.9, >= 10,000 predictions/s. On a shared Linux machine note that with autogroups on
