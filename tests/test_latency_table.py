@@ -306,7 +306,14 @@ def test_latency_model_benchmark_quick(tmp_path: Path) -> None:
         assert s["median_abs_error_pct"] >= 0 and s["p90_abs_error_pct"] >= s["median_abs_error_pct"]
         assert -1 <= s["kendall_tau"] <= 1
         assert s["predictions_per_s"]["warm"] > 0
-    assert "median err" in done.stdout
+        # calibrated by the reference timed with the members; the raw figures are kept beside
+        assert s["calibration"]["factor"] > 0 and s["table_reference"]["ms"] > 0
+        assert all(
+            r["predicted_ms"] == pytest.approx(r["predicted_raw_ms"] * s["calibration"]["factor"])
+            for r in s["rows"]
+        )
+        assert -1 <= s["raw"]["kendall_tau"] <= 1 and "retest_calibrated" in s
+    assert "calibrated: median p90 tau" in done.stdout
 
 
 def test_pieces_timed_in_place_tile_the_forward_pass(tmp_path: Path) -> None:

@@ -63,13 +63,23 @@ def latency_table(
         bool,
         typer.Option("--alone", help="Time each piece built alone instead of in place inside whole members."),
     ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Then time the table's calibration reference again and show how fast the machine runs "
+            "now against when the table was timed (the factor predictions are scaled by).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Time every distinct piece (stem, stage entry, block, head at its input shape) that members of
     SPACE use, on this device, into a latency table: in place, inside whole members that together
     use them all (or each alone with --alone). Re-running skips what is measured (resumable), and
     a table from another device or setting is refused. Share the file: the same device setting
-    predicts with it (`latency_ms: {predict: true, table: FILE}` in an experiment)."""
+    predicts with it (`latency_ms: {predict: true, table: FILE}` in an experiment). A small fixed
+    reference model is timed in the same rounds, so the machine's speed can be calibrated when
+    predicting (a search does it at its start; --calibrate shows it now)."""
     import torch
 
     from ..cost import Fingerprint, LatencyPredictor, LatencyTable
@@ -130,6 +140,7 @@ def latency_table(
             on_piece=piece,
             on_member=member,
         )
+    calibration = predictor.calibrate() if calibrate else None
     o = predictor.overhead
     summary = {
         "table": str(table.path),
@@ -137,6 +148,8 @@ def latency_table(
         **counts,
         "table_pieces": len(table),
         "overhead": {"intercept_ms": o.intercept_ms, "per_piece_ms": o.per_piece_ms, "members": o.members},
+        "reference": table.reference,
+        "calibration": calibration.to_dict() if calibration is not None else None,
     }
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -153,4 +166,10 @@ def latency_table(
         f"{o.per_mweight_ms:+.4f} ms per million weights (fitted on {o.members} members)",
         highlight=False,
     )
+    if table.reference is not None:
+        out.print(
+            f"calibration reference: {table.reference['ms']:.3f} ms in the table's time", highlight=False
+        )
+    if calibration is not None:
+        out.print(f"calibration now: {calibration.describe()}", highlight=False)
     out.print(f"written to {escape(str(table.path))}", highlight=False)

@@ -12,6 +12,7 @@ from ._latency import (
     time_call,
     time_interleaved,
 )
+from ._latency_reference import REFERENCE, Calibration, reference_call
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
 from ._pieces import BLOCK_INPUT, Piece, PieceTiming, clear_piece_keys, measure_piece, piece_keys, plan_pieces
@@ -21,7 +22,9 @@ from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_trac
 
 __all__ = [
     "BLOCK_INPUT",
+    "REFERENCE",
     "Breakdown",
+    "Calibration",
     "Cost",
     "CostReport",
     "CudaPeakMemory",
@@ -54,6 +57,7 @@ __all__ = [
     "piece_keys",
     "plan_pieces",
     "profile",
+    "reference_call",
     "saved_activation_bytes",
     "time_call",
     "time_in_situ",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +189,7 @@ def time_in_situ_many(
     runs: int = 30,
     rounds: int = 10,
     seed: int = 0,
+    extra: Sequence[Timed] = (),
 ) -> list[InSitu]:
     """Time each plan's pieces in place (see the module's docstring) and each member whole, all of
     them in interleaved rounds (:func:`~._latency.time_interleaved`: each round, in a shuffled
@@ -198,6 +199,8 @@ def time_in_situ_many(
     ``build`` compiles a plan (:func:`archsearch.build`); each member's weights are seeded by
     ``seed``. Each piece's time is the median over the stamped runs of its stretches in one forward
     pass, less the calibrated cost of a timestamp (CPU); each whole is timed without timestamps.
+    ``extra`` items (e.g. the calibration reference, :mod:`._latency_reference`) are timed in the
+    same rounds; their runs are left in their ``samples``.
 
     Raises:
         ValueError: an unknown dtype, ``runs < 4`` or ``rounds < 1``.
@@ -215,7 +218,7 @@ def time_in_situ_many(
         items.append(Timed(host.call))
         items.append(Timed(host.stamped_call, setup=host.hook, teardown=host.unhook, collect=host.collect))
     results = time_interleaved(
-        items,
+        [*items, *extra],
         device=device,
         dtype=dtype,
         batch=batch,
@@ -233,7 +236,7 @@ def time_in_situ_many(
             ],
             whole,
         )
-        for host, whole in zip(hosts, results[::2], strict=True)
+        for host, whole in zip(hosts, results[: len(items) : 2], strict=True)
     ]
 
 

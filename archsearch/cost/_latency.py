@@ -187,20 +187,9 @@ def time_call(
         run = _capture(call, dev) if cuda_graph else call
         for _ in range(warmup):
             run()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            for _ in range(runs):
-                start.record()
-                run()
-                end.record()
-                end.synchronize()
-                samples.append(start.elapsed_time(end))
-        else:
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                run()
-                samples.append((time.perf_counter() - t0) * 1e3)
+        events = _events(dev)
+        for _ in range(runs):
+            samples.append(_timed_run(run, events))
     return LatencyResult(
         device=device_name(dev),
         dtype=dtype,
@@ -225,6 +214,9 @@ class Timed:
     setup: Callable[[], None] | None = None
     teardown: Callable[[], None] | None = None
     collect: Callable[[], None] | None = None
+    copies: int = 1
+    """Batches of runs the item gets in each round, each at its own place in the shuffled order
+    (a short reference timed several times a round samples the machine's speed across the round)."""
     samples: list[float] = field(default_factory=list, compare=False)
 
 
@@ -246,7 +238,8 @@ def time_interleaved(
     Each item is first run ``warmup`` times. Then ``rounds`` times, in an order shuffled afresh each
     round (``seed``): ``setup()``, one untimed run (to bring its weights back into the caches that
     the other items used), ``ceil(runs / rounds)`` timed runs (``collect()`` after each), and
-    ``teardown()``. The garbage collector is paused while timing, as :mod:`timeit` does. Each
+    ``teardown()``; an item with ``copies=k`` does this ``k`` times a round, at ``k`` places in the
+    order. The garbage collector is paused while timing, as :mod:`timeit` does. Each
     result holds every timed run of its item (median, IQR, minimum). With ``rounds=1`` and one item
     this is :func:`time_call` (one untimed run more). On CUDA each run is synchronised and timed
     with events, as in :func:`time_call` (no CUDA graphs here).
@@ -267,7 +260,7 @@ def time_interleaved(
     dev = _device(device)
     per_round = -(-runs // rounds)
     cuda = dev.type == "cuda"
-    order = list(range(len(items)))
+    order = [i for i, item in enumerate(items) for _ in range(max(1, item.copies))]
     rng = random.Random(seed)
     was_enabled = gc.isenabled()
     with _threads(threads) as used, torch.inference_mode():
@@ -275,8 +268,7 @@ def time_interleaved(
             item.samples.clear()
             for _ in range(warmup):
                 item.call()
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        events = _events(dev)
         gc.collect()
         gc.disable()
         try:
@@ -290,16 +282,7 @@ def time_interleaved(
                     if cuda:
                         torch.cuda.synchronize(dev)
                     for _ in range(per_round):
-                        if cuda:
-                            start.record()
-                            item.call()
-                            end.record()
-                            end.synchronize()
-                            item.samples.append(start.elapsed_time(end))
-                        else:
-                            t0 = time.perf_counter()
-                            item.call()
-                            item.samples.append((time.perf_counter() - t0) * 1e3)
+                        item.samples.append(_timed_run(item.call, events))
                         if item.collect is not None:
                             item.collect()
                     if item.teardown is not None:
@@ -321,6 +304,29 @@ def time_interleaved(
         )
         for item in items
     ]
+
+
+def _events(dev: torch.device) -> tuple[Any, Any] | None:
+    """A start and an end CUDA event to time runs on ``dev`` with, or ``None`` off CUDA."""
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize(dev)
+    return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+
+def _timed_run(run: Callable[[], Any], events: tuple[Any, Any] | None) -> float:
+    """One timed run of ``run()`` in ms: between two CUDA events, synchronised on the end one
+    (``events`` from :func:`_events`), or with ``perf_counter`` on the CPU (``events=None``)."""
+    if events is None:
+        t0 = time.perf_counter()
+        run()
+        return (time.perf_counter() - t0) * 1e3
+    start, end = events
+    start.record()
+    run()
+    end.record()
+    end.synchronize()
+    return float(start.elapsed_time(end))
 
 
 def _capture(call: Callable[[], Any], dev: torch.device) -> Callable[[], Any]:

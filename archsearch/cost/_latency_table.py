@@ -15,11 +15,17 @@ The file::
      "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408,
                           "what": "block ...", "how": "in_situ", "samples": [0.41, ...]}, ...},
      "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...]}, ...],
-     "spaces": ["hybrid_small"]}
+     "spaces": ["hybrid_small"],
+     "reference": {"name": "conv-attention-mlp-v1", "ms": 1.07, "iqr_ms": 0.02, "runs": 320}}
 
 ``members`` are whole models measured with the harness, from which the per-model overhead is
-fitted (:mod:`._predict`). Writes are atomic (a temporary file renamed over the table), so an
-interrupted ``archsearch latency-table`` leaves a valid table to resume from.
+fitted (:mod:`._predict`). ``reference`` is the time of a fixed model timed in the same rounds as
+the table's pieces, against which the machine's speed is calibrated when predicting
+(:mod:`._latency_reference`); every entry is stored at that speed. A table without one (written
+before references existed) loads as it is and takes the first reference timed with it.
+
+Writes are atomic (a temporary file renamed over the table), so an interrupted
+``archsearch latency-table`` leaves a valid table to resume from.
 """
 
 from __future__ import annotations
@@ -127,6 +133,9 @@ class LatencyTable:
     ``rounds`` was timed member by member)."""
     spaces: list[str] = field(default_factory=list)
     path: Path | None = None
+    reference: dict[str, Any] | None = None
+    """The calibration reference's time in the table's speed: ``{"name", "ms", "iqr_ms", "runs"}``
+    (:mod:`._latency_reference`); ``None`` in a table written before references existed."""
 
     def __contains__(self, key: object) -> bool:
         return key in self.pieces
@@ -179,7 +188,7 @@ class LatencyTable:
     # ------------------------------------------------------------------ files
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": FORMAT,
             "version": VERSION,
             "fingerprint": asdict(self.fingerprint),
@@ -188,6 +197,9 @@ class LatencyTable:
             "members": self.members,
             "spaces": self.spaces,
         }
+        if self.reference is not None:
+            out["reference"] = self.reference
+        return out
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the table as JSON to ``path`` (default: where it was loaded from), atomically."""
@@ -265,6 +277,7 @@ class LatencyTable:
             harness=dict(data.get("harness") or {"warmup": 10, "runs": 30}),
             spaces=list(data.get("spaces") or []),
             path=file,
+            reference=_reference(data.get("reference")),
         )
 
     @classmethod
@@ -275,3 +288,14 @@ class LatencyTable:
         if file.exists():
             return cls.load(file, expect=fingerprint)
         return cls(fingerprint, path=file)
+
+
+def _reference(entry: Any) -> dict[str, Any] | None:
+    """A stored reference, or ``None`` when there is none or it is unreadable (it is then timed
+    again: a table's pieces do not depend on it)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return None
+    ms = entry.get("ms")
+    if not isinstance(ms, int | float) or isinstance(ms, bool) or not ms > 0:
+        return None
+    return dict(entry)

@@ -29,6 +29,7 @@ of the embedded map, and a map coming out of a token stage is the channels-last 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -40,7 +41,7 @@ from torch import nn
 
 from ..compiler import ClassifierHead
 from ..core import BlockPlan, FeatureShape, NormalizedSpec, StagePlan
-from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS, build_mixer
+from ..kinds import EMBEDS, FAMILIES, MIXERS, STEMS, EmbedKind, MixerKind, build_mixer
 from ..ops import tokens_to_map
 from ._latency import LatencyResult, time_call, torch_dtype
 from ._memo import ObjectMemo
@@ -98,6 +99,8 @@ class PieceTiming:
 
 def _fmt(value: Any) -> str:
     """A value as stable key text: shapes as ``64x8x8+1cls``, whole floats as integers."""
+    if type(value) is int or type(value) is str:  # the common case first (not bool, not an Enum)
+        return str(value)
     if isinstance(value, FeatureShape):
         return str(value)
     if isinstance(value, bool) or value is None:
@@ -151,17 +154,65 @@ _NOT_IN_KEY = frozenset(
     ("index", "stage", "position", "drop_path", "norm_eps", "family", "mixer", "out_shape")
 )
 _KEY_FIELDS = tuple(f.name for f in dataclasses.fields(BlockPlan) if f.name not in _NOT_IN_KEY)
+_key_fields = operator.attrgetter(*_KEY_FIELDS)
+
+#: Kind name -> whether the kind's ``latency_key`` is its base class's (:class:`MixerKind`'s
+#: reads only the block's mixer object; :class:`EmbedKind`'s only the stage's embedding object,
+#: ``c_in``, ``stage.dim`` and ``stage.in_shape``): those keys are memoised by those objects (a
+#: space's members share a few dozen of them).
+_BASE_KEY: dict[tuple[str, str], bool] = {}
+_MIXER_KEYS: ObjectMemo[tuple[Any, ...]] = ObjectMemo(size=4096)
+_EMBED_KEYS: ObjectMemo[dict[tuple[Any, ...], tuple[Any, ...]]] = ObjectMemo(size=4096)
+
+
+def _base_key(kind: Any, base: type[MixerKind] | type[EmbedKind]) -> bool:
+    """Whether ``kind`` (a registered kind) keeps ``base``'s ``latency_key``."""
+    name = (base.__name__, kind.name)
+    only = _BASE_KEY.get(name)
+    if only is None:
+        only = _BASE_KEY[name] = type(kind).latency_key is base.latency_key
+    return only
+
+
+def _mixer_key(block: BlockPlan) -> tuple[Any, ...]:
+    """The mixer kind's ``latency_key`` of ``block``."""
+    mixer = block.mixer
+    kind = MIXERS.get(mixer.kind)
+    if not _base_key(kind, MixerKind):
+        return kind.latency_key(block)
+    key = _MIXER_KEYS.get(mixer)
+    if key is None:
+        key = kind.latency_key(block)
+        _MIXER_KEYS.put(mixer, key)
+    return key
 
 
 def _block_key(block: BlockPlan) -> str:
-    mixer = MIXERS.get(block.mixer.kind).latency_key(block)
     view = _token_family(block.family) and _viewed_tokens(block)
-    fields = tuple(getattr(block, name) for name in _KEY_FIELDS)
-    return _text(("block", block.family, mixer, *fields, "view" if view else "dense"))
+    return _text(("block", block.family, _mixer_key(block), *_key_fields(block), "view" if view else "dense"))
+
+
+def _embed_key(stage: StagePlan, c_in: int) -> tuple[Any, ...]:
+    """The embedding kind's ``latency_key`` of ``stage`` on ``c_in`` incoming channels."""
+    embed = stage.embed
+    kind = EMBEDS.get(embed.kind)
+    if not _base_key(kind, EmbedKind):
+        return kind.latency_key(stage, c_in)
+    keys = _EMBED_KEYS.get(embed)
+    if keys is None:
+        keys = {}
+        _EMBED_KEYS.put(embed, keys)
+    where = (c_in, stage.dim, stage.in_shape)
+    key = keys.get(where)
+    if key is None:
+        if len(keys) > 256:
+            keys.clear()
+        key = keys[where] = kind.latency_key(stage, c_in)
+    return key
 
 
 def _stage_key(stage: StagePlan, c_in: int, after_tokens: bool) -> str:
-    embed = EMBEDS.get(stage.embed.kind).latency_key(stage, c_in)
+    embed = _embed_key(stage, c_in)
     parts: tuple[Any, ...] = (
         "stage",
         stage.family,
@@ -255,7 +306,7 @@ def piece_keys(plan: NormalizedSpec) -> tuple[str, ...]:
 
 def clear_piece_keys() -> None:
     """Forget the memoised piece keys (for benchmarks that time key building from scratch)."""
-    for memo in (_PLAN_KEYS, _STAGE_KEYS, _BLOCK_KEYS):
+    for memo in (_PLAN_KEYS, _STAGE_KEYS, _BLOCK_KEYS, _MIXER_KEYS, _EMBED_KEYS):
         memo.clear()
     _TEXT.clear()
 

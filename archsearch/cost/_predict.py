@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ import torch
 from ..core import NormalizedSpec
 from ._insitu import time_in_situ_many
 from ._latency import LatencyResult, Timed, time_interleaved, torch_dtype
+from ._latency_reference import REFERENCE, Calibration, reference_entry, reference_item
 from ._latency_table import Fingerprint, LatencyTable
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
 
@@ -131,6 +133,11 @@ class LatencyPredictor:
         self._flat: dict[str, tuple[float, float]] = {}
         """key -> (ms, weights in millions): the table's entries as the fast path reads them."""
         self.overhead = self._fit()
+        self.calibration: Calibration | None = None
+        """The last calibration (:meth:`calibrate`); ``None``: predictions are in the table's time."""
+        self.factor = 1.0
+        """What predictions are multiplied by: the machine's speed now against the table's
+        (:attr:`Calibration.factor`; 1 until calibrated)."""
 
     @classmethod
     def open(
@@ -188,17 +195,77 @@ class LatencyPredictor:
             self.measure_missing(plan)
             return self._sums(keys)[0]
 
-    def predict(self, plan: NormalizedSpec) -> float:
+    def predict(self, plan: NormalizedSpec, *, raw: bool = False) -> float:
         """Predicted median latency (ms) of the model ``plan`` compiles to, in the table's setting:
-        the sum of its pieces plus the fitted :class:`Overhead`. Pieces the table lacks are timed
-        first (and added)."""
+        the sum of its pieces plus the fitted :class:`Overhead`, times the calibration
+        :attr:`factor` (1 until :meth:`calibrate`; ``raw``: not applied, the table's own time).
+        Pieces the table lacks are timed first (and added)."""
         keys = piece_keys(plan)
         try:
             ms, weights = self._sums(keys)
         except KeyError:
             self.measure_missing(plan)
             ms, weights = self._sums(keys)
-        return ms + self.overhead(len(keys), weights)
+        if raw:
+            return ms + self.overhead(len(keys), weights)
+        return (ms + self.overhead(len(keys), weights)) * self.factor
+
+    # ------------------------------------------------------------------ calibration
+
+    def calibrate(self, runs: int = 240, rounds: int = 24, warmup: int = 10) -> Calibration:
+        """Time the table's reference now (:mod:`._latency_reference`: ``warmup`` untimed runs,
+        then ``runs`` timed ones in ``rounds`` rounds, a second or so on a CPU) and scale every
+        later prediction by ``now / table`` (:meth:`calibrate_with`). A table without a reference
+        takes this one (saved when the table has a file), and the factor stays 1.
+
+        Raises:
+            ValueError: ``runs < 4`` or ``rounds < 1``.
+        """
+        item = self._reference(0)
+        setting = {**self._setting(), "runs": runs, "warmup": warmup}
+        result = time_interleaved([item], batch=self.table.fingerprint.batch, rounds=rounds, **setting)[0]
+        return self.calibrate_with(result)
+
+    def calibrate_with(self, reference: LatencyResult) -> Calibration:
+        """Scale later predictions by ``reference.median_ms / the table's reference`` (the
+        reference timed elsewhere, e.g. in the same interleaved rounds as members that predictions
+        are checked against: :meth:`time_members_with_reference`). A table without a reference (of
+        this name) takes this one (saved when the table has a file; factor 1)."""
+        stored = self.table.reference
+        if stored is None or stored.get("name") != REFERENCE:
+            self.table.reference = reference_entry(reference)
+            if self.table.path is not None:
+                self.table.save()
+            calibration = Calibration(reference.median_ms, reference.median_ms, reference.runs, adopted=True)
+        else:
+            calibration = Calibration(float(stored["ms"]), reference.median_ms, reference.runs)
+        self.calibration = calibration
+        self.factor = calibration.factor
+        return calibration
+
+    def set_factor(self, factor: float) -> None:
+        """Scale later predictions by ``factor`` (a calibration made earlier, e.g. the one a
+        resumed study keeps, so that all its trials are predicted alike); ``ValueError`` unless it
+        is a positive finite number."""
+        if not (isinstance(factor, int | float) and 0 < factor < float("inf")):
+            raise ValueError(f"a calibration factor must be a positive number, but got {factor!r}")
+        self.factor = float(factor)
+
+    def _reference(self, others: int) -> Timed:
+        device, dtype = self._setting()["device"], torch_dtype(self.table.fingerprint.dtype)
+        return reference_item(self.table.fingerprint.batch, device, dtype, others)
+
+    def _to_table_time(self, reference_ms: Sequence[float]) -> float:
+        """The factor that brings times taken beside the reference's runs ``reference_ms`` (timed
+        in the same rounds) to the table's speed: ``table reference / their median``. A table
+        without a reference takes this one (factor 1)."""
+        ms = statistics.median(reference_ms)
+        stored = self.table.reference
+        if stored is None or stored.get("name") != REFERENCE:
+            q1, _, q3 = statistics.quantiles(reference_ms, n=4) if len(reference_ms) > 1 else (ms, ms, ms)
+            self.table.reference = {"name": REFERENCE, "ms": ms, "iqr_ms": q3 - q1, "runs": len(reference_ms)}
+            return 1.0
+        return float(stored["ms"]) / ms
 
     def missing(self, plan: NormalizedSpec) -> list[Piece]:
         """``plan``'s pieces the table lacks (each key once)."""
@@ -232,11 +299,17 @@ class LatencyPredictor:
         }
 
     def measure(self, piece: Piece) -> PieceTiming:
-        """Time one piece in the table's setting and add it to the table (not saved)."""
+        """Time one piece in the table's setting and add it to the table (not saved), divided by
+        the calibration :attr:`factor` (timed at today's speed, stored at the table's)."""
         timing = measure_piece(piece, batch=self.table.fingerprint.batch, **self._setting())
-        r = timing.result
+        r, f = timing.result, self.factor
         self.table.add(
-            piece.key, ms=r.median_ms, iqr_ms=r.iqr_ms, min_ms=r.min_ms, params=timing.params, what=piece.what
+            piece.key,
+            ms=r.median_ms / f,
+            iqr_ms=r.iqr_ms / f,
+            min_ms=r.min_ms / f,
+            params=timing.params,
+            what=piece.what,
         )
         self._flat.pop(piece.key, None)
         self.measured += 1
@@ -256,24 +329,29 @@ class LatencyPredictor:
         rounds (:func:`~._insitu.time_in_situ_many`: inside the whole models, as ``archsearch
         latency-table`` fills tables; the table's ``harness`` gives ``rounds``), add each as an
         observation of its piece, add each whole member to the overhead fit, and return the
-        members' medians (ms); the table is not saved."""
+        members' medians (ms, as timed); the table is not saved. The calibration reference is
+        timed in the same rounds, and what is added is brought to the table's speed with it (a table
+        without a reference takes this one)."""
         from ..compiler import build
 
         plans = [plan for plan, _ in members]
+        reference = self._reference(2 * len(plans))
         results = time_in_situ_many(
             plans,
             build,
             batch=self.table.fingerprint.batch,
             seed=seed,
             rounds=self._rounds(),
+            extra=[reference],
             **self._setting(),
         )
+        scale = self._to_table_time(reference.samples)
         for result in results:
             for piece, ms, weights in result.pieces:
-                self.table.observe(piece.key, ms, params=weights, what=piece.what)
+                self.table.observe(piece.key, ms * scale, params=weights, what=piece.what)
                 self._flat.pop(piece.key, None)
         for (plan, digest), result in zip(members, results, strict=True):
-            self._add_member(plan, digest, result.whole.median_ms)
+            self._add_member(plan, digest, result.whole.median_ms * scale)
         self.refit()
         return [r.whole.median_ms for r in results]
 
@@ -285,6 +363,14 @@ class LatencyPredictor:
         with the harness in the table's setting, in interleaved rounds
         (:func:`~._latency.time_interleaved`, ``rounds`` from the table's ``harness``); nothing is
         added to the table."""
+        return self.time_members_with_reference(plans, seed)[0]
+
+    def time_members_with_reference(
+        self, plans: Sequence[NormalizedSpec], seed: int = 0
+    ) -> tuple[list[LatencyResult], LatencyResult]:
+        """:meth:`time_members`, with the calibration reference timed in the same rounds (at
+        several places in each): the members' results and the reference's, which
+        :meth:`calibrate_with` turns into the factor between the table's speed and theirs."""
         from ..compiler import build
 
         fp = self.table.fingerprint
@@ -297,7 +383,9 @@ class LatencyPredictor:
             x = plan.input_shape
             inp = torch.randn((fp.batch, x.channels, x.height, x.width), device=dev, dtype=dt)
             items.append(Timed(functools.partial(model, inp)))
-        return time_interleaved(items, batch=fp.batch, rounds=self._rounds(), seed=seed, **setting)
+        items.append(self._reference(len(items)))
+        results = time_interleaved(items, batch=fp.batch, rounds=self._rounds(), seed=seed, **setting)
+        return results[:-1], results[-1]
 
     def time_member(self, plan: NormalizedSpec, seed: int = 0) -> LatencyResult:
         """Build the whole model ``plan`` compiles to (weights seeded by ``seed``) and time it with
@@ -311,10 +399,12 @@ class LatencyPredictor:
 
     def measure_members(self, members: Sequence[tuple[NormalizedSpec, str]], seed: int = 0) -> list[float]:
         """Time whole members in interleaved rounds (:meth:`time_members`), add each to the
-        overhead fit and return their medians (ms); the table is not saved."""
-        results = self.time_members([plan for plan, _ in members], seed)
+        overhead fit (brought to the table's speed by the reference timed in the same rounds) and
+        return their medians (ms, as timed); the table is not saved."""
+        results, reference = self.time_members_with_reference([plan for plan, _ in members], seed)
+        scale = self._to_table_time(reference.samples_ms)
         for (plan, digest), result in zip(members, results, strict=True):
-            self._add_member(plan, digest, result.median_ms)
+            self._add_member(plan, digest, result.median_ms * scale)
         self.refit()
         return [r.median_ms for r in results]
 

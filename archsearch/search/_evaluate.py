@@ -26,8 +26,10 @@ from ._experiment import COST_METRICS, Experiment
 from ._oneshot import OneShot
 
 __all__ = [
+    "CALIBRATION_ATTR",
     "Evaluation",
     "Evaluator",
+    "calibrate_latency",
     "cost_vector",
     "failure_reason",
     "latency_predictor",
@@ -145,6 +147,29 @@ def latency_predictor(experiment: Experiment) -> LatencyPredictor | None:
         return None
     fingerprint = Fingerprint.here(o.device, threads=o.threads, dtype=o.dtype, batch=o.batch)
     return LatencyPredictor.open(o.table, fingerprint)
+
+
+#: The study's user attribute holding the latency calibration its predictions use
+#: (:meth:`~archsearch.cost.Calibration.to_dict`).
+CALIBRATION_ATTR = "latency_calibration"
+
+
+def calibrate_latency(predictor: LatencyPredictor | None, study: Any) -> dict[str, Any] | None:
+    """Scale ``predictor``'s predictions to the machine's speed now (:meth:`LatencyPredictor.calibrate`:
+    a second or so timing the table's reference) at a study's first start, and keep the factor in
+    the study (user attribute ``latency_calibration``); a resumed study, or another worker of it,
+    reuses the kept factor, so that all its trials are predicted alike. Returns the calibration
+    (with ``"reused"``), or ``None`` when latency is not predicted or the table is still empty
+    (nothing to calibrate: its pieces will be timed now)."""
+    if predictor is None or not predictor.table.pieces:
+        return None
+    kept = study.user_attrs.get(CALIBRATION_ATTR)
+    if isinstance(kept, dict) and isinstance(kept.get("factor"), int | float) and kept["factor"] > 0:
+        predictor.set_factor(float(kept["factor"]))
+        return {**kept, "reused": True}
+    calibration = predictor.calibrate().to_dict()
+    study.set_user_attr(CALIBRATION_ATTR, calibration)
+    return {**calibration, "reused": False}
 
 
 def objective_values(experiment: Experiment, metrics: dict[str, Any]) -> list[float]:

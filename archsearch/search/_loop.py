@@ -38,7 +38,14 @@ from ..space import OptunaSuggest, SearchSpace
 from ._backend import SearchProgress, SearchSummary
 from ._candidate import Checked, check_candidate, prepare
 from ._early_stop import dominated_at
-from ._evaluate import Evaluator, cost_vector, failure_reason, objective_values, plain_attrs
+from ._evaluate import (
+    Evaluator,
+    calibrate_latency,
+    cost_vector,
+    failure_reason,
+    objective_values,
+    plain_attrs,
+)
 from ._experiment import Experiment
 from ._ledger import CLAIM, Ledger, Record, duplicate_record, rejected_record, study_meta
 from ._shared import Heartbeats, RetryStale, SharedStudy, Slots, count_slots, decide
@@ -300,8 +307,9 @@ def run_loop(
     if shared is not None:
         study.sampler = sampler_for(experiment, shared.worker)
     evaluator = Evaluator(experiment, dataset, latency_cache=latency_cache)
+    calibration = calibrate_latency(evaluator.predictor, study)
     loop = TrialLoop(experiment, study, space, evaluator, progress, stopping_kind(experiment), shared)
-    summary = SearchSummary(study, experiment, space)
+    summary = SearchSummary(study, experiment, space, latency_calibration=calibration)
     try:
         loop.run(budget, experiment.backend.timeout_s)
     except KeyboardInterrupt:

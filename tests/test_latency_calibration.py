@@ -1,0 +1,229 @@
+"""Drift calibration: a fixed reference timed with a latency table and again when predicting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import archsearch
+from archsearch.cost import (
+    REFERENCE,
+    Fingerprint,
+    LatencyPredictor,
+    LatencyTable,
+    Timed,
+    piece_keys,
+    time_interleaved,
+)
+from archsearch.cost import _latency as latency_module
+from archsearch.cost import _latency_reference as reference_module
+from archsearch.search import _evaluate as evaluate_module
+from archsearch.spec import load_spec, normalize
+
+from .test_latency_table import hand_made
+
+FAST = {"warmup": 0, "runs": 4, "rounds": 2}
+
+
+class Machine:
+    """A fake ``time`` module: the clock advances only when work runs, by its cost (ms) times the
+    machine's ``speed`` (2: everything takes twice as long), which may drift by ``drift`` per call."""
+
+    def __init__(self, speed: float = 1.0, drift: float = 0.0):
+        self.now = 0.0
+        self.speed = speed
+        self.drift = drift
+        self.reference_runs = 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def work(self, ms: float) -> None:
+        self.now += ms * self.speed / 1e3
+        self.speed += self.drift
+
+    def reference(self, *_: Any) -> Any:
+        """Stands for :func:`reference_call`: a reference of 1 ms at speed 1."""
+
+        def run() -> None:
+            self.reference_runs += 1
+            self.work(1.0)
+
+        return run
+
+
+class Slow(torch.nn.Module):
+    """A whole member that takes ``ms`` at speed 1 on ``machine``."""
+
+    def __init__(self, machine: Machine, ms: float):
+        super().__init__()
+        self.machine, self.ms = machine, ms
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.machine.work(self.ms)
+        return x
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch) -> Machine:
+    fake = Machine()
+    monkeypatch.setattr(latency_module, "time", fake)
+    monkeypatch.setattr(reference_module, "reference_call", fake.reference)
+    return fake
+
+
+def _table(path: Path | None = None, reference_ms: float | None = 1.0) -> tuple[LatencyTable, Any]:
+    """A table holding a hand-made plan's pieces at 1 ms each, its reference timed at 1 ms."""
+    plan = normalize(load_spec(hand_made()))
+    table = LatencyTable(Fingerprint.here("cpu", threads=1), harness=dict(FAST), path=path)
+    for key in piece_keys(plan):
+        table.add(key, ms=1.0)
+    if reference_ms is not None:
+        table.reference = {"name": REFERENCE, "ms": reference_ms, "iqr_ms": 0.0, "runs": 40}
+    return table, plan
+
+
+def test_a_drifted_table_is_corrected(machine: Machine) -> None:
+    """The machine now runs at half the speed it had when the table was timed: calibration finds
+    the factor 2 and predictions double; uncalibrated (raw) they stay in the table's time."""
+    table, plan = _table()
+    predictor = LatencyPredictor(table)
+    before = predictor.predict(plan)
+    assert before == pytest.approx(len(piece_keys(plan)))
+    machine.speed = 2.0
+    calibration = predictor.calibrate(runs=8, rounds=4)
+    assert calibration.factor == pytest.approx(2.0)
+    assert calibration.now_ms == pytest.approx(2.0) and calibration.table_ms == pytest.approx(1.0)
+    assert not calibration.adopted and machine.reference_runs > 0
+    assert predictor.predict(plan) == pytest.approx(2.0 * before)
+    assert predictor.predict(plan, raw=True) == pytest.approx(before)
+    assert "2.000x the table's time" in calibration.describe()
+
+
+def test_a_missing_reference_is_measured_and_kept(machine: Machine, tmp_path: Path) -> None:
+    """An older table (no reference): calibrating times the reference, keeps it as the table's
+    (saved), and does not scale; a later calibration compares with it."""
+    table, plan = _table(tmp_path / "t.json", reference_ms=None)
+    predictor = LatencyPredictor(table)
+    machine.speed = 1.5
+    first = predictor.calibrate(runs=8, rounds=4)
+    assert first.adopted and first.factor == 1.0
+    assert predictor.predict(plan) == pytest.approx(len(piece_keys(plan)))
+    saved = LatencyTable.load(tmp_path / "t.json")
+    assert saved.reference is not None and saved.reference["name"] == REFERENCE
+    assert saved.reference["ms"] == pytest.approx(1.5)
+    machine.speed = 3.0
+    again = LatencyPredictor(saved).calibrate(runs=8, rounds=4)
+    assert not again.adopted and again.factor == pytest.approx(2.0)
+
+
+def test_an_old_table_without_a_reference_still_loads(tmp_path: Path) -> None:
+    table, plan = _table(reference_ms=None)
+    data = table.to_dict()
+    assert "reference" not in data  # written as before references existed
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = LatencyTable.load(tmp_path / "old.json", expect=table.fingerprint)
+    assert old.reference is None and old.pieces == table.pieces
+    predictor = LatencyPredictor(old)
+    assert predictor.factor == 1.0 and predictor.calibration is None
+    assert predictor.predict(plan) == pytest.approx(len(piece_keys(plan)))
+    # an unreadable reference is treated as none (timed again), the table still loads
+    (tmp_path / "bad.json").write_text(json.dumps({**data, "reference": {"name": REFERENCE, "ms": -1}}))
+    assert LatencyTable.load(tmp_path / "bad.json").reference is None
+
+
+def test_members_timed_at_another_speed_are_stored_at_the_table_s(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole members timed while the machine runs at twice the table's time: they are returned as
+    timed, and added to the overhead fit at the table's speed (the reference timed in the same
+    rounds gives the factor); the reference result comes back for :meth:`calibrate_with`."""
+    table, plan = _table()
+    monkeypatch.setattr(archsearch.compiler, "build", lambda plan: Slow(machine, 5.0))
+    predictor = LatencyPredictor(table)
+    machine.speed = 2.0
+    results, reference = predictor.time_members_with_reference([plan])
+    assert results[0].median_ms == pytest.approx(10.0) and reference.median_ms == pytest.approx(2.0)
+    calibration = predictor.calibrate_with(reference)
+    assert calibration.factor == pytest.approx(2.0)
+    assert predictor.measure_members([(plan, "a")]) == [pytest.approx(10.0)]
+    assert table.members[0]["measured_ms"] == pytest.approx(5.0)
+
+
+def test_a_drift_during_the_fill_is_taken_out(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two batches of members timed for a table, the second while the machine runs 1.5 times
+    slower: both land at the first one's speed (its reference became the table's)."""
+    table, plan = _table(reference_ms=None)
+    monkeypatch.setattr(archsearch.compiler, "build", lambda plan: Slow(machine, 4.0))
+    predictor = LatencyPredictor(table)
+    predictor.measure_members([(plan, "a")])
+    assert table.reference is not None and table.reference["ms"] == pytest.approx(1.0)
+    machine.speed = 1.5
+    predictor.measure_members([(plan, "b")])
+    assert [m["measured_ms"] for m in table.members] == [pytest.approx(4.0), pytest.approx(4.0)]
+
+
+def test_the_reference_is_interleaved_at_several_places_a_round(machine: Machine) -> None:
+    """With ``copies``, an item is timed at several places in every round: on a machine slowing
+    down steadily its median is the round's middle, not wherever it happened to land."""
+    machine.drift = 0.001
+    log: list[str] = []
+
+    def member(name: str) -> Timed:
+        return Timed(lambda: (log.append(name), machine.work(10.0)))
+
+    reference = Timed(lambda: (log.append("ref"), machine.work(1.0)), copies=4)
+    items = [member(str(i)) for i in range(16)]
+    results = time_interleaved([*items, reference], warmup=0, runs=4, rounds=4)
+    assert results[-1].runs == 4 * 4  # copies x rounds x runs a round
+    assert log.count("ref") == 4 * 4 * 2  # each place: one untimed run, then the timed one
+    medians = sorted(r.median_ms for r in results[:-1])
+    # the reference's slowdown matches that of the members' median (same rounds, same drift)
+    ref_slowdown = results[-1].median_ms / 1.0
+    member_slowdown = medians[len(medians) // 2] / 10.0
+    assert ref_slowdown == pytest.approx(member_slowdown, rel=0.05)
+
+
+class _Study:
+    def __init__(self) -> None:
+        self.user_attrs: dict[str, Any] = {}
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self.user_attrs[key] = value
+
+
+def test_a_search_calibrates_once_and_a_resumed_study_keeps_the_factor(machine: Machine) -> None:
+    study = _Study()
+    table, plan = _table()
+    machine.speed = 1.25
+    first = evaluate_module.calibrate_latency(LatencyPredictor(table), study)
+    assert first is not None and first["factor"] == pytest.approx(1.25) and not first["reused"]
+    assert study.user_attrs[evaluate_module.CALIBRATION_ATTR]["factor"] == pytest.approx(1.25)
+    machine.speed, runs = 3.0, machine.reference_runs
+    predictor = LatencyPredictor(table)
+    again = evaluate_module.calibrate_latency(predictor, study)
+    assert again is not None and again["reused"] and machine.reference_runs == runs  # nothing timed
+    assert predictor.predict(plan) == pytest.approx(1.25 * len(piece_keys(plan)))
+    # no predictor, or an empty table: nothing to calibrate
+    assert evaluate_module.calibrate_latency(None, study) is None
+    empty = LatencyPredictor(LatencyTable(Fingerprint.here("cpu", threads=1)))
+    assert evaluate_module.calibrate_latency(empty, _Study()) is None
+
+
+def test_a_bad_factor_is_refused() -> None:
+    table, _ = _table()
+    with pytest.raises(ValueError, match="positive number, but got 0"):
+        LatencyPredictor(table).set_factor(0)
+
+
+def test_the_real_reference_runs() -> None:
+    """The reference model itself: runs at batch 2, leaves the random state alone."""
+    state = torch.random.get_rng_state()
+    call = reference_module.reference_call(2, "cpu", torch.float32)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    with torch.inference_mode():
+        assert call().shape == (2, 256, 64)
