@@ -47,6 +47,23 @@ def summarise(problem: Problem, runs: list[dict], checkpoints: list[int]) -> dic
     return {"reference_point": ref.tolist(), "curves": curves, "table": table}
 
 
+def budget_table(
+    problem: Problem, runs: list[dict], ref: Sequence[float], budgets: Sequence[int]
+) -> dict[str, dict[str, Any]]:
+    """Per sampler, the median, quartiles and number of ``runs`` of its hypervolume after each of
+    ``budgets`` evaluations (reference point ``ref``); a run shorter than a budget is left out."""
+    table: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        points = np.asarray(r["points"][: max(budgets, default=0)], dtype=float)
+        if not len(points):
+            continue
+        hv = hypervolume_history(points, problem.directions, np.asarray(ref))  # type: ignore[arg-type]
+        for n in budgets:
+            if len(hv) >= n:
+                table.setdefault(r["sampler"], {}).setdefault(str(n), []).append(float(hv[n - 1]))
+    return {k: {n: (*_quartiles(v), len(v)) for n, v in row.items()} for k, row in table.items()}
+
+
 def acceptance(summary: dict[str, Any], ns: Sequence[int]) -> list[dict[str, Any]]:
     """Best sampler at N against random at 2N (medians), per N."""
     table = summary["table"]
@@ -101,6 +118,25 @@ def write_outputs(results: dict[str, Any], out: Path, ns: Sequence[int], checkpo
                 f"| {kind} | " + " | ".join(cells) + f" | {row['duplicates']:g} | {row['rejected']:g} "
                 f"| {row['seeds']} |"
             )
+        small = s.get("small_table") or {}
+        runs = max((v[3] for row in small.values() for v in row.values()), default=0)
+        if runs > len(results["seeds"]):  # extra seeds were run on this problem
+            budgets = sorted({int(n) for row in small.values() for n in row})
+            lines += [
+                "",
+                f"Small budgets over {runs} seeds ({len(results['seeds'])} above and the extra seeds, "
+                f"run to {results['small_budget']} evaluations only): median [IQR] (runs)",
+                "",
+            ]
+            lines += [
+                "| sampler | " + " | ".join(f"N={n}" for n in budgets) + " |",
+                "|" + "---|" * (len(budgets) + 1),
+            ]
+            for kind, row in sorted(small.items(), key=lambda kv: -kv[1][str(budgets[-1])][0]):
+                cells = [
+                    f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}] ({v[3]})" for v in (row[str(n)] for n in budgets)
+                ]
+                lines.append(f"| {kind} | " + " | ".join(cells) + " |")
         for a in s["acceptance"]:
             verdict = "holds" if a["holds"] else "does NOT hold"
             lines.append(

@@ -36,7 +36,9 @@ first seed's runs (a sampler's proposal cost depends on the history's size, not 
 runs stop at 100 (``--limit gp=100``: its proposals cost 100-250 s a run, and by the equal time of
 200 one-shot evaluations it has evaluated about 40). The rankings per problem, view and budget go
 to ``archsearch/search/sampler_rankings.json``, which ``auto`` reads (only from a full run into the
-default ``OUT``). A ranking needs every sampler with every seed at that budget; cvt13's stops at
+default ``OUT``). Small budgets (``--small-budget``, 20: the quickstart's) are noisy over five seeds: ten more
+seeds (``--small-seeds``, 5-14) run to 20 evaluations only, and rankings at 20 or less use every
+seed run on that problem. A ranking needs every sampler with every seed at that budget; cvt13's stops at
 100 (a run of every sampler to 200 would measure up to 2,000 more NASWOT scores).
 
     nice -n 19 python benchmarks/search_quality.py                 # seeds 0-4, N = 50, 100
@@ -67,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _search_quality_measure import PROBLEMS, MeasuredEvaluator, Problem, scorer
 from _search_quality_report import (
     acceptance,
+    budget_table,
     evaluation_time,
     proposal_times,
     rank,
@@ -184,6 +187,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--samplers", nargs="*", default=SAMPLERS, choices=SAMPLERS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--ns", type=int, nargs="+", default=[50, 100], help="budgets N (random runs 2N)")
+    parser.add_argument(
+        "--small-seeds",
+        type=int,
+        nargs="*",
+        default=list(range(5, 15)),
+        help="more seeds, run to --small-budget only: small budgets are ranked over all the seeds",
+    )
+    parser.add_argument("--small-budget", type=int, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--cache", type=Path, default=None, help="measurements and runs (default: OUT/cache)")
     parser.add_argument("--no-table", action="store_true", help="only the runs (another process writes)")
@@ -201,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     limits = {k: int(n) for k, n in (item.split("=") for item in args.limit)}
     if args.quick:
-        args.seeds, args.ns, args.cap = args.seeds[:2], [4], 6
+        args.seeds, args.ns, args.cap, args.small_seeds = args.seeds[:2], [4], 6, []
         args.problems = [p for p in args.problems if p != "cvt13"] or args.problems
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -211,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     checkpoints = sorted({*args.ns, *(2 * n for n in args.ns)})
     results: dict[str, Any] = {
         "seeds": args.seeds,
+        "small_seeds": args.small_seeds,
+        "small_budget": args.small_budget,
         "ns": args.ns,
         "machine": platform.platform(),
         "date": time.strftime("%Y-%m-%d"),
@@ -234,9 +247,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         length = max([top, *budgets])
         timing = any(s["problem"] == name and s["view"] == "wall" for s in settings.values())
         score = None
-        for seed in args.seeds:  # seed by seed: a stopped run still compares every sampler
+        jobs = [(seed, length) for seed in args.seeds] + [
+            (seed, args.small_budget) for seed in args.small_seeds
+        ]
+        for seed, upto in jobs:  # seed by seed: a stopped run still compares every sampler
             for kind in args.samplers:
-                trials = max(2 * top, length) if kind == "random" else length
+                trials = max(2 * top, upto) if kind == "random" and upto == length else upto
                 trials = min(trials, limits.get(kind, trials))
                 timed = timing and seed == args.seeds[0]  # proposal times: the first seed's runs
                 if stop or _stored_run(runs_dir, kind, seed, trials, timed) is not None:
@@ -258,22 +274,29 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 )
         if args.no_table:
             continue
-        runs = []
+        runs, small_runs = [], []
         for kind in SAMPLERS:
-            for seed in args.seeds:
-                run = _stored_run(runs_dir, kind, seed, 0, False, stopped=True)
-                if run is not None:
-                    runs.append(run)
+            for seeds, into in ((args.seeds, runs), (args.small_seeds, small_runs)):
+                for seed in seeds:
+                    run = _stored_run(runs_dir, kind, seed, 0, False, stopped=True)
+                    if run is not None:
+                        into.append(run)
         if not runs:
             continue
         mine = {k: s for k, s in settings.items() if s["problem"] == name}
         marks = sorted({*checkpoints, *EXTRA_MARKS, *(min(s["budget"], args.cap) for s in mine.values())})
         summary = summarise(problem, runs, marks)
+        small = [n for n in marks if n <= args.small_budget] if args.small_seeds else []
+        small_table = budget_table(problem, runs + small_runs, summary["reference_point"], small)
         distinct = {h for r in runs for h in r["hashes"]}
         evaluation, measured = evaluation_time(runs)
         views: dict[str, dict[str, Any]] = {"trial": {}, "wall": {}}
         for n in marks:
-            order = trial_ranking(summary["table"], n, len(args.seeds))
+            if n in small:
+                extra = len({r["seed"] for r in small_runs})  # the extra seeds run on this problem
+                order = trial_ranking(small_table, n, len(args.seeds) + extra)
+            else:
+                order = trial_ranking(summary["table"], n, len(args.seeds))
             if order is not None:
                 views["trial"][str(n)] = order
         walls = {}
@@ -289,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "marks": marks,
             **summary,
             "acceptance": acceptance(summary, args.ns),
+            "small_table": small_table,
             "proposal_cpu": proposal_times(runs),
             "evaluation_cpu": {"median_s": evaluation, "measured": measured},
             "wall": walls,

@@ -322,7 +322,13 @@ def _best(problem: dict[str, Any], view: str, column: int, seeds: int) -> list[s
         assert all(row["seeds"] == seeds for row in table.values())
         at = {kind: row["hv"] for kind, row in table.items()}
     else:
-        at = {kind: row[str(column)] for kind, row in problem["table"].items()}
+        small = problem.get("small_table") or {}
+        if small and all(str(column) in row for row in small.values()):  # more seeds, small budgets
+            table, seeds = small, max(row[str(column)][3] for row in small.values())
+            assert seeds >= 5
+        else:
+            table = problem["table"]
+        at = {kind: row[str(column)] for kind, row in table.items()}
         assert all(v[3] == seeds for v in at.values()), f"a sampler lacks seeds at {column}"
     return sorted(at, key=lambda kind: (-at[kind][0], -at[kind][1], kind))
 

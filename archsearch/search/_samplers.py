@@ -117,8 +117,9 @@ def auto_setting(space_size: float, budget: int, evaluator: str = "train") -> tu
     benchmark problem (:func:`benchmark_problem`) and the view: ``wall`` (hypervolume at equal
     wall time, proposals included) for evaluators cheaper than a proposal
     (:data:`CHEAP_EVALUATORS`), where the sampler's own CPU time decides how many members a run
-    evaluates; else ``trial`` (hypervolume per evaluation), where training a member takes far
-    longer than any proposal (the budget picks the ranking's column: :func:`ranking_column`)."""
+    evaluates; else ``trial`` (hypervolume per evaluation: ``train`` and ``zero_cost``, taken to
+    cost more than a proposal, a short training far more). The budget picks the ranking's column
+    (:func:`ranking_column`)."""
     del budget
     view = "wall" if evaluator in CHEAP_EVALUATORS else "trial"
     return benchmark_problem(space_size, evaluator), view
