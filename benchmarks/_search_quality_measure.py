@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -186,6 +187,7 @@ class _Score:
     size: int
     cache: ValueCache
     measured: int
+    times: list[float]  # CPU seconds of each measurement (process time)
 
     def measure(self, small: NormalizedSpec) -> float:
         raise NotImplementedError
@@ -195,7 +197,9 @@ class _Score:
         key = spec_hash(small)
         value = self.cache.get(key)
         if value is None:
+            start = time.process_time()
             value = self.measure(small)
+            self.times.append(time.process_time() - start)
             self.cache.put(key, value)
             self.measured += 1
         return value
@@ -209,7 +213,7 @@ class Naswot(_Score):
         self.cache = ValueCache(cache / f"search_quality_{problem.name}.jsonl")
         self.data = load_dataset(DigitsData(), input_size=(self.size, self.size), channels=3)
         self.config = ZeroCostConfig(proxies=["naswot"], batch_size=8, device="cpu")
-        self.measured = 0
+        self.measured, self.times = 0, []
 
     def measure(self, small: NormalizedSpec) -> float:
         torch.manual_seed(0)
@@ -258,7 +262,7 @@ class Inherited(_Score):
             on_epoch=say,
         )
         self.net.eval()
-        self.measured = 0
+        self.measured, self.times = 0, []
 
     def measure(self, small: NormalizedSpec) -> float:
         from archsearch.supernet import inherited_accuracy

@@ -15,15 +15,17 @@ from optuna.trial import TrialState
 
 from archsearch import SpecError
 from archsearch.search import (
-    BENCHMARK_RANKING,
     GP_MAX_BUDGET,
     SAMPLER_KINDS,
     auto_kind,
+    auto_setting,
     benchmark_problem,
+    benchmark_rankings,
     count_trials,
     gp_pays,
     load_experiment,
     open_study,
+    ranking_column,
     run_search,
     sampler_kind,
 )
@@ -305,50 +307,82 @@ BENCHMARK = ROOT / "benchmarks" / "results" / "search_quality.json"
 PROBLEM_SPACES = {"cvt13": "cvt13_nas", "hybrid_small": "hybrid_small", "hybrid_stages": "hybrid_stages"}
 
 
-def _stored_ranking(n: int) -> dict[str, list[str]]:
-    """Each problem's samplers by their median hypervolume at ``n`` evaluations, best first, as
-    the benchmark stored them (a sampler without a run at ``n`` is left out)."""
+def _stored() -> dict[str, Any]:
     import json
 
-    problems = json.loads(BENCHMARK.read_text())["problems"]
-    out = {}
-    for name, problem in problems.items():
-        at = {kind: row[str(n)][0] for kind, row in problem["table"].items() if str(n) in row}
-        out[name] = sorted(at, key=lambda kind: -at[kind])
-    return out
+    return json.loads(BENCHMARK.read_text())
 
 
-def test_the_ranking_auto_follows_is_the_benchmarks():
-    """BENCHMARK_RANKING is the order of the stored medians at 100 evaluations, with the same
-    first at 50, every sampler measured with all five seeds; each benchmark problem's space is of
-    its own kind by the size thresholds."""
-    import json
+def _best(problem: dict[str, Any], view: str, column: int, seeds: int) -> list[str]:
+    """The samplers best first as the stored medians say (a tie on the median to the higher lower
+    quartile), recomputed from the stored tables: per trial at ``column`` evaluations, or at equal
+    wall time for a budget of ``column``."""
+    if view == "wall":
+        table = problem["wall"][str(column)]["table"]
+        assert all(row["seeds"] == seeds for row in table.values())
+        at = {kind: row["hv"] for kind, row in table.items()}
+    else:
+        small = problem.get("small_table") or {}
+        if small and all(str(column) in row for row in small.values()):  # more seeds, small budgets
+            table, seeds = small, max(row[str(column)][3] for row in small.values())
+            assert seeds >= 5
+        else:
+            table = problem["table"]
+        at = {kind: row[str(column)] for kind, row in table.items()}
+        assert all(v[3] == seeds for v in at.values()), f"a sampler lacks seeds at {column}"
+    return sorted(at, key=lambda kind: (-at[kind][0], -at[kind][1], kind))
 
-    stored = _stored_ranking(100)
-    assert set(stored) == set(BENCHMARK_RANKING)
-    for name, ranking in BENCHMARK_RANKING.items():
-        assert list(ranking) == stored[name], name
-        assert _stored_ranking(50)[name][0] == ranking[0], name
-        table = json.loads(BENCHMARK.read_text())["problems"][name]["table"]
-        assert all(table[kind]["100"][3] == 5 for kind in ranking), f"{name}: a sampler lacks seeds at 100"
+
+def test_the_rankings_auto_follows_are_the_benchmarks():
+    """``sampler_rankings.json`` (what ``auto`` reads) is what the stored results rank: every
+    column recomputed from the stored medians, every sampler with all its seeds; each problem's
+    space is of its own kind by the size thresholds."""
+    stored = _stored()
+    rankings = benchmark_rankings()
+    assert set(rankings) == set(stored["problems"]) == set(PROBLEM_SPACES)
+    for name, problem in stored["problems"].items():
+        assert rankings[name] == problem["rankings"], name
+        for view, columns in rankings[name].items():
+            for column, ranking in columns.items():
+                best = _best(problem, view, int(column), len(stored["seeds"]))
+                assert ranking == best, (name, view, column)
         size = load_space(ROOT / "search_spaces" / f"{PROBLEM_SPACES[name]}.yaml", num_classes=10).size()
         assert benchmark_problem(size) == name
     assert benchmark_problem(2**26, "supernet") == "hybrid_small"  # the one-shot problem
+    assert rankings["hybrid_small"]["wall"], "the one-shot problem has a wall-time ranking"
+
+
+def test_the_ranking_column_is_the_nearest_stored_budget():
+    assert ranking_column([20, 50, 100, 200], 20) == 20
+    assert ranking_column([20, 50, 100, 200], 1000) == 200
+    assert ranking_column([20, 50, 100, 200], 5) == 20
+    assert ranking_column([50, 100], 70) == 50  # log scale: 70/50 < 100/70
+    assert ranking_column([50, 100], 75) == 100
+    with pytest.raises(ValueError, match="no stored budget"):
+        ranking_column([], 10)
 
 
 def test_auto_picks_by_the_space_size_the_budget_and_the_evaluator(tmp_path):
     small, mid, large = 1_296_000, 2_571_912, 2**26  # the sizes of the three problems' spaces
+    rankings = benchmark_rankings()
+
+    def first(problem: str, view: str, budget: int, skip_gp: bool = False) -> str:
+        columns = rankings[problem][view]
+        ranking = columns[str(ranking_column([int(n) for n in columns], budget))]
+        return next(k for k in ranking if not (skip_gp and k == "gp"))
+
     assert auto_kind(6, 10, 2) == auto_kind(large, large, 2) == "random"  # the budget covers the space
-    assert auto_kind(large, 100, 2) == auto_kind(large, GP_MAX_BUDGET, 2) == "gp"
-    assert auto_kind(mid, 100, 2) == "gp"
-    assert auto_kind(small, 20, 2) == BENCHMARK_RANKING["hybrid_small"][0] == "gp"
-    # GP gives way to the next of its problem's ranking beyond its budget and for one-shot searches
-    assert auto_kind(large, GP_MAX_BUDGET + 1, 2) == auto_kind(mid, 1000, 2) == "tpe"
-    assert auto_kind(small, 1000, 2) == "nsga2"
-    one_shot = next(k for k in BENCHMARK_RANKING["hybrid_small"] if k != "gp")
-    assert auto_kind(small, 200, 2, evaluator="supernet") == one_shot
-    assert auto_kind(large, 1000, 2, evaluator="supernet") == one_shot
-    assert auto_kind(large, 100, 2, evaluator="zero_cost") == "gp"
+    assert auto_setting(small, 20) == ("hybrid_small", "trial")
+    assert auto_setting(large, 200, "supernet") == ("hybrid_small", "wall")
+    assert auto_setting(mid, 100, "zero_cost") == ("hybrid_stages", "trial")
+    for size, problem in ((small, "hybrid_small"), (mid, "hybrid_stages"), (large, "cvt13")):
+        for budget in (10, 20, 50, 100, 200, GP_MAX_BUDGET):
+            assert auto_kind(size, budget, 2) == first(problem, "trial", budget), (problem, budget)
+        # beyond GP_MAX_BUDGET a GP proposal costs about a short training: GP is passed over
+        assert auto_kind(size, 1000, 2) == first(problem, "trial", 1000, skip_gp=True)
+    for size in (small, large):  # one-shot: at equal wall time, GP's proposals counted
+        for budget in (100, 200, 1000):
+            assert auto_kind(size, budget, 2, evaluator="supernet") == first("hybrid_small", "wall", budget)
     assert not gp_pays(100, "supernet") and gp_pays(100, "zero_cost")
     assert not gp_pays(GP_MAX_BUDGET + 1, "train")
     # run: the budget covers the space -> random; it does not -> the small spaces' first
@@ -356,9 +390,9 @@ def test_auto_picks_by_the_space_size_the_budget_and_the_evaluator(tmp_path):
     assert summary.counts.evaluated == 6 == summary.counts.complete
     assert summary.study.sampler.inner.__class__.__name__ == "RandomSampler"
     exp = _experiment(tmp_path / "rich", "auto", RICH, trials=3)
-    expected = {"nsga2": "NSGAIISampler", "tpe": "TPESampler", "gp": "GPSampler"}
+    expected = {"nsga2": "NSGAIISampler", "tpe": "TPESampler", "gp": "GPSampler", "random": "RandomSampler"}
     expected["evolution"] = "EvolutionSampler"
-    assert sampler_kind(exp) == BENCHMARK_RANKING["hybrid_small"][0]
+    assert sampler_kind(exp) == first("hybrid_small", "trial", 3)
     assert run_search(exp).study.sampler.inner.__class__.__name__ == expected[sampler_kind(exp)]
 
 
@@ -371,11 +405,19 @@ def test_auto_is_the_default_sampler():
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments").glob("*.yaml")))
 def test_every_shipped_experiment_runs_the_sampler_the_benchmark_ranks_best(name):
-    """The sampler each shipped experiment runs is the first of the stored ranking of its kind of
-    problem, GP passed over where it does not pay (its budget, a one-shot evaluator)."""
+    """The sampler each shipped experiment runs is the best of the stored results for its setting:
+    its problem, per trial or at equal wall time, at the stored budget nearest its own (recomputed
+    from the stored medians; GP passed over per trial where it does not pay); the benchmark's own
+    table of the shipped experiments says the same."""
+    stored = _stored()
     exp = load_experiment(ROOT / "experiments" / name)
     size = load_space(exp.space_source(), num_classes=10).size()
-    problem = benchmark_problem(size, exp.evaluator.kind)
-    ranking = [k for k in _stored_ranking(100)[problem] if k != "random"]
-    best = next(k for k in ranking if k != "gp" or gp_pays(exp.trials, exp.evaluator.kind))
-    assert sampler_kind(exp) == best, f"{name}: {problem}'s ranking {ranking}"
+    problem, view = auto_setting(size, exp.trials, exp.evaluator.kind)
+    columns = [int(n) for n in stored["problems"][problem]["rankings"][view]]
+    column = ranking_column(columns, exp.trials)
+    ranking = _best(stored["problems"][problem], view, column, len(stored["seeds"]))
+    best = next(k for k in ranking if k != "gp" or view == "wall" or gp_pays(exp.trials, exp.evaluator.kind))
+    assert sampler_kind(exp) == best, f"{name}: {problem} {view} at {column}: {ranking}"
+    setting = stored["settings"][Path(name).stem]
+    assert (setting["problem"], setting["view"], setting["column"]) == (problem, view, column)
+    assert setting["best"] == best

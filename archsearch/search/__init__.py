@@ -23,12 +23,14 @@ from ._oneshot import RETRAINED, OneShot, retrain_config, retrain_front
 from ._paths import project_folder
 from ._run import BACKENDS, backend_for, run_search
 from ._samplers import (
-    BENCHMARK_RANKING,
     GP_MAX_BUDGET,
     SAMPLER_KINDS,
     auto_kind,
+    auto_setting,
     benchmark_problem,
+    benchmark_rankings,
     gp_pays,
+    ranking_column,
     sampler_kind,
 )
 from ._shared import Heartbeats, SharedStudy, is_shared
@@ -38,7 +40,6 @@ from ._table import BASE_COLUMNS, load_results, load_study, trials_table, withou
 __all__ = [
     "BACKENDS",
     "BASE_COLUMNS",
-    "BENCHMARK_RANKING",
     "CONNECT_TIMEOUT_S",
     "COST_METRICS",
     "EVALUATED",
@@ -66,8 +67,10 @@ __all__ = [
     "TrialCounts",
     "TrialLoop",
     "auto_kind",
+    "auto_setting",
     "backend_for",
     "benchmark_problem",
+    "benchmark_rankings",
     "count_trials",
     "dominated_at",
     "gp_pays",
@@ -81,6 +84,7 @@ __all__ = [
     "outcome_of",
     "prepare_experiment",
     "project_folder",
+    "ranking_column",
     "retrain_config",
     "retrain_front",
     "run_search",

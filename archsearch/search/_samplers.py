@@ -8,8 +8,9 @@
 * ``nsga2`` -- Optuna's ``NSGAIISampler`` (Deb et al. 2002), with the space's limits as constraints;
 * ``tpe`` -- Optuna's multivariate ``TPESampler``, with the space's limits as constraints;
 * ``random`` -- uniform draws;
-* ``auto`` (the default) -- the one ``benchmarks/search_quality.py`` ranks best for the space's
-  size, the budget and the evaluator (:func:`auto_kind`).
+* ``auto`` (the default) -- the one ``benchmarks/search_quality.py`` ranks best for the search's
+  setting: its kind of space, its budget, and per trial or at equal wall time by the evaluator's
+  cost (:func:`auto_kind`).
 
 Every sampler is wrapped in :class:`LedgerSampler`, which shows it the study's trials as the trial
 ledger says (:func:`~._ledger.sampler_trials`): a duplicate proposal as the values it repeats, a
@@ -21,10 +22,13 @@ candidate carries (the ``constraints`` user attribute).
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
 import warnings
 import zlib
 from collections.abc import Callable, Container, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -40,16 +44,19 @@ from ._experiment import Experiment
 from ._ledger import sampler_trials
 
 __all__ = [
-    "BENCHMARK_RANKING",
     "CHEAP_EVALUATORS",
     "GP_MAX_BUDGET",
     "LARGE_SPACE",
+    "RANKINGS_FILE",
     "SAMPLER_KINDS",
     "SMALL_SPACE",
     "LedgerSampler",
     "auto_kind",
+    "auto_setting",
     "benchmark_problem",
+    "benchmark_rankings",
     "gp_pays",
+    "ranking_column",
     "sampler_for",
     "sampler_kind",
 ]
@@ -58,15 +65,10 @@ __all__ = [
 SAMPLER_KINDS = ("auto", "gp", "evolution", "nsga2", "tpe", "random")
 
 
-#: The samplers of each problem of ``benchmarks/search_quality.py``, best first, by the median
-#: hypervolume over seeds 0-4 at 100 evaluations (the order at 50 has the same first):
-#: ``benchmarks/results/search_quality.{md,json}``, README "Samplers" (random search at 100 too).
-#: ``tests/test_samplers.py`` reads the stored results and checks this table against them.
-BENCHMARK_RANKING: dict[str, tuple[str, ...]] = {
-    "cvt13": ("gp", "tpe", "evolution", "nsga2", "random"),
-    "hybrid_small": ("gp", "nsga2", "tpe", "random", "evolution"),
-    "hybrid_stages": ("gp", "tpe", "nsga2", "evolution", "random"),
-}
+#: Where :func:`benchmark_rankings` reads the benchmark's rankings (written by
+#: ``benchmarks/search_quality.py`` from its stored results; ``tests/test_samplers.py`` checks the
+#: file against ``benchmarks/results/search_quality.json``).
+RANKINGS_FILE = Path(__file__).with_name("sampler_rankings.json")
 
 #: Spaces below this many members are of ``hybrid_small``'s kind (1.3e6 members), those from it
 #: below :data:`LARGE_SPACE` of ``hybrid_stages``'s (2.6e6), larger ones of ``cvt13``'s (6.7e7).
@@ -76,12 +78,27 @@ SMALL_SPACE = 2 * 10**6
 LARGE_SPACE = 10**7
 
 #: Evaluators whose evaluation costs less than a GP proposal: a member's inherited accuracy
-#: (``supernet``: a BatchNorm recalibration and one validation pass) took a median 0.34 s of CPU
-#: on hybrid_small (8 random members, 0.19-3.1 s), against GP's 1.3 s per proposal at 100 trials.
+#: (``supernet``: a BatchNorm recalibration and one validation pass) took a median 0.16 s of CPU on
+#: hybrid_small (806 members measured by the benchmark: ``evaluation_cpu`` in its results), GP's
+#: proposals 0.9-1.2 s from 20 to 100 trials. ``auto`` ranks samplers for them at equal wall time.
 CHEAP_EVALUATORS = ("supernet",)
 
-#: The largest budget ``auto`` gives GP (see :func:`auto_kind`).
+#: The largest budget for which ``auto`` gives GP a per-trial ranking's first place (see
+#: :func:`gp_pays`).
 GP_MAX_BUDGET = 500
+
+
+@functools.cache
+def benchmark_rankings() -> dict[str, dict[str, dict[str, list[str]]]]:
+    """The samplers best first, as ``benchmarks/search_quality.py`` stored them:
+    ``{problem: {view: {budget: [kind, ...]}}}``, ``view`` ``trial`` (median hypervolume over seeds
+    after ``budget`` evaluations) or ``wall`` (at the wall time ``budget`` evaluations take with the
+    sampler that spends least on them, each sampler's measured proposal CPU time included).
+    Raises :class:`OSError` or :class:`ValueError` when :data:`RANKINGS_FILE` is missing or broken
+    (the package is incomplete)."""
+    data = json.loads(RANKINGS_FILE.read_text())
+    problems: dict[str, dict[str, dict[str, list[str]]]] = data["problems"]
+    return problems
 
 
 def benchmark_problem(space_size: float, evaluator: str = "train") -> str:
@@ -94,46 +111,60 @@ def benchmark_problem(space_size: float, evaluator: str = "train") -> str:
     return "hybrid_stages" if space_size < LARGE_SPACE else "cvt13"
 
 
+def auto_setting(space_size: float, budget: int, evaluator: str = "train") -> tuple[str, str]:
+    """The setting of ``benchmarks/search_quality.py`` whose ranking ``auto`` follows for a search
+    of ``budget`` evaluations over ``space_size`` members by an ``evaluator`` of that kind: the
+    benchmark problem (:func:`benchmark_problem`) and the view: ``wall`` (hypervolume at equal
+    wall time, proposals included) for evaluators cheaper than a proposal
+    (:data:`CHEAP_EVALUATORS`), where the sampler's own CPU time decides how many members a run
+    evaluates; else ``trial`` (hypervolume per evaluation: ``train`` and ``zero_cost``, taken to
+    cost more than a proposal, a short training far more). The budget picks the ranking's column
+    (:func:`ranking_column`)."""
+    del budget
+    view = "wall" if evaluator in CHEAP_EVALUATORS else "trial"
+    return benchmark_problem(space_size, evaluator), view
+
+
+def ranking_column(budgets: Sequence[int], budget: int) -> int:
+    """The stored budget whose ranking stands for ``budget``: the nearest on a log scale (the
+    smaller of two as near). Raises :class:`ValueError` when ``budgets`` is empty."""
+    if not budgets:
+        raise ValueError("no stored budget to rank at")
+    return min(sorted(budgets), key=lambda n: abs(math.log(n / max(budget, 1))))
+
+
 def gp_pays(budget: int, evaluator: str) -> bool:
-    """Whether GP's overhead stays below the evaluations it saves (see :func:`auto_kind`)."""
+    """Whether a per-trial ranking may put GP first: its proposals stay below an evaluation. Not
+    for :data:`CHEAP_EVALUATORS` (ranked at equal wall time instead), nor beyond
+    :data:`GP_MAX_BUDGET` evaluations, where a proposal (1.3 s of CPU after 100 trials, 2.0 s
+    after 300, 12.8 s after 1000) costs about a short proxy training."""
     return evaluator not in CHEAP_EVALUATORS and budget <= GP_MAX_BUDGET
 
 
 def auto_kind(space_size: float, budget: int, objectives: int, *, evaluator: str = "train") -> str:
     """The sampler ``auto`` runs for a space of ``space_size`` members searched with ``budget``
     evaluations of ``objectives`` objectives by an ``evaluator`` of that kind (``train``,
-    ``zero_cost``, ``supernet``).
-
-    The rule, from the figures of ``benchmarks/search_quality.py`` (two objectives; medians of the
-    hypervolume over five seeds; README, "Samplers"):
+    ``zero_cost``, ``supernet``). README, "Samplers", shows the rankings it reads.
 
     1. ``budget >= space_size``: ``random`` (every member is evaluated once whatever the order:
        duplicates are redrawn, so there is nothing to model).
-    2. Otherwise ``gp``, first on every problem (medians at 50 and at 100 evaluations: cvt13
-       4.44e10 and 4.61e10, TPE next with 3.87e10 and 4.09e10, GP at 50 beating every other sampler
-       at 100; hybrid_stages 1.226e10 and 1.226e10, TPE 1.224e10 and 1.225e10; hybrid_small
-       2.452e7 and 2.452e7, NSGA-II 2.428e7 and 2.451e7), where it pays (:func:`gp_pays`).
-    3. Where it does not, the next of :data:`BENCHMARK_RANKING` for the benchmark problem of the
-       search's kind (:func:`benchmark_problem`): ``nsga2`` for spaces under 2e6 members and
-       one-shot searches (hybrid_small), ``tpe`` for larger spaces (cvt13, hybrid_stages).
+    2. Otherwise the first of the stored ranking (:func:`benchmark_rankings`) of the search's
+       setting (:func:`auto_setting`: the benchmark problem, and per trial or at equal wall time)
+       at the stored budget nearest ``budget`` (:func:`ranking_column`); in the per-trial view GP
+       is passed over where it does not pay (:func:`gp_pays`).
 
-    GP does not pay where it costs more than the evaluations it saves: the others reach its
-    hypervolume at N only at 2N or later (cvt13, hybrid_stages), so GP pays while its overhead per
-    proposal stays below one evaluation. Optuna's GPSampler (default settings) took 1.3 s of CPU
-    per proposal after 100 trials, 2.0 s after 300 and 12.8 s after 1000 (hybrid_small's space;
-    median of 3, measured under load), growing with the trials (its kernel fit is cubic in them):
-    more than a one-shot evaluation (:data:`CHEAP_EVALUATORS`) from the start, and beyond
-    :data:`GP_MAX_BUDGET` evaluations about a short proxy training (the quickstart's trials: about
-    6 s each, 20 in 2 minutes).
-
-    ``objectives`` is not read: every problem of the benchmark has two; the rule is the same for
-    one or three.
+    ``objectives`` is not read: every problem of the benchmark has two.
     """
+    del objectives
     if space_size <= budget:
         return "random"
-    ranking = BENCHMARK_RANKING[benchmark_problem(space_size, evaluator)]
-    pays = gp_pays(budget, evaluator)
-    return next(kind for kind in ranking if kind != "gp" or pays)
+    problem, view = auto_setting(space_size, budget, evaluator)
+    views = benchmark_rankings()[problem]
+    if not views.get(view):  # no such view stored: per trial, GP passed over where it does not pay
+        view = "trial"
+    columns = views[view]
+    ranking = columns[str(ranking_column([int(n) for n in columns], budget))]
+    return next(k for k in ranking if k != "gp" or view == "wall" or gp_pays(budget, evaluator))
 
 
 def sampler_kind(experiment: Experiment) -> str:
