@@ -45,7 +45,6 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..core import FeatureShape, NormalizedSpec, PerBlockFloat, PerBlockInt, SourceMap
-from ._fast_key import exact_checker
 from ._fast_stage import FAST_SIZE, Given, StageTemplate, Variant, bounded_put, make_frozen
 from ._parts import _annotation, _model
 
@@ -63,17 +62,8 @@ class _Template:
     """A structure: its validated spec, the per-block values' validator and the stage templates."""
 
     def __init__(
-        self,
-        spec: Any,
-        given: tuple[Given, ...],
-        fields: tuple[tuple[type, str], ...],
-        private: Any,
-        raw: dict[str, Any],
+        self, spec: Any, given: tuple[Given, ...], fields: tuple[tuple[type, str], ...], private: Any
     ):
-        self.raw = raw
-        """The structure (a private copy: unpickled from the key)."""
-        self.check = exact_checker(raw)
-        """Whether a structure ``== raw`` is it type-exactly (``None``: only the key can tell)."""
         self.spec_cls = spec.__class__
         values = spec.__dict__.copy()
         values["stages"] = None
@@ -90,15 +80,6 @@ class _Template:
         self.hw0 = spec.input.hw[0]
         self.learnt: tuple[FeatureShape, FeatureShape | None, Any] | None = None
         """The spec-level parts of a plan: input shape, stem shape, resolved head."""
-
-    def same(self, top: dict[str, Any]) -> bool:
-        """Whether structure ``top`` (:meth:`FastPath._strip`'s) is this one: ``==`` and
-        :data:`check`, both in C; an ``__eq__`` that raises says no (the pickle key decides)."""
-        check = self.check
-        try:
-            return check is not None and top == self.raw and check(top)
-        except Exception:
-            return False
 
     def split(self, spec: Any) -> tuple[tuple[Any, ...], tuple[Variant, ...]]:
         """Per stage, the spec's per-block values and the stage as a variant (not memoised)."""
@@ -198,8 +179,6 @@ class FastPath:
         self._templates: dict[bytes, _Template | None] = {}
         self._seen: set[int] = set()
         self._recent: dict[int, _Recent] = {}
-        self._last: _Template | None = None
-        """The template of the last candidate validated from one (compared first)."""
 
     def validate(self, data: Any, general: Callable[[Any], Any]) -> Any:
         """The spec ``data`` validates to: from its structure's template, else ``general(data)``
@@ -207,26 +186,14 @@ class FastPath:
         found = self._strip(data)
         if found is None:
             return general(data)
-        top, holes = found
-        template = self._last
-        if template is None or not template.same(top):
-            try:
-                key = pickle.dumps(top, _PROTOCOL)
-            except Exception:  # whatever pickle refuses goes the general way
-                return general(data)
-            template = self._templates.get(key)
-            if template is None:
-                return self._unknown(data, key, general)
-        self._last = template
-        made = template.validate(holes)
-        if made is None:
+        key, holes = found
+        template = self._templates.get(key)
+        if template is not None:
+            made = template.validate(holes)
+            if made is not None:
+                self._note(_Recent(made[0], template, made[1], made[2]))
+                return made[0]
             return general(data)  # a value the validator refused: the general path raises
-        self._note(_Recent(made[0], template, made[1], made[2]))
-        return made[0]
-
-    def _unknown(self, data: Any, key: bytes, general: Callable[[Any], Any]) -> Any:
-        """``general(data)`` for a structure without a template; the second time it comes (and
-        the fast path takes its per-block fields), it gets one."""
         spec = general(data)
         if key in self._templates:  # None: a structure the fast path does not take
             return spec
@@ -236,10 +203,9 @@ class FastPath:
                 self._seen.clear()
             self._seen.add(h)
             return spec
-        template = self._template(spec, self._given(data), key)
+        template = self._template(spec, self._given(data))
         bounded_put(self._templates, key, template)
         if template is not None:
-            self._last = template
             self._note(_Recent(spec, template, *template.split(spec)))
         return spec
 
@@ -271,7 +237,6 @@ class FastPath:
         self._templates.clear()
         self._seen.clear()
         self._recent.clear()
-        self._last = None
 
     # ------------------------------------------------------------------ internals
     def _note(self, recent: _Recent) -> None:
@@ -279,11 +244,10 @@ class FastPath:
             self._recent.clear()
         self._recent[id(recent.spec)] = recent
 
-    def _strip(self, data: Any) -> tuple[dict[str, Any], tuple[Any, ...]] | None:
-        """``(structure, per-block values)``, or ``None`` for input the fast path does not take.
-        The structure is ``data`` with the value of each per-block field it gives replaced by
-        ``None`` (copies of the dicts changed): it keeps which fields are given (and where), and
-        nothing of their values. Its pickle is the structure key."""
+    def _strip(self, data: Any) -> tuple[bytes, tuple[Any, ...]] | None:
+        """``(structure key, per-block values)``, or ``None`` for input the fast path does not take.
+        The key is the pickle of ``data`` with the value of each per-block field it gives replaced
+        by ``None``: it keeps which fields are given (and where), and nothing of their values."""
         if data.__class__ is not dict:
             return None
         raws = data.get("stages")
@@ -315,7 +279,11 @@ class FastPath:
             stages.append(stage)
         top = data.copy()
         top["stages"] = stages
-        return top, tuple(holes)
+        try:
+            key = pickle.dumps(top, _PROTOCOL)
+        except Exception:  # whatever pickle refuses goes the general way
+            return None
+        return key, tuple(holes)
 
     def _given(self, data: dict[str, Any]) -> tuple[Given, ...]:
         """Which per-block fields each stage of ``data`` gives (a dict :meth:`_strip` took): the
@@ -329,7 +297,7 @@ class FastPath:
             given.append((stage_names, tuple([name for name in fields if name in mixer])))
         return tuple(given)
 
-    def _template(self, spec: Any, given: tuple[Given, ...], key: bytes) -> _Template | None:
+    def _template(self, spec: Any, given: tuple[Given, ...]) -> _Template | None:
         """A template from a spec the general path validated, or ``None`` where the fast path does
         not take its per-block fields."""
         fields: list[tuple[type[BaseModel], str]] = []
@@ -340,7 +308,7 @@ class FastPath:
             fields += [(stage.mixer.__class__, n) for n in mixer_names]
         if any(_annotation(cls, n) not in _KEYED for cls, n in fields):
             return None
-        return _Template(spec, given, tuple(fields), self._private, pickle.loads(key))
+        return _Template(spec, given, tuple(fields), self._private)
 
 
 _VALIDATORS: dict[tuple[Any, ...], Any] = {}
