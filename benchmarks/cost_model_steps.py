@@ -7,7 +7,9 @@
 As ``cost_model_callgrind.py``, but each step of a candidate runs under its own C iterator, so
 the annotated output gives each step's inclusive count: validation (``filterfalse_next``),
 normalisation (``dropwhile_next``) and costs (``accumulate_next``); what is left of
-``takewhile_next`` is the loop and freeing the previous candidate's objects.
+``takewhile_next`` is the loop and freeing the previous candidate's objects. On the code of
+d988d63 (1000 candidates): 327,517 per spec in all, validation 170,607 (the structure key's
+pickle 50,617 of it), normalisation 77,119, costs 68,907.
 """
 
 from __future__ import annotations
