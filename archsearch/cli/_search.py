@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._app import app, err, friendly, out, shown
+from ._app import app, err, friendly, out, shown, warnings_as_lines
 from ._progress import BarProgress, LineProgress, fmt
 
 #: ``archsearch space`` probes up to PROBE_MEMBERS random members for the share of valid ones, for
@@ -179,6 +179,16 @@ OverridesArg = Annotated[
 ]
 
 
+AllowChangedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-changed-evaluator",
+        help="Resume a study whose evaluator settings (epochs, lr, ...) differ from the stored ones, "
+        "mixing accuracies that are not comparable (refused without it).",
+    ),
+]
+
+
 @app.command()
 @friendly
 def search(
@@ -195,6 +205,7 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the closing summary as JSON (progress goes to stderr).")
     ] = False,
+    allow_changed_evaluator: AllowChangedOpt = False,
 ) -> None:
     """Run a search; re-running the same experiment resumes it (completed trials are kept).
 
@@ -214,8 +225,15 @@ def search(
     console = err if as_json else out
     _describe(exp, console)
     start = time.perf_counter()
-    with _progress(exp, console) as progress:
-        summary = run_search(exp, trials=trials, fresh=fresh, resume_only=resume, progress=progress)
+    with _progress(exp, console) as progress, warnings_as_lines():
+        summary = run_search(
+            exp,
+            trials=trials,
+            fresh=fresh,
+            resume_only=resume,
+            progress=progress,
+            allow_changed_evaluator=allow_changed_evaluator,
+        )
     budget = trials or exp.trials
     seconds = time.perf_counter() - start
     front = _front(summary.study, list(exp.objectives))
@@ -285,6 +303,7 @@ def worker(
     max_retry: Annotated[
         int, typer.Option("--max-retry", min=0, help="Retries of one interrupted architecture.")
     ] = 3,
+    allow_changed_evaluator: AllowChangedOpt = False,
 ) -> None:
     """Evaluate trials of a study that other workers share (on PostgreSQL) until its budget is met."""
     import optuna
@@ -309,7 +328,14 @@ def worker(
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     progress = LineProgress(list(exp.objectives), out, SharedStudy.worker_name())
-    summary = run_search(exp, trials=trials, progress=progress, heartbeats=beats)
+    with warnings_as_lines():
+        summary = run_search(
+            exp,
+            trials=trials,
+            progress=progress,
+            heartbeats=beats,
+            allow_changed_evaluator=allow_changed_evaluator,
+        )
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing"
     progress.say(
         f"done: the study: {summary.counts.line()}; this worker: {outcomes} in {summary.seconds:.0f} s"
