@@ -300,3 +300,26 @@ def test_a_resume_with_another_evaluator_kind_is_refused(searched: Path, tmp_pat
     line = _error(["search", str(exp), "--no-report"])
     assert "evaluator.kind: study 'exp' was searched with kind 'train'" in line
     assert "(got 'zero_cost'); allowed: 'train' (as stored)" in line
+
+
+# ----------------------------------------------------------------- break-it: features_only
+
+
+@pytest.mark.parametrize("given", ["yes", 1, None])
+def test_features_only_takes_only_a_bool(given: Any) -> None:
+    with pytest.raises(TypeError, match=r"features_only: expected True or False \(got .*\)"):
+        archsearch.create_model("resnet-50", input_size=32, features_only=given)
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ((0, 1, 5), r"out_indices \[0, 1, 5\]: 5 is not a stage of this model's 4"),
+        ((-9,), r"out_indices \[-9\]: -9 is not a stage of this model's 4"),
+        ((), r"out_indices \[\]: no stage chosen"),
+        ((1, -3), r"out_indices \[1, -3\]: stage 1 is chosen twice"),
+    ],
+)
+def test_out_indices_say_what_is_wrong(given: tuple[int, ...], says: str) -> None:
+    with pytest.raises(ValueError, match=says + r" \(got .*\); allowed: distinct indices in -4\.\.3"):
+        archsearch.create_model("resnet-50", input_size=32, features_only=True, out_indices=given)
