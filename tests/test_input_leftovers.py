@@ -323,3 +323,24 @@ def test_features_only_takes_only_a_bool(given: Any) -> None:
 def test_out_indices_say_what_is_wrong(given: tuple[int, ...], says: str) -> None:
     with pytest.raises(ValueError, match=says + r" \(got .*\); allowed: distinct indices in -4\.\.3"):
         archsearch.create_model("resnet-50", input_size=32, features_only=True, out_indices=given)
+
+
+# ----------------------------------------------------------------- break-it: trials, budgets
+
+
+def test_epochs_and_steps_together_say_how_to_drop_one(tmp_path: Path) -> None:
+    line = _error(["trials", str(_experiment(tmp_path)), "--set", "evaluator.epochs=2"])
+    assert (
+        "evaluator: set exactly one of epochs and steps (got epochs=2, steps=1); allowed: epochs or "
+        "steps, not both (an override ~KEY drops a key: ~evaluator.steps)"
+    ) in line
+
+
+@pytest.mark.parametrize("target", ["missing/rows.csv", "."])
+def test_trials_csv_to_a_path_that_cannot_be_written(searched: Path, tmp_path: Path, target: str) -> None:
+    """Checked before the study is read: one line naming the path, no traceback."""
+    path = tmp_path / target
+    line = _error(["trials", str(searched / "exp.yaml"), "--csv", str(path)])
+    why = "is a folder" if target == "." else f"its folder {path.parent} does not exist"
+    assert f"--csv: cannot write {path}: {why}" in line
+    assert "allowed: a file path in an existing folder" in line

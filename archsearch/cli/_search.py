@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import Issue, SpecError
 from ._app import app, err, friendly, out, shown, warnings_as_lines
 from ._progress import BarProgress, LineProgress, fmt
 
@@ -385,6 +386,8 @@ def trials_(
     """List the trials of a study (through pandas): outcome, metrics, reason."""
     from ..search import count_trials, load_experiment, load_study, trials_table
 
+    if csv:
+        _check_csv(csv)  # the arguments first: nothing is read for a bad one
     target: Any = source
     if Path(source).suffix in (".yaml", ".yml"):
         target = load_experiment(source, list(sets or []))
@@ -393,7 +396,10 @@ def trials_(
     directions = [d.name.lower() for d in loaded.directions]
     counts = count_trials(loaded.get_trials(deepcopy=False), directions)
     if csv:
-        frame.to_csv(csv, index=False)
+        try:
+            frame.to_csv(csv, index=False)
+        except OSError as exc:
+            raise _csv_error(csv, exc.strerror or str(exc)) from None
         (err if as_json else out).print(f"wrote {len(frame)} trials to {escape(csv)}", highlight=False)
     if as_json:
         rows = json.loads(frame.to_json(orient="records"))
@@ -427,6 +433,27 @@ def trials_(
             str(row["trial"]), str(row["outcome"]), *cells, escape(_mixers(row["spec"])), escape(reason[:120])
         )
     out.print(table)
+
+
+def _check_csv(csv: str) -> None:
+    """Refuse a ``--csv`` path that cannot be written: a folder, or a file in a missing folder."""
+    path = Path(csv)
+    if path.is_dir():
+        raise _csv_error(csv, "is a folder")
+    if not path.parent.is_dir():
+        raise _csv_error(csv, f"its folder {path.parent} does not exist")
+
+
+def _csv_error(csv: str, why: str) -> SpecError:
+    return SpecError(
+        Issue(
+            (),
+            f"cannot write {csv}: {why}",
+            file="--csv",
+            value=csv,
+            allowed="a file path in an existing folder",
+        )
+    )
 
 
 def _missing(value: Any) -> bool:
