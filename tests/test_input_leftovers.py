@@ -344,3 +344,23 @@ def test_trials_csv_to_a_path_that_cannot_be_written(searched: Path, tmp_path: P
     why = "is a folder" if target == "." else f"its folder {path.parent} does not exist"
     assert f"--csv: cannot write {path}: {why}" in line
     assert "allowed: a file path in an existing folder" in line
+
+
+# ----------------------------------------------------------------- break-it: export
+
+TINY = {
+    "input": {"size": 16, "channels": 1},
+    "stages": [{"embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1}, "dim": 8, "depth": 1}],
+    "head": {"num_classes": 10},
+}
+
+
+@pytest.mark.parametrize("opset", [3, 99])
+def test_an_onnx_opset_out_of_range_is_refused_before_anything_is_written(tmp_path: Path, opset: int) -> None:
+    """It was exported at another opset (18) without a word."""
+    target = tmp_path / "m.onnx"
+    with pytest.raises(archsearch.ExportError, match=rf"--opset: ONNX opset {opset} cannot be written "):
+        archsearch.export(TINY, "onnx", target, opset=opset)
+    assert not target.exists()
+    line = _error(["export", str(tmp_path / "nope.yaml"), "--opset", str(opset), "-o", str(target)])
+    assert f"(got {opset}); allowed: 7 to " in line
