@@ -350,7 +350,7 @@ def test_trials_csv_to_a_path_that_cannot_be_written(searched: Path, tmp_path: P
 
 TINY = {
     "input": {"size": 16, "channels": 1},
-    "stages": [{"embed": {"kind": "conv", "kernel": 3, "stride": 2, "padding": 1}, "dim": 8, "depth": 1}],
+    "stages": [{"embed": {"kind": "conv", "kernel": 3, "stride": 2}, "dim": 8, "depth": 1, "mixer": "conv"}],
     "head": {"num_classes": 10},
 }
 
@@ -364,3 +364,19 @@ def test_an_onnx_opset_out_of_range_is_refused_before_anything_is_written(tmp_pa
     assert not target.exists()
     line = _error(["export", str(tmp_path / "nope.yaml"), "--opset", str(opset), "-o", str(target)])
     assert f"(got {opset}); allowed: 7 to " in line
+
+
+# ----------------------------------------------------------------- break-it: train
+
+
+@pytest.mark.parametrize("where", ["file", "file/run"])
+def test_train_into_a_file_is_refused_before_training(tmp_path: Path, where: str) -> None:
+    """``-o`` naming a file (or a folder below one) was a FileExistsError traceback after the data
+    was loaded."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(TINY))
+    (tmp_path / "file").write_text("keep me")
+    line = _error(["train", str(spec), "epochs=1", "-o", str(tmp_path / where)])
+    assert f"{tmp_path / 'file'} is a file, not a folder" in line
+    assert "allowed: a new folder or a training run's folder" in line
+    assert (tmp_path / "file").read_text() == "keep me"
