@@ -221,6 +221,7 @@ def test_report_command(results, tmp_path, monkeypatch):
     from archsearch.cli import app
 
     search = types.ModuleType("archsearch.search")
+    search.load_study = lambda source: results.study  # type: ignore[attr-defined]
     search.load_results = lambda source: dataclasses.replace(results, study=None)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "archsearch.search", search)
     runner = CliRunner()
@@ -228,7 +229,7 @@ def test_report_command(results, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "index.html").is_file() and "given by the user" in (tmp_path / "report.md").read_text()
     result = runner.invoke(app, ["report", "some.yaml", "--out", str(tmp_path), "--reference", "0.5,x"])
-    assert result.exit_code == 2 and "not a list of numbers" in result.output
+    assert result.exit_code == 2 and "--reference: not a number (got '0.5,x')" in result.output
     result = runner.invoke(app, ["report", "some.yaml", "--out", str(tmp_path), "--reference", "0.5"])
     assert result.exit_code == 2 and "one value per objective" in result.output
 

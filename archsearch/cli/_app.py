@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -15,7 +17,7 @@ from rich.markup import escape
 from ..core import shown
 from ..errors import SearchError, SpecError
 
-__all__ = ["JsonOpt", "app", "err", "friendly", "out", "shown"]
+__all__ = ["JsonOpt", "app", "err", "friendly", "out", "shown", "warnings_as_lines"]
 
 app = typer.Typer(
     name="archsearch",
@@ -65,6 +67,19 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Inside: a warning is one ``warning: MESSAGE`` line on stderr when it is raised (not Python's
+    ``file:line: UserWarning:`` and the source line), so a long run shows it before its progress."""
+
+    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        err.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _version(value: bool) -> None:

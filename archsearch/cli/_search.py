@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._app import app, err, friendly, out, shown
+from ..errors import Issue, SpecError
+from ._app import app, err, friendly, out, shown, warnings_as_lines
 from ._progress import BarProgress, LineProgress, fmt
 
 #: ``archsearch space`` probes up to PROBE_MEMBERS random members for the share of valid ones, for
@@ -179,6 +180,16 @@ OverridesArg = Annotated[
 ]
 
 
+AllowChangedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-changed-evaluator",
+        help="Resume a study whose evaluator settings (epochs, lr, ...) differ from the stored ones, "
+        "mixing accuracies that are not comparable (refused without it).",
+    ),
+]
+
+
 @app.command()
 @friendly
 def search(
@@ -195,6 +206,7 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the closing summary as JSON (progress goes to stderr).")
     ] = False,
+    allow_changed_evaluator: AllowChangedOpt = False,
 ) -> None:
     """Run a search; re-running the same experiment resumes it (completed trials are kept).
 
@@ -214,8 +226,15 @@ def search(
     console = err if as_json else out
     _describe(exp, console)
     start = time.perf_counter()
-    with _progress(exp, console) as progress:
-        summary = run_search(exp, trials=trials, fresh=fresh, resume_only=resume, progress=progress)
+    with _progress(exp, console) as progress, warnings_as_lines():
+        summary = run_search(
+            exp,
+            trials=trials,
+            fresh=fresh,
+            resume_only=resume,
+            progress=progress,
+            allow_changed_evaluator=allow_changed_evaluator,
+        )
     budget = trials or exp.trials
     seconds = time.perf_counter() - start
     front = _front(summary.study, list(exp.objectives))
@@ -288,6 +307,7 @@ def worker(
     max_retry: Annotated[
         int, typer.Option("--max-retry", min=0, help="Retries of one interrupted architecture.")
     ] = 3,
+    allow_changed_evaluator: AllowChangedOpt = False,
 ) -> None:
     """Evaluate trials of a study that other workers share (on PostgreSQL) until its budget is met."""
     import optuna
@@ -312,7 +332,14 @@ def worker(
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     progress = LineProgress(list(exp.objectives), out, SharedStudy.worker_name())
-    summary = run_search(exp, trials=trials, progress=progress, heartbeats=beats)
+    with warnings_as_lines():
+        summary = run_search(
+            exp,
+            trials=trials,
+            progress=progress,
+            heartbeats=beats,
+            allow_changed_evaluator=allow_changed_evaluator,
+        )
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items())) or "nothing"
     progress.say(
         f"done: the study: {summary.counts.line()}; this worker: {outcomes} in {summary.seconds:.0f} s"
@@ -362,6 +389,8 @@ def trials_(
     """List the trials of a study (through pandas): outcome, metrics, reason."""
     from ..search import count_trials, load_experiment, load_study, trials_table
 
+    if csv:
+        _check_csv(csv)  # the arguments first: nothing is read for a bad one
     target: Any = source
     if Path(source).suffix in (".yaml", ".yml"):
         target = load_experiment(source, list(sets or []))
@@ -370,7 +399,10 @@ def trials_(
     directions = [d.name.lower() for d in loaded.directions]
     counts = count_trials(loaded.get_trials(deepcopy=False), directions)
     if csv:
-        frame.to_csv(csv, index=False)
+        try:
+            frame.to_csv(csv, index=False)
+        except OSError as exc:
+            raise _csv_error(csv, exc.strerror or str(exc)) from None
         (err if as_json else out).print(f"wrote {len(frame)} trials to {escape(csv)}", highlight=False)
     if as_json:
         rows = json.loads(frame.to_json(orient="records"))
@@ -404,6 +436,27 @@ def trials_(
             str(row["trial"]), str(row["outcome"]), *cells, escape(_mixers(row["spec"])), escape(reason[:120])
         )
     out.print(table)
+
+
+def _check_csv(csv: str) -> None:
+    """Refuse a ``--csv`` path that cannot be written: a folder, or a file in a missing folder."""
+    path = Path(csv)
+    if path.is_dir():
+        raise _csv_error(csv, "is a folder")
+    if not path.parent.is_dir():
+        raise _csv_error(csv, f"its folder {path.parent} does not exist")
+
+
+def _csv_error(csv: str, why: str) -> SpecError:
+    return SpecError(
+        Issue(
+            (),
+            f"cannot write {csv}: {why}",
+            file="--csv",
+            value=csv,
+            allowed="a file path in an existing folder",
+        )
+    )
 
 
 def _missing(value: Any) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import Issue, SpecError
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
 from ._app import ClassesOpt, JsonOpt, ResolutionOpt, SpecArg, app, err, friendly, out
 from ._steps import steps
@@ -357,18 +359,51 @@ def schema(
 # --------------------------------------------------------------------------- report
 
 
+#: What ``--reference`` takes, for its errors.
+_REFERENCE = "one number per objective, comma-separated, e.g. --reference=0.5,2e8,30"
+
+
 def _reference(text: str | None) -> list[float] | None:
-    """``"0.5,2e8,30"`` -> ``[0.5, 2e8, 30.0]``."""
+    """``"0.5,2e8,30"`` -> ``[0.5, 2e8, 30.0]``.
+
+    Raises:
+        SpecError: ``--reference: ...`` for a value that is not a number, an empty one between
+            commas, a value that is not finite, or no value at all.
+    """
     if text is None:
         return None
+
+    def refuse(message: str) -> SpecError:
+        return SpecError(Issue((), message, file="--reference", value=text, allowed=_REFERENCE))
+
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
+        raise refuse("one value per objective, none given")
+    if "" in parts:
+        raise refuse("an empty value between commas")
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in parts]
     except ValueError:
-        err.print(
-            f"[bold red]error:[/] --reference {escape(text)}: not a list of numbers; "
-            "allowed: one number per objective, comma-separated, e.g. --reference=0.5,2e8,30"
+        raise refuse("not a number") from None
+    if not all(math.isfinite(v) for v in values):
+        raise refuse("must be finite")
+    return values
+
+
+def _check_reference(reference: list[float] | None, text: str | None, metrics: list[str]) -> None:
+    """One value of ``--reference`` per objective (``metrics``), or a :class:`SpecError`."""
+    if reference is None or len(reference) == len(metrics):
+        return
+    raise SpecError(
+        Issue(
+            (),
+            f"one value per objective ({', '.join(metrics)}), {len(reference)} given",
+            file="--reference",
+            value=text,
+            allowed=f"{len(metrics)} number{'s' if len(metrics) != 1 else ''}, e.g. "
+            f"--reference={','.join(['1'] * len(metrics))}",
         )
-        raise typer.Exit(2) from None
+    )
 
 
 @app.command()
@@ -394,12 +429,17 @@ def report(
     trials.parquet, figures/*.png, and winners/*.yaml that `archsearch compile` rebuilds."""
     from ..report import winner_command_path, write_report
 
-    ref = _reference(reference)
-    from ..search import load_results  # the search engine resolves experiments and storages
+    ref = _reference(reference)  # the arguments first: nothing is read for a bad one
+    from ..search import load_results, load_study  # the search engine resolves experiments and storages
 
     with steps(f"report {source}") as step:
         step("loading the study")
-        results = load_results(source)
+        study = load_study(source)
+        metrics = [o["metric"] for o in study.user_attrs.get("objectives", [])]
+        if len(metrics) != len(study.directions):
+            metrics = [f"value_{i}" for i in range(len(study.directions))]
+        _check_reference(ref, reference, metrics)  # before the trials are read
+        results = load_results(study)
         target = out_dir if out_dir is not None else _default_out(source, results.study_name)
         try:
             files = write_report(results, target, reference=ref, progress=step)

@@ -51,9 +51,17 @@ class FeatureNet(nn.Module):
         wanted = list(range(n)) if out_indices is None else _indices(out_indices, n)
         resolved = [i + n if i < 0 else i for i in wanted]
         bad = [w for w, r in zip(wanted, resolved, strict=True) if not 0 <= r < n]
-        if bad or not resolved or len(set(resolved)) != len(resolved):
+        twice = [r for i, r in enumerate(resolved) if r in resolved[:i]]
+        if bad or not resolved or twice:
+            why = (
+                f"{bad[0]} is not a stage of this model's {n}"
+                if bad
+                else f"stage {twice[0]} is chosen twice"
+                if twice
+                else "no stage chosen"
+            )
             raise ValueError(
-                f"out_indices {list(wanted)}: this model has {n} stages; allowed: distinct indices "
+                f"out_indices {list(wanted)}: {why} (got {out_indices!r}); allowed: distinct indices "
                 f"in {-n}..{n - 1} (negative ones count from the last stage)"
             )
         self.out_indices = tuple(resolved)

@@ -123,8 +123,17 @@ class ArchNet(nn.Module):
 
     def set_dynamic_size(self, enabled: bool = True) -> None:
         """Accept inputs of other sizes than ``input_size`` (``True``) or raise on them
-        (``False``); the spec's ``dynamic_size`` sets it at build time."""
-        self.dynamic_size = bool(enabled)
+        (``False``); the spec's ``dynamic_size`` sets it at build time.
+
+        Raises:
+            TypeError: ``enabled`` is not a bool (``"yes"``, ``1``, ``None`` would be read wrongly).
+        """
+        if not isinstance(enabled, bool):
+            raise TypeError(
+                f"set_dynamic_size: expected True or False (got {enabled!r}, a {type(enabled).__name__}); "
+                "allowed: True (accept other input sizes) or False (raise on them)"
+            )
+        self.dynamic_size = enabled
         for module in self.modules():
             if module is not self and hasattr(module, "dynamic_size"):
                 setattr(module, "dynamic_size", self.dynamic_size)  # noqa: B010 (any module that has it)

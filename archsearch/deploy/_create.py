@@ -36,7 +36,13 @@ def create_model(
 
     Raises :class:`~archsearch.SpecError` for a bad spec, :class:`~archsearch.ExportError`
     for weights that cannot be read or do not fit, and ``ValueError`` for ``out_indices`` without
-    ``features_only`` or out of the model's stages."""
+    ``features_only`` or out of the model's stages, ``TypeError`` for a ``features_only`` that
+    is not a bool."""
+    if not isinstance(features_only, bool):
+        raise TypeError(
+            f"features_only: expected True or False (got {features_only!r}); allowed: True (the "
+            "backbone's stage maps) or False (the whole model)"
+        )
     if out_indices is not None and not features_only:
         raise ValueError("out_indices chooses the stages of a features_only model: add features_only=True")
     model = _build_named(name, **overrides)

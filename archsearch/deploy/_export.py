@@ -69,6 +69,14 @@ class ExportResult:
         return data
 
 
+def _opsets() -> tuple[int, int]:
+    """The ONNX opsets torch.onnx writes, lowest and highest (7 and 23 for torch 2.13); imported
+    only when an opset is asked for (torch.onnx is slow to import)."""
+    from torch.onnx import _constants
+
+    return getattr(_constants, "ONNX_MIN_OPSET", 7), getattr(_constants, "ONNX_MAX_OPSET", 23)
+
+
 def export(
     source: str | os.PathLike[str] | Mapping[str, Any] | Spec | NormalizedSpec | nn.Module,
     format: str = "onnx",
@@ -114,6 +122,13 @@ def export(
         raise ExportError(f"format {format!r} is not supported; allowed: {', '.join(FORMATS)}")
     if onnx_exporter not in _EXPORTERS:
         raise ExportError(f"onnx exporter {onnx_exporter!r} is unknown; allowed: {', '.join(_EXPORTERS)}")
+    if opset is not None and format == "onnx":
+        low, high = _opsets()
+        if not low <= opset <= high:  # torch.onnx would fall back to another opset without a word
+            raise ExportError(
+                f"--opset: ONNX opset {opset} cannot be written by torch.onnx {torch.__version__} "
+                f"(got {opset}); allowed: {low} to {high}, or leave it out (the exporter's default)"
+            )
     if batch < 1:
         raise ExportError(f"batch must be at least 1, but got {batch}")
     if not tolerance >= 0:

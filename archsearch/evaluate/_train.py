@@ -118,8 +118,11 @@ class TrainConfig(StrictModel):
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:
         if (self.epochs is None) == (self.steps is None):
+            budget = {"epochs": self.epochs, "steps": self.steps}
+            shown = ", ".join(f"{k}={'null' if v is None else v}" for k, v in budget.items())
             raise ValueError(
-                f"set exactly one of epochs and steps, but got epochs={self.epochs}, steps={self.steps}"
+                f"set exactly one of epochs and steps (got {shown}); allowed: epochs or steps, not both "
+                "(an override ~KEY drops a key: ~evaluator.steps)"
             )
         if self.precision == "bf16" and not self.amp:
             raise ValueError("amp: false contradicts precision: bf16; drop `amp` and set only `precision`")

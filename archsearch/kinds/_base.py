@@ -33,6 +33,7 @@ __all__ = [
     "check_norm_first",
     "check_odd_kernel",
     "check_se",
+    "check_strides_fit",
     "omit_defaults",
 ]
 
@@ -373,6 +374,36 @@ def check_heads(ctx: CheckContext, mpath: Path, heads: int, width: int, what: st
             value=heads,
             allowed=", ".join(str(d) for d in range(1, width + 1) if width % d == 0),
         )
+
+
+def check_strides_fit(
+    ctx: CheckContext,
+    mpath: Path,
+    j: int,
+    strides: dict[str, int],
+    shape: FeatureShape,
+    why: str,
+) -> bool:
+    """Each of block ``j``'s ``strides`` (field -> value) at most the smaller side of the map it
+    sees: a larger stride has only the first row and column to sample. The issue points at the
+    block's item where the stage gave a per-block list (``mixer.kv_stride[3]``) and says ``why``
+    it matters. ``False`` after reporting one."""
+    h, w = shape.height, shape.width
+    for name, value in strides.items():
+        if value <= min(h, w):
+            continue
+        stage_mixer = ctx.spec.stages[mpath[1]].mixer  # type: ignore[index]
+        if isinstance(stage_mixer, list):  # a mixed stage: this block's own mixer
+            stage_mixer = stage_mixer[j]
+        at = (*mpath, name, j) if isinstance(getattr(stage_mixer, name), list) else (*mpath, name)
+        ctx.fail(
+            at,
+            f"{name} {value} is larger than the {h}x{w} token map block {j} sees, so {why}",
+            value=value,
+            allowed=f"at most {min(h, w)}",
+        )
+        return False
+    return True
 
 
 def check_norm_first(ctx: CheckContext, epath: Path, embed: Any) -> bool:

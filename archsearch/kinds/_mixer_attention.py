@@ -26,7 +26,7 @@ from ..core import (
     scalar,
 )
 from ..ops import Attention
-from ._base import MixerKind, Share, check_heads, check_odd_kernel
+from ._base import MixerKind, Share, check_heads, check_odd_kernel, check_strides_fit
 
 __all__ = ["ATTENTION", "AttentionMixer"]
 
@@ -129,27 +129,15 @@ class _Attention(MixerKind):
     def block_shape(
         self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
     ) -> FeatureShape | None:
+        strides = {name: scalar(getattr(mixer, name)) for name in self.per_block_fields}
+        why = (
+            f"the {strides['kv_stride']}x{strides['kv_stride']} spatial-reduction conv would leave no keys"
+            if mixer.qkv == "sr"
+            else "the projection would only sample its first row and column"
+        )
+        if not check_strides_fit(ctx, mpath, j, strides, shape, why):
+            return None
         h, w = shape.height, shape.width
-        for name in self.per_block_fields:
-            value = scalar(getattr(mixer, name))
-            if value > min(h, w):
-                stage_mixer = ctx.spec.stages[mpath[1]].mixer  # type: ignore[index]
-                if isinstance(stage_mixer, list):  # a mixed stage: this block's own mixer
-                    stage_mixer = stage_mixer[j]
-                given = getattr(stage_mixer, name)
-                at = (*mpath, name, j) if isinstance(given, list) else (*mpath, name)
-                why = (
-                    f"the {value}x{value} spatial-reduction conv would leave no keys"
-                    if mixer.qkv == "sr"
-                    else "the projection would only sample its first row and column"
-                )
-                ctx.fail(
-                    at,
-                    f"{name} {value} is larger than the {h}x{w} token map block {j} sees, so {why}",
-                    value=value,
-                    allowed=f"at most {min(h, w)}",
-                )
-                return None
         q_stride, pad = scalar(mixer.q_stride), mixer.kernel // 2
         oh, ow = conv_out(h, mixer.kernel, q_stride, pad), conv_out(w, mixer.kernel, q_stride, pad)
         return FeatureShape(dim, oh, ow, shape.cls_tokens)

@@ -22,7 +22,7 @@ from ..core import (
     scalar,
 )
 from ..ops import PoolingAttention, mvit_table_length
-from ._base import MixerKind, Share, check_heads, check_odd_kernel
+from ._base import MixerKind, Share, check_heads, check_odd_kernel, check_strides_fit
 
 __all__ = ["POOLING", "PoolingMixer"]
 
@@ -81,8 +81,14 @@ class _Pooling(MixerKind):
     def block_shape(
         self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
     ) -> FeatureShape | None:
-        """The queries' pooled map; the shortcut's max pool (kernel ``s + 1``) must give the same."""
-        s, k = scalar(mixer.q_stride), mixer.kernel
+        """The queries' pooled map; the shortcut's max pool (kernel ``s + 1``) must give the same.
+        Each stride at most the map's smaller side, as the attention mixer's."""
+        strides = {name: scalar(getattr(mixer, name)) for name in self.per_block_fields}
+        if not check_strides_fit(
+            ctx, mpath, j, strides, shape, "the pooling would only sample its first row and column"
+        ):
+            return None
+        s, k = strides["q_stride"], mixer.kernel
         sides = [conv_out(n, k, s, k // 2) for n in (shape.height, shape.width)]
         pooled = [conv_out(n, s + 1, s, (s + 1) // 2) for n in (shape.height, shape.width)]
         if s > 1 and pooled != sides:

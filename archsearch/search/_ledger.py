@@ -73,6 +73,7 @@ __all__ = [
     "TrialCounts",
     "count_trials",
     "duplicate_record",
+    "evaluator_settings",
     "outcome_of",
     "rejected_record",
     "sampler_trials",
@@ -266,6 +267,11 @@ def tell(study: optuna.Study, trial: optuna.Trial | int, record: Record, **attrs
     return study.tell(trial, values, state=None if values is not None else record.state)
 
 
+def evaluator_settings(experiment: Experiment) -> dict[str, Any]:
+    """The experiment's evaluator as its study records it (JSON values; see :mod:`._resume`)."""
+    return experiment.evaluator.model_dump(mode="json")
+
+
 def study_meta(
     experiment: Experiment, space_name: str, dataset: Any, backend: str | None = None
 ) -> dict[str, Any]:
@@ -277,6 +283,7 @@ def study_meta(
         "input_size": list(dataset.input_size),
         "channels": dataset.channels,
         "num_classes": dataset.num_classes,
+        "evaluator": evaluator_settings(experiment),  # a resume must score alike (._resume)
     }
     if backend is not None:
         meta["backend"] = backend

@@ -14,8 +14,9 @@ from ._inprocess import InProcessBackend
 from ._lock import StudyLock
 from ._oneshot import retrain_front
 from ._ray import RayTuneBackend
+from ._resume import check_evaluator, describe_change
 from ._shared import Heartbeats, is_shared
-from ._storage import check_file_storage
+from ._storage import check_file_storage, removed_if_unused
 from ._workers import WorkersBackend
 
 __all__ = ["BACKENDS", "backend_for", "run_search"]
@@ -48,6 +49,7 @@ def run_search(
     progress: SearchProgress | None = None,
     latency_cache: LatencyCache | None = None,
     heartbeats: Heartbeats | None = None,
+    allow_changed_evaluator: bool = False,
 ) -> SearchSummary:
     """Run (or resume) the experiment's search until ``trials`` architectures are evaluated, on
     the backend :func:`backend_for` picks (see :meth:`Backend.run` for the arguments).
@@ -59,16 +61,29 @@ def run_search(
     On a file storage (a journal or SQLite file) one run at a time searches a study: the run holds
     :class:`~._lock.StudyLock` beside the file, and a second run raises
     :class:`~._lock.StudyInUse` (a :class:`~archsearch.SearchError` naming the first run's host,
-    pid and start time) before it changes anything; a killed run's lock is free at once.
+    pid and start time) before it changes anything; a killed run's lock is free at once. A run
+    that fails before storing a trial (data that will not load) removes the file storage it
+    created (:func:`~._storage.removed_if_unused`).
 
     With predicted latency (``latency_ms: {predict: true}``), the Pareto members are timed whole
-    at the end (:func:`~._front_latency.measure_front_latency`), for the report."""
+    at the end (:func:`~._front_latency.measure_front_latency`), for the report.
+
+    A study resumed with evaluator settings that score differently (``evaluator.epochs`` 5, then
+    2) is refused with a :class:`~archsearch.SpecError` naming each changed field, unless
+    ``allow_changed_evaluator`` (then a warning, and the study lists the change in its
+    ``evaluator_changes``); see :func:`~._resume.check_evaluator`."""
     experiment.check_files()  # a missing space or data root: before anything is created
     backend = backend_for(experiment)
     file = experiment.storage_file
     if file is not None:
         check_file_storage(experiment.storage_url)  # before the lock file is made beside it
-    with StudyLock(file, experiment.study_name) if file is not None else nullcontext():
+    with (
+        removed_if_unused(experiment.storage_url, file) if file is not None else nullcontext(),
+        StudyLock(file, experiment.study_name) if file is not None else nullcontext(),
+    ):
+        change = None if fresh else check_evaluator(experiment, allow=allow_changed_evaluator)
+        if change is not None:
+            warnings.warn(describe_change(experiment.study_name, change), stacklevel=2)
         summary = backend.run(
             experiment,
             trials=trials,

@@ -4,11 +4,13 @@ Shared by every backend (the Ray searcher keeps its study on a journal file too)
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +30,7 @@ __all__ = [
     "mask_url",
     "open_storage",
     "open_study",
+    "removed_if_unused",
     "sampler_for",
     "stopping_kind",
 ]
@@ -108,6 +111,38 @@ def check_file_storage(url: str) -> None:
         _check_folder(path)
     except SearchError as exc:
         raise _cannot_open(url, str(exc)) from None
+
+
+@contextlib.contextmanager
+def removed_if_unused(url: str, file: Path) -> Iterator[None]:
+    """Run the body; if it fails (an exception, Ctrl-C) and left a storage ``file`` that this run
+    created holding no trial (data that would not load, an evaluator that failed before its first
+    trial), remove the file and the folders made for it, so the next run does not look like a
+    resume. A file that held anything before is never touched (``--fresh``'s new file is this
+    run's: it is told apart by its inode)."""
+    before = file.stat().st_ino if file.exists() else None
+    new_folders = [p for p in file.parents if not p.exists()]  # the deepest first
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError, SearchError):
+            if file.exists() and file.stat().st_ino != before and not _holds_trials(url):
+                file.unlink()
+                for folder in new_folders:
+                    folder.rmdir()  # only while empty: OSError otherwise
+        raise
+
+
+def _holds_trials(url: str) -> bool:
+    """Whether any study of the file storage at ``url`` holds a trial."""
+    storage = open_storage(url, writable=False)
+    try:
+        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+        return any(summary.n_trials for summary in summaries)
+    finally:
+        engine = getattr(storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
 
 def _cannot_open(url: str, reason: str) -> SearchError:
@@ -227,7 +262,11 @@ def open_study(
         )
     except KeyError:
         if not create:
-            raise SearchError(f"no study named {name!r} in {mask_url(experiment.storage_url)}") from None
+            file = experiment.file if experiment.file is not None else "<experiment>"
+            raise SearchError(
+                f"no study named {name!r} in {mask_url(experiment.storage_url)}: it was never searched; "
+                f"allowed: run `archsearch search {file}` first"
+            ) from None
         study = optuna.create_study(
             study_name=name,
             storage=storage,

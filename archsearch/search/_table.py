@@ -109,8 +109,24 @@ def load_study(source: str | Experiment, study_name: str | None = None) -> optun
                 allowed="an experiment .yaml, sqlite:///path.db, postgresql://..., a .db or journal file",
             )
         )
+    missing = _missing_file(url)
+    if missing is not None:
+        raise SpecError(
+            Issue((), f"no such storage file: {missing} does not exist", file=source, allowed=_STORAGES)
+        )
     storage = open_storage(url, writable=False)
     names = optuna.get_all_study_names(storage)
+    if not names:
+        raise SpecError(
+            Issue(
+                (),
+                "the storage holds no study yet"
+                if study_name is None
+                else f"no study named {study_name!r} in the storage (it holds no study yet)",
+                file=source,
+                allowed="a storage that `archsearch search` has written to, or the experiment .yaml",
+            )
+        )
     if study_name is None:
         if len(names) != 1:
             raise SpecError(
@@ -118,7 +134,7 @@ def load_study(source: str | Experiment, study_name: str | None = None) -> optun
                     (),
                     f"the storage holds {len(names)} studies; name one with --study",
                     file=source,
-                    allowed=", ".join(names) or "none",
+                    allowed=", ".join(names),
                 )
             )
         study_name = names[0]
@@ -127,6 +143,21 @@ def load_study(source: str | Experiment, study_name: str | None = None) -> optun
             Issue((), f"no study named {study_name!r} in the storage", file=source, allowed=", ".join(names))
         )
     return optuna.load_study(study_name=study_name, storage=storage)
+
+
+#: What ``load_study`` reads, for its errors.
+_STORAGES = (
+    "the storage file a search wrote (runs/<experiment>/study.journal, or the experiment's "
+    "backend.storage), a postgresql:// URL, or the experiment .yaml"
+)
+
+
+def _missing_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` or ``journal:`` URL when it does not exist, else ``None``."""
+    if not url.startswith(("journal:", "sqlite:///")):
+        return None
+    path = Path(url.removeprefix("journal:").removeprefix("sqlite:///"))
+    return None if path.exists() else path
 
 
 def load_results(source: str | optuna.Study, study_name: str | None = None) -> Any:

@@ -11,6 +11,7 @@ and add ``per_block: true`` inside a stage to draw one value per block of that s
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,7 @@ def parse_tree(value: Any, path: Path, source: SourceMap, *, in_stage: bool = Fa
             raise source.error(path, f"a choice node has exactly one of {', '.join(NODE_KEYS)}", value=keys)
         if keys:
             return _parse_node(keys[0], value, path, source, in_stage=in_stage)
+        _refuse_misspelt_node(value, path, source)
         return {
             k: parse_tree(
                 v, (*path, k), source, in_stage=in_stage or (len(path) == 2 and path[0] == "stages")
@@ -104,6 +106,36 @@ def parse_tree(value: Any, path: Path, source: SourceMap, *, in_stage: bool = Fa
     if isinstance(value, list):
         return [parse_tree(v, (*path, i), source, in_stage=in_stage) for i, v in enumerate(value)]
     return value
+
+
+#: Other words for the node keys that a space author may reach for.
+_ALIASES = {"choices": "choice", "options": "choice", "one_of": "choice", "range": "int"}
+_MODIFIER_KEYS = ("per_block", "step", "log")
+
+
+def _refuse_misspelt_node(value: dict[str, Any], path: Path, source: SourceMap) -> None:
+    """A mapping that looks like a choice node with its key misspelt (``{choise: [2, 4]}``, keys
+    all node-like): an error that suggests the key, rather than the schema's "expected a number".
+    A mapping with any other key (a mixer, an embedding) is left to the schema."""
+    guesses: dict[str, str] = {}
+    for key in value:
+        if not isinstance(key, str):
+            return
+        if key in _MODIFIER_KEYS:
+            continue
+        close = difflib.get_close_matches(key, NODE_KEYS, n=1, cutoff=0.8)
+        meant = _ALIASES.get(key) or (close[0] if close else None)
+        if meant is None:
+            return
+        guesses[key] = meant
+    if guesses:
+        key, meant = next(iter(guesses.items()))
+        raise source.error(
+            (*path, key),
+            f"not a choice node key (did you mean {meant!r}?)",
+            value=key,
+            allowed=f"{', '.join(NODE_KEYS)} (with {', '.join(_MODIFIER_KEYS)})",
+        )
 
 
 def _parse_node(kind: str, raw: dict[str, Any], path: Path, source: SourceMap, *, in_stage: bool) -> Node:

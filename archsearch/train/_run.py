@@ -14,6 +14,7 @@ from ..compiler import build
 from ..data import load_data
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, spec_yaml
 from ._batches import BatchSource
+from ._checkpoint import TrainError
 from ._config import FullTrainConfig
 from ._loop import FitResult, fit
 
@@ -42,6 +43,13 @@ def train_architecture(
     ``stop_after``, ``batches`` and ``on_epoch``, and for what is raised
     (:class:`~archsearch.SpecError` for a bad spec or data, ``TrainError``, ``TrainingDiverged``).
     """
+    folder = Path(out)
+    for place in (folder, *folder.parents):  # before the data is loaded: nothing is written yet
+        if place.exists() and not place.is_dir():
+            raise TrainError(
+                f"{place} is a file, not a folder (got -o {folder}); allowed: a new folder or a "
+                "training run's folder"
+            )
     spec = load_spec(source, **overrides)
     plan: NormalizedSpec = normalize(spec)
     shape = plan.input_shape
@@ -49,7 +57,6 @@ def train_architecture(
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         model = build(plan)
-    folder = Path(out)
     result = fit(
         model, data, config, folder, resume=resume, stop_after=stop_after, batches=batches, on_epoch=on_epoch
     )
