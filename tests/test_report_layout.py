@@ -145,7 +145,8 @@ def test_report_command_prints_the_same_counts(monkeypatch, tmp_path):
     import types
 
     search = types.ModuleType("archsearch.search")
-    search.load_results = lambda source: dataclasses.replace(demo_results(12, seed=2), study=None)  # type: ignore[attr-defined]
+    search.load_study = lambda source: types.SimpleNamespace(user_attrs={}, directions=[])  # type: ignore[attr-defined]
+    search.load_results = lambda study: dataclasses.replace(demo_results(12, seed=2), study=None)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "archsearch.search", search)
     result = CliRunner().invoke(app, ["report", "x.yaml", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
