@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from cost_model import analytic_from_dict, cvt13_nas_candidates  # benchmarks/ is the script's folder
@@ -28,12 +29,14 @@ def _step(data: dict[str, Any]) -> bool:
     return True
 
 
-def main() -> None:
+def main(step: Callable[[dict[str, Any]], bool] = _step) -> None:
+    """Warm up on WARM candidates, then run ``step`` on argv[1] (default 1000) fresh ones: the
+    region callgrind counts (``--toggle-collect=takewhile_next``)."""
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     pool = cvt13_nas_candidates(WARM + n)
     for data in pool[:WARM]:
         analytic_from_dict(data)
-    for _ in itertools.takewhile(_step, pool[WARM:]):  # the counted region
+    for _ in itertools.takewhile(step, pool[WARM:]):  # the counted region
         pass
 
 

@@ -15,11 +15,9 @@ pickle 50,617 of it), normalisation 77,119, costs 68,907.
 from __future__ import annotations
 
 import itertools
-import sys
 from typing import Any
 
-from cost_model import analytic_from_dict, cvt13_nas_candidates  # benchmarks/ is the script's folder
-from cost_model_callgrind import WARM
+from cost_model_callgrind import main  # benchmarks/ is the script's folder
 
 from archsearch.cost import analytic_costs
 from archsearch.spec import Spec, normalize
@@ -36,14 +34,5 @@ def _step(data: dict[str, Any]) -> bool:
     return True
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    pool = cvt13_nas_candidates(WARM + n)
-    for data in pool[:WARM]:
-        analytic_from_dict(data)
-    for _ in itertools.takewhile(_step, pool[WARM:]):  # the counted region
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    main(_step)
