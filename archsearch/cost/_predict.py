@@ -206,9 +206,8 @@ class LatencyPredictor:
         except KeyError:
             self.measure_missing(plan)
             ms, weights = self._sums(keys)
-        if raw:
-            return ms + self.overhead(len(keys), weights)
-        return (ms + self.overhead(len(keys), weights)) * self.factor
+        total = ms + self.overhead(len(keys), weights)
+        return total if raw else total * self.factor
 
     # ------------------------------------------------------------------ calibration
 
@@ -231,14 +230,14 @@ class LatencyPredictor:
         reference timed elsewhere, e.g. in the same interleaved rounds as members that predictions
         are checked against: :meth:`time_members_with_reference`). A table without a reference (of
         this name) takes this one (saved when the table has a file; factor 1)."""
-        stored = self.table.reference
-        if stored is None or stored.get("name") != REFERENCE:
+        stored = self._table_reference_ms()
+        if stored is None:
             self.table.reference = reference_entry(reference)
             if self.table.path is not None:
                 self.table.save()
             calibration = Calibration(reference.median_ms, reference.median_ms, reference.runs, adopted=True)
         else:
-            calibration = Calibration(float(stored["ms"]), reference.median_ms, reference.runs)
+            calibration = Calibration(stored, reference.median_ms, reference.runs)
         self.calibration = calibration
         self.factor = calibration.factor
         return calibration
@@ -260,12 +259,18 @@ class LatencyPredictor:
         in the same rounds) to the table's speed: ``table reference / their median``. A table
         without a reference takes this one (factor 1)."""
         ms = statistics.median(reference_ms)
-        stored = self.table.reference
-        if stored is None or stored.get("name") != REFERENCE:
+        stored = self._table_reference_ms()
+        if stored is None:
             q1, _, q3 = statistics.quantiles(reference_ms, n=4) if len(reference_ms) > 1 else (ms, ms, ms)
             self.table.reference = {"name": REFERENCE, "ms": ms, "iqr_ms": q3 - q1, "runs": len(reference_ms)}
             return 1.0
-        return float(stored["ms"]) / ms
+        return stored / ms
+
+    def _table_reference_ms(self) -> float | None:
+        """The table's reference time (ms), or ``None`` when it has none of this name (an older
+        table, or another reference model): then the next reference timed becomes its own."""
+        stored = self.table.reference
+        return float(stored["ms"]) if stored is not None and stored.get("name") == REFERENCE else None
 
     def missing(self, plan: NormalizedSpec) -> list[Piece]:
         """``plan``'s pieces the table lacks (each key once)."""
