@@ -166,6 +166,34 @@ def test_a_latency_bound_rejects_candidates_before_building(
     assert counts["ok"] and counts["rejected"]
 
 
+def test_a_damaged_table_stops_the_objective_and_the_constraint_with_its_entry(tmp_path: Path) -> None:
+    import json
+    import re
+
+    _fake_table(tmp_path / "t.json", SPACE)
+    data = json.loads((tmp_path / "t.json").read_text())
+    key = next(iter(data["pieces"]))
+    data["pieces"][key]["ms"] = "fast"
+    (tmp_path / "t.json").write_text(json.dumps(data, indent=1))
+    expected = rf"t.json:\d+: pieces.{re.escape(key)}.ms: expected a number \(got 'fast'\); allowed: a finite"
+    objective = {"metric": "latency_ms", "predict": True, "threads": 1, "table": str(tmp_path / "t.json")}
+    exp = load_experiment(
+        {
+            "space": SPACE,
+            **QUICK,
+            "objectives": [{"metric": "grad_norm"}, objective],
+            "trials": 1,
+            "run_dir": str(tmp_path / "run"),
+        }
+    )
+    with pytest.raises(SpecError, match=expected):
+        run_search(exp)
+    space = {**SPACE, "constraints": {"latency_ms": {"max": 6, "threads": 1, "table": "t.json"}}}
+    path = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")
+    with pytest.raises(SpecError, match=expected):
+        next(iter(load_space(path).random_samples(1, seed=1)))
+
+
 def test_a_bad_latency_bound_names_its_line(tmp_path: Path) -> None:
     space = {**SPACE, "constraints": {"latency_ms": {"max": 2, "device_kind": "cpu"}}}
     path = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")

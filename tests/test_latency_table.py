@@ -169,8 +169,88 @@ def test_a_file_that_is_not_a_table_is_named(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"bad.json: not a latency table"):
         LatencyTable.load(bad)
     bad.write_text("{")
-    with pytest.raises(SpecError, match="cannot read the latency table"):
+    with pytest.raises(SpecError, match=r"bad.json:1: the latency table is not valid JSON"):
         LatencyTable.load(bad)
+
+
+def _damaged(tmp_path: Path, change: Any) -> Path:
+    """A valid table file with one change made to its JSON (a function of the dict, or the text)."""
+    table = LatencyTable(fingerprint())
+    table.add("block|x", ms=1.25)
+    table.members.append({"hash": "h", "measured_ms": 2.0, "pieces": ["block|x"]})
+    path = tmp_path / "damaged.json"
+    if isinstance(change, str):
+        path.write_text(change)
+        return path
+    data = table.to_dict()
+    change(data)
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def _set(where: str, key: str, value: Any) -> Any:
+    def change(data: dict[str, Any]) -> None:
+        target = (
+            data[where]["block|x"] if where == "pieces" else data[where][0] if where == "members" else data
+        )
+        target[key] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            _set("top", "pieces", [1, 2]),
+            r"damaged.json:\d+: pieces: expected a mapping \(got \[1, 2\]\); allowed: a mapping",
+        ),
+        (
+            _set("pieces", "ms", "fast"),
+            r"damaged.json:\d+: pieces.block\|x.ms: expected a number \(got 'fast'\); allowed: a finite",
+        ),
+        (
+            lambda d: d["pieces"]["block|x"].pop("ms"),
+            r"damaged.json:\d+: pieces.block\|x: missing required key 'ms'",
+        ),
+        (_set("pieces", "ms", float("nan")), r"pieces.block\|x.ms: must be a finite number \(got nan\)"),
+        (_set("pieces", "ms", -1.0), r"pieces.block\|x.ms: must be at least 0 \(got -1.0\)"),
+        (_set("pieces", "samples", [1.0, "x"]), r"pieces.block\|x.samples\[1\]: expected a number"),
+        (
+            _set("top", "members", "x"),
+            r"damaged.json:\d+: members: expected a list \(got 'x'\); allowed: a list of",
+        ),
+        (_set("members", "measured_ms", 0), r"members\[0\].measured_ms: must be greater than 0 \(got 0\)"),
+        (_set("members", "pieces", "block|x"), r"members\[0\].pieces: expected a list"),
+        (_set("top", "harness", {"runs": 0}), r"harness.runs: must be at least 1 \(got 0\)"),
+        (lambda d: d["fingerprint"].update(batch="x"), r"fingerprint.batch: expected an integer \(got 'x'\)"),
+        ("", r"damaged.json:1: the latency table file is empty; allowed: a JSON latency table"),
+        ("  \n", r"damaged.json:1: the latency table file is empty"),
+        (
+            '{"format": "archsearch-latency-table",\n "version": 1 "x"}',
+            r"damaged.json:2: the latency table is not valid JSON: Expecting ',' delimiter at column 15",
+        ),
+        ("[1, 2]", r"damaged.json: not a latency table"),
+    ],
+)
+def test_a_damaged_table_names_the_file_the_entry_and_what_is_allowed(
+    tmp_path: Path, change: Any, expected: str
+) -> None:
+    path = _damaged(tmp_path, change)
+    before = path.read_bytes()
+    with pytest.raises(SpecError, match=expected) as info:
+        LatencyTable.load(path)
+    assert len(info.value.issues) == 1
+    with pytest.raises(SpecError, match=expected):  # the predictor's way in: the same one check
+        LatencyPredictor.open(path, fingerprint())
+    assert path.read_bytes() == before  # a damaged table is never overwritten
+
+
+def test_a_loaded_table_keeps_the_keys_the_schema_does_not_know(tmp_path: Path) -> None:
+    path = _damaged(tmp_path, lambda d: (d.update(note="mine"), d["pieces"]["block|x"].update(source="lab")))
+    table = LatencyTable.load(path)
+    assert table.pieces["block|x"]["source"] == "lab"
+    assert table.ms("block|x") == 1.25
 
 
 def test_a_missing_piece_is_measured_and_added(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,6 +366,34 @@ def test_latency_table_command_is_resumable_and_refuses_another_setting(tmp_path
     assert other.exit_code == 2
     assert "threads: 3 here, 1 in the table" in other.output
     assert "archsearch latency-table SPACE" in other.output
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "the latency table file is empty"),
+        (
+            '{"format": "archsearch-latency-table", "version": 1, "fingerprint": FP, "pieces": []}',
+            "pieces: expected a mapping",
+        ),
+    ],
+)
+def test_latency_table_command_refuses_a_damaged_table_without_a_traceback(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    import yaml
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(tiny_space(dims=(8,), depth=1)))
+    out = tmp_path / "table.json"
+    out.write_text(text.replace("FP", json.dumps(fingerprint().__dict__)))
+    before = out.read_bytes()
+    result = _cli("latency-table", str(space), "--threads", "1", "--out", str(out), "--json")
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"error: {out}:1: " in " ".join(result.output.split()) and expected in result.output
+    assert "Traceback" not in result.output
+    assert out.read_bytes() == before
 
 
 def test_latency_model_benchmark_quick(tmp_path: Path) -> None:

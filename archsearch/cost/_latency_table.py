@@ -40,11 +40,9 @@ import torch
 
 from ..errors import Issue, SpecError
 from ._latency import device_name
+from ._latency_file import FORMAT, VERSION, read_table_file
 
 __all__ = ["FORMAT", "Fingerprint", "LatencyTable", "TableMismatch", "default_table_path"]
-
-FORMAT = "archsearch-latency-table"
-VERSION = 1
 
 
 class TableMismatch(SpecError):
@@ -218,46 +216,16 @@ class LatencyTable:
         """Read a table; with ``expect``, refuse one whose fingerprint differs.
 
         Raises:
-            SpecError: the file is not JSON, not a latency table, or of another format version
-                (naming the file).
+            SpecError: the file is unreadable, empty, not JSON, not a latency table, of another
+                format version, or holds an entry of the wrong type or out of range
+                (:func:`~._latency_file.read_table_file`: each issue names the file, the line, the
+                entry, the value and what is allowed).
             TableMismatch: the table was measured in another setting than ``expect``; the message
                 names both fingerprints and each field that differs.
         """
         file = Path(path)
-        try:
-            data = json.loads(file.read_text())
-        except (OSError, ValueError) as exc:
-            raise SpecError(Issue((), f"cannot read the latency table: {exc}", file=str(file))) from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise SpecError(
-                Issue(
-                    (),
-                    f"not a latency table (its 'format' is not {FORMAT!r})",
-                    file=str(file),
-                    allowed="a file written by `archsearch latency-table`",
-                )
-            )
-        if data.get("version") != VERSION:
-            raise SpecError(
-                Issue(
-                    ("version",),
-                    "a latency table of another format version",
-                    value=data.get("version"),
-                    file=str(file),
-                    allowed=str(VERSION),
-                )
-            )
-        try:
-            fingerprint = Fingerprint(**data["fingerprint"])
-        except (TypeError, KeyError):
-            raise SpecError(
-                Issue(
-                    ("fingerprint",),
-                    "the table's fingerprint is unreadable",
-                    value=data.get("fingerprint"),
-                    file=str(file),
-                )
-            ) from None
+        data = read_table_file(file)
+        fingerprint = Fingerprint(**data["fingerprint"])
         if expect is not None and fingerprint != expect:
             raise TableMismatch(
                 Issue(
