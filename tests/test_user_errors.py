@@ -83,3 +83,60 @@ def test_list_models_of_a_non_pattern_says_what_a_pattern_is(pattern):
 
 def test_list_models_takes_a_tuple_of_patterns():
     assert archsearch.list_models(("cvt*", "deit-t*"), exclude=("cvt-21",)) == ["cvt-13", "deit-ti"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["trials", "x.yaml", "--limit", "-1"],
+            "error: --limit: must be at least 0 (got -1); allowed: an integer, at least 0",
+        ),
+        (
+            ["export", "resnet-50", "--batch", "0"],
+            "error: --batch: must be at least 1 (got 0); allowed: an integer, at least 1",
+        ),
+        (
+            ["export", "resnet-50", "--tolerance", "-1"],
+            "error: --tolerance: must be at least 0 (got -1); allowed: a number, at least 0",
+        ),
+        (
+            ["export", "resnet-50", "--tolerance", "tiny"],
+            "error: --tolerance: expected a number (got 'tiny'); allowed: a number, at least 0",
+        ),
+        (["export", "resnet-50", "--opset", "0"], "error: --opset: must be at least 1 (got 0)"),
+        (
+            ["search", "x.yaml", "--trials", "-1"],
+            "error: --trials: must be at least 1 (got -1); allowed: an integer, at least 1 and at most",
+        ),
+        (["search", "x.yaml", "--trials", "many"], "error: --trials: expected an integer (got 'many')"),
+        (["worker", "x.yaml", "--trials", "0"], "error: --trials: must be at least 1 (got 0)"),
+        (["worker", "x.yaml", "--heartbeat", "0"], "error: --heartbeat: must be at least 1 (got 0)"),
+        (["space", "x.yaml", "--samples", "-1"], "error: --samples: must be at least 0 (got -1)"),
+        (["profile", "resnet-50", "--threads", "0"], "error: --threads: must be at least 1 (got 0)"),
+        (["profile", "resnet-50", "--runs", "2"], "error: --runs: must be at least 4 (got 2)"),
+        (["compile", "resnet-50", "--resolution", "-5"], "error: --resolution: must be at least 1 (got -5)"),
+        (["compile", "resnet-50", "--num-classes", "0"], "error: --num-classes: must be at least 1 (got 0)"),
+        (
+            ["latency-table", "x.yaml", "--threads", "abc"],
+            "error: --threads: expected an integer (got 'abc')",
+        ),
+        (["latency-table", "x.yaml", "--rounds", "0"], "error: --rounds: must be at least 1 (got 0)"),
+        (["train", "resnet-50", "--stop-after", "0"], "error: --stop-after: must be at least 1 (got 0)"),
+    ],
+)
+def test_a_bad_option_value_is_one_error_line_with_what_is_allowed(args, says):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.split())
+    assert "Usage:" not in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_resume_and_fresh_together_say_what_is_allowed(tmp_path):
+    result = runner.invoke(app, ["search", str(tmp_path / "e.yaml"), "--resume", "--fresh"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "error: --resume and --fresh contradict each other" in text
+    assert "allowed: one of them, or neither" in text
+    assert not list(tmp_path.iterdir())  # nothing read or written

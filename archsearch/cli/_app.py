@@ -11,15 +11,71 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
 from ..core import shown
 from ..errors import SearchError, SpecError
 
-__all__ = ["JsonOpt", "app", "err", "friendly", "out", "shown", "warnings_as_lines"]
+__all__ = ["JsonOpt", "app", "err", "friendly", "option_error", "out", "shown", "warnings_as_lines"]
+
+
+#: pydantic's error types for an option's value (typer coerces options with pydantic) -> the words.
+_BOUND_WORDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("greater than", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def option_error(exc: typer.BadParameter) -> str:
+    """A refused option value as one of our lines: ``--limit -1: must be at least 0 (got -1);
+    allowed: an integer, at least 0``. typer checks an option's type and its ``min``/``max`` with
+    pydantic and raises ``BadParameter`` from the ``ValidationError``, whose first error gives the
+    value got and the bound; any other ``BadParameter`` keeps its own message."""
+    from pydantic import ValidationError
+
+    param = exc.param
+    opts = [o for o in getattr(param, "opts", []) if o.startswith("--")] or list(getattr(param, "opts", []))
+    name = opts[0] if opts else (exc.param_hint if isinstance(exc.param_hint, str) else "a value")
+    cause = exc.__cause__
+    if not isinstance(cause, ValidationError) or not cause.errors():
+        return f"{name}: {exc.message}"
+    error = cause.errors()[0]
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    noun = {int: "an integer", float: "a number"}.get(annotation) or _TYPE_WORDS.get(
+        kind.split("_")[0], "a value"
+    )
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    limits = [f"{w} {b:g}" for w, b in (("at least", low), ("at most", high)) if b is not None]
+    allowed = f"{noun}, {' and '.join(limits)}" if limits else noun
+    if kind in _BOUND_WORDS:
+        word, key = _BOUND_WORDS[kind]
+        return f"{name}: must be {word} {ctx[key]:g} (got {value}); allowed: {allowed}"
+    return f"{name}: expected {noun} (got {value!r}); allowed: {allowed}"
+
+
+class _Commands(typer.core.TyperGroup):
+    """The app's command group: a refused option value (``--limit -1``, ``--batch abc``) is one
+    ``error: ...`` line naming the option, the value and what is allowed (:func:`option_error`)
+    and exit status 2, like every other bad input, instead of click's usage box."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            if type(exc).__name__ == "MissingParameter":  # a missing argument: click's usage says it best
+                raise
+            err.print(f"[bold red]error:[/] {escape(option_error(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="archsearch",
     help="Neural architecture search and hybrid design for vision backbones.",
     no_args_is_help=True,
@@ -32,8 +88,12 @@ err = Console(stderr=True, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpecArg = Annotated[str, typer.Argument(help="A spec YAML file or a zoo name (see `archsearch zoo`).")]
-ResolutionOpt = Annotated[int | None, typer.Option("--resolution", "-r", help="Override the input size.")]
-ClassesOpt = Annotated[int | None, typer.Option("--num-classes", help="Override the number of classes.")]
+ResolutionOpt = Annotated[
+    int | None, typer.Option("--resolution", "-r", min=1, help="Override the input size.")
+]
+ClassesOpt = Annotated[
+    int | None, typer.Option("--num-classes", min=1, help="Override the number of classes.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")]
 
 

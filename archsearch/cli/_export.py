@@ -47,7 +47,7 @@ def export_(
     tolerance: Annotated[
         float, typer.Option(min=0.0, help="Largest max abs difference from PyTorch's logits allowed.")
     ] = 1e-4,
-    opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the exporter's).")] = None,
+    opset: Annotated[int | None, typer.Option(min=1, help="ONNX opset (default: the exporter's).")] = None,
     onnx_exporter: Annotated[
         str,
         typer.Option(

@@ -37,7 +37,7 @@ def latency_table(
         typer.Option("--out", "-o", help="The table file (default: one per device setting in the cache)."),
     ] = None,
     resolution: Annotated[
-        int | None, typer.Option("--resolution", "-r", help="Override the input size.")
+        int | None, typer.Option("--resolution", "-r", min=1, help="Override the input size.")
     ] = None,
     num_classes: Annotated[
         int | None,

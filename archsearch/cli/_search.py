@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..core import MAX_TRIALS
 from ..errors import Issue, SpecError
 from ._app import app, err, friendly, out, shown, warnings_as_lines
 from ._progress import BarProgress, LineProgress, fmt
@@ -30,8 +31,8 @@ SourceArg = Annotated[str, typer.Argument(help="An experiment YAML, a storage UR
 @friendly
 def space(
     path: Annotated[str, typer.Argument(help="A search-space YAML file.")],
-    samples: Annotated[int, typer.Option("--samples", "-n", help="Random members to show.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of the random members.")] = 0,
+    samples: Annotated[int, typer.Option("--samples", "-n", min=0, help="Random members to show.")] = 5,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the random members.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show a search space: its dimensions, its size, and a few members with their costs."""
@@ -195,7 +196,9 @@ AllowChangedOpt = Annotated[
 def search(
     experiment: Annotated[str, typer.Argument(help="An experiment YAML file (see experiments/).")],
     overrides: OverridesArg = None,
-    trials: Annotated[int | None, typer.Option("--trials", "-n", help="Override the trial budget.")] = None,
+    trials: Annotated[
+        int | None, typer.Option("--trials", "-n", min=1, max=MAX_TRIALS, help="Override the trial budget.")
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Only continue an existing study (error if none).")
     ] = False,
@@ -215,7 +218,13 @@ def search(
     from ..search import load_experiment, run_search
 
     if resume and fresh:
-        err.print("[bold red]error:[/] --resume and --fresh contradict each other")
+        err.print(
+            "[bold red]error:[/] --resume and --fresh contradict each other: --resume only continues the "
+            "existing study, --fresh moves it aside and starts over; allowed: one of them, or neither "
+            "(continue the study when there is one, else start it)",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2)
     import optuna
 
@@ -293,7 +302,8 @@ def worker(
         ),
     ] = None,
     trials: Annotated[
-        int | None, typer.Option("--trials", "-n", help="Override the study's trial budget.")
+        int | None,
+        typer.Option("--trials", "-n", min=1, max=MAX_TRIALS, help="Override the study's trial budget."),
     ] = None,
     heartbeat: Annotated[
         int, typer.Option("--heartbeat", min=1, help="Seconds between a running trial's heartbeats.")

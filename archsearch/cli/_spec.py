@@ -205,7 +205,9 @@ def profile_(
     dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
     runs: Annotated[int, typer.Option(min=4, help="Timed runs after warm-up.")] = 30,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 10,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's setting).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads (default: torch's setting).")
+    ] = None,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Measure even if a cached result exists.")
