@@ -386,7 +386,7 @@ def experiment_settings(cap: int) -> dict[str, dict[str, Any]]:
     for path in sorted((ROOT / "experiments").glob("*.yaml")):
         exp = load_experiment(path)
         size = load_space(exp.space_source(), num_classes=10).size()
-        problem, view = auto_setting(size, exp.trials, exp.evaluator.kind)
+        problem, view = auto_setting(size, exp.evaluator.kind)
         out[path.stem] = {
             "problem": problem,
             "view": view,

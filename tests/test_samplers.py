@@ -372,9 +372,11 @@ def test_auto_picks_by_the_space_size_the_budget_and_the_evaluator(tmp_path):
         return next(k for k in ranking if not (skip_gp and k == "gp"))
 
     assert auto_kind(6, 10, 2) == auto_kind(large, large, 2) == "random"  # the budget covers the space
-    assert auto_setting(small, 20) == ("hybrid_small", "trial")
-    assert auto_setting(large, 200, "supernet") == ("hybrid_small", "wall")
-    assert auto_setting(mid, 100, "zero_cost") == ("hybrid_stages", "trial")
+    assert auto_setting(small) == ("hybrid_small", "trial")
+    assert auto_setting(large, "supernet") == ("hybrid_small", "wall")
+    assert auto_setting(mid, "zero_cost") == ("hybrid_stages", "trial")
+    with pytest.raises(TypeError):  # the budget is no part of the setting (it picks the column)
+        auto_setting(small, 20, "train")  # type: ignore[call-arg]
     for size, problem in ((small, "hybrid_small"), (mid, "hybrid_stages"), (large, "cvt13")):
         for budget in (10, 20, 50, 100, 200, GP_MAX_BUDGET):
             assert auto_kind(size, budget, 2) == first(problem, "trial", budget), (problem, budget)
@@ -412,7 +414,7 @@ def test_every_shipped_experiment_runs_the_sampler_the_benchmark_ranks_best(name
     stored = _stored()
     exp = load_experiment(ROOT / "experiments" / name)
     size = load_space(exp.space_source(), num_classes=10).size()
-    problem, view = auto_setting(size, exp.trials, exp.evaluator.kind)
+    problem, view = auto_setting(size, exp.evaluator.kind)
     columns = [int(n) for n in stored["problems"][problem]["rankings"][view]]
     column = ranking_column(columns, exp.trials)
     ranking = _best(stored["problems"][problem], view, column, len(stored["seeds"]))

@@ -111,16 +111,15 @@ def benchmark_problem(space_size: float, evaluator: str = "train") -> str:
     return "hybrid_stages" if space_size < LARGE_SPACE else "cvt13"
 
 
-def auto_setting(space_size: float, budget: int, evaluator: str = "train") -> tuple[str, str]:
+def auto_setting(space_size: float, evaluator: str = "train") -> tuple[str, str]:
     """The setting of ``benchmarks/search_quality.py`` whose ranking ``auto`` follows for a search
-    of ``budget`` evaluations over ``space_size`` members by an ``evaluator`` of that kind: the
+    over ``space_size`` members by an ``evaluator`` of that kind: the
     benchmark problem (:func:`benchmark_problem`) and the view: ``wall`` (hypervolume at equal
     wall time, proposals included) for evaluators cheaper than a proposal
     (:data:`CHEAP_EVALUATORS`), where the sampler's own CPU time decides how many members a run
     evaluates; else ``trial`` (hypervolume per evaluation: ``train`` and ``zero_cost``, taken to
-    cost more than a proposal, a short training far more). The budget picks the ranking's column
-    (:func:`ranking_column`)."""
-    del budget
+    cost more than a proposal, a short training far more). The budget is not part of the setting:
+    it picks the column of the setting's ranking (:func:`ranking_column`)."""
     view = "wall" if evaluator in CHEAP_EVALUATORS else "trial"
     return benchmark_problem(space_size, evaluator), view
 
@@ -158,7 +157,7 @@ def auto_kind(space_size: float, budget: int, objectives: int, *, evaluator: str
     del objectives
     if space_size <= budget:
         return "random"
-    problem, view = auto_setting(space_size, budget, evaluator)
+    problem, view = auto_setting(space_size, evaluator)
     views = benchmark_rankings()[problem]
     if not views.get(view):  # no such view stored: per trial, GP passed over where it does not pay
         view = "trial"
