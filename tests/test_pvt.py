@@ -234,3 +234,33 @@ def test_sr_with_a_map_that_is_not_a_multiple_of_the_stride_floors_like_pvt():
     assert keys.shape[-2:] == (2, 2)
     traced = count_traced(model, (1, 3, 16, 16))
     assert analytic_costs(model.plan).macs == traced.macs
+
+
+@pytest.mark.parametrize(
+    ("kv_stride", "q_stride", "says"),
+    [
+        (
+            9,
+            1,
+            "kv_stride 9 is larger than the 8x8 token map block 0 sees, so the 9x9 spatial-reduction conv",
+        ),
+        # the stride at fault is q_stride: the message names it and its value, not kv_stride's conv
+        (2, 16, "q_stride 16 is larger than the 8x8 token map block 0 sees, so the projection would only"),
+    ],
+)
+def test_a_stride_larger_than_the_map_names_the_stride_at_fault(kv_stride, q_stride, says):
+    from archsearch.core import CheckContext, FeatureShape, SourceMap
+    from archsearch.kinds import MIXERS, AttentionMixer
+
+    spec = archsearch.load_spec("pvt-v2-b1")
+    mixer = AttentionMixer(kind="attention", heads=2, qkv="sr", kv_stride=kv_stride, q_stride=q_stride)
+    ctx = CheckContext(spec, SourceMap())
+    path = ("stages", 0, "mixer")
+    assert MIXERS.get("attention").block_shape(ctx, path, 0, mixer, 1, 32, FeatureShape(32, 8, 8, 0)) is None
+    (issue,) = ctx.issues
+    assert says in issue.message
+    assert (
+        issue.value == max(kv_stride, q_stride) and issue.path[-1] == ("kv_stride", "q_stride")[q_stride > 8]
+    )
+    if q_stride > 8:
+        assert "spatial-reduction" not in issue.message and f"{kv_stride}x{kv_stride}" not in issue.message

@@ -382,12 +382,13 @@ def check_strides_fit(
     j: int,
     strides: dict[str, int],
     shape: FeatureShape,
-    why: str,
+    why: str | Callable[[str, int], str],
 ) -> bool:
     """Each of block ``j``'s ``strides`` (field -> value) at most the smaller side of the map it
     sees: a larger stride has only the first row and column to sample. The issue points at the
     block's item where the stage gave a per-block list (``mixer.kv_stride[3]``) and says ``why``
-    it matters. ``False`` after reporting one."""
+    it matters (a text, or a function of the field at fault and its value that returns one).
+    ``False`` after reporting one."""
     h, w = shape.height, shape.width
     for name, value in strides.items():
         if value <= min(h, w):
@@ -398,7 +399,8 @@ def check_strides_fit(
         at = (*mpath, name, j) if isinstance(getattr(stage_mixer, name), list) else (*mpath, name)
         ctx.fail(
             at,
-            f"{name} {value} is larger than the {h}x{w} token map block {j} sees, so {why}",
+            f"{name} {value} is larger than the {h}x{w} token map block {j} sees, "
+            f"so {why if isinstance(why, str) else why(name, value)}",
             value=value,
             allowed=f"at most {min(h, w)}",
         )

@@ -130,11 +130,14 @@ class _Attention(MixerKind):
         self, ctx: CheckContext, mpath: Path, j: int, mixer: Any, stride: int, dim: int, shape: FeatureShape
     ) -> FeatureShape | None:
         strides = {name: scalar(getattr(mixer, name)) for name in self.per_block_fields}
-        why = (
-            f"the {strides['kv_stride']}x{strides['kv_stride']} spatial-reduction conv would leave no keys"
-            if mixer.qkv == "sr"
-            else "the projection would only sample its first row and column"
-        )
+
+        def why(name: str, value: int) -> str:
+            """What the stride at fault (``name`` = ``value``) would do: with ``sr`` only the keys'
+            and values' conv has a stride (kernel = stride = kv_stride)."""
+            if mixer.qkv == "sr" and name == "kv_stride":
+                return f"the {value}x{value} spatial-reduction conv would leave no keys"
+            return "the projection would only sample its first row and column"
+
         if not check_strides_fit(ctx, mpath, j, strides, shape, why):
             return None
         h, w = shape.height, shape.width
