@@ -247,3 +247,41 @@ def test_a_candidate_is_normalised_once_from_check_to_evaluation(tmp_path, monke
 def test_the_spec_hash_reads_the_plan(tmp_path, monkeypatch):
     calls, trials = _normalise_run(tmp_path, monkeypatch)
     assert calls["in_hash"] == 0 and calls["all"] == len(trials)
+
+
+def test_after_a_forced_evaluator_change_only_its_own_trials_are_duplicates(tmp_path):
+    """Trials scored by the evaluator before an accepted change (``evaluator_changes``) are counted
+    but not indexed: the same architecture proposed again is evaluated anew, never a duplicate of
+    the old evaluator's values; one evaluated after the change is a duplicate as before."""
+    from optuna.distributions import IntDistribution
+
+    from archsearch.search._ledger import Ledger
+
+    experiment = _experiment(tmp_path / "run", {"kind": "optuna"}, "changed")
+    study = optuna.create_study(directions=experiment.directions)
+
+    def evaluated(spec_hash: str) -> None:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0},
+                distributions={"x": IntDistribution(0, 1)},
+                values=[0.5] * len(experiment.directions),
+                user_attrs={"outcome": "complete", "spec_hash": spec_hash},
+            )
+        )
+
+    evaluated("old")  # trial 0, under the first evaluator
+    ledger = Ledger(experiment, study)
+    ledger.reindex()
+    assert ledger.seen("old") is not None and ledger.evaluated == 1
+    study.set_user_attr("evaluator_changes", [{"from_trial": 1, "changes": {"steps": [1, 2]}}])
+    ledger.reindex()
+    assert ledger.seen("old") is None  # evaluated again under the new evaluator
+    assert ledger.evaluated == 1  # the old trial still counts towards the budget
+    assert not ledger.points
+    evaluated("old")  # trial 1: the same architecture, scored by the new evaluator
+    ledger.index(study.trials[1])
+    assert ledger.seen("old").number == 1
+    fresh = Ledger(experiment, study)  # a new run: the same rule from the stored change
+    fresh.reindex()
+    assert fresh.seen("old").number == 1 and fresh.evaluated == 2

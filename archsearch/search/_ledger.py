@@ -20,6 +20,13 @@ Optuna study and follow these rules through :class:`Ledger`:
   not known, and queues it (``redraw_of``) as the next trial, so the next evaluation is a new
   member. Samplers still learn from what they proposed: :func:`sampler_trials` shows them a
   duplicate of a complete trial as COMPLETE with that trial's values.
+* **One evaluator at a time.** After a forced evaluator change (``--allow-changed-evaluator``,
+  recorded in the study's ``evaluator_changes`` by :mod:`._resume`), the index holds only the trials
+  scored under the current evaluator (from the last change's ``from_trial`` on,
+  :func:`evaluator_since`): an architecture evaluated before is evaluated again, not passed off as a
+  duplicate of values another evaluator measured; its old trial stays in the study and in the
+  budget's count. The learning curves early stopping compares and the points already proposed
+  start afresh the same way.
 * **Rejected candidates** (invalid shapes, over a constraint) are PRUNED with the reason, never built
   (:func:`rejected_record`). One over the space's constraints carries its MACs, params and
   ``constraints`` (Optuna's constraint values, <= 0 when met; every checked candidate carries them,
@@ -63,6 +70,7 @@ from ._experiment import Experiment
 from ._mutate import redraw
 
 __all__ = [
+    "CHANGES",
     "CLAIM",
     "EVALUATED",
     "HIDDEN_ATTRS",
@@ -74,6 +82,7 @@ __all__ = [
     "count_trials",
     "duplicate_record",
     "evaluator_settings",
+    "evaluator_since",
     "outcome_of",
     "rejected_record",
     "sampler_trials",
@@ -199,6 +208,17 @@ class Record:
     attrs: dict[str, Any] | None = None
 
 
+#: The study attribute listing the evaluator changes that a run was told to accept (:mod:`._resume`).
+CHANGES = "evaluator_changes"
+
+
+def evaluator_since(study: optuna.Study) -> int:
+    """The number of the first trial scored by the study's current evaluator: the ``from_trial``
+    of the last evaluator change recorded in its ``evaluator_changes`` (0 when there is none)."""
+    records = study.user_attrs.get(CHANGES) or []
+    return max((int(r.get("from_trial", 0)) for r in records if isinstance(r, dict)), default=0)
+
+
 def duplicate_record(seen: FrozenTrial) -> Record:
     """The record of a candidate with the same spec hash as ``seen``: PRUNED, never a COMPLETE copy
     (the rule of the module docstring)."""
@@ -305,21 +325,28 @@ class Ledger:
         self.points: dict[str, bool] = {}
         """Each point of the space proposed so far (its params) -> whether it was rejected; a point
         that ended otherwise (evaluated, or a duplicate of an evaluated one) will never be new again."""
+        self.since = evaluator_since(study)
+        """The first trial scored by the current evaluator: earlier ones are counted, not indexed."""
 
     # ------------------------------------------------------------------ the index
 
     def reindex(self, trials: Iterable[FrozenTrial] | None = None) -> None:
         """Index ``trials`` (default: the study's) afresh."""
         self.by_hash, self.curves, self.evaluated, self.points = {}, [], 0, {}
+        self.since = evaluator_since(self.study)
         for t in self.study.get_trials(deepcopy=False) if trials is None else trials:
             if t.state.is_finished():
                 self.index(t)
 
     def index(self, t: FrozenTrial) -> None:
-        """Add a finished trial to the index."""
+        """Add a finished trial to the index (one scored by an earlier evaluator only to the
+        evaluated count: see "One evaluator at a time")."""
         outcome = t.user_attrs.get("outcome")
         if outcome in EVALUATED:
             self.evaluated += 1
+        if t.number < self.since:
+            return
+        if outcome in EVALUATED:
             h = t.user_attrs.get("spec_hash")
             if h and (outcome != "failed" or h not in self.by_hash):
                 self.by_hash.setdefault(h, t)

@@ -16,7 +16,7 @@ import optuna
 from ..core import command_line_issues
 from ..errors import Issue, SpecError
 from ._experiment import Experiment
-from ._ledger import evaluator_settings
+from ._ledger import CHANGES, evaluator_settings
 from ._storage import open_storage
 
 __all__ = ["CHANGES", "RUNTIME_FIELDS", "check_evaluator", "describe_change"]
@@ -36,8 +36,6 @@ RUNTIME_FIELDS = frozenset(
     }
 )
 
-#: The study attribute listing the evaluator changes that a run was told to accept.
-CHANGES = "evaluator_changes"
 
 #: What a changed evaluator may be instead, after the stored value.
 _ALLOWED = "--fresh to start a new study, another study name, or --allow-changed-evaluator to mix them"
