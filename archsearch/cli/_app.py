@@ -29,6 +29,7 @@ _BOUND_WORDS = {
     "less_than": ("less than", "lt"),
 }
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"}
+_NUMBER_WORDS: dict[type, str] = {int: "an integer", float: "a number"}
 
 
 def option_error(exc: typer.BadParameter) -> str:
@@ -47,9 +48,8 @@ def option_error(exc: typer.BadParameter) -> str:
     error = cause.errors()[0]
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    noun = {int: "an integer", float: "a number"}.get(annotation) or _TYPE_WORDS.get(
-        kind.split("_")[0], "a value"
-    )
+    noun = _NUMBER_WORDS.get(annotation) if isinstance(annotation, type) else None
+    noun = noun or _TYPE_WORDS.get(kind.split("_")[0], "a value")
     low, high = getattr(param, "min", None), getattr(param, "max", None)
     limits = [f"{w} {b:g}" for w, b in (("at least", low), ("at most", high)) if b is not None]
     allowed = f"{noun}, {' and '.join(limits)}" if limits else noun
