@@ -299,3 +299,49 @@ def test_train_architecture_streams_an_image_folder(tmp_path: Path):
     assert result.accuracy == 1.0  # 9 validation images of three flat colours
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert len(log) == 1 + 3
+
+
+def test_the_steady_rate_leaves_the_first_steps_compilation_out(
+    digits16: Dataset, tmp_path: Path, monkeypatch
+):
+    """``torch.compile`` compiles at the first steps: the log keeps the whole epoch's images/s and
+    adds the warm-up's seconds and the rate of the other steps, in a process's first epoch (also
+    after a resume); later epochs have no warm-up."""
+    import time
+
+    from archsearch.train import _loop
+
+    class SlowFirstCall(torch.nn.Module):
+        """A stand-in for a compiled model: the first forward pays a 'compilation'."""
+
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner, self.calls = inner, 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            if self.calls == 1:
+                time.sleep(1.0)
+            return self.inner(x)
+
+    monkeypatch.setattr(_loop, "compile_model", lambda model, backend: SlowFirstCall(model))
+    config = CONFIG.model_copy(update={"compile": True, "epochs": 3})
+
+    def check(rows: list[dict], warm_epoch: int) -> None:
+        for row in rows:
+            assert row["seconds"] > row["warmup_seconds"]
+            if row["epoch"] == warm_epoch:  # images_per_second: the whole epoch, compilation included
+                assert row["warmup_seconds"] >= 1.0 and row["seconds"] >= 1.0
+                assert row["steady_images_per_second"] > row["images_per_second"]
+            else:
+                assert row["warmup_seconds"] == 0.0
+                assert row["steady_images_per_second"] == pytest.approx(row["images_per_second"])
+
+    torch.manual_seed(0)
+    first = fit(tiny_hybrid(), digits16, config, tmp_path, stop_after=1)
+    check(first.log, warm_epoch=1)
+    torch.manual_seed(0)
+    resumed = fit(tiny_hybrid(), digits16, config, tmp_path, resume=True)
+    check(resumed.log[1:], warm_epoch=2)  # the first epoch after the resume warms up again
+    header = (tmp_path / "log.csv").read_text().splitlines()[0]
+    assert header.endswith("seconds,images_per_second,warmup_seconds,steady_images_per_second")

@@ -55,7 +55,7 @@ def train(
     from ..errors import ExportError
     from ..evaluate import TrainingDiverged
     from ..spec import load_spec
-    from ..train import TrainError, load_train_config, train_architecture
+    from ..train import WARMUP_STEPS, TrainError, load_train_config, train_architecture
 
     settings = load_train_config(config, list(overrides or []))
     changes: dict[str, Any] = {}
@@ -67,12 +67,24 @@ def train(
     folder = output if output is not None else Path("runs") / "train" / name
     rank = int(os.environ.get("RANK", "0"))
 
+    def speed(row: dict[str, Any]) -> str:
+        """``3012 images/s; warm-up 41.2 s (the first 3 steps: compilation...)``: the steady rate,
+        apart from the first steps of a process's first epoch (the rate of the whole epoch where
+        it has no other steps)."""
+        steady, warmup = row.get("steady_images_per_second"), row.get("warmup_seconds") or 0.0
+        rate = f"{steady:.0f} images/s" if steady is not None else f"{row['images_per_second']:.0f} images/s"
+        if not warmup:
+            return rate
+        what = "compilation and warm-up" if settings.compile else "warm-up"
+        took = f"{warmup:.1f} s" if warmup >= 0.1 else f"{warmup * 1000:.0f} ms"
+        return f"{rate} after {took} of {what} in the first {WARMUP_STEPS} steps"
+
     def epoch(row: dict[str, Any]) -> None:
         if rank == 0 and not as_json:
             ema = f", EMA {row['ema_accuracy']:.4f}" if row["ema_accuracy"] is not None else ""
             out.print(
                 f"epoch {row['epoch']}/{settings.epochs}: loss {row['train_loss']:.4f}, "
-                f"accuracy {row['accuracy']:.4f}{ema} ({row['images_per_second']:.0f} images/s)",
+                f"accuracy {row['accuracy']:.4f}{ema} ({speed(row)})",
                 highlight=False,
             )
 

@@ -14,12 +14,14 @@ from ._batches import BatchSource, MemoryBatches
 from ._checkpoint import TrainError
 from ._config import FullTrainConfig, load_train_config
 from ._ema import EmaConfig, ModelEma
-from ._loop import CHECKPOINT, FitResult, fit
+from ._loop import CHECKPOINT, LOG_FIELDS, WARMUP_STEPS, FitResult, fit
 from ._mixup import MixupConfig, mix_batch, mixup_target, soft_target_cross_entropy
 from ._run import train_architecture
 
 __all__ = [
     "CHECKPOINT",
+    "LOG_FIELDS",
+    "WARMUP_STEPS",
     "BatchSource",
     "EmaConfig",
     "FitResult",

@@ -44,7 +44,28 @@ from ._mixup import mix_batch, mixup_target, soft_target_cross_entropy
 __all__ = ["FitResult", "fit"]
 
 CHECKPOINT = "checkpoint.pt"
-LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "accuracy", "ema_accuracy", "seconds", "images_per_second")
+LOG_FIELDS = (
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "accuracy",
+    "ema_accuracy",
+    "seconds",
+    "images_per_second",
+    "warmup_seconds",
+    "steady_images_per_second",
+)
+"""The columns of ``log.csv``: ``seconds`` and ``images_per_second`` cover the whole epoch's steps
+(compilation included); ``warmup_seconds`` is the time of the first :data:`WARMUP_STEPS` steps of
+the first epoch a process runs (``torch.compile``'s compilation, cuDNN's autotuning, the allocator
+filling; 0 in later epochs) and ``steady_images_per_second`` the rate of the epoch's other steps
+(empty when the epoch has no other step)."""
+
+#: Steps at the start of a process's first epoch (a fresh run or a resume) timed as warm-up, apart
+#: from the steady rate: ``torch.compile`` compiles the forward and backward at the first step and
+#: may recompile at the second or third (a new batch shape, the optimizer's state appearing).
+WARMUP_STEPS = 3
 
 
 @dataclass
@@ -230,12 +251,19 @@ class _Fit:
         reset_peak_memory(device)
         end = min(cfg.epochs, stop_after) if stop_after is not None else cfg.epochs
         with grad_checkpointing(model, cfg.grad_checkpointing, keep_norm_stats=not cfg.compile):
+            warm = WARMUP_STEPS  # the first epoch this process runs warms up
             while epoch < end:
                 tick = time.perf_counter()
-                loss, images = self._epoch(runner, optimizer, ema, epoch, step)
+                loss, images, warmed = self._epoch(runner, optimizer, ema, epoch, step, warm)
                 step += self.steps_per_epoch
                 epoch += 1
-                seconds = time.perf_counter() - tick
+                done = time.perf_counter()
+                seconds = done - tick
+                # warm-up: the first steps (all of them in an epoch that has no more); steady: the rest
+                since, before = (tick, 0) if not warm else warmed or (done, images)
+                warmup = since - tick
+                steady = (images - before) * self.world / max(done - since, 1e-9) if images > before else None
+                warm = 0
                 if self.world > 1:  # BatchNorm statistics are per process: all take rank 0's
                     for buffer in model.buffers():
                         dist.broadcast(buffer, 0)
@@ -248,6 +276,8 @@ class _Fit:
                     "ema_accuracy": self.accuracy(ema.module) if ema is not None else None,
                     "seconds": seconds,
                     "images_per_second": images * self.world / max(seconds, 1e-9),
+                    "warmup_seconds": warmup,
+                    "steady_images_per_second": steady,
                 }
                 log.append(row)
                 if self.rank == 0:
@@ -286,9 +316,14 @@ class _Fit:
         ema: ModelEma | None,
         epoch: int,
         first: int,
-    ) -> tuple[float, int]:
-        """One epoch of steps ``first, first + 1, ...``: the mean loss and the images this process saw."""
+        warm: int = 0,
+    ) -> tuple[float, int, tuple[float, int] | None]:
+        """One epoch of steps ``first, first + 1, ...``: the mean loss, the images this process saw,
+        and, when ``warm`` > 0, when its first ``warm`` steps ended (``time.perf_counter()``, the
+        device synchronised) with the images seen by then (``None``: no warm-up, or the epoch had
+        no more steps)."""
         cfg, device = self.config, self.device
+        warmed: tuple[float, int] | None = None
         runner.train()
         losses = torch.zeros(self.steps_per_epoch, device=device)
         images_seen = 0
@@ -321,10 +356,14 @@ class _Fit:
             if ema is not None:
                 ema.update(self.model)
             images_seen += len(y)
+            if i + 1 == warm:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                warmed = (time.perf_counter(), images_seen)
         mean = losses.mean().item()
         if not math.isfinite(mean):
             raise TrainingDiverged(f"training loss is {mean} in epoch {epoch + 1} of {self.config.epochs}")
-        return mean, images_seen
+        return mean, images_seen, warmed
 
     @torch.no_grad()
     def accuracy(self, model: nn.Module) -> float:
@@ -371,5 +410,6 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if row[k] is None else row[k] for k in LOG_FIELDS})
+            # rows of a checkpoint written before a column existed leave it empty
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in LOG_FIELDS})
     os.replace(tmp, path)
