@@ -3,6 +3,7 @@
     python benchmarks/latency_model.py [--threads 2] [--batch 1] [--device cpu] [--quick]
         [--hybrid 100] [--cvt 50] [--cvt-resolution 224] [--fit 12] [--table-dir DIR]
         [--runs 40 --rounds 20 --warmup 3] [--cvt-runs 20 --cvt-rounds 10] [--no-retest]
+        [--statistic median]
 
 For each shipped space (hybrid_small at its 32 px, cvt13_nas at --cvt-resolution):
   1. fill a latency table for this device setting (``archsearch latency-table``'s work: every
@@ -14,7 +15,8 @@ For each shipped space (hybrid_small at its 32 px, cvt13_nas at --cvt-resolution
      the table's calibration reference (:mod:`archsearch.cost._latency_reference`) is timed in the
      same rounds, and the predictions are scaled by its time there over its time in the table
      (:meth:`~archsearch.cost.LatencyPredictor.calibrate_with`);
-  3. report the absolute error of the prediction in % of the measured median (median and 90th
+  3. report the absolute error of the prediction in % of the measured ``--statistic`` of the
+     runs (default the median; the tables hold and predict the same statistic) (median and 90th
      percentile), Kendall's tau between predicted and measured, raw (the table's time) and
      calibrated (acceptance is judged on the calibrated figures), and predictions per second once
      the table holds the space's pieces, on normalised plans not seen before (normalising is not
@@ -73,6 +75,7 @@ from typing import Any
 import torch
 
 from archsearch.cost import (
+    STATISTICS,
     Fingerprint,
     LatencyPredictor,
     LatencyTable,
@@ -170,8 +173,9 @@ def run_space(
     space = load_space(ROOT / "search_spaces" / f"{name}.yaml", **overrides)
     fingerprint = Fingerprint.here(args.device, threads=args.threads, batch=args.batch)
     table_dir = Path(args.table_dir) if args.table_dir else Path(tempfile.mkdtemp(prefix="latency-tables-"))
-    path = table_dir / f"{name}-{resolution or 'native'}-{fingerprint.slug()}.json"
-    table = LatencyTable.open(path, fingerprint)
+    suffix = "" if args.statistic == "median" else f"-{args.statistic}"
+    path = table_dir / f"{name}-{resolution or 'native'}-{fingerprint.slug()}{suffix}.json"
+    table = LatencyTable.open(path, fingerprint, args.statistic)
     if not table.pieces:
         table.harness = dict(harness)
     predictor = LatencyPredictor(table)
@@ -203,16 +207,20 @@ def run_space(
             "hash": digest,
             "predicted_raw_ms": guess,
             "predicted_ms": guess * calibration.factor,
-            "measured_ms": result.median_ms,
+            "measured_ms": result.statistic(args.statistic),
             "measured_iqr_ms": result.iqr_ms,
             "pieces_min_ms": sum(table.pieces[k]["min_ms"] for k in keys),
             "measured_min_ms": result.min_ms,
             "pieces": len(keys),
         }
         if retest is not None:
-            row["retest_ms"] = retest[i].median_ms
+            row["retest_ms"] = retest[i].statistic(args.statistic)
         rows.append(row)
-    retest_factor = reference.median_ms / retest_reference.median_ms if retest_reference is not None else None
+    retest_factor = (
+        reference.statistic(args.statistic) / retest_reference.statistic(args.statistic)
+        if retest_reference is not None
+        else None
+    )
     table.save()
     min_errors = [abs(r["pieces_min_ms"] - r["measured_min_ms"]) / r["measured_min_ms"] * 100 for r in rows]
     speed = predictions_per_second(space, predictor, 200 if args.quick else 2000)
@@ -323,6 +331,12 @@ def main() -> None:
         default=True,
         help="time the members twice: the measurement's own reproducibility (on by default)",
     )
+    parser.add_argument(
+        "--statistic",
+        default="median",
+        choices=STATISTICS,
+        help="the statistic of each timing's runs the tables hold and members are measured by",
+    )
     parser.add_argument("--table-dir", default=None, help="keep (and resume) the tables here")
     parser.add_argument("--quick", action="store_true", help="a handful of members at few runs (for a test)")
     parser.add_argument("--out", default=str(RESULTS / "latency_model.json"))
@@ -342,6 +356,7 @@ def main() -> None:
     out = {
         "fingerprint": fingerprint.describe(),
         "quick": args.quick,
+        "statistic": args.statistic,
         "harness": {"hybrid_small": harness, "cvt13_nas": cvt_harness},
         "load_before": before,
         "load_after": load(),
@@ -349,7 +364,7 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
-    print(f"{fingerprint.describe()}")
+    print(f"{fingerprint.describe()}; statistic of the runs: {args.statistic}")
     print_table(results)
     for r in results:
         lines = [("predicted, one factor", r["scale_free"])]

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
-from archsearch.cost import STATISTICS, statistic_ms
+import pytest
+import torch
+
+import archsearch
+from archsearch.cost import (
+    STATISTICS,
+    Fingerprint,
+    LatencyPredictor,
+    LatencyTable,
+    TableMismatch,
+    default_table_path,
+    statistic_ms,
+)
+from archsearch.cost import _latency as latency_module
+from archsearch.cost import _latency_reference as reference_module
+from archsearch.errors import SpecError
+from archsearch.search import Objective
+
+from .test_latency_calibration import Machine, _table
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Machine:
+    """The fake machine of test_latency_calibration: time passes only as work runs."""
+    fake = Machine()
+    monkeypatch.setattr(latency_module, "time", fake)
+    monkeypatch.setattr(reference_module, "reference_call", fake.reference)
+    return fake
 
 
 def test_each_statistic_from_given_runs() -> None:
@@ -26,3 +54,68 @@ def test_an_unknown_statistic_or_no_runs_is_refused() -> None:
         statistic_ms([1.0, 2.0], "p50")
     with pytest.raises(ValueError, match="at least one timed run"):
         statistic_ms([], "median")
+
+
+def test_a_table_holds_one_statistic_and_refuses_another(tmp_path: Path) -> None:
+    fp = Fingerprint.here("cpu", threads=1)
+    table = LatencyTable(fp, statistic="fastest_quarter")
+    table.add("k", ms=1.5)
+    table.save(tmp_path / "t.json")
+    assert json.loads((tmp_path / "t.json").read_text())["statistic"] == "fastest_quarter"
+    again = LatencyTable.open(tmp_path / "t.json", fp, "fastest_quarter")
+    assert again.statistic == "fastest_quarter" and again.ms("k") == 1.5
+    with pytest.raises(TableMismatch) as refused:
+        LatencyTable.open(tmp_path / "t.json", fp)  # the median is wanted by default
+    message = str(refused.value)
+    assert "holds the 'fastest_quarter'" in message and "'median' is wanted" in message
+    assert "median, min, p10, p25, fastest_quarter, mean" in message and "t.json" in message
+    # a table written before the choice existed holds medians
+    data = table.to_dict()
+    del data["statistic"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert LatencyTable.load(tmp_path / "old.json", fp).statistic == "median"
+    with pytest.raises(TableMismatch, match="holds the 'median'"):
+        LatencyPredictor.open(tmp_path / "old.json", fp, "min")
+    (tmp_path / "bad.json").write_text(json.dumps({**data, "statistic": "p50"}))
+    with pytest.raises(SpecError, match="unknown latency statistic"):
+        LatencyTable.load(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="allowed: median, min"):
+        LatencyTable(fp, statistic="p50")
+    # each statistic has its own default file
+    assert default_table_path(fp, "min").name == f"{fp.slug()}-min.json"
+    assert default_table_path(fp).name == f"{fp.slug()}.json"
+
+
+class _Alternating(torch.nn.Module):
+    """A whole member whose runs take 5 and 9 ms in turn on ``machine`` (median 7, min 5)."""
+
+    def __init__(self, on: Machine):
+        super().__init__()
+        self.machine, self.calls = on, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.machine.work(5.0 if self.calls % 2 else 9.0)
+        return x
+
+
+@pytest.mark.parametrize(("statistic", "expected"), [("median", 7.0), ("min", 5.0), ("fastest_quarter", 5.0)])
+def test_a_table_measures_the_statistic_it_predicts(
+    clock: Machine, monkeypatch: pytest.MonkeyPatch, statistic: str, expected: float
+) -> None:
+    table, plan = _table()
+    table.statistic = statistic
+    monkeypatch.setattr(archsearch.compiler, "build", lambda plan: _Alternating(clock))
+    predictor = LatencyPredictor(table)
+    assert predictor.statistic == statistic
+    assert predictor.measure_members([(plan, "a")]) == [pytest.approx(expected)]
+    assert table.members[0]["measured_ms"] == pytest.approx(expected)
+
+
+def test_the_statistic_belongs_to_the_latency_objective() -> None:
+    assert Objective(metric="latency_ms").statistic == "median"
+    assert Objective(metric="latency_ms", statistic="p10").statistic == "p10"
+    with pytest.raises(ValueError, match="statistic applies to the latency_ms objective only"):
+        Objective(metric="macs", statistic="min")
+    with pytest.raises(ValueError, match="fastest_quarter"):
+        Objective(metric="latency_ms", statistic="p50")

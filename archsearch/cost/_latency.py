@@ -65,6 +65,11 @@ class LatencyResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def statistic(self, name: str = "median") -> float:
+        """The statistic ``name`` (one of :data:`STATISTICS`) of the timed runs (ms);
+        ``ValueError`` naming the allowed ones for another name."""
+        return statistic_ms(self.samples_ms, name)
+
 
 def device_name(device: str | torch.device) -> str:
     device = torch.device(device)

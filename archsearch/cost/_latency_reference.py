@@ -87,9 +87,15 @@ def reference_item(batch: int, device: str, dtype: torch.dtype, others: int) -> 
     return Timed(reference_call(batch, device, dtype), copies=copies)
 
 
-def reference_entry(result: LatencyResult) -> dict[str, Any]:
-    """A reference timing as a table stores it: ``{"name", "ms", "iqr_ms", "runs"}``."""
-    return {"name": REFERENCE, "ms": result.median_ms, "iqr_ms": result.iqr_ms, "runs": result.runs}
+def reference_entry(result: LatencyResult, statistic: str = "median") -> dict[str, Any]:
+    """A reference timing as a table stores it: ``{"name", "ms", "iqr_ms", "runs"}``, ``ms`` the
+    ``statistic`` of its runs (the table's, :data:`~archsearch.cost.STATISTICS`)."""
+    return {
+        "name": REFERENCE,
+        "ms": result.statistic(statistic),
+        "iqr_ms": result.iqr_ms,
+        "runs": result.runs,
+    }
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,16 @@ The file::
 
     {"format": "archsearch-latency-table", "version": 1,
      "fingerprint": {"device": "cpu (AMD EPYC 7B13)", "threads": 2, "torch": "2.13.0", ...},
-     "harness": {"warmup": 10, "runs": 30, "rounds": 10},
+     "harness": {"warmup": 10, "runs": 30, "rounds": 10}, "statistic": "median",
      "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408,
                           "what": "block ...", "how": "in_situ", "samples": [0.41, ...]}, ...},
      "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...]}, ...],
      "spaces": ["hybrid_small"],
      "reference": {"name": "conv-attention-mlp-v1", "ms": 1.07, "iqr_ms": 0.02, "runs": 320}}
 
+``statistic`` is the statistic of each timing's runs that every entry holds
+(:data:`~archsearch.cost.STATISTICS`; a table without one, written before the choice existed,
+holds medians): a table predicts that statistic, and is refused where another one is wanted.
 ``members`` are whole models measured with the harness, from which the per-model overhead is
 fitted (:mod:`._predict`). ``reference`` is the time of a fixed model timed in the same rounds as
 the table's pieces, against which the machine's speed is calibrated when predicting
@@ -39,7 +42,7 @@ from typing import Any
 import torch
 
 from ..errors import Issue, SpecError
-from ._latency import device_name
+from ._latency import STATISTICS, device_name
 
 __all__ = ["FORMAT", "Fingerprint", "LatencyTable", "TableMismatch", "default_table_path"]
 
@@ -113,11 +116,21 @@ class Fingerprint:
         return f"{kind}-{name[:40]}{threads}-b{self.batch}-{self.dtype}-torch{self.torch}{fused}"
 
 
-def default_table_path(fingerprint: Fingerprint) -> Path:
+def default_table_path(fingerprint: Fingerprint, statistic: str = "median") -> Path:
     """``$ARCHSEARCH_CACHE/latency-tables/<fingerprint slug>.json`` (default cache:
-    ``~/.cache/archsearch``): where a table goes when no file is named."""
+    ``~/.cache/archsearch``; ``<slug>-<statistic>.json`` for a statistic other than the median):
+    where a table goes when no file is named."""
     root = Path(os.environ.get("ARCHSEARCH_CACHE", Path.home() / ".cache" / "archsearch"))
-    return root / "latency-tables" / f"{fingerprint.slug()}.json"
+    suffix = "" if statistic == "median" else f"-{statistic}"
+    return root / "latency-tables" / f"{fingerprint.slug()}{suffix}.json"
+
+
+def check_statistic(statistic: str) -> str:
+    """``statistic`` if it is one of :data:`~archsearch.cost.STATISTICS`; ``ValueError`` naming
+    the allowed ones otherwise."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown latency statistic {statistic!r}; allowed: {', '.join(STATISTICS)}")
+    return statistic
 
 
 @dataclass
@@ -136,6 +149,12 @@ class LatencyTable:
     reference: dict[str, Any] | None = None
     """The calibration reference's time in the table's speed: ``{"name", "ms", "iqr_ms", "runs"}``
     (:mod:`._latency_reference`); ``None`` in a table written before references existed."""
+    statistic: str = "median"
+    """Which statistic of each timing's runs the entries (pieces, members, reference) hold
+    (:data:`~archsearch.cost.STATISTICS`): what the table predicts."""
+
+    def __post_init__(self) -> None:
+        check_statistic(self.statistic)
 
     def __contains__(self, key: object) -> bool:
         return key in self.pieces
@@ -193,6 +212,7 @@ class LatencyTable:
             "version": VERSION,
             "fingerprint": asdict(self.fingerprint),
             "harness": self.harness,
+            "statistic": self.statistic,
             "pieces": self.pieces,
             "members": self.members,
             "spaces": self.spaces,
@@ -214,14 +234,18 @@ class LatencyTable:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], expect: Fingerprint | None = None) -> LatencyTable:
-        """Read a table; with ``expect``, refuse one whose fingerprint differs.
+    def load(
+        cls, path: str | os.PathLike[str], expect: Fingerprint | None = None, statistic: str | None = None
+    ) -> LatencyTable:
+        """Read a table; with ``expect``, refuse one whose fingerprint differs; with ``statistic``,
+        one that holds another statistic of the runs (a table without ``statistic`` holds medians).
 
         Raises:
             SpecError: the file is not JSON, not a latency table, or of another format version
                 (naming the file).
             TableMismatch: the table was measured in another setting than ``expect``; the message
-                names both fingerprints and each field that differs.
+                names both fingerprints and each field that differs. Or it holds another statistic
+                than ``statistic`` (the message names both and the allowed values).
         """
         file = Path(path)
         try:
@@ -270,7 +294,31 @@ class LatencyTable:
                     "--threads ... --batch ... --dtype ... --out FILE` makes one",
                 )
             )
+        held = data.get("statistic", "median")
+        if held not in STATISTICS:
+            raise SpecError(
+                Issue(
+                    ("statistic",),
+                    "unknown latency statistic",
+                    value=held,
+                    file=str(file),
+                    allowed=", ".join(STATISTICS),
+                )
+            )
+        if statistic is not None and held != check_statistic(statistic):
+            raise TableMismatch(
+                Issue(
+                    ("statistic",),
+                    f"this latency table holds the {held!r} of each piece's runs, but the {statistic!r} "
+                    "is wanted; the two differ on a loaded machine, so its times do not hold here",
+                    value=held,
+                    file=str(file),
+                    allowed=f"a table of statistic {statistic!r} (`archsearch latency-table --statistic "
+                    f"{statistic}`), or set `statistic: {held}` (allowed: {', '.join(STATISTICS)})",
+                )
+            )
         return cls(
+            statistic=held,
             fingerprint=fingerprint,
             pieces=dict(data.get("pieces") or {}),
             members=list(data.get("members") or []),
@@ -281,13 +329,18 @@ class LatencyTable:
         )
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None, fingerprint: Fingerprint) -> LatencyTable:
+    def open(
+        cls, path: str | os.PathLike[str] | None, fingerprint: Fingerprint, statistic: str = "median"
+    ) -> LatencyTable:
         """The table at ``path`` (default: :func:`default_table_path`) if it exists, checked
-        against ``fingerprint``; else a new empty one that will be saved there."""
-        file = Path(path) if path is not None else default_table_path(fingerprint)
+        against ``fingerprint`` and ``statistic``; else a new empty one of ``statistic`` that will
+        be saved there. Raises :class:`TableMismatch` as :meth:`load`, ``ValueError`` for an
+        unknown statistic."""
+        check_statistic(statistic)
+        file = Path(path) if path is not None else default_table_path(fingerprint, statistic)
         if file.exists():
-            return cls.load(file, expect=fingerprint)
-        return cls(fingerprint, path=file)
+            return cls.load(file, expect=fingerprint, statistic=statistic)
+        return cls(fingerprint, path=file, statistic=statistic)
 
 
 def _reference(entry: Any) -> dict[str, Any] | None:
