@@ -29,7 +29,6 @@ not absolute times across runs; the load averages are written beside them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -37,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from latency_model import RESULTS, ROOT, agreement, load, members  # benchmarks/ is the script's folder
+from latency_model import (  # benchmarks/ is the script's folder
+    RESULTS,
+    ROOT,
+    agreement,
+    load,
+    members,
+    setting_parser,
+)
 
 from archsearch.cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable, statistic_ms
 from archsearch.space import load_space
@@ -131,15 +137,10 @@ def report(data: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = setting_parser(__doc__)
     parser.add_argument("--space", default="hybrid_small")
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--resolution", type=int, default=None, help="input size (default: the space's)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)

@@ -188,6 +188,32 @@ def test_the_reference_is_interleaved_at_several_places_a_round(machine: Machine
     assert ref_slowdown == pytest.approx(member_slowdown, rel=0.05)
 
 
+class _Alternating(torch.nn.Module):
+    """A whole member whose runs take 5 and 9 ms in turn on ``machine`` (median 7, min 5)."""
+
+    def __init__(self, on: Machine):
+        super().__init__()
+        self.machine, self.calls = on, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.machine.work(5.0 if self.calls % 2 else 9.0)
+        return x
+
+
+@pytest.mark.parametrize(("statistic", "expected"), [("median", 7.0), ("min", 5.0), ("fastest_quarter", 5.0)])
+def test_a_table_measures_the_statistic_it_predicts(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch, statistic: str, expected: float
+) -> None:
+    table, plan = _table()
+    table.statistic = statistic
+    monkeypatch.setattr(archsearch.compiler, "build", lambda plan: _Alternating(machine))
+    predictor = LatencyPredictor(table)
+    assert predictor.statistic == statistic
+    assert predictor.measure_members([(plan, "a")]) == [pytest.approx(expected)]
+    assert table.members[0]["measured_ms"] == pytest.approx(expected)
+
+
 class _Study:
     def __init__(self) -> None:
         self.user_attrs: dict[str, Any] = {}

@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-import archsearch
 from archsearch.cost import (
     STATISTICS,
     Fingerprint,
@@ -18,21 +16,8 @@ from archsearch.cost import (
     default_table_path,
     statistic_ms,
 )
-from archsearch.cost import _latency as latency_module
-from archsearch.cost import _latency_reference as reference_module
 from archsearch.errors import SpecError
 from archsearch.search import Objective
-
-from .test_latency_calibration import Machine, _table
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Machine:
-    """The fake machine of test_latency_calibration: time passes only as work runs."""
-    fake = Machine()
-    monkeypatch.setattr(latency_module, "time", fake)
-    monkeypatch.setattr(reference_module, "reference_call", fake.reference)
-    return fake
 
 
 def test_each_statistic_from_given_runs() -> None:
@@ -84,32 +69,6 @@ def test_a_table_holds_one_statistic_and_refuses_another(tmp_path: Path) -> None
     # each statistic has its own default file
     assert default_table_path(fp, "min").name == f"{fp.slug()}-min.json"
     assert default_table_path(fp).name == f"{fp.slug()}.json"
-
-
-class _Alternating(torch.nn.Module):
-    """A whole member whose runs take 5 and 9 ms in turn on ``machine`` (median 7, min 5)."""
-
-    def __init__(self, on: Machine):
-        super().__init__()
-        self.machine, self.calls = on, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        self.machine.work(5.0 if self.calls % 2 else 9.0)
-        return x
-
-
-@pytest.mark.parametrize(("statistic", "expected"), [("median", 7.0), ("min", 5.0), ("fastest_quarter", 5.0)])
-def test_a_table_measures_the_statistic_it_predicts(
-    clock: Machine, monkeypatch: pytest.MonkeyPatch, statistic: str, expected: float
-) -> None:
-    table, plan = _table()
-    table.statistic = statistic
-    monkeypatch.setattr(archsearch.compiler, "build", lambda plan: _Alternating(clock))
-    predictor = LatencyPredictor(table)
-    assert predictor.statistic == statistic
-    assert predictor.measure_members([(plan, "a")]) == [pytest.approx(expected)]
-    assert table.members[0]["measured_ms"] == pytest.approx(expected)
 
 
 def test_the_statistic_belongs_to_the_latency_objective() -> None:
