@@ -12,8 +12,10 @@ For each shipped space (hybrid_small at its 32 px, cvt13_nas at --cvt-resolution
   2. draw random members (none of those the table was filled or fitted with), predict each from
      the table, then time them all whole with the harness in the same setting, in interleaved
      rounds (:func:`archsearch.cost.time_interleaved`), and, unless ``--no-retest``, a second time;
-     the table's calibration reference (:mod:`archsearch.cost._latency_reference`) is timed in the
-     same rounds, and the predictions are scaled by its time there over its time in the table
+     the table's calibration anchors (a few of its own fit members,
+     :mod:`archsearch.cost._latency_anchors`; in a table without them, the small reference model
+     of :mod:`archsearch.cost._latency_reference`) are timed in the same rounds, and the
+     predictions are scaled by their time there over their time in the table
      (:meth:`~archsearch.cost.LatencyPredictor.calibrate_with`);
   3. report the absolute error of the prediction in % of the measured ``--statistic`` of the
      runs (default the median; the tables hold and predict the same statistic) (median and 90th
@@ -204,11 +206,15 @@ def run_space(
     # are timed touches them all alike (benchmarks of one member after another do not share it);
     # the calibration reference is timed in those rounds too, and scales the predictions
     plans = [plan for plan, _ in drawn]
-    results, reference = predictor.time_members_with_reference(plans)
-    calibration = predictor.calibrate_with(reference)
+    # the table's anchors (some of its own fit members) too: calibration re-times those
+    anchors = [plan for plan, _ in predictor.anchors()]
+    timed, reference = predictor.time_members_with_reference(plans + anchors)
+    results, anchored = timed[: len(plans)], timed[len(plans) :]
+    calibration = predictor.calibrate_with(reference, anchored)
     retest = retest_reference = None
     if args.retest:
-        retest, retest_reference = predictor.time_members_with_reference(plans, seed=1)
+        timed, retest_reference = predictor.time_members_with_reference(plans + anchors, seed=1)
+        retest, retest_anchored = timed[: len(plans)], timed[len(plans) :]
     rows = []
     for i, ((plan, digest), guess, result) in enumerate(zip(drawn, predicted, results, strict=True)):
         keys = piece_keys(plan)
@@ -225,11 +231,12 @@ def run_space(
         if retest is not None:
             row["retest_ms"] = retest[i].statistic(args.statistic)
         rows.append(row)
-    retest_factor = (
-        reference.statistic(args.statistic) / retest_reference.statistic(args.statistic)
-        if retest_reference is not None
-        else None
-    )
+    retest_factor = None
+    if retest_reference is not None:  # as the calibration: by the anchors, else the reference
+        pairs = list(zip(anchored, retest_anchored, strict=True)) or [(reference, retest_reference)]
+        retest_factor = sum(a.statistic(args.statistic) for a, _ in pairs) / sum(
+            b.statistic(args.statistic) for _, b in pairs
+        )
     table.save()
     min_errors = [abs(r["pieces_min_ms"] - r["measured_min_ms"]) / r["measured_min_ms"] * 100 for r in rows]
     speed = predictions_per_second(space, predictor, 200 if args.quick else 2000)

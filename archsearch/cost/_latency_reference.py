@@ -114,6 +114,9 @@ class Calibration:
     """Timed runs of the reference now."""
     adopted: bool = False
     """The table had no reference (an older table): the one timed now became its reference."""
+    anchors: int = 0
+    """Table members re-timed instead of the reference (:mod:`._latency_anchors`; then ``table_ms``
+    and ``now_ms`` are the sums of their times); 0: the reference."""
 
     @property
     def factor(self) -> float:
@@ -126,8 +129,9 @@ class Calibration:
                 f"the table had no reference: timed now ({self.now_ms:.3f} ms) and kept as its reference; "
                 "predictions are not scaled this time"
             )
+        what = f"{self.anchors} table members" if self.anchors else "reference"
         return (
-            f"machine at {self.factor:.3f}x the table's time (reference {self.now_ms:.3f} ms now, "
+            f"machine at {self.factor:.3f}x the table's time ({what} {self.now_ms:.3f} ms now, "
             f"{self.table_ms:.3f} ms in the table): predictions scaled by {self.factor:.3f}"
         )
 
@@ -138,4 +142,5 @@ class Calibration:
             "reference_now_ms": self.now_ms,
             "runs": self.runs,
             "adopted": self.adopted,
+            "anchors": self.anchors,
         }

@@ -22,10 +22,12 @@ The file::
 (:data:`~archsearch.cost.STATISTICS`; a table without one, written before the choice existed,
 holds medians): a table predicts that statistic, and is refused where another one is wanted.
 ``members`` are whole models measured with the harness, from which the per-model overhead is
-fitted (:mod:`._predict`). ``reference`` is the time of a fixed model timed in the same rounds as
-the table's pieces, against which the machine's speed is calibrated when predicting
-(:mod:`._latency_reference`); every entry is stored at that speed. A table without one (written
-before references existed) loads as it is and takes the first reference timed with it.
+fitted (:mod:`._predict`); ``anchors`` are a few of them kept for calibration, each with its
+canonical spec (:mod:`._latency_anchors`; absent in older tables). ``reference`` is the time of a
+fixed model timed in the same rounds as the table's pieces, against which the machine's speed is
+calibrated when predicting (:mod:`._latency_reference`); every entry is stored at that speed. A
+table without one (written before references existed) loads as it is and takes the first
+reference timed with it.
 
 Writes are atomic (a temporary file renamed over the table), so an interrupted
 ``archsearch latency-table`` leaves a valid table to resume from.
@@ -149,6 +151,8 @@ class LatencyTable:
     reference: dict[str, Any] | None = None
     """The calibration reference's time in the table's speed: ``{"name", "ms", "iqr_ms", "runs"}``
     (:mod:`._latency_reference`); ``None`` in a table written before references existed."""
+    anchors: list[dict[str, Any]] = field(default_factory=list)
+    """A few whole fit members kept for calibration: ``{"hash", "ms", "spec"}`` (:mod:`._latency_anchors`)."""
     statistic: str = "median"
     """Which statistic of each timing's runs the entries (pieces, members, reference) hold
     (:data:`~archsearch.cost.STATISTICS`): what the table predicts."""
@@ -219,6 +223,8 @@ class LatencyTable:
         }
         if self.reference is not None:
             out["reference"] = self.reference
+        if self.anchors:
+            out["anchors"] = self.anchors
         return out
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -326,6 +332,7 @@ class LatencyTable:
             spaces=list(data.get("spaces") or []),
             path=file,
             reference=_reference(data.get("reference")),
+            anchors=[a for a in data.get("anchors") or [] if isinstance(a, dict)],
         )
 
     @classmethod

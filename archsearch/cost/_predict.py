@@ -34,6 +34,7 @@ import torch
 from ..core import NormalizedSpec
 from ._insitu import time_in_situ_many
 from ._latency import LatencyResult, Timed, statistic_ms, time_interleaved, torch_dtype
+from ._latency_anchors import anchor_entries, anchor_plans
 from ._latency_reference import REFERENCE, Calibration, reference_entry, reference_item
 from ._latency_table import Fingerprint, LatencyTable
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
@@ -229,18 +230,32 @@ class LatencyPredictor:
         Raises:
             ValueError: ``runs < 4`` or ``rounds < 1``.
         """
+        anchors = self.anchors()
+        if anchors:
+            results, reference = self.time_members_with_reference([plan for plan, _ in anchors])
+            return self.calibrate_with(reference, results)
         item = self._reference(0)
         setting = {**self._setting(), "runs": runs, "warmup": warmup}
         result = time_interleaved([item], batch=self.table.fingerprint.batch, rounds=rounds, **setting)[0]
         return self.calibrate_with(result)
 
-    def calibrate_with(self, reference: LatencyResult) -> Calibration:
+    def anchors(self) -> list[tuple[NormalizedSpec, float]]:
+        """The table's calibration anchors (:mod:`._latency_anchors`): plans and table times (ms)."""
+        return anchor_plans(self.table.anchors)
+
+    def calibrate_with(self, reference: LatencyResult, anchors: Sequence[LatencyResult] = ()) -> Calibration:
         """Scale later predictions by ``reference``'s :attr:`statistic` over the table's reference (the
         reference timed elsewhere, e.g. in the same interleaved rounds as members that predictions
         are checked against: :meth:`time_members_with_reference`). A table without a reference (of
-        this name) takes this one (saved when the table has a file; factor 1)."""
+        this name) takes this one (saved when the table has a file; factor 1). ``anchors``: the
+        results of :meth:`anchors`' plans timed in the same rounds; when given (one per anchor),
+        the factor is their summed time over the table's instead."""
         stored = self._table_reference_ms()
-        if stored is None:
+        kept = self.anchors()
+        if anchors and len(anchors) == len(kept):
+            now = sum(r.statistic(self.statistic) for r in anchors)
+            calibration = Calibration(sum(ms for _, ms in kept), now, anchors[0].runs, anchors=len(kept))
+        elif stored is None:
             self.table.reference = reference_entry(reference, self.statistic)
             if self.table.path is not None:
                 self.table.save()
@@ -368,6 +383,7 @@ class LatencyPredictor:
                 self._flat.pop(piece.key, None)
         for (plan, digest), result in zip(members, results, strict=True):
             self._add_member(plan, digest, result.whole.statistic(self.statistic) * scale)
+        self._keep_anchors(members, [r.whole.statistic(self.statistic) * scale for r in results])
         self.refit()
         return [r.whole.statistic(self.statistic) for r in results]
 
@@ -421,8 +437,15 @@ class LatencyPredictor:
         scale = self._to_table_time(reference.samples_ms)
         for (plan, digest), result in zip(members, results, strict=True):
             self._add_member(plan, digest, result.statistic(self.statistic) * scale)
+        self._keep_anchors(members, [r.statistic(self.statistic) * scale for r in results])
         self.refit()
         return [r.statistic(self.statistic) for r in results]
+
+    def _keep_anchors(self, members: Sequence[tuple[NormalizedSpec, str]], ms: Sequence[float]) -> None:
+        """A table without anchors keeps some of these members (times at the table's speed)."""
+        if not self.table.anchors:
+            rows = [(plan, digest, t) for (plan, digest), t in zip(members, ms, strict=True)]
+            self.table.anchors = anchor_entries(rows)
 
     def add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
         """Record a whole member's measured latency (for the overhead fit; its pieces the table
