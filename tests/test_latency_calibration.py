@@ -22,7 +22,7 @@ from archsearch.cost import (
 from archsearch.cost import _latency as latency_module
 from archsearch.cost import _latency_reference as reference_module
 from archsearch.search import _evaluate as evaluate_module
-from archsearch.spec import load_spec, normalize
+from archsearch.spec import load_spec, normalize, spec_hash
 
 from .test_latency_table import hand_made
 
@@ -188,6 +188,32 @@ def test_the_reference_is_interleaved_at_several_places_a_round(machine: Machine
     assert ref_slowdown == pytest.approx(member_slowdown, rel=0.05)
 
 
+class _Alternating(torch.nn.Module):
+    """A whole member whose runs take 5 and 9 ms in turn on ``machine`` (median 7, min 5)."""
+
+    def __init__(self, on: Machine):
+        super().__init__()
+        self.machine, self.calls = on, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.machine.work(5.0 if self.calls % 2 else 9.0)
+        return x
+
+
+@pytest.mark.parametrize(("statistic", "expected"), [("median", 7.0), ("min", 5.0), ("fastest_quarter", 5.0)])
+def test_a_table_measures_the_statistic_it_predicts(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch, statistic: str, expected: float
+) -> None:
+    table, plan = _table()
+    table.statistic = statistic
+    monkeypatch.setattr(archsearch.compiler, "build", lambda plan: _Alternating(machine))
+    predictor = LatencyPredictor(table)
+    assert predictor.statistic == statistic
+    assert predictor.measure_members([(plan, "a")]) == [pytest.approx(expected)]
+    assert table.members[0]["measured_ms"] == pytest.approx(expected)
+
+
 class _Study:
     def __init__(self) -> None:
         self.user_attrs: dict[str, Any] = {}
@@ -227,3 +253,38 @@ def test_the_real_reference_runs() -> None:
     assert torch.equal(torch.random.get_rng_state(), state)
     with torch.inference_mode():
         assert call().shape == (2, 256, 64)
+
+
+class _Big(Slow):
+    """A whole member that slows 1.5 times more than the reference when the machine slows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.machine.work(self.ms * (1.5 if self.machine.speed > 1 else 1.0))
+        return x
+
+
+def test_calibration_re_times_the_table_s_own_members(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A table keeps a fitted member (its spec, normalising back to its hash, and its time) as an
+    anchor; calibrating re-times it, so a member that slows more than the small reference is
+    scaled by its own factor (3 = 2 x 1.5), not the reference's (2). Old tables keep the reference."""
+    table, plan = _table(tmp_path / "t.json")
+    monkeypatch.setattr(archsearch.compiler, "build", lambda plan: _Big(machine, 5.0))
+    predictor = LatencyPredictor(table)
+    predictor.measure_members([(plan, spec_hash(plan))])
+    assert [a["hash"] for a in table.anchors] == [spec_hash(plan)]
+    assert table.anchors[0]["ms"] == pytest.approx(5.0)
+    table.save()
+    loaded = LatencyTable.load(tmp_path / "t.json")
+    assert loaded.anchors == table.anchors
+    again = LatencyPredictor(loaded)
+    assert [spec_hash(p) for p, _ in again.anchors()] == [spec_hash(plan)]
+    machine.speed = 2.0
+    calibration = again.calibrate()
+    assert calibration.anchors == 1 and calibration.factor == pytest.approx(3.0)
+    assert "1 table members" in calibration.describe()
+    # an anchor whose spec no longer gives its hash is left out: the reference calibrates
+    loaded.anchors = [{**loaded.anchors[0], "hash": "0" * 16}]
+    fallback = LatencyPredictor(loaded).calibrate(runs=8, rounds=4)
+    assert fallback.anchors == 0 and fallback.factor == pytest.approx(2.0)

@@ -71,6 +71,13 @@ def latency_table(
             "now against when the table was timed (the factor predictions are scaled by).",
         ),
     ] = False,
+    statistic: Annotated[
+        str,
+        typer.Option(
+            help="Which statistic of each timing's runs the table holds: median, min, p10, p25, "
+            "fastest_quarter or mean (a table predicts its own statistic; default median)."
+        ),
+    ] = "median",
     as_json: JsonOpt = False,
 ) -> None:
     """Time every distinct piece (stem, stage entry, block, head at its input shape) that members of
@@ -82,7 +89,7 @@ def latency_table(
     predicting (a search does it at its start; --calibrate shows it now)."""
     import torch
 
-    from ..cost import Fingerprint, LatencyPredictor, LatencyTable
+    from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable
     from ..space import fill_table, load_space
 
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -91,12 +98,15 @@ def latency_table(
     if dtype not in ("float32", "bfloat16", "float16"):
         err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
         raise typer.Exit(2)
+    if statistic not in STATISTICS:
+        err.print(f"[bold red]error:[/] --statistic {escape(statistic)}: allowed: {', '.join(STATISTICS)}")
+        raise typer.Exit(2)
     overrides: dict[str, Any] = {"input_size": resolution} if resolution else {}
     if num_classes:
         overrides["num_classes"] = num_classes
     loaded = load_space(space, **overrides)
     fingerprint = Fingerprint.here(device, threads=threads, dtype=dtype, batch=batch)
-    table = LatencyTable.open(out_file, fingerprint)
+    table = LatencyTable.open(out_file, fingerprint, statistic)
     if not table.pieces:
         table.harness = {"warmup": warmup, "runs": runs, "rounds": rounds}
     predictor = LatencyPredictor(table)

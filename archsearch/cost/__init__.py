@@ -4,11 +4,13 @@ from per-device piece tables) and memory."""
 from ._analytic import Breakdown, Cost, CostReport, analytic_costs
 from ._insitu import InSitu, hook_cost_ms, time_in_situ, time_in_situ_many
 from ._latency import (
+    STATISTICS,
     LatencyCache,
     LatencyResult,
     Timed,
     device_name,
     measure_latency,
+    statistic_ms,
     time_call,
     time_interleaved,
 )
@@ -23,6 +25,7 @@ from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_trac
 __all__ = [
     "BLOCK_INPUT",
     "REFERENCE",
+    "STATISTICS",
     "Breakdown",
     "Calibration",
     "Cost",
@@ -59,6 +62,7 @@ __all__ = [
     "profile",
     "reference_call",
     "saved_activation_bytes",
+    "statistic_ms",
     "time_call",
     "time_in_situ",
     "time_in_situ_many",

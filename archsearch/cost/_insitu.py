@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..core import NormalizedSpec
-from ._latency import LatencyResult, Timed, time_call, time_interleaved, torch_dtype
+from ._latency import LatencyResult, Timed, statistic_ms, time_call, time_interleaved, torch_dtype
 from ._pieces import BLOCK_INPUT, Piece, plan_pieces
 
 __all__ = ["InSitu", "hook_cost_ms", "time_in_situ", "time_in_situ_many"]
@@ -190,6 +190,7 @@ def time_in_situ_many(
     rounds: int = 10,
     seed: int = 0,
     extra: Sequence[Timed] = (),
+    statistic: str = "median",
 ) -> list[InSitu]:
     """Time each plan's pieces in place (see the module's docstring) and each member whole, all of
     them in interleaved rounds (:func:`~._latency.time_interleaved`: each round, in a shuffled
@@ -197,13 +198,14 @@ def time_in_situ_many(
     a drift of the machine's speed while they are timed touches them all alike.
 
     ``build`` compiles a plan (:func:`archsearch.build`); each member's weights are seeded by
-    ``seed``. Each piece's time is the median over the stamped runs of its stretches in one forward
+    ``seed``. Each piece's time is the ``statistic`` (:data:`~._latency.STATISTICS`, default the
+    median) over the stamped runs of its stretches in one forward
     pass, less the calibrated cost of a timestamp (CPU); each whole is timed without timestamps.
     ``extra`` items (e.g. the calibration reference, :mod:`._latency_reference`) are timed in the
     same rounds; their runs are left in their ``samples``.
 
     Raises:
-        ValueError: an unknown dtype, ``runs < 4`` or ``rounds < 1``.
+        ValueError: an unknown dtype or statistic, ``runs < 4`` or ``rounds < 1``.
         RuntimeError: CUDA asked for where there is none.
     """
     torch_dt = torch_dtype(dtype)
@@ -231,7 +233,7 @@ def time_in_situ_many(
     return [
         InSitu(
             [
-                (p, statistics.median(times), _piece_weights(host.model, host.plan, p))
+                (p, statistic_ms(times, statistic), _piece_weights(host.model, host.plan, p))
                 for p, times in zip(host.pieces, host.per_piece, strict=True)
             ],
             whole,

@@ -18,7 +18,7 @@ import platform
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,13 @@ import torch
 from torch import nn
 
 __all__ = [
+    "STATISTICS",
     "LatencyCache",
     "LatencyResult",
     "Timed",
     "device_name",
     "measure_latency",
+    "statistic_ms",
     "time_call",
     "time_interleaved",
     "torch_dtype",
@@ -63,6 +65,11 @@ class LatencyResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def statistic(self, name: str = "median") -> float:
+        """The statistic ``name`` (one of :data:`STATISTICS`) of the timed runs (ms);
+        ``ValueError`` naming the allowed ones for another name."""
+        return statistic_ms(self.samples_ms, name)
+
 
 def device_name(device: str | torch.device) -> str:
     device = torch.device(device)
@@ -86,6 +93,37 @@ def _threads(n: int | None) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+STATISTICS = ("median", "min", "p10", "p25", "fastest_quarter", "mean")
+"""The statistics of a member's timed runs that a latency can be: the ``median`` (the default),
+the ``min``imum, the 10th and 25th percentiles (``p10``, ``p25``: linear interpolation between
+the sorted runs, as numpy's default), ``fastest_quarter`` (the mean of the fastest quarter of the
+runs, rounded up) and the ``mean``. On a machine whose speed drifts, the low ones see the runs
+that other load did not slow (:func:`statistic_ms`)."""
+
+
+def statistic_ms(samples: Sequence[float], statistic: str = "median") -> float:
+    """``statistic`` (one of :data:`STATISTICS`) of timed runs ``samples`` (ms).
+
+    Raises:
+        ValueError: an unknown statistic (the message names the allowed ones) or no samples.
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown latency statistic {statistic!r}; allowed: {', '.join(STATISTICS)}")
+    if not samples:
+        raise ValueError("a latency statistic needs at least one timed run, but got none")
+    ordered = sorted(samples)
+    if statistic in ("p10", "p25"):
+        k = (len(ordered) - 1) * (0.10 if statistic == "p10" else 0.25)
+        lo = int(k)
+        hi = min(lo + 1, len(ordered) - 1)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    if statistic == "fastest_quarter":
+        return statistics.fmean(ordered[: -(-len(ordered) // 4)])
+    if statistic == "mean":
+        return statistics.fmean(ordered)
+    return ordered[0] if statistic == "min" else statistics.median(ordered)
 
 
 def _stats(samples: list[float]) -> dict[str, float]:

@@ -87,9 +87,15 @@ def reference_item(batch: int, device: str, dtype: torch.dtype, others: int) -> 
     return Timed(reference_call(batch, device, dtype), copies=copies)
 
 
-def reference_entry(result: LatencyResult) -> dict[str, Any]:
-    """A reference timing as a table stores it: ``{"name", "ms", "iqr_ms", "runs"}``."""
-    return {"name": REFERENCE, "ms": result.median_ms, "iqr_ms": result.iqr_ms, "runs": result.runs}
+def reference_entry(result: LatencyResult, statistic: str = "median") -> dict[str, Any]:
+    """A reference timing as a table stores it: ``{"name", "ms", "iqr_ms", "runs"}``, ``ms`` the
+    ``statistic`` of its runs (the table's, :data:`~archsearch.cost.STATISTICS`)."""
+    return {
+        "name": REFERENCE,
+        "ms": result.statistic(statistic),
+        "iqr_ms": result.iqr_ms,
+        "runs": result.runs,
+    }
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,9 @@ class Calibration:
     """Timed runs of the reference now."""
     adopted: bool = False
     """The table had no reference (an older table): the one timed now became its reference."""
+    anchors: int = 0
+    """Table members re-timed instead of the reference (:mod:`._latency_anchors`; then ``table_ms``
+    and ``now_ms`` are the sums of their times); 0: the reference."""
 
     @property
     def factor(self) -> float:
@@ -120,8 +129,9 @@ class Calibration:
                 f"the table had no reference: timed now ({self.now_ms:.3f} ms) and kept as its reference; "
                 "predictions are not scaled this time"
             )
+        what = f"{self.anchors} table members" if self.anchors else "reference"
         return (
-            f"machine at {self.factor:.3f}x the table's time (reference {self.now_ms:.3f} ms now, "
+            f"machine at {self.factor:.3f}x the table's time ({what} {self.now_ms:.3f} ms now, "
             f"{self.table_ms:.3f} ms in the table): predictions scaled by {self.factor:.3f}"
         )
 
@@ -132,4 +142,5 @@ class Calibration:
             "reference_now_ms": self.now_ms,
             "runs": self.runs,
             "adopted": self.adopted,
+            "anchors": self.anchors,
         }

@@ -11,18 +11,23 @@ The file::
 
     {"format": "archsearch-latency-table", "version": 1,
      "fingerprint": {"device": "cpu (AMD EPYC 7B13)", "threads": 2, "torch": "2.13.0", ...},
-     "harness": {"warmup": 10, "runs": 30, "rounds": 10},
+     "harness": {"warmup": 10, "runs": 30, "rounds": 10}, "statistic": "median",
      "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408,
                           "what": "block ...", "how": "in_situ", "samples": [0.41, ...]}, ...},
      "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...]}, ...],
      "spaces": ["hybrid_small"],
      "reference": {"name": "conv-attention-mlp-v1", "ms": 1.07, "iqr_ms": 0.02, "runs": 320}}
 
+``statistic`` is the statistic of each timing's runs that every entry holds
+(:data:`~archsearch.cost.STATISTICS`; a table without one, written before the choice existed,
+holds medians): a table predicts that statistic, and is refused where another one is wanted.
 ``members`` are whole models measured with the harness, from which the per-model overhead is
-fitted (:mod:`._predict`). ``reference`` is the time of a fixed model timed in the same rounds as
-the table's pieces, against which the machine's speed is calibrated when predicting
-(:mod:`._latency_reference`); every entry is stored at that speed. A table without one (written
-before references existed) loads as it is and takes the first reference timed with it.
+fitted (:mod:`._predict`); ``anchors`` are a few of them kept for calibration, each with its
+canonical spec (:mod:`._latency_anchors`; absent in older tables). ``reference`` is the time of a
+fixed model timed in the same rounds as the table's pieces, against which the machine's speed is
+calibrated when predicting (:mod:`._latency_reference`); every entry is stored at that speed. A
+table without one (written before references existed) loads as it is and takes the first
+reference timed with it.
 
 Writes are atomic (a temporary file renamed over the table), so an interrupted
 ``archsearch latency-table`` leaves a valid table to resume from.
@@ -39,7 +44,7 @@ from typing import Any
 import torch
 
 from ..errors import Issue, SpecError
-from ._latency import device_name
+from ._latency import STATISTICS, device_name
 from ._latency_file import FORMAT, VERSION, read_table_file
 
 __all__ = ["FORMAT", "Fingerprint", "LatencyTable", "TableMismatch", "default_table_path"]
@@ -111,11 +116,21 @@ class Fingerprint:
         return f"{kind}-{name[:40]}{threads}-b{self.batch}-{self.dtype}-torch{self.torch}{fused}"
 
 
-def default_table_path(fingerprint: Fingerprint) -> Path:
+def default_table_path(fingerprint: Fingerprint, statistic: str = "median") -> Path:
     """``$ARCHSEARCH_CACHE/latency-tables/<fingerprint slug>.json`` (default cache:
-    ``~/.cache/archsearch``): where a table goes when no file is named."""
+    ``~/.cache/archsearch``; ``<slug>-<statistic>.json`` for a statistic other than the median):
+    where a table goes when no file is named."""
     root = Path(os.environ.get("ARCHSEARCH_CACHE", Path.home() / ".cache" / "archsearch"))
-    return root / "latency-tables" / f"{fingerprint.slug()}.json"
+    suffix = "" if statistic == "median" else f"-{statistic}"
+    return root / "latency-tables" / f"{fingerprint.slug()}{suffix}.json"
+
+
+def check_statistic(statistic: str) -> str:
+    """``statistic`` if it is one of :data:`~archsearch.cost.STATISTICS`; ``ValueError`` naming
+    the allowed ones otherwise."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown latency statistic {statistic!r}; allowed: {', '.join(STATISTICS)}")
+    return statistic
 
 
 @dataclass
@@ -134,6 +149,14 @@ class LatencyTable:
     reference: dict[str, Any] | None = None
     """The calibration reference's time in the table's speed: ``{"name", "ms", "iqr_ms", "runs"}``
     (:mod:`._latency_reference`); ``None`` in a table written before references existed."""
+    anchors: list[dict[str, Any]] = field(default_factory=list)
+    """A few whole fit members kept for calibration: ``{"hash", "ms", "spec"}`` (:mod:`._latency_anchors`)."""
+    statistic: str = "median"
+    """Which statistic of each timing's runs the entries (pieces, members, reference) hold
+    (:data:`~archsearch.cost.STATISTICS`): what the table predicts."""
+
+    def __post_init__(self) -> None:
+        check_statistic(self.statistic)
 
     def __contains__(self, key: object) -> bool:
         return key in self.pieces
@@ -191,12 +214,15 @@ class LatencyTable:
             "version": VERSION,
             "fingerprint": asdict(self.fingerprint),
             "harness": self.harness,
+            "statistic": self.statistic,
             "pieces": self.pieces,
             "members": self.members,
             "spaces": self.spaces,
         }
         if self.reference is not None:
             out["reference"] = self.reference
+        if self.anchors:
+            out["anchors"] = self.anchors
         return out
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -212,8 +238,11 @@ class LatencyTable:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], expect: Fingerprint | None = None) -> LatencyTable:
-        """Read a table; with ``expect``, refuse one whose fingerprint differs.
+    def load(
+        cls, path: str | os.PathLike[str], expect: Fingerprint | None = None, statistic: str | None = None
+    ) -> LatencyTable:
+        """Read a table; with ``expect``, refuse one whose fingerprint differs; with ``statistic``,
+        one that holds another statistic of the runs (a table without ``statistic`` holds medians).
 
         Raises:
             SpecError: the file is unreadable, empty, not JSON, not a latency table, of another
@@ -221,7 +250,8 @@ class LatencyTable:
                 (:func:`~._latency_file.read_table_file`: each issue names the file, the line, the
                 entry, the value and what is allowed).
             TableMismatch: the table was measured in another setting than ``expect``; the message
-                names both fingerprints and each field that differs.
+                names both fingerprints and each field that differs. Or it holds another statistic
+                than ``statistic`` (the message names both and the allowed values).
         """
         file = Path(path)
         data = read_table_file(file)
@@ -238,7 +268,31 @@ class LatencyTable:
                     "--threads ... --batch ... --dtype ... --out FILE` makes one",
                 )
             )
+        held = data.get("statistic", "median")
+        if held not in STATISTICS:
+            raise SpecError(
+                Issue(
+                    ("statistic",),
+                    "unknown latency statistic",
+                    value=held,
+                    file=str(file),
+                    allowed=", ".join(STATISTICS),
+                )
+            )
+        if statistic is not None and held != check_statistic(statistic):
+            raise TableMismatch(
+                Issue(
+                    ("statistic",),
+                    f"this latency table holds the {held!r} of each piece's runs, but the {statistic!r} "
+                    "is wanted; the two differ on a loaded machine, so its times do not hold here",
+                    value=held,
+                    file=str(file),
+                    allowed=f"a table of statistic {statistic!r} (`archsearch latency-table --statistic "
+                    f"{statistic}`), or set `statistic: {held}` (allowed: {', '.join(STATISTICS)})",
+                )
+            )
         return cls(
+            statistic=held,
             fingerprint=fingerprint,
             pieces=dict(data.get("pieces") or {}),
             members=list(data.get("members") or []),
@@ -246,16 +300,22 @@ class LatencyTable:
             spaces=list(data.get("spaces") or []),
             path=file,
             reference=_reference(data.get("reference")),
+            anchors=[a for a in data.get("anchors") or [] if isinstance(a, dict)],
         )
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None, fingerprint: Fingerprint) -> LatencyTable:
+    def open(
+        cls, path: str | os.PathLike[str] | None, fingerprint: Fingerprint, statistic: str = "median"
+    ) -> LatencyTable:
         """The table at ``path`` (default: :func:`default_table_path`) if it exists, checked
-        against ``fingerprint``; else a new empty one that will be saved there."""
-        file = Path(path) if path is not None else default_table_path(fingerprint)
+        against ``fingerprint`` and ``statistic``; else a new empty one of ``statistic`` that will
+        be saved there. Raises :class:`TableMismatch` as :meth:`load`, ``ValueError`` for an
+        unknown statistic."""
+        check_statistic(statistic)
+        file = Path(path) if path is not None else default_table_path(fingerprint, statistic)
         if file.exists():
-            return cls.load(file, expect=fingerprint)
-        return cls(fingerprint, path=file)
+            return cls.load(file, expect=fingerprint, statistic=statistic)
+        return cls(fingerprint, path=file, statistic=statistic)
 
 
 def _reference(entry: Any) -> dict[str, Any] | None:

@@ -33,7 +33,8 @@ import torch
 
 from ..core import NormalizedSpec
 from ._insitu import time_in_situ_many
-from ._latency import LatencyResult, Timed, time_interleaved, torch_dtype
+from ._latency import LatencyResult, Timed, statistic_ms, time_interleaved, torch_dtype
+from ._latency_anchors import anchor_entries, anchor_plans
 from ._latency_reference import REFERENCE, Calibration, reference_entry, reference_item
 from ._latency_table import Fingerprint, LatencyTable
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
@@ -144,11 +145,19 @@ class LatencyPredictor:
         cls,
         path: str | os.PathLike[str] | None,
         fingerprint: Fingerprint,
+        statistic: str = "median",
         **kwargs: Callable[[PieceTiming], None],
     ) -> LatencyPredictor:
         """The predictor of the table at ``path`` (default: the fingerprint's file in the cache;
-        a new table when there is none). Raises :class:`TableMismatch` for another setting's table."""
-        return cls(LatencyTable.open(path, fingerprint), **kwargs)
+        a new table of ``statistic`` when there is none). Raises :class:`TableMismatch` for another
+        setting's table or one of another statistic."""
+        return cls(LatencyTable.open(path, fingerprint, statistic), **kwargs)
+
+    @property
+    def statistic(self) -> str:
+        """The statistic of each timing's runs that the table holds and predictions are
+        (:data:`~archsearch.cost.STATISTICS`)."""
+        return self.table.statistic
 
     def _entry(self, key: str) -> tuple[float, float]:
         """(ms, weights in millions) of a piece in the table; ``KeyError`` when it is not there."""
@@ -196,7 +205,8 @@ class LatencyPredictor:
             return self._sums(keys)[0]
 
     def predict(self, plan: NormalizedSpec, *, raw: bool = False) -> float:
-        """Predicted median latency (ms) of the model ``plan`` compiles to, in the table's setting:
+        """Predicted latency (ms) of the model ``plan`` compiles to, in the table's setting and
+        :attr:`statistic` of the runs (by default the median):
         the sum of its pieces plus the fitted :class:`Overhead`, times the calibration
         :attr:`factor` (1 until :meth:`calibrate`; ``raw``: not applied, the table's own time).
         Pieces the table lacks are timed first (and added)."""
@@ -220,24 +230,39 @@ class LatencyPredictor:
         Raises:
             ValueError: ``runs < 4`` or ``rounds < 1``.
         """
+        anchors = self.anchors()
+        if anchors:
+            results, reference = self.time_members_with_reference([plan for plan, _ in anchors])
+            return self.calibrate_with(reference, results)
         item = self._reference(0)
         setting = {**self._setting(), "runs": runs, "warmup": warmup}
         result = time_interleaved([item], batch=self.table.fingerprint.batch, rounds=rounds, **setting)[0]
         return self.calibrate_with(result)
 
-    def calibrate_with(self, reference: LatencyResult) -> Calibration:
-        """Scale later predictions by ``reference.median_ms / the table's reference`` (the
+    def anchors(self) -> list[tuple[NormalizedSpec, float]]:
+        """The table's calibration anchors (:mod:`._latency_anchors`): plans and table times (ms)."""
+        return anchor_plans(self.table.anchors)
+
+    def calibrate_with(self, reference: LatencyResult, anchors: Sequence[LatencyResult] = ()) -> Calibration:
+        """Scale later predictions by ``reference``'s :attr:`statistic` over the table's reference (the
         reference timed elsewhere, e.g. in the same interleaved rounds as members that predictions
         are checked against: :meth:`time_members_with_reference`). A table without a reference (of
-        this name) takes this one (saved when the table has a file; factor 1)."""
+        this name) takes this one (saved when the table has a file; factor 1). ``anchors``: the
+        results of :meth:`anchors`' plans timed in the same rounds; when given (one per anchor),
+        the factor is their summed time over the table's instead."""
         stored = self._table_reference_ms()
-        if stored is None:
-            self.table.reference = reference_entry(reference)
+        kept = self.anchors()
+        if anchors and len(anchors) == len(kept):
+            now = sum(r.statistic(self.statistic) for r in anchors)
+            calibration = Calibration(sum(ms for _, ms in kept), now, anchors[0].runs, anchors=len(kept))
+        elif stored is None:
+            self.table.reference = reference_entry(reference, self.statistic)
             if self.table.path is not None:
                 self.table.save()
-            calibration = Calibration(reference.median_ms, reference.median_ms, reference.runs, adopted=True)
+            now = reference.statistic(self.statistic)
+            calibration = Calibration(now, now, reference.runs, adopted=True)
         else:
-            calibration = Calibration(stored, reference.median_ms, reference.runs)
+            calibration = Calibration(stored, reference.statistic(self.statistic), reference.runs)
         self.calibration = calibration
         self.factor = calibration.factor
         return calibration
@@ -256,9 +281,9 @@ class LatencyPredictor:
 
     def _to_table_time(self, reference_ms: Sequence[float]) -> float:
         """The factor that brings times taken beside the reference's runs ``reference_ms`` (timed
-        in the same rounds) to the table's speed: ``table reference / their median``. A table
-        without a reference takes this one (factor 1)."""
-        ms = statistics.median(reference_ms)
+        in the same rounds) to the table's speed: ``table reference / their statistic`` (the
+        table's). A table without a reference takes this one (factor 1)."""
+        ms = statistic_ms(reference_ms, self.statistic)
         stored = self._table_reference_ms()
         if stored is None:
             q1, _, q3 = statistics.quantiles(reference_ms, n=4) if len(reference_ms) > 1 else (ms, ms, ms)
@@ -310,7 +335,7 @@ class LatencyPredictor:
         r, f = timing.result, self.factor
         self.table.add(
             piece.key,
-            ms=r.median_ms / f,
+            ms=r.statistic(self.statistic) / f,
             iqr_ms=r.iqr_ms / f,
             min_ms=r.min_ms / f,
             params=timing.params,
@@ -324,7 +349,7 @@ class LatencyPredictor:
 
     def measure_in_situ(self, plan: NormalizedSpec, spec_hash: str, seed: int = 0) -> float:
         """Time ``plan``'s pieces in place (:meth:`measure_in_situ_many` of one member) and return
-        the member's median (ms)."""
+        the member's :attr:`statistic` (ms)."""
         return self.measure_in_situ_many([(plan, spec_hash)], seed=seed)[0]
 
     def measure_in_situ_many(
@@ -334,7 +359,7 @@ class LatencyPredictor:
         rounds (:func:`~._insitu.time_in_situ_many`: inside the whole models, as ``archsearch
         latency-table`` fills tables; the table's ``harness`` gives ``rounds``), add each as an
         observation of its piece, add each whole member to the overhead fit, and return the
-        members' medians (ms, as timed); the table is not saved. The calibration reference is
+        members' :attr:`statistic` (ms, as timed); the table is not saved. The calibration reference is
         timed in the same rounds, and what is added is brought to the table's speed with it (a table
         without a reference takes this one)."""
         from ..compiler import build
@@ -348,6 +373,7 @@ class LatencyPredictor:
             seed=seed,
             rounds=self._rounds(),
             extra=[reference],
+            statistic=self.statistic,
             **self._setting(),
         )
         scale = self._to_table_time(reference.samples)
@@ -356,9 +382,10 @@ class LatencyPredictor:
                 self.table.observe(piece.key, ms * scale, params=weights, what=piece.what)
                 self._flat.pop(piece.key, None)
         for (plan, digest), result in zip(members, results, strict=True):
-            self._add_member(plan, digest, result.whole.median_ms * scale)
+            self._add_member(plan, digest, result.whole.statistic(self.statistic) * scale)
+        self._keep_anchors(members, [r.whole.statistic(self.statistic) * scale for r in results])
         self.refit()
-        return [r.whole.median_ms for r in results]
+        return [r.whole.statistic(self.statistic) for r in results]
 
     def _rounds(self) -> int:
         return int(self.table.harness.get("rounds", 10))
@@ -399,19 +426,26 @@ class LatencyPredictor:
 
     def measure_member(self, plan: NormalizedSpec, spec_hash: str, seed: int = 0) -> float:
         """Time the whole model (:meth:`time_member`), add it to the overhead fit
-        (:meth:`add_member`) and return its median (ms); the table is not saved."""
+        (:meth:`add_member`) and return its :attr:`statistic` (ms); the table is not saved."""
         return self.measure_members([(plan, spec_hash)], seed)[0]
 
     def measure_members(self, members: Sequence[tuple[NormalizedSpec, str]], seed: int = 0) -> list[float]:
         """Time whole members in interleaved rounds (:meth:`time_members`), add each to the
         overhead fit (brought to the table's speed by the reference timed in the same rounds) and
-        return their medians (ms, as timed); the table is not saved."""
+        return their :attr:`statistic` (ms, as timed); the table is not saved."""
         results, reference = self.time_members_with_reference([plan for plan, _ in members], seed)
         scale = self._to_table_time(reference.samples_ms)
         for (plan, digest), result in zip(members, results, strict=True):
-            self._add_member(plan, digest, result.median_ms * scale)
+            self._add_member(plan, digest, result.statistic(self.statistic) * scale)
+        self._keep_anchors(members, [r.statistic(self.statistic) * scale for r in results])
         self.refit()
-        return [r.median_ms for r in results]
+        return [r.statistic(self.statistic) for r in results]
+
+    def _keep_anchors(self, members: Sequence[tuple[NormalizedSpec, str]], ms: Sequence[float]) -> None:
+        """A table without anchors keeps some of these members (times at the table's speed)."""
+        if not self.table.anchors:
+            rows = [(plan, digest, t) for (plan, digest), t in zip(members, ms, strict=True)]
+            self.table.anchors = anchor_entries(rows)
 
     def add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
         """Record a whole member's measured latency (for the overhead fit; its pieces the table

@@ -88,7 +88,7 @@ class Evaluator:
         threads = o.threads or torch.get_num_threads()
         key = LatencyCache.key(spec_hash, o.device, o.dtype, o.batch, threads, o.cuda_graph)
         if self.latency_cache is not None and (hit := self.latency_cache.get(key)) is not None:
-            return hit.median_ms
+            return hit.statistic(o.statistic)
         result = measure_latency(
             model,
             (o.batch, channels, h, w),
@@ -101,7 +101,7 @@ class Evaluator:
         model.to("cpu")
         if self.latency_cache is not None:
             self.latency_cache.put(key, result)
-        return result.median_ms
+        return result.statistic(o.statistic)
 
     def build(self, plan: NormalizedSpec) -> torch.nn.Module:
         """The candidate's model, its weights seeded by the sampler's seed (one-shot: inherited)."""
@@ -140,13 +140,14 @@ def latency_predictor(experiment: Experiment) -> LatencyPredictor | None:
     this device setting's table in the cache), or ``None`` when latency is not predicted.
 
     Raises:
-        TableMismatch: the table was measured in another setting (named with both fingerprints).
+        TableMismatch: the table was measured in another setting (named with both fingerprints), or
+            holds another statistic than the objective's ``statistic``.
     """
     o = next((o for o in experiment.objectives if o.metric == "latency_ms" and o.predict), None)
     if o is None:
         return None
     fingerprint = Fingerprint.here(o.device, threads=o.threads, dtype=o.dtype, batch=o.batch)
-    return LatencyPredictor.open(o.table, fingerprint)
+    return LatencyPredictor.open(o.table, fingerprint, o.statistic)
 
 
 #: The study's user attribute holding the latency calibration its predictions use

@@ -80,7 +80,13 @@ class Objective(StrictModel):
     threads: Annotated[int, Field(gt=0)] | None = None
     """``latency_ms`` on CPU only: threads used while timing (default: all of torch's threads)."""
     runs: Annotated[int, Field(ge=4, le=MAX_TRIALS)] = 20
-    """``latency_ms`` only: timed runs after warm-up; the median is the objective."""
+    """``latency_ms`` only: timed runs after warm-up; their ``statistic`` is the objective."""
+    statistic: Literal["median", "min", "p10", "p25", "fastest_quarter", "mean"] = "median"
+    """``latency_ms`` only: which statistic of the timed runs is the latency
+    (:data:`archsearch.cost.STATISTICS`): the ``median`` (default), the ``min``, the 10th or 25th
+    percentile, the mean of the fastest quarter of the runs (``fastest_quarter``) or the ``mean``.
+    On a machine whose speed drifts the low ones reproduce better (README, "Latency tables"). With
+    ``predict``, the table must hold the same statistic."""
     predict: bool = False
     """``latency_ms`` only: predict the latency from a per-device latency table (the sum of the
     candidate's pieces plus a fitted overhead: no candidate is timed) instead of timing each
@@ -107,7 +113,7 @@ class Objective(StrictModel):
         if self.metric != "latency_ms":
             given = sorted(
                 k
-                for k in ("predict", "table", "dtype", "measure_front", "cuda_graph")
+                for k in ("predict", "table", "dtype", "measure_front", "cuda_graph", "statistic")
                 if k in self.model_fields_set
             )
             if given:

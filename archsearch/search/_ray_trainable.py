@@ -72,7 +72,7 @@ class _RayEvaluator(Evaluator):
         h, w = (size, size) if isinstance(size, int) else size
         meter = ray.get_actor(self.actor, namespace=NAMESPACE)
         shape = (o.batch, plan.spec.input.channels, h, w)
-        remote: Any = meter.measure.remote(plan, shape, o.device, o.runs, o.dtype, o.cuda_graph)
+        remote: Any = meter.measure.remote(plan, shape, o.device, o.runs, o.dtype, o.cuda_graph, o.statistic)
         milliseconds: Any = ray.get(remote)
         return float(milliseconds)
 
@@ -91,15 +91,17 @@ class LatencyMeter:
         runs: int,
         dtype: str = "float32",
         cuda_graph: bool = False,
+        statistic: str = "median",
     ) -> float:
-        """Median forward time (ms) of the model ``plan`` builds, on an input of ``shape``, in
-        ``dtype`` (optionally as a CUDA graph's replay: :func:`~archsearch.cost.time_call`)."""
+        """Forward time (ms; the ``statistic`` of the runs, :data:`archsearch.cost.STATISTICS`) of
+        the model ``plan`` builds, on an input of ``shape``, in ``dtype`` (optionally as a CUDA
+        graph's replay: :func:`~archsearch.cost.time_call`)."""
         torch.manual_seed(0)
         model = build(plan)
         result = measure_latency(
             model, shape, device=device, dtype=dtype, runs=runs, threads=self.threads, cuda_graph=cuda_graph
         )
-        return result.median_ms
+        return result.statistic(statistic)
 
 
 def _report_with_checkpoint(metrics: dict[str, Any], state: dict[str, Any]) -> None:

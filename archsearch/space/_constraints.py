@@ -43,6 +43,9 @@ class LatencyBound(Bound):
     threads: Annotated[int, Field(gt=0)] | None = None
     """CPU threads (default: torch's current setting)."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    statistic: Literal["median", "min", "p10", "p25", "fastest_quarter", "mean"] = "median"
+    """Which statistic of the timed runs the table holds and the bound applies to
+    (:data:`archsearch.cost.STATISTICS`); a table of another statistic is refused."""
     table: str | None = None
     """The latency table file (a relative path is read from the space file's folder). Default: this
     device setting's table in the cache (``archsearch latency-table`` fills it)."""
@@ -51,7 +54,8 @@ class LatencyBound(Bound):
         """The predictor of this bound's table (opened once per bound and folder).
 
         Raises:
-            TableMismatch: the table was measured in another device setting."""
+            TableMismatch: the table was measured in another device setting, or holds another
+                statistic."""
         key = (self, folder)
         if key not in _PREDICTORS:
             table = self.table
@@ -60,7 +64,7 @@ class LatencyBound(Bound):
             fingerprint = Fingerprint.here(
                 self.device, threads=self.threads, dtype=self.dtype, batch=self.batch
             )
-            _PREDICTORS[key] = LatencyPredictor.open(table, fingerprint)
+            _PREDICTORS[key] = LatencyPredictor.open(table, fingerprint, self.statistic)
         return _PREDICTORS[key]
 
 

@@ -1,0 +1,58 @@
+"""Calibration anchors: a few of a latency table's own members, kept whole, timed again to calibrate.
+
+The fixed reference (:mod:`._latency_reference`) is small (~1 ms): on a loaded 2-core VM it
+slowed differently from 80 MB CvT members at 224 px, and its ratio mis-scaled their predictions
+(factor 0.85 where the raw error was 2.6 %; ``benchmarks/latency_model.py``). A table therefore
+also keeps ``anchors``: :data:`ANCHORS` of the whole members it was fitted with, spread over their
+times (the fastest, the slowest and those between), each as its canonical spec (which normalises
+back to the same plan: :func:`archsearch.spec.canonical_spec`), its spec hash and its time at the
+table's speed in the table's statistic. Calibrating re-times them (beside the reference) and
+scales predictions by ``sum(now) / sum(in the table)``: the models timed are the space's own, at
+its size. A table without anchors (written before them, or with no whole member yet) calibrates
+with the reference alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..core import NormalizedSpec
+from ..spec import Spec, canonical_spec, normalize, spec_hash
+
+__all__ = ["ANCHORS", "anchor_entries", "anchor_plans"]
+
+ANCHORS = 3
+"""Members a table keeps as calibration anchors."""
+
+
+def anchor_entries(
+    members: Sequence[tuple[NormalizedSpec, str, float]], k: int = ANCHORS
+) -> list[dict[str, Any]]:
+    """``k`` of ``(plan, spec hash, ms at the table's speed)`` spread over their times (the fastest,
+    the slowest, evenly between), as a table stores them: ``{"hash", "ms", "spec"}`` with the
+    plan's canonical spec (a JSON-ready dict)."""
+    ordered = sorted(members, key=lambda m: m[2])
+    if len(ordered) <= k:
+        picked = ordered
+    else:
+        picked = (
+            [ordered[round(i * (len(ordered) - 1) / (k - 1))] for i in range(k)] if k > 1 else ordered[-1:]
+        )
+    return [{"hash": digest, "ms": float(ms), "spec": canonical_spec(plan)} for plan, digest, ms in picked]
+
+
+def anchor_plans(anchors: Sequence[dict[str, Any]]) -> list[tuple[NormalizedSpec, float]]:
+    """The anchors' plans (each normalised from its stored spec) and table times (ms). An anchor
+    whose spec no longer normalises to its hash (archsearch changed the grammar or the plan) or
+    cannot be read is left out: its stored time belongs to another model."""
+    out = []
+    for entry in anchors:
+        try:
+            plan = normalize(Spec.model_validate(entry["spec"]))
+            ms = float(entry["ms"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if spec_hash(plan) == entry.get("hash") and ms > 0:
+            out.append((plan, ms))
+    return out
