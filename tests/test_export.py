@@ -144,6 +144,11 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch):
     garbage.write_bytes(b"not a checkpoint at all\n")
     line = _one_error_line(runner.invoke(app, ["export", "deit-ti", "-r", "32", "-w", str(garbage)]))
     assert str(garbage) in line and "not a PyTorch checkpoint or safetensors file" in line
+    for name, content in [("short.pt", b"abc"), ("exp.yaml", b"name: x\ntrials: 3\n")]:
+        bad = tmp_path / name  # bytes that make torch's unpickler raise IndexError, not UnpicklingError
+        bad.write_bytes(content)
+        line = _one_error_line(runner.invoke(app, ["export", "deit-ti", "-r", "32", "-w", str(bad)]))
+        assert str(bad) in line and "not a PyTorch checkpoint or safetensors file" in line
     empty = tmp_path / "empty.safetensors"
     empty.write_bytes(b"")
     line = _one_error_line(runner.invoke(app, ["export", "deit-ti", "-r", "32", "-w", str(empty)]))

@@ -319,3 +319,34 @@ def test_fresh_moves_a_writable_journal_aside(searched: bytes, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("study.") and p.name != "study.journal"]
     assert len(moved) == 1 and moved[0].read_bytes() == searched
+
+
+def test_a_journal_cut_mid_record_is_repaired_before_anything_is_appended(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crash mid-write leaves the journal's last record without its newline; the next run must
+    not append onto it (that made every trial of the study unreadable): the torn bytes are set
+    aside, the complete records kept, and new trials land after them."""
+    import optuna
+
+    path = tmp_path / "study.journal"
+    url = f"journal:{path}"
+    study = optuna.create_study(study_name="s", storage=open_storage(url))
+    for x in range(3):
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=float(x)))
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-40])  # the last record, cut
+
+    assert open_storage(url, writable=False) is not None  # reading changes nothing
+    assert path.read_bytes() == whole[:-40]
+
+    study = optuna.load_study(study_name="s", storage=open_storage(url))
+    (aside,) = tmp_path.glob("study.journal.torn-*")
+    kept = path.read_bytes()
+    assert kept.endswith(b"\n") and kept + aside.read_bytes() == whole[:-40]
+    assert "its last record was cut off" in capsys.readouterr().err
+    before = len(study.trials)
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=9.0))
+    reread = optuna.load_study(study_name="s", storage=open_storage(url, writable=False))
+    assert len(reread.trials) == before + 1 and reread.trials[-1].value == 9.0
+    assert open_storage(url) is not None and len(list(tmp_path.glob("study.journal.torn-*"))) == 1

@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import inspect
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import optuna
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from ..errors import SearchError
 from ._experiment import Experiment
@@ -87,6 +88,8 @@ def open_storage(
                 return optuna.storages.InMemoryStorage()
             path.parent.mkdir(parents=True, exist_ok=True)
             if journal:
+                if writable:
+                    set_aside_torn_tail(path)
                 return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
             return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
         return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
@@ -165,6 +168,48 @@ def _postgres(url: str, heartbeats: Heartbeats | None) -> optuna.storages.RDBSto
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(sqlalchemy_url(url), **kwargs)
+
+
+def set_aside_torn_tail(path: Path) -> Path | None:
+    """Cut a journal's last record if a crash left it without its newline, keeping its bytes.
+
+    Optuna's journal reader skips a last line without a newline, but the next record appended
+    would be written onto it, and from then on the file can no longer be read (every trial in it
+    unreachable). Under the journal's own write lock (Optuna's :class:`JournalFileSymlinkLock`),
+    the torn bytes are moved to ``<journal>.torn-<unix time>`` and the file is cut back to its last
+    complete record; a note on standard error names both files. Nothing else is changed.
+
+    Returns:
+        The file the torn bytes were written to, or ``None`` when the journal ended cleanly (or is
+        missing or empty).
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return None
+            f.seek(max(0, size - (1 << 20)))  # a record is far below 1 MiB
+            tail = f.read()
+            cut = size - len(tail) + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+            f.seek(cut)
+            torn = f.read()
+            aside = path.with_name(f"{path.name}.torn-{int(time.time())}")
+            aside.write_bytes(torn)
+            f.truncate(cut)
+    finally:
+        lock.release()
+    print(
+        f"note: {path}: its last record was cut off ({len(torn)} bytes without a line end, as a "
+        f"crash mid-write leaves it); moved to {aside}, the {cut} bytes before it are kept",
+        file=sys.stderr,
+        flush=True,
+    )
+    return aside
 
 
 def _check_file(path: Path, writable: bool, kind: str) -> None:
