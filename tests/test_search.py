@@ -247,6 +247,8 @@ def test_multi_objective_early_stopping_stops_dominated_trials(tmp_path, monkeyp
         assert other.number < t.number and other.user_attrs["outcome"] == "complete"
         assert other.user_attrs["macs"] <= t.user_attrs["macs"]
         assert other.user_attrs["curve"][1] >= t.user_attrs["curve"][1]
+        cheaper = other.user_attrs["macs"] < t.user_attrs["macs"]
+        assert ("at lower cost (" if cheaper else "at no greater cost (") in t.user_attrs["reason"]
     for t in trials:  # a trial no completed one dominated ran its whole budget
         if t.user_attrs["outcome"] == "complete":
             assert len(t.user_attrs["curve"]) == 4

@@ -271,7 +271,10 @@ def _noun(branch: str, kind: str) -> str:
 def _node_hint(value: Any) -> str:
     """A choice node where a plain value is needed: a search space's grammar in a spec or experiment."""
     if isinstance(value, dict) and {"choice", "int", "float"} & set(value):
-        return "; choice nodes ({choice: ...}, {int: ...}, {float: ...}) belong in search spaces only"
+        return (
+            "; choice nodes ({choice: ...}, {int: ...}, {float: ...}) belong in search spaces only"
+            " (a space file is checked with `archsearch space FILE`)"
+        )
     return ""
 
 

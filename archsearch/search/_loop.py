@@ -271,9 +271,11 @@ class TrialLoop:
                 )
                 if hit is not None:
                     other, theirs = hit
+                    cheaper = any(o < c for o, c in zip(other.costs, costs, strict=True))
+                    shown = ", ".join(f"{o:.4g} vs {c:.4g}" for o, c in zip(other.costs, costs, strict=True))
                     raise _Stop(
                         f"dominated at epoch {epoch}: trial {other.number} had accuracy {theirs:.4f} "
-                        f">= {accuracy:.4f} at no greater cost"
+                        f">= {accuracy:.4f} at {'lower' if cheaper else 'no greater'} cost ({shown})"
                     )
 
         return on_epoch
