@@ -31,6 +31,7 @@ __all__ = [
     "LatencyCache",
     "LatencyResult",
     "Timed",
+    "check_statistic",
     "device_name",
     "measure_latency",
     "statistic_ms",
@@ -103,14 +104,20 @@ runs, rounded up) and the ``mean``. On a machine whose speed drifts, the low one
 that other load did not slow (:func:`statistic_ms`)."""
 
 
+def check_statistic(statistic: str) -> str:
+    """``statistic`` if it is one of :data:`STATISTICS`; ``ValueError`` naming the allowed ones."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown latency statistic {statistic!r}; allowed: {', '.join(STATISTICS)}")
+    return statistic
+
+
 def statistic_ms(samples: Sequence[float], statistic: str = "median") -> float:
     """``statistic`` (one of :data:`STATISTICS`) of timed runs ``samples`` (ms).
 
     Raises:
         ValueError: an unknown statistic (the message names the allowed ones) or no samples.
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"unknown latency statistic {statistic!r}; allowed: {', '.join(STATISTICS)}")
+    check_statistic(statistic)
     if not samples:
         raise ValueError("a latency statistic needs at least one timed run, but got none")
     ordered = sorted(samples)

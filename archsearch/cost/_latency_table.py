@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from ..errors import Issue, SpecError
-from ._latency import STATISTICS, device_name
+from ._latency import STATISTICS, check_statistic, device_name
 from ._latency_file import FORMAT, VERSION, read_table_file
 
 __all__ = ["FORMAT", "Fingerprint", "LatencyTable", "TableMismatch", "default_table_path"]
@@ -123,14 +123,6 @@ def default_table_path(fingerprint: Fingerprint, statistic: str = "median") -> P
     root = Path(os.environ.get("ARCHSEARCH_CACHE", Path.home() / ".cache" / "archsearch"))
     suffix = "" if statistic == "median" else f"-{statistic}"
     return root / "latency-tables" / f"{fingerprint.slug()}{suffix}.json"
-
-
-def check_statistic(statistic: str) -> str:
-    """``statistic`` if it is one of :data:`~archsearch.cost.STATISTICS`; ``ValueError`` naming
-    the allowed ones otherwise."""
-    if statistic not in STATISTICS:
-        raise ValueError(f"unknown latency statistic {statistic!r}; allowed: {', '.join(STATISTICS)}")
-    return statistic
 
 
 @dataclass

@@ -251,7 +251,7 @@ class LatencyPredictor:
         results of :meth:`anchors`' plans timed in the same rounds; when given (one per anchor),
         the factor is their summed time over the table's instead."""
         stored = self._table_reference_ms()
-        kept = self.anchors()
+        kept = self.anchors() if anchors else []  # normalising the anchors only when they were timed
         if anchors and len(anchors) == len(kept):
             now = sum(r.statistic(self.statistic) for r in anchors)
             calibration = Calibration(sum(ms for _, ms in kept), now, anchors[0].runs, anchors=len(kept))
