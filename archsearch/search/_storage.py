@@ -183,21 +183,17 @@ def set_aside_torn_tail(path: Path) -> Path | None:
         The file the torn bytes were written to, or ``None`` when the journal ended cleanly (or is
         missing or empty).
     """
-    if not path.is_file() or path.stat().st_size == 0:
+    if not _torn(path):  # the common case, without taking the lock
         return None
     lock = JournalFileSymlinkLock(str(path))
     lock.acquire()
     try:
+        if not _torn(path):  # completed by a writer that held the lock
+            return None
         with open(path, "rb+") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(size - 1)
-            if f.read(1) == b"\n":
-                return None
-            f.seek(max(0, size - (1 << 20)))  # a record is far below 1 MiB
-            tail = f.read()
-            cut = size - len(tail) + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
-            f.seek(cut)
-            torn = f.read()
+            data = f.read()
+            cut = data.rfind(b"\n") + 1
+            torn = data[cut:]
             aside = path.with_name(f"{path.name}.torn-{int(time.time())}")
             aside.write_bytes(torn)
             f.truncate(cut)
@@ -210,6 +206,15 @@ def set_aside_torn_tail(path: Path) -> Path | None:
         flush=True,
     )
     return aside
+
+
+def _torn(path: Path) -> bool:
+    """Whether the file at ``path`` is not empty and does not end with a newline."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        return size > 0 and f.seek(size - 1) >= 0 and f.read(1) != b"\n"
 
 
 def _check_file(path: Path, writable: bool, kind: str) -> None:
