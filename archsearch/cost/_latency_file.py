@@ -39,7 +39,7 @@ class PieceEntry(_Entry):
     """One piece's timing: ``{"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408, ...}``."""
 
     ms: _Ms
-    """Median time of the piece (ms)."""
+    """Time of the piece (ms), in the table's ``statistic`` of the runs (the median by default)."""
     iqr_ms: _Ms = 0.0
     min_ms: _Ms | None = None
     params: Annotated[int, Field(ge=0)] = 0
@@ -47,7 +47,7 @@ class PieceEntry(_Entry):
     what: str = ""
     how: str = "alone"
     samples: list[_Ms] = []
-    """In-place timings the median is taken over (``how: in_situ``)."""
+    """In-place timings the statistic is taken over (``how: in_situ``)."""
 
 
 class MemberEntry(_Entry):
@@ -55,7 +55,7 @@ class MemberEntry(_Entry):
 
     hash: str = ""
     measured_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    """The member's median time (ms), a finite number above 0."""
+    """The member's time (ms) in the table's statistic, a finite number above 0."""
     pieces: list[str] = []
     """The keys of its pieces in the table."""
 
