@@ -11,7 +11,7 @@ import importlib.util
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -350,3 +350,43 @@ def test_a_journal_cut_mid_record_is_repaired_before_anything_is_appended(
     reread = optuna.load_study(study_name="s", storage=open_storage(url, writable=False))
     assert len(reread.trials) == before + 1 and reread.trials[-1].value == 9.0
     assert open_storage(url) is not None and len(list(tmp_path.glob("study.journal.torn-*"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda line: line[:60] + b'"' + line[61:], "not a journal record (Expecting"),
+        (lambda line: line[:60] + b"\xff" + line[61:], "not a journal record (a byte that is not UTF-8 at"),
+        (lambda line: b"[1]\n", "not a journal record (not a JSON object with an op_code)"),
+    ],
+)
+@pytest.mark.parametrize("command", ["search", "trials", "report"])
+def test_a_journal_damaged_mid_file_names_its_line(
+    study: Path, tmp_path: Path, command: str, damage: Callable[[bytes], bytes], reason: str
+) -> None:
+    """A record damaged in the middle of the journal: Optuna names only the record's column
+    (``line 1 column 61``); the error names the file's line and what to do, and changes nothing."""
+    lines = study.read_bytes().splitlines(keepends=True)
+    lines[4] = damage(lines[4])
+    study.write_bytes(b"".join(lines))
+    before, files = study.read_bytes(), sorted(tmp_path.iterdir())
+    line = _invoke(command, _experiment(tmp_path, "study.journal"), tmp_path)
+    assert f"error: cannot open the storage journal:{study}: {study}:5: {reason}" in line
+    assert "the file is left unchanged: restore it from a copy, or move it aside" in line
+    assert "line 1 column" not in line
+    assert study.read_bytes() == before and sorted(tmp_path.iterdir()) == files
+
+
+@pytest.mark.parametrize("command", ["trials", "report"])
+def test_an_empty_journal_is_said_to_be_empty(tmp_path: Path, command: str) -> None:
+    """An empty journal file (a search cut off before its first record) is not only 'never
+    searched': the message says the file is empty; a missing file does not say so."""
+    exp = _experiment(tmp_path, "study.journal")
+    (tmp_path / "study.journal").touch()
+    line = _invoke(command, exp, tmp_path)
+    assert (
+        f"error: no study named 'exp' in journal:{tmp_path / 'study.journal'}: the file is empty "
+        "(0 bytes), so it was never searched; allowed: run `archsearch search" in line
+    )
+    (tmp_path / "study.journal").unlink()
+    assert "the file is empty" not in _invoke(command, exp, tmp_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import json
 import os
 import sys
 import time
@@ -75,7 +76,9 @@ def open_storage(
         SearchError: ``cannot open the storage URL: REASON`` (URL with its password masked) when
             the server is down or refuses the login, the database is missing, a folder on the way
             is a file, the storage path is a folder, or a file or folder lacks the permission
-            needed. The file checks come before anything is created, so nothing is changed then.
+            needed; for a journal with a damaged record, ``PATH:LINE: not a journal record
+            (REASON)`` and what to do (the file is left unchanged). The file checks come before
+            anything is created, so nothing is changed then.
     """
     try:
         if is_shared(url):
@@ -90,7 +93,7 @@ def open_storage(
             if journal:
                 if writable:
                     set_aside_torn_tail(path)
-                return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+                return _journal(path)
             return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
         return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
     except SearchError as exc:
@@ -99,6 +102,39 @@ def open_storage(
         raise _cannot_open(url, exc.strerror or str(exc)) from None
     except Exception as exc:  # SQLAlchemy's errors, and a URL it cannot parse
         raise _cannot_open(url, _reason(exc, url)) from None
+
+
+def _journal(path: Path) -> optuna.storages.JournalStorage:
+    """Optuna's journal storage on ``path``; a record it cannot read (Optuna names only the
+    record's column: ``line 1 column 75``) raises :class:`SearchError` naming the file's line."""
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        fault = _bad_record(path)
+        if fault is None:
+            raise
+        raise SearchError(
+            f"{path}:{fault}; the file is left unchanged: restore it from a copy, or move it aside to "
+            "start afresh (`archsearch search EXPERIMENT --fresh` does)"
+        ) from exc
+
+
+def _bad_record(path: Path) -> str | None:
+    """``LINE: not a journal record (REASON)`` for the first complete line of the journal at
+    ``path`` that is not a JSON object with an ``op_code`` (lines count from 1), or ``None``."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):
+                return None  # a torn last record: Optuna skips it, the next writer sets it aside
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                return f"{number}: not a journal record ({exc.msg} at column {exc.colno})"
+            except UnicodeDecodeError as exc:
+                return f"{number}: not a journal record (a byte that is not UTF-8 at column {exc.start + 1})"
+            if not isinstance(record, dict) or not isinstance(record.get("op_code"), int):
+                return f"{number}: not a journal record (not a JSON object with an op_code)"
+    return None
 
 
 def check_file_storage(url: str) -> None:
@@ -314,7 +350,8 @@ def open_study(
         if not create:
             file = experiment.file if experiment.file is not None else "<experiment>"
             raise SearchError(
-                f"no study named {name!r} in {mask_url(experiment.storage_url)}: it was never searched; "
+                f"no study named {name!r} in {mask_url(experiment.storage_url)}: "
+                f"{_empty_file(experiment.storage_url)}it was never searched; "
                 f"allowed: run `archsearch search {file}` first"
             ) from None
         study = optuna.create_study(
@@ -339,6 +376,15 @@ def open_study(
     if writable and study.metric_names is None:
         _name_metrics(study, experiment)
     return study
+
+
+def _empty_file(url: str) -> str:
+    """``the file is empty (0 bytes), so `` for a file storage whose file exists and is empty
+    (a search cut off before its first record, or a file made by hand), else ``''``."""
+    if not url.startswith(("journal:", "sqlite:///")):
+        return ""
+    path = Path(url.removeprefix("journal:").removeprefix("sqlite:///"))
+    return "the file is empty (0 bytes), so " if path.is_file() and path.stat().st_size == 0 else ""
 
 
 def _name_metrics(study: optuna.Study, experiment: Experiment) -> None:
