@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -171,6 +172,32 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(export_module, "check_file", lambda *a: ("onnxruntime", (1, 2), 0.25))
     line = _one_error_line(runner.invoke(app, ["export", "deit-ti", "-r", "32", "-o", str(tmp_path)]))
     assert "onnxruntime does not reproduce PyTorch: max abs diff 0.25 > tolerance 0.0001" in line
+
+
+@pytest.mark.parametrize(
+    ("missing", "args", "why"),
+    [
+        ("onnx", [], "(torch.onnx writes ONNX files with it)"),
+        ("onnxruntime", [], "(it runs the ONNX file back; or skip that check: --no-check)"),
+        ("onnxscript", ["--onnx-exporter", "dynamo"], "(--onnx-exporter dynamo needs it)"),
+        ("safetensors", ["-f", "safetensors"], "(--format safetensors writes the file with it)"),
+        ("safetensors", ["-f", "torchscript", "-w", "{weights}"], "(it reads {weights})"),
+    ],
+)
+def test_a_missing_export_package_is_named_first(tmp_path, monkeypatch, missing, args, why):
+    """Without an optional package the error leads with it and the install line (without onnx it
+    read 'torch.onnx cannot export deit-ti: ...', as if the model were at fault), before anything
+    is built or written."""
+    weights = tmp_path / "w.safetensors"
+    safetensors_torch.save_file({"x": torch.zeros(1)}, str(weights))
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it fails
+    args = [a.format(weights=weights) for a in args]
+    out = tmp_path / "out"
+    line = _one_error_line(runner.invoke(app, ["export", "deit-ti", "-r", "32", *args, "-o", f"{out}/"]))
+    assert line == f"error: {missing} is not installed: pip install 'archsearch[export]' " + why.format(
+        weights=weights
+    )
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_list_models_matches_like_timm():

@@ -21,7 +21,7 @@ from ..compiler import ArchNet, build
 from ..errors import ExportError
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, spec_hash
 from ._formats import check as check_file
-from ._formats import inputs, write_onnx, write_safetensors, write_torchscript
+from ._formats import inputs, require, write_onnx, write_safetensors, write_torchscript
 from ._weights import load_weights
 
 __all__ = ["DEFAULT_TOLERANCE", "FORMATS", "SUFFIXES", "ExportResult", "export"]
@@ -115,8 +115,10 @@ def export(
 
     Raises :class:`~archsearch.SpecError` for a bad spec and :class:`~archsearch.ExportError`
     (one line naming the file) for an unsupported format, weights that do not load, a missing
-    optional package (onnxruntime, safetensors), an exporter failure, or a self-check over the
-    tolerance (the file is then kept, and ``max_abs_diff`` is set on the error).
+    optional package (``onnx is not installed: pip install 'archsearch[export]' (...)``, checked
+    before the model is built: onnx, onnxscript, onnxruntime, safetensors), an exporter failure,
+    or a self-check over the tolerance (the file is then kept, and ``max_abs_diff`` is set on the
+    error).
     """
     if format not in FORMATS:
         raise ExportError(f"format {format!r} is not supported; allowed: {', '.join(FORMATS)}")
@@ -133,6 +135,7 @@ def export(
         raise ExportError(f"batch must be at least 1, but got {batch}")
     if not tolerance >= 0:
         raise ExportError(f"tolerance must be a number >= 0, but got {tolerance}")
+    require(format, check, onnx_exporter)
     say = progress or (lambda _: None)
     say("building the model")
     model, plan = _model(source, overrides, seed)

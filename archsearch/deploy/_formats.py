@@ -8,6 +8,7 @@ absolute difference of the logits.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import logging
@@ -27,9 +28,42 @@ from ..errors import ExportError
 from ..spec import load_spec
 from ._weights import save_weights
 
-__all__ = ["INSTALL", "check", "inputs", "write_onnx", "write_safetensors", "write_torchscript"]
+__all__ = [
+    "INSTALL",
+    "check",
+    "inputs",
+    "require",
+    "write_onnx",
+    "write_safetensors",
+    "write_torchscript",
+]
 
 INSTALL = "pip install 'archsearch[export]'"
+
+
+def missing(package: str, why: str) -> str:
+    """``PACKAGE is not installed: pip install 'archsearch[export]' (WHY)``, the words of every
+    error about an optional export package."""
+    return f"{package} is not installed: {INSTALL} ({why})"
+
+
+def require(format: str, check: bool, which: str) -> None:
+    """Refuse, before the model is built, an export whose packages are missing: ``onnx`` for the
+    ONNX format (both torch.onnx exporters write through it), ``onnxscript`` for the ``dynamo``
+    exporter, ``onnxruntime`` for checking an ONNX file, ``safetensors`` for that format.
+
+    Raises:
+        ExportError: :func:`missing`'s one line for the first package not installed.
+    """
+    needs = {
+        "onnx": [("onnx", "torch.onnx writes ONNX files with it")]
+        + ([("onnxscript", "--onnx-exporter dynamo needs it")] if which == "dynamo" else [])
+        + ([("onnxruntime", "it runs the ONNX file back; or skip that check: --no-check")] if check else []),
+        "safetensors": [("safetensors", "--format safetensors writes the file with it")],
+    }
+    for package, why in needs.get(format, []):
+        if importlib.util.find_spec(package) is None:
+            raise ExportError(missing(package, why))
 
 
 def inputs(batch: int, chw: tuple[int, int, int], seed: int) -> list[torch.Tensor]:
@@ -103,7 +137,7 @@ def _dynamo_export(
     try:
         import onnxscript  # noqa: F401
     except ImportError:
-        raise RuntimeError(f"needs the onnxscript package ({INSTALL})") from None
+        raise RuntimeError(missing("onnxscript", "the torch.export-based exporter needs it")) from None
     batch = torch.export.Dim("batch", min=1, max=65536)
     if example.shape[0] < 2:  # torch.export specialises a size of 1: trace at 2, the axis stays free
         example = example.expand(2, *example.shape[1:]).contiguous()
@@ -158,9 +192,7 @@ def write_safetensors(
     try:
         import safetensors
     except ImportError:
-        raise ExportError(
-            f"{target}: the safetensors format needs the safetensors package: {INSTALL}"
-        ) from None
+        raise ExportError(missing("safetensors", f"--format safetensors writes {target} with it")) from None
     metadata = {f"archsearch.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
     save_weights(model, target, metadata)
     return f"safetensors {safetensors.__version__}"
@@ -205,7 +237,7 @@ def _onnx_runner(target: Path) -> tuple[Callable[[torch.Tensor], Any], str]:
         import onnxruntime as ort
     except ImportError:
         raise ExportError(
-            f"{target}: checking an ONNX file needs onnxruntime: {INSTALL} (or skip the check: --no-check)"
+            missing("onnxruntime", f"it runs {target} back; or skip that check: --no-check")
         ) from None
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only

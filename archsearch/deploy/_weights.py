@@ -149,7 +149,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
     except ImportError:
         raise ExportError(
-            f"{path}: reading safetensors needs the safetensors package: pip install 'archsearch[export]'"
+            f"safetensors is not installed: pip install 'archsearch[export]' (it reads {path})"
         ) from None
     try:
         return load_file(path, device="cpu")
