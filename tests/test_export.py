@@ -200,6 +200,24 @@ def test_a_missing_export_package_is_named_first(tmp_path, monkeypatch, missing,
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_load_weights_documents_what_it_raises(tmp_path):
+    """``load_weights`` on a missing file, a folder or bytes that are no checkpoint raises
+    ExportError naming the path, and its docstring says so (it said only 'a file that cannot be
+    read', and nothing about a missing one)."""
+    model = archsearch.create_model("deit-ti", input_size=32)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint\n")
+    cases = {"no such file": tmp_path / "none.pt", "a folder": tmp_path, "not a PyTorch checkpoint": garbage}
+    for reason, source in cases.items():
+        with pytest.raises(archsearch.errors.ExportError) as caught:
+            archsearch.load_weights(model, source)
+        assert str(caught.value).startswith(f"{source}: {reason}")
+    doc = " ".join((archsearch.load_weights.__doc__ or "").split())
+    raises = doc.split("Raises:")[1]
+    assert "ExportError" in raises and "``PATH: no such file``" in raises and "a folder" in raises
+    assert "neither a safetensors file nor one ``torch.save`` wrote" in raises
+
+
 def test_list_models_matches_like_timm():
     names = archsearch.zoo_names()
     assert archsearch.list_models() == names == sorted(names)

@@ -27,8 +27,9 @@ def read_state_dict(source: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     state dict or a dict that nests one under ``state_dict``, ``model``, ``model_state_dict``,
     ``module`` or ``ema``; DistributedDataParallel's ``module.`` prefix is dropped.
 
-    Raises :class:`ExportError` (one line naming the file) for a missing file, a file that is
-    neither format, or one whose content is not a mapping of names to tensors.
+    Raises :class:`ExportError` (one line naming the file) for a missing file or a folder, a file
+    that is neither format, one whose content is not a mapping of names to tensors, or a
+    ``.safetensors`` file when the safetensors package is not installed.
     """
     path = Path(source)
     if not path.is_file():
@@ -178,9 +179,14 @@ def load_weights(
     Returns ``model.load_state_dict``'s missing and unexpected keys (empty lists when ``strict``).
 
     Raises:
-        ExportError: one line, for a file that cannot be read, or (``strict``) the missing,
-            unexpected and mis-shaped keys (three of each named, the rest counted), with a hint
-            when only the classifier's size differs.
+        ExportError: one line naming the file (``PATH: REASON; allowed: ...``), as
+            :func:`read_state_dict` raises it: a missing file (``PATH: no such file``) or a
+            folder, a file that is neither a safetensors file nor one ``torch.save`` wrote, an
+            empty one, one holding no state dict, a ``.safetensors`` file without the
+            safetensors package installed (``safetensors is not installed: pip install
+            'archsearch[export]' (...)``); then mis-shaped keys, and with ``strict`` missing and
+            unexpected keys (three of each named, the rest counted), with a hint when only the
+            classifier's size differs.
         ValueError: a position or bias table that cannot be resampled to the model's (another
             width, or a non-square table without ``input_size``).
     """
