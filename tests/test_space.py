@@ -258,6 +258,41 @@ stages:
             7,
             "constraints.flops: `flops` is a synonym of `macs`",
         ),
+        # a limit's allowed range, not the constraint keys
+        (
+            "    mixer: conv\nconstraints:\n  latency_ms: {max: -5}\n",
+            8,
+            "constraints.latency_ms.max: must be greater than 0 (got -5)"
+            "; allowed: a number > 0 (milliseconds",
+        ),
+        (
+            "    mixer: conv\nconstraints: {params: {max: 0}}\n",
+            7,
+            "constraints.params.max: must be greater than 0 (got 0)"
+            "; allowed: a number > 0 (a parameter count",
+        ),
+        (
+            "    mixer: conv\nconstraints: {macs: {min: -1}}\n",
+            7,
+            "constraints.macs.min: must be at least 0 (got -1); allowed: a number >= 0 (multiply-accumulates",
+        ),
+        (
+            "    mixer: conv\nconstraints: {flops: {max: ten}}\n",
+            7,
+            "constraints.flops.max: expected a number (got 'ten')"
+            "; allowed: a number > 0 (multiply-accumulates",
+        ),
+        (
+            "    mixer: conv\nconstraints: {latency_ms: {max: 5, batch: 0}}\n",
+            7,
+            "constraints.latency_ms.batch: must be greater than 0 (got 0); allowed: an integer >= 1",
+        ),
+        (
+            "    mixer: conv\nconstraints: {memory: {max: 5}}\n",
+            7,
+            "constraints.memory: unknown key 'memory' in Constraints"
+            "; allowed: params, macs, flops, latency_ms",
+        ),
     ],
 )
 def test_space_errors_name_the_line_and_what_is_allowed(tmp_path, tail, line, message):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..core import FieldIssue, NormalizedSpec, SourceMap, StrictModel
+from ..core import FieldIssue, NormalizedSpec, SourceMap, StrictModel, validation_issues
 from ..cost import CostReport, Fingerprint, LatencyPredictor
-from ..errors import SpecError
+from ..errors import Issue, SpecError
 
 __all__ = ["Bound", "Constraints", "LatencyBound", "load_constraints"]
 
@@ -151,32 +152,49 @@ class Constraints(StrictModel):
         return out
 
 
+#: What each limit's ``min`` and ``max`` take: counts and milliseconds are never negative, and a
+#: ``max`` of 0 leaves no candidate (every model has parameters, MACs and a latency).
+_LIMIT_UNITS = {
+    "params": "a parameter count, e.g. 5.0e6",
+    "macs": "multiply-accumulates, e.g. 40.0e6",
+    "flops": "multiply-accumulates, e.g. 40.0e6",
+    "latency_ms": "milliseconds, e.g. 5.0",
+}
+
+
+class _Root(StrictModel):
+    """The ``constraints:`` key alone, so that pydantic's errors are placed on the space's YAML."""
+
+    constraints: Constraints | None = None
+
+
 def load_constraints(raw: Any, source: SourceMap) -> Constraints:
     """A space's ``constraints:`` mapping (``None``: no limits) as :class:`Constraints`.
 
     Raises :class:`SpecError` with one issue per problem, each at its line in ``source``: unknown
     keys, wrong types, and ranges no candidate fits (``min`` above ``max``, or ``macs`` and
-    ``flops`` limits that leave no range), naming the got value and what is allowed."""
+    ``flops`` limits that leave no range), naming the got value and what is allowed (for a
+    ``min``: a number >= 0, for a ``max``: a number > 0, with the limit's unit)."""
     if raw is None:
         return Constraints()
     try:
-        return Constraints.model_validate(raw)
+        return _Root.model_validate({"constraints": raw}).constraints or Constraints()
     except ValidationError as exc:  # restated with the line and what is allowed
-        issues = []
-        for err in exc.errors(include_url=False):
-            path = ("constraints", *err["loc"])
-            issue = (err.get("ctx") or {}).get("error")
-            if isinstance(issue, FieldIssue):  # a range no candidate fits
-                issues.append(source.issue(path, str(issue), value=issue.value, allowed=issue.allowed))
-                continue
-            message = err["msg"].removeprefix("Input should be ")
-            issues.append(
-                source.issue(
-                    path,
-                    message.replace("Extra inputs are not permitted", "unknown key"),
-                    value=err.get("input"),
-                    allowed="params, macs (or flops), each {min, max}; latency_ms {min, max, device, "
-                    "batch, threads, dtype, table}",
-                )
-            )
+        issues = [_allowed(issue) for issue in validation_issues(exc, {"constraints": raw}, source, _Root)]
         raise SpecError(issues or [source.issue(("constraints",), str(exc))]) from None
+
+
+def _allowed(issue: Issue) -> Issue:
+    """``issue``, with what a limit's ``min``, ``max`` (with its unit), ``batch`` or ``threads``
+    takes when it names nothing allowed."""
+    path = issue.path
+    if issue.allowed or len(path) != 3 or path[1] not in _LIMIT_UNITS:
+        return issue
+    field = path[2]
+    if field in ("min", "max"):
+        bound = "a number >= 0" if field == "min" else "a number > 0"
+        return dataclasses.replace(issue, allowed=f"{bound} ({_LIMIT_UNITS[str(path[1])]})")
+    if path[1] == "latency_ms" and field in ("batch", "threads"):
+        allowed = "an integer >= 1" + (", or null (torch's setting)" if field == "threads" else "")
+        return dataclasses.replace(issue, allowed=allowed)
+    return issue
