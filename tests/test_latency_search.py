@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,6 @@ def test_a_latency_bound_rejects_candidates_before_building(
 
 def test_a_damaged_table_stops_the_objective_and_the_constraint_with_its_entry(tmp_path: Path) -> None:
     import json
-    import re
 
     _fake_table(tmp_path / "t.json", SPACE)
     data = json.loads((tmp_path / "t.json").read_text())
@@ -190,8 +190,40 @@ def test_a_damaged_table_stops_the_objective_and_the_constraint_with_its_entry(t
         run_search(exp)
     space = {**SPACE, "constraints": {"latency_ms": {"max": 6, "threads": 1, "table": "t.json"}}}
     path = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")
-    with pytest.raises(SpecError, match=expected):
-        next(iter(load_space(path).random_samples(1, seed=1)))
+    line = yaml.safe_dump(space).splitlines().index("    table: t.json") + 1
+    at_table = rf"^{re.escape(str(path))}:{line}: constraints.latency_ms.table: {re.escape(str(tmp_path))}/"
+    with pytest.raises(SpecError, match=at_table + expected):
+        next(iter(load_space(path).random_samples(1, seed=1)))  # the space's line points to the table
+
+
+@pytest.mark.parametrize("table", ["missing.json", "tables/missing.json", "folder"])
+def test_a_missing_table_names_the_space_line_and_creates_nothing(tmp_path: Path, table: str) -> None:
+    """A ``table:`` that does not exist was silently made anew (folders included), its pieces timed
+    into it; now ``archsearch space`` and a search stop at the space's line, before anything is
+    written (no table, no folder, no study)."""
+    from typer.testing import CliRunner
+
+    from archsearch.cli import app
+
+    (tmp_path / "folder").mkdir()
+    space = {**SPACE, "constraints": {"latency_ms": {"max": 6, "threads": 1, "table": table}}}
+    text = yaml.safe_dump(space)
+    path = write_file(tmp_path, text, "space.yaml")
+    line = text.splitlines().index(f"    table: {table}") + 1
+    kind = "is a folder, not a latency table" if table == "folder" else "does not exist"
+    expected = (
+        f"{path}:{line}: constraints.latency_ms.table: {table} {kind} (read from the space file's folder: "
+    )
+    before = sorted(tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["space", str(path)])
+    assert result.exit_code == 2 and " ".join(result.output.split()).startswith(f"error: {expected}")
+    assert "allowed: a table `archsearch latency-table SPACE --out PATH` wrote, or no `table`" in " ".join(
+        result.output.split()
+    )
+    exp = load_experiment({"space": str(path), **QUICK, "trials": 1, "run_dir": str(tmp_path / "run")})
+    with pytest.raises(SpecError, match=re.escape(expected)):
+        run_search(exp)
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_a_bad_latency_bound_names_its_line(tmp_path: Path) -> None:

@@ -109,6 +109,7 @@ def prepare(experiment: Experiment) -> tuple[SearchSpace, Dataset]:
     inline: tuple[str, ...] = ("space",) if isinstance(source, dict) else ()
     try:
         space = load_space(source, **override)
+        space.check_tables()  # a missing or unreadable latency table stops before the study is opened
     except SpecError as exc:  # a space written inline: its issues are the experiment file's
         raise SpecError([_locate_space_issue(i, experiment, source, inline) for i in exc.issues]) from None
     first = space.default().data.get("input", {})

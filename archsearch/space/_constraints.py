@@ -55,18 +55,37 @@ class LatencyBound(Bound):
         """The predictor of this bound's table (opened once per bound and folder).
 
         Raises:
+            SpecError: ``table`` names a file that does not exist, or a folder (path ``table``).
             TableMismatch: the table was measured in another device setting, or holds another
                 statistic."""
         key = (self, folder)
         if key not in _PREDICTORS:
             table = self.table
-            if table is not None and folder is not None and not Path(table).expanduser().is_absolute():
-                table = str(folder / Path(table).expanduser())
+            if table is not None:
+                file = Path(table).expanduser()
+                if folder is not None and not file.is_absolute():
+                    file = folder / file
+                if not file.is_file():
+                    raise SpecError(Issue(("table",), _missing_table(table, file, folder), allowed=_TABLES))
+                table = str(file)
             fingerprint = Fingerprint.here(
                 self.device, threads=self.threads, dtype=self.dtype, batch=self.batch
             )
             _PREDICTORS[key] = LatencyPredictor.open(table, fingerprint, self.statistic)
         return _PREDICTORS[key]
+
+
+#: What a space's ``latency_ms.table`` takes.
+_TABLES = (
+    "a table `archsearch latency-table SPACE --out PATH` wrote, or no `table` (this device "
+    "setting's table in the cache, made and filled on demand)"
+)
+
+
+def _missing_table(table: str, file: Path, folder: Path | None) -> str:
+    kind = "is a folder, not a latency table" if file.is_dir() else "does not exist"
+    where = f" (read from the space file's folder: {file})" if str(file) != table and folder else ""
+    return f"{table} {kind}{where}"
 
 
 _PREDICTORS: dict[tuple[LatencyBound, Path | None], LatencyPredictor] = {}
@@ -129,15 +148,38 @@ class Constraints(StrictModel):
                 out.append(value / bound.max - 1.0)
         return out
 
+    def predictor(
+        self, folder: Path | None = None, source: SourceMap | None = None
+    ) -> LatencyPredictor | None:
+        """The latency bound's predictor (``None`` without a bound), its table read from
+        ``folder`` when relative.
+
+        Raises:
+            SpecError: (or its :class:`TableMismatch`) a latency table that is missing, cannot be
+                read or was measured in another setting: each issue placed by ``source`` at
+                ``constraints.latency_ms.table`` (``space.yaml:LINE: ...table: t.json does not
+                exist``), the table's own ``file:line`` after it."""
+        if self.latency_ms is None:
+            return None
+        try:
+            return self.latency_ms.predictor(folder)
+        except SpecError as exc:
+            raise _at_table(exc, source or SourceMap()) from None
+
     def violations(
-        self, costs: CostReport, plan: NormalizedSpec | None = None, folder: Path | None = None
+        self,
+        costs: CostReport,
+        plan: NormalizedSpec | None = None,
+        folder: Path | None = None,
+        source: SourceMap | None = None,
     ) -> list[str]:
         """Human-readable reasons ``costs`` (and, for a latency bound, the predicted latency of
         ``plan``; ``folder``: where a relative table path is read from) fall outside the limits
-        (empty when they fit)."""
+        (empty when they fit). Raises :class:`SpecError` as :meth:`predictor`."""
         out = []
-        if self.latency_ms is not None and plan is not None:
-            ms = self.latency_ms.predictor(folder).predict(plan)
+        predictor = self.predictor(folder, source) if plan is not None else None
+        if self.latency_ms is not None and predictor is not None and plan is not None:
+            ms = predictor.predict(plan)
             if self.latency_ms.min is not None and ms < self.latency_ms.min:
                 out.append(f"latency_ms {ms:.3g} (predicted) < min {self.latency_ms.min:g}")
             if self.latency_ms.max is not None and ms > self.latency_ms.max:
@@ -150,6 +192,19 @@ class Constraints(StrictModel):
             if bound.max is not None and value > bound.max:
                 out.append(f"{name} {value:,} > max {bound.max:,.0f}")
         return out
+
+
+def _at_table(exc: SpecError, source: SourceMap) -> SpecError:
+    """``exc`` (of the same class) with each issue placed at the space's
+    ``constraints.latency_ms.table``: the table's own ``file:line: ...`` follows the space's."""
+    path = ("constraints", "latency_ms", "table")
+    issues = [
+        source.issue(path, i.message, allowed=i.allowed)
+        if i.path == ("table",)
+        else source.issue(path, str(i))
+        for i in exc.issues
+    ]
+    return type(exc)(issues)
 
 
 #: What each limit's ``min`` and ``max`` take: counts and milliseconds are never negative, and a

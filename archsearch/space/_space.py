@@ -146,10 +146,19 @@ class SearchSpace:
             costs = analytic_costs(plan)
         except SpecError as exc:
             return Candidate(sample, rejected=f"invalid: {exc}")
-        folder = Path(self.source.file).parent if self.source.file else None
-        violations = self.constraints.violations(costs, plan, folder)
+        violations = self.constraints.violations(costs, plan, self.folder, self.source)
         rejected = "constraints: " + "; ".join(violations) if violations else None
         return Candidate(sample, spec, costs, rejected, violations, plan)
+
+    @property
+    def folder(self) -> Path | None:
+        """The space file's folder, where a relative latency ``table`` is read from."""
+        return Path(self.source.file).parent if self.source.file else None
+
+    def check_tables(self) -> None:
+        """Open the latency bound's table now, before a search writes anything: raises
+        :class:`SpecError` as :meth:`Constraints.predictor`."""
+        self.constraints.predictor(self.folder, self.source)
 
     def random_samples(self, n: int, seed: int = 0) -> list[Candidate]:
         suggest = RandomSuggest(seed)
