@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from archsearch.cli import app
 from archsearch.search import (
     Curve,
+    NothingRun,
     StudyInUse,
     StudyLock,
     dominated_at,
@@ -229,6 +230,34 @@ def test_a_study_is_found_from_any_directory_with_plain_progress_lines(tmp_path,
     assert report.exit_code == 0, report.output
     assert (work / "reports" / "E" / "index.html").is_file()  # the experiment's own report folder
     assert not Path("reports").exists() and not (tmp_path / "reports").exists()
+
+
+def test_a_finished_study_says_nothing_was_run_in_python_as_on_the_command_line(tmp_path, monkeypatch):
+    """``run_search(..., trials=1)`` on a study that has 2 evaluations ran nothing and said nothing
+    (the CLI said so, and named a budget that still ran nothing: its own ``trials`` doubled):
+    now a :class:`NothingRun` warning and ``summary.nothing_run``; the CLI prints one hint line
+    (not the warning too) whose budget runs more."""
+    monkeypatch.chdir(tmp_path)
+    exp = _quick(tmp_path, trials=2)
+    first = run_search(load_experiment(exp))
+    assert not first.nothing_run and first.evaluated == 2
+    with pytest.warns(NothingRun) as caught:
+        summary = run_search(load_experiment(exp), trials=1)
+    assert summary.nothing_run and summary.outcomes == {} and summary.budget == 1
+    assert [str(w.message) for w in caught] == [
+        "E: the study already has 2 evaluated trials (the budget: 1), so nothing was run; to evaluate "
+        "more, raise the budget: run_search(experiment, trials=3)"
+    ]
+    result = runner.invoke(app, ["search", str(exp), "trials=1", "--no-report"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "warning:" not in text and text.count("nothing was run") == 1
+    assert text.endswith(
+        "the study already has 2 evaluated trials (the budget: 1), so nothing was run; to evaluate more, "
+        f"raise the budget: archsearch search {exp} trials=3"
+    )
+    more = run_search(load_experiment(exp), trials=3)  # the budget named runs one more
+    assert not more.nothing_run and more.evaluated == 3
 
 
 def test_relative_paths_are_read_from_the_experiment_file(tmp_path, monkeypatch):

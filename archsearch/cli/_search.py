@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -162,13 +163,10 @@ def _progress(exp: Any, console: Console, prefix: str | None = None) -> BarProgr
     return LineProgress(objectives, console, prefix)
 
 
-def _extend_hint(experiment: str, overrides: list[str], budget: int) -> str:
+def _extend_hint(experiment: str, overrides: list[str], summary: Any) -> str:
     kept = [o for o in overrides if not o.lstrip("+").startswith("trials=")]
-    command = " ".join(["archsearch search", experiment, *kept, f"trials={2 * budget}"])
-    return (
-        f"the study already has its {budget} evaluated trials, so nothing was run; "
-        f"to evaluate more, raise the budget: {command}"
-    )
+    command = " ".join(["archsearch search", experiment, *kept, "trials={}"])
+    return summary.nothing_run_reason(command)
 
 
 OverridesArg = Annotated[
@@ -215,7 +213,7 @@ def search(
 
     Relative paths in the experiment are read from its folder, so the same study is found from
     any directory; the resolved paths are printed first."""
-    from ..search import load_experiment, run_search
+    from ..search import NothingRun, load_experiment, run_search
 
     if resume and fresh:
         err.print(
@@ -236,6 +234,7 @@ def search(
     _describe(exp, console)
     start = time.perf_counter()
     with _progress(exp, console) as progress, warnings_as_lines():
+        warnings.simplefilter("ignore", NothingRun)  # said below, with the command to run
         summary = run_search(
             exp,
             trials=trials,
@@ -247,7 +246,7 @@ def search(
     budget = trials or exp.trials
     seconds = time.perf_counter() - start
     front = _front(summary.study, list(exp.objectives))
-    nothing = not summary.outcomes and summary.counts.evaluated >= budget and not summary.interrupted
+    nothing = summary.nothing_run
     if as_json:
         written = _write_report(summary) if report else None
         print(
@@ -283,7 +282,7 @@ def search(
         if report:
             out.print(f"report: {escape(shown(_write_report(summary)))}", highlight=False)
     if nothing:
-        console.print(escape(_extend_hint(experiment, overrides, budget)), highlight=False, soft_wrap=True)
+        console.print(escape(_extend_hint(experiment, overrides, summary)), highlight=False, soft_wrap=True)
     if summary.interrupted:
         err.print("stopped by Ctrl-C: completed trials are stored; run the same command again to resume")
         raise typer.Exit(130)

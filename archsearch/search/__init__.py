@@ -2,7 +2,7 @@
 stopping, the trial table, one-shot scoring (:class:`OneShot`)."""
 
 from ..errors import SearchError
-from ._backend import Backend, SearchProgress, SearchSummary
+from ._backend import Backend, NothingRun, SearchProgress, SearchSummary
 from ._candidate import prepare as prepare_experiment
 from ._early_stop import Curve, dominated_at
 from ._experiment import (
@@ -53,6 +53,7 @@ __all__ = [
     "EarlyStopping",
     "Experiment",
     "Heartbeats",
+    "NothingRun",
     "Objective",
     "OneShot",
     "OptunaBackend",

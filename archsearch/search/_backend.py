@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..space import SearchSpace
     from ._shared import Heartbeats
 
-__all__ = ["Backend", "SearchProgress", "SearchSummary"]
+__all__ = ["Backend", "NothingRun", "SearchProgress", "SearchSummary"]
 
 
 class SearchProgress(Protocol):
@@ -39,6 +39,10 @@ class SearchProgress(Protocol):
 
     def waiting(self, taken: int, budget: int) -> None:
         """Other workers hold the last budget slots: this one waits for them to end."""
+
+
+class NothingRun(UserWarning):
+    """``run_search`` on a study that already holds its budget of evaluations: nothing was run."""
 
 
 @dataclass
@@ -58,6 +62,30 @@ class SearchSummary:
     latency_calibration: dict[str, Any] | None = None
     """With predicted latency: the factor predictions were scaled by to the machine's speed (the
     study's ``latency_calibration``; ``reused`` when kept from its first start)."""
+    budget: int = 0
+    """The evaluations the run was to reach (``trials``, else the experiment's); 0: not known."""
+
+    @property
+    def nothing_run(self) -> bool:
+        """Whether the study already held its budget of evaluations, so this run evaluated nothing
+        (``run_search`` then warns with :class:`NothingRun`)."""
+        return (
+            bool(self.budget) and not self.outcomes and self.evaluated >= self.budget and not self.interrupted
+        )
+
+    def nothing_run_reason(self, raise_budget: str) -> str:
+        """Why nothing was run and how to run more; ``raise_budget`` shows a budget, e.g.
+        ``'run_search(experiment, trials={})'``: ``the study already has 20 evaluated trials (the
+        budget: 5), so nothing was run; to evaluate more, raise the budget:
+        run_search(experiment, trials=25)``."""
+        have = self.evaluated
+        held = (
+            f"its {have} evaluated trials"
+            if have == self.budget
+            else f"{have} evaluated trials (the budget: {self.budget})"
+        )
+        more = raise_budget.format(have + self.budget)
+        return f"the study already has {held}, so nothing was run; to evaluate more, raise the budget: {more}"
 
     @property
     def evaluated(self) -> int:

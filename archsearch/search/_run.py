@@ -7,7 +7,7 @@ from contextlib import nullcontext
 
 from ..cost import LatencyCache
 from ..evaluate import SupernetConfig
-from ._backend import Backend, SearchProgress, SearchSummary
+from ._backend import Backend, NothingRun, SearchProgress, SearchSummary
 from ._experiment import Experiment
 from ._front_latency import measure_front_latency
 from ._inprocess import InProcessBackend
@@ -93,6 +93,10 @@ def run_search(
             latency_cache=latency_cache,
             heartbeats=heartbeats,
         )
+        summary.budget = trials or experiment.trials
+        if summary.nothing_run:  # the CLI says so too (and filters this warning out)
+            reason = summary.nothing_run_reason("run_search(experiment, trials={})")
+            warnings.warn(NothingRun(f"{experiment.study_name}: {reason}"), stacklevel=2)
         if isinstance(experiment.evaluator, SupernetConfig) and not summary.interrupted:
             retrain_front(experiment, summary.study)  # one-shot: the best members from scratch
         if not summary.interrupted:  # predicted latency: the front timed whole, for the report
