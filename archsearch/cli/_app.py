@@ -15,21 +15,10 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from ..core import shown
+from ..core import BOUND_WORDS, expected_noun, shown
 from ..errors import SearchError, SpecError
 
 __all__ = ["JsonOpt", "app", "err", "friendly", "option_error", "out", "shown", "warnings_as_lines"]
-
-
-#: pydantic's error types for an option's value (typer coerces options with pydantic) -> the words.
-_BOUND_WORDS = {
-    "greater_than_equal": ("at least", "ge"),
-    "greater_than": ("greater than", "gt"),
-    "less_than_equal": ("at most", "le"),
-    "less_than": ("less than", "lt"),
-}
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"}
-_NUMBER_WORDS: dict[type, str] = {int: "an integer", float: "a number"}
 
 
 def option_error(exc: typer.BadParameter) -> str:
@@ -48,13 +37,12 @@ def option_error(exc: typer.BadParameter) -> str:
     error = cause.errors()[0]
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    noun = _NUMBER_WORDS.get(annotation) if isinstance(annotation, type) else None
-    noun = noun or _TYPE_WORDS.get(kind.split("_")[0], "a value")
+    noun = expected_noun(kind, annotation.__name__ if isinstance(annotation, type) else "") or "a value"
     low, high = getattr(param, "min", None), getattr(param, "max", None)
     limits = [f"{w} {b:g}" for w, b in (("at least", low), ("at most", high)) if b is not None]
     allowed = f"{noun}, {' and '.join(limits)}" if limits else noun
-    if kind in _BOUND_WORDS:
-        word, key = _BOUND_WORDS[kind]
+    if kind in BOUND_WORDS:
+        word, key = BOUND_WORDS[kind]
         return f"{name}: must be {word} {ctx[key]:g} (got {value}); allowed: {allowed}"
     return f"{name}: expected {noun} (got {value!r}); allowed: {allowed}"
 

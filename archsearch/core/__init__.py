@@ -33,10 +33,18 @@ from ._model import (
 from ._overrides import COMMAND_LINE, Override, apply_dotlist, command_line_issues, parse_override
 from ._plan import BlockPlan, CheckContext, FeatureShape, NormalizedSpec, Path, StagePlan
 from ._text import shown
-from ._validation import FieldIssue, did_you_mean, union_kinds, validation_issues
+from ._validation import (
+    BOUND_WORDS,
+    FieldIssue,
+    did_you_mean,
+    expected_noun,
+    union_kinds,
+    validation_issues,
+)
 from ._yaml import MAX_FILE_BYTES, SourceMap, load_yaml_text, read_yaml_file
 
 __all__ = [
+    "BOUND_WORDS",
     "COMMAND_LINE",
     "MAX_BLOCKS",
     "MAX_CLASSES",
@@ -76,6 +84,7 @@ __all__ = [
     "conv_out",
     "describe_model",
     "did_you_mean",
+    "expected_noun",
     "load_yaml_text",
     "make_divisible",
     "parse_override",

@@ -21,7 +21,14 @@ from ..errors import Issue
 from ._model import describe_model
 from ._yaml import SourceMap
 
-__all__ = ["FieldIssue", "did_you_mean", "union_kinds", "validation_issues"]
+__all__ = [
+    "BOUND_WORDS",
+    "FieldIssue",
+    "did_you_mean",
+    "expected_noun",
+    "union_kinds",
+    "validation_issues",
+]
 
 
 class FieldIssue(ValueError):
@@ -91,6 +98,17 @@ _EXPECTED = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
 }
+
+
+#: Python type names -> the words for them (``int`` -> ``an integer``).
+_TYPE_NOUNS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def expected_noun(kind: str, type_name: str = "") -> str | None:
+    """The words for what a value should be: by its type's name (``int``), else by pydantic's
+    error type (``int_parsing``); ``None`` when neither is known. The CLI's option errors and
+    the YAML's use the same words."""
+    return _TYPE_NOUNS.get(type_name) or _EXPECTED.get(kind)
 
 
 @dataclass(eq=False)
@@ -207,8 +225,8 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
         extra = {"value": value}
         if kind in ("model_type", "model_attributes_type"):
             extra["allowed"] = _mapping_allowed(path, ctx, root)
-    elif kind in _BOUNDS:
-        word, key = _BOUNDS[kind]
+    elif kind in BOUND_WORDS:
+        word, key = BOUND_WORDS[kind]
         bound = ctx[key]
         message = f"must be {word} {int(bound) if isinstance(bound, float) and bound.is_integer() else bound}"
         extra = {"value": value}
@@ -232,7 +250,8 @@ def _issue(err: _Error, data: Any, source: SourceMap, root: type[BaseModel]) -> 
     return source.issue(path, message, **extra)
 
 
-_BOUNDS = {
+#: pydantic's error types for a bound -> the words and the bound's key in the error's context.
+BOUND_WORDS = {
     "greater_than": ("greater than", "gt"),
     "greater_than_equal": ("at least", "ge"),
     "less_than": ("less than", "lt"),
@@ -263,9 +282,7 @@ def _noun(branch: str, kind: str) -> str:
         inner = _noun(name[5:-1], "")
         plural = {"an integer": "integers", "a number": "numbers", "a string": "strings"}.get(inner)
         return f"a list of {plural}" if plural else "a list"
-    return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}.get(
-        name, _EXPECTED.get(kind, name)
-    )
+    return expected_noun(kind, name) or name
 
 
 def _node_hint(value: Any) -> str:
