@@ -157,3 +157,44 @@ def test_spec_commands_take_set(tmp_path):
     )
     result = runner.invoke(app, ["profile", "deit-ti", "--set", "stages.0.depth=x", "--no-latency"])
     assert result.exit_code == 2 and "<command line> stages.0.depth=x: stages[0].depth" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["compile", "deit-ti", "-r", "100000"],
+            "<command line> --resolution 100000: input.size: must be at most",
+        ),
+        (
+            ["compile", "deit-ti", "--num-classes", "100000000"],
+            "<command line> --num-classes 100000000: head.num_classes: must be at most",
+        ),
+        (
+            ["profile", "deit-ti", "-r", "100000", "--no-latency"],
+            "<command line> --resolution 100000: input.size",
+        ),
+        (["export", "deit-ti", "-r", "100000"], "<command line> --resolution 100000: input.size"),
+        (["train", "deit-ti", "--num-classes", "100000000"], "<command line> --num-classes 100000000: head"),
+        # --resolution wins over --set input.size: the error is the option's
+        (
+            ["compile", "deit-ti", "--set", "input.size=64", "-r", "100000"],
+            "<command line> --resolution 100000",
+        ),
+    ],
+)
+def test_a_bad_value_given_by_an_option_names_the_option_not_the_file(args, says):
+    """``--resolution`` and ``--num-classes`` replace a spec value: an error about it blamed the
+    file's line of the value it replaced (``deit-ti.yaml:3: input.size: must be at most 8192``)."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {says}")
+    assert "deit-ti.yaml" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_latency_table_resolution_names_the_option(tmp_path):
+    space = tmp_path / "s.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    result = runner.invoke(app, ["latency-table", str(space), "--resolution", "100000"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: <command line> --resolution 100000: input.size: must be at most")

@@ -15,7 +15,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from ..core import BOUND_WORDS, expected_noun, shown
+from ..core import BOUND_WORDS, Override, command_line_issues, expected_noun, shown
 from ..errors import SearchError, SpecError
 
 __all__ = ["JsonOpt", "app", "err", "friendly", "option_error", "out", "shown", "warnings_as_lines"]
@@ -104,7 +104,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SpecError as exc:
-            for issue in exc.issues:
+            for issue in _blame_options(exc, kwargs).issues:
                 say(str(issue))
             hint = getattr(exc, "hint", None)  # e.g. the experiment that would search a space
             if hint:
@@ -115,6 +115,27 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
+
+
+#: A command's parameter that overrides a spec value -> the value's path and the option's name.
+_OPTION_PATHS = {
+    "resolution": (("input", "size"), "--resolution"),
+    "num_classes": (("head", "num_classes"), "--num-classes"),
+}
+
+
+def _blame_options(exc: SpecError, kwargs: dict[str, Any]) -> SpecError:
+    """``exc`` with an issue about a value an option overrode (``--resolution 100000``: the spec's
+    ``input.size``) placed on ``<command line> --resolution 100000``, not on the file's line of the
+    value it replaced."""
+    given = [
+        Override(path, kwargs[name], f"{flag} {kwargs[name]}")
+        for name, (path, flag) in _OPTION_PATHS.items()
+        if kwargs.get(name) is not None
+    ]
+    if not given:
+        return exc
+    return SpecError([command_line_issues(SpecError(i), given, i.file).issues[0] for i in exc.issues])
 
 
 @contextlib.contextmanager
