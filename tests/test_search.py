@@ -16,7 +16,15 @@ from archsearch import SpecError
 from archsearch.cli import app
 from archsearch.cost import count_params
 from archsearch.evaluate import TrainResult
-from archsearch.search import Curve, dominated_at, load_experiment, load_study, run_search, trials_table
+from archsearch.search import (
+    Curve,
+    NothingRun,
+    dominated_at,
+    load_experiment,
+    load_study,
+    run_search,
+    trials_table,
+)
 from archsearch.search import _evaluate as evaluate_module
 from archsearch.space import RandomSuggest, load_space
 from archsearch.spec import load_spec, spec_hash
@@ -172,8 +180,10 @@ def test_resume_keeps_completed_trials_and_does_not_repeat_them(tmp_path, score_
         assert trials[number].values == values and trials[number].user_attrs["spec_hash"] == h
     evaluated = [t.user_attrs["spec_hash"] for t in trials if t.user_attrs["outcome"] == "complete"]
     assert len(evaluated) == len(set(evaluated)) == 4
-    third = run_search(_experiment(tmp_path, trials=4, **QUICK))  # nothing left to do
-    assert third.outcomes == {} and len(third.study.trials) == len(trials)
+    with pytest.warns(NothingRun, match="already has its 4 evaluated trials, so nothing was run"):
+        third = run_search(_experiment(tmp_path, trials=4, **QUICK))  # nothing left to do
+    assert third.outcomes == {} and len(third.study.trials) == len(trials) and third.nothing_run
+    assert not second.nothing_run
 
 
 def test_a_failing_trial_is_stored_with_its_reason_and_the_study_goes_on(tmp_path, monkeypatch):
