@@ -62,7 +62,8 @@ def test_a_table_holds_one_statistic_and_refuses_another(tmp_path: Path) -> None
     with pytest.raises(TableMismatch, match="holds the 'median'"):
         LatencyPredictor.open(tmp_path / "old.json", fp, "min")
     (tmp_path / "bad.json").write_text(json.dumps({**data, "statistic": "p50"}))
-    with pytest.raises(SpecError, match="unknown latency statistic"):
+    unknown = r"bad.json:1: statistic: not an allowed value .*\(got 'p50'\); allowed: median"
+    with pytest.raises(SpecError, match=unknown):
         LatencyTable.load(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="allowed: median, min"):
         LatencyTable(fp, statistic="p50")

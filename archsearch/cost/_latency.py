@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -30,6 +30,7 @@ __all__ = [
     "STATISTICS",
     "LatencyCache",
     "LatencyResult",
+    "Statistic",
     "Timed",
     "check_statistic",
     "device_name",
@@ -96,7 +97,10 @@ def _threads(n: int | None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-STATISTICS = ("median", "min", "p10", "p25", "fastest_quarter", "mean")
+Statistic = Literal["median", "min", "p10", "p25", "fastest_quarter", "mean"]
+"""A statistic's name, as a schema field's type (a latency table file's ``statistic``)."""
+
+STATISTICS: tuple[str, ...] = get_args(Statistic)
 """The statistics of a member's timed runs that a latency can be: the ``median`` (the default),
 the ``min``imum, the 10th and 25th percentiles (``p10``, ``p25``: linear interpolation between
 the sorted runs, as numpy's default), ``fastest_quarter`` (the mean of the fastest quarter of the
