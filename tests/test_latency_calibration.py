@@ -332,7 +332,7 @@ def test_calibrating_with_anchors_honours_its_counts_not_the_table_s_harness(
     assert calibration.factor == pytest.approx(1.0)
     assert built[-1].calls == 2 + 4 * (1 + 2)
     default = predictor.calibrate()
-    h = anchors_module.ANCHOR_HARNESS
+    h = archsearch.cost.ANCHOR_HARNESS
     assert default.anchors == 1 and default.runs == h["runs"]
     assert built[-1].calls == h["warmup"] + h["rounds"] * (1 + -(-h["runs"] // h["rounds"]))
     assert built[-1].calls < 10 + 10 * (1 + 3)  # the table's harness

@@ -14,6 +14,7 @@ from ._latency import (
     time_call,
     time_interleaved,
 )
+from ._latency_anchors import ANCHOR_HARNESS
 from ._latency_reference import REFERENCE, Calibration, reference_call
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
@@ -23,6 +24,7 @@ from ._profile import Profile, profile
 from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_traced, op_kind
 
 __all__ = [
+    "ANCHOR_HARNESS",
     "BLOCK_INPUT",
     "REFERENCE",
     "STATISTICS",

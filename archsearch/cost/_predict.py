@@ -234,10 +234,9 @@ class LatencyPredictor:
         in ``rounds`` interleaved rounds (each round also starts with one untimed run); a count
         not given is the default for what is timed: :data:`~._latency_anchors.ANCHOR_HARNESS` for
         anchors (1; 6 in 3 rounds: 10 forward passes of each), 10; 240 in 24 rounds for the
-        reference alone (~1 ms a run: a second or so on a CPU). The table's ``harness`` is not
-        used: it is what its entries were timed with, and with 224 px CvT anchors it made a
-        search start ~15 s later. A table without a reference takes this one (saved when the table
-        has a file), and the factor stays 1.
+        reference alone (~1 ms a run: a second or so on a CPU). The table's ``harness`` (what its
+        entries were timed with, 50 forward passes of each anchor by default) is not used. A table
+        without a reference takes this one (saved when the table has a file), and the factor stays 1.
 
         Raises:
             ValueError: ``runs < 4`` or ``rounds < 1``.
