@@ -4,9 +4,11 @@ from per-device piece tables) and memory."""
 from ._analytic import Breakdown, Cost, CostReport, analytic_costs
 from ._insitu import InSitu, hook_cost_ms, time_in_situ, time_in_situ_many
 from ._latency import (
+    DEFAULT_STATISTIC,
     STATISTICS,
     LatencyCache,
     LatencyResult,
+    Statistic,
     Timed,
     device_name,
     measure_latency,
@@ -26,6 +28,7 @@ from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_trac
 __all__ = [
     "ANCHOR_HARNESS",
     "BLOCK_INPUT",
+    "DEFAULT_STATISTIC",
     "REFERENCE",
     "STATISTICS",
     "Breakdown",
@@ -43,6 +46,7 @@ __all__ = [
     "Piece",
     "PieceTiming",
     "Profile",
+    "Statistic",
     "TableMismatch",
     "Timed",
     "TracedCounts",

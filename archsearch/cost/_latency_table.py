@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from ..errors import Issue, SpecError
-from ._latency import STATISTICS, check_statistic, device_name
+from ._latency import DEFAULT_STATISTIC, STATISTICS, check_statistic, device_name
 from ._latency_file import FORMAT, VERSION, read_table_file
 
 __all__ = ["FORMAT", "Fingerprint", "LatencyTable", "TableMismatch", "default_table_path"]
@@ -116,7 +116,7 @@ class Fingerprint:
         return f"{kind}-{name[:40]}{threads}-b{self.batch}-{self.dtype}-torch{self.torch}{fused}"
 
 
-def default_table_path(fingerprint: Fingerprint, statistic: str = "median") -> Path:
+def default_table_path(fingerprint: Fingerprint, statistic: str = DEFAULT_STATISTIC) -> Path:
     """``$ARCHSEARCH_CACHE/latency-tables/<fingerprint slug>.json`` (default cache:
     ``~/.cache/archsearch``; ``<slug>-<statistic>.json`` for a statistic other than the median):
     where a table goes when no file is named."""
@@ -143,7 +143,7 @@ class LatencyTable:
     (:mod:`._latency_reference`); ``None`` in a table written before references existed."""
     anchors: list[dict[str, Any]] = field(default_factory=list)
     """A few whole fit members kept for calibration: ``{"hash", "ms", "spec"}`` (:mod:`._latency_anchors`)."""
-    statistic: str = "median"
+    statistic: str = DEFAULT_STATISTIC
     """Which statistic of each timing's runs the entries (pieces, members, reference) hold
     (:data:`~archsearch.cost.STATISTICS`): what the table predicts."""
 
@@ -287,7 +287,7 @@ class LatencyTable:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str] | None, fingerprint: Fingerprint, statistic: str = "median"
+        cls, path: str | os.PathLike[str] | None, fingerprint: Fingerprint, statistic: str = DEFAULT_STATISTIC
     ) -> LatencyTable:
         """The table at ``path`` (default: :func:`default_table_path`) if it exists, checked
         against ``fingerprint`` and ``statistic``; else a new empty one of ``statistic`` that will

@@ -34,7 +34,7 @@ import torch
 
 from ..core import NormalizedSpec
 from ._insitu import time_in_situ_many
-from ._latency import LatencyResult, Timed, statistic_ms, time_interleaved, torch_dtype
+from ._latency import DEFAULT_STATISTIC, LatencyResult, Timed, statistic_ms, time_interleaved, torch_dtype
 from ._latency_anchors import ANCHOR_HARNESS, anchor_entries, anchor_plans
 from ._latency_reference import REFERENCE, Calibration, reference_entry, reference_item
 from ._latency_table import Fingerprint, LatencyTable
@@ -148,7 +148,7 @@ class LatencyPredictor:
         cls,
         path: str | os.PathLike[str] | None,
         fingerprint: Fingerprint,
-        statistic: str = "median",
+        statistic: str = DEFAULT_STATISTIC,
         **kwargs: Callable[[PieceTiming], None],
     ) -> LatencyPredictor:
         """The predictor of the table at ``path`` (default: the fingerprint's file in the cache;
@@ -209,7 +209,7 @@ class LatencyPredictor:
 
     def predict(self, plan: NormalizedSpec, *, raw: bool = False) -> float:
         """Predicted latency (ms) of the model ``plan`` compiles to, in the table's setting and
-        :attr:`statistic` of the runs (by default the median):
+        :attr:`statistic` of the runs (by default ``fastest_quarter``):
         the sum of its pieces plus the fitted :class:`Overhead`, times the calibration
         :attr:`factor` (1 until :meth:`calibrate`; ``raw``: not applied, the table's own time).
         Pieces the table lacks are timed first (and added)."""
