@@ -20,9 +20,10 @@ from archsearch.cost import (
     time_interleaved,
 )
 from archsearch.cost import _latency as latency_module
+from archsearch.cost import _latency_anchors as anchors_module
 from archsearch.cost import _latency_reference as reference_module
 from archsearch.search import _evaluate as evaluate_module
-from archsearch.spec import load_spec, normalize, spec_hash
+from archsearch.spec import canonical_spec, load_spec, normalize, spec_hash
 
 from .test_latency_table import hand_made
 
@@ -288,3 +289,73 @@ def test_calibration_re_times_the_table_s_own_members(
     loaded.anchors = [{**loaded.anchors[0], "hash": "0" * 16}]
     fallback = LatencyPredictor(loaded).calibrate(runs=8, rounds=4)
     assert fallback.anchors == 0 and fallback.factor == pytest.approx(2.0)
+
+
+class _Counted(Slow):
+    """A whole member of ``ms`` that counts its forward passes."""
+
+    def __init__(self, machine: Machine, ms: float):
+        super().__init__(machine, ms)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return super().forward(x)
+
+
+def _anchored(monkeypatch: pytest.MonkeyPatch, machine: Machine) -> tuple[LatencyTable, list[_Counted]]:
+    """A table with the default harness (10 untimed runs, 30 timed in 10 rounds) and one anchor
+    (the hand-made plan, 5 ms); the models built for it are listed as they are built."""
+    table, plan = _table()
+    table.harness = {"warmup": 10, "runs": 30, "rounds": 10}
+    table.anchors = [{"hash": spec_hash(plan), "ms": 5.0, "spec": canonical_spec(plan)}]
+    built: list[_Counted] = []
+
+    def build(plan: Any) -> _Counted:
+        built.append(_Counted(machine, 5.0))
+        return built[-1]
+
+    monkeypatch.setattr(archsearch.compiler, "build", build)
+    return table, built
+
+
+def test_calibrating_with_anchors_honours_its_counts_not_the_table_s_harness(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The anchors are timed with calibrate's own counts: each gets ``warmup`` untimed runs, then
+    per round one untimed and ``runs / rounds`` timed ones. Not given, they are ANCHOR_HARNESS's
+    (far fewer runs than the table's harness, 50 forward passes of each anchor here)."""
+    table, built = _anchored(monkeypatch, machine)
+    predictor = LatencyPredictor(table)
+    calibration = predictor.calibrate(runs=8, rounds=4, warmup=2)
+    assert calibration.anchors == 1 and calibration.runs == 8
+    assert calibration.factor == pytest.approx(1.0)
+    assert built[-1].calls == 2 + 4 * (1 + 2)
+    default = predictor.calibrate()
+    h = archsearch.cost.ANCHOR_HARNESS
+    assert default.anchors == 1 and default.runs == h["runs"]
+    assert built[-1].calls == h["warmup"] + h["rounds"] * (1 + -(-h["runs"] // h["rounds"]))
+    assert built[-1].calls < 10 + 10 * (1 + 3)  # the table's harness
+
+
+def test_calibrating_normalises_each_anchor_once(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """calibrate and the benchmark's way (anchors, then calibrate_with the anchors' timings) read
+    the anchors' plans twice but normalise each anchor once; changed anchors are read afresh."""
+    table, _ = _anchored(monkeypatch, machine)
+    normalised: list[Any] = []
+
+    def counting(spec: Any) -> Any:
+        normalised.append(spec)
+        return normalize(spec)
+
+    monkeypatch.setattr(anchors_module, "normalize", counting)
+    assert LatencyPredictor(table).calibrate(**FAST).anchors == 1
+    assert len(normalised) == 1
+    predictor = LatencyPredictor(table)
+    plans = [plan for plan, _ in predictor.anchors()]
+    results, reference = predictor.time_members_with_reference(plans)
+    assert predictor.calibrate_with(reference, results).factor == pytest.approx(1.0)
+    assert len(normalised) == 2
+    table.anchors[0]["ms"] = 2.5  # changed in place: the next calibration compares with 2.5 ms
+    assert predictor.calibrate(**FAST).factor == pytest.approx(2.0)
+    assert len(normalised) == 3

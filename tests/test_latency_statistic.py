@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from archsearch.cost import (
+    DEFAULT_STATISTIC,
     STATISTICS,
     Fingerprint,
     LatencyPredictor,
@@ -49,8 +50,9 @@ def test_a_table_holds_one_statistic_and_refuses_another(tmp_path: Path) -> None
     assert json.loads((tmp_path / "t.json").read_text())["statistic"] == "fastest_quarter"
     again = LatencyTable.open(tmp_path / "t.json", fp, "fastest_quarter")
     assert again.statistic == "fastest_quarter" and again.ms("k") == 1.5
+    assert LatencyTable.open(tmp_path / "t.json", fp).statistic == "fastest_quarter"  # the default
     with pytest.raises(TableMismatch) as refused:
-        LatencyTable.open(tmp_path / "t.json", fp)  # the median is wanted by default
+        LatencyTable.open(tmp_path / "t.json", fp, "median")
     message = str(refused.value)
     assert "holds the 'fastest_quarter'" in message and "'median' is wanted" in message
     assert "median, min, p10, p25, fastest_quarter, mean" in message and "t.json" in message
@@ -62,17 +64,33 @@ def test_a_table_holds_one_statistic_and_refuses_another(tmp_path: Path) -> None
     with pytest.raises(TableMismatch, match="holds the 'median'"):
         LatencyPredictor.open(tmp_path / "old.json", fp, "min")
     (tmp_path / "bad.json").write_text(json.dumps({**data, "statistic": "p50"}))
-    with pytest.raises(SpecError, match="unknown latency statistic"):
+    unknown = r"bad.json:1: statistic: not an allowed value .*\(got 'p50'\); allowed: median"
+    with pytest.raises(SpecError, match=unknown):
         LatencyTable.load(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="allowed: median, min"):
         LatencyTable(fp, statistic="p50")
-    # each statistic has its own default file
+    # each statistic has its own default file; the median's keeps the name tables had before
     assert default_table_path(fp, "min").name == f"{fp.slug()}-min.json"
-    assert default_table_path(fp).name == f"{fp.slug()}.json"
+    assert default_table_path(fp).name == f"{fp.slug()}-fastest_quarter.json"
+    assert default_table_path(fp, "median").name == f"{fp.slug()}.json"
+
+
+def test_every_latency_default_is_the_one_default_statistic() -> None:
+    """The objective, the space's latency bound, the table API and the CLI take one default (the CLI
+    spells it out, so that torch is not imported before a command runs)."""
+    import inspect
+
+    from archsearch.cli._latency import latency_table
+    from archsearch.space._constraints import LatencyBound
+
+    assert DEFAULT_STATISTIC == "fastest_quarter"
+    assert Objective(metric="latency_ms").statistic == DEFAULT_STATISTIC
+    assert LatencyBound(max=5.0).statistic == DEFAULT_STATISTIC
+    assert LatencyTable(Fingerprint.here("cpu", threads=1)).statistic == DEFAULT_STATISTIC
+    assert inspect.signature(latency_table).parameters["statistic"].default == DEFAULT_STATISTIC
 
 
 def test_the_statistic_belongs_to_the_latency_objective() -> None:
-    assert Objective(metric="latency_ms").statistic == "median"
     assert Objective(metric="latency_ms", statistic="p10").statistic == "p10"
     with pytest.raises(ValueError, match="statistic applies to the latency_ms objective only"):
         Objective(metric="macs", statistic="min")

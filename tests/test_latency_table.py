@@ -178,6 +178,7 @@ def _damaged(tmp_path: Path, change: Any) -> Path:
     table = LatencyTable(fingerprint())
     table.add("block|x", ms=1.25)
     table.members.append({"hash": "h", "measured_ms": 2.0, "pieces": ["block|x"]})
+    table.anchors.append({"hash": "h", "ms": 2.0, "spec": {"name": "anchor"}})
     path = tmp_path / "damaged.json"
     if isinstance(change, str):
         path.write_text(change)
@@ -190,9 +191,7 @@ def _damaged(tmp_path: Path, change: Any) -> Path:
 
 def _set(where: str, key: str, value: Any) -> Any:
     def change(data: dict[str, Any]) -> None:
-        target = (
-            data[where]["block|x"] if where == "pieces" else data[where][0] if where == "members" else data
-        )
+        target = data[where]["block|x"] if where == "pieces" else data if where == "top" else data[where][0]
         target[key] = value
 
     return change
@@ -223,6 +222,33 @@ def _set(where: str, key: str, value: Any) -> Any:
         (_set("members", "measured_ms", 0), r"members\[0\].measured_ms: must be greater than 0 \(got 0\)"),
         (_set("members", "pieces", "block|x"), r"members\[0\].pieces: expected a list"),
         (_set("top", "harness", {"runs": 0}), r"harness.runs: must be at least 1 \(got 0\)"),
+        (
+            _set("top", "statistic", "medain"),
+            r"damaged.json:\d+: statistic: not an allowed value \(did you mean 'median'\?\) "
+            r"\(got 'medain'\); "
+            r"allowed: median, min, p10, p25, fastest_quarter, mean",
+        ),
+        (
+            _set("anchors", "ms", 0),
+            r"damaged.json:\d+: anchors\[0\].ms: must be greater than 0 \(got 0\); "
+            r"allowed: a finite number of milliseconds, above 0",
+        ),
+        (_set("anchors", "ms", float("inf")), r"anchors\[0\].ms: must be a finite number \(got inf\)"),
+        (_set("anchors", "ms", "x"), r"anchors\[0\].ms: expected a number \(got 'x'\); allowed: a finite"),
+        (
+            lambda d: d["anchors"][0].pop("ms"),
+            r"anchors\[0\]: missing required key 'ms'; allowed: a finite number of milliseconds, above 0",
+        ),
+        (
+            _set("anchors", "spec", "cvt-13"),
+            r"anchors\[0\].spec: expected a mapping \(got 'cvt-13'\); allowed: a mapping: the member's",
+        ),
+        (_set("anchors", "hash", 12), r"anchors\[0\].hash: expected a string \(got 12\); allowed: a string"),
+        (
+            _set("top", "anchors", [1]),
+            r"damaged.json:\d+: anchors\[0\]: expected a mapping \(got 1\); allowed: keys spec, hash, ms",
+        ),
+        (_set("top", "anchors", {}), r"anchors: expected a list \(got \{\}\); allowed: a list of \{spec"),
         (lambda d: d["fingerprint"].update(batch="x"), r"fingerprint.batch: expected an integer \(got 'x'\)"),
         ("", r"damaged.json:1: the latency table file is empty; allowed: a JSON latency table"),
         ("  \n", r"damaged.json:1: the latency table file is empty"),

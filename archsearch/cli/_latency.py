@@ -51,12 +51,24 @@ def latency_table(
     samples: Annotated[
         int, typer.Option(min=0, help="Random members added to the stage-wise enumeration.")
     ] = 100,
-    runs: Annotated[int, typer.Option(min=4, help="Timed runs per piece after warm-up.")] = 30,
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs per piece.")] = 10,
+    runs: Annotated[
+        int,
+        typer.Option(
+            min=4, help="Timed runs per piece after warm-up (a new table's; a resumed one keeps its own)."
+        ),
+    ] = 30,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Untimed warm-up runs per piece (a new table's; a resumed one keeps its own)."
+        ),
+    ] = 10,
     rounds: Annotated[
         int,
         typer.Option(
-            min=1, help="Interleaved rounds the runs are spread over (members timed together, in turn)."
+            min=1,
+            help="Interleaved rounds the runs are spread over (members timed together, in turn; "
+            "a new table's).",
         ),
     ] = 10,
     alone: Annotated[
@@ -67,17 +79,19 @@ def latency_table(
         bool,
         typer.Option(
             "--calibrate",
-            help="Then time the table's calibration reference again and show how fast the machine runs "
-            "now against when the table was timed (the factor predictions are scaled by).",
+            help="Then time the table's calibration anchors again (three of its whole members; its "
+            "reference model where it has none) and show how fast the machine runs now against when the "
+            "table was timed (the factor predictions are scaled by).",
         ),
     ] = False,
     statistic: Annotated[
         str,
         typer.Option(
-            help="Which statistic of each timing's runs the table holds: median, min, p10, p25, "
-            "fastest_quarter or mean (a table predicts its own statistic; default median)."
+            help="Which statistic of each timing's runs the table holds and predicts: median, min, p10, p25, "
+            "fastest_quarter or mean. An existing table of another statistic is refused; without --out each "
+            "statistic has its own file."
         ),
-    ] = "median",
+    ] = "fastest_quarter",  # archsearch.cost.DEFAULT_STATISTIC (torch is not imported before a command runs)
     as_json: JsonOpt = False,
 ) -> None:
     """Time every distinct piece (stem, stage entry, block, head at its input shape) that members of
@@ -85,8 +99,10 @@ def latency_table(
     use them all (or each alone with --alone). Re-running skips what is measured (resumable), and
     a table from another device or setting is refused. Share the file: the same device setting
     predicts with it (`latency_ms: {predict: true, table: FILE}` in an experiment). A small fixed
-    reference model is timed in the same rounds, so the machine's speed can be calibrated when
-    predicting (a search does it at its start; --calibrate shows it now)."""
+    reference model is timed in the same rounds, and the table keeps three of the first whole members
+    it times (the fastest, the slowest, one between) as calibration anchors: predicting re-times the
+    anchors (the reference where there are none) to scale predictions to the machine's speed now (a
+    search does it at its start; --calibrate shows it now)."""
     import torch
 
     from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable

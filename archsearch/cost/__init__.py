@@ -4,9 +4,11 @@ from per-device piece tables) and memory."""
 from ._analytic import Breakdown, Cost, CostReport, analytic_costs
 from ._insitu import InSitu, hook_cost_ms, time_in_situ, time_in_situ_many
 from ._latency import (
+    DEFAULT_STATISTIC,
     STATISTICS,
     LatencyCache,
     LatencyResult,
+    Statistic,
     Timed,
     device_name,
     measure_latency,
@@ -14,6 +16,7 @@ from ._latency import (
     time_call,
     time_interleaved,
 )
+from ._latency_anchors import ANCHOR_HARNESS
 from ._latency_reference import REFERENCE, Calibration, reference_call
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
@@ -23,7 +26,9 @@ from ._profile import Profile, profile
 from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_traced, op_kind
 
 __all__ = [
+    "ANCHOR_HARNESS",
     "BLOCK_INPUT",
+    "DEFAULT_STATISTIC",
     "REFERENCE",
     "STATISTICS",
     "Breakdown",
@@ -41,6 +46,7 @@ __all__ = [
     "Piece",
     "PieceTiming",
     "Profile",
+    "Statistic",
     "TableMismatch",
     "Timed",
     "TracedCounts",

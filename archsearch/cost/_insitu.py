@@ -30,7 +30,15 @@ import torch
 from torch import nn
 
 from ..core import NormalizedSpec
-from ._latency import LatencyResult, Timed, statistic_ms, time_call, time_interleaved, torch_dtype
+from ._latency import (
+    DEFAULT_STATISTIC,
+    LatencyResult,
+    Timed,
+    statistic_ms,
+    time_call,
+    time_interleaved,
+    torch_dtype,
+)
 from ._pieces import BLOCK_INPUT, Piece, plan_pieces
 
 __all__ = ["InSitu", "hook_cost_ms", "time_in_situ", "time_in_situ_many"]
@@ -190,7 +198,7 @@ def time_in_situ_many(
     rounds: int = 10,
     seed: int = 0,
     extra: Sequence[Timed] = (),
-    statistic: str = "median",
+    statistic: str = DEFAULT_STATISTIC,
 ) -> list[InSitu]:
     """Time each plan's pieces in place (see the module's docstring) and each member whole, all of
     them in interleaved rounds (:func:`~._latency.time_interleaved`: each round, in a shuffled

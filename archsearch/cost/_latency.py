@@ -21,15 +21,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 
 __all__ = [
+    "DEFAULT_STATISTIC",
     "STATISTICS",
     "LatencyCache",
     "LatencyResult",
+    "Statistic",
     "Timed",
     "check_statistic",
     "device_name",
@@ -41,6 +43,24 @@ __all__ = [
 ]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+Statistic = Literal["median", "min", "p10", "p25", "fastest_quarter", "mean"]
+"""A statistic's name, as a schema field's type (a latency table file's ``statistic``)."""
+
+STATISTICS: tuple[str, ...] = get_args(Statistic)
+"""The statistics of a member's timed runs that a latency can be: the ``median``, the
+``min``imum, the 10th and 25th percentiles (``p10``, ``p25``: linear interpolation between the
+sorted runs, as numpy's default), ``fastest_quarter`` (the mean of the fastest quarter of the
+runs, rounded up) and the ``mean``. On a machine whose speed drifts, the low ones see the runs
+that other load did not slow (:func:`statistic_ms`)."""
+
+DEFAULT_STATISTIC = "fastest_quarter"
+"""The statistic a latency objective, a latency bound and a new latency table take unless told
+otherwise: the mean of the fastest quarter of the runs. On a machine whose speed drifts under other
+load it ranks members reproducibly where the median does not (README, "Which statistic of the
+runs": cvt13_nas at 224 px, retest tau 0.78 against 0.52, same load); a table file without a
+``statistic`` holds medians (it was written before statistics existed)."""
 
 
 @dataclass(frozen=True)
@@ -94,14 +114,6 @@ def _threads(n: int | None) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-
-
-STATISTICS = ("median", "min", "p10", "p25", "fastest_quarter", "mean")
-"""The statistics of a member's timed runs that a latency can be: the ``median`` (the default),
-the ``min``imum, the 10th and 25th percentiles (``p10``, ``p25``: linear interpolation between
-the sorted runs, as numpy's default), ``fastest_quarter`` (the mean of the fastest quarter of the
-runs, rounded up) and the ``mean``. On a machine whose speed drifts, the low ones see the runs
-that other load did not slow (:func:`statistic_ms`)."""
 
 
 def check_statistic(statistic: str) -> str:

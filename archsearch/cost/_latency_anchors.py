@@ -9,21 +9,31 @@ back to the same plan: :func:`archsearch.spec.canonical_spec`), its spec hash an
 table's speed in the table's statistic. Calibrating re-times them (beside the reference) and
 scales predictions by ``sum(now) / sum(in the table)``: the models timed are the space's own, at
 its size. A table without anchors (written before them, or with no whole member yet) calibrates
-with the reference alone.
+with the reference alone. Anchors are timed with :data:`ANCHOR_HARNESS`, not the table's own
+harness: three cvt13_nas members at 224 px, 50 forward passes each, made a predicted-latency
+search start 96-113 s later on the 2-core VM under load 3-5 (10-24 s with 10 passes each).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from ..core import NormalizedSpec
 from ..spec import Spec, canonical_spec, normalize, spec_hash
 
-__all__ = ["ANCHORS", "anchor_entries", "anchor_plans"]
+__all__ = ["ANCHORS", "ANCHOR_HARNESS", "anchor_entries", "anchor_plans"]
 
 ANCHORS = 3
 """Members a table keeps as calibration anchors."""
+
+ANCHOR_HARNESS: Mapping[str, int] = MappingProxyType({"warmup": 1, "runs": 6, "rounds": 3})
+"""How calibration times the anchors unless told otherwise
+(:meth:`~archsearch.cost.LatencyPredictor.calibrate`): 1 untimed run, then 6 timed ones in 3
+interleaved rounds, each round after one more untimed run, 10 forward passes of each anchor
+(the table's default harness, 10 and 30 in 10 rounds, is 50). The factor is the sum over the
+anchors of each one's statistic of 6 runs."""
 
 
 def anchor_entries(

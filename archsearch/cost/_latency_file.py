@@ -4,7 +4,8 @@ problem that names the file, the line, the entry (``pieces.<key>.ms``), the valu
 allowed, never a traceback from deep inside a prediction.
 
 Only the fields that are read are checked (``ms`` of each piece, ``measured_ms`` and ``pieces`` of
-each member, the harness counts, the fingerprint); keys the schema does not know are kept as they
+each member, the harness counts, the fingerprint, the ``statistic`` and each calibration anchor's
+``spec``, ``hash`` and ``ms``); keys the schema does not know are kept as they
 are, so loading and saving a table loses nothing.
 """
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core import SourceMap, load_yaml_text, validation_issues
 from ..errors import Issue, SpecError
+from ._latency import STATISTICS, Statistic
 
 __all__ = ["FORMAT", "VERSION", "read_table_file"]
 
@@ -60,6 +62,19 @@ class MemberEntry(_Entry):
     """The keys of its pieces in the table."""
 
 
+class AnchorEntry(_Entry):
+    """A calibration anchor (:mod:`._latency_anchors`): ``{"hash", "ms", "spec"}``. The spec is
+    only checked to be a mapping: one that no longer normalises to its hash is skipped when
+    calibrating, not refused here."""
+
+    spec: dict[str, Any]
+    """The member's canonical spec."""
+    hash: str
+    """Its spec hash."""
+    ms: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    """Its time (ms) at the table's speed, in the table's statistic: a finite number above 0."""
+
+
 class HarnessEntry(_Entry):
     """How pieces and members were timed: untimed ``warmup`` runs, ``runs`` timed ones in ``rounds``."""
 
@@ -92,10 +107,15 @@ class TableFile(BaseModel):
     version: int
     fingerprint: FingerprintEntry
     harness: HarnessEntry | None = None
+    statistic: Statistic = "median"
+    """The statistic of the runs every entry holds (:data:`~._latency.STATISTICS`; a table
+    written before the choice existed has none and holds medians)."""
     pieces: dict[str, PieceEntry] | None = None
     """Piece key -> its timing."""
     members: list[MemberEntry] | None = None
     spaces: list[str] | None = None
+    anchors: list[AnchorEntry] | None = None
+    """Calibration anchors (absent in older tables)."""
     reference: Any = None
 
 
@@ -109,7 +129,8 @@ def read_table_file(file: Path) -> dict[str, Any]:
             syntax error), a file that is not a latency table or of another format version, and
             each entry of the wrong type or out of range (``pieces`` that is not a mapping, a
             piece's ``ms`` that is missing, not a number, NaN or negative, ``members`` that is not
-            a list...), with what is allowed.
+            a list, an unknown ``statistic``, an anchor without a mapping ``spec``, a string
+            ``hash`` or a finite ``ms`` above 0...), with what is allowed.
     """
     name = str(file)
     try:
@@ -175,12 +196,12 @@ def _issues(exc: ValidationError, data: dict[str, Any], text: str, name: str) ->
 def _allowed(path: tuple[str | int, ...], message: str) -> str | None:
     """What the entry at ``path`` (or the key a "missing required key 'k'" message names) holds."""
     if message.startswith("missing required key "):
-        return _ALLOWED.get(message.split("'")[1])
+        path = (*path, message.split("'")[1])
     if len(path) == 1:
         return _ALLOWED.get(f".{path[0]}")
-    if len(path) == 2 and path[0] in ("pieces", "members"):
+    if len(path) == 2 and path[0] in ("pieces", "members", "anchors"):
         return _ALLOWED[f"{path[0]}[]"]
-    return _ALLOWED.get(str(path[-1]))
+    return _ALLOWED.get(f"{path[0]}[].{path[-1]}", _ALLOWED.get(str(path[-1])))
 
 
 #: What a field holds, for messages (a key with a leading dot: the top-level field; ``[]``: an item).
@@ -190,6 +211,12 @@ _ALLOWED = {
     ".harness": "a mapping {warmup, runs, rounds} of counts",
     ".spaces": "a list of space names",
     ".fingerprint": "a mapping {device, threads, torch, dtype, batch, fused_attention, compiled}",
+    ".statistic": ", ".join(STATISTICS),
+    ".anchors": "a list of {spec, hash, ms}",
+    "anchors[]": "a mapping {spec, hash, ms}: a member's canonical spec, its spec hash, its time",
+    "anchors[].spec": "a mapping: the member's canonical spec",
+    "anchors[].hash": "a string: the spec hash of the anchor's spec",
+    "anchors[].ms": "a finite number of milliseconds, above 0",
     "pieces[]": "a mapping {ms, iqr_ms, min_ms, params, what, how, samples} with at least ms",
     "members[]": "a mapping {hash, measured_ms, pieces} with at least measured_ms",
     "ms": "a finite number of milliseconds, at least 0",

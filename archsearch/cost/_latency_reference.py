@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._latency import LatencyResult, Timed
+from ._latency import DEFAULT_STATISTIC, LatencyResult, Timed
 
 __all__ = ["COPIES", "REFERENCE", "Calibration", "reference_call", "reference_entry", "reference_item"]
 
@@ -87,7 +87,7 @@ def reference_item(batch: int, device: str, dtype: torch.dtype, others: int) -> 
     return Timed(reference_call(batch, device, dtype), copies=copies)
 
 
-def reference_entry(result: LatencyResult, statistic: str = "median") -> dict[str, Any]:
+def reference_entry(result: LatencyResult, statistic: str = DEFAULT_STATISTIC) -> dict[str, Any]:
     """A reference timing as a table stores it: ``{"name", "ms", "iqr_ms", "runs"}``, ``ms`` the
     ``statistic`` of its runs (the table's, :data:`~archsearch.cost.STATISTICS`)."""
     return {

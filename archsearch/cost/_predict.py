@@ -21,6 +21,7 @@ microseconds (``benchmarks/latency_model.py`` counts predictions per second).
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import statistics
@@ -33,8 +34,8 @@ import torch
 
 from ..core import NormalizedSpec
 from ._insitu import time_in_situ_many
-from ._latency import LatencyResult, Timed, statistic_ms, time_interleaved, torch_dtype
-from ._latency_anchors import anchor_entries, anchor_plans
+from ._latency import DEFAULT_STATISTIC, LatencyResult, Timed, statistic_ms, time_interleaved, torch_dtype
+from ._latency_anchors import ANCHOR_HARNESS, anchor_entries, anchor_plans
 from ._latency_reference import REFERENCE, Calibration, reference_entry, reference_item
 from ._latency_table import Fingerprint, LatencyTable
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
@@ -139,13 +140,15 @@ class LatencyPredictor:
         self.factor = 1.0
         """What predictions are multiplied by: the machine's speed now against the table's
         (:attr:`Calibration.factor`; 1 until calibrated)."""
+        self._anchors: tuple[list[dict[str, Any]], list[tuple[NormalizedSpec, float]]] | None = None
+        """The table's anchors as last read (a copy) and their plans (:meth:`anchors`)."""
 
     @classmethod
     def open(
         cls,
         path: str | os.PathLike[str] | None,
         fingerprint: Fingerprint,
-        statistic: str = "median",
+        statistic: str = DEFAULT_STATISTIC,
         **kwargs: Callable[[PieceTiming], None],
     ) -> LatencyPredictor:
         """The predictor of the table at ``path`` (default: the fingerprint's file in the cache;
@@ -206,7 +209,7 @@ class LatencyPredictor:
 
     def predict(self, plan: NormalizedSpec, *, raw: bool = False) -> float:
         """Predicted latency (ms) of the model ``plan`` compiles to, in the table's setting and
-        :attr:`statistic` of the runs (by default the median):
+        :attr:`statistic` of the runs (by default ``fastest_quarter``):
         the sum of its pieces plus the fitted :class:`Overhead`, times the calibration
         :attr:`factor` (1 until :meth:`calibrate`; ``raw``: not applied, the table's own time).
         Pieces the table lacks are timed first (and added)."""
@@ -221,27 +224,46 @@ class LatencyPredictor:
 
     # ------------------------------------------------------------------ calibration
 
-    def calibrate(self, runs: int = 240, rounds: int = 24, warmup: int = 10) -> Calibration:
-        """Time the table's reference now (:mod:`._latency_reference`: ``warmup`` untimed runs,
-        then ``runs`` timed ones in ``rounds`` rounds, a second or so on a CPU) and scale every
-        later prediction by ``now / table`` (:meth:`calibrate_with`). A table without a reference
-        takes this one (saved when the table has a file), and the factor stays 1.
+    def calibrate(
+        self, runs: int | None = None, rounds: int | None = None, warmup: int | None = None
+    ) -> Calibration:
+        """Time what calibrates the table now and scale every later prediction by ``now / table``
+        (:meth:`calibrate_with`): its anchors (:meth:`anchors`: whole members of its space, built
+        and timed beside the reference) where it has them, else its reference
+        (:mod:`._latency_reference`). Each gets ``warmup`` untimed runs, then ``runs`` timed ones
+        in ``rounds`` interleaved rounds (each round also starts with one untimed run); a count
+        not given is the default for what is timed: :data:`~._latency_anchors.ANCHOR_HARNESS` for
+        anchors (1; 6 in 3 rounds: 10 forward passes of each), 10; 240 in 24 rounds for the
+        reference alone (~1 ms a run: a second or so on a CPU). The table's ``harness`` (what its
+        entries were timed with, 50 forward passes of each anchor by default) is not used. A table
+        without a reference takes this one (saved when the table has a file), and the factor stays 1.
 
         Raises:
             ValueError: ``runs < 4`` or ``rounds < 1``.
         """
         anchors = self.anchors()
+        defaults = ANCHOR_HARNESS if anchors else {"warmup": 10, "runs": 240, "rounds": 24}
+        harness = {
+            "runs": defaults["runs"] if runs is None else runs,
+            "rounds": defaults["rounds"] if rounds is None else rounds,
+            "warmup": defaults["warmup"] if warmup is None else warmup,
+        }
         if anchors:
-            results, reference = self.time_members_with_reference([plan for plan, _ in anchors])
+            results, reference = self.time_members_with_reference([plan for plan, _ in anchors], **harness)
             return self.calibrate_with(reference, results)
         item = self._reference(0)
-        setting = {**self._setting(), "runs": runs, "warmup": warmup}
-        result = time_interleaved([item], batch=self.table.fingerprint.batch, rounds=rounds, **setting)[0]
+        setting = {**self._setting(), **harness}
+        result = time_interleaved([item], batch=self.table.fingerprint.batch, **setting)[0]
         return self.calibrate_with(result)
 
     def anchors(self) -> list[tuple[NormalizedSpec, float]]:
-        """The table's calibration anchors (:mod:`._latency_anchors`): plans and table times (ms)."""
-        return anchor_plans(self.table.anchors)
+        """The table's calibration anchors (:mod:`._latency_anchors`): plans and table times (ms).
+        They are normalised once while the table's ``anchors`` stay the same (calibrating reads
+        them twice: to time them and to compare with their table times)."""
+        stored = self.table.anchors
+        if self._anchors is None or self._anchors[0] != stored:
+            self._anchors = (copy.deepcopy(stored), anchor_plans(stored))
+        return list(self._anchors[1])
 
     def calibrate_with(self, reference: LatencyResult, anchors: Sequence[LatencyResult] = ()) -> Calibration:
         """Scale later predictions by ``reference``'s :attr:`statistic` over the table's reference (the
@@ -251,7 +273,7 @@ class LatencyPredictor:
         results of :meth:`anchors`' plans timed in the same rounds; when given (one per anchor),
         the factor is their summed time over the table's instead."""
         stored = self._table_reference_ms()
-        kept = self.anchors() if anchors else []  # normalising the anchors only when they were timed
+        kept = self.anchors() if anchors else []
         if anchors and len(anchors) == len(kept):
             now = sum(r.statistic(self.statistic) for r in anchors)
             calibration = Calibration(sum(ms for _, ms in kept), now, anchors[0].runs, anchors=len(kept))
@@ -398,15 +420,26 @@ class LatencyPredictor:
         return self.time_members_with_reference(plans, seed)[0]
 
     def time_members_with_reference(
-        self, plans: Sequence[NormalizedSpec], seed: int = 0
+        self,
+        plans: Sequence[NormalizedSpec],
+        seed: int = 0,
+        *,
+        runs: int | None = None,
+        rounds: int | None = None,
+        warmup: int | None = None,
     ) -> tuple[list[LatencyResult], LatencyResult]:
         """:meth:`time_members`, with the calibration reference timed in the same rounds (at
         several places in each): the members' results and the reference's, which
-        :meth:`calibrate_with` turns into the factor between the table's speed and theirs."""
+        :meth:`calibrate_with` turns into the factor between the table's speed and theirs.
+        ``runs``, ``rounds``, ``warmup``: the harness's counts (default: the table's ``harness``)."""
         from ..compiler import build
 
         fp = self.table.fingerprint
         setting = self._setting()
+        if runs is not None:
+            setting["runs"] = runs
+        if warmup is not None:
+            setting["warmup"] = warmup
         dev, dt = torch.device(setting["device"]), torch_dtype(setting["dtype"])
         items = []
         for plan in plans:
@@ -416,7 +449,8 @@ class LatencyPredictor:
             inp = torch.randn((fp.batch, x.channels, x.height, x.width), device=dev, dtype=dt)
             items.append(Timed(functools.partial(model, inp)))
         items.append(self._reference(len(items)))
-        results = time_interleaved(items, batch=fp.batch, rounds=self._rounds(), seed=seed, **setting)
+        rounds = self._rounds() if rounds is None else rounds
+        results = time_interleaved(items, batch=fp.batch, rounds=rounds, seed=seed, **setting)
         return results[:-1], results[-1]
 
     def time_member(self, plan: NormalizedSpec, seed: int = 0) -> LatencyResult:

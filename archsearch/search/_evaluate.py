@@ -157,7 +157,8 @@ CALIBRATION_ATTR = "latency_calibration"
 
 def calibrate_latency(predictor: LatencyPredictor | None, study: Any) -> dict[str, Any] | None:
     """Scale ``predictor``'s predictions to the machine's speed now (:meth:`LatencyPredictor.calibrate`:
-    a second or so timing the table's reference) at a study's first start, and keep the factor in
+    the table's anchors, a few of its whole members, timed 10 times each, or where it has none its
+    reference, a second or so) at a study's first start, and keep the factor in
     the study (user attribute ``latency_calibration``); a resumed study, or another worker of it,
     reuses the kept factor, so that all its trials are predicted alike. Returns the calibration
     (with ``"reused"``), or ``None`` when latency is not predicted or the table is still empty

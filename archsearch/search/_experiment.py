@@ -27,6 +27,7 @@ from ..core import (
     read_yaml_file,
     validation_issues,
 )
+from ..cost import DEFAULT_STATISTIC, Statistic
 from ..data import DataConfig, DigitsData
 from ..errors import Issue, SpecError
 from ..evaluate import EvaluatorConfig, TrainConfig
@@ -81,10 +82,11 @@ class Objective(StrictModel):
     """``latency_ms`` on CPU only: threads used while timing (default: all of torch's threads)."""
     runs: Annotated[int, Field(ge=4, le=MAX_TRIALS)] = 20
     """``latency_ms`` only: timed runs after warm-up; their ``statistic`` is the objective."""
-    statistic: Literal["median", "min", "p10", "p25", "fastest_quarter", "mean"] = "median"
+    statistic: Statistic = DEFAULT_STATISTIC
     """``latency_ms`` only: which statistic of the timed runs is the latency
-    (:data:`archsearch.cost.STATISTICS`): the ``median`` (default), the ``min``, the 10th or 25th
-    percentile, the mean of the fastest quarter of the runs (``fastest_quarter``) or the ``mean``.
+    (:data:`archsearch.cost.STATISTICS`): the ``median``, the ``min``, the 10th or 25th percentile,
+    the mean of the fastest quarter of the runs (``fastest_quarter``, the default:
+    :data:`archsearch.cost.DEFAULT_STATISTIC`) or the ``mean``.
     On a machine whose speed drifts the low ones reproduce better (README, "Latency tables"). With
     ``predict``, the table must hold the same statistic."""
     predict: bool = False

@@ -32,7 +32,7 @@ import torch
 from ray import tune
 
 from ..compiler import build
-from ..cost import analytic_costs, measure_latency
+from ..cost import DEFAULT_STATISTIC, analytic_costs, measure_latency
 from ..data import load_dataset
 from ..errors import SpecError
 from ..evaluate import TrainingDiverged
@@ -91,7 +91,7 @@ class LatencyMeter:
         runs: int,
         dtype: str = "float32",
         cuda_graph: bool = False,
-        statistic: str = "median",
+        statistic: str = DEFAULT_STATISTIC,
     ) -> float:
         """Forward time (ms; the ``statistic`` of the runs, :data:`archsearch.cost.STATISTICS`) of
         the model ``plan`` builds, on an input of ``shape``, in ``dtype`` (optionally as a CUDA

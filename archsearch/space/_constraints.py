@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..core import FieldIssue, NormalizedSpec, SourceMap, StrictModel, validation_issues
-from ..cost import CostReport, Fingerprint, LatencyPredictor
+from ..cost import DEFAULT_STATISTIC, CostReport, Fingerprint, LatencyPredictor, Statistic
 from ..errors import Issue, SpecError
 
 __all__ = ["Bound", "Constraints", "LatencyBound", "load_constraints"]
@@ -44,7 +44,7 @@ class LatencyBound(Bound):
     threads: Annotated[int, Field(gt=0)] | None = None
     """CPU threads (default: torch's current setting)."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    statistic: Literal["median", "min", "p10", "p25", "fastest_quarter", "mean"] = "median"
+    statistic: Statistic = DEFAULT_STATISTIC
     """Which statistic of the timed runs the table holds and the bound applies to
     (:data:`archsearch.cost.STATISTICS`); a table of another statistic is refused."""
     table: str | None = None
