@@ -55,7 +55,7 @@ sorted runs, as numpy's default), ``fastest_quarter`` (the mean of the fastest q
 runs, rounded up) and the ``mean``. On a machine whose speed drifts, the low ones see the runs
 that other load did not slow (:func:`statistic_ms`)."""
 
-DEFAULT_STATISTIC = "fastest_quarter"
+DEFAULT_STATISTIC: Statistic = "fastest_quarter"
 """The statistic a latency objective, a latency bound and a new latency table take unless told
 otherwise: the mean of the fastest quarter of the runs. On a machine whose speed drifts under other
 load it ranks members reproducibly where the median does not (README, "Which statistic of the
