@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -201,6 +202,8 @@ def cluster() -> Iterator[Cluster]:
     finally:
         _kill_node(worker_dir)
         _kill_node(head_dir)
+        for folder in (worker_dir, head_dir):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _data(run: Path, address: str | None, **changes) -> dict:
