@@ -383,3 +383,56 @@ def test_ctrl_c_says_interrupted_once(tmp_path, monkeypatch):
     assert "trial 1 interrupted: stopped by Ctrl-C; retried on resume" in result.stdout
     assert "interrupted: interrupted" not in result.output
     assert result.stderr.startswith("stopped by Ctrl-C: completed trials are stored")
+
+
+# --------------------------------------------------------------------------- a resumed space
+
+
+def _space_study(tmp_path: Path, space: dict) -> tuple[Path, Path]:
+    """An experiment on the space file ``tmp_path/space.yaml`` (written from ``space``), searched
+    for 4 trials; (the experiment, the space file)."""
+    space_file = _write(tmp_path / "space.yaml", space)
+    exp = _write(
+        tmp_path / "E.yaml",
+        {"space": "space.yaml", **QUICK, "sampler": {"kind": "random", "seed": 0}, "trials": 4},
+    )
+    first = runner.invoke(app, ["search", str(exp), "--no-report"])
+    assert first.exit_code == 0, first.output
+    return exp, space_file
+
+
+def test_a_resumed_space_with_other_choices_is_refused_before_a_trial(tmp_path):
+    exp, space_file = _space_study(tmp_path, tiny_space(dims=(8, 16)))
+    journal = tmp_path / "runs" / "E" / "study.journal"
+    before = len(_journal(journal).trials)
+    changed = tiny_space(dims=(8, 16, 24))
+    changed["stages"][0]["mlp_ratio"] = {"choice": [2, 4, 8], "per_block": True}  # a per-block draw
+    _write(space_file, changed)
+    for _ in range(2):  # each attempt: the same error, and nothing stored
+        result = runner.invoke(app, ["search", str(exp), "--no-report", "-n", "6"])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "dynamic value space" not in result.output
+        lines = yaml.safe_dump(changed).splitlines()
+        dim_line = 1 + next(i for i, line in enumerate(lines) if line.strip() == "dim:")
+        assert f"{space_file}:{dim_line}: stages[0].dim: " in " ".join(result.stderr.split())
+        assert "'stages.0.dim' as choices [8, 16]; the space now draws it as choices [8, 16, 24]" in (
+            " ".join(result.stderr.split())
+        )
+        assert result.stderr.count("mlp_ratio") == 2  # one issue for the per-block draw
+        assert "'stages.0.blocks.*.mlp_ratio' as choices [2, 4]" in " ".join(result.stderr.split())
+        assert "--fresh" in result.stderr and "study name" in result.stderr
+        trials = _journal(journal).trials
+        assert len(trials) == before and all(t.state.name != "RUNNING" for t in trials)
+    fresh = runner.invoke(app, ["search", str(exp), "--no-report", "--fresh"])
+    assert fresh.exit_code == 0, fresh.output
+
+
+def test_a_resumed_space_with_another_int_range_goes_on(tmp_path):
+    space = tiny_space(dims=(8, 16))
+    space["stages"][1]["dim"] = {"int": [24, 32], "step": 8}
+    exp, space_file = _space_study(tmp_path, space)
+    space["stages"][1]["dim"] = {"int": [16, 40], "step": 8}  # other bounds: Optuna stores them
+    _write(space_file, space)
+    result = runner.invoke(app, ["search", str(exp), "--no-report", "-n", "6"])
+    assert result.exit_code == 0, result.output
+    assert "6 evaluated" in result.stdout

@@ -48,6 +48,7 @@ from ._evaluate import (
 )
 from ._experiment import Experiment
 from ._ledger import CLAIM, Ledger, Record, duplicate_record, rejected_record, study_meta
+from ._resume import check_space
 from ._shared import Heartbeats, RetryStale, SharedStudy, Slots, count_slots, decide
 from ._storage import open_storage, open_study, sampler_for, stopping_kind
 
@@ -303,6 +304,7 @@ def run_loop(
     # workers starting together: one creates the study and labels it, the others then load it
     with shared.lock() if shared else nullcontext():
         study = open_study(experiment, create=not resume_only, storage=storage)
+        check_space(experiment, study, space)  # a changed choice list: refused before a trial is asked
         meta = study_meta(experiment, space.name, dataset)
         if study.user_attrs.get("experiment") != meta:
             study.set_user_attr("experiment", meta)

@@ -27,6 +27,7 @@ from ._ledger import count_trials, study_meta
 from ._pareto_asha import ParetoASHA
 from ._ray_searcher import DRIVERS, Driver, OptunaSpaceSearcher
 from ._ray_trainable import NAMESPACE, LatencyMeter, Setup, trainable
+from ._resume import check_space
 from ._storage import fresh_storage, open_storage, open_study, stopping_kind
 
 __all__ = ["run"]
@@ -133,6 +134,7 @@ def run(
     study_storage = open_storage(experiment.storage_url)
     space, dataset = prepare(experiment)
     study = open_study(_as_multi(experiment), create=not resume_only, storage=study_storage)
+    check_space(experiment, study, space)  # a changed choice list: refused before a trial is asked
     study.set_user_attr("experiment", study_meta(experiment, space.name, dataset, backend="ray"))
     started = _init_ray(backend)
     summary = SearchSummary(study, experiment, space)
