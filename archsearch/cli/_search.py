@@ -232,6 +232,8 @@ def search(
     overrides = list(overrides or [])
     exp = load_experiment(experiment, overrides)
     exp.check_files()  # a missing space file or data root is one error, before anything is printed
+    if report:
+        exp.check_report()  # a report folder that is a file: refused before the search, not after
     console = err if as_json else out
     _describe(exp, console)
     start = time.perf_counter()
