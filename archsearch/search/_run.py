@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from ..cost import LatencyCache
 from ..evaluate import SupernetConfig
 from ._backend import Backend, SearchProgress, SearchSummary
+from ._devices import check_objective_devices
 from ._experiment import Experiment
 from ._front_latency import measure_front_latency
 from ._inprocess import InProcessBackend
@@ -73,6 +74,7 @@ def run_search(
     ``allow_changed_evaluator`` (then a warning, and the study lists the change in its
     ``evaluator_changes``); see :func:`~._resume.check_evaluator`."""
     experiment.check_files()  # a missing space or data root: before anything is created
+    check_objective_devices(experiment)  # latency timed on CUDA without CUDA: every trial would fail
     backend = backend_for(experiment)
     file = experiment.storage_file
     if file is not None:
