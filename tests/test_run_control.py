@@ -24,10 +24,12 @@ from archsearch.search import (
     Curve,
     StudyInUse,
     StudyLock,
+    Terminated,
     dominated_at,
     load_experiment,
     load_study,
     run_search,
+    sigterm_as_interrupt,
     without_duplicates,
 )
 from archsearch.search import _evaluate as evaluate_module
@@ -152,6 +154,55 @@ def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path):
     retry = next(t for t in trials if t.user_attrs.get("retry_of") == running.number)
     assert retry.params == running.params and retry.user_attrs["outcome"] == "complete"
     assert sum(t.user_attrs["outcome"] == "complete" for t in trials) == 2
+
+
+def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
+    """``kill PID`` used to end the search at once (status 143, no message, the trial left RUNNING)."""
+    exp = _quick(tmp_path)
+    journal = tmp_path / "runs" / "E" / "study.journal"
+    first = _start_gated(tmp_path, exp)
+    running = _wait_running(first, journal)
+    first.send_signal(signal.SIGTERM)
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 143, stdout + stderr
+    assert "Traceback" not in stderr
+    assert " ".join(stderr.split()).endswith(  # the console wraps long lines
+        "stopped by SIGTERM: completed trials are stored; run the same command again to resume"
+    )
+    shown = " ".join(stdout.split())
+    assert f"trial {running.number} interrupted: stopped by SIGTERM; retried on resume" in shown
+    stopped = _journal(journal).trials[running.number]
+    assert stopped.state.name == "FAIL" and stopped.user_attrs["outcome"] == "interrupted"
+    assert stopped.user_attrs["reason"] == "stopped by SIGTERM; retried on resume"
+    assert not journal.with_name("study.journal.E.lock").exists()
+    (tmp_path / "gate").touch()  # the resume retries it
+    result = runner.invoke(app, ["search", str(exp), "--no-report"])
+    assert result.exit_code == 0, result.output
+    retry = next(t for t in _journal(journal).trials if t.user_attrs.get("retry_of") == running.number)
+    assert retry.params == running.params and retry.user_attrs["outcome"] == "complete"
+
+
+def test_sigterm_handling_ends_with_the_search(tmp_path):
+    """The handler is the search's only while it runs: the previous one is put back."""
+
+    def mine(signum, frame):  # pragma: no cover - never sent
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        seen = []
+        with sigterm_as_interrupt():
+            seen.append(signal.getsignal(signal.SIGTERM))
+        assert seen[0] is not mine and signal.getsignal(signal.SIGTERM) is mine
+        with pytest.raises(Terminated) as caught, sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        assert isinstance(caught.value, KeyboardInterrupt) and caught.value.signal_name == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) is mine
+        summary = run_search(load_experiment(_quick(tmp_path, trials=1)))
+        assert not summary.interrupted and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_the_lock_names_its_holder_and_is_free_once_released(tmp_path):

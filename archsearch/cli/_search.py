@@ -287,8 +287,11 @@ def search(
     if nothing:
         console.print(escape(_extend_hint(experiment, overrides, budget)), highlight=False, soft_wrap=True)
     if summary.interrupted:
-        err.print("stopped by Ctrl-C: completed trials are stored; run the same command again to resume")
-        raise typer.Exit(130)
+        err.print(
+            f"stopped by {summary.stopped_by}: completed trials are stored; "
+            "run the same command again to resume"
+        )
+        raise typer.Exit(_exit_status(summary.stopped_by))
 
 
 @app.command()
@@ -357,8 +360,15 @@ def worker(
         f"done: the study: {summary.counts.line()}; this worker: {outcomes} in {summary.seconds:.0f} s"
     )
     if summary.interrupted:
-        err.print("stopped by Ctrl-C: this worker's trial is queued again for the other workers")
-        raise typer.Exit(130)
+        err.print(
+            f"stopped by {summary.stopped_by}: this worker's trial is queued again for the other workers"
+        )
+        raise typer.Exit(_exit_status(summary.stopped_by))
+
+
+def _exit_status(stopped_by: str) -> int:
+    """The shell's status of a run stopped by a signal: 128 + SIGINT (130) or SIGTERM (143)."""
+    return 143 if stopped_by == "SIGTERM" else 130
 
 
 def _write_report(summary: Any) -> Path:

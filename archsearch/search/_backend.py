@@ -55,6 +55,8 @@ class SearchSummary:
     seconds: float = 0.0
     eval_seconds: float = 0.0
     interrupted: bool = False
+    stopped_by: str = "Ctrl-C"
+    """What stopped an ``interrupted`` run: ``Ctrl-C`` or ``SIGTERM``."""
     latency_calibration: dict[str, Any] | None = None
     """With predicted latency: the factor predictions were scaled by to the machine's speed (the
     study's ``latency_calibration``; ``reused`` when kept from its first start)."""
