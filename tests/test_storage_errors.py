@@ -319,6 +319,8 @@ def test_fresh_moves_a_writable_journal_aside(searched: bytes, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("study.") and p.name != "study.journal"]
     assert len(moved) == 1 and moved[0].read_bytes() == searched
+    said = f"--fresh: moved the old study file {tmp_path / 'study.journal'} to {moved[0]}"
+    assert said in " ".join(result.output.split())  # it used to go aside silently
 
 
 @pytest.mark.parametrize("out", ["blocker", "blocker/sub"])

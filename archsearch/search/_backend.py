@@ -40,6 +40,9 @@ class SearchProgress(Protocol):
     def waiting(self, taken: int, budget: int) -> None:
         """Other workers hold the last budget slots: this one waits for them to end."""
 
+    def note(self, text: str) -> None:
+        """A line to show at once, before the search starts (``--fresh``: where the old study went)."""
+
 
 @dataclass
 class SearchSummary:

@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from ..core import shown
 from ..errors import SearchError
 from ..evaluate import TrainConfig
 from ._backend import SearchProgress, SearchSummary
@@ -126,9 +127,12 @@ def run(
     storage = storage if "://" in str(backend.storage_path or "") else storage.resolve()
     experiment_dir = f"{storage}/{experiment.study_name}"
     if fresh:
-        fresh_storage(experiment)
+        fresh_storage(experiment, progress.note if progress else None)
         if Path(experiment_dir).exists():
-            Path(experiment_dir).rename(f"{experiment_dir}.{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = f"{experiment_dir}.{time.strftime('%Y%m%d-%H%M%S')}"
+            Path(experiment_dir).rename(aside)
+            if progress:
+                progress.note(f"--fresh: moved the old Ray folder {shown(experiment_dir)} to {shown(aside)}")
 
     # opened before the data is prepared: a storage that cannot be opened is reported at once
     study_storage = open_storage(experiment.storage_url)
