@@ -137,13 +137,29 @@ def test_a_second_run_of_a_running_study_refuses_and_the_first_finishes(tmp_path
     assert not journal.with_name("study.journal.E.lock").exists()  # removed as the run ended
 
 
-def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path):
+def _signalled(
+    tmp_path: Path, sig: int
+) -> tuple[Path, Path, optuna.trial.FrozenTrial, subprocess.Popen, str, str]:
+    """A gated search sent ``sig`` mid-trial: (experiment, journal, its running trial, the process,
+    its stdout and stderr)."""
     exp = _quick(tmp_path)
     journal = tmp_path / "runs" / "E" / "study.journal"
     first = _start_gated(tmp_path, exp)
     running = _wait_running(first, journal)
-    first.send_signal(signal.SIGKILL)
-    first.communicate(timeout=60)
+    first.send_signal(sig)
+    stdout, stderr = first.communicate(timeout=120)
+    return exp, journal, running, first, stdout, stderr
+
+
+def _retry_of(journal: Path, trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+    """The trial that retried ``trial`` (same params), complete."""
+    retry = next(t for t in _journal(journal).trials if t.user_attrs.get("retry_of") == trial.number)
+    assert retry.params == trial.params and retry.user_attrs["outcome"] == "complete"
+    return retry
+
+
+def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path):
+    exp, journal, running, _, _, _ = _signalled(tmp_path, signal.SIGKILL)
     assert journal.with_name("study.journal.E.lock").exists()  # a kill leaves the file behind
     result = runner.invoke(app, ["search", str(exp), "--no-report"])
     assert result.exit_code == 0, result.output
@@ -151,19 +167,13 @@ def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path):
     dead = trials[running.number]
     assert dead.user_attrs["outcome"] == "interrupted"
     assert dead.user_attrs["reason"] == "left running by a run that stopped"
-    retry = next(t for t in trials if t.user_attrs.get("retry_of") == running.number)
-    assert retry.params == running.params and retry.user_attrs["outcome"] == "complete"
+    _retry_of(journal, running)
     assert sum(t.user_attrs["outcome"] == "complete" for t in trials) == 2
 
 
 def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
     """``kill PID`` used to end the search at once (status 143, no message, the trial left RUNNING)."""
-    exp = _quick(tmp_path)
-    journal = tmp_path / "runs" / "E" / "study.journal"
-    first = _start_gated(tmp_path, exp)
-    running = _wait_running(first, journal)
-    first.send_signal(signal.SIGTERM)
-    stdout, stderr = first.communicate(timeout=120)
+    exp, journal, running, first, stdout, stderr = _signalled(tmp_path, signal.SIGTERM)
     assert first.returncode == 143, stdout + stderr
     assert "Traceback" not in stderr
     assert " ".join(stderr.split()).endswith(  # the console wraps long lines
@@ -178,8 +188,7 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
     (tmp_path / "gate").touch()  # the resume retries it
     result = runner.invoke(app, ["search", str(exp), "--no-report"])
     assert result.exit_code == 0, result.output
-    retry = next(t for t in _journal(journal).trials if t.user_attrs.get("retry_of") == running.number)
-    assert retry.params == running.params and retry.user_attrs["outcome"] == "complete"
+    _retry_of(journal, running)
 
 
 def test_sigterm_handling_ends_with_the_search(tmp_path):
