@@ -226,6 +226,42 @@ def test_a_missing_table_names_the_space_line_and_creates_nothing(tmp_path: Path
     assert sorted(tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_latency_on_cuda_without_cuda_is_refused_before_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: str
+) -> None:
+    """Timed on CUDA where there is none, every trial failed and was charged to the budget (exit 0,
+    an empty front); now the objective's or the constraint's ``device`` line is the error, and
+    nothing is stored."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    objective = {"metric": "latency_ms", "device": device}
+    data = {"space": SPACE, **QUICK, "objectives": [{"metric": "grad_norm"}, objective], "trials": 2}
+    exp_file = write_file(tmp_path, yaml.safe_dump(data), "exp.yaml")
+    lines = yaml.safe_dump(data).splitlines()
+    device_line = 1 + next(i for i, line in enumerate(lines) if line.endswith(f"device: {device}"))
+    with pytest.raises(SpecError) as caught:
+        run_search(load_experiment(exp_file))
+    assert str(caught.value) == (
+        f"{exp_file}:{device_line}: objectives[1].device: latency is timed there: CUDA is not available "
+        f"here (got '{device}'); allowed: cpu (or run on a machine with a CUDA device)"
+    )
+    assert not (tmp_path / "runs").exists()
+    space = {
+        **SPACE,
+        "head": {"num_classes": 10},
+        "constraints": {"latency_ms": {"max": 6, "device": device}},
+    }
+    space_file = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")
+    data = {"space": "space.yaml", **QUICK, "trials": 2}
+    with pytest.raises(
+        SpecError, match=r"space.yaml:\d+: constraints.latency_ms.device: latency is predicted "
+    ):
+        run_search(load_experiment(write_file(tmp_path, yaml.safe_dump(data), "exp2.yaml")))
+    assert space_file.exists() and not list((tmp_path / "runs").glob("*/*.journal"))
+
+
 def test_a_bad_latency_bound_names_its_line(tmp_path: Path) -> None:
     space = {**SPACE, "constraints": {"latency_ms": {"max": 2, "device_kind": "cpu"}}}
     path = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")

@@ -25,10 +25,12 @@ from archsearch.search import (
     NothingRun,
     StudyInUse,
     StudyLock,
+    Terminated,
     dominated_at,
     load_experiment,
     load_study,
     run_search,
+    sigterm_as_interrupt,
     without_duplicates,
 )
 from archsearch.search import _evaluate as evaluate_module
@@ -136,13 +138,29 @@ def test_a_second_run_of_a_running_study_refuses_and_the_first_finishes(tmp_path
     assert not journal.with_name("study.journal.E.lock").exists()  # removed as the run ended
 
 
-def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path):
+def _signalled(
+    tmp_path: Path, sig: int
+) -> tuple[Path, Path, optuna.trial.FrozenTrial, subprocess.Popen, str, str]:
+    """A gated search sent ``sig`` mid-trial: (experiment, journal, its running trial, the process,
+    its stdout and stderr)."""
     exp = _quick(tmp_path)
     journal = tmp_path / "runs" / "E" / "study.journal"
     first = _start_gated(tmp_path, exp)
     running = _wait_running(first, journal)
-    first.send_signal(signal.SIGKILL)
-    first.communicate(timeout=60)
+    first.send_signal(sig)
+    stdout, stderr = first.communicate(timeout=120)
+    return exp, journal, running, first, stdout, stderr
+
+
+def _retry_of(journal: Path, trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+    """The trial that retried ``trial`` (same params), complete."""
+    retry = next(t for t in _journal(journal).trials if t.user_attrs.get("retry_of") == trial.number)
+    assert retry.params == trial.params and retry.user_attrs["outcome"] == "complete"
+    return retry
+
+
+def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path):
+    exp, journal, running, _, _, _ = _signalled(tmp_path, signal.SIGKILL)
     assert journal.with_name("study.journal.E.lock").exists()  # a kill leaves the file behind
     result = runner.invoke(app, ["search", str(exp), "--no-report"])
     assert result.exit_code == 0, result.output
@@ -150,9 +168,51 @@ def test_a_killed_runs_lock_does_not_block_the_resume(tmp_path):
     dead = trials[running.number]
     assert dead.user_attrs["outcome"] == "interrupted"
     assert dead.user_attrs["reason"] == "left running by a run that stopped"
-    retry = next(t for t in trials if t.user_attrs.get("retry_of") == running.number)
-    assert retry.params == running.params and retry.user_attrs["outcome"] == "complete"
+    _retry_of(journal, running)
     assert sum(t.user_attrs["outcome"] == "complete" for t in trials) == 2
+
+
+def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
+    """``kill PID`` used to end the search at once (status 143, no message, the trial left RUNNING)."""
+    exp, journal, running, first, stdout, stderr = _signalled(tmp_path, signal.SIGTERM)
+    assert first.returncode == 143, stdout + stderr
+    assert "Traceback" not in stderr
+    assert " ".join(stderr.split()).endswith(  # the console wraps long lines
+        "stopped by SIGTERM: completed trials are stored; run the same command again to resume"
+    )
+    shown = " ".join(stdout.split())
+    assert f"trial {running.number} interrupted: stopped by SIGTERM; retried on resume" in shown
+    stopped = _journal(journal).trials[running.number]
+    assert stopped.state.name == "FAIL" and stopped.user_attrs["outcome"] == "interrupted"
+    assert stopped.user_attrs["reason"] == "stopped by SIGTERM; retried on resume"
+    assert not journal.with_name("study.journal.E.lock").exists()
+    (tmp_path / "gate").touch()  # the resume retries it
+    result = runner.invoke(app, ["search", str(exp), "--no-report"])
+    assert result.exit_code == 0, result.output
+    _retry_of(journal, running)
+
+
+def test_sigterm_handling_ends_with_the_search(tmp_path):
+    """The handler is the search's only while it runs: the previous one is put back."""
+
+    def mine(signum, frame):  # pragma: no cover - never sent
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        seen = []
+        with sigterm_as_interrupt():
+            seen.append(signal.getsignal(signal.SIGTERM))
+        assert seen[0] is not mine and signal.getsignal(signal.SIGTERM) is mine
+        with pytest.raises(Terminated) as caught, sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        assert isinstance(caught.value, KeyboardInterrupt) and caught.value.signal_name == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) is mine
+        summary = run_search(load_experiment(_quick(tmp_path, trials=1)))
+        assert not summary.interrupted and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_the_lock_names_its_holder_and_is_free_once_released(tmp_path):
@@ -412,3 +472,56 @@ def test_ctrl_c_says_interrupted_once(tmp_path, monkeypatch):
     assert "trial 1 interrupted: stopped by Ctrl-C; retried on resume" in result.stdout
     assert "interrupted: interrupted" not in result.output
     assert result.stderr.startswith("stopped by Ctrl-C: completed trials are stored")
+
+
+# --------------------------------------------------------------------------- a resumed space
+
+
+def _space_study(tmp_path: Path, space: dict) -> tuple[Path, Path]:
+    """An experiment on the space file ``tmp_path/space.yaml`` (written from ``space``), searched
+    for 4 trials; (the experiment, the space file)."""
+    space_file = _write(tmp_path / "space.yaml", space)
+    exp = _write(
+        tmp_path / "E.yaml",
+        {"space": "space.yaml", **QUICK, "sampler": {"kind": "random", "seed": 0}, "trials": 4},
+    )
+    first = runner.invoke(app, ["search", str(exp), "--no-report"])
+    assert first.exit_code == 0, first.output
+    return exp, space_file
+
+
+def test_a_resumed_space_with_other_choices_is_refused_before_a_trial(tmp_path):
+    exp, space_file = _space_study(tmp_path, tiny_space(dims=(8, 16)))
+    journal = tmp_path / "runs" / "E" / "study.journal"
+    before = len(_journal(journal).trials)
+    changed = tiny_space(dims=(8, 16, 24))
+    changed["stages"][0]["mlp_ratio"] = {"choice": [2, 4, 8], "per_block": True}  # a per-block draw
+    _write(space_file, changed)
+    for _ in range(2):  # each attempt: the same error, and nothing stored
+        result = runner.invoke(app, ["search", str(exp), "--no-report", "-n", "6"])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "dynamic value space" not in result.output
+        lines = yaml.safe_dump(changed).splitlines()
+        dim_line = 1 + next(i for i, line in enumerate(lines) if line.strip() == "dim:")
+        assert f"{space_file}:{dim_line}: stages[0].dim: " in " ".join(result.stderr.split())
+        assert "'stages.0.dim' as choices [8, 16]; the space now draws it as choices [8, 16, 24]" in (
+            " ".join(result.stderr.split())
+        )
+        assert result.stderr.count("mlp_ratio") == 2  # one issue for the per-block draw
+        assert "'stages.0.blocks.*.mlp_ratio' as choices [2, 4]" in " ".join(result.stderr.split())
+        assert "--fresh" in result.stderr and "study name" in result.stderr
+        trials = _journal(journal).trials
+        assert len(trials) == before and all(t.state.name != "RUNNING" for t in trials)
+    fresh = runner.invoke(app, ["search", str(exp), "--no-report", "--fresh"])
+    assert fresh.exit_code == 0, fresh.output
+
+
+def test_a_resumed_space_with_another_int_range_goes_on(tmp_path):
+    space = tiny_space(dims=(8, 16))
+    space["stages"][1]["dim"] = {"int": [24, 32], "step": 8}
+    exp, space_file = _space_study(tmp_path, space)
+    space["stages"][1]["dim"] = {"int": [16, 40], "step": 8}  # other bounds: Optuna stores them
+    _write(space_file, space)
+    result = runner.invoke(app, ["search", str(exp), "--no-report", "-n", "6"])
+    assert result.exit_code == 0, result.output
+    assert "6 evaluated" in result.stdout

@@ -319,6 +319,51 @@ def test_fresh_moves_a_writable_journal_aside(searched: bytes, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("study.") and p.name != "study.journal"]
     assert len(moved) == 1 and moved[0].read_bytes() == searched
+    said = f"--fresh: moved the old study file {tmp_path / 'study.journal'} to {moved[0]}"
+    assert said in " ".join(result.output.split())  # it used to go aside silently
+
+
+@pytest.mark.parametrize("out", ["blocker", "blocker/sub"])
+def test_a_report_folder_that_is_a_file(study: Path, tmp_path: Path, out: str) -> None:
+    """``report --out FILE`` is one line before the study is read (was NotADirectoryError)."""
+    (tmp_path / "blocker").write_text("a file\n")
+    result = runner.invoke(app, ["report", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    line = " ".join(result.output.split())
+    blocker = tmp_path / "blocker"
+    assert line == f"error: --out: {blocker} is a file, not a folder; allowed: a folder (made when missing)"
+    assert (tmp_path / "blocker").read_text() == "a file\n"
+
+
+def test_a_report_folder_without_write_permission(
+    study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(locked, monkeypatch)
+    result = runner.invoke(app, ["report", str(tmp_path / "exp.yaml"), "--out", str(locked / "r")])
+    assert result.exit_code == 2, result.output
+    assert f"no permission to write in the folder {locked}" in " ".join(result.output.split())
+    assert list(locked.iterdir()) == []
+
+
+def test_an_experiments_report_that_is_a_file_is_refused_before_the_search(tmp_path: Path) -> None:
+    """``report: FILE`` in the experiment: the error names its line, and no study is created (the
+    search used to run to the end, then fail writing the report)."""
+    exp = _experiment(tmp_path, "study.journal")
+    (tmp_path / "report").write_text("a file\n")
+    line = _invoke("search", exp, tmp_path)
+    number = 1 + yaml.safe_dump(yaml.safe_load(exp.read_text())).splitlines().index(
+        f"report: {tmp_path / 'report'}"
+    )
+    assert (
+        f"error: {exp}:{number}: report: cannot write the report into {tmp_path / 'report'}: "
+        f"{tmp_path / 'report'} is a file, not a folder; allowed: a folder (made when missing), "
+        "or --no-report"
+    ) in line
+    assert not (tmp_path / "study.journal").exists()
+    assert runner.invoke(app, ["search", str(exp), "--no-report"]).exit_code == 0  # nothing else is wrong
 
 
 def test_a_journal_cut_mid_record_is_repaired_before_anything_is_appended(

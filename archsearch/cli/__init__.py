@@ -17,9 +17,11 @@ __all__ = ["app", "err", "main", "out"]
 
 
 def main() -> None:
-    """The console script: run the app; Ctrl-C ends with status 130."""
+    """The console script: run the app; Ctrl-C ends with status 130, a SIGTERM a search turned into
+    an interrupt (``archsearch.search.Terminated``) with 143."""
     try:
         app()
-    except KeyboardInterrupt:  # pragma: no cover
-        err.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # pragma: no cover
+        by = getattr(exc, "signal_name", None)
+        err.print(f"stopped by {by}" if by else "interrupted")
+        sys.exit(143 if by == "SIGTERM" else 130)

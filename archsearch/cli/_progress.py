@@ -102,6 +102,9 @@ class BarProgress:
             self.live.__exit__(*exc)
             self.live = None
 
+    def note(self, text: str) -> None:
+        self.console.print(escape(text), highlight=False, soft_wrap=True)
+
     def start(self, total: int, counts: TrialCounts, study: Any) -> None:
         if self.live is None:  # drawn from the first event on: earlier errors come before any bar
             self.live = Live(
@@ -167,6 +170,9 @@ class LineProgress:
         line = f"[{self.prefix}] {text}" if self.prefix else text
         self.console.print(escape(line), highlight=False, soft_wrap=True)
         self.console.file.flush()
+
+    def note(self, text: str) -> None:
+        self.say(text)
 
     def start(self, total: int, counts: TrialCounts, study: Any) -> None:
         self.total, self.study = total, study

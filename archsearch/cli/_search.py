@@ -230,6 +230,8 @@ def search(
     overrides = list(overrides or [])
     exp = load_experiment(experiment, overrides)
     exp.check_files()  # a missing space file or data root is one error, before anything is printed
+    if report:
+        exp.check_report()  # a report folder that is a file: refused before the search, not after
     console = err if as_json else out
     _describe(exp, console)
     start = time.perf_counter()
@@ -284,8 +286,11 @@ def search(
     if nothing:
         console.print(escape(_extend_hint(experiment, overrides, summary)), highlight=False, soft_wrap=True)
     if summary.interrupted:
-        err.print("stopped by Ctrl-C: completed trials are stored; run the same command again to resume")
-        raise typer.Exit(130)
+        err.print(
+            f"stopped by {summary.stopped_by}: completed trials are stored; "
+            "run the same command again to resume"
+        )
+        raise typer.Exit(_exit_status(summary.stopped_by))
 
 
 @app.command()
@@ -354,8 +359,15 @@ def worker(
         f"done: the study: {summary.counts.line()}; this worker: {outcomes} in {summary.seconds:.0f} s"
     )
     if summary.interrupted:
-        err.print("stopped by Ctrl-C: this worker's trial is queued again for the other workers")
-        raise typer.Exit(130)
+        err.print(
+            f"stopped by {summary.stopped_by}: this worker's trial is queued again for the other workers"
+        )
+        raise typer.Exit(_exit_status(summary.stopped_by))
+
+
+def _exit_status(stopped_by: str) -> int:
+    """The shell's status of a run stopped by a signal: 128 + SIGINT (130) or SIGTERM (143)."""
+    return 143 if stopped_by == "SIGTERM" else 130
 
 
 def _write_report(summary: Any) -> Path:

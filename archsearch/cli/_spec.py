@@ -429,9 +429,11 @@ def report(
 ) -> None:
     """Write a study's Pareto report: index.html (works offline), report.md, trials.csv and
     trials.parquet, figures/*.png, and winners/*.yaml that `archsearch compile` rebuilds."""
-    from ..report import winner_command_path, write_report
+    from ..report import report_folder_problem, winner_command_path, write_report
 
     ref = _reference(reference)  # the arguments first: nothing is read for a bad one
+    if out_dir is not None and (problem := report_folder_problem(out_dir)) is not None:
+        raise SpecError(Issue((), problem, file="--out", allowed="a folder (made when missing)"))
     from ..search import load_results, load_study  # the search engine resolves experiments and storages
 
     with steps(f"report {source}") as step:

@@ -11,7 +11,7 @@ from ._demo import DEMO_OBJECTIVES, demo_results, demo_spec
 from ._format import slug
 from ._results import STATES, Objective, StudyResults
 from ._winners import command_path as winner_command_path
-from ._write import ReportFiles, write_report
+from ._write import ReportFiles, report_folder_problem, write_report
 
 __all__ = [
     "DEMO_OBJECTIVES",
@@ -25,6 +25,7 @@ __all__ = [
     "demo_results",
     "demo_spec",
     "mixer_label",
+    "report_folder_problem",
     "slug",
     "winner_command_path",
     "write_report",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,23 @@ from ._winners import write_winners
 if TYPE_CHECKING:
     from ..space import SearchSpace
 
-__all__ = ["ReportFiles", "write_report"]
+__all__ = ["ReportFiles", "report_folder_problem", "write_report"]
+
+
+def report_folder_problem(out_dir: str | Path) -> str | None:
+    """Why the report cannot be written into the folder ``out_dir``, before anything is computed:
+    ``"reports/x is a file, not a folder"`` (``out_dir`` or a folder on the way), ``"no permission
+    to write in the folder F"`` (the nearest existing folder); ``None`` when it can be."""
+    out = Path(out_dir)
+    for folder in (*reversed(out.parents), out):
+        if not folder.exists():
+            break
+        if not folder.is_dir():
+            return f"{folder} is a file, not a folder"
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"no permission to write in the folder {existing}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,9 @@ def write_report(
     the nadir of the complete trials pushed out by 10% of each range); ``zoo`` marks the zoo's
     architectures at the study's input size. Raises ValueError for an objective that is not a
     column of the trials, or a reference of the wrong length. ``progress`` is called with each
-    step's name as it starts. With the study's ``space``, the hypervolume figures show the band
+    step's name as it starts; a folder that cannot be written (:func:`report_folder_problem`)
+    raises ValueError ``cannot write the report into DIR: REASON`` before anything is computed.
+    With the study's ``space``, the hypervolume figures show the band
     random search reaches on it beside the study's curve (:mod:`._random_band`).
     """
     import plotly.offline
@@ -65,6 +84,9 @@ def write_report(
 
     say = progress or (lambda _: None)
     out = Path(out_dir)
+    problem = report_folder_problem(out)
+    if problem is not None:
+        raise ValueError(f"cannot write the report into {out}: {problem}")
     say("computing the front, hypervolume, importances" + (" and zoo references" if zoo else ""))
     data = compute_report(results, reference=reference, zoo=zoo, space=space)
     say("writing the winners' specs")

@@ -34,6 +34,7 @@ from ._samplers import (
     sampler_kind,
 )
 from ._shared import Heartbeats, SharedStudy, is_shared
+from ._signals import Terminated, sigterm_as_interrupt
 from ._storage import CONNECT_TIMEOUT_S, mask_url, open_storage, open_study
 from ._table import BASE_COLUMNS, load_results, load_study, trials_table, without_duplicates
 
@@ -65,6 +66,7 @@ __all__ = [
     "SharedStudy",
     "StudyInUse",
     "StudyLock",
+    "Terminated",
     "TrialCounts",
     "TrialLoop",
     "auto_kind",
@@ -90,6 +92,7 @@ __all__ = [
     "retrain_front",
     "run_search",
     "sampler_kind",
+    "sigterm_as_interrupt",
     "trials_table",
     "without_duplicates",
 ]

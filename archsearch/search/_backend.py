@@ -40,6 +40,9 @@ class SearchProgress(Protocol):
     def waiting(self, taken: int, budget: int) -> None:
         """Other workers hold the last budget slots: this one waits for them to end."""
 
+    def note(self, text: str) -> None:
+        """A line to show at once, before the search starts (``--fresh``: where the old study went)."""
+
 
 class NothingRun(UserWarning):
     """``run_search`` on a study that already holds its budget of evaluations: nothing was run."""
@@ -59,6 +62,8 @@ class SearchSummary:
     seconds: float = 0.0
     eval_seconds: float = 0.0
     interrupted: bool = False
+    stopped_by: str = "Ctrl-C"
+    """What stopped an ``interrupted`` run: ``Ctrl-C`` or ``SIGTERM``."""
     latency_calibration: dict[str, Any] | None = None
     """With predicted latency: the factor predictions were scaled by to the machine's speed (the
     study's ``latency_calibration``; ``reused`` when kept from its first start)."""

@@ -12,6 +12,7 @@ from ..data import Dataset, load_dataset
 from ..errors import Issue, SpecError
 from ..space import SearchSpace, Suggest, load_space
 from ..spec import NormalizedSpec, Spec, spec_hash
+from ._devices import check_constraint_devices
 from ._experiment import Experiment
 
 __all__ = ["Checked", "Rejected", "check_candidate", "plan_hash", "prepare"]
@@ -109,6 +110,7 @@ def prepare(experiment: Experiment) -> tuple[SearchSpace, Dataset]:
     inline: tuple[str, ...] = ("space",) if isinstance(source, dict) else ()
     try:
         space = load_space(source, **override)
+        check_constraint_devices(space)  # before the study is created
         space.check_tables()  # a missing or unreadable latency table stops before the study is opened
     except SpecError as exc:  # a space written inline: its issues are the experiment file's
         raise SpecError([_locate_space_issue(i, experiment, source, inline) for i in exc.issues]) from None

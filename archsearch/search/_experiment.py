@@ -369,6 +369,21 @@ class Experiment(StrictModel):
                 read from."""
         _check_files(self)
 
+    def check_report(self) -> None:
+        """Check that the report folder (:attr:`report_path`) can be written, before a search starts.
+
+        Raises:
+            SpecError: at the line of ``report`` (``<command line>`` for an override), naming the
+                file in the way or the folder that may not be written."""
+        from ..report import report_folder_problem  # lazily: the report's modules load pandas
+
+        problem = report_folder_problem(self.report_path)
+        if problem is not None:
+            smap = self._source or SourceMap()
+            message = f"cannot write the report into {shown(self.report_path)}: {problem}"
+            issue = smap.issue(("report",), message, allowed="a folder (made when missing), or --no-report")
+            raise command_line_issues(SpecError(issue), self._overrides, smap.file)
+
     def paths(self) -> dict[str, str]:
         """The resolved places of this experiment, for people: ``experiment`` (the file),
         ``space``, ``data``, ``storage``, ``report`` (paths relative to the current directory

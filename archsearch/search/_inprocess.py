@@ -33,7 +33,7 @@ class InProcessBackend(Backend):
         heartbeats: Heartbeats | None = None,
     ) -> SearchSummary:
         if fresh:
-            fresh_storage(experiment)
+            fresh_storage(experiment, progress.note if progress else None)
         return run_loop(
             experiment,
             budget=trials or experiment.trials,

@@ -7,7 +7,8 @@ evaluate -> tell.
 3. a candidate whose spec hash was evaluated before is not trained again: it is stored as a
    *duplicate* (the ledger's rule, :mod:`._ledger`);
 4. measure the costs, train (or score), and tell Optuna the objective values. An exception is
-   stored as a FAIL with its reason and the study goes on; Ctrl-C stores the running trial as
+   stored as a FAIL with its reason and the study goes on; Ctrl-C (or SIGTERM, inside
+   :func:`~._signals.sigterm_as_interrupt`) stores the running trial as
    *interrupted* (retried on resume, or by another worker) and stops with every completed trial kept.
 
 With a :class:`~._shared.SharedStudy` (workers) a candidate claims a budget slot before it is
@@ -48,7 +49,9 @@ from ._evaluate import (
 )
 from ._experiment import Experiment
 from ._ledger import CLAIM, Ledger, Record, duplicate_record, rejected_record, study_meta
+from ._resume import check_space
 from ._shared import Heartbeats, RetryStale, SharedStudy, Slots, count_slots, decide
+from ._signals import stopped_by
 from ._storage import open_storage, open_study, sampler_for, stopping_kind
 
 __all__ = ["TrialLoop", "run_loop"]
@@ -210,11 +213,12 @@ class TrialLoop:
             metrics.update(curve=curve, epochs=len(curve), accuracy=curve[-1] if curve else math.nan)
             self._end(trial, Record("early-stopped", TrialState.PRUNED), t0, reason=stop.reason, **metrics)
             return
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (._signals)
+            by = stopped_by(exc)
             reason = (
-                "stopped by Ctrl-C; retried on resume"
+                f"stopped by {by}; retried on resume"
                 if self.shared is None
-                else f"stopped by Ctrl-C on worker {self.shared.worker}; retried by the next worker"
+                else f"stopped by {by} on worker {self.shared.worker}; retried by the next worker"
             )
             self.eval_seconds += time.perf_counter() - t0
             frozen = self._finish(
@@ -303,6 +307,7 @@ def run_loop(
     # workers starting together: one creates the study and labels it, the others then load it
     with shared.lock() if shared else nullcontext():
         study = open_study(experiment, create=not resume_only, storage=storage)
+        check_space(experiment, study, space)  # a changed choice list: refused before a trial is asked
         meta = study_meta(experiment, space.name, dataset)
         if study.user_attrs.get("experiment") != meta:
             study.set_user_attr("experiment", meta)
@@ -314,8 +319,8 @@ def run_loop(
     summary = SearchSummary(study, experiment, space, latency_calibration=calibration)
     try:
         loop.run(budget, experiment.backend.timeout_s)
-    except KeyboardInterrupt:
-        summary.interrupted = True
+    except KeyboardInterrupt as exc:
+        summary.interrupted, summary.stopped_by = True, stopped_by(exc)
     finally:
         if shared:
             shared.close()

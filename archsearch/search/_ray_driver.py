@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from ..core import shown
 from ..errors import SearchError
 from ..evaluate import TrainConfig
 from ._backend import SearchProgress, SearchSummary
@@ -27,6 +28,7 @@ from ._ledger import count_trials, study_meta
 from ._pareto_asha import ParetoASHA
 from ._ray_searcher import DRIVERS, Driver, OptunaSpaceSearcher
 from ._ray_trainable import NAMESPACE, LatencyMeter, Setup, trainable
+from ._resume import check_space
 from ._storage import fresh_storage, open_storage, open_study, stopping_kind
 
 __all__ = ["run"]
@@ -125,14 +127,18 @@ def run(
     storage = storage if "://" in str(backend.storage_path or "") else storage.resolve()
     experiment_dir = f"{storage}/{experiment.study_name}"
     if fresh:
-        fresh_storage(experiment)
+        fresh_storage(experiment, progress.note if progress else None)
         if Path(experiment_dir).exists():
-            Path(experiment_dir).rename(f"{experiment_dir}.{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = f"{experiment_dir}.{time.strftime('%Y%m%d-%H%M%S')}"
+            Path(experiment_dir).rename(aside)
+            if progress:
+                progress.note(f"--fresh: moved the old Ray folder {shown(experiment_dir)} to {shown(aside)}")
 
     # opened before the data is prepared: a storage that cannot be opened is reported at once
     study_storage = open_storage(experiment.storage_url)
     space, dataset = prepare(experiment)
     study = open_study(_as_multi(experiment), create=not resume_only, storage=study_storage)
+    check_space(experiment, study, space)  # a changed choice list: refused before a trial is asked
     study.set_user_attr("experiment", study_meta(experiment, space.name, dataset, backend="ray"))
     started = _init_ray(backend)
     summary = SearchSummary(study, experiment, space)

@@ -1,4 +1,5 @@
-"""What a resumed study must share with the run that resumes it: the evaluator settings.
+"""What a resumed study must share with the run that resumes it: the evaluator settings, and the
+domain of every parameter it stored (:func:`check_space`).
 
 A study records its evaluator (``study.user_attrs["experiment"]["evaluator"]``, written by
 :func:`~._ledger.study_meta`). Resuming it with settings that score differently (5 epochs, then 2)
@@ -9,17 +10,26 @@ list of its changes (``study.user_attrs["evaluator_changes"]``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    check_distribution_compatibility,
+)
 
 from ..core import command_line_issues
 from ..errors import Issue, SpecError
+from ..space import Dimension, SearchSpace
 from ._experiment import Experiment
 from ._ledger import CHANGES, evaluator_settings
 from ._storage import open_storage
 
-__all__ = ["CHANGES", "RUNTIME_FIELDS", "check_evaluator", "describe_change"]
+__all__ = ["CHANGES", "RUNTIME_FIELDS", "check_evaluator", "check_space", "describe_change"]
 
 #: Evaluator settings that change how a run goes, not what it measures: they may differ between
 #: the runs of one study. (``seed`` draws other noise at the same budget.)
@@ -112,3 +122,65 @@ def describe_change(study_name: str, record: dict[str, Any]) -> str:
 
 def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_space(experiment: Experiment, study: optuna.Study, space: SearchSpace) -> None:
+    """Refuse to resume ``study`` with a space whose draws Optuna cannot store beside the old ones:
+    a ``choice`` with other options (added, removed or reordered), a parameter that changed kind
+    (``int`` to ``choice``), or a range that gained or lost ``log``. A changed ``int`` or ``float``
+    range (other bounds or step) is allowed, as Optuna allows it; a parameter the space no longer
+    draws is ignored. Nothing is created: call it before the first trial is asked.
+
+    Raises:
+        SpecError: one issue per changed parameter, at its line in the space file (in the
+            experiment file for a space written inline), naming the stored and the new domain and
+            how to go on (``--fresh``, or another study name).
+    """
+    stored: dict[str, BaseDistribution] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, dist in trial.distributions.items():
+            stored.setdefault(name, dist)  # Optuna compares with the first trial that stored it
+    issues, seen = [], set()
+    for name, old in stored.items():
+        dim = space.dimension_of(name)
+        if dim is None or dim.node is None or dim.name in seen:
+            continue  # a per-block draw: one issue for all its blocks
+        new = _distribution(dim)
+        try:
+            check_distribution_compatibility(old, new)
+        except ValueError:
+            seen.add(dim.name)
+            issue = Issue(
+                dim.node.path,
+                f"study {experiment.study_name!r} stored parameter {dim.name!r} as {_domain(old)}; "
+                f"the space now draws it as {_domain(new)}, which Optuna cannot mix in one study",
+                allowed=f"{_domain(old)} (as stored), --fresh to move the old study aside and start "
+                "a new one, or another study name (backend.study_name)",
+            )
+            file = space.source.file
+            issues.append(
+                experiment.locate(issue, ("space",))
+                if file is None
+                else replace(issue, file=file, line=space.source.line_of(issue.path))
+            )
+    if issues:
+        raise SpecError(issues)
+
+
+def _distribution(dim: Dimension) -> BaseDistribution:
+    """The distribution Optuna stores for a draw of ``dim``, as
+    :class:`~archsearch.space.OptunaSuggest` asks for it."""
+    node: Any = dim.node
+    if dim.kind == "categorical":
+        return CategoricalDistribution(list(node.labels))
+    if dim.kind == "int":
+        return IntDistribution(node.low, node.high, log=node.log, step=node.step)
+    return FloatDistribution(node.low, node.high, log=node.log, step=node.step)
+
+
+def _domain(dist: BaseDistribution) -> str:
+    if isinstance(dist, CategoricalDistribution):
+        return f"choices {list(dist.choices)}"
+    kind = "int" if isinstance(dist, IntDistribution) else "float"
+    assert isinstance(dist, IntDistribution | FloatDistribution)
+    return f"{kind} {dist.low}..{dist.high}" + (" log" if dist.log else "")

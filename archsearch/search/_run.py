@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from ..cost import LatencyCache
 from ..evaluate import SupernetConfig
 from ._backend import Backend, NothingRun, SearchProgress, SearchSummary
+from ._devices import check_objective_devices
 from ._experiment import Experiment
 from ._front_latency import measure_front_latency
 from ._inprocess import InProcessBackend
@@ -16,6 +17,7 @@ from ._oneshot import retrain_front
 from ._ray import RayTuneBackend
 from ._resume import check_evaluator, describe_change
 from ._shared import Heartbeats, is_shared
+from ._signals import sigterm_as_interrupt
 from ._storage import check_file_storage, removed_if_unused
 from ._workers import WorkersBackend
 
@@ -65,6 +67,10 @@ def run_search(
     that fails before storing a trial (data that will not load) removes the file storage it
     created (:func:`~._storage.removed_if_unused`).
 
+    SIGTERM (``kill PID``) stops a run as Ctrl-C does (:func:`~._signals.sigterm_as_interrupt`,
+    in the main thread; the previous handler is restored): the running trial is stored as
+    *interrupted* and the summary is ``interrupted`` with ``stopped_by == "SIGTERM"``.
+
     With predicted latency (``latency_ms: {predict: true}``), the Pareto members are timed whole
     at the end (:func:`~._front_latency.measure_front_latency`), for the report.
 
@@ -73,11 +79,13 @@ def run_search(
     ``allow_changed_evaluator`` (then a warning, and the study lists the change in its
     ``evaluator_changes``); see :func:`~._resume.check_evaluator`."""
     experiment.check_files()  # a missing space or data root: before anything is created
+    check_objective_devices(experiment)  # latency timed on CUDA without CUDA: every trial would fail
     backend = backend_for(experiment)
     file = experiment.storage_file
     if file is not None:
         check_file_storage(experiment.storage_url)  # before the lock file is made beside it
     with (
+        sigterm_as_interrupt(),  # SIGTERM stops the run as Ctrl-C does: the running trial is stored
         removed_if_unused(experiment.storage_url, file) if file is not None else nullcontext(),
         StudyLock(file, experiment.study_name) if file is not None else nullcontext(),
     ):

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
+from ..core import shown
 from ..errors import SearchError
 from ._experiment import Experiment
 from ._samplers import sampler_for
@@ -393,9 +394,10 @@ def _name_metrics(study: optuna.Study, experiment: Experiment) -> None:
         study.set_metric_names([o.metric for o in experiment.objectives])
 
 
-def fresh_storage(experiment: Experiment) -> None:
+def fresh_storage(experiment: Experiment, say: Callable[[str], None] | None = None) -> Path | None:
     """Move an existing file storage aside, never deleting data (``study.journal`` ->
-    ``study.<time>.journal``); a database storage is never touched.
+    ``study.<time>.journal``); a database storage is never touched. Returns where the file went
+    (``None``: there was none), also told to ``say`` as ``--fresh: moved the old study file A to B``.
 
     Raises:
         SearchError: a database storage (nothing stored there is deleted), or a storage that could
@@ -413,9 +415,14 @@ def fresh_storage(experiment: Experiment) -> None:
     try:
         _check_path(path, "journal" if journal else "SQLite")
         _check_folder(path)  # moving the file aside needs its folder writable, not the file
-        if path.exists():
-            path.rename(path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"))
+        if not path.exists():
+            return None
+        moved = path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+        path.rename(moved)
     except SearchError as exc:
         raise _cannot_open(url, str(exc)) from None
     except OSError as exc:
         raise _cannot_open(url, f"cannot move {path} aside: {exc.strerror or exc}") from None
+    if say is not None:
+        say(f"--fresh: moved the old study file {shown(path)} to {shown(moved)}")
+    return moved

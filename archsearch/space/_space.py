@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class Dimension:
     count: float  # options in one draw (inf for a continuous range)
     blocks: int | None = None  # per_block: draws in the stage (None where the depth varies)
     condition: str | None = None  # e.g. "stages.1.mixer = window"
+    node: Node | None = field(default=None, repr=False, compare=False)  # the draw, with its file path
 
 
 @dataclass
@@ -244,6 +246,17 @@ class SearchSpace:
         self._walk(self.tree, _Ctx([]), None, dims, None)
         return dims
 
+    def dimension_of(self, param: str) -> Dimension | None:
+        """The dimension that draws the parameter named ``param`` (``stages.0.blocks.3.dim``
+        matches the per-block ``stages.0.blocks.*.dim``), or ``None`` when no draw of this space
+        has that name."""
+        for dim in self.dimensions():
+            if dim.name == param or (
+                "*" in dim.name and re.fullmatch(re.escape(dim.name).replace(r"\*", r"\d+"), param)
+            ):
+                return dim
+        return None
+
     def _draws(self) -> list[tuple[str, list[Any], dict[str, Any]]]:
         """(name of the first draw, a few of its values, the choices that enable it) per node."""
         out: list[tuple[str, list[Any], dict[str, Any]]] = []
@@ -325,7 +338,7 @@ class SearchSpace:
             )
             values = sorted({value.low, value.high})
         blocks = ctx.depth if value.per_block else None
-        dims.append(Dimension(name, kind, domain, count, blocks, condition))
+        dims.append(Dimension(name, kind, domain, count, blocks, condition, value))
         if draws is not None:
             draws.append((first, values, dict(requires)))
         if isinstance(value, Choice):
