@@ -10,6 +10,7 @@ list of its changes (``study.user_attrs["evaluator_changes"]``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -142,7 +143,7 @@ def check_space(experiment: Experiment, study: optuna.Study, space: SearchSpace)
             stored.setdefault(name, dist)  # Optuna compares with the first trial that stored it
     issues, seen = [], set()
     for name, old in stored.items():
-        dim = space.dimension_of(name)
+        dim = _dimension_of(space, name)
         if dim is None or dim.node is None or dim.name in seen:
             continue  # a per-block draw: one issue for all its blocks
         new = _distribution(dim)
@@ -184,3 +185,14 @@ def _domain(dist: BaseDistribution) -> str:
     kind = "int" if isinstance(dist, IntDistribution) else "float"
     assert isinstance(dist, IntDistribution | FloatDistribution)
     return f"{kind} {dist.low}..{dist.high}" + (" log" if dist.log else "")
+
+
+def _dimension_of(space: SearchSpace, param: str) -> Dimension | None:
+    """The dimension of ``space`` that draws the parameter named ``param`` (``stages.0.blocks.3.dim``
+    matches the per-block ``stages.0.blocks.*.dim``), or ``None`` when no draw has that name."""
+    for dim in space.dimensions():
+        if dim.name == param or (
+            "*" in dim.name and re.fullmatch(re.escape(dim.name).replace(r"\*", r"\d+"), param)
+        ):
+            return dim
+    return None

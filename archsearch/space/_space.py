@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,17 +244,6 @@ class SearchSpace:
         dims: list[Dimension] = []
         self._walk(self.tree, _Ctx([]), None, dims, None)
         return dims
-
-    def dimension_of(self, param: str) -> Dimension | None:
-        """The dimension that draws the parameter named ``param`` (``stages.0.blocks.3.dim``
-        matches the per-block ``stages.0.blocks.*.dim``), or ``None`` when no draw of this space
-        has that name."""
-        for dim in self.dimensions():
-            if dim.name == param or (
-                "*" in dim.name and re.fullmatch(re.escape(dim.name).replace(r"\*", r"\d+"), param)
-            ):
-                return dim
-        return None
 
     def _draws(self) -> list[tuple[str, list[Any], dict[str, Any]]]:
         """(name of the first draw, a few of its values, the choices that enable it) per node."""
