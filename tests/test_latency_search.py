@@ -248,6 +248,16 @@ def test_latency_on_cuda_without_cuda_is_refused_before_the_study(
         f"here (got '{device}'); allowed: cpu (or run on a machine with a CUDA device)"
     )
     assert not (tmp_path / "runs").exists()
+    # a Ray search times latency on the cluster's workers, which may have the GPU the driver lacks
+    import archsearch.search._run as run_module
+
+    def reached(experiment: object) -> None:
+        raise LookupError("the backend was reached")
+
+    ray = {**data, "backend": {"kind": "ray"}}
+    with monkeypatch.context() as patch, pytest.raises(LookupError, match="the backend was reached"):
+        patch.setattr(run_module, "backend_for", reached)
+        run_search(load_experiment(write_file(tmp_path, yaml.safe_dump(ray), "ray.yaml")))
     space = {
         **SPACE,
         "head": {"num_classes": 10},

@@ -36,7 +36,9 @@ def device_problem(name: str) -> tuple[str, str] | None:
 
 
 def check_objective_devices(experiment: Experiment) -> None:
-    """Refuse a ``latency_ms`` objective whose ``device`` this machine lacks.
+    """Refuse a ``latency_ms`` objective whose ``device`` this machine lacks (for a search that
+    times latency in this process or its workers here; a Ray search times it on the cluster's
+    workers, which may have the device the driver lacks, and is not checked).
 
     Raises:
         SpecError: one issue per such objective, at ``objectives[i].device`` in the experiment file

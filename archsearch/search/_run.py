@@ -79,7 +79,8 @@ def run_search(
     ``allow_changed_evaluator`` (then a warning, and the study lists the change in its
     ``evaluator_changes``); see :func:`~._resume.check_evaluator`."""
     experiment.check_files()  # a missing space or data root: before anything is created
-    check_objective_devices(experiment)  # latency timed on CUDA without CUDA: every trial would fail
+    if experiment.backend.kind != "ray":  # Ray times latency on its workers, which may have the GPU
+        check_objective_devices(experiment)  # latency timed on CUDA without CUDA: every trial would fail
     backend = backend_for(experiment)
     file = experiment.storage_file
     if file is not None:
