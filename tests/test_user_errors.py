@@ -140,3 +140,26 @@ def test_resume_and_fresh_together_say_what_is_allowed(tmp_path):
     assert "error: --resume and --fresh contradict each other" in text
     assert "allowed: one of them, or neither" in text
     assert not list(tmp_path.iterdir())  # nothing read or written
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["compile", "deit-ti", "--resolutio", "3"],
+            "error: --resolutio: no such option (did you mean --resolution?); allowed: --json,",
+        ),
+        (["compil", "deit-ti"], "error: compil: no such command (did you mean compile?); allowed: export,"),
+        (["compile"], "error: archsearch compile: missing argument SPEC; allowed: a spec YAML file or a zoo"),
+        (["compile", "deit-ti", "--resolution"], "error: --resolution: needs a value (see archsearch"),
+        (["compile", "a", "b"], "error: archsearch compile: got unexpected extra argument(s) (b)"),
+        (["--bogus"], "error: --bogus: no such option; allowed: --version, --help"),
+    ],
+)
+def test_a_usage_error_is_one_error_line_not_a_box(args, says):
+    """README: every bad input is one ``error:`` line; click's usage errors too (no usage box)."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.split())
+    assert "Usage:" not in result.output and "╭" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
