@@ -163,3 +163,39 @@ def test_a_usage_error_is_one_error_line_not_a_box(args, says):
     assert says in " ".join(result.output.split())
     assert "Usage:" not in result.output and "╭" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--resolution", "99999"], "error: --resolution 99999: input.size: must be at most 8192"),
+        (
+            ["--resolution", "100"],
+            "error: --resolution 100: stages[0].embed.stride: the 100x100 map is not divisible into 16x16 "
+            "patches (at ",
+        ),
+        (["--num-classes", "99999999"], "error: --num-classes 99999999: head.num_classes: must be at most"),
+    ],
+)
+def test_an_error_an_override_option_causes_names_the_option(args, says):
+    """A zoo model is fine as it is: what --resolution or --num-classes breaks is theirs, not the
+    zoo file's (the spec's own place follows the message when it is elsewhere)."""
+    result = runner.invoke(app, ["compile", "deit-ti", *args])
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.split())
+    assert result.output.startswith("error: --") and len(result.output.strip().splitlines()) == 1
+    if args == ["--resolution", "100"]:  # the spec's own place follows, as a shape no longer fits
+        assert "zoo/deit-ti.yaml:6) (got 16); allowed: strides dividing both sides" in result.output
+
+
+def test_a_keyword_override_error_keeps_the_spec_s_own_problems_on_its_file(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "input: {size: 32}\nstages:\n  - {embed: {kind: patch, stride: 4}, dim: 32, depth: 1,\n"
+        "     mixer: {kind: attention, heads: 4}, mlp_ratio: -1}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        archsearch.load_spec(spec, input_size=99999)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{spec}:4: stages[0].mlp_ratio: must be") for line in lines), lines
+    assert any(line.startswith("<override> input_size=99999: input.size: must be") for line in lines), lines

@@ -167,7 +167,7 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except SpecError as exc:
             for issue in exc.issues:
-                say(str(issue))
+                say(_option_named(str(issue)))
             hint = getattr(exc, "hint", None)  # e.g. the experiment that would search a space
             if hint:
                 err.print(escape(hint), highlight=False, soft_wrap=True)
@@ -177,6 +177,18 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
+
+
+#: a keyword override's name -> the option that sets it (its errors name the option, not the spec)
+_OVERRIDE_OPTIONS = {"input_size": "--resolution", "num_classes": "--num-classes"}
+
+
+def _option_named(line: str) -> str:
+    """``<override> input_size=100: ...`` (an issue the spec has only with an override,
+    :func:`archsearch.load_spec`) -> ``--resolution 100: ...``."""
+    found = re.match(r"<override> (\w+)=(\S+): ", line)
+    option = _OVERRIDE_OPTIONS.get(found.group(1)) if found else None
+    return f"{option} {found.group(2)}: {line[found.end() :]}" if found and option else line
 
 
 @contextlib.contextmanager
