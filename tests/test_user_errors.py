@@ -123,28 +123,7 @@ def test_list_models_takes_a_tuple_of_patterns():
         ),
         (["latency-table", "x.yaml", "--rounds", "0"], "error: --rounds: must be at least 1 (got 0)"),
         (["train", "resnet-50", "--stop-after", "0"], "error: --stop-after: must be at least 1 (got 0)"),
-    ],
-)
-def test_a_bad_option_value_is_one_error_line_with_what_is_allowed(args, says):
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert says in " ".join(result.output.split())
-    assert "Usage:" not in result.output and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1
-
-
-def test_resume_and_fresh_together_say_what_is_allowed(tmp_path):
-    result = runner.invoke(app, ["search", str(tmp_path / "e.yaml"), "--resume", "--fresh"])
-    assert result.exit_code == 2
-    text = " ".join(result.output.split())
-    assert "error: --resume and --fresh contradict each other" in text
-    assert "allowed: one of them, or neither" in text
-    assert not list(tmp_path.iterdir())  # nothing read or written
-
-
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
+        # click's usage errors too: no usage box (README: every bad input is one error: line)
         (
             ["compile", "deit-ti", "--resolutio", "3"],
             "error: --resolutio: no such option (did you mean --resolution?); allowed: --json,",
@@ -156,13 +135,21 @@ def test_resume_and_fresh_together_say_what_is_allowed(tmp_path):
         (["--bogus"], "error: --bogus: no such option; allowed: --version, --help"),
     ],
 )
-def test_a_usage_error_is_one_error_line_not_a_box(args, says):
-    """README: every bad input is one ``error:`` line; click's usage errors too (no usage box)."""
+def test_a_bad_option_value_is_one_error_line_with_what_is_allowed(args, says):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.output.split())
-    assert "Usage:" not in result.output and "╭" not in result.output
+    assert "Usage:" not in result.output and "Traceback" not in result.output and "╭" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_resume_and_fresh_together_say_what_is_allowed(tmp_path):
+    result = runner.invoke(app, ["search", str(tmp_path / "e.yaml"), "--resume", "--fresh"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "error: --resume and --fresh contradict each other" in text
+    assert "allowed: one of them, or neither" in text
+    assert not list(tmp_path.iterdir())  # nothing read or written
 
 
 @pytest.mark.parametrize(
