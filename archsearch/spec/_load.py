@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..core import (
+    COMMAND_LINE,
     NormalizedSpec,
     SourceMap,
     apply_dotlist,
@@ -103,13 +104,29 @@ def load_spec(
     except SpecError as exc:
         error = command_line_issues(exc, parsed, smap.file)
     if overrides:  # an issue the spec has only with them is theirs, wherever it shows
-        try:
-            spec_from_dict(apply_dotlist(data, parsed), smap)
-            own: set[str] = set()
-        except SpecError as base:
-            own = {str(i) for i in command_line_issues(base, parsed, smap.file).issues}
+        own = _issues_of(apply_dotlist(data, parsed), smap, parsed)
         error = SpecError([i if str(i) in own else _override_issue(i, overrides) for i in error.issues])
+    if parsed:  # likewise an issue it has only with the command line's (a stride that no longer fits)
+        own = _issues_of(data, smap, [])
+        cause = f"{COMMAND_LINE} {' '.join(o.text for o in parsed)}"
+        error = SpecError(
+            [
+                i
+                if i.cause or str(i) in own or (i.file or "").startswith(COMMAND_LINE)
+                else replace(i, cause=cause)
+                for i in error.issues
+            ]
+        )
     raise error from None
+
+
+def _issues_of(data: Any, smap: SourceMap, parsed: Sequence[Any]) -> set[str]:
+    """The issues ``data`` has without the overrides being traced, as text (empty: none)."""
+    try:
+        spec_from_dict(data, smap)
+    except SpecError as exc:
+        return {str(i) for i in command_line_issues(exc, parsed, smap.file).issues}
+    return set()
 
 
 #: How an issue caused by a keyword override of :func:`load_spec` names its origin, followed by
