@@ -33,6 +33,10 @@ class Issue:
     allowed: str | None = None
     file: str | None = None
     line: int | None = None
+    cause: str | None = None
+    """What made the spec wrong when it is not the spec itself, e.g. ``<override> input_size=100``
+    (a keyword override of :func:`archsearch.load_spec`): shown first, the spec's place after the
+    message."""
 
     @property
     def location(self) -> str:
@@ -42,8 +46,11 @@ class Issue:
         return f"line {self.line}" if self.line is not None else ""
 
     def __str__(self) -> str:
-        head = [part for part in (self.location, format_path(self.path) if self.path else "") if part]
+        where = self.cause or self.location
+        head = [part for part in (where, format_path(self.path) if self.path else "") if part]
         text = ": ".join([*head, self.message])
+        if self.cause and self.location:
+            text += f" (at {self.location})"
         if self.value is not _MISSING:
             text += f" (got {_show(self.value)})"
         if self.allowed:

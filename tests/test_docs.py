@@ -89,3 +89,24 @@ def test_readme_grammar_table_names_every_registered_mixer_under_its_family():
         family = MIXERS.get(name).family
         assert family in rows, f"README's grammar table has no row for family {family!r}"
         assert f"`{name}`" in rows[family], f"README's grammar table lacks mixer {name!r} under {family!r}"
+
+
+def test_readme_error_examples_of_cheap_commands_are_the_real_output(monkeypatch):
+    """Every README example ``$ archsearch search|validate|compile FILE ...`` on a file of the
+    repository followed by an ``error:`` line (they fail while loading, in a second) prints exactly
+    that line."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from archsearch.cli import app
+
+    monkeypatch.chdir(ROOT)
+    example = r"^\$ archsearch ((?:search|validate|compile) (\S+).*)\n(error: .*)$"
+    found = re.findall(example, README, flags=re.M)
+    found = [(command, says) for command, file, says in found if (ROOT / file).is_file()]
+    assert found, "README has no such example any more"
+    for command, says in found:
+        result = CliRunner().invoke(app, shlex.split(command))
+        assert result.exit_code == 2, (command, result.output)
+        assert " ".join(result.output.split()) == says, command

@@ -264,3 +264,31 @@ def test_save_weights_is_atomic_readable_and_keeps_views_apart(tmp_path):
     model = torch.nn.Linear(3, 2)
     pt = save_weights(model, tmp_path / "m.pt")
     assert set(read_state_dict(pt)) == {"weight", "bias"}
+
+
+def _dynamic_spec(mixer: dict) -> dict:
+    return {
+        "input": {"size": 32},
+        "dynamic_size": True,
+        "stages": [{"embed": {"kind": "patch", "stride": 4}, "dim": 16, "depth": 1, "mixer": mixer}],
+        "head": {"num_classes": 10},
+    }
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_dynamic_size_is_kept_or_refused(fmt, tmp_path):
+    """dynamic_size: true is checked at a second size. A conv model's file takes it (ONNX with free
+    height and width axes); window attention, whose layout the exporters freeze at the traced size,
+    is refused in one line and no file is left that would fail at another size."""
+    result = archsearch.export(_dynamic_spec({"kind": "conv"}), fmt, tmp_path / f"conv.{fmt}")
+    assert result.other_size == (36, 36) and result.max_abs_diff is not None
+    if fmt == "onnx":
+        session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        assert session.run(None, {"image": np.zeros((2, 3, 48, 40), np.float32)})[0].shape == (2, 10)
+    spec = tmp_path / "dyn.yaml"
+    spec.write_text(json.dumps(_dynamic_spec({"kind": "window", "heads": 2, "window": 4})))
+    line = _one_error_line(runner.invoke(app, ["export", str(spec), "-f", fmt, "-o", f"{tmp_path}/w/"]))
+    assert "dynamic_size:" in line and "on a 36x36 input" in line and "take only 32x32 inputs" in line
+    assert not list((tmp_path / "w").iterdir())
+    fixed = _dynamic_spec({"kind": "window", "heads": 2, "window": 4}) | {"dynamic_size": False}
+    assert archsearch.export(fixed, fmt, tmp_path / "w" / "fixed").other_size is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -494,3 +495,40 @@ def test_blocks_that_differ_only_in_their_shortcut_are_different_pieces():
     )
     stages = tuple(conv_stage if s.index == avg[0].stage else s for s in plan.stages)
     assert piece_keys(replace(plan, stages=stages)) != piece_keys(plan)
+
+
+def test_latency_table_command_says_where_a_ctrl_c_left_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after the first pieces are timed: exit 130 and one line saying how far it got, that
+    the partial table was saved to the file (which holds those pieces) and that re-running resumes."""
+    import yaml
+
+    import archsearch.space
+
+    real = archsearch.space.fill_table
+
+    def interrupted_fill(*args: Any, **kwargs: Any) -> Any:
+        on_piece = kwargs["on_piece"]
+
+        def then_ctrl_c(done: int, total: int) -> None:
+            on_piece(done, total)
+            raise KeyboardInterrupt
+
+        return real(*args, **{**kwargs, "on_piece": then_ctrl_c})
+
+    monkeypatch.setattr(archsearch.space, "fill_table", interrupted_fill)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(tiny_space(dims=(8, 16), depth=1)))
+    out = tmp_path / "table.json"
+    result = _cli("latency-table", str(space), "--threads", "1", "--out", str(out), "--runs", "4", "--alone")
+    assert result.exit_code == 130, result.output
+    saved = len(LatencyTable.load(out))
+    line = " ".join(result.output.split())
+    found = re.search(
+        r"interrupted: the partial table \((\d+) of (\d+) pieces timed this run; (\d+) pieces", line
+    )
+    assert found, line
+    done, total, in_file = map(int, found.groups())
+    assert 0 < done < total and in_file == saved >= done
+    assert f"was saved to {out}; re-running the same command resumes it" in line

@@ -414,6 +414,32 @@ def test_optuna_reads_the_metric_names_and_duplicates_can_be_left_out(tmp_path):
     assert load_study(str(tmp_path / "study.journal")).metric_names == ["grad_norm", "macs"]
 
 
+def test_without_duplicates_logs_nothing():
+    """Optuna logs "A new study created in memory" at INFO for every study it makes; the internal
+    copy must not (it printed that line amid `archsearch` output), and Optuna's verbosity is kept."""
+    import logging
+
+    study = optuna.create_study(directions=["maximize"], study_name="s")
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("optuna")
+    logger.addHandler(handler)
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        copy = without_duplicates(study)
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+        optuna.create_study()  # the handler sees what Optuna logs: this one does log the line
+    finally:
+        logger.removeHandler(handler)
+        optuna.logging.set_verbosity(before)
+    assert len(copy.trials) == 1 and copy.study_name == "s"
+    created = [r for r in records if "A new study created" in r.getMessage()]
+    assert len(created) == 1, [r.getMessage() for r in records]
+
+
 # --------------------------------------------------------------------------- early stopping
 
 

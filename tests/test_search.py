@@ -378,6 +378,9 @@ def test_cli_space_search_and_trials(tmp_path):
     assert "2 trials" in result.output and csv.read_text().startswith("trial,state,outcome")
     one = runner.invoke(app, ["trials", str(exp), "--limit", "1"])
     assert one.exit_code == 0 and one.output.count("complete") < result.output.count("complete")
+    counts = runner.invoke(app, ["trials", str(exp), "--limit", "0"])  # README: only the counts
+    assert counts.exit_code == 0 and counts.output.splitlines()[-1].startswith("2 trials: ")
+    assert "outcome" not in counts.output and "┃" not in counts.output and "━" not in counts.output
     result = runner.invoke(app, ["trials", str(exp), "--limit", "-1"])  # was every row but the first
     assert result.exit_code == 2 and "--limit" in result.output and "Traceback" not in result.output
     never_run = tmp_path / "never-run.yaml"

@@ -123,13 +123,23 @@ def test_list_models_takes_a_tuple_of_patterns():
         ),
         (["latency-table", "x.yaml", "--rounds", "0"], "error: --rounds: must be at least 1 (got 0)"),
         (["train", "resnet-50", "--stop-after", "0"], "error: --stop-after: must be at least 1 (got 0)"),
+        # click's usage errors too: no usage box (README: every bad input is one error: line)
+        (
+            ["compile", "deit-ti", "--resolutio", "3"],
+            "error: --resolutio: no such option (did you mean --resolution?); allowed: --json,",
+        ),
+        (["compil", "deit-ti"], "error: compil: no such command (did you mean compile?); allowed: export,"),
+        (["compile"], "error: archsearch compile: missing argument SPEC; allowed: a spec YAML file or a zoo"),
+        (["compile", "deit-ti", "--resolution"], "error: --resolution: needs a value (see archsearch"),
+        (["compile", "a", "b"], "error: archsearch compile: got unexpected extra argument(s) (b)"),
+        (["--bogus"], "error: --bogus: no such option; allowed: --version, --help"),
     ],
 )
 def test_a_bad_option_value_is_one_error_line_with_what_is_allowed(args, says):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.output.split())
-    assert "Usage:" not in result.output and "Traceback" not in result.output
+    assert "Usage:" not in result.output and "Traceback" not in result.output and "╭" not in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
@@ -140,3 +150,43 @@ def test_resume_and_fresh_together_say_what_is_allowed(tmp_path):
     assert "error: --resume and --fresh contradict each other" in text
     assert "allowed: one of them, or neither" in text
     assert not list(tmp_path.iterdir())  # nothing read or written
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--resolution", "99999"], "error: --resolution 99999: input.size: must be at most 8192"),
+        (
+            ["--resolution", "100"],
+            "error: --resolution 100: stages[0].embed.stride: the 100x100 map is not divisible into 16x16 "
+            "patches (at ",
+        ),
+        (["--num-classes", "99999999"], "error: --num-classes 99999999: head.num_classes: must be at most"),
+        (
+            ["--set", "input.size=100"],
+            "error: <command line> input.size=100: stages[0].embed.stride: the 100x100 map is not divisible",
+        ),
+    ],
+)
+def test_an_error_an_override_option_causes_names_the_option(args, says):
+    """A zoo model is fine as it is: what --resolution, --num-classes or --set breaks is theirs,
+    not the zoo file's (the spec's own place follows the message when it is elsewhere)."""
+    result = runner.invoke(app, ["compile", "deit-ti", *args])
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.split())
+    assert result.output.startswith(says[:9]) and len(result.output.strip().splitlines()) == 1
+    if args[-1].endswith("100"):  # the spec's own place follows, as a shape no longer fits
+        assert "zoo/deit-ti.yaml:6) (got 16); allowed: strides dividing both sides" in result.output
+
+
+def test_a_keyword_override_error_keeps_the_spec_s_own_problems_on_its_file(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "input: {size: 32}\nstages:\n  - {embed: {kind: patch, stride: 4}, dim: 32, depth: 1,\n"
+        "     mixer: {kind: attention, heads: 4}, mlp_ratio: -1}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        archsearch.load_spec(spec, input_size=99999)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{spec}:4: stages[0].mlp_ratio: must be") for line in lines), lines
+    assert any(line.startswith("<override> input_size=99999: input.size: must be") for line in lines), lines

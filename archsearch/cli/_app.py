@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import re
 import sys
@@ -15,7 +16,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from ..core import BOUND_WORDS, Override, command_line_issues, expected_noun, shown
+from ..core import BOUND_WORDS, expected_noun, shown
 from ..errors import SearchError, SpecError
 
 __all__ = ["JsonOpt", "app", "err", "friendly", "option_error", "out", "shown", "warnings_as_lines"]
@@ -52,14 +53,64 @@ class _Commands(typer.core.TyperGroup):
     ``error: ...`` line naming the option, the value and what is allowed (:func:`option_error`)
     and exit status 2, like every other bad input, instead of click's usage box."""
 
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _UsageError as exc:  # an unknown option before the command (archsearch --bogus)
+            err.print(f"[bold red]error:[/] {escape(usage_error(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except typer.BadParameter as exc:
-            if type(exc).__name__ == "MissingParameter":  # a missing argument: click's usage says it best
-                raise
-            err.print(f"[bold red]error:[/] {escape(option_error(exc))}", highlight=False, soft_wrap=True)
+            missing = type(exc).__name__ == "MissingParameter"
+            line = usage_error(exc) if missing else option_error(exc)
+            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except _UsageError as exc:  # an unknown option or command, a missing value, extra arguments
+            line = usage_error(exc, ctx.invoked_subcommand)
+            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
+#: click's UsageError (typer vendors click privately; BadParameter, NoSuchOption, ... derive from it)
+_UsageError: type[typer.TyperException] = typer.BadParameter.__mro__[1]
+
+
+def usage_error(exc: Any, command_name: str | None = None) -> str:
+    """click's usage error as one of our lines instead of its usage box: ``--resolutio: no such
+    option (did you mean --resolution?); allowed: --json, --resolution, ...``, ``compil: no such
+    command (did you mean compile?); allowed: ...``, ``compile: missing argument SPEC; allowed: a spec
+    YAML file or a zoo name ...``; any other keeps click's words after the command's name
+    (``command_name`` where click gives no context)."""
+    ctx = exc.ctx
+    command = ctx.command if ctx is not None else None
+    where = f"archsearch {ctx.info_name}" if ctx is not None and ctx.parent is not None else "archsearch"
+    if ctx is None and command_name:
+        where = f"archsearch {command_name}"
+    if type(exc).__name__ == "NoSuchOption":
+        mean = f" (did you mean {' or '.join(exc.possibilities)}?)" if exc.possibilities else ""
+        opts = sorted({o for p in getattr(command, "params", []) for o in p.opts if o.startswith("--")})
+        allowed = f"; allowed: {', '.join([*opts, '--help'])}" if command is not None else ""
+        return f"{exc.option_name}: no such option{mean}{allowed}"
+    if type(exc).__name__ == "MissingParameter" and exc.param is not None:
+        param = exc.param
+        what = getattr(param, "help", None) or ""
+        allowed = f"; allowed: {what[:1].lower()}{what[1:].rstrip('.')}" if what else ""
+        if isinstance(param, typer.core.TyperArgument):
+            return f"{where}: missing argument {(param.name or 'value').upper()}{allowed}"
+        return f"{where}: missing option {param.opts[0]}{allowed}"
+    found = re.match(r"No such command '(.+?)'\.(?: Did you mean '(.+?)'\?)?", exc.message)
+    names = getattr(command, "list_commands", None)
+    if found and names is not None:
+        mean = f" (did you mean {found.group(2)}?)" if found.group(2) else ""
+        return f"{found.group(1)}: no such command{mean}; allowed: {', '.join(names(ctx))}"
+    needs = re.match(r"Option '(.+?)' requires an argument", exc.message)
+    if needs:
+        return f"{needs.group(1)}: needs a value (see {where} --help)"
+    message = exc.message.rstrip(".")
+    return f"{where}: {message[:1].lower()}{message[1:]} (see {where} --help)"
 
 
 app = typer.Typer(
@@ -105,7 +156,7 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except SpecError as exc:
             for issue in _blame_options(exc, kwargs).issues:
-                say(str(issue))
+                say(_option_named(str(issue)))
             hint = getattr(exc, "hint", None)  # e.g. the experiment that would search a space
             if hint:
                 err.print(escape(hint), highlight=False, soft_wrap=True)
@@ -117,7 +168,9 @@ def friendly(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
-#: A command's parameter that overrides a spec value -> the value's path and the option's name.
+#: a keyword override's name -> the option that sets it (its errors name the option, not the spec)
+_OVERRIDE_OPTIONS = {"input_size": "--resolution", "num_classes": "--num-classes"}
+#: A command's parameter that overrides a value -> the value's path and the option's name.
 _OPTION_PATHS = {
     "resolution": (("input", "size"), "--resolution"),
     "num_classes": (("head", "num_classes"), "--num-classes"),
@@ -125,17 +178,31 @@ _OPTION_PATHS = {
 
 
 def _blame_options(exc: SpecError, kwargs: dict[str, Any]) -> SpecError:
-    """``exc`` with an issue about a value an option overrode (``--resolution 100000``: the spec's
-    ``input.size``) placed on ``<command line> --resolution 100000``, not on the file's line of the
-    value it replaced."""
+    """``exc`` with an issue about the very value an option set (``--resolution 100000``: a space's
+    ``input.size``, where no loader marked the override as the cause) placed on the option
+    (``--resolution 100000: input.size: ...``), not on the file's line of the value it replaced."""
     given = [
-        Override(path, kwargs[name], f"{flag} {kwargs[name]}")
+        (path, f"{flag} {kwargs[name]}")
         for name, (path, flag) in _OPTION_PATHS.items()
         if kwargs.get(name) is not None
     ]
     if not given:
         return exc
-    return SpecError([command_line_issues(SpecError(i), given, i.file).issues[0] for i in exc.issues])
+    issues = []
+    for issue in exc.issues:
+        hit = next((text for path, text in given if issue.path[: len(path)] == path), None)
+        if hit is not None and issue.cause is None:
+            issue = dataclasses.replace(issue, file=hit, line=None)
+        issues.append(issue)
+    return SpecError(issues)
+
+
+def _option_named(line: str) -> str:
+    """``<override> input_size=100: ...`` (an issue the spec has only with an override,
+    :func:`archsearch.load_spec`) -> ``--resolution 100: ...``."""
+    found = re.match(r"<override> (\w+)=(\S+): ", line)
+    option = _OVERRIDE_OPTIONS.get(found.group(1)) if found else None
+    return f"{option} {found.group(2)}: {line[found.end() :]}" if found and option else line
 
 
 @contextlib.contextmanager

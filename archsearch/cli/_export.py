@@ -94,7 +94,8 @@ def export_(
         print(json.dumps(result.to_dict(), indent=2))
         return
     c, h, w = result.input_shape
-    graph = f"; input image (batch, {c}, {h}, {w}), output logits (batch, {result.num_classes})"
+    size = "height, width" if result.other_size else f"{h}, {w}"  # dynamic_size: checked at two sizes
+    graph = f"; input image (batch, {c}, {size}), output logits (batch, {result.num_classes})"
     graph = graph if result.format != "safetensors" else ""
     out.print(
         f"wrote {result.path} ({_size(result.bytes)}; {result.exporter}{graph})",
@@ -105,6 +106,8 @@ def export_(
         out.print("not checked (--no-check)", highlight=False)
         return
     batches = " and ".join(map(str, result.batches))
+    if result.other_size:
+        batches += f", and at a {result.other_size[0]}x{result.other_size[1]} input (dynamic_size)"
     out.print(
         f"check: {result.checked_with} reproduces PyTorch at batch {batches}: max abs diff "
         f"{result.max_abs_diff:.2g} (tolerance {result.tolerance:g})",

@@ -146,26 +146,34 @@ def latency_table(
         timed = bar.add_task("timing pieces", total=None, visible=False)
         whole = bar.add_task("timing whole members", total=None, visible=False)
 
+        reached = {"pieces": (0, -1), "members": (0, -1)}  # (done, total) for a Ctrl-C's message
+
         def found(n: int) -> None:
             bar.update(find, completed=n)
 
         def piece(done: int, total: int) -> None:
+            reached["pieces"] = (done, total)
             bar.update(find, visible=False)
             bar.update(timed, completed=done, total=total, visible=True)
 
         def member(done: int, total: int) -> None:
+            reached["members"] = (done, total)
             bar.update(whole, completed=done, total=total, visible=True)
 
-        counts = fill_table(
-            loaded,
-            predictor,
-            members=members,
-            samples=samples,
-            in_situ=not alone,
-            on_found=found,
-            on_piece=piece,
-            on_member=member,
-        )
+        try:
+            counts = fill_table(
+                loaded,
+                predictor,
+                members=members,
+                samples=samples,
+                in_situ=not alone,
+                on_found=found,
+                on_piece=piece,
+                on_member=member,
+            )
+        except KeyboardInterrupt:
+            bar.stop()
+            _interrupted(table, reached)
     calibration = predictor.calibrate() if calibrate else None
     o = predictor.overhead
     summary = {
@@ -199,3 +207,29 @@ def latency_table(
     if calibration is not None:
         out.print(f"calibration now: {calibration.describe()}", highlight=False)
     out.print(f"written to {escape(str(table.path))}", highlight=False)
+
+
+def _interrupted(table: Any, reached: dict[str, tuple[int, int]]) -> None:
+    """Ctrl-C while filling: say what the file holds (saved after each step) and that re-running
+    resumes it; exit status 130."""
+    (pieces, of_pieces), (whole, of_whole) = reached["pieces"], reached["members"]
+    if of_whole >= 0:
+        where = f"all pieces timed, {whole} of {of_whole} whole members for the overhead fit"
+    elif of_pieces >= 0:
+        where = f"{pieces} of {of_pieces} pieces timed this run"
+    else:
+        where = "interrupted while finding the pieces, none timed this run"
+    from ..cost import LatencyTable
+
+    path = table.path
+    if path is None or not path.is_file():
+        err.print(f"interrupted: {where}; nothing was saved (no {escape(str(path))})", highlight=False)
+        raise typer.Exit(130)
+    saved = len(LatencyTable.load(path))  # what the file holds: saved after each step
+    err.print(
+        f"interrupted: the partial table ({where}; {saved} pieces in the file) was saved to "
+        f"{escape(str(path))}; re-running the same command resumes it",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(130)

@@ -447,6 +447,9 @@ def trials_(
         )
         if m in frame and frame[m].notna().any()
     ]
+    if limit == 0:  # only the counts (README), no empty table under them
+        out.print(f"{len(frame)} trials: {counts.line()}", highlight=False, soft_wrap=True)
+        return
     table = Table(title=f"{len(frame)} trials: {counts.line()}")
     for col in ("trial", "outcome", *metrics, "mixers", "reason"):
         table.add_column(col, justify="right" if col in metrics or col == "trial" else "left")

@@ -21,7 +21,7 @@ from ..compiler import ArchNet, build
 from ..errors import ExportError
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, spec_hash
 from ._formats import check as check_file
-from ._formats import inputs, require, write_onnx, write_safetensors, write_torchscript
+from ._formats import check_other_size, inputs, require, write_onnx, write_safetensors, write_torchscript
 from ._weights import load_weights
 
 __all__ = ["DEFAULT_TOLERANCE", "FORMATS", "SUFFIXES", "ExportResult", "export"]
@@ -53,6 +53,9 @@ class ExportResult:
     """What ran the file back (``onnxruntime 1.22.0``, ``torch.jit.load``, ...); None: not checked."""
     batches: tuple[int, ...]
     """Batch sizes the outputs were compared at."""
+    other_size: tuple[int, int] | None
+    """``(height, width)`` of the second input size checked for a ``dynamic_size`` spec (the file
+    takes any size); None: the file takes only ``input_shape``'s (or was not checked)."""
     max_abs_diff: float | None
     """Largest absolute difference from the PyTorch model's outputs (logits); None: not checked."""
     tolerance: float
@@ -66,6 +69,7 @@ class ExportResult:
         data["path"] = str(self.path)
         data["batches"] = list(self.batches)
         data["input_shape"] = list(self.input_shape)
+        data["other_size"] = list(self.other_size) if self.other_size else None
         return data
 
 
@@ -111,14 +115,18 @@ def export(
 
     The self-check feeds seeded ``(batch, C, H, W)`` float32 inputs, and ``batch + 1`` for ONNX
     and TorchScript, to the file's runtime and to the model in eval mode; the largest absolute
-    difference of the logits must be at most ``tolerance``.
+    difference of the logits must be at most ``tolerance``. For a spec with ``dynamic_size: true``
+    the ONNX file's height and width axes are dynamic too, and ONNX and TorchScript files are also
+    run at a second size (``H`` and ``W`` plus the model's total reduction): a file that takes only
+    the traced size (the exporters keep the sizes of a model whose code branches on them, as
+    archsearch's resampled tables and Swin windows do) is refused and removed.
 
     Raises :class:`~archsearch.SpecError` for a bad spec and :class:`~archsearch.ExportError`
     (one line naming the file) for an unsupported format, weights that do not load, a missing
     optional package (``onnx is not installed: pip install 'archsearch[export]' (...)``, checked
-    before the model is built: onnx, onnxscript, onnxruntime, safetensors), an exporter failure,
-    or a self-check over the tolerance (the file is then kept, and ``max_abs_diff`` is set on the
-    error).
+    before the model is built: onnx, onnxscript, onnxruntime, safetensors), an exporter failure, a
+    ``dynamic_size`` file that fails at the second size, or a self-check over the tolerance (the
+    file is then kept, and ``max_abs_diff`` is set on the error).
     """
     if format not in FORMATS:
         raise ExportError(f"format {format!r} is not supported; allowed: {', '.join(FORMATS)}")
@@ -159,9 +167,14 @@ def export(
         checked_with: str | None = None
         batches: tuple[int, ...] = ()
         diff: float | None = None
+        other: tuple[int, int] | None = None
         if check:
             say(f"checking {target} against PyTorch")
             checked_with, batches, diff = check_file(format, model, target, batch, chw, seed)
+            if plan.spec.dynamic_size and format != "safetensors" and diff <= tolerance:
+                say(f"checking {target} at another input size (dynamic_size)")
+                other, other_diff = check_other_size(format, model, target, batch, chw, seed, tolerance)
+                diff = max(diff, other_diff)
     finally:
         model.train(was_training)
     result = ExportResult(
@@ -173,6 +186,7 @@ def export(
         exporter=exporter,
         checked_with=checked_with,
         batches=batches,
+        other_size=other,
         max_abs_diff=diff,
         tolerance=tolerance,
         input_shape=chw,

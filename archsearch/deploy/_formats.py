@@ -31,6 +31,7 @@ from ._weights import save_weights
 __all__ = [
     "INSTALL",
     "check",
+    "check_other_size",
     "inputs",
     "require",
     "write_onnx",
@@ -100,6 +101,8 @@ def write_onnx(
 ) -> str:
     tmp = target.with_name(target.name + ".part")
     names = {"input_names": ["image"], "output_names": ["logits"]}
+    dynamic = bool(meta["spec"].get("dynamic_size"))  # height and width free too (checked after)
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic else {0: "batch"}
     errors: list[str] = []
     used = ""
     for kind in ("legacy", "dynamo") if which == "auto" else (which,):
@@ -112,11 +115,11 @@ def write_onnx(
                         str(tmp),
                         dynamo=False,
                         opset_version=opset,
-                        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                        dynamic_axes={"image": axes, "logits": {0: "batch"}},
                         **names,  # type: ignore[arg-type]
                     )
                 else:
-                    _dynamo_export(model, example, tmp, opset, names)
+                    _dynamo_export(model, example, tmp, opset, names, dynamic)
             used = "torch.onnx (TorchScript-based)" if kind == "legacy" else "torch.onnx (torch.export-based)"
             break
         except ExportError:
@@ -132,13 +135,20 @@ def write_onnx(
 
 
 def _dynamo_export(
-    model: nn.Module, example: torch.Tensor, tmp: Path, opset: int | None, names: dict[str, Any]
+    model: nn.Module,
+    example: torch.Tensor,
+    tmp: Path,
+    opset: int | None,
+    names: dict[str, Any],
+    dynamic: bool,
 ) -> None:
     try:
         import onnxscript  # noqa: F401
     except ImportError:
         raise RuntimeError(missing("onnxscript", "the torch.export-based exporter needs it")) from None
-    batch = torch.export.Dim("batch", min=1, max=65536)
+    axes = {0: torch.export.Dim("batch", min=1, max=65536)}
+    if dynamic:
+        axes |= {i: torch.export.Dim(n, min=2, max=8192) for i, n in ((2, "height"), (3, "width"))}
     if example.shape[0] < 2:  # torch.export specialises a size of 1: trace at 2, the axis stays free
         example = example.expand(2, *example.shape[1:]).contiguous()
     torch.onnx.export(
@@ -147,7 +157,7 @@ def _dynamo_export(
         str(tmp),
         dynamo=True,
         opset_version=opset,
-        dynamic_shapes=({0: batch},),
+        dynamic_shapes=(axes,),
         external_data=False,
         verbose=False,
         **names,
@@ -232,6 +242,48 @@ def check(
     return what, tuple(int(x.shape[0]) for x in xs), worst
 
 
+def check_other_size(
+    format: str,
+    model: nn.Module,
+    target: Path,
+    batch: int,
+    chw: tuple[int, int, int],
+    seed: int,
+    tolerance: float,
+) -> tuple[tuple[int, int], float]:
+    """For a ``dynamic_size`` model: run the file at a second input size, the built one plus the
+    model's total reduction on each side (every stage's map one token larger or more, Swin windows
+    padded), and return that ``(height, width)`` and the largest absolute difference of the logits.
+    Raises :class:`ExportError` (one line, the file removed) when the file cannot take that size or
+    its logits differ by more than ``tolerance``: the exporters keep the sizes a model was traced at
+    wherever its code branches on the input's size."""
+    plan = getattr(model, "plan", None)
+    step = plan.stages[-1].reduction if plan is not None and plan.stages else 32
+    hw = (chw[1] + step, chw[2] + step)
+    x = inputs(batch, (chw[0], *hw), seed)[0]
+    with torch.inference_mode():
+        expected = model(x).float().numpy()
+    run, what = _onnx_runner(target) if format == "onnx" else _torchscript_runner(target)
+    size = f"a {hw[0]}x{hw[1]} input"
+    try:
+        got = np.asarray(run(x), dtype=np.float32)
+    except Exception as exc:
+        cause = _first_line(exc)
+        why = f"fails on {size} ({cause if len(cause) <= 100 else cause[:99] + '…'})"
+    else:
+        diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else math.inf
+        if diff <= tolerance:
+            return hw, diff
+        why = f"gives other logits than PyTorch on {size} (max abs diff {diff:.3g})"
+    target.unlink(missing_ok=True)
+    how = "torch.jit.trace" if format == "torchscript" else "torch.onnx"
+    raise ExportError(
+        f"{target}: dynamic_size: {what} {why}: {how} keeps the {chw[1]}x{chw[2]} size this model "
+        f"was traced at, so the file would take only {chw[1]}x{chw[2]} inputs (removed); export with "
+        "dynamic_size: false for such a file, or as safetensors to rebuild the model at any size"
+    )
+
+
 def _onnx_runner(target: Path) -> tuple[Callable[[torch.Tensor], Any], str]:
     try:
         import onnxruntime as ort
@@ -246,7 +298,9 @@ def _onnx_runner(target: Path) -> tuple[Callable[[torch.Tensor], Any], str]:
     except Exception as exc:
         raise ExportError(f"{target}: onnxruntime cannot load it: {_first_line(exc)}") from None
     name = session.get_inputs()[0].name
-    return (lambda x: session.run(None, {name: x.numpy()})[0]), f"onnxruntime {ort.__version__}"
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # a failing run is our one error line, not ort's log too
+    return (lambda x: session.run(None, {name: x.numpy()}, quiet)[0]), f"onnxruntime {ort.__version__}"
 
 
 def _torchscript_runner(target: Path) -> tuple[Callable[[torch.Tensor], Any], str]:

@@ -9,7 +9,7 @@ winners as YAML specs.
 from ._compute import ReportData, ZooReference, compute_report, mixer_label
 from ._demo import DEMO_OBJECTIVES, demo_results, demo_spec
 from ._format import slug
-from ._results import STATES, Objective, StudyResults
+from ._results import STATES, Objective, StudyResults, memory_study
 from ._winners import command_path as winner_command_path
 from ._write import ReportFiles, report_folder_problem, write_report
 
@@ -24,6 +24,7 @@ __all__ = [
     "compute_report",
     "demo_results",
     "demo_spec",
+    "memory_study",
     "mixer_label",
     "report_folder_problem",
     "slug",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._results import Objective, StudyResults
+from ._results import Objective, StudyResults, memory_study
 
 __all__ = ["DEMO_OBJECTIVES", "demo_results", "demo_spec"]
 
@@ -179,7 +179,7 @@ def _optuna_study(results: StudyResults, rows: list[dict[str, Any]]) -> Any:
     import optuna
 
     directions = [o.direction for o in results.objectives]
-    study = optuna.create_study(study_name=results.study_name, directions=directions)
+    study = memory_study(directions, results.study_name)
     states = {s.name: s for s in optuna.trial.TrialState}
     for row in rows:
         choices = {k.removeprefix("choice."): v for k, v in row.items() if k.startswith("choice.")}

@@ -5,6 +5,7 @@ The search engine builds :class:`StudyResults`; the report only reads it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -13,7 +14,7 @@ import pandas as pd
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["STATES", "Objective", "StudyResults"]
+__all__ = ["STATES", "Objective", "StudyResults", "memory_study"]
 
 #: Trial states, in the order reports list them.
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -54,3 +55,19 @@ class StudyResults:
     """The trials by outcome as the search engine counts them (``evaluated``, ``complete``,
     ``early-stopped``, ``failed``, ``duplicate``, ``rejected``, ``skipped``, ``interrupted``,
     ``running``, ``front``); None: the report counts ``state``s instead."""
+
+
+def memory_study(
+    directions: Sequence[Literal["minimize", "maximize"] | optuna.study.StudyDirection], study_name: str
+) -> optuna.Study:
+    """``optuna.create_study`` in memory, for a copy or a view of results, without Optuna's
+    ``[I ...] A new study created in memory`` log line (its verbosity is lowered to WARNING while
+    the study is made, then put back)."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+    try:
+        return optuna.create_study(directions=directions, study_name=study_name)
+    finally:
+        optuna.logging.set_verbosity(verbosity)

@@ -204,9 +204,12 @@ def without_duplicates(study: optuna.Study) -> optuna.Study:
     Studies made before issue 19 stored it as a COMPLETE copy, which Optuna's plots and
     ``best_trials`` count as a second result: give them this copy
     (``optuna.visualization.plot_pareto_front(without_duplicates(study))``). The copy has the
-    study's name, directions, metric names and user attributes, and every other trial unchanged.
+    study's name, directions, metric names and user attributes, and every other trial unchanged;
+    making it logs nothing (Optuna's "A new study created in memory" line is silenced).
     """
-    copy = optuna.create_study(directions=study.directions, study_name=study.study_name)
+    from ..report import memory_study
+
+    copy = memory_study(study.directions, study.study_name)
     for key, value in study.user_attrs.items():
         copy.set_user_attr(key, value)
     if study.metric_names is not None:

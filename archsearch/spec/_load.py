@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..core import (
+    COMMAND_LINE,
     NormalizedSpec,
     SourceMap,
     apply_dotlist,
@@ -26,6 +28,7 @@ from ._normalize import normalize
 from ._schema import Spec
 
 __all__ = [
+    "OVERRIDE",
     "ZOO_DIR",
     "apply_overrides",
     "list_models",
@@ -83,7 +86,8 @@ def load_spec(
     (``stages.1.dim=96``, ``head.num_classes=10``: ``KEY=VALUE`` with a YAML value, as
     :func:`archsearch.core.apply_dotlist`), applied first. Raises :class:`SpecError` naming the
     file, line and YAML path of every problem, including impossible shapes (``<command line>`` and
-    the override for a problem in an overridden value).
+    the override for a problem in an overridden value; ``<override> input_size=100`` for a problem
+    the spec has only with a keyword override, such as a stride that no longer divides the input).
     """
     if isinstance(source, Spec):
         if not overrides and not dotlist:
@@ -98,7 +102,51 @@ def load_spec(
     try:
         return spec_from_dict(apply_overrides(apply_dotlist(data, parsed), overrides), smap)
     except SpecError as exc:
-        raise command_line_issues(exc, parsed, smap.file) from None
+        error = command_line_issues(exc, parsed, smap.file)
+    if overrides:  # an issue the spec has only with them is theirs, wherever it shows
+        own = _issues_of(apply_dotlist(data, parsed), smap, parsed)
+        error = SpecError([i if str(i) in own else _override_issue(i, overrides) for i in error.issues])
+    if parsed:  # likewise an issue it has only with the command line's (a stride that no longer fits)
+        own = _issues_of(data, smap, [])
+        cause = f"{COMMAND_LINE} {' '.join(o.text for o in parsed)}"
+        error = SpecError(
+            [
+                i
+                if i.cause or str(i) in own or (i.file or "").startswith(COMMAND_LINE)
+                else replace(i, cause=cause)
+                for i in error.issues
+            ]
+        )
+    raise error from None
+
+
+def _issues_of(data: Any, smap: SourceMap, parsed: Sequence[Any]) -> set[str]:
+    """The issues ``data`` has without the overrides being traced, as text (empty: none)."""
+    try:
+        spec_from_dict(data, smap)
+    except SpecError as exc:
+        return {str(i) for i in command_line_issues(exc, parsed, smap.file).issues}
+    return set()
+
+
+#: How an issue caused by a keyword override of :func:`load_spec` names its origin, followed by
+#: ``KEY=VALUE`` (``<override> input_size=100``); the command line names its option instead.
+OVERRIDE = "<override>"
+#: The spec path each keyword override sets (an issue inside it is that override's).
+_OVERRIDE_PATHS = {"num_classes": ("head",), "in_chans": ("input", "channels"), "input_size": ("input",)}
+
+
+def _override_issue(issue: Issue, overrides: Mapping[str, Any]) -> Issue:
+    """``issue`` put down to the override that caused it (:attr:`Issue.cause`): the one whose path
+    holds the issue's (then the spec's place, a value the override replaced, is dropped), else the
+    input size (which every shape follows), else the first; a shape that no longer fits keeps its
+    file and line, shown after the message."""
+    inside = [k for k, p in _OVERRIDE_PATHS.items() if k in overrides and issue.path[: len(p)] == p]
+    key = (inside or [k for k in ("input_size", *overrides) if k in overrides])[0]
+    value = overrides[key]
+    shown = "x".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+    cause = f"{OVERRIDE} {key}={shown}"
+    return replace(issue, cause=cause, file=None, line=None) if inside else replace(issue, cause=cause)
 
 
 def _read(source: str | os.PathLike[str]) -> tuple[Any, SourceMap]:
