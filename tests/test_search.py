@@ -349,6 +349,35 @@ def test_a_study_with_other_objectives_is_not_silently_reused(tmp_path):
 # --------------------------------------------------------------------------- CLI
 
 
+def test_cli_space_warns_when_no_member_is_valid_and_bounds_its_samples(tmp_path):
+    """A space none of whose members has valid shapes (heads never divide the width) showed "0 valid
+    shapes" and exited 0 without a word; a search of it then rejected everything. And ``-n`` had no
+    upper bound (100,000,000 on a one-member space ran for minutes)."""
+    runner = CliRunner()
+    space = {
+        "input": {"size": 32, "channels": 3},
+        "stages": [
+            {
+                "embed": {"kind": "conv", "kernel": 3, "stride": 2},
+                "dim": {"choice": [30, 50]},
+                "depth": 1,
+                "mixer": {"kind": "attention", "heads": {"choice": [4, 8]}},
+            }
+        ],
+        "head": {"num_classes": 10},
+    }
+    path = tmp_path / "none.yaml"
+    path.write_text(yaml.safe_dump(space))
+    result = runner.invoke(app, ["space", str(path), "-n", "2"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr and "none of" in result.stderr and "has valid shapes" in result.stderr
+    fine = runner.invoke(app, ["space", str(ROOT / "search_spaces" / "cvt13_nas.yaml"), "-n", "1"])
+    assert fine.exit_code == 0 and "warning:" not in fine.stderr
+    result = runner.invoke(app, ["space", str(path), "-n", "100000000"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --samples") and len(result.stderr.splitlines()) == 1
+
+
 def test_cli_space_search_and_trials(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["space", str(ROOT / "search_spaces" / "cvt13_nas.yaml"), "-n", "2"])

@@ -24,6 +24,8 @@ from ._progress import BarProgress, LineProgress, fmt
 #: at most PROBE_S seconds: a space of thousands of blocks probes fewer rather than taking minutes.
 PROBE_MEMBERS = 200
 PROBE_S = 1.5
+#: The most random members ``archsearch space -n`` shows (each is normalised and costed).
+MAX_SAMPLES = 10_000
 
 SourceArg = Annotated[str, typer.Argument(help="An experiment YAML, a storage URL, or a .db / journal file.")]
 
@@ -32,7 +34,9 @@ SourceArg = Annotated[str, typer.Argument(help="An experiment YAML, a storage UR
 @friendly
 def space(
     path: Annotated[str, typer.Argument(help="A search-space YAML file.")],
-    samples: Annotated[int, typer.Option("--samples", "-n", min=0, help="Random members to show.")] = 5,
+    samples: Annotated[
+        int, typer.Option("--samples", "-n", min=0, max=MAX_SAMPLES, help="Random members to show.")
+    ] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the random members.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
@@ -49,6 +53,14 @@ def space(
     fits = sum(c.rejected is None for c in probe)
     shown = sp.random_samples(samples, seed=seed)
     size = sp.size()
+    if not fits:  # a search would reject every candidate it draws, then stop with an error
+        what = "has valid shapes" if not valid else "is within the constraints"
+        err.print(
+            f"[bold yellow]warning:[/] {escape(path)}: none of {len(probe)} random members {what}: a "
+            "search of this space would reject every candidate (each member's rejection says why)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
         print(
             json.dumps(
