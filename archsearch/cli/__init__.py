@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from . import _export, _latency, _oneshot, _search, _spec, _train  # noqa: F401  (register their commands)
+from . import _export, _latency, _oneshot, _search, _space, _spec, _train  # noqa: F401  (register their commands)
 from ._app import app, err, out
 
 __all__ = ["app", "err", "main", "out"]
