@@ -9,14 +9,14 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from ..core import BOUND_WORDS, expected_noun, shown
+from ..core import BOUND_WORDS, OVERRIDE, expected_noun, shown
 from ..errors import SearchError, SpecError
 
 __all__ = ["JsonOpt", "app", "err", "friendly", "option_error", "out", "shown", "warnings_as_lines"]
@@ -57,21 +57,21 @@ class _Commands(typer.core.TyperGroup):
         try:
             return super().make_context(*args, **kwargs)
         except _UsageError as exc:  # an unknown option before the command (archsearch --bogus)
-            err.print(f"[bold red]error:[/] {escape(usage_error(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _refuse(usage_error(exc))
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except typer.BadParameter as exc:
-            missing = type(exc).__name__ == "MissingParameter"
-            line = usage_error(exc) if missing else option_error(exc)
-            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _refuse(usage_error(exc) if type(exc).__name__ == "MissingParameter" else option_error(exc))
         except _UsageError as exc:  # an unknown option or command, a missing value, extra arguments
-            line = usage_error(exc, ctx.invoked_subcommand)
-            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _refuse(usage_error(exc, ctx.invoked_subcommand))
+
+
+def _refuse(line: str) -> NoReturn:
+    """``error: LINE`` on stderr, exit status 2."""
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 #: click's UsageError (typer vendors click privately; BadParameter, NoSuchOption, ... derive from it)
@@ -168,12 +168,12 @@ def friendly(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
-#: a keyword override's name -> the option that sets it (its errors name the option, not the spec)
-_OVERRIDE_OPTIONS = {"input_size": "--resolution", "num_classes": "--num-classes"}
-#: A command's parameter that overrides a value -> the value's path and the option's name.
-_OPTION_PATHS = {
-    "resolution": (("input", "size"), "--resolution"),
-    "num_classes": (("head", "num_classes"), "--num-classes"),
+#: The options that override a spec value: the keyword override of :func:`archsearch.load_spec`
+#: they pass -> (the command's parameter, the option, the value's path). Errors they cause name
+#: the option, not the spec's line.
+_OVERRIDE_OPTIONS = {
+    "input_size": ("resolution", "--resolution", ("input", "size")),
+    "num_classes": ("num_classes", "--num-classes", ("head", "num_classes")),
 }
 
 
@@ -183,7 +183,7 @@ def _blame_options(exc: SpecError, kwargs: dict[str, Any]) -> SpecError:
     (``--resolution 100000: input.size: ...``), not on the file's line of the value it replaced."""
     given = [
         (path, f"{flag} {kwargs[name]}")
-        for name, (path, flag) in _OPTION_PATHS.items()
+        for name, flag, path in _OVERRIDE_OPTIONS.values()
         if kwargs.get(name) is not None
     ]
     if not given:
@@ -200,9 +200,9 @@ def _blame_options(exc: SpecError, kwargs: dict[str, Any]) -> SpecError:
 def _option_named(line: str) -> str:
     """``<override> input_size=100: ...`` (an issue the spec has only with an override,
     :func:`archsearch.load_spec`) -> ``--resolution 100: ...``."""
-    found = re.match(r"<override> (\w+)=(\S+): ", line)
+    found = re.match(rf"{re.escape(OVERRIDE)} (\w+)=(\S+): ", line)
     option = _OVERRIDE_OPTIONS.get(found.group(1)) if found else None
-    return f"{option} {found.group(2)}: {line[found.end() :]}" if found and option else line
+    return f"{option[1]} {found.group(2)}: {line[found.end() :]}" if found and option else line
 
 
 @contextlib.contextmanager

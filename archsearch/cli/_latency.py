@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ._app import JsonOpt, app, err, friendly, out
+from ._app import JsonOpt, ResolutionOpt, app, err, friendly, out
 
 __all__ = ["latency_table"]
 
@@ -36,9 +36,7 @@ def latency_table(
         Path | None,
         typer.Option("--out", "-o", help="The table file (default: one per device setting in the cache)."),
     ] = None,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", "-r", min=1, help="Override the input size.")
-    ] = None,
+    resolution: ResolutionOpt = None,
     num_classes: Annotated[
         int | None,
         typer.Option(

@@ -30,7 +30,7 @@ from ._model import (
     describe_model,
     shorthand_kind,
 )
-from ._overrides import COMMAND_LINE, Override, apply_dotlist, command_line_issues, parse_override
+from ._overrides import COMMAND_LINE, OVERRIDE, Override, apply_dotlist, command_line_issues, parse_override
 from ._plan import BlockPlan, CheckContext, FeatureShape, NormalizedSpec, Path, StagePlan
 from ._text import shown
 from ._validation import (
@@ -58,6 +58,7 @@ __all__ = [
     "MAX_TRIALS",
     "MAX_WIDTH",
     "MAX_YAML_NODES",
+    "OVERRIDE",
     "Act",
     "BlockPlan",
     "CheckContext",

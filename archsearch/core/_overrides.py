@@ -20,10 +20,13 @@ from typing import Any
 from ..errors import Issue, SpecError, format_path
 from ._yaml import load_yaml_text
 
-__all__ = ["COMMAND_LINE", "Override", "apply_dotlist", "command_line_issues", "parse_override"]
+__all__ = ["COMMAND_LINE", "OVERRIDE", "Override", "apply_dotlist", "command_line_issues", "parse_override"]
 
 #: How an issue about an overridden value names its origin (in place of ``file:line``).
 COMMAND_LINE = "<command line>"
+#: How an issue caused by a keyword override of :func:`archsearch.load_spec` names its origin,
+#: followed by ``KEY=VALUE`` (``<override> input_size=100``); the CLI names its option instead.
+OVERRIDE = "<override>"
 
 _DELETE = object()
 _KEY = re.compile(r"[A-Za-z_][\w-]*|\d+")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ..core import (
     COMMAND_LINE,
+    OVERRIDE,
     NormalizedSpec,
     SourceMap,
     apply_dotlist,
@@ -129,9 +130,6 @@ def _issues_of(data: Any, smap: SourceMap, parsed: Sequence[Any]) -> set[str]:
     return set()
 
 
-#: How an issue caused by a keyword override of :func:`load_spec` names its origin, followed by
-#: ``KEY=VALUE`` (``<override> input_size=100``); the command line names its option instead.
-OVERRIDE = "<override>"
 #: The spec path each keyword override sets (an issue inside it is that override's).
 _OVERRIDE_PATHS = {"num_classes": ("head",), "in_chans": ("input", "channels"), "input_size": ("input",)}
 
