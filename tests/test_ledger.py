@@ -27,6 +27,7 @@ from archsearch.search import (
     trials_table,
 )
 from archsearch.search import _candidate as candidate_module
+from archsearch.search._ledger import sampler_trials
 from archsearch.space import OptunaSuggest, RandomSuggest, load_space
 
 from .test_search import QUICK, SPACE
@@ -60,8 +61,10 @@ EXPECTED = [
     ("duplicate", TrialState.PRUNED),  # 3: A again: PRUNED, never a COMPLETE copy
     ("duplicate", TrialState.PRUNED),  # 4: C again: a duplicate of a failed trial is PRUNED
     ("rejected", TrialState.PRUNED),  # 5: R, over the limit
-    ("complete", TrialState.COMPLETE),  # 6: the retry of 1
+    ("duplicate", TrialState.PRUNED),  # 6: R again: answered from the ledger, not a new rejection
+    ("complete", TrialState.COMPLETE),  # 7: the retry of 1
 ]
+RETRY = len(EXPECTED) - 1
 
 
 def _experiment(run: Path, backend: dict[str, Any], name: str):
@@ -82,7 +85,7 @@ def _experiment(run: Path, backend: dict[str, Any], name: str):
 
 def _seed(experiment, storage=None) -> None:
     """What an earlier run left: trial 0 failed on C, trial 1 running on X (claimed, with one old
-    heartbeat where the storage keeps them); then A, A, C and R queued."""
+    heartbeat where the storage keeps them); then A, A, C, R and R queued."""
     study = open_study(experiment, storage=storage)
     space = load_space(experiment.space_source(), num_classes=10)
     for params, state in ((C, TrialState.FAIL), (X, TrialState.RUNNING)):
@@ -101,7 +104,7 @@ def _seed(experiment, storage=None) -> None:
             trial.set_user_attr("reason", "interrupted: its worker gone:1 stopped sending heartbeats")
             if hasattr(study._storage, "record_heartbeat"):
                 study._storage.record_heartbeat(trial._trial_id)
-    for params in (A, A, C, R):
+    for params in (A, A, C, R, R):
         study.enqueue_trial(params)
 
 
@@ -115,13 +118,20 @@ def _check(summary) -> None:
     assert trials[4].user_attrs["duplicate_of"] == 0
     assert trials[4].user_attrs["reason"] == "the same architecture as trial 0 (failed)"
     assert trials[5].user_attrs["reason"].startswith("constraints: macs")
-    assert trials[6].params == trials[1].params and trials[6].user_attrs["retry_of"] == 1
-    assert trials[6].user_attrs["spec_hash"] == trials[1].user_attrs["spec_hash"]
+    assert trials[6].user_attrs["duplicate_of"] == 5
+    assert trials[6].user_attrs["reason"] == "the same architecture as trial 5 (rejected)"
+    # the samplers see the repeated rejection as infeasible, as they see the rejection itself
+    assert trials[6].user_attrs["constraints"] == trials[5].user_attrs["constraints"]
+    shown = sampler_trials(trials, summary.experiment.directions)
+    assert shown[6].state == shown[5].state == TrialState.COMPLETE and shown[6].values == shown[5].values
+    retry = trials[RETRY]
+    assert retry.params == trials[1].params and retry.user_attrs["retry_of"] == 1
+    assert retry.user_attrs["spec_hash"] == trials[1].user_attrs["spec_hash"]
     counts = summary.counts
     assert (counts.evaluated, counts.complete, counts.failed, counts.early_stopped) == (3, 2, 1, 0)
-    assert (counts.duplicate, counts.rejected, counts.interrupted, counts.skipped) == (2, 1, 1, 0)
-    assert counts.running == 0 and counts.total == len(trials) == 7
-    assert summary.outcomes == {"complete": 2, "duplicate": 2, "rejected": 1}
+    assert (counts.duplicate, counts.rejected, counts.interrupted, counts.skipped) == (3, 1, 1, 0)
+    assert counts.running == 0 and counts.total == len(trials) == 8
+    assert summary.outcomes == {"complete": 2, "duplicate": 3, "rejected": 1}
     # the front: complete trials only (the duplicate copy of trial 2 is not a member of its own)
     values = [t.values for t in trials if t.user_attrs.get("outcome") == "complete"]
     directions = summary.experiment.directions
@@ -141,7 +151,7 @@ def _check(summary) -> None:
     data = compute_report(results, zoo=False)
     assert len(data.front) == counts.front
     assert data.trials_summary() == (
-        f"7 trials: 3 evaluated (2 complete, 1 failed), 2 duplicate, 1 rejected, 1 interrupted; "
+        f"8 trials: 3 evaluated (2 complete, 1 failed), 3 duplicate, 1 rejected, 1 interrupted; "
         f"{counts.front} on the front"
     )
     assert data.trials_summary() == f"{counts.total} trials: {counts.line()}"  # as `archsearch trials`
@@ -157,7 +167,7 @@ def test_the_ledger_in_process(tmp_path):
     source = exp.storage_url.removeprefix("journal:")
     result = CliRunner().invoke(app, ["trials", source])
     assert result.exit_code == 0, result.output
-    assert "7 trials: 3 evaluated (2 complete, 1 failed), 2 duplicate, 1 rejected, 1 interrupted;" in (
+    assert "8 trials: 3 evaluated (2 complete, 1 failed), 3 duplicate, 1 rejected, 1 interrupted;" in (
         " ".join(result.output.split())
     )
 
@@ -171,7 +181,7 @@ def test_the_ledger_on_postgres_workers(tmp_path, postgres):
     summary = run_search(exp, heartbeats=beats)
     trials = summary.study.get_trials(deepcopy=False)
     assert trials[1].user_attrs["reason"].startswith("interrupted: its worker gone:1")
-    assert trials[6].user_attrs[CLAIM] != "gone:1"
+    assert trials[RETRY].user_attrs[CLAIM] != "gone:1"
     _check(summary)
 
 
@@ -183,7 +193,7 @@ def test_the_ledger_on_ray(tmp_path):
     summary = run_search(exp)
     trials = summary.study.get_trials(deepcopy=False)
     assert trials[1].user_attrs["reason"] == "left running by a run that stopped"
-    assert all("ray_trial_id" in trials[n].user_attrs for n in (2, 6))
+    assert all("ray_trial_id" in trials[n].user_attrs for n in (2, RETRY))
     _check(summary)
 
 
@@ -285,3 +295,29 @@ def test_after_a_forced_evaluator_change_only_its_own_trials_are_duplicates(tmp_
     fresh = Ledger(experiment, study)  # a new run: the same rule from the stored change
     fresh.reindex()
     assert fresh.seen("old").number == 1 and fresh.evaluated == 2
+
+
+def test_a_rejection_is_answered_from_the_ledger_only_under_the_space_that_made_it(tmp_path):
+    """A point rejected before is a duplicate of its rejection while the space is the same; after
+    the constraints change (looser, on resume) it is checked afresh, a new rejection if it fails."""
+    from archsearch.search._ledger import Ledger
+
+    experiment = _experiment(tmp_path / "run", {"kind": "optuna"}, "space-changed")
+    study = optuna.create_study(directions=experiment.directions)
+    tight = load_space(experiment.space_source(), num_classes=10)
+    loose = load_space({**SPACE, "constraints": {"macs": {"max": R_MACS + 1}}}, num_classes=10)
+    first = Ledger(experiment, study, tight)
+    study.enqueue_trial(R)
+    trial = study.ask()
+    assert isinstance(candidate_module.check_candidate(tight, OptunaSuggest(trial), "r"), str)
+    record = first.rejection(trial.params, "constraints: macs")
+    assert record.outcome == "rejected" and record.attrs["space_digest"] == first.digest
+    first.tell(trial, record)
+    again = Ledger(experiment, study, tight)
+    again.reindex()
+    repeat = again.rejection(dict(trial.params), "constraints: macs")
+    assert repeat.outcome == "duplicate" and repeat.attrs["duplicate_of"] == trial.number
+    changed = Ledger(experiment, study, loose)
+    changed.reindex()
+    assert changed.digest != first.digest
+    assert changed.rejection(dict(trial.params), "constraints: macs").outcome == "rejected"

@@ -28,11 +28,15 @@ Optuna study and follow these rules through :class:`Ledger`:
   budget's count. The learning curves early stopping compares and the points already proposed
   start afresh the same way.
 * **Rejected candidates** (invalid shapes, over a constraint) are PRUNED with the reason, never built
-  (:func:`rejected_record`). One over the space's constraints carries its MACs, params and
-  ``constraints`` (Optuna's constraint values, <= 0 when met; every checked candidate carries them,
-  :meth:`Ledger.label`), and :func:`sampler_trials` shows it to the samplers as an infeasible
-  COMPLETE trial with the worst values evaluated so far, so that constrained samplers (``gp``,
-  ``nsga2``, ``tpe``) learn where the limits lie.
+  (:meth:`Ledger.rejection`). Each is indexed by its point (its parameters) and the space it was
+  checked against (``space_digest``, :func:`space_digest`): the same point proposed again under the
+  same space is a duplicate of the stored rejection (``duplicate_of``, "the same architecture as
+  trial N (rejected)"), answered from the ledger and redrawn like any duplicate; after a change of
+  the space (looser constraints, another input size) it is checked afresh. One over the space's
+  constraints carries its MACs, params and ``constraints`` (Optuna's constraint values, <= 0 when
+  met; every checked candidate carries them, :meth:`Ledger.label`), and :func:`sampler_trials`
+  shows it to the samplers as an infeasible COMPLETE trial with the worst values evaluated so far,
+  so that constrained samplers (``gp``, ``nsga2``, ``tpe``) learn where the limits lie.
 * **Interrupted trials.** A trial left RUNNING by a run that stopped (a file storage has one
   owner at a time, the run holding its lock (:mod:`._lock`), so whatever it finds RUNNING was left
   by a run that is gone; Ray: a trial the driver asked for and Ray never recorded) is set FAIL with outcome
@@ -51,6 +55,8 @@ Optuna study and follow these rules through :class:`Ledger`:
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -86,6 +92,7 @@ __all__ = [
     "outcome_of",
     "rejected_record",
     "sampler_trials",
+    "space_digest",
     "study_meta",
 ]
 
@@ -220,18 +227,36 @@ def evaluator_since(study: optuna.Study) -> int:
 
 
 def duplicate_record(seen: FrozenTrial) -> Record:
-    """The record of a candidate with the same spec hash as ``seen``: PRUNED, never a COMPLETE copy
-    (the rule of the module docstring)."""
+    """The record of a candidate with the same spec hash as ``seen`` (or, ``seen`` rejected, the same
+    point): PRUNED, never a COMPLETE copy (the rule of the module docstring). A duplicate of a
+    rejection over the constraints carries its constraint values (the samplers see it infeasible)."""
     status = "running" if seen.state == TrialState.RUNNING else outcome_of(seen)
     reason = f"the same architecture as trial {seen.number} ({status})"
-    return Record("duplicate", TrialState.PRUNED, None, {"duplicate_of": seen.number, "reason": reason})
+    attrs: dict[str, Any] = {"duplicate_of": seen.number, "reason": reason}
+    if status == "rejected" and seen.user_attrs.get("constraints"):
+        attrs["constraints"] = list(seen.user_attrs["constraints"])
+    return Record("duplicate", TrialState.PRUNED, None, attrs)
 
 
-def rejected_record(reason: str) -> Record:
+def space_digest(space: SearchSpace) -> str:
+    """A short digest of everything a space's checks read from it (its data after overrides: the
+    choices, the fixed values, the constraints): rejections are answered from the ledger only under
+    the space that made them. (A latency table's contents are not part of it, only its path.)"""
+    text = json.dumps(space.raw, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _point(params: dict[str, Any]) -> str:
+    return repr(sorted(params.items()))
+
+
+def rejected_record(reason: str, digest: str | None = None) -> Record:
     """The record of a candidate the space's checks refused (``reason``, a
     :class:`~._candidate.Rejected` over the constraints also carries its costs and constraint
-    values)."""
+    values), checked against the space of :func:`space_digest` ``digest``."""
     attrs: dict[str, Any] = {"reason": str(reason)}
+    if digest is not None:
+        attrs["space_digest"] = digest
     if isinstance(reason, Rejected) and reason.constraints is not None:
         attrs.update(macs=reason.macs, params=reason.params, constraints=list(reason.constraints))
     return Record("rejected", TrialState.PRUNED, None, attrs)
@@ -249,9 +274,10 @@ def sampler_trials(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> 
     complete trial is COMPLETE with that trial's values; a candidate rejected over the constraints
     after at least one complete trial is COMPLETE with the worst value of each objective over the
     complete trials before it (and its constraint values, which make it infeasible); every other
-    trial as stored. What a trial is shown as depends on the trials before it only, so it never
-    changes once a sampler has seen it finished (Optuna's intersection search space reads each
-    finished trial once). The trials shown are copies: the storage is not changed."""
+    trial as stored (a duplicate of a rejected candidate as that candidate). What a trial is
+    shown as depends on the trials before it only, so it never changes once a sampler has seen it
+    finished (Optuna's intersection search space reads each finished trial once). The trials
+    shown are copies: the storage is not changed."""
     by_number = {t.number: t for t in trials}
     worst: list[float] | None = None
     out = []
@@ -261,7 +287,9 @@ def sampler_trials(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> 
             seen = by_number.get(t.user_attrs.get("duplicate_of", -1))
             if seen is not None and seen.state == TrialState.COMPLETE and seen.values is not None:
                 t = _shown_as(t, seen.values)
-        elif outcome == "rejected" and worst is not None and t.user_attrs.get("constraints"):
+            elif seen is not None and outcome_of(seen) == "rejected":
+                outcome = "rejected"  # a rejection proposed again: shown as its original is
+        if outcome == "rejected" and worst is not None and t.user_attrs.get("constraints"):
             t = _shown_as(t, worst)
         elif t.state == TrialState.COMPLETE and t.values is not None:
             worst = [
@@ -327,12 +355,15 @@ class Ledger:
         that ended otherwise (evaluated, or a duplicate of an evaluated one) will never be new again."""
         self.since = evaluator_since(study)
         """The first trial scored by the current evaluator: earlier ones are counted, not indexed."""
+        self.digest = None if space is None else space_digest(space)
+        self.rejections: dict[str, FrozenTrial] = {}
+        """Each point rejected under this space (its params) -> the first trial that stored it."""
 
     # ------------------------------------------------------------------ the index
 
     def reindex(self, trials: Iterable[FrozenTrial] | None = None) -> None:
         """Index ``trials`` (default: the study's) afresh."""
-        self.by_hash, self.curves, self.evaluated, self.points = {}, [], 0, {}
+        self.by_hash, self.curves, self.evaluated, self.points, self.rejections = {}, [], 0, {}, {}
         self.since = evaluator_since(self.study)
         for t in self.study.get_trials(deepcopy=False) if trials is None else trials:
             if t.state.is_finished():
@@ -350,8 +381,13 @@ class Ledger:
             h = t.user_attrs.get("spec_hash")
             if h and (outcome != "failed" or h not in self.by_hash):
                 self.by_hash.setdefault(h, t)
-        if outcome in (*EVALUATED, "duplicate", "rejected"):  # not interrupted (retried) or skipped
-            self.points[repr(sorted(t.params.items()))] = outcome == "rejected"
+        point = _point(t.params)
+        if outcome == "rejected" and self.digest and t.user_attrs.get("space_digest") == self.digest:
+            self.rejections.setdefault(point, t)
+        if outcome == "duplicate" and point in self.points:
+            pass  # the point's first outcome stands (a rejection proposed again stays rejected)
+        elif outcome in (*EVALUATED, "duplicate", "rejected"):  # not interrupted (retried) or skipped
+            self.points[point] = outcome == "rejected"
         if outcome == "complete" and t.user_attrs.get("curve"):
             costs = tuple(cost_vector(self.experiment, t.user_attrs))
             self.curves.append(Curve(t.number, costs, tuple(t.user_attrs["curve"])))
@@ -359,6 +395,13 @@ class Ledger:
     def seen(self, spec_hash: str) -> FrozenTrial | None:
         """The evaluated trial of this architecture, if any."""
         return self.by_hash.get(spec_hash)
+
+    def rejection(self, params: dict[str, Any], reason: str) -> Record:
+        """The record of a candidate the space's checks refused (``params``: its point, ``reason``:
+        why): a duplicate of the rejection stored for the same point under this space, if any, else
+        a new rejection (:func:`rejected_record`)."""
+        stored = self.rejections.get(_point(params))
+        return rejected_record(reason, self.digest) if stored is None else duplicate_record(stored)
 
     def counts(self) -> TrialCounts:
         return count_trials(self.study.get_trials(deepcopy=False), self.experiment.directions)

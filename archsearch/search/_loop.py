@@ -48,7 +48,7 @@ from ._evaluate import (
     plain_attrs,
 )
 from ._experiment import Experiment
-from ._ledger import CLAIM, Ledger, Record, duplicate_record, rejected_record, study_meta
+from ._ledger import CLAIM, Ledger, Record, duplicate_record, study_meta
 from ._resume import check_space
 from ._shared import Heartbeats, RetryStale, SharedStudy, Slots, count_slots, decide
 from ._signals import stopped_by
@@ -174,7 +174,7 @@ class TrialLoop:
         name = f"{self.experiment.study_name}-t{trial.number}"
         checked = check_candidate(self.space, OptunaSuggest(trial), name)
         if isinstance(checked, str):
-            self._finish(trial, rejected_record(checked))
+            self._finish(trial, self.ledger.rejection(trial.params, checked))
             return False
         self.ledger.label(trial, checked)
         h = checked.spec_hash

@@ -33,7 +33,7 @@ from ._backend import SearchProgress
 from ._candidate import check_candidate
 from ._evaluate import objective_values, plain_attrs
 from ._experiment import Experiment
-from ._ledger import Ledger, Record, duplicate_record, rejected_record
+from ._ledger import Ledger, Record, duplicate_record
 from ._pareto_asha import STOP_REASONS
 from ._storage import open_study
 
@@ -151,7 +151,7 @@ class OptunaSpaceSearcher(Searcher):
             name = f"{self.experiment.study_name}-t{trial.number}"
             checked = check_candidate(self.space, OptunaSuggest(trial), name)
             if isinstance(checked, str):
-                self._finish(trial._trial_id, rejected_record(checked))
+                self._finish(trial._trial_id, ledger.rejection(trial.params, checked))
             else:
                 h = checked.spec_hash
                 ledger.label(trial, checked)
