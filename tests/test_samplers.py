@@ -162,6 +162,25 @@ def test_each_seed_reproduces_its_sequence(tmp_path, kind):
     assert sequence("c", 2) != first
 
 
+@pytest.mark.parametrize("kind", ["random", "tpe"])
+def test_a_resumed_search_does_not_replay_the_first_runs_proposals(tmp_path, kind):
+    """The sampler of a resumed study is not seeded afresh with the same seed: its proposals (not
+    the ledger's redraws) differ from the first run's, which it would otherwise repeat one by one."""
+
+    def proposed(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+        queued = ("redraw_of", "retry_of")
+        return [t.params for t in trials if not any(k in t.user_attrs for k in queued)]
+
+    # TPE still in its random startup phase when resumed (past it, it would not replay anyway)
+    sampler = {"kind": kind, "seed": 0, **({"startup_trials": 10} if kind == "tpe" else {})}
+    first = run_search(_experiment(tmp_path / kind, kind, RICH, 4, sampler=sampler)).study.trials
+    resumed = run_search(_experiment(tmp_path / kind, kind, RICH, 8, sampler=sampler)).study.trials
+    resumed = resumed[len(first) :]
+    before, after = proposed(first), proposed(resumed)
+    assert min(len(before), len(after)) >= 3
+    assert after[:3] != before[:3], "the first run's proposals again, in its order"
+
+
 def test_evolution_resumes_its_sequence_exactly(tmp_path):
     whole = run_search(_experiment(tmp_path / "whole", "evolution", RICH, trials=9))
     run_search(_experiment(tmp_path / "parts", "evolution", RICH, trials=4))

@@ -17,6 +17,11 @@ ledger says (:func:`~._ledger.sampler_trials`): a duplicate proposal as the valu
 candidate rejected over the space's limits as an infeasible trial. The limits reach Optuna as
 ``constraints_func`` values (``Constraints.values``: ``<= 0`` when met) that every checked
 candidate carries (the ``constraints`` user attribute).
+
+The seed: a fresh study's sampler takes ``sampler.seed`` as it is (a rerun proposes the same
+sequence); a resumed study's takes a seed drawn from ``sampler.seed`` and the number of the first
+trial it proposes (:func:`resumed_seed`), so a resume does not replay the first run's proposals
+(``evolution`` seeds each trial by its number and continues its sequence as it is).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ __all__ = [
     "benchmark_rankings",
     "gp_pays",
     "ranking_column",
+    "resumed_seed",
     "sampler_for",
     "sampler_kind",
 ]
@@ -212,13 +218,13 @@ class LedgerSampler(BaseSampler):
     """An Optuna sampler made on first use by ``make(constraints_func, space_size)`` and shown
     the study through :class:`_StudyView` (see the module docstring).
 
-    ``make`` receives the constraint function (None when the space sets no limits) and the space's
-    size; ``limits`` says how many constraint values a trial carries and ``space_size`` how many
-    members the space has (both read from the space on first use when not given)."""
+    ``make`` receives the constraint function (None when the space sets no limits), the space's
+    size (both read from the space on first use) and the number of the first trial the sampler is
+    asked about (0 in a fresh study; the trials stored before it in a resumed one)."""
 
     def __init__(
         self,
-        make: Callable[[Callable[[FrozenTrial], Sequence[float]] | None, float], BaseSampler],
+        make: Callable[[Callable[[FrozenTrial], Sequence[float]] | None, float, int], BaseSampler],
         experiment: Experiment,
     ):
         self._make, self._experiment = make, experiment
@@ -227,6 +233,10 @@ class LedgerSampler(BaseSampler):
     @property
     def inner(self) -> BaseSampler:
         """The wrapped sampler (made on first use)."""
+        return self._sampler(None)
+
+    def _sampler(self, trial: FrozenTrial | None) -> BaseSampler:
+        """The wrapped sampler, made on first use for ``trial`` (its number: the trials before it)."""
         if self._inner is None:
             limits, size = _space_facts(self._experiment)
             func = None
@@ -240,30 +250,30 @@ class LedgerSampler(BaseSampler):
                 # "deprecated" (Optuna 5, for Trial.set_constraint, which Optuna 4 lacks)
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 warnings.simplefilter("ignore", FutureWarning)
-                self._inner = self._make(func, size)
+                self._inner = self._make(func, size, 0 if trial is None else trial.number)
         return self._inner
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self.inner.infer_relative_search_space(_StudyView(study), trial)  # type: ignore[arg-type]
+        return self._sampler(trial).infer_relative_search_space(_StudyView(study), trial)  # type: ignore[arg-type]
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self.inner.sample_relative(_StudyView(study), trial, search_space)  # type: ignore[arg-type]
+        return self._sampler(trial).sample_relative(_StudyView(study), trial, search_space)  # type: ignore[arg-type]
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
         view = _StudyView(study)
-        return self.inner.sample_independent(view, trial, param_name, param_distribution)  # type: ignore[arg-type]
+        return self._sampler(trial).sample_independent(view, trial, param_name, param_distribution)  # type: ignore[arg-type]
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.inner.before_trial(_StudyView(study), trial)  # type: ignore[arg-type]
+        self._sampler(trial).before_trial(_StudyView(study), trial)  # type: ignore[arg-type]
 
     def after_trial(
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
-        self.inner.after_trial(_StudyView(study), trial, state, values)  # type: ignore[arg-type]
+        self._sampler(trial).after_trial(_StudyView(study), trial, state, values)  # type: ignore[arg-type]
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
@@ -289,16 +299,28 @@ class _ZeroCosts:
 _ZERO_COSTS: Any = _ZeroCosts()
 
 
+def resumed_seed(seed: int, first_trial: int) -> int:
+    """The seed of a sampler whose first proposal is trial ``first_trial``: ``seed`` itself in a
+    fresh study (``first_trial`` 0, so a seed reproduces a run), else a seed drawn from both (a
+    resumed study: the sampler's sequence does not restart and replay the proposals stored)."""
+    return seed if first_trial == 0 else zlib.crc32(f"{seed}:resume:{first_trial}".encode())
+
+
 def sampler_for(experiment: Experiment, worker: str | None = None) -> BaseSampler:
     """The experiment's sampler (see the module docstring); a ``worker``'s is seeded by the seed
-    and its name, or every worker would suggest the same architectures in the random phases."""
+    and its name, or every worker would suggest the same architectures in the random phases; a
+    resumed study's by :func:`resumed_seed`."""
     cfg = experiment.sampler
-    seed = cfg.seed if worker is None else zlib.crc32(f"{cfg.seed}:{worker}".encode())
+    base = cfg.seed if worker is None else zlib.crc32(f"{cfg.seed}:{worker}".encode())
 
-    def make(constraints: Callable[[FrozenTrial], Sequence[float]] | None, size: float) -> BaseSampler:
+    def make(
+        constraints: Callable[[FrozenTrial], Sequence[float]] | None, size: float, first_trial: int
+    ) -> BaseSampler:
         kind: str = cfg.kind
         if kind == "auto":
             kind = _resolve_auto(experiment, size)
+        # evolution seeds each trial by its number: a resume continues its sequence as it is
+        seed = base if kind == "evolution" else resumed_seed(base, first_trial)
         if kind == "gp":
             return optuna.samplers.GPSampler(
                 seed=seed,
