@@ -272,6 +272,42 @@ def test_latency_on_cuda_without_cuda_is_refused_before_the_study(
     assert space_file.exists() and not list((tmp_path / "runs").glob("*/*.journal"))
 
 
+def test_a_device_this_machine_lacks_is_refused_before_the_cli_prints_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`archsearch search` printed its header (name, paths) and then the device error; now the error
+    is the only output, worded as run_search's; the evaluator's device is refused the same way
+    (every trial failed on it), and `profile`/`latency-table --device` use the same words."""
+    import torch
+    from typer.testing import CliRunner
+
+    from archsearch.cli import app
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    objective = {"metric": "latency_ms", "device": "cuda"}
+    data = {"space": SPACE, **QUICK, "objectives": [{"metric": "grad_norm"}, objective], "trials": 2}
+    exp_file = write_file(tmp_path, yaml.safe_dump(data), "exp.yaml")
+    with pytest.raises(SpecError) as caught:
+        run_search(load_experiment(exp_file))
+    result = CliRunner().invoke(app, ["search", str(exp_file)])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == " ".join(f"error: {caught.value}".split())
+    assert not (tmp_path / "runs").exists()
+    evaluator = {**QUICK["evaluator"], "device": "cuda"}
+    exp_file = write_file(tmp_path, yaml.safe_dump({**data, **QUICK, "evaluator": evaluator}), "ev.yaml")
+    result = CliRunner().invoke(app, ["search", str(exp_file)])
+    assert result.exit_code == 2 and result.output.startswith("error: ")
+    assert "evaluator.device: CUDA is not available here (got 'cuda')" in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists()
+    words = "--device cuda: CUDA is not available here; allowed: cpu (or run on a machine with a CUDA device)"
+    for command in (
+        ["profile", "cvt13"],
+        ["latency-table", str(write_file(tmp_path, yaml.safe_dump(SPACE)))],
+    ):
+        result = CliRunner().invoke(app, [*command, "--device", "cuda"])
+        assert result.exit_code == 2 and " ".join(result.output.split()) == f"error: {words}", result.output
+
+
 def test_a_bad_latency_bound_names_its_line(tmp_path: Path) -> None:
     space = {**SPACE, "constraints": {"latency_ms": {"max": 2, "device_kind": "cpu"}}}
     path = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")

@@ -74,6 +74,16 @@ def _refuse(line: str) -> NoReturn:
     raise typer.Exit(2) from None
 
 
+def refuse_device(device: str) -> None:
+    """Exit 2 with one error line when ``--device`` names a device this machine lacks, worded as
+    every device check is (:func:`~archsearch.evaluate.device_problem`)."""
+    from ..evaluate import device_problem
+
+    problem = device_problem(device)
+    if problem is not None:
+        _refuse(f"--device {device}: {problem[0]}; allowed: {problem[1]}")
+
+
 #: click's UsageError (typer vendors click privately; BadParameter, NoSuchOption, ... derive from it)
 _UsageError: type[typer.TyperException] = typer.BadParameter.__mro__[1]
 

@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ._app import JsonOpt, ResolutionOpt, app, err, friendly, out
+from ._app import JsonOpt, ResolutionOpt, app, err, friendly, out, refuse_device
 
 __all__ = ["latency_table"]
 
@@ -101,14 +101,11 @@ def latency_table(
     it times (the fastest, the slowest, one between) as calibration anchors: predicting re-times the
     anchors (the reference where there are none) to scale predictions to the machine's speed now (a
     search does it at its start; --calibrate shows it now)."""
-    import torch
 
     from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable
     from ..space import fill_table, load_space
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        err.print("[bold red]error:[/] --device cuda: no CUDA device is available here; allowed: cpu")
-        raise typer.Exit(2)
+    refuse_device(device)
     if dtype not in ("float32", "bfloat16", "float16"):
         err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
         raise typer.Exit(2)

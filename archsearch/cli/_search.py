@@ -127,7 +127,7 @@ def search(
 
     Relative paths in the experiment are read from its folder, so the same study is found from
     any directory; the resolved paths are printed first."""
-    from ..search import NothingRun, load_experiment, run_search
+    from ..search import NothingRun, check_devices, load_experiment, run_search
 
     if resume and fresh:
         err.print(
@@ -144,6 +144,7 @@ def search(
     overrides = list(overrides or [])
     exp = load_experiment(experiment, overrides)
     exp.check_files()  # a missing space file or data root is one error, before anything is printed
+    check_devices(exp)  # so is a device this machine lacks (latency on CUDA without CUDA)
     if report:
         exp.check_report()  # a report folder that is a file: refused before the search, not after
     console = err if as_json else out

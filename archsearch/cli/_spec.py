@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..errors import Issue, SpecError
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, zoo_names
-from ._app import ClassesOpt, JsonOpt, ResolutionOpt, SpecArg, app, err, friendly, out
+from ._app import ClassesOpt, JsonOpt, ResolutionOpt, SpecArg, app, err, friendly, out, refuse_device
 from ._steps import steps
 
 __all__: list[str] = []
@@ -216,18 +216,10 @@ def profile_(
     as_json: JsonOpt = False,
 ) -> None:
     """Params and MACs per stage (traced and analytic), latency and memory of a spec or zoo model."""
-    import torch
 
     from ..cost import LatencyCache, profile
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        err.print("[bold red]error:[/] --device cuda: no CUDA device is available here; allowed: cpu")
-        raise typer.Exit(2)
-    try:
-        torch.device(device)
-    except RuntimeError:
-        err.print(f"[bold red]error:[/] --device {escape(device)}: not a device; allowed: cpu, cuda, cuda:N")
-        raise typer.Exit(2) from None
+    refuse_device(device)
     if dtype not in ("float32", "bfloat16", "float16"):
         err.print(f"[bold red]error:[/] --dtype {escape(dtype)}: allowed: float32, bfloat16, float16")
         raise typer.Exit(2)

@@ -25,7 +25,7 @@ from ._accel import (
     reset_peak_memory,
 )
 from ._augment import augment_batch, normalize_images, random_crop, random_flip
-from ._common import check_model_fits, resolve_device, rng_devices
+from ._common import check_model_fits, device_problem, resolve_device, rng_devices
 from ._supernet import RetrainConfig, ShrinkConfig, SupernetConfig
 from ._threads import AutoThreads, CpuSampler, core_ceiling, cpu_quota, shared_sampler
 from ._train import TrainConfig, TrainingDiverged, TrainResult, lr_at, train_and_evaluate
@@ -54,6 +54,7 @@ __all__ = [
     "compile_model",
     "core_ceiling",
     "cpu_quota",
+    "device_problem",
     "grad_checkpointing",
     "lr_at",
     "memory_format",

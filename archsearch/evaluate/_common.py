@@ -11,25 +11,43 @@ from torch import nn
 from ..data import Dataset, StreamData
 from ..errors import Issue, SpecError
 
-__all__ = ["Device", "check_model_fits", "resolve_device", "rng_devices"]
+__all__ = ["Device", "check_model_fits", "device_problem", "resolve_device", "rng_devices"]
 
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else the CPU; a named device must exist."""
+def device_problem(name: str) -> tuple[str, str] | None:
+    """``(what is wrong, what is allowed)`` when the device ``name`` cannot be used here (not a
+    device, CUDA or MPS not available, a CUDA index beyond the devices), else ``None`` (``auto``
+    always can). The one wording of every device check: the evaluator's, the latency objectives'
+    and constraints', and the CLI's ``--device``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        return "not a device", "cpu, cuda, cuda:N"
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise SpecError(Issue(("evaluator", "device"), "CUDA is not available here", name, "auto, cpu"))
+            return "CUDA is not available here", "cpu (or run on a machine with a CUDA device)"
         if device.index is not None and device.index >= torch.cuda.device_count():
-            allowed = ", ".join(f"cuda:{i}" for i in range(torch.cuda.device_count()))
-            raise SpecError(Issue(("evaluator", "device"), "no such CUDA device", name, allowed))
+            return "no such CUDA device", ", ".join(f"cuda:{i}" for i in range(torch.cuda.device_count()))
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise SpecError(Issue(("evaluator", "device"), "MPS is not available here", name, "auto, cpu"))
-    return device
+        return "MPS is not available here", "cpu"
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU; a named device must exist.
+
+    Raises:
+        SpecError: at ``evaluator.device``, as :func:`device_problem` words it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    problem = device_problem(name)
+    if problem is not None:
+        raise SpecError(Issue(("evaluator", "device"), problem[0], name, problem[1]))
+    return torch.device(name)
 
 
 def rng_devices(device: torch.device) -> list[int]:

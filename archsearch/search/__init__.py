@@ -4,6 +4,7 @@ stopping, the trial table, one-shot scoring (:class:`OneShot`)."""
 from ..errors import SearchError
 from ._backend import Backend, NothingRun, SearchProgress, SearchSummary
 from ._candidate import prepare as prepare_experiment
+from ._devices import check_devices
 from ._early_stop import Curve, dominated_at
 from ._experiment import (
     COST_METRICS,
@@ -74,6 +75,7 @@ __all__ = [
     "backend_for",
     "benchmark_problem",
     "benchmark_rankings",
+    "check_devices",
     "count_trials",
     "dominated_at",
     "gp_pays",

@@ -1,49 +1,38 @@
-"""The devices an experiment times latency on must exist here.
+"""The devices an experiment evaluates and times latency on must exist here.
 
-A ``latency_ms`` objective with ``device: cuda`` on a machine without CUDA would fail every trial
-(each charged to the budget) and end with an empty front; a ``latency_ms`` constraint with
-``device: cuda`` would fail on the first piece its table lacks. Both are refused before the study
-is created, at the line of their ``device``.
+A ``latency_ms`` objective (or an evaluator) with ``device: cuda`` on a machine without CUDA would
+fail every trial (each charged to the budget) and end with an empty front; a ``latency_ms``
+constraint with ``device: cuda`` would fail on the first piece its table lacks. All are refused
+before the study is created (and before the CLI prints anything), at the line of their ``device``,
+worded by :func:`~archsearch.evaluate.device_problem`.
 """
 
 from __future__ import annotations
 
-import torch
-
 from ..core import command_line_issues
 from ..errors import Issue, SpecError
+from ..evaluate import device_problem
 from ..space import SearchSpace
 from ._experiment import Experiment
 
-__all__ = ["check_constraint_devices", "check_objective_devices", "device_problem"]
+__all__ = ["check_constraint_devices", "check_devices"]
 
 
-def device_problem(name: str) -> tuple[str, str] | None:
-    """``(what is wrong, what is allowed)`` when the device ``name`` cannot be used here (not a
-    device, CUDA or MPS not available, a CUDA index beyond the devices), else ``None``."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        return "not a device", "cpu, cuda, cuda:N"
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            return "CUDA is not available here", "cpu (or run on a machine with a CUDA device)"
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            return "no such CUDA device", ", ".join(f"cuda:{i}" for i in range(torch.cuda.device_count()))
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        return "MPS is not available here", "cpu"
-    return None
-
-
-def check_objective_devices(experiment: Experiment) -> None:
-    """Refuse a ``latency_ms`` objective whose ``device`` this machine lacks (for a search that
-    times latency in this process or its workers here; a Ray search times it on the cluster's
-    workers, which may have the device the driver lacks, and is not checked).
+def check_devices(experiment: Experiment) -> None:
+    """Refuse an evaluator ``device`` or a ``latency_ms`` objective's ``device`` that this machine
+    lacks, for a search that evaluates in this process or its workers here (a Ray search runs its
+    trials on the cluster's workers, which may have the device the driver lacks: not checked).
 
     Raises:
-        SpecError: one issue per such objective, at ``objectives[i].device`` in the experiment file
-            (``<command line>`` for an override), naming the device and what is allowed."""
+        SpecError: one issue per such device, at ``evaluator.device`` or ``objectives[i].device``
+            in the experiment file (``<command line>`` for an override), naming the device and what
+            is allowed."""
+    if experiment.backend.kind == "ray":
+        return
     issues = []
+    device = getattr(experiment.evaluator, "device", None)
+    if isinstance(device, str) and (problem := device_problem(device)) is not None:
+        issues.append(experiment.locate(Issue(("evaluator", "device"), problem[0], device, problem[1])))
     for i, objective in enumerate(experiment.objectives):
         if objective.metric != "latency_ms" or (problem := device_problem(objective.device)) is None:
             continue

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from ..cost import LatencyCache
 from ..evaluate import SupernetConfig
 from ._backend import Backend, NothingRun, SearchProgress, SearchSummary
-from ._devices import check_objective_devices
+from ._devices import check_devices
 from ._experiment import Experiment
 from ._front_latency import measure_front_latency
 from ._inprocess import InProcessBackend
@@ -79,8 +79,7 @@ def run_search(
     ``allow_changed_evaluator`` (then a warning, and the study lists the change in its
     ``evaluator_changes``); see :func:`~._resume.check_evaluator`."""
     experiment.check_files()  # a missing space or data root: before anything is created
-    if experiment.backend.kind != "ray":  # Ray times latency on its workers, which may have the GPU
-        check_objective_devices(experiment)  # latency timed on CUDA without CUDA: every trial would fail
+    check_devices(experiment)  # evaluated or timed on CUDA without CUDA: every trial would fail
     backend = backend_for(experiment)
     file = experiment.storage_file
     if file is not None:
