@@ -403,6 +403,14 @@ def test_a_journal_cut_mid_record_is_repaired_before_anything_is_appended(
         (lambda line: line[:60] + b'"' + line[61:], "not a journal record (Expecting"),
         (lambda line: line[:60] + b"\xff" + line[61:], "not a journal record (a byte that is not UTF-8 at"),
         (lambda line: b"[1]\n", "not a journal record (not a JSON object with an op_code)"),
+        (
+            lambda line: b'{"op_code": 0, "worker_id": "w"}\n',
+            "not a journal record (op_code 0 without its 'study_name' field)",
+        ),
+        (
+            lambda line: b'{"op_code": 99, "worker_id": "w"}\n',
+            "not a journal record (op_code 99 is not one Optuna knows)",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["search", "trials", "report"])

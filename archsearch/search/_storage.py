@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import optuna
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileSymlinkLock
 
 from ..core import shown
 from ..errors import SearchError
@@ -110,8 +110,8 @@ def _journal(path: Path) -> optuna.storages.JournalStorage:
     record's column: ``line 1 column 75``) raises :class:`SearchError` naming the file's line."""
     try:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
-        fault = _bad_record(path)
+    except (ValueError, KeyError, TypeError, IndexError, AssertionError) as exc:
+        fault = _bad_record(path) or _unreplayable_record(path)
         if fault is None:
             raise
         raise SearchError(
@@ -135,6 +135,42 @@ def _bad_record(path: Path) -> str | None:
                 return f"{number}: not a journal record (a byte that is not UTF-8 at column {exc.start + 1})"
             if not isinstance(record, dict) or not isinstance(record.get("op_code"), int):
                 return f"{number}: not a journal record (not a JSON object with an op_code)"
+    return None
+
+
+class _CountingBackend(BaseJournalBackend):
+    """A journal file read for Optuna's replay, counting the records it hands over (the record
+    Optuna fails on is the last one read: its line is the count)."""
+
+    def __init__(self, path: Path):
+        self.inner, self.read = JournalFileBackend(str(path)), 0
+        self.last: dict[str, Any] = {}
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        for log in self.inner.read_logs(log_number_from):
+            self.read, self.last = self.read + 1, log
+            yield log
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        raise RuntimeError("a journal is only read here")
+
+
+def _unreplayable_record(path: Path) -> str | None:
+    """``LINE: not a journal record (REASON)`` for the first record of the journal at ``path`` that
+    is JSON with an ``op_code`` but one Optuna cannot apply (a field missing, an unknown op_code),
+    or ``None`` when Optuna replays every record."""
+    backend = _CountingBackend(path)
+    try:
+        optuna.storages.JournalStorage(backend)
+    except (ValueError, KeyError, TypeError, IndexError, AssertionError) as exc:
+        op = backend.last.get("op_code")
+        if isinstance(exc, KeyError):
+            why = f"op_code {op} without its {exc.args[0]!r} field"
+        elif isinstance(exc, AssertionError):
+            why = f"op_code {op} is not one Optuna knows"
+        else:
+            why = f"op_code {op}, which Optuna cannot apply: {type(exc).__name__}: {exc}"
+        return f"{backend.read}: not a journal record ({why})"
     return None
 
 
