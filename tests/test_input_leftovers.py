@@ -83,14 +83,19 @@ def test_trials_on_a_missing_storage_file_says_so(tmp_path: Path, url: str) -> N
     assert list(tmp_path.iterdir()) == []  # reading creates nothing
 
 
-def test_trials_on_a_storage_holding_no_study_says_so(tmp_path: Path) -> None:
-    (tmp_path / "empty.journal").write_bytes(b"")
-    line = _error(["trials", str(tmp_path / "empty.journal")])
-    assert "empty.journal: the storage holds no study yet" in line
-    assert "allowed: a storage that `archsearch search` has written to" in line
-    line = _error(["trials", str(tmp_path / "empty.journal"), "--study", "q"])
-    assert "no study named 'q' in the storage (it holds no study yet)" in line
-    assert "allowed: none" not in line
+@pytest.mark.parametrize("name", ["empty.journal", "empty.db"])
+def test_trials_on_a_storage_holding_no_study_says_so(tmp_path: Path, name: str) -> None:
+    """An empty journal or SQLite file: the error says it holds no study, and the file is left as it
+    was (an empty SQLite file got Optuna's tables from the read-only command)."""
+    (tmp_path / name).write_bytes(b"")
+    for source in (str(tmp_path / name), f"sqlite:///{tmp_path / name}")[: 1 + name.endswith(".db")]:
+        line = _error(["trials", source])
+        assert f"{name}: the storage holds no study yet" in line
+        assert "allowed: a storage that `archsearch search` has written to" in line
+        line = _error(["trials", source, "--study", "q"])
+        assert "no study named 'q' in the storage (it holds no study yet)" in line
+        assert "allowed: none" not in line
+        assert (tmp_path / name).read_bytes() == b"" and [p.name for p in tmp_path.iterdir()] == [name]
 
 
 def test_trials_of_an_experiment_never_searched_says_how_to_search_it(tmp_path: Path) -> None:

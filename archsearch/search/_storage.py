@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import json
 import os
+import sqlite3
 import sys
 import time
 import warnings
@@ -71,7 +72,8 @@ def open_storage(
     :data:`CONNECT_TIMEOUT_S` s; ``heartbeats`` (for a worker) turns on Optuna's heartbeats, with
     :class:`~._shared.RetryStale` as the stale-trial callback. A file storage's folders are created
     when ``writable``; with ``writable=False`` (reading a study: ``archsearch trials``, ``report``)
-    a read-only file is enough, and a missing file gives an empty storage without creating one.
+    a read-only file is enough, and a missing file (or an SQLite file without Optuna's tables, such
+    as an empty one) gives an empty storage without creating or changing one.
 
     Raises:
         SearchError: ``cannot open the storage URL: REASON`` (URL with its password masked) when
@@ -88,8 +90,8 @@ def open_storage(
             journal = url.startswith("journal:")
             path = Path(url.removeprefix("journal:").removeprefix("sqlite:///"))
             _check_file(path, writable, "journal" if journal else "SQLite")
-            if not writable and not path.exists():  # nothing to read, and nothing is created
-                return optuna.storages.InMemoryStorage()
+            if not writable and (not path.exists() or (not journal and not _has_optuna_tables(path))):
+                return optuna.storages.InMemoryStorage()  # nothing to read, and nothing is created
             path.parent.mkdir(parents=True, exist_ok=True)
             if journal:
                 if writable:
@@ -103,6 +105,18 @@ def open_storage(
         raise _cannot_open(url, exc.strerror or str(exc)) from None
     except Exception as exc:  # SQLAlchemy's errors, and a URL it cannot parse
         raise _cannot_open(url, _reason(exc, url)) from None
+
+
+def _has_optuna_tables(path: Path) -> bool:
+    """Whether the SQLite file at ``path`` holds Optuna's ``studies`` table, read without writing
+    (Optuna's RDBStorage would create its tables in it); a file that is not SQLite counts as
+    holding them, so that opening it names the fault."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='studies'")
+            return found.fetchone() is not None
+    except sqlite3.Error:
+        return True
 
 
 def _journal(path: Path) -> optuna.storages.JournalStorage:
