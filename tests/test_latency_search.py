@@ -308,6 +308,26 @@ def test_a_device_this_machine_lacks_is_refused_before_the_cli_prints_anything(
         assert result.exit_code == 2 and " ".join(result.output.split()) == f"error: {words}", result.output
 
 
+def test_an_inline_spaces_latency_table_is_read_from_the_experiment_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative ``table`` of a space written inside the experiment file was read from the current
+    folder; it is read from the file's folder, as every relative path of an experiment is."""
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    space = {**SPACE, "constraints": {"latency_ms": {"max": 5, "table": "t.json"}}}
+    exp_file = write_file(
+        tmp_path / "sub", yaml.safe_dump({"space": space, **QUICK, "trials": 2}), "exp.yaml"
+    )
+    experiment = load_experiment(exp_file)
+    assert experiment.space["constraints"]["latency_ms"]["table"] == str(tmp_path / "sub" / "t.json")
+    with pytest.raises(
+        SpecError, match=r"exp.yaml:\d+: space.constraints.latency_ms.table: (.*)/sub/t.json does not"
+    ):
+        run_search(experiment)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "sub" / "runs").exists()
+
+
 def test_a_bad_latency_bound_names_its_line(tmp_path: Path) -> None:
     space = {**SPACE, "constraints": {"latency_ms": {"max": 2, "device_kind": "cpu"}}}
     path = write_file(tmp_path, yaml.safe_dump(space), "space.yaml")

@@ -2,12 +2,13 @@
 
 An experiment names files: ``space``, ``data.root``, ``backend.storage`` (a path or a
 ``sqlite:///relative.db`` URL), ``backend.study_storage`` and ``backend.storage_path`` (Ray),
-``run_dir``, ``report`` and a latency objective's ``table``. A relative path written in the file
-is read from the folder of the file, whatever the current directory is, so ``archsearch search
-work/E.yaml`` and ``archsearch trials E.yaml`` run from ``work/`` find the same study. A path
-given on the command line (``run_dir=out``) is read from the current directory, as the shell
-completes it; an experiment given as a mapping (the Python API) reads its paths from the current
-directory too.
+``run_dir``, ``report``, a latency objective's ``table`` and the ``constraints.latency_ms.table``
+of a space written inline (a space file's own is read from that file's folder). A relative path
+written in the file is read from the folder of the file, whatever the current directory is, so
+``archsearch search work/E.yaml`` and ``archsearch trials E.yaml`` run from ``work/`` find the
+same study. A path given on the command line (``run_dir=out``) is read from the current directory,
+as the shell completes it; an experiment given as a mapping (the Python API) reads its paths from
+the current directory too.
 
 The defaults, ``runs/<name>`` (the study and its storage) and ``reports/<name>``, live in the
 experiment's *project folder*: the folder of the experiment file, or its parent when that folder
@@ -81,6 +82,12 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             else o
             for o in out["objectives"]
         ]
+    space = out.get("space")  # an inline space's latency table: read from this file's folder too
+    bound: Any = space.get("constraints") if isinstance(space, dict) else None
+    latency = bound.get("latency_ms") if isinstance(bound, dict) else None
+    if isinstance(space, dict) and isinstance(latency, dict) and isinstance(latency.get("table"), str):
+        latency = {**latency, "table": _absolute(latency["table"], base)}
+        out["space"] = {**space, "constraints": {**bound, "latency_ms": latency}}
     return out
 
 
