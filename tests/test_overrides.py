@@ -198,3 +198,26 @@ def test_latency_table_resolution_names_the_option(tmp_path):
     result = runner.invoke(app, ["latency-table", str(space), "--resolution", "100000"])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: --resolution 100000: input.size: must be at most")
+
+
+def test_load_space_puts_an_issue_caused_by_an_override_down_to_it(tmp_path):
+    """As load_spec does: an issue the space has only with a keyword override names the override
+    (Issue.cause) and not the file's line of the value it replaced; the space's own issues keep
+    their place; without overrides nothing changes."""
+    from archsearch.space import load_space
+
+    file = tmp_path / "s.yaml"
+    file.write_text(yaml.safe_dump(SPACE))
+    with pytest.raises(SpecError) as caught:
+        load_space(file, input_size=100000)
+    (issue,) = caught.value.issues
+    assert issue.cause == "<override> input_size=100000" and issue.file is None and issue.line is None
+    assert str(issue).startswith("<override> input_size=100000: input.size: must be at most")
+    with pytest.raises(SpecError) as caught:
+        load_space(load_space(file), num_classes=100_000_000)  # a loaded space, overridden again
+    assert [i.cause for i in caught.value.issues] == ["<override> num_classes=100000000"]
+    broken = {**SPACE, "stages": [{**SPACE["stages"][0], "depth": 0}, SPACE["stages"][1]]}
+    file.write_text(yaml.safe_dump(broken))
+    with pytest.raises(SpecError) as caught:  # the file's own issue: at its line, whatever the override
+        load_space(file, input_size=32)
+    assert all(i.cause is None and i.file == str(file) and i.line for i in caught.value.issues)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import re
 import sys
@@ -165,7 +164,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SpecError as exc:
-            for issue in _blame_options(exc, kwargs).issues:
+            for issue in exc.issues:
                 say(_option_named(str(issue)))
             hint = getattr(exc, "hint", None)  # e.g. the experiment that would search a space
             if hint:
@@ -178,41 +177,19 @@ def friendly(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
-#: The options that override a spec value: the keyword override of :func:`archsearch.load_spec`
-#: they pass -> (the command's parameter, the option, the value's path). Errors they cause name
-#: the option, not the spec's line.
-_OVERRIDE_OPTIONS = {
-    "input_size": ("resolution", "--resolution", ("input", "size")),
-    "num_classes": ("num_classes", "--num-classes", ("head", "num_classes")),
-}
-
-
-def _blame_options(exc: SpecError, kwargs: dict[str, Any]) -> SpecError:
-    """``exc`` with an issue about the very value an option set (``--resolution 100000``: a space's
-    ``input.size``, where no loader marked the override as the cause) placed on the option
-    (``--resolution 100000: input.size: ...``), not on the file's line of the value it replaced."""
-    given = [
-        (path, f"{flag} {kwargs[name]}")
-        for name, flag, path in _OVERRIDE_OPTIONS.values()
-        if kwargs.get(name) is not None
-    ]
-    if not given:
-        return exc
-    issues = []
-    for issue in exc.issues:
-        hit = next((text for path, text in given if issue.path[: len(path)] == path), None)
-        if hit is not None and issue.cause is None:
-            issue = dataclasses.replace(issue, file=hit, line=None)
-        issues.append(issue)
-    return SpecError(issues)
+#: The options that override a spec or space value: the keyword override of
+#: :func:`archsearch.load_spec` and :func:`archsearch.space.load_space` they pass -> the option.
+#: The loaders put the errors they cause down to them (``<override> input_size=...``,
+#: :attr:`archsearch.errors.Issue.cause`); the CLI names the option instead.
+_OVERRIDE_OPTIONS = {"input_size": "--resolution", "num_classes": "--num-classes"}
 
 
 def _option_named(line: str) -> str:
-    """``<override> input_size=100: ...`` (an issue the spec has only with an override,
-    :func:`archsearch.load_spec`) -> ``--resolution 100: ...``."""
+    """``<override> input_size=100: ...`` (an issue the spec or space has only with an override)
+    -> ``--resolution 100: ...``."""
     found = re.match(rf"{re.escape(OVERRIDE)} (\w+)=(\S+): ", line)
     option = _OVERRIDE_OPTIONS.get(found.group(1)) if found else None
-    return f"{option[1]} {found.group(2)}: {line[found.end() :]}" if found and option else line
+    return f"{option} {found.group(2)}: {line[found.end() :]}" if found and option else line
 
 
 @contextlib.contextmanager

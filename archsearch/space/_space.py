@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,18 @@ from typing import Any
 from ..cost import CostReport, analytic_costs
 from ..errors import Issue, SpecError
 from ..kinds import FAMILY_ONLY_FIELDS, MIXER_FAMILY, MIXER_POS_EMBEDS
-from ..spec import NormalizedSpec, SourceMap, Spec, apply_overrides, normalize, read_yaml_file, spec_from_dict
+from ..spec import (
+    NormalizedSpec,
+    SourceMap,
+    Spec,
+    normalize,
+    spec_from_dict,
+)
 from ._constraints import Bound, Constraints, load_constraints
 from ._nodes import Choice, FloatRange, IntRange, Node, parse_tree
 from ._suggest import DefaultSuggest, FixedSuggest, RandomSuggest, Suggest
 
-__all__ = ["Bound", "Candidate", "Constraints", "Dimension", "Sample", "SearchSpace", "load_space"]
+__all__ = ["Bound", "Candidate", "Constraints", "Dimension", "Sample", "SearchSpace"]
 
 SpacePath = tuple[str | int, ...]
 
@@ -467,23 +472,3 @@ def _count(value: Any, depth: int | None) -> int | float:
             out *= _count(v, depth)
         return out
     return 1
-
-
-def load_space(
-    source: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, **overrides: Any
-) -> SearchSpace:
-    """Load a search space from a YAML file or a mapping; ``overrides`` as :func:`~archsearch.load_spec`
-    (``num_classes``, ``input_size``, ``in_chans``, ``name``) replace values of the space."""
-    if isinstance(source, SearchSpace):
-        if not overrides:
-            return source
-        return SearchSpace(apply_overrides(source.raw, overrides), source.source, name=source.name)
-    if isinstance(source, Mapping):
-        data, smap, name = dict(source), SourceMap(), None
-    else:
-        data, smap = read_yaml_file(source, "search space", "a search space")
-        name = Path(source).stem
-    if not isinstance(data, dict):
-        raise smap.error((), "a search space is a mapping (a spec with choice nodes)", value=data)
-    raw = apply_overrides(data, overrides)
-    return SearchSpace(raw, smap, name=overrides.get("name") or data.get("name") or name)

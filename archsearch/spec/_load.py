@@ -34,6 +34,7 @@ __all__ = [
     "apply_overrides",
     "list_models",
     "load_spec",
+    "override_issue",
     "spec_from_dict",
     "spec_yaml",
     "validate_spec",
@@ -106,7 +107,7 @@ def load_spec(
         error = command_line_issues(exc, parsed, smap.file)
     if overrides:  # an issue the spec has only with them is theirs, wherever it shows
         own = _issues_of(apply_dotlist(data, parsed), smap, parsed)
-        error = SpecError([i if str(i) in own else _override_issue(i, overrides) for i in error.issues])
+        error = SpecError([i if str(i) in own else override_issue(i, overrides) for i in error.issues])
     if parsed:  # likewise an issue it has only with the command line's (a stride that no longer fits)
         own = _issues_of(data, smap, [])
         cause = f"{COMMAND_LINE} {' '.join(o.text for o in parsed)}"
@@ -134,11 +135,13 @@ def _issues_of(data: Any, smap: SourceMap, parsed: Sequence[Any]) -> set[str]:
 _OVERRIDE_PATHS = {"num_classes": ("head",), "in_chans": ("input", "channels"), "input_size": ("input",)}
 
 
-def _override_issue(issue: Issue, overrides: Mapping[str, Any]) -> Issue:
-    """``issue`` put down to the override that caused it (:attr:`Issue.cause`): the one whose path
-    holds the issue's (then the spec's place, a value the override replaced, is dropped), else the
-    input size (which every shape follows), else the first; a shape that no longer fits keeps its
-    file and line, shown after the message."""
+def override_issue(issue: Issue, overrides: Mapping[str, Any]) -> Issue:
+    """``issue`` (of a spec or a space loaded with the keyword ``overrides`` of
+    :func:`apply_overrides`, and one it does not have without them) put down to the override that
+    caused it (:attr:`Issue.cause`, ``<override> input_size=100``): the one whose path holds the
+    issue's (then the file's place, a value the override replaced, is dropped), else the input
+    size (which every shape follows), else the first; a shape that no longer fits keeps its file
+    and line, shown after the message."""
     inside = [k for k, p in _OVERRIDE_PATHS.items() if k in overrides and issue.path[: len(p)] == p]
     key = (inside or [k for k in ("input_size", *overrides) if k in overrides])[0]
     value = overrides[key]
