@@ -3,7 +3,8 @@ evaluate -> tell.
 
 1. ask Optuna for a trial and sample the space through it;
 2. validate the candidate's shapes and check the constraints with the analytic cost model: a
-   candidate that fails is stored as *rejected* and never built;
+   candidate that fails is stored as *rejected* and never built (a point rejected before, under
+   the same space, as a *duplicate* of that rejection);
 3. a candidate whose spec hash was evaluated before is not trained again: it is stored as a
    *duplicate* (the ledger's rule, :mod:`._ledger`);
 4. measure the costs, train (or score), and tell Optuna the objective values. An exception is
