@@ -3,7 +3,7 @@
     python benchmarks/latency_model.py [--threads 2] [--batch 1] [--device cpu] [--quick]
         [--hybrid 100] [--cvt 50] [--cvt-resolution 224] [--fit 12] [--table-dir DIR]
         [--runs 40 --rounds 20 --warmup 3] [--cvt-runs 20 --cvt-rounds 10] [--no-retest]
-        [--statistic median]
+        [--statistic median] [--dump FILE]
 
 For each shipped space (hybrid_small at its 32 px, cvt13_nas at --cvt-resolution):
   1. fill a latency table for this device setting (``archsearch latency-table``'s work: every
@@ -66,7 +66,8 @@ tau >= 0.9, >= 10,000 predictions/s. On a shared Linux machine note that with au
 its jobs yield to this one; the load averages and this process's group are written to the results.
 ``--quick`` (for a test) skips step 1's enumeration (pieces are timed on demand for the members
 drawn), draws a handful of members at few runs and checks only that the figures come out. Writes
-benchmarks/results/latency_model.json (``--out``).
+benchmarks/results/latency_model.json (``--out``); ``--dump FILE`` also writes every timed run
+(members, anchors and reference, each timing) to try other statistics or calibrations offline.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ from archsearch.cost import (
     Fingerprint,
     LatencyPredictor,
     LatencyTable,
+    anchor_factor,
     clear_piece_keys,
     piece_keys,
 )
@@ -211,8 +213,10 @@ def run_space(
     anchors = [plan for plan, _ in predictor.anchors()]
     timed, reference = predictor.time_members_with_reference(plans + anchors)
     results, anchored = timed[: len(plans)], timed[len(plans) :]
+    timed_first = results
     calibration = predictor.calibrate_with(reference, anchored)
     retest = retest_reference = None
+    retest_anchored: list[Any] = []
     if args.retest:
         timed, retest_reference = predictor.time_members_with_reference(plans + anchors, seed=1)
         retest, retest_anchored = timed[: len(plans)], timed[len(plans) :]
@@ -235,8 +239,8 @@ def run_space(
     retest_factor = None
     if retest_reference is not None:  # as the calibration: by the anchors, else the reference
         pairs = list(zip(anchored, retest_anchored, strict=True)) or [(reference, retest_reference)]
-        retest_factor = sum(a.statistic(args.statistic) for a, _ in pairs) / sum(
-            b.statistic(args.statistic) for _, b in pairs
+        retest_factor = anchor_factor(
+            [a.statistic(args.statistic) for a, _ in pairs], [b.statistic(args.statistic) for _, b in pairs]
         )
     table.save()
     min_errors = [abs(r["pieces_min_ms"] - r["measured_min_ms"]) / r["measured_min_ms"] * 100 for r in rows]
@@ -277,6 +281,22 @@ def run_space(
         out["retest_scale_free"] = agreement(second, first, rescale=True)
         out["vs_mean_of_both"] = agreement(guesses, [(a + b) / 2 for a, b in zip(first, second, strict=True)])
     out["rows"] = rows
+    if args.dump:  # every run of every timing, to try other statistics or calibrations offline
+        timings = [(timed_first, anchored, reference)]
+        if retest is not None:
+            timings.append((retest, retest_anchored, retest_reference))
+        out["dump"] = {
+            "members": [digest for _, digest in drawn],
+            "anchors_table_ms": [ms for _, ms in predictor.anchors()],
+            "timings": [
+                {
+                    "members": [r.samples_ms for r in m],
+                    "anchors": [r.samples_ms for r in a],
+                    "reference": ref.samples_ms,
+                }
+                for m, a, ref in timings
+            ],
+        }
     return out
 
 
@@ -361,6 +381,9 @@ def main() -> None:
     parser.add_argument("--table-dir", default=None, help="keep (and resume) the tables here")
     parser.add_argument("--quick", action="store_true", help="a handful of members at few runs (for a test)")
     parser.add_argument("--out", default=str(RESULTS / "latency_model.json"))
+    parser.add_argument(
+        "--dump", default=None, help="also write every timed run (members, anchors, reference) here (JSON)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.hybrid, args.cvt, args.cvt_resolution = min(args.hybrid, 6), min(args.cvt, 3), 64
@@ -383,8 +406,11 @@ def main() -> None:
         "load_after": load(),
         "spaces": results,
     }
+    dumps = {r["space"]: r.pop("dump") for r in results if "dump" in r}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
+    if args.dump:
+        Path(args.dump).write_text(json.dumps({"statistic": args.statistic, "spaces": dumps}))
     print(f"{fingerprint.describe()}; statistic of the runs: {args.statistic}")
     print_table(results)
     for r in results:

@@ -359,3 +359,76 @@ def test_calibrating_normalises_each_anchor_once(machine: Machine, monkeypatch: 
     table.anchors[0]["ms"] = 2.5  # changed in place: the next calibration compares with 2.5 ms
     assert predictor.calibrate(**FAST).factor == pytest.approx(2.0)
     assert len(normalised) == 3
+
+
+def test_the_anchor_factor_is_the_median_ratio() -> None:
+    """One anchor timed far off (5x, e.g. a neighbour's burst) does not move the factor; the
+    ratio of summed times would (here to 2.8 from 2)."""
+    table_ms = [1.0, 2.0, 3.0, 4.0, 10.0]
+    now = [2.0, 4.0, 6.0, 8.0, 100.0]
+    assert anchors_module.anchor_factor(now, table_ms) == pytest.approx(2.0)
+    assert sum(now) / sum(table_ms) > 2.8
+    assert anchors_module.anchor_factor([3.0, 5.0], [1.0, 1.0]) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="one time now for each table time"):
+        anchors_module.anchor_factor([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="one time now for each table time"):
+        anchors_module.anchor_factor([], [])
+    with pytest.raises(ValueError, match="above 0 ms"):
+        anchors_module.anchor_factor([1.0, 0.0], [1.0, 1.0])
+
+
+def test_calibration_times_the_anchors_that_fit_its_budget() -> None:
+    """All anchors while their passes fit the budget; else fewer, spread over their times (the
+    fastest and the slowest kept), never fewer than three."""
+    anchors: list[tuple[Any, float]] = [(f"p{i}", float(ms)) for i, ms in enumerate([8, 1, 2, 3, 4, 5, 6, 7])]
+    chosen = anchors_module.calibration_anchors(anchors, passes=10, budget_ms=1000.0)
+    assert sorted(ms for _, ms in chosen) == [1, 2, 3, 4, 5, 6, 7, 8]
+    five = anchors_module.calibration_anchors(anchors, passes=10, budget_ms=230.0)
+    assert [ms for _, ms in five] == [1, 3, 5, 6, 8]  # 230 ms of passes; six spread take 270
+    assert [ms for _, ms in anchors_module.calibration_anchors(anchors, 10, 270.0)] == [1, 2, 4, 5, 7, 8]
+    three = anchors_module.calibration_anchors(anchors, passes=10, budget_ms=1.0)
+    assert [ms for _, ms in three] == [1, 5, 8]
+    assert anchors_module.calibration_anchors(anchors[:2], passes=10, budget_ms=1.0) == sorted(
+        anchors[:2], key=lambda a: a[1]
+    )
+
+
+def _variant(dim: int) -> Any:
+    spec = hand_made()
+    spec["stages"][1]["dim"] = dim
+    return normalize(load_spec(spec))
+
+
+def test_calibrating_with_several_anchors_takes_their_median_ratio(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five anchors of 5 ms in the table; now four take 10 ms and one, slowed by something of its
+    own, 40 ms: the factor is 2 (their median ratio), where their summed times would say 3.2;
+    the benchmark's way (calibrate_with all anchors' timings) finds the same."""
+    table, _ = _table()
+    plans = [_variant(dim) for dim in (16, 24, 32, 40, 48)]
+    for plan in plans:
+        for key in piece_keys(plan):
+            table.add(key, ms=1.0)
+    table.anchors = [{"hash": spec_hash(p), "ms": 5.0, "spec": canonical_spec(p)} for p in plans]
+    slow = spec_hash(plans[2])
+
+    def build(plan: Any) -> Slow:
+        return Slow(machine, 20.0 if spec_hash(plan) == slow else 5.0)
+
+    monkeypatch.setattr(archsearch.compiler, "build", build)
+    machine.speed = 2.0
+    predictor = LatencyPredictor(table)
+    calibration = predictor.calibrate(**FAST)
+    assert calibration.anchors == 5 and calibration.factor == pytest.approx(2.0)
+    assert calibration.now_ms / calibration.table_ms == pytest.approx(3.2)
+    assert calibration.to_dict()["median_ratio"] == pytest.approx(2.0)
+    assert "median ratio of 5 table members" in calibration.describe()
+    from archsearch.cli._search import _calibration_line
+
+    line = _calibration_line(calibration.to_dict())
+    assert line.startswith("scaled by 2.000") and "median ratio of 5 table members" in line
+    results, reference = predictor.time_members_with_reference([p for p, _ in predictor.anchors()])
+    assert predictor.calibrate_with(reference, results).factor == pytest.approx(2.0)
+    # fewer timings than anchors: the reference calibrates
+    assert predictor.calibrate_with(reference, results[:2]).anchors == 0

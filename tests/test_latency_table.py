@@ -427,10 +427,13 @@ def test_latency_model_benchmark_quick(tmp_path: Path) -> None:
     import subprocess
     import sys
 
+    from archsearch.cost import statistic_ms
+
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "lm.json"
     command = [sys.executable, str(root / "benchmarks" / "latency_model.py"), "--quick", "--threads", "1"]
     command += ["--hybrid", "3", "--cvt", "2", "--out", str(out), "--table-dir", str(tmp_path / "tables")]
+    command += ["--dump", str(tmp_path / "dump.json")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=root)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -448,7 +451,17 @@ def test_latency_model_benchmark_quick(tmp_path: Path) -> None:
             for r in s["rows"]
         )
         assert -1 <= s["raw"]["kendall_tau"] <= 1 and "retest_calibrated" in s
+        assert "dump" not in s  # every run goes to --dump's file, not the results
     assert "calibrated: median p90 tau" in done.stdout
+    dump = json.loads((tmp_path / "dump.json").read_text())["spaces"]
+    for name, s in spaces.items():
+        timings = dump[name]["timings"]
+        assert len(timings) == 2 and dump[name]["members"] == [r["hash"] for r in s["rows"]]
+        for t in timings:  # each member's runs, whose statistic is what the rows hold
+            assert len(t["members"]) == s["members"] and all(len(runs) >= 4 for runs in t["members"])
+            assert len(t["anchors"]) == len(dump[name]["anchors_table_ms"]) and t["reference"]
+        first = [statistic_ms(runs, result["statistic"]) for runs in timings[0]["members"]]
+        assert first == pytest.approx([r["measured_ms"] for r in s["rows"]])
 
 
 def test_pieces_timed_in_place_tile_the_forward_pass(tmp_path: Path) -> None:

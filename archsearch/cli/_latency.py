@@ -77,9 +77,10 @@ def latency_table(
         bool,
         typer.Option(
             "--calibrate",
-            help="Then time the table's calibration anchors again (three of its whole members; its "
-            "reference model where it has none) and show how fast the machine runs now against when the "
-            "table was timed (the factor predictions are scaled by).",
+            help="Then time the table's calibration anchors again (up to eight of its whole members, as "
+            "many as 2 s of forward passes allow, at least three; its reference model where it has "
+            "none) and show how fast the machine runs now against when the table was timed (the factor "
+            "predictions are scaled by).",
         ),
     ] = False,
     statistic: Annotated[
@@ -97,10 +98,10 @@ def latency_table(
     use them all (or each alone with --alone). Re-running skips what is measured (resumable), and
     a table from another device or setting is refused. Share the file: the same device setting
     predicts with it (`latency_ms: {predict: true, table: FILE}` in an experiment). A small fixed
-    reference model is timed in the same rounds, and the table keeps three of the first whole members
-    it times (the fastest, the slowest, one between) as calibration anchors: predicting re-times the
-    anchors (the reference where there are none) to scale predictions to the machine's speed now (a
-    search does it at its start; --calibrate shows it now)."""
+    reference model is timed in the same rounds, and the table keeps eight of the first whole members
+    it times (the fastest, the slowest, six between) as calibration anchors: predicting re-times the
+    anchors (the reference where there are none) to scale predictions to the machine's speed now by
+    their median ratio (a search does it at its start; --calibrate shows it now)."""
 
     from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable
     from ..space import fill_table, load_space

@@ -408,8 +408,10 @@ def _calibration_line(calibration: dict[str, Any]) -> str:
     if calibration.get("adopted"):
         return "the latency table had no calibration reference: timed now and kept; predictions not scaled"
     when = "kept from the study's first start" if calibration.get("reused") else "measured at this start"
+    anchors = calibration.get("anchors") or 0
+    what = f"median ratio of {anchors} table members, summed" if anchors else "reference"
     return (
-        f"scaled by {calibration['factor']:.3f} to the machine's speed ({when}: reference "
+        f"scaled by {calibration['factor']:.3f} to the machine's speed ({when}: {what} "
         f"{calibration['reference_now_ms']:.3f} ms then, "
         f"{calibration['reference_table_ms']:.3f} ms in the table)"
     )

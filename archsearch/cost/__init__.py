@@ -16,16 +16,18 @@ from ._latency import (
     time_call,
     time_interleaved,
 )
-from ._latency_anchors import ANCHOR_HARNESS
+from ._latency_anchors import ANCHOR_BUDGET_MS, ANCHOR_HARNESS, anchor_factor
 from ._latency_reference import REFERENCE, Calibration, reference_call
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
+from ._overhead import Overhead, fit_overhead
 from ._pieces import BLOCK_INPUT, Piece, PieceTiming, clear_piece_keys, measure_piece, piece_keys, plan_pieces
-from ._predict import LatencyPredictor, Overhead, fit_overhead
+from ._predict import LatencyPredictor
 from ._profile import Profile, profile
 from ._traced import TracedCounts, UncountedOpsWarning, count_params, count_traced, op_kind
 
 __all__ = [
+    "ANCHOR_BUDGET_MS",
     "ANCHOR_HARNESS",
     "BLOCK_INPUT",
     "DEFAULT_STATISTIC",
@@ -52,6 +54,7 @@ __all__ = [
     "TracedCounts",
     "UncountedOpsWarning",
     "analytic_costs",
+    "anchor_factor",
     "clear_piece_keys",
     "count_params",
     "count_traced",

@@ -117,9 +117,14 @@ class Calibration:
     anchors: int = 0
     """Table members re-timed instead of the reference (:mod:`._latency_anchors`; then ``table_ms``
     and ``now_ms`` are the sums of their times); 0: the reference."""
+    median_ratio: float | None = None
+    """With anchors: the median over them of ``now / table`` (:func:`._latency_anchors.anchor_factor`),
+    which is the factor; ``None``: the factor is ``now_ms / table_ms``."""
 
     @property
     def factor(self) -> float:
+        if self.median_ratio is not None:
+            return self.median_ratio
         return self.now_ms / self.table_ms if self.table_ms > 0 else 1.0
 
     def describe(self) -> str:
@@ -129,7 +134,7 @@ class Calibration:
                 f"the table had no reference: timed now ({self.now_ms:.3f} ms) and kept as its reference; "
                 "predictions are not scaled this time"
             )
-        what = f"{self.anchors} table members" if self.anchors else "reference"
+        what = f"median ratio of {self.anchors} table members, summed" if self.anchors else "reference"
         return (
             f"machine at {self.factor:.3f}x the table's time ({what} {self.now_ms:.3f} ms now, "
             f"{self.table_ms:.3f} ms in the table): predictions scaled by {self.factor:.3f}"
@@ -143,4 +148,5 @@ class Calibration:
             "runs": self.runs,
             "adopted": self.adopted,
             "anchors": self.anchors,
+            "median_ratio": self.median_ratio,
         }

@@ -25,99 +25,27 @@ import copy
 import functools
 import os
 import statistics
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..core import NormalizedSpec
 from ._insitu import time_in_situ_many
 from ._latency import DEFAULT_STATISTIC, LatencyResult, Timed, statistic_ms, time_interleaved, torch_dtype
-from ._latency_anchors import ANCHOR_HARNESS, anchor_entries, anchor_plans
+from ._latency_anchors import (
+    ANCHOR_HARNESS,
+    anchor_entries,
+    anchor_factor,
+    anchor_plans,
+    calibration_anchors,
+)
 from ._latency_reference import REFERENCE, Calibration, reference_entry, reference_item
 from ._latency_table import Fingerprint, LatencyTable
+from ._overhead import Overhead, fit_overhead
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
 
-__all__ = ["LatencyPredictor", "Overhead", "fit_overhead"]
-
-
-@dataclass(frozen=True)
-class Overhead:
-    """The part of a prediction the pieces leave out:
-    ``intercept_ms + per_piece_ms * n_pieces + per_mweight_ms * weights / 1e6``."""
-
-    intercept_ms: float = 0.0
-    per_piece_ms: float = 0.0
-    per_mweight_ms: float = 0.0
-    members: int = 0
-    """Whole members it was fitted on (0: not fitted)."""
-
-    def __call__(self, n_pieces: int, mweights: float = 0.0) -> float:
-        return self.intercept_ms + self.per_piece_ms * n_pieces + self.per_mweight_ms * mweights
-
-
-def fit_overhead(rows: Iterable[Sequence[float]]) -> Overhead:
-    """Least squares of ``measured - pieces_sum ~ a + b * n_pieces + c * mweights`` over
-    ``(pieces_sum_ms, n_pieces, mweights, measured_ms)`` rows (``mweights``: the pieces' weights in
-    millions), with the terms chosen by leave-one-out error.
-
-    The candidates are: no overhead, ``a`` alone, ``a + b``, ``a + c`` (from 3 rows, each only where
-    its feature varies) and ``a + b + c`` (from 4 rows), less those fitting a negative ``b`` or
-    ``c``; the simplest whose leave-one-out predictions miss the measured latencies (mean relative
-    error) by at most 10% more than the best one's is fitted on every row. Noisy members so tend
-    to leave the plain sum of pieces as it is. With one or two
-    rows, ``a`` is their mean residual; without rows, everything is 0.
-    """
-    data = np.array([tuple(float(v) for v in row) for row in rows], dtype=float).reshape(-1, 4)
-    n = len(data)
-    if n == 0:
-        return Overhead()
-    residual, measured = data[:, 3] - data[:, 0], data[:, 3]
-    if n < 3:
-        return Overhead(float(residual.mean()), 0.0, 0.0, n)
-    features = {"b": data[:, 1], "c": data[:, 2]}
-    varies = {k: np.ptp(v) > 1e-9 * max(1.0, float(np.abs(v).max())) for k, v in features.items()}
-    candidates: list[tuple[str, ...]] = [(), ("a",)]
-    candidates += [("a", k) for k in ("b", "c") if varies[k]]
-    if n >= 4 and all(varies.values()):
-        candidates.append(("a", "b", "c"))
-
-    def design(terms: tuple[str, ...], index: np.ndarray) -> np.ndarray:
-        cols = [np.ones(len(index)) if t == "a" else features[t][index] for t in terms]
-        return np.stack(cols, axis=1)
-
-    def loo_error(terms: tuple[str, ...]) -> float:
-        if not terms:
-            return float(np.mean(np.abs(residual) / measured))
-        errors = []
-        for i in range(n):
-            rest = np.arange(n) != i
-            coef, *_ = np.linalg.lstsq(design(terms, np.flatnonzero(rest)), residual[rest], rcond=None)
-            guess = float((design(terms, np.array([i])) @ coef)[0])
-            errors.append(abs(guess - residual[i]) / measured[i])
-        return float(np.mean(errors))
-
-    def fit(terms: tuple[str, ...]) -> np.ndarray:
-        if not terms:
-            return np.zeros(0)
-        coef, *_ = np.linalg.lstsq(design(terms, np.arange(n)), residual, rcond=None)
-        return np.asarray(coef)
-
-    # a per-piece or per-weight cost is never negative: a fit that says so is fitting noise
-    physical = [
-        t for t in candidates if all(c >= 0 for term, c in zip(t, fit(t), strict=True) if term != "a")
-    ]
-    errors = {t: loo_error(t) for t in physical}
-    # the simplest candidate within 10% of the best leave-one-out error (noise favours extra terms)
-    floor = min(errors.values())
-    best = min((t for t in physical if errors[t] <= 1.1 * floor + 1e-12), key=len)
-    if not best:
-        return Overhead(members=n)
-    coef = fit(best)
-    fitted = dict(zip(best, (float(c) for c in coef), strict=True))
-    return Overhead(fitted["a"], fitted.get("b", 0.0), fitted.get("c", 0.0), n)
+__all__ = ["LatencyPredictor"]
 
 
 class LatencyPredictor:
@@ -229,8 +157,9 @@ class LatencyPredictor:
     ) -> Calibration:
         """Time what calibrates the table now and scale every later prediction by ``now / table``
         (:meth:`calibrate_with`): its anchors (:meth:`anchors`: whole members of its space, built
-        and timed beside the reference) where it has them, else its reference
-        (:mod:`._latency_reference`). Each gets ``warmup`` untimed runs, then ``runs`` timed ones
+        and timed beside the reference; as many as :func:`~._latency_anchors.calibration_anchors`
+        allows, at least three) where it has them, else its reference (:mod:`._latency_reference`).
+        Each gets ``warmup`` untimed runs, then ``runs`` timed ones
         in ``rounds`` interleaved rounds (each round also starts with one untimed run); a count
         not given is the default for what is timed: :data:`~._latency_anchors.ANCHOR_HARNESS` for
         anchors (1; 6 in 3 rounds: 10 forward passes of each), 10; 240 in 24 rounds for the
@@ -249,8 +178,12 @@ class LatencyPredictor:
             "warmup": defaults["warmup"] if warmup is None else warmup,
         }
         if anchors:
-            results, reference = self.time_members_with_reference([plan for plan, _ in anchors], **harness)
-            return self.calibrate_with(reference, results)
+            passes = harness["warmup"] + harness["rounds"] * (
+                1 + -(-harness["runs"] // max(1, harness["rounds"]))
+            )
+            timed = calibration_anchors(anchors, passes)
+            results = self.time_members_with_reference([plan for plan, _ in timed], **harness)[0]
+            return self._calibrate_anchors(results, [ms for _, ms in timed])
         item = self._reference(0)
         setting = {**self._setting(), **harness}
         result = time_interleaved([item], batch=self.table.fingerprint.batch, **setting)[0]
@@ -270,14 +203,14 @@ class LatencyPredictor:
         reference timed elsewhere, e.g. in the same interleaved rounds as members that predictions
         are checked against: :meth:`time_members_with_reference`). A table without a reference (of
         this name) takes this one (saved when the table has a file; factor 1). ``anchors``: the
-        results of :meth:`anchors`' plans timed in the same rounds; when given (one per anchor),
-        the factor is their summed time over the table's instead."""
+        results of all :meth:`anchors`' plans timed in the same rounds; when given (one per anchor),
+        the factor is the median over them of their time now over the table's
+        (:func:`~._latency_anchors.anchor_factor`) instead."""
         stored = self._table_reference_ms()
         kept = self.anchors() if anchors else []
         if anchors and len(anchors) == len(kept):
-            now = sum(r.statistic(self.statistic) for r in anchors)
-            calibration = Calibration(sum(ms for _, ms in kept), now, anchors[0].runs, anchors=len(kept))
-        elif stored is None:
+            return self._calibrate_anchors(anchors, [ms for _, ms in kept])
+        if stored is None:
             self.table.reference = reference_entry(reference, self.statistic)
             if self.table.path is not None:
                 self.table.save()
@@ -285,6 +218,17 @@ class LatencyPredictor:
             calibration = Calibration(now, now, reference.runs, adopted=True)
         else:
             calibration = Calibration(stored, reference.statistic(self.statistic), reference.runs)
+        return self._use(calibration)
+
+    def _calibrate_anchors(self, results: Sequence[LatencyResult], table_ms: Sequence[float]) -> Calibration:
+        """Calibrate with anchors timed now (``results``) against their table times."""
+        now = [r.statistic(self.statistic) for r in results]
+        ratio = anchor_factor(now, table_ms)
+        return self._use(
+            Calibration(sum(table_ms), sum(now), results[0].runs, anchors=len(now), median_ratio=ratio)
+        )
+
+    def _use(self, calibration: Calibration) -> Calibration:
         self.calibration = calibration
         self.factor = calibration.factor
         return calibration
