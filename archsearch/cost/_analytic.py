@@ -197,13 +197,14 @@ def _own_figures(stage: StagePlan) -> Figures:
 def _stage_figures(stage: StagePlan) -> tuple[Figures, tuple[Figures, ...]]:
     """A stage's total and its blocks' figures, memoised on the plan object: a stage's cost is a
     function of its plan alone (the channels entering it are ``stage.in_shape.channels``)."""
-    found = _BY_STAGE.by_id(id(stage))
-    if found is not None:
-        return found
+    hit = _BY_STAGE.by_id(id(stage))
+    if hit is not None:
+        return hit
     params, macs, activations = _own_figures(stage)
-    blocks = tuple(map(_BY_BLOCK.by_id, map(id, stage.blocks)))
-    if None in blocks:  # not all memoised yet
-        blocks = _BY_BLOCK.get_all(stage.blocks, _block_figures)
+    looked_up = tuple(map(_BY_BLOCK.by_id, map(id, stage.blocks)))
+    blocks: tuple[Figures, ...] = (
+        _BY_BLOCK.get_all(stage.blocks, _block_figures) if None in looked_up else looked_up  # type: ignore[assignment]
+    )
     for p, m, a in blocks:
         params += p
         macs += m

@@ -66,7 +66,7 @@ class ObjectMemo(Generic[V]):
         ``map`` over the ids."""
         values = tuple(map(self._values.get, map(id, plans)))
         if None not in values:
-            return values
+            return values  # type: ignore[return-value]  # no None among them
         out = []
         for plan, value in zip(plans, values, strict=True):
             if value is None:
