@@ -197,12 +197,18 @@ def _own_figures(stage: StagePlan) -> Figures:
 def _stage_figures(stage: StagePlan) -> tuple[Figures, tuple[Figures, ...]]:
     """A stage's total and its blocks' figures, memoised on the plan object: a stage's cost is a
     function of its plan alone (the channels entering it are ``stage.in_shape.channels``)."""
-    found = _BY_STAGE.get(stage)
-    if found is not None:
-        return found
-    own = _own_figures(stage)
-    blocks = _BY_BLOCK.get_all(stage.blocks, _block_figures)
-    params, macs, activations = map(sum, zip(own, *blocks, strict=True))
+    hit = _BY_STAGE.by_id(id(stage))
+    if hit is not None:
+        return hit
+    params, macs, activations = _own_figures(stage)
+    looked_up = tuple(map(_BY_BLOCK.by_id, map(id, stage.blocks)))
+    blocks: tuple[Figures, ...] = (
+        _BY_BLOCK.get_all(stage.blocks, _block_figures) if None in looked_up else looked_up  # type: ignore[assignment]
+    )
+    for p, m, a in blocks:
+        params += p
+        macs += m
+        activations += a
     found = ((params, macs, activations), blocks)
     _BY_STAGE.put(stage, found)
     return found
@@ -255,8 +261,10 @@ def analytic_costs(plan: NormalizedSpec) -> CostReport:
     stages: list[Figures] = []
     blocks: tuple[Figures, ...] = ()
     frozen = 0
+    stage_memo = _BY_STAGE.by_id
     for stage in plan.stages:
-        total, figures = _stage_figures(stage)
+        found = stage_memo(id(stage))
+        total, figures = found if found is not None else _stage_figures(stage)
         params += total[0]
         macs += total[1]
         activations += total[2]

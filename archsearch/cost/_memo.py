@@ -1,8 +1,9 @@
 """Costs memoised by plan object: the normaliser hands out one shared (frozen) plan object for
 blocks and stages alike, so most lookups hit without building a value key.
 
-Each entry holds the plan itself, so its ``id`` cannot be recycled by another object while the
-entry lives, and every lookup checks ``entry[0] is plan``. Memos are bounded (cleared when they
+Entries are keyed by ``id(plan)`` and the memo holds each plan while its entry lives, so an id in
+the memo always belongs to the very plan it was stored for (a live object's id is unique): a
+lookup is one dict access, with no check of identity. Memos are bounded (cleared when they
 outgrow ``size``); with ``second_sight`` a value is stored only the second time its plan comes,
 so one-off stage plans do not pile up as long-lived objects (which would make the garbage
 collector's full passes come sooner).
@@ -11,7 +12,6 @@ collector's full passes come sooner).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import is_, itemgetter
 from typing import Any, Generic, TypeVar
 
 __all__ = ["ObjectMemo"]
@@ -22,24 +22,27 @@ V = TypeVar("V")
 class ObjectMemo(Generic[V]):
     """``plan object -> value``, by identity, holding the object."""
 
-    __slots__ = ("_entries", "_second_sight", "_seen", "_size")
+    __slots__ = ("_held", "_second_sight", "_seen", "_size", "_values", "by_id")
 
     def __init__(self, size: int = 8192, second_sight: bool = False):
-        self._entries: dict[int, tuple[Any, V]] = {}
+        self._values: dict[int, V] = {}
+        self._held: dict[int, Any] = {}
+        """``id -> plan``: keeps every plan with an entry alive, so that its id stays its own."""
         self._seen: set[int] = set()
         self._size = size
         self._second_sight = second_sight
+        self.by_id: Callable[[int], V | None] = self._values.get
+        """``by_id(id(plan))``: :meth:`get` without a Python call (the dict's own ``get``; the
+        dict is only ever cleared in place, so this stays its method)."""
 
     def get(self, plan: object) -> V | None:
         """The value stored for this very object, or ``None``."""
-        entry = self._entries.get(id(plan))
-        if entry is not None and entry[0] is plan:
-            return entry[1]
-        return None
+        return self._values.get(id(plan))
 
     def clear(self) -> None:
         """Forget every entry."""
-        self._entries.clear()
+        self._values.clear()
+        self._held.clear()
         self._seen.clear()
 
     def put(self, plan: object, value: V) -> None:
@@ -50,28 +53,24 @@ class ObjectMemo(Generic[V]):
                 self._seen.clear()
             self._seen.add(key)  # an id may come back as another object: admits early, never wrong
             return
-        if len(self._entries) > self._size:
-            self._entries.clear()
-        self._entries[key] = (plan, value)
+        if len(self._values) > self._size:
+            self._values.clear()
+            self._held.clear()
+        self._held[key] = plan
+        self._values[key] = value
 
     def get_all(self, plans: Sequence[object], compute: Callable[[Any], V]) -> tuple[V, ...]:
         """The value of each of ``plans``: the stored one, else ``compute(plan)`` (then stored).
 
         When all are stored (a search's candidates share most blocks), the lookups run in C:
-        ``map`` over the ids, then a check that each entry holds that very plan."""
-        entries: tuple[Any, ...] = tuple(map(self._entries.get, map(id, plans)))
-        if None not in entries and all(map(is_, map(_FIRST, entries), plans)):
-            return tuple(map(_SECOND, entries))
+        ``map`` over the ids."""
+        values = tuple(map(self._values.get, map(id, plans)))
+        if None not in values:
+            return values  # type: ignore[return-value]  # no None among them
         out = []
-        for plan, entry in zip(plans, entries, strict=True):
-            if entry is not None and entry[0] is plan:
-                out.append(entry[1])
-            else:
+        for plan, value in zip(plans, values, strict=True):
+            if value is None:
                 value = compute(plan)
                 self.put(plan, value)
-                out.append(value)
+            out.append(value)
         return tuple(out)
-
-
-_FIRST = itemgetter(0)
-_SECOND = itemgetter(1)
