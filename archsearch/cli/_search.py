@@ -405,11 +405,12 @@ def _missing(value: Any) -> bool:
 def _calibration_line(calibration: dict[str, Any]) -> str:
     """``scaled by 1.082 to the machine's speed (measured at this start: reference 1.200 ms then,
     1.109 ms in the table)``."""
+    from ..cost import Calibration  # a search ran: torch is imported already
+
     if calibration.get("adopted"):
         return "the latency table had no calibration reference: timed now and kept; predictions not scaled"
     when = "kept from the study's first start" if calibration.get("reused") else "measured at this start"
-    anchors = calibration.get("anchors") or 0
-    what = f"median ratio of {anchors} table members, summed" if anchors else "reference"
+    what = Calibration.source(calibration.get("anchors") or 0)
     return (
         f"scaled by {calibration['factor']:.3f} to the machine's speed ({when}: {what} "
         f"{calibration['reference_now_ms']:.3f} ms then, "

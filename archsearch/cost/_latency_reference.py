@@ -127,6 +127,12 @@ class Calibration:
             return self.median_ratio
         return self.now_ms / self.table_ms if self.table_ms > 0 else 1.0
 
+    @staticmethod
+    def source(anchors: int) -> str:
+        """What the times of a calibration with ``anchors`` table members (0: the reference) are
+        the times of, as :meth:`describe` and the search's calibration line name it."""
+        return f"median ratio of {anchors} table members, summed" if anchors else "reference"
+
     def describe(self) -> str:
         """``machine at 1.12x the table's time (reference 1.203 ms now, 1.074 ms in the table)``."""
         if self.adopted:
@@ -134,7 +140,7 @@ class Calibration:
                 f"the table had no reference: timed now ({self.now_ms:.3f} ms) and kept as its reference; "
                 "predictions are not scaled this time"
             )
-        what = f"median ratio of {self.anchors} table members, summed" if self.anchors else "reference"
+        what = self.source(self.anchors)
         return (
             f"machine at {self.factor:.3f}x the table's time ({what} {self.now_ms:.3f} ms now, "
             f"{self.table_ms:.3f} ms in the table): predictions scaled by {self.factor:.3f}"
