@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 import re
 import shutil
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -189,6 +190,23 @@ def _overlap(a: dict, b: dict) -> float:
     return max(w, 0) * max(h, 0)
 
 
+_BOXES = """() => Object.fromEntries(Array.from(document.querySelectorAll('div.plot')).map(d => {
+  const r = d.getBoundingClientRect();
+  return [d.id, {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}]; }))"""
+
+
+def _settled_boxes(page, *, checks: int = 3, every_ms: int = 250, limit_s: float = 60.0) -> dict:
+    """Every plot's box in page pixels, once ``checks`` readings ``every_ms`` apart agree."""
+    readings: list[dict] = []
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        readings.append(page.evaluate(_BOXES))
+        if len(readings) >= checks and all(r == readings[-1] for r in readings[-checks:]):
+            return readings[-1]
+        page.wait_for_timeout(every_ms)
+    raise AssertionError(f"the plots' boxes still moved after {limit_s:.0f} s: {readings[-2:]}")
+
+
 def _render(browser, html: Path) -> tuple[dict, dict[str, bytes]]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_offline(True)
@@ -200,10 +218,12 @@ def _render(browser, html: Path) -> tuple[dict, dict[str, bytes]]:
         "() => Array.from(document.querySelectorAll('div.plot')).every(d => d.querySelector('svg.main-svg'))",
         timeout=120_000,
     )
-    page.wait_for_timeout(300)
+    # the page, clipped to each plot once every plot's box has settled: a locator's screenshot
+    # waits on its own for the element to hold still over two animation frames and timed out
+    # after 30 s on a CI machine (never here); a box that never settles fails with the boxes
     shots = {
-        plot_id: page.locator(f"#{plot_id}").screenshot()
-        for plot_id in page.eval_on_selector_all("div.plot", "ds => ds.map(d => d.id)")
+        plot_id: page.screenshot(clip=box, full_page=True, animations="disabled", timeout=120_000)
+        for plot_id, box in _settled_boxes(page).items()
     }
     data = page.evaluate(_MEASURE)
     warning = page.locator("#importance-warning")
