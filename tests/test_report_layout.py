@@ -190,21 +190,24 @@ def _overlap(a: dict, b: dict) -> float:
     return max(w, 0) * max(h, 0)
 
 
-_BOXES = """() => Object.fromEntries(Array.from(document.querySelectorAll('div.plot')).map(d => {
-  const r = d.getBoundingClientRect();
-  return [d.id, {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}]; }))"""
+_IN_VIEW = """id => { const d = document.getElementById(id);
+  d.scrollIntoView({block: 'center', inline: 'start', behavior: 'instant'});
+  const r = d.getBoundingClientRect(), x = Math.max(r.left, 0), y = Math.max(r.top, 0);
+  return {x: x, y: y, width: Math.min(r.right, innerWidth) - x,
+          height: Math.min(r.bottom, innerHeight) - y}; }"""
 
 
-def _settled_boxes(page, *, checks: int = 3, every_ms: int = 250, limit_s: float = 60.0) -> dict:
-    """Every plot's box in page pixels, once ``checks`` readings ``every_ms`` apart agree."""
+def _shot(page, plot_id: str, *, checks: int = 3, every_ms: int = 250, limit_s: float = 60.0) -> bytes:
+    """The plot as the window shows it, scrolled into view, once ``checks`` readings of its box
+    ``every_ms`` apart agree (a box that never settles fails, naming the last readings)."""
     readings: list[dict] = []
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        readings.append(page.evaluate(_BOXES))
+        readings.append(page.evaluate(_IN_VIEW, plot_id))
         if len(readings) >= checks and all(r == readings[-1] for r in readings[-checks:]):
-            return readings[-1]
+            return page.screenshot(clip=readings[-1], animations="disabled", timeout=120_000)
         page.wait_for_timeout(every_ms)
-    raise AssertionError(f"the plots' boxes still moved after {limit_s:.0f} s: {readings[-2:]}")
+    raise AssertionError(f"{plot_id}'s box still moved after {limit_s:.0f} s: {readings[-2:]}")
 
 
 def _render(browser, html: Path) -> tuple[dict, dict[str, bytes]]:
@@ -218,12 +221,12 @@ def _render(browser, html: Path) -> tuple[dict, dict[str, bytes]]:
         "() => Array.from(document.querySelectorAll('div.plot')).every(d => d.querySelector('svg.main-svg'))",
         timeout=120_000,
     )
-    # the page, clipped to each plot once every plot's box has settled: a locator's screenshot
-    # waits on its own for the element to hold still over two animation frames and timed out
-    # after 30 s on a CI machine (never here); a box that never settles fails with the boxes
+    # each plot within the window, never the full page: a full-page screenshot resizes the window,
+    # plotly's responsive plots redraw, and on a loaded CI machine one was caught blank mid-redraw
+    # (a locator's screenshot, waiting for its plot to hold still, timed out there likewise)
     shots = {
-        plot_id: page.screenshot(clip=box, full_page=True, animations="disabled", timeout=120_000)
-        for plot_id, box in _settled_boxes(page).items()
+        plot_id: _shot(page, plot_id)
+        for plot_id in page.eval_on_selector_all("div.plot", "ds => ds.map(d => d.id)")
     }
     data = page.evaluate(_MEASURE)
     warning = page.locator("#importance-warning")
