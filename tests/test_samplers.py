@@ -162,7 +162,7 @@ def test_each_seed_reproduces_its_sequence(tmp_path, kind):
     assert sequence("c", 2) != first
 
 
-@pytest.mark.parametrize("kind", ["random", "tpe"])
+@pytest.mark.parametrize("kind", ["random", "tpe", "nsga2", "gp"])
 def test_a_resumed_search_does_not_replay_the_first_runs_proposals(tmp_path, kind):
     """The sampler of a resumed study is not seeded afresh with the same seed: its proposals (not
     the ledger's redraws) differ from the first run's, which it would otherwise repeat one by one."""
@@ -171,8 +171,10 @@ def test_a_resumed_search_does_not_replay_the_first_runs_proposals(tmp_path, kin
         queued = ("redraw_of", "retry_of")
         return [t.params for t in trials if not any(k in t.user_attrs for k in queued)]
 
-    # TPE still in its random startup phase when resumed (past it, it would not replay anyway)
-    sampler = {"kind": kind, "seed": 0, **({"startup_trials": 10} if kind == "tpe" else {})}
+    # TPE and GP still in their random startup phase, NSGA-II in its random first generation, when
+    # resumed (past them they would not replay anyway)
+    phase = {"tpe": {"startup_trials": 10}, "gp": {"startup_trials": 10}, "nsga2": {"population_size": 16}}
+    sampler = {"kind": kind, "seed": 0, **phase.get(kind, {})}
     first = run_search(_experiment(tmp_path / kind, kind, RICH, 4, sampler=sampler)).study.trials
     resumed = run_search(_experiment(tmp_path / kind, kind, RICH, 8, sampler=sampler)).study.trials
     resumed = resumed[len(first) :]
