@@ -321,3 +321,21 @@ def test_a_rejection_is_answered_from_the_ledger_only_under_the_space_that_made_
     changed.reindex()
     assert changed.digest != first.digest
     assert changed.rejection(dict(trial.params), "constraints: macs").outcome == "rejected"
+
+
+def test_a_latency_bounds_table_is_part_of_the_space_digest(tmp_path):
+    """Rejections over a latency bound are answered from the ledger only while its table file is
+    the one they were checked against: a re-measured table (other bytes) gives another digest."""
+    from archsearch.search._ledger import space_digest
+
+    table = tmp_path / "t.json"
+    space = load_space(
+        {**SPACE, "constraints": {"latency_ms": {"max": 6, "table": str(table)}}}, num_classes=10
+    )
+    missing = space_digest(space)
+    table.write_text('{"pieces": {"a": {"ms": 1.0}}}')
+    measured = space_digest(space)
+    assert space_digest(space) == measured != missing
+    table.write_text('{"pieces": {"a": {"ms": 1.5}}}')
+    assert space_digest(space) not in (measured, missing)
+    assert space_digest(load_space(SPACE, num_classes=10)) not in (measured, missing)

@@ -239,11 +239,18 @@ def duplicate_record(seen: FrozenTrial) -> Record:
 
 
 def space_digest(space: SearchSpace) -> str:
-    """A short digest of everything a space's checks read from it (its data after overrides: the
-    choices, the fixed values, the constraints): rejections are answered from the ledger only under
-    the space that made them. (A latency table's contents are not part of it, only its path.)"""
-    text = json.dumps(space.raw, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A short digest of everything a space's checks read (its data after overrides: the choices,
+    the fixed values, the constraints; and the bytes of a latency bound's table file): rejections
+    are answered from the ledger only under the space that made them. A table re-measured, or one
+    that gained pieces timed on demand, makes a resumed search check its rejections afresh."""
+    digest = hashlib.sha256(
+        json.dumps(space.raw, sort_keys=True, default=str, separators=(",", ":")).encode()
+    )
+    bound = space.constraints.latency_ms
+    if bound is not None:
+        file = bound.table_file(space.folder)
+        digest.update(hashlib.sha256(file.read_bytes()).digest() if file.is_file() else b"no table")
+    return digest.hexdigest()[:16]
 
 
 def _point(params: dict[str, Any]) -> str:

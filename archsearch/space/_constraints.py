@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..core import FieldIssue, NormalizedSpec, SourceMap, StrictModel, validation_issues
-from ..cost import DEFAULT_STATISTIC, CostReport, Fingerprint, LatencyPredictor, Statistic
+from ..cost import DEFAULT_STATISTIC, CostReport, Fingerprint, LatencyPredictor, Statistic, default_table_path
 from ..errors import Issue, SpecError
 
 __all__ = ["Bound", "Constraints", "LatencyBound", "load_constraints"]
@@ -51,6 +51,15 @@ class LatencyBound(Bound):
     """The latency table file (a relative path is read from the space file's folder). Default: this
     device setting's table in the cache (``archsearch latency-table`` fills it)."""
 
+    def table_file(self, folder: Path | None = None) -> Path:
+        """The file this bound's table is read from (and pieces timed on demand are added to):
+        ``table`` (a relative path from ``folder``), else this device setting's table in the cache
+        (:func:`archsearch.cost.default_table_path`; it may not exist yet)."""
+        if self.table is None:
+            return default_table_path(self._fingerprint(), self.statistic)
+        file = Path(self.table).expanduser()
+        return folder / file if folder is not None and not file.is_absolute() else file
+
     def predictor(self, folder: Path | None = None) -> LatencyPredictor:
         """The predictor of this bound's table (opened once per bound and folder).
 
@@ -60,19 +69,19 @@ class LatencyBound(Bound):
                 statistic."""
         key = (self, folder)
         if key not in _PREDICTORS:
-            table = self.table
-            if table is not None:
-                file = Path(table).expanduser()
-                if folder is not None and not file.is_absolute():
-                    file = folder / file
+            table = None
+            if self.table is not None:
+                file = self.table_file(folder)
                 if not file.is_file():
-                    raise SpecError(Issue(("table",), _missing_table(table, file, folder), allowed=_TABLES))
+                    raise SpecError(
+                        Issue(("table",), _missing_table(self.table, file, folder), allowed=_TABLES)
+                    )
                 table = str(file)
-            fingerprint = Fingerprint.here(
-                self.device, threads=self.threads, dtype=self.dtype, batch=self.batch
-            )
-            _PREDICTORS[key] = LatencyPredictor.open(table, fingerprint, self.statistic)
+            _PREDICTORS[key] = LatencyPredictor.open(table, self._fingerprint(), self.statistic)
         return _PREDICTORS[key]
+
+    def _fingerprint(self) -> Fingerprint:
+        return Fingerprint.here(self.device, threads=self.threads, dtype=self.dtype, batch=self.batch)
 
 
 #: What a space's ``latency_ms.table`` takes.
