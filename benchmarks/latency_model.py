@@ -258,8 +258,15 @@ def run_space(
             "intercept_ms": o.intercept_ms,
             "per_piece_ms": o.per_piece_ms,
             "per_mweight_ms": o.per_mweight_ms,
+            "scale": o.scale,
+            "kind_scales": dict(o.kind_scales),
+            "kind_ms": dict(o.kind_ms),
+            "terms": list(o.terms),
             "fitted_on": o.members,
+            "on": o.on,
         },
+        "non_host_members": sum(m.get("host") is False for m in table.members),
+        "anchors": [a["hash"] for a in table.anchors],
         "table_reference": table.reference,
         "calibration": calibration.to_dict(),
         **agreement([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows]),
@@ -358,7 +365,9 @@ def main() -> None:
     parser.add_argument("--hybrid", type=int, default=100, help="hybrid_small members compared")
     parser.add_argument("--cvt", type=int, default=50, help="cvt13_nas members compared")
     parser.add_argument("--cvt-resolution", type=int, default=224, help="see above for why 224")
-    parser.add_argument("--fit", type=int, default=12, help="whole members timed for the overhead fit")
+    parser.add_argument(
+        "--fit", type=int, default=24, help="non-host members timed whole for the overhead fit and anchors"
+    )
     parser.add_argument("--runs", type=int, default=40, help="timed runs of each piece host and member")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (and one each round)")
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds of the runs")
@@ -427,6 +436,14 @@ def main() -> None:
                 f"{r['space']:<14} {label:<26} median {t['median_abs_error_pct']:5.1f}% "
                 f"p90 {t['p90_abs_error_pct']:5.1f}% tau {t['kendall_tau']:6.3f}"
             )
+    for r in results:
+        o = r["overhead"]
+        print(
+            f"{r['space']:<14} fit on {o['fitted_on']} {o['on']}: terms {o['terms'] or 'none'}, "
+            f"scale {o['scale']:.3f}, intercept {o['intercept_ms']:+.3f} ms, "
+            + ", ".join(f"{k} {v:+.4f} ms" for k, v in o["kind_ms"].items())
+            + ", ".join(f"{k} x{v:.3f}" for k, v in o["kind_scales"].items())
+        )
     print(f"load average before {before['loadavg'][0]:.2f}, after {out['load_after']['loadavg'][0]:.2f}")
     print(f"written to {args.out}")
 
