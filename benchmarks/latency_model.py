@@ -1,18 +1,19 @@
 """How well the latency predictor (per-device piece tables + fitted overhead) matches measurement.
 
     python benchmarks/latency_model.py [--threads 2] [--batch 1] [--device cpu] [--quick]
-        [--hybrid 100] [--cvt 50] [--cvt-resolution 224] [--fit 12] [--table-dir DIR]
+        [--hybrid 100] [--cvt 50] [--cvt-resolution 224] [--fit 24] [--table-dir DIR]
         [--runs 40 --rounds 20 --warmup 3] [--cvt-runs 20 --cvt-rounds 10] [--no-retest]
         [--statistic median] [--dump FILE]
 
 For each shipped space (hybrid_small at its 32 px, cvt13_nas at --cvt-resolution):
   1. fill a latency table for this device setting (``archsearch latency-table``'s work: every
-     piece the space's members use, timed in place inside members, then ``--fit`` whole members
-     for the overhead fit);
+     piece the space's members use, timed in place inside "host" members, then ``--fit`` whole
+     *non-host* members, drawn among those that hosted no piece: the correction of the sum of
+     pieces is fitted on them, :func:`archsearch.cost.fit_correction`, and they are the anchors);
   2. draw random members (none of those the table was filled or fitted with), predict each from
      the table, then time them all whole with the harness in the same setting, in interleaved
      rounds (:func:`archsearch.cost.time_interleaved`), and, unless ``--no-retest``, a second time;
-     the table's calibration anchors (a few of its own fit members,
+     the table's calibration anchors (eight of its non-host members,
      :mod:`archsearch.cost._latency_anchors`; in a table without them, the small reference model
      of :mod:`archsearch.cost._latency_reference`) are timed in the same rounds, and the
      predictions are scaled by their time there over their time in the table

@@ -2,10 +2,16 @@
 
 ``predicted = sum(table[key].ms for key in piece_keys(plan)) + a + b * n_pieces + c * weights``
 
-where ``weights`` is the sum of the pieces' parameter and buffer counts in millions. ``a`` (per
+for a table with fewer than six *non-host* members; with them, each piece's entry is first
+corrected by the fit on those members (:func:`~._overhead.fit_correction`: a scale and terms per
+piece kind, folded into each entry as it is first read, so a prediction stays one sum):
+``predicted = a + sum(scale * s_kind * ms + d_kind)``. Non-host members are whole members that
+hosted no piece's in-place timing (``archsearch latency-table`` times them after the pieces):
+a host's pieces add up to its own time by construction, so only they show what the sums miss.
+In the first form, ``weights`` is the sum of the pieces' parameter and buffer counts in millions. ``a`` (per
 model), ``b`` (per piece) and ``c`` (per million weights) are fitted by least squares on the
 residuals ``measured - sum`` of a few whole members timed with the harness (the table's
-``members``; 12 by default): the model's own calls and the dispatch between pieces are ``a`` and
+``members``): the model's own calls and the dispatch between pieces are ``a`` and
 ``b``; ``c`` is what a piece timed alone does not pay, reading weights that a whole model has
 pushed out of the caches (a large model at batch 1 streams its weights from memory on every
 forward). With no member measured all are 0. This is Once-for-All's lookup-table predictor
