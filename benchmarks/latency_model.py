@@ -48,6 +48,10 @@ the tokens. Only 224 px (CvT-13's own resolution, so not a reduced one) comes ne
 0.9; the runs are cut to 20 (10 rounds of 2) so that the table, both timings of 50 members and the
 speed count fit in about 10 minutes. No resolution reached a retest tau well above 0.9 on this
 loaded VM: where the retest tau stays below 0.9, no prediction can be shown to rank better.
+A later pilot at 192 px with twice the runs (``--hybrid 0 --cvt-resolution 192 --cvt-runs 40
+--cvt-rounds 20``, 50 members, 7.9 min, load 2.3 -> 5.5; Intel Xeon VM) reached a retest tau of
+0.842 (at 224 px with 20 runs, in full runs beside it: 0.814, 0.843) but a prediction tau of 0.757
+(224 px: 0.814-0.824): more runs at a smaller size rank the measurement as well, not the prediction.
 The full run at 224 px (load 4.6-8.0) gave a retest tau of 0.690, and the prediction 0.691; there
 the small calibration reference did not track the large members' drift (calibrated error 20.6 %
 against 8.4 % raw; README, Benchmarks).
