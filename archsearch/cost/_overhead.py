@@ -208,7 +208,7 @@ def fit_correction(rows: Iterable[tuple[Mapping[str, tuple[float, int]], float]]
     was a candidate, a full run on the 2-core VM (hybrid_small, load 2.5-3.0) kept it (its
     leave-one-out error within 5 % of the scale's), though the non-host members ran 2.1 % slower
     than their sums: calibrated median error 5.5 % on 100 fresh members, 4.4 % with the scale
-    fitted on the same table offline (``benchmarks/results/latency_model_nonhost_quiet.*``).
+    fitted on the same table offline (``benchmarks/results/latency_model_nonhost_run2.*``).
     """
     data = list(rows)
     n = len(data)
