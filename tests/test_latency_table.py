@@ -376,6 +376,10 @@ def test_latency_table_command_is_resumable_and_refuses_another_setting(tmp_path
     table = LatencyTable.load(out)
     assert len(table) == data["pieces"] and table.spaces == ["space"]
     assert len(table.members) == data["hosts"] + data["members"] >= 2
+    # the members timed after the pieces hosted none (the fit's and anchors' members), the hosts did
+    assert sum(m["host"] is False for m in table.members) == data["members"]
+    assert sum(m["host"] is True for m in table.members) == data["hosts"]
+    assert data["overhead"]["on"] == ("non-host members" if data["members"] >= 6 else "all members")
     assert all(e["how"] == "in_situ" for e in table.pieces.values())
     again = _cli(*common, "--members", "2", "--samples", "5", "--json")
     assert again.exit_code == 0, again.output

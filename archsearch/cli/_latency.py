@@ -44,8 +44,13 @@ def latency_table(
         ),
     ] = None,
     members: Annotated[
-        int, typer.Option(min=0, help="Whole members timed for the per-model overhead fit (table total).")
-    ] = 12,
+        int,
+        typer.Option(
+            min=0,
+            help="Whole members that hosted no piece's timing, timed after the pieces for the overhead "
+            "fit and kept as calibration anchors (the table's total).",
+        ),
+    ] = 24,
     samples: Annotated[
         int, typer.Option(min=0, help="Random members added to the stage-wise enumeration.")
     ] = 100,
@@ -98,10 +103,12 @@ def latency_table(
     use them all (or each alone with --alone). Re-running skips what is measured (resumable), and
     a table from another device or setting is refused. Share the file: the same device setting
     predicts with it (`latency_ms: {predict: true, table: FILE}` in an experiment). A small fixed
-    reference model is timed in the same rounds, and the table keeps eight of the first whole members
-    it times (the fastest, the slowest, six between) as calibration anchors: predicting re-times the
-    anchors (the reference where there are none) to scale predictions to the machine's speed now by
-    their median ratio (a search does it at its start; --calibrate shows it now)."""
+    reference model is timed in the same rounds. Then --members whole members that hosted no piece
+    are timed: the correction of the sum of pieces is fitted on them (a scale, terms per piece kind),
+    and eight of them (the fastest, the slowest, six between) become calibration anchors: predicting
+    re-times the anchors (the reference where there are none) to scale predictions to the
+    machine's speed now by their median ratio (a search does it at its start; --calibrate shows it
+    now)."""
 
     from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable
     from ..space import fill_table, load_space
@@ -177,7 +184,17 @@ def latency_table(
         "fingerprint": fingerprint.describe(),
         **counts,
         "table_pieces": len(table),
-        "overhead": {"intercept_ms": o.intercept_ms, "per_piece_ms": o.per_piece_ms, "members": o.members},
+        "overhead": {
+            "intercept_ms": o.intercept_ms,
+            "per_piece_ms": o.per_piece_ms,
+            "per_mweight_ms": o.per_mweight_ms,
+            "scale": o.scale,
+            "kind_scales": dict(o.kind_scales),
+            "kind_ms": dict(o.kind_ms),
+            "terms": list(o.terms),
+            "members": o.members,
+            "on": o.on,
+        },
         "reference": table.reference,
         "calibration": calibration.to_dict() if calibration is not None else None,
     }
@@ -187,15 +204,12 @@ def latency_table(
     out.print(
         f"{counts['pieces']} pieces in {escape(loaded.name)}: {counts['measured']} timed"
         + (f" (in place, inside {counts['hosts']} members)" if counts["hosts"] else "")
-        + f", {counts['skipped']} already in the table; {counts['members']} more whole members timed; "
+        + f", {counts['skipped']} already in the table; {counts['members']} more whole members timed "
+        "(non-hosts); "
         f"the table holds {len(table)} pieces",
         highlight=False,
     )
-    out.print(
-        f"overhead: {o.intercept_ms:+.3f} ms per model {o.per_piece_ms:+.4f} ms per piece "
-        f"{o.per_mweight_ms:+.4f} ms per million weights (fitted on {o.members} members)",
-        highlight=False,
-    )
+    out.print(f"overhead: {escape(o.describe())}", highlight=False)
     if table.reference is not None:
         out.print(
             f"calibration reference: {table.reference['ms']:.3f} ms in the table's time", highlight=False

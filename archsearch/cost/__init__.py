@@ -20,7 +20,7 @@ from ._latency_anchors import ANCHOR_BUDGET_MS, ANCHOR_HARNESS, anchor_factor
 from ._latency_reference import REFERENCE, Calibration, reference_call
 from ._latency_table import Fingerprint, LatencyTable, TableMismatch, default_table_path
 from ._memory import CudaPeakMemory, cuda_peak_memory, saved_activation_bytes
-from ._overhead import Overhead, fit_overhead
+from ._overhead import MIN_NON_HOSTS, Overhead, fit_correction, fit_overhead, piece_kind
 from ._pieces import BLOCK_INPUT, Piece, PieceTiming, clear_piece_keys, measure_piece, piece_keys, plan_pieces
 from ._predict import LatencyPredictor
 from ._profile import Profile, profile
@@ -31,6 +31,7 @@ __all__ = [
     "ANCHOR_HARNESS",
     "BLOCK_INPUT",
     "DEFAULT_STATISTIC",
+    "MIN_NON_HOSTS",
     "REFERENCE",
     "STATISTICS",
     "Breakdown",
@@ -61,12 +62,14 @@ __all__ = [
     "cuda_peak_memory",
     "default_table_path",
     "device_name",
+    "fit_correction",
     "fit_overhead",
     "hook_cost_ms",
     "measure_latency",
     "measure_piece",
     "op_kind",
     "piece_keys",
+    "piece_kind",
     "plan_pieces",
     "profile",
     "reference_call",

@@ -3,7 +3,8 @@
 The fixed reference (:mod:`._latency_reference`) is small (~1 ms): on a loaded 2-core VM it
 slowed differently from 80 MB CvT members at 224 px, and its ratio mis-scaled their predictions
 (factor 0.85 where the raw error was 2.6 %; ``benchmarks/latency_model.py``). A table therefore
-also keeps ``anchors``: :data:`ANCHORS` of the whole members it was fitted with, spread over their
+also keeps ``anchors``: :data:`ANCHORS` of the whole members it was fitted with (its non-host
+members, which hosted no piece's timing, where it has them: :mod:`._overhead`), spread over their
 times (the fastest, the slowest and those between), each as its canonical spec (which normalises
 back to the same plan: :func:`archsearch.spec.canonical_spec`), its spec hash and its time at the
 table's speed in the table's statistic. Calibrating re-times them (beside the reference) and

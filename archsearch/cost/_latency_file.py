@@ -60,6 +60,8 @@ class MemberEntry(_Entry):
     """The member's time (ms) in the table's statistic, a finite number above 0."""
     pieces: list[str] = []
     """The keys of its pieces in the table."""
+    host: bool | None = None
+    """Whether pieces were timed inside it (``None``: a table written before this was kept)."""
 
 
 class AnchorEntry(_Entry):

@@ -14,7 +14,7 @@ The file::
      "harness": {"warmup": 10, "runs": 30, "rounds": 10}, "statistic": "median",
      "pieces": {"<key>": {"ms": 0.41, "iqr_ms": 0.02, "min_ms": 0.39, "params": 49408,
                           "what": "block ...", "how": "in_situ", "samples": [0.41, ...]}, ...},
-     "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...]}, ...],
+     "members": [{"hash": "...", "measured_ms": 3.1, "pieces": ["<key>", ...], "host": false}, ...],
      "spaces": ["hybrid_small"],
      "reference": {"name": "conv-attention-mlp-v1", "ms": 1.07, "iqr_ms": 0.02, "runs": 320}}
 
@@ -22,8 +22,10 @@ The file::
 (:data:`~archsearch.cost.STATISTICS`; a table without one, written before the choice existed,
 holds medians): a table predicts that statistic, and is refused where another one is wanted.
 ``members`` are whole models measured with the harness, from which the per-model overhead is
-fitted (:mod:`._predict`); ``anchors`` are a few of them kept for calibration, each with its
-canonical spec (:mod:`._latency_anchors`; absent in older tables). ``reference`` is the time of a
+fitted (:mod:`._predict`); ``host`` says whether pieces were timed inside the member (absent in
+tables written before: their fit uses all members, :mod:`._overhead`); ``anchors`` are a few of
+them kept for calibration (non-host members where the table has them), each with its canonical
+spec (:mod:`._latency_anchors`; absent in older tables). ``reference`` is the time of a
 fixed model timed in the same rounds as the table's pieces, against which the machine's speed is
 calibrated when predicting (:mod:`._latency_reference`); every entry is stored at that speed. A
 table without one (written before references existed) loads as it is and takes the first

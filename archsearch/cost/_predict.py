@@ -2,10 +2,16 @@
 
 ``predicted = sum(table[key].ms for key in piece_keys(plan)) + a + b * n_pieces + c * weights``
 
-where ``weights`` is the sum of the pieces' parameter and buffer counts in millions. ``a`` (per
+for a table with fewer than six *non-host* members; with them, each piece's entry is first
+corrected by the fit on those members (:func:`~._overhead.fit_correction`: a scale and terms per
+piece kind, folded into each entry as it is first read, so a prediction stays one sum):
+``predicted = a + sum(scale * s_kind * ms + d_kind)``. Non-host members are whole members that
+hosted no piece's in-place timing (``archsearch latency-table`` times them after the pieces):
+a host's pieces add up to its own time by construction, so only they show what the sums miss.
+In the first form, ``weights`` is the sum of the pieces' parameter and buffer counts in millions. ``a`` (per
 model), ``b`` (per piece) and ``c`` (per million weights) are fitted by least squares on the
 residuals ``measured - sum`` of a few whole members timed with the harness (the table's
-``members``; 12 by default): the model's own calls and the dispatch between pieces are ``a`` and
+``members``): the model's own calls and the dispatch between pieces are ``a`` and
 ``b``; ``c`` is what a piece timed alone does not pay, reading weights that a whole model has
 pushed out of the caches (a large model at batch 1 streams its weights from memory on every
 forward). With no member measured all are 0. This is Once-for-All's lookup-table predictor
@@ -42,7 +48,7 @@ from ._latency_anchors import (
 )
 from ._latency_reference import REFERENCE, Calibration, reference_entry, reference_item
 from ._latency_table import Fingerprint, LatencyTable
-from ._overhead import Overhead, fit_overhead
+from ._overhead import MIN_NON_HOSTS, Overhead, fit_correction, fit_overhead, piece_kind
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
 
 __all__ = ["LatencyPredictor"]
@@ -60,8 +66,10 @@ class LatencyPredictor:
         self.on_measure = on_measure
         self.measured = 0
         """Pieces this predictor timed on demand."""
-        self._flat: dict[str, tuple[float, float]] = {}
-        """key -> (ms, weights in millions): the table's entries as the fast path reads them."""
+        self._flat: dict[str, tuple[float, float, float]] = {}
+        """key -> (ms, weights in millions, ms in a prediction): the table's entries as the fast
+        path reads them, the last with the fitted correction of its kind
+        (:meth:`Overhead.piece_ms`)."""
         self.overhead = self._fit()
         self.calibration: Calibration | None = None
         """The last calibration (:meth:`calibrate`); ``None``: predictions are in the table's time."""
@@ -90,38 +98,60 @@ class LatencyPredictor:
         (:data:`~archsearch.cost.STATISTICS`)."""
         return self.table.statistic
 
-    def _entry(self, key: str) -> tuple[float, float]:
-        """(ms, weights in millions) of a piece in the table; ``KeyError`` when it is not there."""
+    def _entry(self, key: str) -> tuple[float, float, float]:
+        """(ms, weights in millions, ms in a prediction) of a piece in the table; ``KeyError``
+        when it is not there."""
         entry = self.table.pieces[key]
-        value = self._flat[key] = (float(entry["ms"]), float(entry.get("params", 0)) / 1e6)
+        ms = float(entry["ms"])
+        kind = piece_kind(str(entry.get("what", "")))
+        value = self._flat[key] = (ms, float(entry.get("params", 0)) / 1e6, self.overhead.piece_ms(kind, ms))
         return value
 
-    def _sums(self, keys: Sequence[str]) -> tuple[float, float]:
-        """Sum of the pieces' ms and of their weights (millions); ``KeyError`` for a missing piece."""
+    def _sums(self, keys: Sequence[str]) -> tuple[float, float, float]:
+        """Sums of the pieces' ms, of their weights (millions) and of their ms in a prediction
+        (corrected by kind); ``KeyError`` for a missing piece."""
         flat = self._flat
-        ms = weights = 0.0
+        ms = weights = adjusted = 0.0
         for key in keys:
             entry = flat.get(key)
             if entry is None:
                 entry = self._entry(key)
             ms += entry[0]
             weights += entry[1]
-        return ms, weights
+            adjusted += entry[2]
+        return ms, weights, adjusted
 
     def _fit(self) -> Overhead:
-        rows = []
-        for member in self.table.members:
+        """:func:`~._overhead.fit_correction` on the table's non-host members (whole members that
+        hosted no piece's timing) when it has :data:`~._overhead.MIN_NON_HOSTS` of them, else
+        :func:`~._overhead.fit_overhead` on all its members (a table written before non-host
+        members were kept, or filled with ``--members 0``)."""
+        pieces = self.table.pieces
+        usable = [m for m in self.table.members if all(k in pieces for k in m.get("pieces") or [])]
+        checks = [m for m in usable if m.get("host") is False]
+        if len(checks) >= MIN_NON_HOSTS:
+            rows = []
+            for member in checks:
+                parts: dict[str, tuple[float, int]] = {}
+                for key in member["pieces"]:
+                    kind = piece_kind(str(pieces[key].get("what", "")))
+                    ms, count = parts.get(kind, (0.0, 0))
+                    parts[kind] = (ms + float(pieces[key]["ms"]), count + 1)
+                rows.append((parts, float(member["measured_ms"])))
+            return fit_correction(rows)
+        plain = []
+        for member in usable:
             keys = member.get("pieces") or []
-            if all(k in self.table for k in keys):
-                ms, weights = self._sums(keys)
-                rows.append((ms, len(keys), weights, float(member["measured_ms"])))
-        return fit_overhead(rows)
+            ms = sum(float(pieces[k]["ms"]) for k in keys)
+            weights = sum(float(pieces[k].get("params", 0)) for k in keys) / 1e6
+            plain.append((ms, len(keys), weights, float(member["measured_ms"])))
+        return fit_overhead(plain)
 
     def refit(self) -> Overhead:
         """Read the table's entries afresh (after changing it directly) and fit the overhead again
         from its measured members."""
-        self._flat.clear()
         self.overhead = self._fit()
+        self._flat.clear()
         return self.overhead
 
     # ------------------------------------------------------------------ prediction
@@ -143,11 +173,11 @@ class LatencyPredictor:
         Pieces the table lacks are timed first (and added)."""
         keys = piece_keys(plan)
         try:
-            ms, weights = self._sums(keys)
+            _, weights, adjusted = self._sums(keys)
         except KeyError:
             self.measure_missing(plan)
-            ms, weights = self._sums(keys)
-        total = ms + self.overhead(len(keys), weights)
+            _, weights, adjusted = self._sums(keys)
+        total = adjusted + self.overhead(len(keys), weights)
         return total if raw else total * self.factor
 
     # ------------------------------------------------------------------ calibration
@@ -348,8 +378,8 @@ class LatencyPredictor:
                 self.table.observe(piece.key, ms * scale, params=weights, what=piece.what)
                 self._flat.pop(piece.key, None)
         for (plan, digest), result in zip(members, results, strict=True):
-            self._add_member(plan, digest, result.whole.statistic(self.statistic) * scale)
-        self._keep_anchors(members, [r.whole.statistic(self.statistic) * scale for r in results])
+            self._add_member(plan, digest, result.whole.statistic(self.statistic) * scale, host=True)
+        self._keep_anchors(members, [r.whole.statistic(self.statistic) * scale for r in results], host=True)
         self.refit()
         return [r.whole.statistic(self.statistic) for r in results]
 
@@ -414,25 +444,36 @@ class LatencyPredictor:
         results, reference = self.time_members_with_reference([plan for plan, _ in members], seed)
         scale = self._to_table_time(reference.samples_ms)
         for (plan, digest), result in zip(members, results, strict=True):
-            self._add_member(plan, digest, result.statistic(self.statistic) * scale)
-        self._keep_anchors(members, [r.statistic(self.statistic) * scale for r in results])
+            self._add_member(plan, digest, result.statistic(self.statistic) * scale, host=False)
+        self._keep_anchors(members, [r.statistic(self.statistic) * scale for r in results], host=False)
         self.refit()
         return [r.statistic(self.statistic) for r in results]
 
-    def _keep_anchors(self, members: Sequence[tuple[NormalizedSpec, str]], ms: Sequence[float]) -> None:
-        """A table without anchors keeps some of these members (times at the table's speed)."""
-        if not self.table.anchors:
+    def _keep_anchors(
+        self, members: Sequence[tuple[NormalizedSpec, str]], ms: Sequence[float], *, host: bool
+    ) -> None:
+        """A table without anchors keeps some of these members (times at the table's speed); so
+        does one whose anchors are not all non-host members, when these are non-host members
+        (anchors that hosted pieces agree with the table by construction; others show its gap)."""
+        non_hosts = {m.get("hash") for m in self.table.members if m.get("host") is False}
+        hosted = any(a.get("hash") not in non_hosts for a in self.table.anchors)
+        if not self.table.anchors or (not host and hosted):
             rows = [(plan, digest, t) for (plan, digest), t in zip(members, ms, strict=True)]
             self.table.anchors = anchor_entries(rows)
 
-    def add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
+    def add_member(
+        self, plan: NormalizedSpec, spec_hash: str, measured_ms: float, *, host: bool = False
+    ) -> None:
         """Record a whole member's measured latency (for the overhead fit; its pieces the table
-        lacks are timed first) and refit."""
-        self._add_member(plan, spec_hash, measured_ms)
+        lacks are timed first) and refit. ``host``: whether any piece's entry was timed inside it
+        (a non-host member is what :func:`~._overhead.fit_correction` fits on)."""
+        self._add_member(plan, spec_hash, measured_ms, host=host)
         self.refit()
 
-    def _add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float) -> None:
+    def _add_member(self, plan: NormalizedSpec, spec_hash: str, measured_ms: float, *, host: bool) -> None:
         self.measure_missing(plan)
         keys = list(piece_keys(plan))
         self.table.members = [m for m in self.table.members if m.get("hash") != spec_hash]
-        self.table.members.append({"hash": spec_hash, "measured_ms": measured_ms, "pieces": keys})
+        self.table.members.append(
+            {"hash": spec_hash, "measured_ms": measured_ms, "pieces": keys, "host": host}
+        )

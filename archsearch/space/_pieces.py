@@ -42,6 +42,8 @@ MAX_ASSIGNMENTS = 20_000
 #: Members timed together in interleaved rounds by :func:`fill_table` (the table is saved after
 #: each such group, so an interrupted fill resumes from there).
 HOSTS_AT_ONCE = 64
+#: Added to the seed for the non-host members :func:`fill_table` draws.
+NON_HOST_SEED = 7919
 #: Integer ranges wider than this are covered by their ends and a few points between.
 MAX_RANGE = 16
 
@@ -214,7 +216,7 @@ def fill_table(
     space: SearchSpace,
     predictor: LatencyPredictor,
     *,
-    members: int = 12,
+    members: int = 24,
     samples: int = 100,
     seed: int = 0,
     in_situ: bool = True,
@@ -223,16 +225,19 @@ def fill_table(
     on_member: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
     """Measure into ``predictor``'s table every piece of ``space`` it lacks (:func:`space_pieces`),
-    then random members whole until the table holds ``members`` of them, for the overhead fit.
+    then random members whole, none of which hosted a piece's timing, until the table holds
+    ``members`` such *non-host* members: the overhead is fitted on them
+    (:func:`~archsearch.cost.fit_correction`), and they become the table's calibration anchors.
 
     With ``in_situ`` (the default) the pieces are timed in place, inside whole members that
-    together use them all (:meth:`LatencyPredictor.measure_in_situ`; each such member also joins
-    the overhead fit); otherwise each is built and timed alone. The table is saved after each step
-    when it has a file, so an interrupted run resumes where it stopped. Callbacks: ``on_found(n)``
-    while members are normalised, ``on_piece(done, total)`` as pieces are timed,
-    ``on_member(done, total)`` after each whole member of the fit. Returns counts: ``pieces`` (the
-    space's), ``measured``, ``skipped`` (already in the table), ``members`` (timed whole for the
-    fit), ``hosts`` (members the pieces were timed in).
+    together use them all (:meth:`LatencyPredictor.measure_in_situ`; each such *host* is kept too,
+    for the fit of a table with fewer than six non-host members); otherwise each is built and
+    timed alone. The table is saved after each step when it has a file, so an interrupted run
+    resumes where it stopped. Callbacks: ``on_found(n)`` while members are normalised,
+    ``on_piece(done, total)`` as pieces are timed, ``on_member(done, total)`` after each group of
+    non-host members. Returns counts: ``pieces`` (the
+    space's), ``measured``, ``skipped`` (already in the table), ``members`` (non-host members timed
+    whole this time), ``hosts`` (members the pieces were timed in).
     """
     from ..spec import spec_hash
 
@@ -263,9 +268,10 @@ def fill_table(
     if space.name not in table.spaces:
         table.spaces.append(space.name)
     known = {m.get("hash") for m in table.members}
-    need = max(0, members - len(table.members))
+    need = max(0, members - sum(m.get("host") is False for m in table.members))
     chosen: list[tuple[NormalizedSpec, str]] = []
-    for candidate in space.random_samples(need * 4, seed=seed):
+    # another stream than the enumeration's random members (:func:`space_pieces`), many of which host
+    for candidate in space.random_samples(need * 4 + len(known), seed=seed + NON_HOST_SEED):
         plan = candidate.plan
         if plan is None or candidate.rejected is not None:
             continue
