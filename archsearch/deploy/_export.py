@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..compiler import ArchNet, build
+from ..core import output_file_problem
 from ..errors import ExportError
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, spec_hash
 from ._formats import check as check_file
@@ -234,12 +235,11 @@ def _target(path: str | os.PathLike[str] | None, name: str, format: str) -> Path
     target = Path(file_name) if path is None else Path(path)
     if target.is_dir() or str(path).endswith(("/", os.sep)):  # a folder, or one to create
         target = target / file_name
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"{target}: cannot create its folder ({exc.strerror or exc})") from None
-    if target.exists() and not target.is_file():
+    if target.exists() and not target.is_file() and not target.is_dir():
         raise ExportError(f"{target}: exists and is not a regular file")
+    problem = output_file_problem(target)  # before the export: not an exporter's failure to write
+    if problem is not None:
+        raise ExportError(f"{target}: {problem}; allowed: a file path in a folder you can write")
     return target
 
 
