@@ -464,6 +464,6 @@ def test_the_search_s_calibration_line_shows_what_the_factor_comes_from() -> Non
         "calibrated x1.082 (measured at this start): reference 1.200 ms now, 1.109 ms in the table"
     )
     assert Calibration(1.109, 1.2, 30).describe() == (
-        "machine at 1.082x the table's time (reference 1.200 ms now, 1.109 ms in the table): "
+        "machine at 1.082x the table's time: reference 1.200 ms now, 1.109 ms in the table; "
         "predictions scaled by 1.082"
     )

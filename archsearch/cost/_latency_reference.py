@@ -149,16 +149,16 @@ class Calibration:
         return f"median ratio of {anchors} table members' times {now} / in the table{spread}"
 
     def describe(self) -> str:
-        """``machine at 1.120x the table's time (reference 1.203 ms now, 1.074 ms in the table):
-        predictions scaled by 1.120``; with anchors ``machine at 1.025x the table's time (median
-        ratio of 8 table members' times now / in the table (0.962-1.107)): ...``."""
+        """``machine at 1.120x the table's time: reference 1.203 ms now, 1.074 ms in the table;
+        predictions scaled by 1.120``; with anchors ``machine at 1.025x the table's time: median
+        ratio of 8 table members' times now / in the table (0.962-1.107); ...``."""
         if self.adopted:
             return (
                 f"the table had no reference: timed now ({self.now_ms:.3f} ms) and kept as its reference; "
                 "predictions are not scaled this time"
             )
         return (
-            f"machine at {self.factor:.3f}x the table's time ({self.figures(self.to_dict())}): "
+            f"machine at {self.factor:.3f}x the table's time: {self.figures(self.to_dict())}; "
             f"predictions scaled by {self.factor:.3f}"
         )
 
