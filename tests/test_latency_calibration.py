@@ -426,10 +426,8 @@ def test_calibrating_with_several_anchors_takes_their_median_ratio(
     # the figures shown are those the factor comes from: the ratios' median and range, not the
     # summed times (which would say 3.2)
     figures = "median ratio of 5 table members' times now / in the table (2.000-8.000)"
-    assert (
-        calibration.describe()
-        == f"machine at 2.000x the table's time ({figures}): predictions scaled by 2.000"
-    )
+    described = f"machine at 2.000x the table's time: {figures}; predictions scaled by 2.000"
+    assert calibration.describe() == described
     from archsearch.cli._search import _calibration_line
 
     assert _calibration_line({**calibration.to_dict(), "reused": False}) == (
