@@ -23,6 +23,7 @@ from ..errors import ExportError
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, spec_hash
 from ._formats import check as check_file
 from ._formats import check_other_size, inputs, require, write_onnx, write_safetensors, write_torchscript
+from ._formats import runner as file_runner
 from ._weights import load_weights
 
 __all__ = ["DEFAULT_TOLERANCE", "FORMATS", "SUFFIXES", "ExportResult", "export"]
@@ -171,10 +172,13 @@ def export(
         other: tuple[int, int] | None = None
         if check:
             say(f"checking {target} against PyTorch")
-            checked_with, batches, diff = check_file(format, model, target, batch, chw, seed)
+            loaded = file_runner(format, target)  # read once: both checks run it
+            checked_with, batches, diff = check_file(format, model, target, batch, chw, seed, loaded)
             if plan.spec.dynamic_size and format != "safetensors" and diff <= tolerance:
                 say(f"checking {target} at another input size (dynamic_size)")
-                other, other_diff = check_other_size(format, model, target, batch, chw, seed, tolerance)
+                other, other_diff = check_other_size(
+                    format, model, target, batch, chw, seed, tolerance, loaded
+                )
                 diff = max(diff, other_diff)
     finally:
         model.train(was_training)
