@@ -1,0 +1,42 @@
+"""Bad input the QA pass qa11 found, besides unwritable outputs (tests/test_output_paths.py):
+each met with a clear error instead of being ignored or ending in an unrelated traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import archsearch
+from archsearch.cli import app
+
+SPACE = {
+    "input": {"size": 8},
+    "stages": [
+        {"embed": {"kind": "conv", "stride": 2}, "dim": {"choice": [8, 16]}, "depth": 1, "mixer": "conv"}
+    ],
+    "head": {"num_classes": 3},
+}
+
+
+def test_trials_of_an_experiment_refuses_another_study(tmp_path: Path) -> None:
+    # `archsearch trials E.yaml --study nope` listed the experiment's own study without a word
+    (tmp_path / "space.yaml").write_text(json.dumps(SPACE))
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(json.dumps({"space": "space.yaml", "objectives": [{"metric": "macs"}]}))
+    result = CliRunner().invoke(app, ["trials", str(experiment), "--study", "nope"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    line = " ".join(result.output.split())
+    assert "error: --study: the experiment 'exp' searches the study 'exp', not 'nope' (got 'nope')" in line
+    assert "allowed: 'exp'; for another study give its storage" in line
+    assert not (tmp_path / "runs").exists()  # refused before the storage is opened
+
+
+@pytest.mark.parametrize("given", ["deit-ti", {"stages": []}, None])
+def test_normalize_of_a_non_spec_says_what_it_takes(given: object) -> None:
+    # normalize("deit-ti") was AttributeError: 'str' object has no attribute 'name'
+    with pytest.raises(TypeError, match=r"normalize takes a Spec, not a \w+ .*archsearch.load_spec"):
+        archsearch.normalize(given)  # type: ignore[arg-type]
+    assert archsearch.normalize(archsearch.load_spec("deit-ti")).name == "deit-ti"
