@@ -40,3 +40,15 @@ def test_normalize_of_a_non_spec_says_what_it_takes(given: object) -> None:
     with pytest.raises(TypeError, match=r"normalize takes a Spec, not a \w+ .*archsearch.load_spec"):
         archsearch.normalize(given)  # type: ignore[arg-type]
     assert archsearch.normalize(archsearch.load_spec("deit-ti")).name == "deit-ti"
+
+
+def test_the_front_table_counts_one_trial_in_the_singular() -> None:
+    # a search with one member on the front printed "Pareto front (1 trials)"
+    from types import SimpleNamespace
+
+    from archsearch.cli._search import _front_table
+
+    objectives = [SimpleNamespace(metric="macs")]
+    one = _front_table([{"trial": 0, "macs": 1e6, "mixers": "conv"}], objectives)
+    assert one.title == "Pareto front (1 trial)"
+    assert _front_table([], objectives).title == "Pareto front (0 trials)"

@@ -41,7 +41,7 @@ def _front(study: Any, objectives: list[Any]) -> list[dict[str, Any]]:
 
 def _front_table(rows: list[dict[str, Any]], objectives: list[Any]) -> Table:
     metrics = [o.metric for o in objectives]
-    table = Table(title=f"Pareto front ({len(rows)} trials)")
+    table = Table(title=f"Pareto front ({len(rows)} trial{'' if len(rows) == 1 else 's'})")
     for col in ("trial", *metrics, "mixers"):
         table.add_column(col, justify="left" if col == "mixers" else "right")
     for row in rows:
