@@ -52,3 +52,29 @@ def test_the_front_table_counts_one_trial_in_the_singular() -> None:
     one = _front_table([{"trial": 0, "macs": 1e6, "mixers": "conv"}], objectives)
     assert one.title == "Pareto front (1 trial)"
     assert _front_table([], objectives).title == "Pareto front (0 trials)"
+
+
+def test_the_readme_s_option_defaults_are_the_command_line_s() -> None:
+    # the README said `--statistic` defaults to `median`; latency-table's default is fastest_quarter
+    import re
+
+    import typer.main
+
+    from archsearch.cost import DEFAULT_STATISTIC
+
+    text = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
+    stated = {
+        m.group(1): m.group(2) for m in re.finditer(r"`--([\w-]+)[^`]*`[^.;]{0,40}?\(default (\w+)", text)
+    }
+    statistic = re.search(r"`--statistic` chooses [^.]*?\(below; default `(\w+)`\)", text)
+    assert statistic is not None and statistic.group(1) == DEFAULT_STATISTIC
+    stated["statistic"] = statistic.group(1)
+    assert {"statistic", "rounds", "members", "heartbeat", "grace", "max-retry"} <= set(stated)
+    group = typer.main.get_command(app)
+    defaults: dict[str, set[str]] = {}
+    for command in group.commands.values():  # type: ignore[attr-defined]
+        for param in command.params:
+            for opt in param.opts:
+                defaults.setdefault(opt.lstrip("-"), set()).add(str(param.default))
+    for option, value in stated.items():
+        assert value in defaults.get(option, set()), (option, value, defaults.get(option))
