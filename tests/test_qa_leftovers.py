@@ -78,3 +78,19 @@ def test_the_readme_s_option_defaults_are_the_command_line_s() -> None:
                 defaults.setdefault(opt.lstrip("-"), set()).add(str(param.default))
     for option, value in stated.items():
         assert value in defaults.get(option, set()), (option, value, defaults.get(option))
+
+
+@pytest.mark.parametrize("command", ["validate", "compile", "profile", "space"])
+def test_an_experiment_given_as_a_spec_or_space_is_named_as_one(tmp_path: Path, command: str) -> None:
+    # `archsearch validate E.yaml` listed each experiment key as unknown to a spec, and `space
+    # E.yaml` said a space needs 'stages'; `search` of a spec already said what it was
+    (tmp_path / "space.yaml").write_text(json.dumps(SPACE))
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(json.dumps({"space": "space.yaml", "objectives": [{"metric": "macs"}]}))
+    result = CliRunner().invoke(app, [command, str(experiment)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    line = " ".join(result.output.split())
+    what = "a search space: its space is space.yaml" if command == "space" else "an architecture spec"
+    assert f"exp.yaml:1: this is an experiment, not {what}" in line and "`archsearch search` runs it" in line
