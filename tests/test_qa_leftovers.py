@@ -94,3 +94,11 @@ def test_an_experiment_given_as_a_spec_or_space_is_named_as_one(tmp_path: Path, 
     line = " ".join(result.output.split())
     what = "a search space: its space is space.yaml" if command == "space" else "an architecture spec"
     assert f"exp.yaml:1: this is an experiment, not {what}" in line and "`archsearch search` runs it" in line
+
+
+def test_tiny_costs_are_not_shown_as_zero_millions() -> None:
+    # a 3,328-parameter member was "0.00M" in trials, the front and `archsearch space`
+    from archsearch.cli._progress import fmt
+
+    assert fmt("params", 3328) == "0.00333M" and fmt("macs", 5776) == "0.00578M"
+    assert fmt("params", 409_722) == "0.41M" and fmt("macs", 2.17e6) == "2.17M" and fmt("macs", 0) == "0.00M"
