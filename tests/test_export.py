@@ -292,3 +292,23 @@ def test_dynamic_size_is_kept_or_refused(fmt, tmp_path):
     assert not list((tmp_path / "w").iterdir())
     fixed = _dynamic_spec({"kind": "window", "heads": 2, "window": 4}) | {"dynamic_size": False}
     assert archsearch.export(fixed, fmt, tmp_path / "w" / "fixed").other_size is None
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_the_second_size_check_runs_the_file_already_loaded(fmt, tmp_path, monkeypatch):
+    """The dynamic_size check at a second size runs the session / module the first check loaded:
+    the written file is read once (it was loaded again for the second size)."""
+    from archsearch.deploy import _formats
+
+    name = "_onnx_runner" if fmt == "onnx" else "_torchscript_runner"
+    original = getattr(_formats, name)
+    loads: list = []
+
+    def counting(target):
+        loads.append(target)
+        return original(target)
+
+    monkeypatch.setattr(_formats, name, counting)
+    result = archsearch.export(_dynamic_spec({"kind": "conv"}), fmt, tmp_path / f"conv.{fmt}")
+    assert result.other_size == (36, 36) and result.max_abs_diff is not None
+    assert loads == [result.path]

@@ -423,12 +423,45 @@ def test_calibrating_with_several_anchors_takes_their_median_ratio(
     assert calibration.anchors == 5 and calibration.factor == pytest.approx(2.0)
     assert calibration.now_ms / calibration.table_ms == pytest.approx(3.2)
     assert calibration.to_dict()["median_ratio"] == pytest.approx(2.0)
-    assert "median ratio of 5 table members" in calibration.describe()
+    # the figures shown are those the factor comes from: the ratios' median and range, not the
+    # summed times (which would say 3.2)
+    figures = "median ratio of 5 table members' times now / in the table (2.000-8.000)"
+    described = f"machine at 2.000x the table's time: {figures}; predictions scaled by 2.000"
+    assert calibration.describe() == described
     from archsearch.cli._search import _calibration_line
 
-    line = _calibration_line(calibration.to_dict())
-    assert line.startswith("scaled by 2.000") and "median ratio of 5 table members" in line
+    assert _calibration_line({**calibration.to_dict(), "reused": False}) == (
+        f"calibrated x2.000 (measured at this start): {figures}"
+    )
     results, reference = predictor.time_members_with_reference([p for p, _ in predictor.anchors()])
     assert predictor.calibrate_with(reference, results).factor == pytest.approx(2.0)
     # fewer timings than anchors: the reference calibrates
     assert predictor.calibrate_with(reference, results[:2]).anchors == 0
+
+
+def test_the_search_s_calibration_line_shows_what_the_factor_comes_from() -> None:
+    """The line a search prints: the factor, when it was measured, and the figures behind it
+    (times then for a factor a resumed study keeps; no range for one kept before ranges were)."""
+    from archsearch.cli._search import _calibration_line
+    from archsearch.cost import Calibration
+
+    anchored = Calibration(
+        10.0, 12.0, 6, anchors=8, median_ratio=1.08, ratio_low=0.96, ratio_high=1.11
+    ).to_dict()
+    assert _calibration_line({**anchored, "reused": False}) == (
+        "calibrated x1.080 (measured at this start): median ratio of 8 table members' times now / "
+        "in the table (0.960-1.110)"
+    )
+    older = {k: v for k, v in anchored.items() if k not in ("ratio_low", "ratio_high")}
+    assert _calibration_line({**older, "reused": True}) == (
+        "calibrated x1.080 (kept from the study's first start): median ratio of 8 table members' "
+        "times then / in the table"
+    )
+    reference = Calibration(1.109, 1.2, 30).to_dict()
+    assert _calibration_line({**reference, "reused": False}) == (
+        "calibrated x1.082 (measured at this start): reference 1.200 ms now, 1.109 ms in the table"
+    )
+    assert Calibration(1.109, 1.2, 30).describe() == (
+        "machine at 1.082x the table's time: reference 1.200 ms now, 1.109 ms in the table; "
+        "predictions scaled by 1.082"
+    )

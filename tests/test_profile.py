@@ -107,6 +107,30 @@ def test_saved_activations_grow_with_the_batch():
     assert model.training is True  # mode restored (create_model returns a training-mode module)
 
 
+#: a bottleneck stage whose map is 1x1 at 2 pixels: at batch 1 its BatchNorms see one value per channel
+ONE_PIXEL = {
+    "input": {"size": 2},
+    "stages": [
+        {"embed": {"kind": "conv", "stride": 2, "norm": "batch"}, "dim": 8, "depth": 1, "mixer": "conv"}
+    ],
+    "head": {"num_classes": 10},
+}
+
+
+def test_saved_activations_at_one_value_per_channel(tmp_path):
+    # torch refuses to train a BatchNorm on one value per channel; profile used to end in its
+    # traceback (archsearch profile resnet-50 --resolution 32); the measurement runs them on their
+    # running statistics instead, and every mode is restored
+    model = archsearch.build(ONE_PIXEL)
+    saved = saved_activation_bytes(model, (1, 3, 2, 2))
+    assert saved > 0 and model.training and all(m.training for m in model.modules())
+    path = tmp_path / "one-pixel.yaml"
+    path.write_text(json.dumps(ONE_PIXEL))
+    result = CliRunner().invoke(app, ["profile", str(path), "--no-latency"])
+    assert result.exit_code == 0, result.output
+    assert "saved for backward (measured)" in result.output and "Traceback" not in result.output
+
+
 def test_cli_profile_json():
     result = CliRunner().invoke(
         app,

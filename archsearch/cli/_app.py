@@ -8,6 +8,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -15,10 +16,20 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from ..core import BOUND_WORDS, OVERRIDE, expected_noun, shown
+from ..core import BOUND_WORDS, OVERRIDE, expected_noun, output_file_problem, shown
 from ..errors import SearchError, SpecError
 
-__all__ = ["JsonOpt", "app", "err", "friendly", "option_error", "out", "shown", "warnings_as_lines"]
+__all__ = [
+    "JsonOpt",
+    "app",
+    "err",
+    "friendly",
+    "option_error",
+    "out",
+    "refuse_output",
+    "shown",
+    "warnings_as_lines",
+]
 
 
 def option_error(exc: typer.BadParameter) -> str:
@@ -81,6 +92,18 @@ def refuse_device(device: str) -> None:
     problem = device_problem(device)
     if problem is not None:
         _refuse(f"--device {device}: {problem[0]}; allowed: {problem[1]}")
+
+
+def refuse_output(option: str, path: str | Path) -> None:
+    """Exit 2 with one error line when the file ``path`` that ``option`` names cannot be written
+    (:func:`archsearch.core.output_file_problem`: a folder, a file on the way, a folder that cannot
+    be made or written in), before the command does the work whose result it would hold."""
+    problem = output_file_problem(path)
+    if problem is not None:
+        _refuse(
+            f"{option}: cannot write {path}: {problem} (got {str(path)!r}); "
+            "allowed: a file path in a folder you can write"
+        )
 
 
 #: click's UsageError (typer vendors click privately; BadParameter, NoSuchOption, ... derive from it)

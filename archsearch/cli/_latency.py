@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ._app import JsonOpt, ResolutionOpt, app, err, friendly, out, refuse_device
+from ._app import JsonOpt, ResolutionOpt, app, err, friendly, out, refuse_device, refuse_output
 
 __all__ = ["latency_table"]
 
@@ -126,6 +126,8 @@ def latency_table(
     loaded = load_space(space, **overrides)
     fingerprint = Fingerprint.here(device, threads=threads, dtype=dtype, batch=batch)
     table = LatencyTable.open(out_file, fingerprint, statistic)
+    if table.path is not None:  # before any timing: the table is saved after each step
+        refuse_output("--out" if out_file is not None else "the table's cache file", table.path)
     if not table.pieces:
         table.harness = {"warmup": warmup, "runs": runs, "rounds": rounds}
     predictor = LatencyPredictor(table)

@@ -33,11 +33,12 @@ __all__ = ["BarProgress", "LineProgress", "best_line", "fmt", "mixers_of"]
 
 
 def fmt(metric: str, value: float) -> str:
-    """An objective's value as people read it: accuracy to 4 places, MACs and params in millions."""
+    """An objective's value as people read it: accuracy to 4 places, MACs and params in millions
+    (to 2 places, or 3 significant digits below 10,000, which 2 places would show as ``0.00M``)."""
     if metric.endswith("accuracy"):
         return f"{value:.4f}"
     if metric in ("macs", "params"):
-        return f"{value / 1e6:,.2f}M"
+        return f"{value / 1e6:,.2f}M" if abs(value) >= 1e4 or value == 0 else f"{value / 1e6:.3g}M"
     return f"{value:.3g}"
 
 

@@ -41,7 +41,7 @@ def _front(study: Any, objectives: list[Any]) -> list[dict[str, Any]]:
 
 def _front_table(rows: list[dict[str, Any]], objectives: list[Any]) -> Table:
     metrics = [o.metric for o in objectives]
-    table = Table(title=f"Pareto front ({len(rows)} trials)")
+    table = Table(title=f"Pareto front ({len(rows)} trial{'' if len(rows) == 1 else 's'})")
     for col in ("trial", *metrics, "mixers"):
         table.add_column(col, justify="left" if col == "mixers" else "right")
     for row in rows:
@@ -403,16 +403,14 @@ def _missing(value: Any) -> bool:
 
 
 def _calibration_line(calibration: dict[str, Any]) -> str:
-    """``scaled by 1.082 to the machine's speed (measured at this start: reference 1.200 ms then,
-    1.109 ms in the table)``."""
+    """``calibrated x1.025 (measured at this start): median ratio of 8 table members' times now /
+    in the table (0.962-1.107)``: the factor and the figures it comes from
+    (:meth:`archsearch.cost.Calibration.figures`)."""
     from ..cost import Calibration  # a search ran: torch is imported already
 
     if calibration.get("adopted"):
         return "the latency table had no calibration reference: timed now and kept; predictions not scaled"
-    when = "kept from the study's first start" if calibration.get("reused") else "measured at this start"
-    what = Calibration.source(calibration.get("anchors") or 0)
-    return (
-        f"scaled by {calibration['factor']:.3f} to the machine's speed ({when}: {what} "
-        f"{calibration['reference_now_ms']:.3f} ms then, "
-        f"{calibration['reference_table_ms']:.3f} ms in the table)"
-    )
+    reused = calibration.get("reused")
+    when = "kept from the study's first start" if reused else "measured at this start"
+    figures = Calibration.figures(calibration, "then" if reused else "now")
+    return f"calibrated x{calibration['factor']:.3f} ({when}): {figures}"

@@ -342,6 +342,10 @@ def schema(
     """Print the JSON Schema of specs, for editors to complete and check YAML."""
     from ..spec import schema_markdown
 
+    if output is not None:
+        from ._app import refuse_output
+
+        refuse_output("--output", output)
     text = schema_markdown() if markdown else json.dumps(Spec.model_json_schema(), indent=2)
     if output is None:
         print(text)
@@ -441,6 +445,10 @@ def report(
             files = write_report(results, target, reference=ref, progress=step)
         except ValueError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:  # what report_folder_problem cannot foresee: /proc, a read-only mount
+            line = f"cannot write the report into {target}: {exc.filename or target}: {exc.strerror or exc}"
+            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
     out.print(f"{results.study_name}: {files.summary}", highlight=False)
     out.print(

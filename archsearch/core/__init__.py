@@ -30,6 +30,7 @@ from ._model import (
     describe_model,
     shorthand_kind,
 )
+from ._output import output_file_problem
 from ._overrides import COMMAND_LINE, OVERRIDE, Override, apply_dotlist, command_line_issues, parse_override
 from ._plan import BlockPlan, CheckContext, FeatureShape, NormalizedSpec, Path, StagePlan
 from ._text import shown
@@ -88,6 +89,7 @@ __all__ = [
     "expected_noun",
     "load_yaml_text",
     "make_divisible",
+    "output_file_problem",
     "parse_override",
     "pool_out_ceil",
     "read_yaml_file",

@@ -28,7 +28,7 @@ slows some pieces and not others.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,10 +116,14 @@ class Calibration:
     """The table had no reference (an older table): the one timed now became its reference."""
     anchors: int = 0
     """Table members re-timed instead of the reference (:mod:`._latency_anchors`; then ``table_ms``
-    and ``now_ms`` are the sums of their times); 0: the reference."""
+    and ``now_ms`` are the sums of their times, which the factor is not); 0: the reference."""
     median_ratio: float | None = None
     """With anchors: the median over them of ``now / table`` (:func:`._latency_anchors.anchor_factor`),
     which is the factor; ``None``: the factor is ``now_ms / table_ms``."""
+    ratio_low: float | None = None
+    """With anchors: the lowest of their ratios ``now / table``; ``None`` without anchors."""
+    ratio_high: float | None = None
+    """With anchors: the highest of their ratios ``now / table``; ``None`` without anchors."""
 
     @property
     def factor(self) -> float:
@@ -128,22 +132,34 @@ class Calibration:
         return self.now_ms / self.table_ms if self.table_ms > 0 else 1.0
 
     @staticmethod
-    def source(anchors: int) -> str:
-        """What the times of a calibration with ``anchors`` table members (0: the reference) are
-        the times of, as :meth:`describe` and the search's calibration line name it."""
-        return f"median ratio of {anchors} table members, summed" if anchors else "reference"
+    def figures(data: Mapping[str, Any], now: str = "now") -> str:
+        """The figures a calibration's factor comes from, from its :meth:`to_dict` (as a study
+        keeps it): ``median ratio of 8 table members' times now / in the table (0.962-1.107)``
+        with anchors (the range of their ratios; left out for a calibration kept before it was
+        stored), ``reference 1.203 ms now, 1.074 ms in the table`` without. ``now`` names when the
+        times were taken (``then`` for a factor a resumed study reuses)."""
+        anchors = data.get("anchors") or 0
+        if not anchors:
+            return (
+                f"reference {data['reference_now_ms']:.3f} ms {now}, "
+                f"{data['reference_table_ms']:.3f} ms in the table"
+            )
+        low, high = data.get("ratio_low"), data.get("ratio_high")
+        spread = f" ({low:.3f}-{high:.3f})" if low is not None and high is not None else ""
+        return f"median ratio of {anchors} table members' times {now} / in the table{spread}"
 
     def describe(self) -> str:
-        """``machine at 1.12x the table's time (reference 1.203 ms now, 1.074 ms in the table)``."""
+        """``machine at 1.120x the table's time: reference 1.203 ms now, 1.074 ms in the table;
+        predictions scaled by 1.120``; with anchors ``machine at 1.025x the table's time: median
+        ratio of 8 table members' times now / in the table (0.962-1.107); ...``."""
         if self.adopted:
             return (
                 f"the table had no reference: timed now ({self.now_ms:.3f} ms) and kept as its reference; "
                 "predictions are not scaled this time"
             )
-        what = self.source(self.anchors)
         return (
-            f"machine at {self.factor:.3f}x the table's time ({what} {self.now_ms:.3f} ms now, "
-            f"{self.table_ms:.3f} ms in the table): predictions scaled by {self.factor:.3f}"
+            f"machine at {self.factor:.3f}x the table's time: {self.figures(self.to_dict())}; "
+            f"predictions scaled by {self.factor:.3f}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,4 +171,6 @@ class Calibration:
             "adopted": self.adopted,
             "anchors": self.anchors,
             "median_ratio": self.median_ratio,
+            "ratio_low": self.ratio_low,
+            "ratio_high": self.ratio_high,
         }

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["CudaPeakMemory", "cuda_peak_memory", "saved_activation_bytes"]
+__all__ = ["CudaPeakMemory", "cuda_peak_memory", "saved_activation_bytes", "train_forward"]
 
 
 def saved_activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Bytes of the distinct tensors autograd saves for backward in one training forward pass.
 
     This is the activation memory a training step holds at its peak (parameters excluded), measured
-    on whatever device the model is on.
+    on whatever device the model is on. Where a BatchNorm would see one value per channel (batch 1
+    and a 1x1 map: torch refuses to train it), the BatchNorms use their running statistics for the
+    pass (:func:`train_forward`); they save the same input for backward.
     """
     seen: dict[tuple[int, int], int] = {}
     param_ptrs = {p.data_ptr() for p in model.parameters()}
@@ -32,11 +34,36 @@ def saved_activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> in
     try:
         x = torch.randn(input_shape, device=device)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model(x)
+            out = train_forward(model, x)
         del out
     finally:
         model.train(was_training)
     return sum(seen.values())
+
+
+#: The start of torch's refusal to train a BatchNorm on one value per channel.
+_ONE_VALUE = "Expected more than 1 value per channel when training"
+
+
+def train_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` in training mode, for measuring a training pass: where torch refuses a
+    BatchNorm that would see one value per channel (``x`` of batch 1 reaching a 1x1 map, as
+    resnet-50 does at 32 pixels), the pass runs again with every BatchNorm on its running
+    statistics (eval mode), the rest still training, and the modes are restored. Other errors
+    propagate."""
+    try:
+        return model(x)
+    except ValueError as exc:
+        if not str(exc).startswith(_ONE_VALUE):
+            raise
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    try:
+        for m in norms:
+            m.eval()
+        return model(x)
+    finally:
+        for m in norms:
+            m.train()
 
 
 @dataclass(frozen=True)
@@ -63,7 +90,7 @@ def cuda_peak_memory(model: nn.Module, input_shape: tuple[int, ...], device: str
     torch.cuda.reset_peak_memory_stats(dev)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    loss = model(x).float().logsumexp(dim=-1).mean()
+    loss = train_forward(model, x).float().logsumexp(dim=-1).mean()
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

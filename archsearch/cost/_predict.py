@@ -254,8 +254,17 @@ class LatencyPredictor:
         """Calibrate with anchors timed now (``results``) against their table times."""
         now = [r.statistic(self.statistic) for r in results]
         ratio = anchor_factor(now, table_ms)
+        ratios = [n / t for n, t in zip(now, table_ms, strict=True)]
         return self._use(
-            Calibration(sum(table_ms), sum(now), results[0].runs, anchors=len(now), median_ratio=ratio)
+            Calibration(
+                sum(table_ms),
+                sum(now),
+                results[0].runs,
+                anchors=len(now),
+                median_ratio=ratio,
+                ratio_low=min(ratios),
+                ratio_high=max(ratios),
+            )
         )
 
     def _use(self, calibration: Calibration) -> Calibration:

@@ -18,10 +18,12 @@ import torch
 from torch import nn
 
 from ..compiler import ArchNet, build
+from ..core import output_file_problem
 from ..errors import ExportError
 from ..spec import NormalizedSpec, Spec, load_spec, normalize, spec_hash
 from ._formats import check as check_file
 from ._formats import check_other_size, inputs, require, write_onnx, write_safetensors, write_torchscript
+from ._formats import runner as file_runner
 from ._weights import load_weights
 
 __all__ = ["DEFAULT_TOLERANCE", "FORMATS", "SUFFIXES", "ExportResult", "export"]
@@ -170,10 +172,13 @@ def export(
         other: tuple[int, int] | None = None
         if check:
             say(f"checking {target} against PyTorch")
-            checked_with, batches, diff = check_file(format, model, target, batch, chw, seed)
+            loaded = file_runner(format, target)  # read once: both checks run it
+            checked_with, batches, diff = check_file(format, model, target, batch, chw, seed, loaded)
             if plan.spec.dynamic_size and format != "safetensors" and diff <= tolerance:
                 say(f"checking {target} at another input size (dynamic_size)")
-                other, other_diff = check_other_size(format, model, target, batch, chw, seed, tolerance)
+                other, other_diff = check_other_size(
+                    format, model, target, batch, chw, seed, tolerance, loaded
+                )
                 diff = max(diff, other_diff)
     finally:
         model.train(was_training)
@@ -234,12 +239,11 @@ def _target(path: str | os.PathLike[str] | None, name: str, format: str) -> Path
     target = Path(file_name) if path is None else Path(path)
     if target.is_dir() or str(path).endswith(("/", os.sep)):  # a folder, or one to create
         target = target / file_name
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"{target}: cannot create its folder ({exc.strerror or exc})") from None
-    if target.exists() and not target.is_file():
+    if target.exists() and not target.is_file() and not target.is_dir():
         raise ExportError(f"{target}: exists and is not a regular file")
+    problem = output_file_problem(target)  # before the export: not an exporter's failure to write
+    if problem is not None:
+        raise ExportError(f"{target}: {problem}; allowed: a file path in a folder you can write")
     return target
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "check_other_size",
     "inputs",
     "require",
+    "runner",
     "write_onnx",
     "write_safetensors",
     "write_torchscript",
@@ -211,17 +212,35 @@ def write_safetensors(
 # --------------------------------------------------------------------------- the self-check
 
 
+#: A loaded file that runs a batch (a float32 ``(B, C, H, W)`` tensor) to logits, and what runs it.
+Runner = tuple[Callable[[torch.Tensor], Any], str]
+
+
+def runner(format: str, target: Path) -> Runner:
+    """Load the written file ``target`` once for the self-checks: an onnxruntime session, the
+    ``torch.jit.load``'ed module, or a fresh build with the safetensors file's weights; ``(run,
+    what)``: ``run(x)`` gives the logits, ``what`` names what ran them."""
+    if format == "safetensors":
+        return _safetensors_runner(target)
+    return _onnx_runner(target) if format == "onnx" else _torchscript_runner(target)
+
+
 def check(
-    format: str, model: nn.Module, target: Path, batch: int, chw: tuple[int, int, int], seed: int
+    format: str,
+    model: nn.Module,
+    target: Path,
+    batch: int,
+    chw: tuple[int, int, int],
+    seed: int,
+    loaded: Runner | None = None,
 ) -> tuple[str, tuple[int, ...], float]:
+    """Run ``target`` (``loaded``: its :func:`runner`, else loaded here) and ``model`` on seeded
+    inputs at ``batch`` and ``batch + 1`` (safetensors: ``batch``): what ran the file, the
+    batches, the largest absolute difference of the logits."""
     xs = inputs(batch, chw, seed)
     if format == "safetensors":
         xs = xs[:1]
-        run, what = _safetensors_runner(target)
-    elif format == "onnx":
-        run, what = _onnx_runner(target)
-    else:
-        run, what = _torchscript_runner(target)
+    run, what = loaded if loaded is not None else runner(format, target)
     worst = 0.0
     for x in xs:
         with torch.inference_mode():
@@ -250,20 +269,23 @@ def check_other_size(
     chw: tuple[int, int, int],
     seed: int,
     tolerance: float,
+    loaded: Runner | None = None,
 ) -> tuple[tuple[int, int], float]:
     """For a ``dynamic_size`` model: run the file at a second input size, the built one plus the
     model's total reduction on each side (every stage's map one token larger or more, Swin windows
     padded), and return that ``(height, width)`` and the largest absolute difference of the logits.
     Raises :class:`ExportError` (one line, the file removed) when the file cannot take that size or
     its logits differ by more than ``tolerance``: the exporters keep the sizes a model was traced at
-    wherever its code branches on the input's size."""
+    wherever its code branches on the input's size. ``loaded``: the file's :func:`runner` from the
+    first check (an onnxruntime session and a TorchScript module take any size their graph
+    allows), so the file is not read again; without it, it is loaded here."""
     plan = getattr(model, "plan", None)
     step = plan.stages[-1].reduction if plan is not None and plan.stages else 32
     hw = (chw[1] + step, chw[2] + step)
     x = inputs(batch, (chw[0], *hw), seed)[0]
     with torch.inference_mode():
         expected = model(x).float().numpy()
-    run, what = _onnx_runner(target) if format == "onnx" else _torchscript_runner(target)
+    run, what = loaded if loaded is not None else runner(format, target)
     size = f"a {hw[0]}x{hw[1]} input"
     try:
         got = np.asarray(run(x), dtype=np.float32)

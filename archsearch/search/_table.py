@@ -89,10 +89,23 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
 def load_study(source: str | Experiment, study_name: str | None = None) -> optuna.Study:
     """The study behind ``source``: an experiment (a YAML file, whose relative paths are read from
     its folder, or a loaded :class:`~archsearch.search.Experiment`), a storage URL, a ``.db``
-    SQLite file or a journal file. A storage holding several studies needs ``study_name``.
+    SQLite file or a journal file. A storage holding several studies needs ``study_name``; an
+    experiment names its own study, and another ``study_name`` is refused (it was ignored).
     Nothing is written: a read-only file is enough, and a missing one is not created."""
     if isinstance(source, Experiment) or Path(source).suffix in (".yaml", ".yml"):
         experiment = source if isinstance(source, Experiment) else load_experiment(source)
+        if study_name is not None and study_name != experiment.study_name:
+            raise SpecError(
+                Issue(
+                    (),
+                    f"the experiment {experiment.name!r} searches the study {experiment.study_name!r}, "
+                    f"not {study_name!r}",
+                    file="--study",
+                    value=study_name,
+                    allowed=f"{experiment.study_name!r}; for another study give its storage "
+                    f"({experiment.storage_url}) or override backend.study_name=",
+                )
+            )
         storage = open_storage(experiment.storage_url, writable=False)  # reading creates nothing
         return open_study(experiment, create=False, storage=storage, writable=False)
     path = Path(source)

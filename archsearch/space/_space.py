@@ -92,6 +92,10 @@ class SearchSpace:
             raise self.source.error((), "a search space is a mapping (a spec with choice nodes)", value=data)
         data = dict(data)
         self.raw = dict(data)
+        if "stages" not in data and ("objectives" in data or "space" in data):
+            space = f": its space is {data['space']}" if isinstance(data.get("space"), str) else ""
+            message = f"this is an experiment, not a search space{space}; `archsearch search` runs it"
+            raise self.source.error((), message, allowed="a search space: a spec whose values may be choices")
         self.constraints = self._constraints(data.pop("constraints", None))
         self.name: str = name or data.get("name") or "space"
         if not isinstance(data.get("stages"), list):

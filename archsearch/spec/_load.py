@@ -211,6 +211,14 @@ def spec_from_dict(data: Any, source: SourceMap | None = None, *, shapes: bool =
         shown = {} if data is None else {"value": data}
         message = f"a spec must be a mapping of keys (input, stem, stages, head, ...), not {_a(data)}"
         raise source.error((), message, allowed="keys " + ", ".join(Spec.model_fields), **shown)
+    if "stages" not in data and ("objectives" in data or "space" in data):  # one line, not one a key
+        space = (
+            f" (`archsearch space` takes its space, {data['space']})"
+            if isinstance(data.get("space"), str)
+            else ""
+        )
+        message = f"this is an experiment, not an architecture spec: `archsearch search` runs it{space}"
+        raise source.error((), message, allowed="a spec: a mapping with 'stages' (see `archsearch zoo`)")
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:

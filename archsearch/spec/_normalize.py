@@ -417,7 +417,14 @@ def _mixer_for_block(mixer: Mixer, values: tuple[tuple[str, Any], ...]) -> Mixer
 
 def normalize(spec: Spec, source: SourceMap | None = None, name: str | None = None) -> NormalizedSpec:
     """Resolve ``spec`` into stages and blocks with shapes; raise :class:`SpecError` (every
-    problem with its YAML path and line) if the network is impossible."""
+    problem with its YAML path and line) if the network is impossible, and ``TypeError`` for
+    anything but a :class:`Spec` (a zoo name, a path or a dict: :func:`archsearch.load_spec`
+    makes the Spec; ``normalize("deit-ti")`` was an ``AttributeError`` deep inside)."""
+    if not isinstance(spec, Spec):
+        raise TypeError(
+            f"normalize takes a Spec, not a {type(spec).__name__} ({spec!r:.60}); allowed: "
+            "archsearch.normalize(archsearch.load_spec(...)) for a zoo name, a YAML path or a dict"
+        )
     return FAST.normalize(spec, source, name, _normalize)
 
 
