@@ -102,3 +102,19 @@ def test_tiny_costs_are_not_shown_as_zero_millions() -> None:
 
     assert fmt("params", 3328) == "0.00333M" and fmt("macs", 5776) == "0.00578M"
     assert fmt("params", 409_722) == "0.41M" and fmt("macs", 2.17e6) == "2.17M" and fmt("macs", 0) == "0.00M"
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("cvt-13", "cvt-13 is a zoo model, a concrete spec (`archsearch compile cvt-13` builds it)"),
+        ("cvt13_nas", "(did you mean 'search_spaces/cvt13_nas.yaml'?)"),
+        ("nothing-here", "nothing-here: search space file does not exist"),
+    ],
+)
+def test_a_bare_name_that_is_no_space_file_says_what_it_is(name: str, said: str, monkeypatch) -> None:
+    # `archsearch space cvt-13` said only that the file does not exist
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # where search_spaces/ is
+    result = CliRunner().invoke(app, ["space", name])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert said in " ".join(result.output.split()), result.output

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError
-from ..spec import SourceMap, apply_overrides, override_issue, read_yaml_file
+from ..errors import Issue, SpecError
+from ..spec import SourceMap, apply_overrides, override_issue, read_yaml_file, zoo_names
 from ._space import SearchSpace
 
 __all__ = ["load_space"]
@@ -31,6 +31,7 @@ def load_space(
     elif isinstance(source, Mapping):
         data, smap, name = dict(source), SourceMap(), None
     else:
+        _refuse_a_name(source)
         data, smap = read_yaml_file(source, "search space", "a search space")
         name = Path(source).stem
     if not isinstance(data, dict):
@@ -49,3 +50,25 @@ def load_space(
     except SpecError as without:
         own = {str(i) for i in without.issues}
     raise SpecError([i if str(i) in own else override_issue(i, overrides) for i in error.issues]) from None
+
+
+def _refuse_a_name(source: str | os.PathLike[str]) -> None:
+    """A bare name that is no file but a zoo model or a shipped space's name is refused saying so
+    (``read_yaml_file`` would only say the file does not exist)."""
+    if not isinstance(source, str) or os.sep in source or source.endswith((".yaml", ".yml")):
+        return
+    if Path(source).exists():
+        return
+    shipped = Path("search_spaces") / f"{source}.yaml"
+    if source in zoo_names():
+        message = (
+            f"no search space file {source!r}: {source} is a zoo model, a concrete spec "
+            f"(`archsearch compile {source}` builds it)"
+        )
+    elif shipped.is_file():
+        message = f"no search space file {source!r} (did you mean {str(shipped)!r}?)"
+    else:
+        return
+    raise SpecError(
+        Issue((), message, allowed="a search space YAML path, e.g. search_spaces/hybrid_small.yaml")
+    )
