@@ -94,7 +94,7 @@ def test_list_models_takes_a_tuple_of_patterns():
         ),
         (
             ["export", "resnet-50", "--batch", "0"],
-            "error: --batch: must be at least 1 (got 0); allowed: an integer, at least 1",
+            "error: --batch (-b): must be at least 1 (got 0); allowed: an integer, at least 1",
         ),
         (
             ["export", "resnet-50", "--tolerance", "-1"],
@@ -107,15 +107,18 @@ def test_list_models_takes_a_tuple_of_patterns():
         (["export", "resnet-50", "--opset", "0"], "error: --opset: must be at least 1 (got 0)"),
         (
             ["search", "x.yaml", "--trials", "-1"],
-            "error: --trials: must be at least 1 (got -1); allowed: an integer, at least 1 and at most",
+            "error: --trials (-n): must be at least 1 (got -1); allowed: an integer, at least 1 and at most",
         ),
-        (["search", "x.yaml", "--trials", "many"], "error: --trials: expected an integer (got 'many')"),
-        (["worker", "x.yaml", "--trials", "0"], "error: --trials: must be at least 1 (got 0)"),
+        (["search", "x.yaml", "-n", "many"], "error: --trials (-n): expected an integer (got 'many')"),
+        (["worker", "x.yaml", "--trials", "0"], "error: --trials (-n): must be at least 1 (got 0)"),
         (["worker", "x.yaml", "--heartbeat", "0"], "error: --heartbeat: must be at least 1 (got 0)"),
-        (["space", "x.yaml", "--samples", "-1"], "error: --samples: must be at least 0 (got -1)"),
+        (["space", "x.yaml", "-n", "-1"], "error: --samples (-n): must be at least 0 (got -1)"),
         (["profile", "resnet-50", "--threads", "0"], "error: --threads: must be at least 1 (got 0)"),
         (["profile", "resnet-50", "--runs", "2"], "error: --runs: must be at least 4 (got 2)"),
-        (["compile", "resnet-50", "--resolution", "-5"], "error: --resolution: must be at least 1 (got -5)"),
+        (
+            ["compile", "resnet-50", "--resolution", "-5"],
+            "error: --resolution (-r): must be at least 1 (got -5)",
+        ),
         (["compile", "resnet-50", "--num-classes", "0"], "error: --num-classes: must be at least 1 (got 0)"),
         (
             ["latency-table", "x.yaml", "--threads", "abc"],

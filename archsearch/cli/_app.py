@@ -40,8 +40,11 @@ def option_error(exc: typer.BadParameter) -> str:
     from pydantic import ValidationError
 
     param = exc.param
-    opts = [o for o in getattr(param, "opts", []) if o.startswith("--")] or list(getattr(param, "opts", []))
+    every = list(getattr(param, "opts", []))
+    opts = [o for o in every if o.startswith("--")] or every
     name = opts[0] if opts else (exc.param_hint if isinstance(exc.param_hint, str) else "a value")
+    if opts and len(every) > 1:  # the short form too: the user may have typed that one
+        name += f" ({', '.join(o for o in every if o != opts[0])})"
     cause = exc.__cause__
     if not isinstance(cause, ValidationError) or not cause.errors():
         return f"{name}: {exc.message}"
