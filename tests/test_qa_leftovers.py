@@ -118,3 +118,13 @@ def test_a_bare_name_that_is_no_space_file_says_what_it_is(name: str, said: str,
     result = CliRunner().invoke(app, ["space", name])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert said in " ".join(result.output.split()), result.output
+
+
+def test_more_threads_than_cores_is_warned_of() -> None:
+    # `profile --threads 999` timed an oversubscribed CPU (893 ms) without a word
+    from archsearch.evaluate import core_ceiling, oversubscription
+
+    cores = core_ceiling(10**6)
+    assert oversubscription(None) is None and oversubscription(cores) is None and oversubscription(1) is None
+    said = oversubscription(cores + 1)
+    assert said is not None and f"--threads {cores + 1} is more than the {cores} core" in said

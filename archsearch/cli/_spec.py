@@ -218,6 +218,7 @@ def profile_(
     """Params and MACs per stage (traced and analytic), latency and memory of a spec or zoo model."""
 
     from ..cost import LatencyCache, profile
+    from ..evaluate import oversubscription
 
     refuse_device(device)
     if dtype not in ("float32", "bfloat16", "float16"):
@@ -243,6 +244,8 @@ def profile_(
             f"latency varies: CV {result.latency.cv:.1%} is above {LATENCY_CV_WARN:.0%}; other programs may "
             "be competing for the CPU (close them, or set --threads below the free cores), or raise --runs"
         )
+    if result.latency is not None and device == "cpu" and (too_many := oversubscription(threads)):
+        warnings.append(too_many)
     data = result.to_dict()
     if as_json:
         print(json.dumps({**data, "warnings": warnings}, indent=2))

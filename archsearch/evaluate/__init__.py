@@ -27,7 +27,7 @@ from ._accel import (
 from ._augment import augment_batch, normalize_images, random_crop, random_flip
 from ._common import check_model_fits, device_problem, resolve_device, rng_devices
 from ._supernet import RetrainConfig, ShrinkConfig, SupernetConfig
-from ._threads import AutoThreads, CpuSampler, core_ceiling, cpu_quota, shared_sampler
+from ._threads import AutoThreads, CpuSampler, core_ceiling, cpu_quota, oversubscription, shared_sampler
 from ._train import TrainConfig, TrainingDiverged, TrainResult, lr_at, train_and_evaluate
 from ._zero_cost import Proxy, ZeroCostConfig, zero_cost_scores
 
@@ -59,6 +59,7 @@ __all__ = [
     "lr_at",
     "memory_format",
     "normalize_images",
+    "oversubscription",
     "peak_memory_mb",
     "random_crop",
     "random_flip",

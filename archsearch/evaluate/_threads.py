@@ -41,6 +41,7 @@ __all__ = [
     "CpuSampler",
     "core_ceiling",
     "cpu_quota",
+    "oversubscription",
     "shared_sampler",
 ]
 
@@ -83,6 +84,19 @@ def core_ceiling(torch_threads: int) -> int:
     this process may run on and the cgroup quota, whichever is smallest (at least 1)."""
     quota = cpu_quota()
     return max(1, min(torch_threads, len(_affinity()), quota if quota is not None else torch_threads))
+
+
+def oversubscription(threads: int | None) -> str | None:
+    """A warning when ``threads`` CPU threads are more than the cores this process may use (its
+    CPU affinity and the cgroup quota, :func:`core_ceiling`): the latency then timed is that of
+    an oversubscribed CPU (``profile --threads 999`` on 2 cores: ~900 ms for a model of ~20 ms).
+    ``None`` when they fit or ``threads`` is ``None`` (torch's own setting)."""
+    if threads is None or (cores := core_ceiling(threads)) >= threads:
+        return None
+    return (
+        f"--threads {threads} is more than the {cores} core{'s' if cores != 1 else ''} this process may use: "
+        "the latency is that of an oversubscribed CPU (set --threads at most the free cores)"
+    )
 
 
 class CpuSampler:
