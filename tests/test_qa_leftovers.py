@@ -128,3 +128,26 @@ def test_more_threads_than_cores_is_warned_of() -> None:
     assert oversubscription(None) is None and oversubscription(cores) is None and oversubscription(1) is None
     said = oversubscription(cores + 1)
     assert said is not None and f"--threads {cores + 1} is more than the {cores} core" in said
+
+
+def test_trials_says_running_trials_no_run_holds_were_left_over(tmp_path: Path) -> None:
+    # after `kill -9`, `trials` showed the abandoned trial as running without a word
+    from archsearch.search import StudyLock, load_experiment, open_study
+
+    (tmp_path / "space.yaml").write_text(json.dumps(SPACE))
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(
+        json.dumps({"space": "space.yaml", "objectives": [{"metric": "macs"}], "trials": 1})
+    )
+    assert CliRunner().invoke(app, ["search", str(experiment)]).exit_code == 0
+    loaded = load_experiment(experiment)
+    open_study(loaded, create=False).ask()  # a trial left RUNNING, as by a killed run
+    note = "no run holds this study now, so its running trials were left by a run that stopped"
+    for args in (["trials", str(experiment)], ["trials", str(experiment), "--limit", "0"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0 and note in " ".join(result.output.split()), result.output
+    with StudyLock(loaded.storage_file, loaded.study_name):  # a live run holds the study
+        result = CliRunner().invoke(app, ["trials", str(experiment)])
+    assert (
+        result.exit_code == 0 and "running" in result.output and note not in " ".join(result.output.split())
+    )

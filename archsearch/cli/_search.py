@@ -362,8 +362,11 @@ def trials_(
         )
         if m in frame and frame[m].notna().any()
     ]
+    left = _left_running(target, loaded.study_name) if counts.running else None
     if limit == 0:  # only the counts (README), no empty table under them
         out.print(f"{len(frame)} trials: {counts.line()}", highlight=False, soft_wrap=True)
+        if left:
+            out.print(left, highlight=False, soft_wrap=True)
         return
     table = Table(title=f"{len(frame)} trials: {counts.line()}")
     for col in ("trial", "outcome", *metrics, "mixers", "reason"):
@@ -375,6 +378,23 @@ def trials_(
             str(row["trial"]), str(row["outcome"]), *cells, escape(_mixers(row["spec"])), escape(reason[:120])
         )
     out.print(table)
+    if left:
+        out.print(left, highlight=False, soft_wrap=True)
+
+
+def _left_running(target: Any, study_name: str) -> str | None:
+    """A note on RUNNING trials of an experiment's file storage that no live run holds (a run
+    stopped by ``kill -9`` or a crash left them); ``None`` while a run holds the study, for a
+    database server, or for a storage given by path (no experiment names its lock)."""
+    from ..search import StudyLock
+
+    file = getattr(target, "storage_file", None)
+    if file is None or StudyLock(file, study_name).held():
+        return None
+    return (
+        "note: no run holds this study now, so its running trials were left by a run that stopped; "
+        "the next `archsearch search` of the experiment fails them as interrupted and retries them"
+    )
 
 
 def _check_csv(csv: str) -> None:

@@ -112,6 +112,15 @@ class StudyLock:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def held(self) -> bool:
+        """Whether a live run seems to hold the lock, from its file alone (nothing is locked): not
+        when the file is missing or empty or names a process on this host that is gone (a run
+        killed with ``kill -9`` leaves its file; its RUNNING trials are then left over)."""
+        owner = self.owner()
+        if not owner.get("pid"):
+            return False
+        return owner.get("host") != socket.gethostname() or _alive(int(owner["pid"]), owner.get("started"))
+
     def _me(self) -> dict[str, Any]:
         argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
         return {
