@@ -259,17 +259,7 @@ def run_space(
         "table_pieces": len(table),
         "table_seconds": table_s,
         "fill": counts,
-        "overhead": {
-            "intercept_ms": o.intercept_ms,
-            "per_piece_ms": o.per_piece_ms,
-            "per_mweight_ms": o.per_mweight_ms,
-            "scale": o.scale,
-            "kind_scales": dict(o.kind_scales),
-            "kind_ms": dict(o.kind_ms),
-            "terms": list(o.terms),
-            "fitted_on": o.members,
-            "on": o.on,
-        },
+        "overhead": o.as_dict(),
         "non_host_members": sum(m.get("host") is False for m in table.members),
         "anchors": [a["hash"] for a in table.anchors],
         "table_reference": table.reference,
@@ -444,7 +434,7 @@ def main() -> None:
     for r in results:
         o = r["overhead"]
         print(
-            f"{r['space']:<14} fit on {o['fitted_on']} {o['on']}: terms {o['terms'] or 'none'}, "
+            f"{r['space']:<14} fit on {o['members']} {o['on']}: terms {o['terms'] or 'none'}, "
             f"scale {o['scale']:.3f}, intercept {o['intercept_ms']:+.3f} ms, "
             + ", ".join(f"{k} {v:+.4f} ms" for k, v in o["kind_ms"].items())
             + ", ".join(f"{k} x{v:.3f}" for k, v in o["kind_scales"].items())

@@ -186,17 +186,7 @@ def latency_table(
         "fingerprint": fingerprint.describe(),
         **counts,
         "table_pieces": len(table),
-        "overhead": {
-            "intercept_ms": o.intercept_ms,
-            "per_piece_ms": o.per_piece_ms,
-            "per_mweight_ms": o.per_mweight_ms,
-            "scale": o.scale,
-            "kind_scales": dict(o.kind_scales),
-            "kind_ms": dict(o.kind_ms),
-            "terms": list(o.terms),
-            "members": o.members,
-            "on": o.on,
-        },
+        "overhead": o.as_dict(),
         "reference": table.reference,
         "calibration": calibration.to_dict() if calibration is not None else None,
     }

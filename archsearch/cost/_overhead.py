@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,20 @@ class Overhead:
         """A piece's time in a prediction: ``scale * kind scale * ms + kind ms`` (``ms`` itself
         unless fitted by :func:`fit_correction`)."""
         return self.scale * self.kind_scales.get(kind, 1.0) * ms + self.kind_ms.get(kind, 0.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field as JSON-ready values (``archsearch latency-table --json``, the benchmark)."""
+        return {
+            "intercept_ms": self.intercept_ms,
+            "per_piece_ms": self.per_piece_ms,
+            "per_mweight_ms": self.per_mweight_ms,
+            "scale": self.scale,
+            "kind_scales": dict(self.kind_scales),
+            "kind_ms": dict(self.kind_ms),
+            "terms": list(self.terms),
+            "members": self.members,
+            "on": self.on,
+        }
 
     def describe(self) -> str:
         """One line: the terms and what they were fitted on."""
