@@ -420,14 +420,16 @@ def normalize(spec: Spec, source: SourceMap | None = None, name: str | None = No
     problem with its YAML path and line) if the network is impossible, and ``TypeError`` for
     anything but a :class:`Spec` (a zoo name, a path or a dict: :func:`archsearch.load_spec`
     makes the Spec; ``normalize("deit-ti")`` was an ``AttributeError`` deep inside)."""
+    return FAST.normalize(spec, source, name, _normalize)
+
+
+def _normalize(spec: Spec, source: SourceMap | None, name: str | None) -> NormalizedSpec:
+    """The general path (the fast one takes only specs it validated itself, so anything that is
+    not a Spec comes here, and is refused here, off the fast path)."""
     if not isinstance(spec, Spec):
         raise TypeError(
             f"normalize takes a Spec, not a {type(spec).__name__} ({spec!r:.60}); allowed: "
             "archsearch.normalize(archsearch.load_spec(...)) for a zoo name, a YAML path or a dict"
         )
-    return FAST.normalize(spec, source, name, _normalize)
-
-
-def _normalize(spec: Spec, source: SourceMap | None, name: str | None) -> NormalizedSpec:
     source = source or getattr(spec, "_source", None) or SourceMap()
     return _Normalizer(spec, source).run(name or spec.name or "spec")
