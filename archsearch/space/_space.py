@@ -23,6 +23,7 @@ from ..spec import (
     NormalizedSpec,
     SourceMap,
     Spec,
+    is_experiment,
     normalize,
     spec_from_dict,
 )
@@ -92,7 +93,7 @@ class SearchSpace:
             raise self.source.error((), "a search space is a mapping (a spec with choice nodes)", value=data)
         data = dict(data)
         self.raw = dict(data)
-        if "stages" not in data and ("objectives" in data or "space" in data):
+        if is_experiment(data):
             space = f": its space is {data['space']}" if isinstance(data.get("space"), str) else ""
             message = f"this is an experiment, not a search space{space}; `archsearch search` runs it"
             raise self.source.error((), message, allowed="a search space: a spec whose values may be choices")

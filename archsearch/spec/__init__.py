@@ -45,6 +45,7 @@ from ._hash import canonical_spec, spec_hash
 from ._load import (
     ZOO_DIR,
     apply_overrides,
+    is_experiment,
     list_models,
     load_spec,
     override_issue,
@@ -101,6 +102,7 @@ __all__ = [
     "WindowMixer",
     "apply_overrides",
     "canonical_spec",
+    "is_experiment",
     "list_models",
     "load_spec",
     "load_yaml_text",

@@ -32,6 +32,7 @@ __all__ = [
     "OVERRIDE",
     "ZOO_DIR",
     "apply_overrides",
+    "is_experiment",
     "list_models",
     "load_spec",
     "override_issue",
@@ -203,6 +204,13 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
     return data
 
 
+def is_experiment(data: Mapping[str, Any]) -> bool:
+    """Whether the mapping read where a spec or a space was expected is an experiment (it has
+    ``objectives`` or a ``space`` and no ``stages``): said in one line instead of an unknown-key
+    error per experiment key."""
+    return "stages" not in data and ("objectives" in data or "space" in data)
+
+
 def spec_from_dict(data: Any, source: SourceMap | None = None, *, shapes: bool = True) -> Spec:
     """Validate plain data (as loaded from YAML) into a :class:`Spec`, then (unless ``shapes`` is
     false) check its shapes."""
@@ -211,7 +219,7 @@ def spec_from_dict(data: Any, source: SourceMap | None = None, *, shapes: bool =
         shown = {} if data is None else {"value": data}
         message = f"a spec must be a mapping of keys (input, stem, stages, head, ...), not {_a(data)}"
         raise source.error((), message, allowed="keys " + ", ".join(Spec.model_fields), **shown)
-    if "stages" not in data and ("objectives" in data or "space" in data):  # one line, not one a key
+    if is_experiment(data):  # one line, not one a key
         space = (
             f" (`archsearch space` takes its space, {data['space']})"
             if isinstance(data.get("space"), str)
