@@ -29,17 +29,25 @@ from rich.text import Text
 if TYPE_CHECKING:
     from ..search import TrialCounts
 
-__all__ = ["BarProgress", "LineProgress", "best_line", "fmt", "mixers_of"]
+__all__ = ["BarProgress", "LineProgress", "best_line", "fmt", "millions", "mixers_of"]
 
 
 def fmt(metric: str, value: float) -> str:
     """An objective's value as people read it: accuracy to 4 places, MACs and params in millions
-    (to 2 places, or 3 significant digits below 10,000, which 2 places would show as ``0.00M``)."""
+    (:func:`millions`)."""
     if metric.endswith("accuracy"):
         return f"{value:.4f}"
     if metric in ("macs", "params"):
-        return f"{value / 1e6:,.2f}M" if abs(value) >= 1e4 or value == 0 else f"{value / 1e6:.3g}M"
+        return millions(value)
     return f"{value:.3g}"
+
+
+def millions(value: float, places: int = 2) -> str:
+    """``value`` in millions to ``places`` places (``12.35M``), or to 3 significant digits where
+    those places would show it as 0 (``0.00333M`` for 3,330, not ``0.00M``)."""
+    if value == 0 or abs(value) >= 10 ** (6 - places):
+        return f"{value / 1e6:,.{places}f}M"
+    return f"{value / 1e6:.3g}M"
 
 
 def mixers_of(params: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ._app import app, err, friendly, out
-from ._progress import fmt
+from ._progress import millions
 
 #: ``archsearch space`` probes up to PROBE_MEMBERS random members for the share of valid ones, for
 #: at most PROBE_S seconds: a space of thousands of blocks probes fewer rather than taking minutes.
@@ -103,8 +103,8 @@ def space(
         blocks = sum(".blocks." in k for k in c.sample.params)
         if blocks:
             choices += f" (+{blocks} per-block draws)"
-        macs = "-" if not c.costs else _millions(c.costs.macs, ",.1f" if c.costs.macs >= 1e5 else ".3g")
-        params = fmt("params", c.costs.params) if c.costs else "-"
+        macs = millions(c.costs.macs, 1) if c.costs else "-"
+        params = millions(c.costs.params) if c.costs else "-"
         st.add_row(
             str(i),
             macs,
@@ -112,9 +112,3 @@ def space(
             escape(choices if c.rejected is None else f"{choices}\n[rejected] {c.rejected}"),
         )
     out.print(st)
-
-
-def _millions(value: float, spec: str) -> str:
-    """``value`` in millions with the format ``spec``: ``3.1M``, ``0.0578M`` (a tiny member's
-    MACs, which one place would show as ``0.0M``)."""
-    return f"{value / 1e6:{spec}}M"
