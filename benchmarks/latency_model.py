@@ -260,6 +260,7 @@ def run_space(
         "table_seconds": table_s,
         "fill": counts,
         "overhead": o.as_dict(),
+        "overhead_line": o.describe(),
         "non_host_members": sum(m.get("host") is False for m in table.members),
         "anchors": [a["hash"] for a in table.anchors],
         "table_reference": table.reference,
@@ -432,13 +433,7 @@ def main() -> None:
                 f"p90 {t['p90_abs_error_pct']:5.1f}% tau {t['kendall_tau']:6.3f}"
             )
     for r in results:
-        o = r["overhead"]
-        print(
-            f"{r['space']:<14} fit on {o['members']} {o['on']}: terms {o['terms'] or 'none'}, "
-            f"scale {o['scale']:.3f}, intercept {o['intercept_ms']:+.3f} ms, "
-            + ", ".join(f"{k} {v:+.4f} ms" for k, v in o["kind_ms"].items())
-            + ", ".join(f"{k} x{v:.3f}" for k, v in o["kind_scales"].items())
-        )
+        print(f"{r['space']:<14} overhead: {r['overhead_line']}")
     print(f"load average before {before['loadavg'][0]:.2f}, after {out['load_after']['loadavg'][0]:.2f}")
     print(f"written to {args.out}")
 
