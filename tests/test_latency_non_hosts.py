@@ -42,9 +42,11 @@ def test_fit_correction_learns_a_scale_and_a_term_per_kind() -> None:
     rows = []
     for _ in range(12):
         conv, attn = rng.randint(1, 4), rng.randint(0, 4)
+        # attention blocks of several sizes: the 0.3 ms per block is no scale of their time
+        attn_ms = sum(rng.choice((1.5, 2.0, 3.0)) for _ in range(attn))
         parts = {
             "block b/conv": (1.0 * conv, conv),
-            "block b/attention": (2.0 * attn, attn),
+            "block b/attention": (attn_ms, attn),
             "head avg": (0.5, 1),
         }
         total = sum(ms for ms, _ in parts.values())
@@ -63,6 +65,19 @@ def test_fit_correction_learns_a_scale_and_a_term_per_kind() -> None:
     assert plain.terms == ("scale",) and plain.scale == pytest.approx(1.0, abs=0.01) and not plain.kind_ms
     assert fit_correction(noisy[:3]).terms == ()  # too few members for any term: the plain sum
     assert fit_correction([]).members == 0
+
+
+def test_fit_correction_weighs_members_by_their_relative_error() -> None:
+    """Two fast members run 20 % over their sum, two 10x slower ones on it: the scale is the
+    least squares of the relative error (both kinds of member missed by about 8-10 %), not of the
+    absolute one (which the slow members decide: a scale near 1, the fast ones missed by 17 %)."""
+    rows = [({"block b/conv": (x, 1)}, y) for x, y in ((0.5, 0.6), (0.5, 0.6), (5.0, 5.0), (5.0, 5.0))]
+    fit = fit_correction(rows)  # four members: only the scale may be fitted
+    assert fit.terms == ("scale",)
+    ratios = [x / y for x, y in ((0.5, 0.6), (5.0, 5.0))]
+    assert fit.scale == pytest.approx(sum(ratios) / sum(r * r for r in ratios))  # 1.082
+    errors = [abs(fit.scale * parts["block b/conv"][0] - y) / y for parts, y in rows]
+    assert max(errors) < 0.11
 
 
 def _members(table: LatencyTable, plan: object, n: int, factor: float, host: bool | None) -> None:

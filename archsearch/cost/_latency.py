@@ -26,6 +26,8 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
+from ._heap import steady_heap
+
 __all__ = [
     "DEFAULT_STATISTIC",
     "STATISTICS",
@@ -240,7 +242,7 @@ def time_call(
     if cuda_graph and dev.type != "cuda":
         raise ValueError(f"cuda_graph times a CUDA graph's replay; the device is {device!r}, not CUDA")
     samples: list[float] = []
-    with _threads(threads) as used, torch.inference_mode():
+    with _threads(threads) as used, steady_heap(), torch.inference_mode():
         run = _capture(call, dev) if cuda_graph else call
         for _ in range(warmup):
             run()
@@ -320,7 +322,7 @@ def time_interleaved(
     order = [i for i, item in enumerate(items) for _ in range(max(1, item.copies))]
     rng = random.Random(seed)
     was_enabled = gc.isenabled()
-    with _threads(threads) as used, torch.inference_mode():
+    with _threads(threads) as used, steady_heap(), torch.inference_mode():
         for item in items:
             item.samples.clear()
             for _ in range(warmup):

@@ -1,0 +1,101 @@
+"""The steady C heap the latency harness times on (archsearch/cost/_heap.py).
+
+The allocator's cases run in a fresh interpreter: glibc's dynamic mmap threshold starts at 128 KiB
+there, and whatever this test process allocated before cannot have moved it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from archsearch.cost import Timed, _heap, time_call, time_interleaved
+from archsearch.cost._heap import heap_is_steady
+
+pytestmark = pytest.mark.skipif(not heap_is_steady(), reason="glibc's mallopt is needed")
+
+# ten 8 MiB buffers, as a forward pass's activations: in a new process the first are mapped
+# afresh; once one is freed glibc serves that size from the heap, but frees past twice the largest
+# mapped block are trimmed back to the system, so every "run" faults its 80 MiB in again
+_FAULTS = textwrap.dedent(
+    """
+    import contextlib, json, resource, sys, torch
+    from archsearch.cost._heap import steady_heap
+
+    def faults():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    counts = []
+    with steady_heap() if sys.argv[1] == "steady" else contextlib.nullcontext():
+        for _ in range(6):
+            before = faults()
+            buffers = [torch.ones(2 * 1024 * 1024) for _ in range(10)]
+            del buffers
+            counts.append(faults() - before)
+    print(json.dumps({"runs": counts}))
+    """
+)
+
+
+def _faults(mode: str) -> dict[str, list[int]]:
+    done = subprocess.run(
+        [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_steady_heap_reuses_pages_that_glibc_would_fault_in_again() -> None:
+    plain, steady = _faults("plain"), _faults("steady")
+    pages = 10 * 8 * 2**20 // 4096
+    # glibc's defaults: the second run faults its 80 MiB in again (and in some processes every
+    # later run does too, in others not: it depends on where small blocks landed meanwhile)
+    assert plain["runs"][1] > pages // 2, plain
+    # held steady: at most one block of the second run lands on new pages, none once warm
+    assert steady["runs"][1] < pages // 8, steady
+    assert max(steady["runs"][3:]) < 50, steady
+
+
+def test_the_harness_times_every_run_on_a_steady_heap() -> None:
+    held: list[int] = []
+
+    def call() -> None:
+        held.append(_heap._depth)
+
+    time_call(call, warmup=2, runs=4)
+    time_interleaved([Timed(call), Timed(call)], warmup=1, runs=4, rounds=2)
+    assert len(held) == 2 + 4 + 2 * (1 + 2 + 4) and min(held) >= 1, held
+    assert _heap._depth == 0  # and let go afterwards
+
+
+_RELEASE = textwrap.dedent(
+    """
+    import json, torch
+    from archsearch.cost._heap import steady_heap
+
+    def rss_mib():
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+    start = rss_mib()
+    with steady_heap():
+        with steady_heap():  # nested: the inner exit must not end the outer hold
+            pass
+        blocks = [torch.ones(2 * 1024 * 1024) for _ in range(20)]  # 20 x 8 MiB from the heap
+        held = rss_mib()
+        del blocks
+        kept = rss_mib()  # not trimmed while held
+    print(json.dumps({"start": start, "held": held, "kept": kept, "after": rss_mib()}))
+    """
+)
+
+
+def test_steady_heap_keeps_memory_while_held_and_returns_it_after() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _RELEASE], capture_output=True, text=True, timeout=120, check=True
+    )
+    rss = json.loads(done.stdout.strip().splitlines()[-1])
+    assert rss["held"] - rss["start"] > 150, rss
+    assert rss["kept"] - rss["start"] > 150, rss  # freed inside: kept for reuse
+    assert rss["after"] - rss["start"] < 40, rss  # left: trimmed back to the system
