@@ -1,7 +1,7 @@
 """How well the latency predictor (per-device piece tables + fitted overhead) matches measurement.
 
     python benchmarks/latency_model.py [--threads 2] [--batch 1] [--device cpu] [--quick]
-        [--hybrid 100] [--cvt 50] [--cvt-resolution 192] [--fit 24] [--table-dir DIR]
+        [--hybrid 100] [--cvt 50] [--cvt-resolution 192] [--fit 48] [--table-dir DIR]
         [--runs 40 --rounds 20 --warmup 3] [--cvt-runs 80 --cvt-rounds 40] [--no-retest]
         [--statistic median] [--dump FILE]
 
@@ -36,14 +36,15 @@ its members differ only in per-block kv stride and MLP ratio, so at small inputs
 equally fast (slowest / fastest of 50 members: 1.27x at 192 px, where one forward takes ~40 ms
 on the Intel Xeon VM), and the ranking needs a steady measurement. Until 2026-12-01 none was
 steady enough: the retest's Kendall tau (the same members timed twice, which bounds what any
-prediction can be shown to reach) stayed at 0.31-0.49 at 112-192 px and 0.69-0.88 at 224 px, more
-runs did not help (192 px, 80 runs: 0.765), and the benchmark ran at 224 px, CvT-13's own size.
+prediction can be shown to reach) was 0.31-0.49 at 112-192 px in loaded pilots on an AMD VM (below)
+and 0.765-0.842 at 160-192 px with 40-80 runs on the Intel VM, 0.69-0.88 at 224 px; more runs did
+not help (192 px, 80 runs: 0.765), and the benchmark ran at 224 px, CvT-13's own size.
 The cause was not the clock but the C heap: glibc's dynamic mmap and trim thresholds made each
 timing fault some members' activations in afresh on every run and not others', depending on what
 the process had allocated before (``archsearch/cost/_heap.py``), so members moved against one
 another by up to 10 % between two timings, while the runs of one timing agreed to about 1 %.
 With the harness on a steady heap (every timing since), three full runs on a quiet VM (load
-0.7-2.2) gave at 192 px: retest tau 0.925 and 0.912 at 40 runs in 20 rounds, 0.931 at 80 in 40;
+0.7-2.0) gave at 192 px: retest tau 0.925 and 0.912 at 40 runs in 20 rounds, 0.931 at 80 in 40;
 the prediction 0.918, 0.900 and 0.918 (calibrated median error 0.6-0.8 %, p90 1.4-1.7 %). 80 runs
 are the default since 40 left the prediction at the target's edge once; the run takes ~16 min
 with hybrid_small (~7 min at 40 runs).
@@ -361,7 +362,7 @@ def main() -> None:
     parser.add_argument("--cvt", type=int, default=50, help="cvt13_nas members compared")
     parser.add_argument("--cvt-resolution", type=int, default=192, help="a reduced resolution (see above)")
     parser.add_argument(
-        "--fit", type=int, default=24, help="non-host members timed whole for the overhead fit and anchors"
+        "--fit", type=int, default=48, help="non-host members timed whole for the overhead fit and anchors"
     )
     parser.add_argument("--runs", type=int, default=40, help="timed runs of each piece host and member")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (and one each round)")

@@ -9,11 +9,15 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+import yaml
 
 from archsearch.cost import Timed, _heap, time_call, time_interleaved
 from archsearch.cost._heap import heap_is_steady
+
+from .helpers import tiny_space, write_file
 
 pytestmark = pytest.mark.skipif(not heap_is_steady(), reason="glibc's mallopt is needed")
 
@@ -99,3 +103,78 @@ def test_steady_heap_keeps_memory_while_held_and_returns_it_after() -> None:
     assert rss["held"] - rss["start"] > 150, rss
     assert rss["kept"] - rss["start"] > 150, rss  # freed inside: kept for reuse
     assert rss["after"] - rss["start"] < 40, rss  # left: trimmed back to the system
+
+
+_SETTINGS = textwrap.dedent(
+    """
+    import json, os
+    from archsearch.cost import _heap
+
+    with _heap.steady_heap() as held:
+        depth = _heap._depth
+        child = os.fork()
+        if child == 0:  # forked while held: the child starts with the heap let go
+            os._exit(0 if _heap._depth == 0 else 3)
+        _, status = os.waitpid(child, 0)
+    print(json.dumps({"held": held, "depth": depth, "child": os.waitstatus_to_exitcode(status),
+                      "after": _heap._depth, "steady": _heap.heap_is_steady()}))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "steady"),
+    [
+        ({}, True),
+        ({"MALLOC_TRIM_THRESHOLD_": "131072"}, False),
+        ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1"}, False),
+    ],
+)
+def test_the_users_own_allocator_settings_are_left_alone_and_a_fork_lets_go(
+    env: dict[str, str], steady: bool
+) -> None:
+    import os
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SETTINGS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, **env},
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["steady"] is steady and seen["held"] is steady, seen
+    assert seen["depth"] == (1 if steady else 0) and seen["after"] == 0, seen
+    assert seen["child"] == 0, seen
+
+
+def test_a_table_records_its_heap_and_latency_table_notes_an_older_one(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from archsearch.cli import app
+    from archsearch.cost import Fingerprint, LatencyTable
+
+    table = LatencyTable(Fingerprint.here("cpu", threads=1))
+    assert table.heap == _heap.heap_mode() == "steady"
+    table.add("k", ms=1.0)
+    table.save(tmp_path / "t.json")
+    assert LatencyTable.load(tmp_path / "t.json", table.fingerprint).heap == "steady"
+
+    space = write_file(tmp_path, yaml.safe_dump(tiny_space(dims=(8, 16), depth=1)), "space.yaml")
+    command = ["latency-table", str(space), "--out", str(tmp_path / "tiny.json"), "--threads", "1"]
+    command += ["--members", "0", "--runs", "4", "--rounds", "1", "--warmup", "1"]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    data = json.loads((tmp_path / "tiny.json").read_text())
+    assert data["heap"] == "steady" and "note:" not in first.output
+    again = CliRunner().invoke(app, command)  # resumed, same heap: nothing to say
+    assert again.exit_code == 0 and "note:" not in again.output, again.output
+    del data["heap"]  # as a table written before 2026-12-01
+    (tmp_path / "tiny.json").write_text(json.dumps(data))
+    older = CliRunner().invoke(app, command)
+    assert older.exit_code == 0, older.output
+    words = " ".join(older.output.split())
+    assert "note: this table's entries were timed on glibc's default heap (before 2026-12-01)" in words
+    assert "fill a new table (--out NEW.json)" in words
+    assert LatencyTable.load(tmp_path / "tiny.json", Fingerprint.here("cpu", threads=1)).heap is None

@@ -14,6 +14,7 @@ from archsearch.cost import (
     Fingerprint,
     LatencyPredictor,
     LatencyTable,
+    Overhead,
     fit_correction,
     piece_keys,
 )
@@ -78,6 +79,29 @@ def test_fit_correction_weighs_members_by_their_relative_error() -> None:
     assert fit.scale == pytest.approx(sum(ratios) / sum(r * r for r in ratios))  # 1.082
     errors = [abs(fit.scale * parts["block b/conv"][0] - y) / y for parts, y in rows]
     assert max(errors) < 0.11
+
+
+def test_fit_correction_keeps_predictions_above_half_the_sum_and_skips_empty_timings() -> None:
+    """Members that run 1 ms under their sum fit ``a = -1 + scale``, which would predict a
+    0.5 ms member at about 0 or less: that fit is refused for one that keeps every member above
+    half its sum. A member timed at 0 ms or NaN (a damaged table) is left out, not a crash."""
+    rows = [({"block b/conv": (x, 1)}, x - 1.0) for x in (1.2, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)]
+    rows += [({"block b/conv": (2.5, 1)}, 0.0), ({"block b/conv": (2.5, 1)}, float("nan"))]
+    fit = fit_correction(rows)
+    assert fit.members == 7
+    for parts, y in rows[:7]:
+        x = parts["block b/conv"][0]
+        assert fit.intercept_ms + fit.piece_ms("block b/conv", x) >= 0.5 * x - 1e-9, (fit, x, y)
+
+
+def test_a_prediction_is_never_below_half_its_pieces_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    table, plan = _table()
+    predictor = LatencyPredictor(table)
+    total = sum(table.pieces[k]["ms"] for k in piece_keys(plan))
+    predictor.overhead = Overhead(intercept_ms=-100.0, members=24, on="non-host members")
+    assert predictor.predict(plan, raw=True) == pytest.approx(0.5 * total)
+    predictor.overhead = Overhead(intercept_ms=-1.0, members=24, on="non-host members")
+    assert predictor.predict(plan, raw=True) == pytest.approx(total - 1.0)
 
 
 def _members(table: LatencyTable, plan: object, n: int, factor: float, host: bool | None) -> None:

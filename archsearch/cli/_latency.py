@@ -50,7 +50,7 @@ def latency_table(
             help="Whole members that hosted no piece's timing, timed after the pieces for the overhead "
             "fit and kept as calibration anchors (the table's total).",
         ),
-    ] = 24,
+    ] = 48,
     samples: Annotated[
         int, typer.Option(min=0, help="Random members added to the stage-wise enumeration.")
     ] = 100,
@@ -110,7 +110,7 @@ def latency_table(
     machine's speed now by their median ratio (a search does it at its start; --calibrate shows it
     now)."""
 
-    from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable
+    from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable, heap_mode
     from ..space import fill_table, load_space
 
     refuse_device(device)
@@ -135,6 +135,18 @@ def latency_table(
         err.print(
             f"latency table {escape(str(table.path))}: {escape(fingerprint.describe())}", highlight=False
         )
+        if table.pieces and table.heap != heap_mode():
+            then = (
+                "on glibc's default heap (before 2026-12-01)"
+                if table.heap is None
+                else f"on a {table.heap} heap"
+            )
+            err.print(
+                f"[yellow]note:[/] this table's entries were timed {escape(then)}, and timings now run on a "
+                f"{heap_mode()} heap (README, 'A steady heap'): what this run adds will not match them; "
+                "fill a new table (--out NEW.json) for predictions that rank members as measured",
+                highlight=False,
+            )
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -2,6 +2,7 @@
 from per-device piece tables) and memory."""
 
 from ._analytic import Breakdown, Cost, CostReport, analytic_costs
+from ._heap import heap_is_steady, heap_mode, steady_heap
 from ._insitu import InSitu, hook_cost_ms, time_in_situ, time_in_situ_many
 from ._latency import (
     DEFAULT_STATISTIC,
@@ -64,6 +65,8 @@ __all__ = [
     "device_name",
     "fit_correction",
     "fit_overhead",
+    "heap_is_steady",
+    "heap_mode",
     "hook_cost_ms",
     "measure_latency",
     "measure_piece",
@@ -75,6 +78,7 @@ __all__ = [
     "reference_call",
     "saved_activation_bytes",
     "statistic_ms",
+    "steady_heap",
     "time_call",
     "time_in_situ",
     "time_in_situ_many",

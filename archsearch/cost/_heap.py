@@ -8,7 +8,7 @@ system once it exceeds twice that threshold. A forward pass whose activations ad
 twice its largest one therefore gives its heap back after every run and faults it in again on the
 next (``tests/test_latency_heap.py`` shows it: ten 8 MiB buffers fault 80 MiB in on every run), and
 which buffers are mapped, reused or trimmed depends on what the process allocated and freed
-before. The same member timed at two moments of one process came out up to 10 % apart, and members
+before. The same member timed at two moments of one process came out up to 12 % apart, and members
 of a space moved against one another by as much, where the runs of one timing agree to about 1 %.
 
 Measured on a 2-core Intel Xeon VM (24 cvt13_nas members at 192 px, 2 threads, 10 rounds of 2
@@ -20,36 +20,47 @@ second and third timings ranked the members with Kendall's tau 0.88 and 0.75 aga
 ``mmap`` instead (the opposite cure) made every run fault: twice as slow.
 
 :func:`steady_heap` sets the two thresholds for the time it is held, with ``mallopt``: blocks up
-to 32 MiB (glibc's largest threshold) come from the heap, which is not trimmed, so after the
-warm-up runs every run reuses the same pages. On leaving, trimming is allowed again (at twice the
-mapping threshold, where glibc's own dynamic rule would put it) and the free heap is returned with
-``malloc_trim``. The mapping threshold stays fixed at 32 MiB (``mallopt`` turns glibc's dynamic
-rule off for good; it climbs there in any process that frees a block that large). Intel's PyTorch
-CPU tuning guide reaches the same end by preloading jemalloc or TCMalloc; this needs no other
-library. Elsewhere than glibc (macOS, musl) it does nothing. Nested uses hold the setting until the
-outermost one leaves. The latency harness (:func:`~._latency.time_call`,
-:func:`~._latency.time_interleaved`, so every piece, member and reference timing) holds it.
+to 1 GiB come from the heap (where this glibc accepts it; else up to 32 MiB, glibc's largest
+dynamic threshold, and larger blocks, e.g. of batch-64 CPU timings at 224 px, are still mapped
+afresh each run), and the heap is not trimmed, so after the warm-up runs every run reuses the same
+pages. On leaving, blocks above 32 MiB are mapped again, trimming is allowed again (at 64 MiB,
+twice that, where glibc's own dynamic rule would put both) and the free heap is returned with
+``malloc_trim``. glibc's dynamic rule stays off for good (``mallopt`` turns it off; it would reach
+the same values in any process that frees a 32 MiB block). Intel's PyTorch CPU tuning guide reaches
+the same end by preloading jemalloc or TCMalloc, which replace ``malloc`` and ignore ``mallopt``.
+
+It does nothing (yields ``False``) elsewhere than glibc (macOS, musl), and where the user set
+glibc's allocator already (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
+``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_`` or a ``glibc.malloc`` tunable in ``GLIBC_TUNABLES``):
+those settings are theirs. Nested and concurrent uses hold the setting until the last one
+leaves; a process forked while it is held starts with it let go. The latency harness
+(:func:`~._latency.time_call`, :func:`~._latency.time_interleaved`, so every piece, member and
+reference timing) holds it, and a latency table records whether its entries were timed so
+(``"heap": "steady"``; tables written before 2026-12-01 have no ``heap``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import os
 import platform
 import threading
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-__all__ = ["MMAP_THRESHOLD", "heap_is_steady", "steady_heap"]
+__all__ = ["HELD_MMAP_THRESHOLDS", "heap_is_steady", "heap_mode", "steady_heap"]
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 32 * 1024 * 1024
-"""Bytes: blocks up to this come from the heap while :func:`steady_heap` is held (glibc's
-``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit systems, the most ``mallopt`` accepts)."""
+HELD_MMAP_THRESHOLDS = (2**30, 32 * 2**20)
+"""Bytes: blocks up to the first of these that ``mallopt`` accepts come from the heap while
+:func:`steady_heap` is held (32 MiB is glibc's ``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit systems,
+accepted by every glibc)."""
+_AFTER_MMAP = 32 * 2**20  # what glibc's dynamic rule reaches
 _NO_TRIM = 2**31 - 1  # mallopt takes an int
+_USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
 
 _lock = threading.Lock()
 _depth = 0
@@ -57,11 +68,16 @@ _depth = 0
 
 @cache
 def _glibc() -> Any | None:
-    """The C library, where it is glibc with ``mallopt`` and ``malloc_trim``; else ``None``."""
+    """The C library, where it is glibc with ``mallopt`` and ``malloc_trim`` and the user left its
+    allocator settings alone; else ``None``."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
+    if any(name in os.environ for name in _USER_SETTINGS) or "glibc.malloc." in os.environ.get(
+        "GLIBC_TUNABLES", ""
+    ):
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
         mallopt, trim = libc.mallopt, libc.malloc_trim
     except (OSError, AttributeError):
         return None
@@ -71,29 +87,64 @@ def _glibc() -> Any | None:
 
 
 def heap_is_steady() -> bool:
-    """Whether this process's timings run on a steady heap (glibc: :func:`steady_heap` works)."""
+    """Whether :func:`steady_heap` can hold this process's heap steady (glibc, settings not the
+    user's own)."""
     return _glibc() is not None
+
+
+def heap_mode() -> str:
+    """``"steady"`` where :func:`steady_heap` works here, else ``"default"`` (what a latency table
+    records of how its entries were timed)."""
+    return "steady" if heap_is_steady() else "default"
+
+
+def _hold(libc: Any) -> bool:
+    for threshold in HELD_MMAP_THRESHOLDS:
+        if libc.mallopt(M_MMAP_THRESHOLD, threshold):
+            libc.mallopt(M_TRIM_THRESHOLD, _NO_TRIM)
+            return True
+    return False
+
+
+def _let_go(libc: Any) -> None:
+    libc.mallopt(M_MMAP_THRESHOLD, _AFTER_MMAP)
+    libc.mallopt(M_TRIM_THRESHOLD, 2 * _AFTER_MMAP)
+    libc.malloc_trim(0)
 
 
 @contextlib.contextmanager
 def steady_heap() -> Iterator[bool]:
-    """Hold the C heap steady while timing (see the module's text); yields whether it could
-    (``False`` where the C library is not glibc: nothing is changed). Thread-safe; nests."""
+    """Hold the C heap steady while timing (see the module's text); yields whether it does
+    (``False`` where it cannot: nothing is changed). Thread-safe; nests."""
     global _depth
     libc = _glibc()
     if libc is None:
         yield False
         return
     with _lock:
-        _depth += 1
-        if _depth == 1:
-            libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-            libc.mallopt(M_TRIM_THRESHOLD, _NO_TRIM)
+        held = _depth > 0 or _hold(libc)
+        if held:
+            _depth += 1
     try:
-        yield True
+        yield held
     finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                libc.mallopt(M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD)
-                libc.malloc_trim(0)
+        if held:
+            with _lock:
+                _depth -= 1
+                if _depth == 0:
+                    _let_go(libc)
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while a timing held the heap: a fresh lock, and the heap let go."""
+    global _lock, _depth
+    _lock = threading.Lock()
+    if _depth:
+        _depth = 0
+        libc = _glibc()
+        if libc is not None:
+            _let_go(libc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

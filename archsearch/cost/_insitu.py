@@ -30,10 +30,12 @@ import torch
 from torch import nn
 
 from ..core import NormalizedSpec
+from ._heap import steady_heap
 from ._latency import (
     DEFAULT_STATISTIC,
     LatencyResult,
     Timed,
+    _threads,
     statistic_ms,
     time_call,
     time_interleaved,
@@ -76,7 +78,7 @@ def hook_cost_ms(device: str = "cpu", threads: int | None = None) -> float:
         for m in chain:
             m.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
         stretches = []
-        with torch.inference_mode():
+        with _threads(threads), steady_heap(), torch.inference_mode():
             for _ in range(250):
                 marks.clear()
                 chain(x)

@@ -46,6 +46,7 @@ from typing import Any
 import torch
 
 from ..errors import Issue, SpecError
+from ._heap import heap_mode
 from ._latency import DEFAULT_STATISTIC, STATISTICS, check_statistic, device_name
 from ._latency_file import FORMAT, VERSION, read_table_file
 
@@ -148,6 +149,10 @@ class LatencyTable:
     statistic: str = DEFAULT_STATISTIC
     """Which statistic of each timing's runs the entries (pieces, members, reference) hold
     (:data:`~archsearch.cost.STATISTICS`): what the table predicts."""
+    heap: str | None = field(default_factory=heap_mode)
+    """How the C heap was held while the entries were timed: ``"steady"`` (:mod:`._heap`) or
+    ``"default"`` (glibc's defaults, or another C library); ``None`` in a table written before
+    2026-12-01, timed on glibc's defaults (re-fill it: members ranked differently there)."""
 
     def __post_init__(self) -> None:
         check_statistic(self.statistic)
@@ -209,6 +214,7 @@ class LatencyTable:
             "fingerprint": asdict(self.fingerprint),
             "harness": self.harness,
             "statistic": self.statistic,
+            **({"heap": self.heap} if self.heap is not None else {}),
             "pieces": self.pieces,
             "members": self.members,
             "spaces": self.spaces,
@@ -285,6 +291,7 @@ class LatencyTable:
             path=file,
             reference=_reference(data.get("reference")),
             anchors=list(data.get("anchors") or []),
+            heap=data.get("heap"),
         )
 
     @classmethod

@@ -29,6 +29,7 @@ members add no terms they cannot support: :func:`fit_overhead` then leaves the p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,15 +182,17 @@ def _choose(
     (no terms: ``y ~ plain``),
     the one with the fewest columns whose leave-one-out error (mean of ``|guess - y| / y``) is
     within ``tolerance`` of the best, among those whose fit on all rows is ``physical``. Each fit
-    is the least squares of the relative error, ``sum((x @ coef - y) / y) ** 2``.
+    is the least squares of the relative error, ``sum(((x @ coef - y) / y) ** 2)`` (every ``y``
+    must be > 0).
 
-    Why relative: members of a space run several times apart (hybrid_small 0.4-2.6 ms), and plain
-    least squares lets the slowest decide the fit while the error is judged in %. Refitted on the
+    Why relative: members of a space run several times apart (hybrid_small's 100 benchmark
+    members 0.4-2.9 ms, 7.5x), and plain least squares lets the slowest decide the fit while the
+    error is judged in %. Refitted on the
     tables and timings of five full runs of ``benchmarks/latency_model.py`` on the 2-core VM
     (2026-12-01; 100 fresh hybrid_small members each), the 90th percentile of the calibrated
     error went from 9.2, 9.1, 10.0, 8.9 and 11.6 % to 7.7, 8.5, 9.8, 7.7 and 9.1 % (medians
     3.8, 4.1, 2.9, 3.5, 3.1 % -> 3.7, 3.8, 3.9, 3.7, 3.2 %; Kendall's tau is the same); the
-    cvt13_nas fits, whose members are 1.6x apart, hardly moved."""
+    cvt13_nas fits (members 1.3-1.4x apart at 192-224 px) hardly moved."""
     n = len(y)
 
     def fit(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -226,7 +229,8 @@ def fit_correction(rows: Iterable[tuple[Mapping[str, tuple[float, int]], float]]
     features vary): ``scale * sum`` (the plain sum only where no other candidate is left: fewer
     than four rows); ``a + scale * sum``; ``sum over kinds of
     s_kind * ms_kind``; ``scale * sum + sum over kinds of d_kind * count_kind`` with and without
-    ``a``, less those fitting a scale at or below 0. The one with the fewest terms whose
+    ``a``, less those fitting a scale at or below 0 or predicting a member below half its sum.
+    Members measured at 0 ms (or not a number) are left out. The one with the fewest terms whose
     leave-one-out mean relative error is within 5 % of the best is fitted on every row. Without
     rows, everything is 0 (the plain sum).
 
@@ -237,7 +241,8 @@ def fit_correction(rows: Iterable[tuple[Mapping[str, tuple[float, int]], float]]
     than their sums: calibrated median error 5.5 % on 100 fresh members, 4.4 % with the scale
     fitted on the same table offline (``benchmarks/results/latency_model_nonhost_run2.*``).
     """
-    data = list(rows)
+    # a member timed at 0 ms or not at all (a hand-edited or damaged table) says nothing
+    data = [(parts, m) for parts, m in rows if math.isfinite(m) and m > 0]
     n = len(data)
     if n == 0:
         return Overhead(on="non-host members")
@@ -263,6 +268,10 @@ def fit_correction(rows: Iterable[tuple[Mapping[str, tuple[float, int]], float]]
     plain = total if not candidates else None
 
     def physical(terms: tuple[str, ...], coef: np.ndarray) -> bool:
+        # a negative intercept or per-kind term may fit; one that takes a fitted member below half
+        # its pieces' sum (the floor :meth:`LatencyPredictor.predict` keeps) fits noise
+        if (candidates[terms] @ coef < 0.5 * total).any():
+            return False
         if terms == ("kind_scales",):
             return bool((coef > 0).all())
         return "scale" not in terms or float(coef[terms.index("scale")]) > 0

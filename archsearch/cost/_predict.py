@@ -173,11 +173,13 @@ class LatencyPredictor:
         Pieces the table lacks are timed first (and added)."""
         keys = piece_keys(plan)
         try:
-            _, weights, adjusted = self._sums(keys)
+            ms, weights, adjusted = self._sums(keys)
         except KeyError:
             self.measure_missing(plan)
-            _, weights, adjusted = self._sums(keys)
-        total = adjusted + self.overhead(len(keys), weights)
+            ms, weights, adjusted = self._sums(keys)
+        # a fitted intercept or per-kind term may be negative; a member far outside the fitted
+        # range must not be predicted at less than half its pieces' sum (or below 0)
+        total = max(adjusted + self.overhead(len(keys), weights), 0.5 * ms)
         return total if raw else total * self.factor
 
     # ------------------------------------------------------------------ calibration

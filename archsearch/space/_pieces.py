@@ -216,7 +216,7 @@ def fill_table(
     space: SearchSpace,
     predictor: LatencyPredictor,
     *,
-    members: int = 24,
+    members: int = 48,
     samples: int = 100,
     seed: int = 0,
     in_situ: bool = True,
