@@ -43,11 +43,11 @@ The cause was not the clock but the C heap: glibc's dynamic mmap and trim thresh
 timing fault some members' activations in afresh on every run and not others', depending on what
 the process had allocated before (``archsearch/cost/_heap.py``), so members moved against one
 another by up to 10 % between two timings, while the runs of one timing agreed to about 1 %.
-With the harness on a steady heap (every timing since), three full runs on a quiet VM (load
-0.7-2.0) gave at 192 px: retest tau 0.925 and 0.912 at 40 runs in 20 rounds, 0.931 at 80 in 40;
-the prediction 0.918, 0.900 and 0.918 (calibrated median error 0.6-0.8 %, p90 1.4-1.7 %). 80 runs
-are the default since 40 left the prediction at the target's edge once; the run takes ~16 min
-with hybrid_small (~7 min at 40 runs).
+With the harness on a steady heap (every timing since), four full runs on a quiet VM (load
+0.1-2.0) gave at 192 px: retest tau 0.925 and 0.912 at 40 runs in 20 rounds, 0.931 and 0.923 at
+80 in 40; the prediction 0.918, 0.900, 0.918 and 0.907 (calibrated median error 0.5-0.8 %, p90
+1.3-1.7 %). 80 runs are the default since 40 left the prediction at the target's edge once; with
+48 non-host members the whole run takes ~19 min (~7 min at 40 runs and 24 members).
 
 Earlier pilots, before the steady heap (2 threads, 15 rounds of 2 runs, timed twice; load
 average 4-6 from other jobs at nice 19), members' spread and retest tau:
