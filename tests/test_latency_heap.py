@@ -178,3 +178,31 @@ def test_a_table_records_its_heap_and_latency_table_notes_an_older_one(tmp_path:
     assert "note: this table's entries were timed on glibc's default heap (before 2026-12-01)" in words
     assert "fill a new table (--out NEW.json)" in words
     assert LatencyTable.load(tmp_path / "tiny.json", Fingerprint.here("cpu", threads=1)).heap is None
+
+
+_FORK_INSIDE = textwrap.dedent(
+    """
+    import json, os
+    from archsearch.cost import _heap
+
+    with _heap.steady_heap():
+        child = os.fork()
+    if child == 0:  # the child leaves the parent's hold, then holds and lets go on its own
+        left = _heap._depth
+        with _heap.steady_heap():
+            inside = _heap._depth
+        print(json.dumps({"left": left, "inside": inside, "after": _heap._depth}), flush=True)
+        os._exit(0)
+    os.waitpid(child, 0)
+    """
+)
+
+
+def test_a_child_forked_inside_a_hold_counts_its_own_holds_only() -> None:
+    """Leaving the parent's ``with`` in the child must not count down the child's fresh count (it
+    went to -1, and the child's later holds never let the heap go)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_INSIDE], capture_output=True, text=True, timeout=120, check=True
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"left": 0, "inside": 1, "after": 0}, seen

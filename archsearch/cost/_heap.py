@@ -64,6 +64,7 @@ _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TO
 
 _lock = threading.Lock()
 _depth = 0
+_generation = 0  # a forked child's own count starts afresh: holds entered before the fork are not its
 
 
 @cache
@@ -125,10 +126,12 @@ def steady_heap() -> Iterator[bool]:
         held = _depth > 0 or _hold(libc)
         if held:
             _depth += 1
+        generation = _generation
     try:
         yield held
     finally:
-        if held:
+        # a hold entered before this process was forked (in the parent) was dropped at the fork
+        if held and generation == _generation:
             with _lock:
                 _depth -= 1
                 if _depth == 0:
@@ -137,8 +140,9 @@ def steady_heap() -> Iterator[bool]:
 
 def _after_fork_in_child() -> None:
     """A child forked while a timing held the heap: a fresh lock, and the heap let go."""
-    global _lock, _depth
+    global _lock, _depth, _generation
     _lock = threading.Lock()
+    _generation += 1
     if _depth:
         _depth = 0
         libc = _glibc()
