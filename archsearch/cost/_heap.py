@@ -50,7 +50,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-__all__ = ["HELD_MMAP_THRESHOLDS", "heap_is_steady", "heap_mode", "steady_heap"]
+__all__ = ["HELD_MMAP_THRESHOLDS", "heap_is_steady", "heap_left_alone", "heap_mode", "steady_heap"]
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -91,6 +91,23 @@ def heap_is_steady() -> bool:
     """Whether :func:`steady_heap` can hold this process's heap steady (glibc, settings not the
     user's own)."""
     return _glibc() is not None
+
+
+def heap_left_alone() -> str | None:
+    """Why :func:`steady_heap` changes nothing in this process (words for a message, e.g.
+    ``"MALLOC_TRIM_THRESHOLD_ is set"``), or ``None`` where it holds the heap steady."""
+    if _glibc() is not None:
+        return None
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return "the C library is not glibc"
+    users = [name for name in _USER_SETTINGS if name in os.environ]
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        users.append("GLIBC_TUNABLES (glibc.malloc)")
+    if users:
+        return (
+            f"{', '.join(users)} {'is' if len(users) == 1 else 'are'} set: your allocator settings are kept"
+        )
+    return "glibc's mallopt or malloc_trim is not available"
 
 
 def heap_mode() -> str:
