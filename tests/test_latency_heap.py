@@ -178,3 +178,80 @@ def test_a_table_records_its_heap_and_latency_table_notes_an_older_one(tmp_path:
     assert "note: this table's entries were timed on glibc's default heap (before 2026-12-01)" in words
     assert "fill a new table (--out NEW.json)" in words
     assert LatencyTable.load(tmp_path / "tiny.json", Fingerprint.here("cpu", threads=1)).heap is None
+
+
+_FORK_INSIDE = textwrap.dedent(
+    """
+    import json, os
+    from archsearch.cost import _heap
+
+    with _heap.steady_heap():
+        child = os.fork()
+    if child == 0:  # the child leaves the parent's hold, then holds and lets go on its own
+        left = _heap._depth
+        with _heap.steady_heap():
+            inside = _heap._depth
+        print(json.dumps({"left": left, "inside": inside, "after": _heap._depth}), flush=True)
+        os._exit(0)
+    os.waitpid(child, 0)
+    """
+)
+
+
+def test_a_child_forked_inside_a_hold_counts_its_own_holds_only() -> None:
+    """Leaving the parent's ``with`` in the child must not count down the child's fresh count (it
+    went to -1, and the child's later holds never let the heap go)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_INSIDE], capture_output=True, text=True, timeout=120, check=True
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"left": 0, "inside": 1, "after": 0}, seen
+
+
+_UNDER_USERS_SETTINGS = textwrap.dedent(
+    """
+    import sys
+    from archsearch.cli import app
+    sys.argv = ["archsearch", *sys.argv[1:]]
+    app()
+    """
+)
+
+
+def test_latency_table_says_when_it_leaves_the_users_heap_settings_alone(tmp_path: Path) -> None:
+    """Under MALLOC_TRIM_THRESHOLD_ the heap is not held (the user's setting wins): the table
+    records ``default`` and latency-table says why its timings are not on a steady heap."""
+    import os
+
+    space = write_file(tmp_path, yaml.safe_dump(tiny_space(dims=(8, 16), depth=1)), "space.yaml")
+    command = ["latency-table", str(space), "--out", str(tmp_path / "tiny.json"), "--threads", "1"]
+    command += ["--members", "0", "--runs", "4", "--rounds", "1", "--warmup", "1"]
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "131072", "COLUMNS": "200"}
+    run = [sys.executable, "-c", _UNDER_USERS_SETTINGS, *command]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    words = " ".join(done.stderr.split())
+    assert "not held steady (MALLOC_TRIM_THRESHOLD_ is set: your allocator settings are kept" in words
+    assert json.loads((tmp_path / "tiny.json").read_text())["heap"] == "default"
+    as_json = subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=300, env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["heap"] == "default"
+
+
+def test_an_empty_table_without_a_heap_takes_the_heap_its_entries_are_timed_on(tmp_path: Path) -> None:
+    """A table file with no entries and no ``heap`` (written before 2026-12-01, stopped before its
+    first piece) is filled on a steady heap now: it must not keep saying "default heap"."""
+    from typer.testing import CliRunner
+
+    from archsearch.cli import app
+    from archsearch.cost import Fingerprint, LatencyTable
+
+    data = LatencyTable(Fingerprint.here("cpu", threads=1)).to_dict()
+    del data["heap"]
+    (tmp_path / "tiny.json").write_text(json.dumps(data))
+    space = write_file(tmp_path, yaml.safe_dump(tiny_space(dims=(8, 16), depth=1)), "space.yaml")
+    command = ["latency-table", str(space), "--out", str(tmp_path / "tiny.json"), "--threads", "1"]
+    command += ["--members", "0", "--runs", "4", "--rounds", "1", "--warmup", "1"]
+    done = CliRunner().invoke(app, command)
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "tiny.json").read_text())["heap"] == "steady"

@@ -133,6 +133,19 @@ def test_the_fit_uses_the_non_host_members_not_the_hosts() -> None:
     assert predictor.pieces_ms(plan) == pytest.approx(len(piece_keys(plan)))  # the raw sum
 
 
+def test_a_member_without_pieces_is_left_out_of_the_fit(tmp_path: Path) -> None:
+    """A table whose non-host member lost its ``pieces`` (a file allows it) crashed the fit with
+    a KeyError; one with ``pieces: []`` was fitted as a member whose sum is 0."""
+    table, plan = _table()
+    _members(table, plan, MIN_NON_HOSTS + 2, 1.25, host=False)
+    table.members[0].pop("pieces")
+    table.members[1]["pieces"] = []
+    table.save(tmp_path / "t.json")
+    fit = LatencyPredictor(LatencyTable.load(tmp_path / "t.json")).overhead
+    assert fit.on == "non-host members" and fit.members == MIN_NON_HOSTS
+    assert fit.scale == pytest.approx(1.25)
+
+
 def test_an_old_table_without_host_flags_loads_fits_and_calibrates(
     fake: Machine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -229,6 +229,15 @@ def _set(where: str, key: str, value: Any) -> Any:
             r"\(got 'medain'\); "
             r"allowed: median, min, p10, p25, fastest_quarter, mean",
         ),
+        # a heap the harness never records (it loaded, and resuming noted "timed on a 5 heap")
+        (
+            _set("top", "heap", 5),
+            r"damaged.json:\d+: heap: not an allowed value \(got 5\); allowed: steady, default",
+        ),
+        (
+            _set("top", "heap", "weird"),
+            r"heap: not an allowed value \(got 'weird'\); allowed: steady, default",
+        ),
         (
             _set("anchors", "ms", 0),
             r"damaged.json:\d+: anchors\[0\].ms: must be greater than 0 \(got 0\); "

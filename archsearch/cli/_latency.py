@@ -110,7 +110,7 @@ def latency_table(
     machine's speed now by their median ratio (a search does it at its start; --calibrate shows it
     now)."""
 
-    from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable, heap_mode
+    from ..cost import STATISTICS, Fingerprint, LatencyPredictor, LatencyTable, heap_left_alone, heap_mode
     from ..space import fill_table, load_space
 
     refuse_device(device)
@@ -130,6 +130,7 @@ def latency_table(
         refuse_output("--out" if out_file is not None else "the table's cache file", table.path)
     if not table.pieces:
         table.harness = {"warmup": warmup, "runs": runs, "rounds": rounds}
+        table.heap = heap_mode()  # what its entries will be timed on (an empty older file had none)
     predictor = LatencyPredictor(table)
     if not as_json:
         err.print(
@@ -145,6 +146,12 @@ def latency_table(
                 f"[yellow]note:[/] this table's entries were timed {escape(then)}, and timings now run on a "
                 f"{heap_mode()} heap (README, 'A steady heap'): what this run adds will not match them; "
                 "fill a new table (--out NEW.json) for predictions that rank members as measured",
+                highlight=False,
+            )
+        if (why := heap_left_alone()) is not None:
+            err.print(
+                f"[yellow]note:[/] timing on the C heap as it is, not held steady ({escape(why)}; README, "
+                "'A steady heap'): a member's time may vary with what ran before it",
                 highlight=False,
             )
     bar = Progress(
@@ -196,6 +203,7 @@ def latency_table(
     summary = {
         "table": str(table.path),
         "fingerprint": fingerprint.describe(),
+        "heap": table.heap,
         **counts,
         "table_pieces": len(table),
         "overhead": o.as_dict(),

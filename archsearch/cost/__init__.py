@@ -2,7 +2,7 @@
 from per-device piece tables) and memory."""
 
 from ._analytic import Breakdown, Cost, CostReport, analytic_costs
-from ._heap import heap_is_steady, heap_mode, steady_heap
+from ._heap import heap_is_steady, heap_left_alone, heap_mode, steady_heap
 from ._insitu import InSitu, hook_cost_ms, time_in_situ, time_in_situ_many
 from ._latency import (
     DEFAULT_STATISTIC,
@@ -66,6 +66,7 @@ __all__ = [
     "fit_correction",
     "fit_overhead",
     "heap_is_steady",
+    "heap_left_alone",
     "heap_mode",
     "hook_cost_ms",
     "measure_latency",

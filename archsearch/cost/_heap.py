@@ -50,7 +50,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-__all__ = ["HELD_MMAP_THRESHOLDS", "heap_is_steady", "heap_mode", "steady_heap"]
+__all__ = ["HELD_MMAP_THRESHOLDS", "heap_is_steady", "heap_left_alone", "heap_mode", "steady_heap"]
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -64,6 +64,7 @@ _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TO
 
 _lock = threading.Lock()
 _depth = 0
+_generation = 0  # a forked child's own count starts afresh: holds entered before the fork are not its
 
 
 @cache
@@ -90,6 +91,23 @@ def heap_is_steady() -> bool:
     """Whether :func:`steady_heap` can hold this process's heap steady (glibc, settings not the
     user's own)."""
     return _glibc() is not None
+
+
+def heap_left_alone() -> str | None:
+    """Why :func:`steady_heap` changes nothing in this process (words for a message, e.g.
+    ``"MALLOC_TRIM_THRESHOLD_ is set"``), or ``None`` where it holds the heap steady."""
+    if _glibc() is not None:
+        return None
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return "the C library is not glibc"
+    users = [name for name in _USER_SETTINGS if name in os.environ]
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        users.append("GLIBC_TUNABLES (glibc.malloc)")
+    if users:
+        return (
+            f"{', '.join(users)} {'is' if len(users) == 1 else 'are'} set: your allocator settings are kept"
+        )
+    return "glibc's mallopt or malloc_trim is not available"
 
 
 def heap_mode() -> str:
@@ -125,10 +143,12 @@ def steady_heap() -> Iterator[bool]:
         held = _depth > 0 or _hold(libc)
         if held:
             _depth += 1
+        generation = _generation
     try:
         yield held
     finally:
-        if held:
+        # a hold entered before this process was forked (in the parent) was dropped at the fork
+        if held and generation == _generation:
             with _lock:
                 _depth -= 1
                 if _depth == 0:
@@ -137,8 +157,9 @@ def steady_heap() -> Iterator[bool]:
 
 def _after_fork_in_child() -> None:
     """A child forked while a timing held the heap: a fresh lock, and the heap let go."""
-    global _lock, _depth
+    global _lock, _depth, _generation
     _lock = threading.Lock()
+    _generation += 1
     if _depth:
         _depth = 0
         libc = _glibc()

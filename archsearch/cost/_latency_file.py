@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -112,6 +112,9 @@ class TableFile(BaseModel):
     statistic: Statistic = "median"
     """The statistic of the runs every entry holds (:data:`~._latency.STATISTICS`; a table
     written before the choice existed has none and holds medians)."""
+    heap: Literal["steady", "default"] | None = None
+    """How the C heap was held while the entries were timed (:func:`~._heap.heap_mode`; absent
+    in tables written before 2026-12-01)."""
     pieces: dict[str, PieceEntry] | None = None
     """Piece key -> its timing."""
     members: list[MemberEntry] | None = None
@@ -131,7 +134,7 @@ def read_table_file(file: Path) -> dict[str, Any]:
             syntax error), a file that is not a latency table or of another format version, and
             each entry of the wrong type or out of range (``pieces`` that is not a mapping, a
             piece's ``ms`` that is missing, not a number, NaN or negative, ``members`` that is not
-            a list, an unknown ``statistic``, an anchor without a mapping ``spec``, a string
+            a list, an unknown ``statistic`` or ``heap``, an anchor without a mapping ``spec``, a string
             ``hash`` or a finite ``ms`` above 0...), with what is allowed.
     """
     name = str(file)

@@ -127,7 +127,8 @@ class LatencyPredictor:
         :func:`~._overhead.fit_overhead` on all its members (a table written before non-host
         members were kept, or filled with ``--members 0``)."""
         pieces = self.table.pieces
-        usable = [m for m in self.table.members if all(k in pieces for k in m.get("pieces") or [])]
+        # a member without pieces (a hand-edited or damaged table) has no sum to correct
+        usable = [m for m in self.table.members if m.get("pieces") and all(k in pieces for k in m["pieces"])]
         checks = [m for m in usable if m.get("host") is False]
         if len(checks) >= MIN_NON_HOSTS:
             rows = []
