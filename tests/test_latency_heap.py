@@ -255,3 +255,23 @@ def test_an_empty_table_without_a_heap_takes_the_heap_its_entries_are_timed_on(t
     done = CliRunner().invoke(app, command)
     assert done.exit_code == 0, done.output
     assert json.loads((tmp_path / "tiny.json").read_text())["heap"] == "steady"
+
+
+def test_the_heap_benchmark_compares_both_heaps(tmp_path: Path) -> None:
+    """benchmarks/latency_heap.py --quick: each heap in its own process, each later timing against
+    the first; the default one really runs without the hold (its label says so)."""
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "heap.json"
+    command = [sys.executable, str(root / "benchmarks" / "latency_heap.py"), "--quick", "--threads", "1"]
+    done = subprocess.run(
+        [*command, "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=root
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["steady"]["heap"] == "steady" and data["default"]["heap"] == "default"
+    for heap in ("steady", "default"):
+        r = data[heap]
+        assert len(r["timings_ms"]) == 2 and len(r["timings_ms"][0]) == 4
+        assert len(r["against_first"]) == 1 and -1 <= r["against_first"][0]["kendall_tau"] <= 1
+        assert all(v >= 0 for v in r["fit_residual_pct"])
+    assert "tau vs first" in done.stdout
