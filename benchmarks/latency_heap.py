@@ -14,9 +14,15 @@ times on MACs and parameters (the members' own noise: what no prediction from th
 can explain). Writes benchmarks/results/latency_heap.json (``--out``). Time it on a quiet machine.
 
 On the 2-core Intel Xeon VM (2026-12-01, cvt13_nas at 192 px, 24 members, 20 runs in 10 rounds,
-nothing else running; numbers from the scripts this one was made from): default heap, tau 0.88
+nothing else running), first with the scripts this one was made from: default heap, tau 0.88
 and 0.75 against the first timing, members 0.95-1.04x and 0.98-1.12x, fit residuals 1.8 %, 1.9 %,
 0.2 %; steady heap, tau 0.94 and 0.94, 0.999-1.024x and 0.988-1.012x, residuals 0.5 %, 0.5 %, 0.4 %.
+With this script (load 0.4 -> 1.9; benchmarks/results/latency_heap.json): default tau 0.819 and
+0.891, members 1.010-1.092x and 1.012-1.059x, residuals 0.79 %, 1.33 %, 0.46 %; steady tau 0.891
+and 0.891, 0.987-1.027x and 0.990-1.035x, residuals 0.35 %, 0.68 %, 0.86 %. The default heap does
+not always go wrong (it depends on where blocks landed), and the steady one narrows the members'
+spread from one timing to the next rather than removing it; the full benchmark's retest at 192 px
+went from tau 0.773 (default heap, the same day) to 0.912-0.931 (four runs, steady heap).
 """
 
 from __future__ import annotations
