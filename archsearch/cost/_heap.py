@@ -67,15 +67,23 @@ _depth = 0
 _generation = 0  # a forked child's own count starts afresh: holds entered before the fork are not its
 
 
+def _on_glibc() -> bool:
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
+def _users_settings() -> list[str]:
+    """The user's own settings of glibc's allocator found in the environment (names)."""
+    found = [name for name in _USER_SETTINGS if name in os.environ]
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        found.append("GLIBC_TUNABLES (glibc.malloc)")
+    return found
+
+
 @cache
 def _glibc() -> Any | None:
     """The C library, where it is glibc with ``mallopt`` and ``malloc_trim`` and the user left its
     allocator settings alone; else ``None``."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    if any(name in os.environ for name in _USER_SETTINGS) or "glibc.malloc." in os.environ.get(
-        "GLIBC_TUNABLES", ""
-    ):
+    if not _on_glibc() or _users_settings():
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -98,12 +106,9 @@ def heap_left_alone() -> str | None:
     ``"MALLOC_TRIM_THRESHOLD_ is set"``), or ``None`` where it holds the heap steady."""
     if _glibc() is not None:
         return None
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not _on_glibc():
         return "the C library is not glibc"
-    users = [name for name in _USER_SETTINGS if name in os.environ]
-    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
-        users.append("GLIBC_TUNABLES (glibc.malloc)")
-    if users:
+    if users := _users_settings():
         return (
             f"{', '.join(users)} {'is' if len(users) == 1 else 'are'} set: your allocator settings are kept"
         )

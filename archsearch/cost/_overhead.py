@@ -36,9 +36,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_NON_HOSTS", "Overhead", "fit_correction", "fit_overhead", "piece_kind"]
+__all__ = ["FLOOR_OF_SUM", "MIN_NON_HOSTS", "Overhead", "fit_correction", "fit_overhead", "piece_kind"]
 
 MIN_NON_HOSTS = 6
+FLOOR_OF_SUM = 0.5
+"""No prediction is below this share of its pieces' plain sum: a fit that would take a fitted
+member below it is refused (:func:`fit_correction`), and :meth:`LatencyPredictor.predict` keeps
+every prediction above it (a negative intercept or per-kind term must not predict a small member
+far outside the fitted range at 0 ms or less)."""
 """Non-host members a table needs before its overhead is fitted on them alone
 (:func:`fit_correction`); with fewer, :func:`fit_overhead` on all its members."""
 
@@ -270,7 +275,7 @@ def fit_correction(rows: Iterable[tuple[Mapping[str, tuple[float, int]], float]]
     def physical(terms: tuple[str, ...], coef: np.ndarray) -> bool:
         # a negative intercept or per-kind term may fit; one that takes a fitted member below half
         # its pieces' sum (the floor :meth:`LatencyPredictor.predict` keeps) fits noise
-        if (candidates[terms] @ coef < 0.5 * total).any():
+        if (candidates[terms] @ coef < FLOOR_OF_SUM * total).any():
             return False
         if terms == ("kind_scales",):
             return bool((coef > 0).all())

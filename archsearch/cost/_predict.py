@@ -48,7 +48,7 @@ from ._latency_anchors import (
 )
 from ._latency_reference import REFERENCE, Calibration, reference_entry, reference_item
 from ._latency_table import Fingerprint, LatencyTable
-from ._overhead import MIN_NON_HOSTS, Overhead, fit_correction, fit_overhead, piece_kind
+from ._overhead import FLOOR_OF_SUM, MIN_NON_HOSTS, Overhead, fit_correction, fit_overhead, piece_kind
 from ._pieces import Piece, PieceTiming, measure_piece, piece_keys, plan_pieces
 
 __all__ = ["LatencyPredictor"]
@@ -180,7 +180,7 @@ class LatencyPredictor:
             ms, weights, adjusted = self._sums(keys)
         # a fitted intercept or per-kind term may be negative; a member far outside the fitted
         # range must not be predicted at less than half its pieces' sum (or below 0)
-        total = max(adjusted + self.overhead(len(keys), weights), 0.5 * ms)
+        total = max(adjusted + self.overhead(len(keys), weights), FLOOR_OF_SUM * ms)
         return total if raw else total * self.factor
 
     # ------------------------------------------------------------------ calibration
